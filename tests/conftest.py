@@ -1,0 +1,52 @@
+"""Shared fixtures. Data from ../shared is optional: tests that need it skip cleanly when it is absent."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CARBON_PIPE_SHARED", REPO.parent / "shared"))
+MNIST_RAW = SHARED / "data" / "mnist" / "MNIST" / "raw"
+CARBON_DATA = SHARED / "data" / "carbon"
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+def default_params() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def tiny_params(**sections) -> dict:
+    """The default params on a tiny subset: one epoch, seconds not minutes."""
+    params = default_params()
+    params["data"].update(train_limit=512, test_limit=256)
+    params["train"].update(epochs=1)
+    params["energy"].update(measure_power_secs=1)
+    for name, values in sections.items():
+        params[name].update(values)
+    return params
+
+
+def write_params(folder: Path, params: dict) -> Path:
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def mnist_mirror() -> Path:
+    if not MNIST_RAW.is_dir():
+        pytest.skip(f"MNIST mirror not found at {MNIST_RAW}")
+    return MNIST_RAW
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Path:
+    """A scratch project folder as the working directory, with the venv's tools first on PATH."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
+    return tmp_path

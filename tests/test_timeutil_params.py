@@ -1,0 +1,84 @@
+import subprocess
+import sys
+
+import pytest
+
+from carbon_pipe.errors import ParamsError
+from carbon_pipe.params import load_params, parse_params
+from carbon_pipe.timeutil import format_duration, iso, parse_duration, parse_instant
+
+from .conftest import REPO, default_params, write_params
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("90s", 90), ("30min", 1800), ("4h", 14400), ("1h30min", 5400), ("2.5h", 9000), ("1d", 86400), (120, 120), ("45", 45)],
+)
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["abc", "4 hours", "h", "-3h", "1h30", ""])
+def test_parse_duration_rejects(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_instants_need_a_zone_and_round_trip():
+    moment = parse_instant("2025-01-15T18:00:00+01:00")
+    assert iso(moment) == "2025-01-15T17:00:00.000000Z"
+    assert parse_instant(iso(moment + 0.25)) == moment + 0.25
+    with pytest.raises(ValueError, match="no time zone"):
+        parse_instant("2025-01-15T18:00:00")
+    assert format_duration(9 * 3600 + 30 * 60) == "9h30min"
+
+
+def test_committed_params_are_valid():
+    params = load_params(REPO / "params.yaml")
+    assert params.baseline.effective_batch_size == params.optimized.effective_batch_size == 64
+    assert params.optimized.gradient_accumulation_steps == 4 and params.optimized.mixed_precision
+    assert params.scheduler.clock == "simulated" and params.train.epochs == 3
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda p: p["scheduler"].update(max_wait="soon"), "scheduler.max_wait: invalid duration 'soon'"),
+        (lambda p: p["optimized"].update(gradient_accumulation_steps=0), "optimized.gradient_accumulation_steps"),
+        (lambda p: p.update(schedular=p.pop("scheduler")), "did you mean scheduler?"),
+        (lambda p: p["carbon"].update(timezone="Mars/Olympus"), "carbon.timezone: unknown time zone"),
+        (lambda p: p["scheduler"].update(now="2025-01-15T18:00:00"), "scheduler.now: time"),
+        (lambda p: p["scheduler"].update(rule="greedy"), "scheduler.rule"),
+        (lambda p: p["baseline"].update(batch_size="big"), "baseline.batch_size"),
+        (lambda p: p["scheduler"].update(now=None), "scheduler.now: required"),
+    ],
+)
+def test_bad_params_name_the_key(edit, message):
+    raw = default_params()
+    edit(raw)
+    with pytest.raises(ParamsError) as caught:
+        parse_params(raw)
+    assert message in str(caught.value)
+    assert all(line.startswith("params.yaml: ") for line in str(caught.value).splitlines())
+
+
+def test_cli_bad_params_exit_2_with_one_line_and_writes_nothing(tmp_path):
+    raw = default_params()
+    raw["scheduler"]["threshold"] = -5
+    write_params(tmp_path, raw)
+    before = set(tmp_path.rglob("*"))
+    result = subprocess.run(
+        [sys.executable, "-m", "carbon_pipe.cli", "wait-for-window", "--params", "params.yaml"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "carbon-pipe: error: params.yaml: scheduler.threshold: Input should be greater than or equal to 0"
+    ]
+    assert set(tmp_path.rglob("*")) == before
+
+
+def test_invalid_yaml_reports_the_line(tmp_path):
+    (tmp_path / "params.yaml").write_text("seed: 1\ndata: [unclosed\n")
+    with pytest.raises(ParamsError, match=r"invalid YAML at line \d+"):
+        load_params(tmp_path / "params.yaml")
