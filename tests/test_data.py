@@ -24,12 +24,13 @@ def test_fetch_from_mirror_writes_uint8_subset(workspace, mnist_mirror, monkeypa
     write_params(workspace, params)
     result = fetch(workspace, mnist_mirror, monkeypatch)
     assert result.returncode == 0, result.stderr
-    tensors = torch.load(workspace / "stages/fetch-data/mnist.pt", weights_only=True)
-    assert tensors["train_images"].shape == (300, 28, 28) and tensors["train_images"].dtype == torch.uint8
+    tensors = torch.load(workspace / "stages/fetch-data/dataset.pt", weights_only=True)
+    assert tensors["train_images"].shape == (300, 1, 28, 28) and tensors["train_images"].dtype == torch.uint8
+    assert tensors["dataset"] == "mnist" and len(tensors["classes"]) == 10 and tensors["mean"].shape == (1,)
     assert tensors["test_labels"].shape == (100,)
     manifest = json.loads((workspace / "stages/fetch-data/manifest.json").read_text())
     assert manifest["train_samples"] == 300 and "mirror" in manifest["origin"]
-    assert not list((workspace / "stages/fetch-data").glob(".mnist-*"))  # the unpack folder is gone
+    assert not list((workspace / "stages/fetch-data").glob(".download-*"))  # the unpack folder is gone
 
 
 def test_corrupt_mirror_file_is_one_line_and_writes_nothing(workspace, mnist_mirror, monkeypatch, tmp_path_factory):
@@ -42,7 +43,7 @@ def test_corrupt_mirror_file_is_one_line_and_writes_nothing(workspace, mnist_mir
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "t10k-labels-idx1-ubyte.gz: md5" in lines[0] and "does not match" in lines[0]
-    assert not (workspace / "stages/fetch-data/mnist.pt").exists()
+    assert not (workspace / "stages/fetch-data/dataset.pt").exists()
 
 
 def test_missing_mirror_folder_names_the_variable(workspace, monkeypatch):
