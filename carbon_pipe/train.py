@@ -330,6 +330,8 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
                             step,
                             signals[0] if signals else None,
                         )
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)  # count the queued GPU work in this epoch's time
                 epoch_seconds += time.time() - part_start
                 eval_start = time.time()
                 test_loss, accuracy = evaluate(model, test_data, params.train.eval_batch_size, job)

@@ -93,3 +93,18 @@ def test_compare_splits_savings_into_schedule_and_configuration(prepared, worksp
     assert baseline["scheduler_metrics"]["start"] == "2025-01-15T18:00:00.000000Z"
     report = (workspace / "stages/compare/report.md").read_text()
     assert "schedule effect" in report and "simulated" in report
+
+
+@pytest.mark.slow  # torch.compile builds C++ kernels on the CPU: half a minute
+def test_compile_and_channels_last_train_and_are_recorded(prepared, workspace):
+    params = prepared.model_copy(
+        update={
+            "baseline": prepared.baseline.model_copy(update={"compile": True, "channels_last": True}),
+            "model": prepared.model.model_copy(update={"kwargs": {"width": 4, "hidden": 16}}),
+        }
+    )
+    summary = run_training(params, "baseline")
+    assert summary["compile"] and summary["channels_last"]
+    state = torch.load(workspace / "stages/train-baseline/model.pt", weights_only=True)
+    assert not any(key.startswith("_orig_mod") for key in state)  # the plain module's weights, loadable without compile
+    assert summary["training_metrics"]["final_accuracy"] > 20
