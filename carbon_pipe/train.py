@@ -414,11 +414,14 @@ class SamplesPerSecond(ProgressColumn):
 
 
 def progress_bar(enabled: bool) -> Progress:
-    """A live bar on a terminal; elsewhere (dvc repro's log, tests) rich prints only its final state."""
+    """A live bar on a terminal; elsewhere (dvc repro's log, tests) only its final state, and no refresh thread."""
     columns = (
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), SamplesPerSecond(), TimeRemainingColumn()
     )
-    return Progress(*columns, console=Console(stderr=True), disable=not enabled)
+    console = Console(stderr=True)
+    return Progress(
+        *columns, console=console, disable=not enabled, auto_refresh=console.is_terminal, refresh_per_second=4
+    )
 
 
 def peak_memory(device: torch.device, rss_before_training_mb: float) -> dict:
