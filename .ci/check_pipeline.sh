@@ -5,7 +5,8 @@
 #  2. `dvc repro --force` twice: model bytes and training metrics must match the first run (.ci/reproducible.py);
 #  3. `dvc exp run -S optimized.gradient_accumulation_steps=8` must rerun only train-optimized and compare;
 #     its `dvc metrics diff --md` and `dvc exp show --md` are printed;
-#  4. `dvc metrics diff --md` of the checkout's committed metrics against $CI_BASE_REV (default: main).
+#  4. `dvc metrics diff --md` of the checkout's committed metrics against $CI_BASE_REV (default: main, or
+#     origin/main in a clone of another branch).
 # Markdown goes to stdout and, when $CI_SUMMARY names a file (GitHub's job summary), to that file too.
 # Needs python, dvc and carbon-pipe on PATH; MNIST from $CARBON_PIPE_DATA_MIRROR, else ../shared's copy when
 # there is one, else torchvision's download. $CI_WORKDIR keeps the temporary project there (for upload).
@@ -68,6 +69,7 @@ status_is_clean || { dvc status; fail "dvc status is not clean after the forced 
 pass "\`dvc status\`: clean after the forced runs"
 verdict="$(python "$repo/.ci/reproducible.py" compare "$work"/run{1,2,3}.json)" || { say "$verdict"; fail "the runs differ"; }
 pass "$verdict"
+git add -A && git commit -qm "forced runs"  # so the experiment's diff shows what it changed, not the baseline's timing noise
 
 started=$SECONDS
 dvc exp run -S optimized.gradient_accumulation_steps=8 > "$work/exp.log" 2>&1 \
@@ -88,13 +90,14 @@ dvc exp show --md --no-pager "${show[@]}" | tee -a "$summary"
 
 cd "$repo"
 base="${CI_BASE_REV:-main}"
+git rev-parse --verify -q "$base^{commit}" > /dev/null || base="origin/$base"  # a clone of another branch
 say ""
 if git rev-parse --verify -q "$base^{commit}" > /dev/null; then
     say "### Committed metrics of this checkout against $base: \`dvc metrics diff $base --md\`"
     say ""
     dvc metrics diff "$base" --md | tee -a "$summary"
 else
-    say "No revision '$base' here: no metrics diff against a base."
+    say "No revision ${CI_BASE_REV:-main} here: no metrics diff against a base."
 fi
 say ""
 say "pipeline: $passed passed, 0 failed"
