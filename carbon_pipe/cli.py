@@ -32,6 +32,9 @@ def _run(action: Callable[[], Result]) -> Result:
         for line in str(exc).splitlines() or [exc.__class__.__name__]:
             print(f"carbon-pipe: error: {line}", file=sys.stderr)
         raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        print("carbon-pipe: interrupted", file=sys.stderr)
+        raise typer.Exit(130) from None
 
 
 def _load(path: Path):
@@ -54,17 +57,80 @@ def fetch_data(params: Path = ParamsOption) -> None:
     _say(f"fetch-data: {manifest['train_samples']} train / {manifest['test_samples']} test images ({manifest['origin']})")
 
 
+SourceOption = typer.Option(None, "--source", help="Use these sources instead of carbon.sources (comma-separated chain, e.g. uk,mock).")
+RegionOption = typer.Option(None, "--region", help="Region of the first source (uk: national, 1-17 or an outcode; electricitymaps: zone; watttime: region).")
+BaseUrlOption = typer.Option(None, "--base-url", help="Base URL of the first source (a mirror, proxy or test server).")
+JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of text.")
+
+
+def _load_with(path: Path, **overrides: Optional[str]):
+    from .params import with_overrides
+
+    config = _load(path)
+    return _run(lambda: with_overrides(config, **overrides))
+
+
+def _print_json(data: dict) -> None:
+    import json
+
+    print(json.dumps(data, indent=2))
+
+
+@app.command("intensity")
+def intensity(
+    params: Path = ParamsOption,
+    as_json: bool = JsonOption,
+    source: Optional[str] = SourceOption,
+    region: Optional[str] = RegionOption,
+    base_url: Optional[str] = BaseUrlOption,
+) -> None:
+    """Show the carbon intensity now and the forecast from the configured sources (with fallback)."""
+    from . import outlook, schedule
+
+    config = _load_with(params, sources=source, region=region, base_url=base_url)
+    report = _run(lambda: outlook.intensity_report(config, schedule.make_clock(config).now()))
+    _print_json(report) if as_json else print(outlook.render_intensity(report))
+
+
+@app.command("plan")
+def plan(
+    params: Path = ParamsOption,
+    as_json: bool = JsonOption,
+    source: Optional[str] = SourceOption,
+    region: Optional[str] = RegionOption,
+    base_url: Optional[str] = BaseUrlOption,
+    duration: Optional[str] = typer.Option(None, "--duration", help="Job length instead of scheduler.expected_duration (e.g. 4h, or auto)."),
+    slack: Optional[str] = typer.Option(None, "--slack", help="Longest wait instead of scheduler.max_wait (e.g. 12h)."),
+) -> None:
+    """Plan the job's low-carbon window now, with the planner wait-for-window uses; waits for nothing, writes nothing."""
+    from . import outlook, schedule
+    from .duration import expected_duration
+
+    config = _load_with(params, sources=source, region=region, base_url=base_url, duration=duration, slack=slack)
+
+    def make_plan() -> dict:
+        estimate = expected_duration(config)
+        now = schedule.make_clock(config).now()
+        ahead = outlook.look_ahead(config, now, now, estimate.seconds)
+        return outlook.plan_report(ahead, estimate.source, estimate.basis)
+
+    report = _run(make_plan)
+    _print_json(report) if as_json else print(outlook.render_plan(report))
+
+
 @app.command("wait-for-window")
 def wait_for_window(params: Path = ParamsOption) -> None:
-    """Plan the low-carbon start window; wait for it on the real clock, record it on the simulated one."""
+    """Plan the low-carbon window; wait for it on the real clock (re-planning as forecasts update), record it on the simulated one."""
     from . import schedule
 
     config = _load(params)
     decision = _run(lambda: schedule.run_stage(config, _say))
+    fell_back = "".join(f"; fell back: {failure['error']}" for failure in decision["source_failures"])
     _say(
-        f"wait-for-window: {decision['rule']} rule, {decision['clock']} clock: start {decision['start']} "
-        f"after {decision['wait_seconds'] / 3600:.2f} h at {decision['expected_mean_intensity_g_per_kwh']:.1f} g/kWh "
-        f"(now {decision['now_mean_intensity_g_per_kwh']:.1f}; {decision['expected_saving_vs_now_pct']:.1f} % lower)"
+        f"wait-for-window: {decision['source']} {decision['region']}, {decision['mode']} {decision['rule']}, "
+        f"{decision['clock']} clock: start {decision['start']} after {decision['wait_seconds'] / 3600:.2f} h "
+        f"in {len(decision['chunks'])} chunk(s) at {decision['expected_mean_intensity_g_per_kwh']:.1f} g/kWh "
+        f"(now {decision['now_mean_intensity_g_per_kwh']:.1f}; {decision['expected_saving_vs_now_pct']:.1f} % lower){fell_back}"
     )
 
 
