@@ -15,16 +15,16 @@ Semantics (the README's "Backtest" section says the same for users):
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from math import gcd
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import nowcast
 from .errors import UsageError
 from .series import IntensitySeries
-from . import nowcast
 from .timeutil import format_duration, iso
 
 if TYPE_CHECKING:  # traces imports pandas; the maths here needs only the arrays
@@ -108,13 +108,12 @@ def make_jobs(grid: Grid, duration: float, slack: float, every: float, not_befor
 # --- What a policy knows -------------------------------------------------------------------------------------
 
 
-class Forecasts:
-    """forecast(rows, horizon)[r, h]: the latest forecast, as known at point rows[r], of point rows[r] + h (NaN: none)."""
-
+class Forecasts(ABC):
     label: str
 
+    @abstractmethod
     def forecast(self, rows: np.ndarray, horizon: int) -> np.ndarray:
-        raise NotImplementedError
+        """[r, h]: the latest forecast issued by the time of point rows[r], for point rows[r] + h (NaN: none)."""
 
 
 class SyntheticForecasts(Forecasts):
@@ -150,7 +149,7 @@ class IssuedForecasts(Forecasts):
         off_grid = np.abs(first_index - np.round(first_index)) > 1e-6
         if off_grid.any():
             row = int(off_grid.nonzero()[0][0])
-            raise UsageError(f"{origin}: target time {vintages.target[row]:.0f} is not on the trace's {format_duration(grid.step)} grid")
+            raise UsageError(f"{origin}: target time {iso(vintages.target[row])} is not on the trace's {format_duration(grid.step)} grid")
         issues, vintage = np.unique(vintages.issued, return_inverse=True)
         # one (vintage, grid point, value) per covered point
         points = np.round(first_index).astype(np.int64)[:, None] + np.arange(per_value)
@@ -291,37 +290,45 @@ def interruptible_costs(grid: Grid, jobs: Jobs, believed: np.ndarray, min_chunk:
 def _chunked_minimum(believed: np.ndarray, actual: np.ndarray, run: int, min_chunk: int, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Dynamic programme over the points in time order, for a block of jobs at a time (blocks stay in cache).
 
-    State (taken, streak): `taken` points chosen so far; streak 0 = the last point was skipped, 1..m-1 = inside a
-    chunk still shorter than m, m = inside a chunk that may end. The actual cost rides along with the believed one.
+    With n points taken before point t: `closed[t][n]` is the cheapest plan that may stop (the last point was
+    skipped, or ends a chunk of at least m points), `running[n]` the cheapest whose last point is in a chunk of
+    at least m. A chunk either grows by one point or starts as m points at once, so no plan has a short chunk.
+    The actual cost rides along with the believed one.
     """
-    expected, cost = np.empty(len(believed)), np.empty(len(believed))
     m = min_chunk
+    expected, cost = np.empty(len(believed)), np.empty(len(believed))
     for first in range(0, len(believed), block):
-        rows = slice(first, first + block)
-        best = np.full((len(believed[rows]), run + 1, m + 1), np.inf)
-        true = np.zeros_like(best)
-        best[:, 0, 0] = 0.0
-        new_best, new_true = np.full_like(best, np.inf), np.zeros_like(true)
-        for x, a in zip(believed[rows].T[:, :, None], actual[rows].T[:, :, None]):
-            _pick(best[:, :, 0], true[:, :, 0], best[:, :, m], true[:, :, m], new_best[:, :, 0], new_true[:, :, 0])
-            np.add(best[:, :-1, : m - 1], x[:, :, None], out=new_best[:, 1:, 1:m])
-            np.add(true[:, :-1, : m - 1], a[:, :, None], out=new_true[:, 1:, 1:m])
-            _pick(best[:, :-1, m - 1], true[:, :-1, m - 1], best[:, :-1, m], true[:, :-1, m], new_best[:, 1:, m], new_true[:, 1:, m])
-            new_best[:, 1:, m] += x
-            new_true[:, 1:, m] += a
-            best, new_best, true, new_true = new_best, best, new_true, true
-        done_best, done_true = np.empty(len(best)), np.empty(len(best))
-        _pick(best[:, run, 0], true[:, run, 0], best[:, run, m], true[:, run, m], done_best, done_true)
-        expected[rows], cost[rows] = done_best, done_true
+        plan, paid = believed[first : first + block], actual[first : first + block]
+        jobs, span = plan.shape
+        chunk_plan = sliding_window_view(plan, m, axis=1).sum(axis=2)[:, :, None]
+        chunk_paid = sliding_window_view(paid, m, axis=1).sum(axis=2)[:, :, None]
+        closed_plan = np.full((span + 1, jobs, run + 1), np.inf)
+        closed_paid = np.zeros_like(closed_plan)
+        closed_plan[0, :, 0] = 0.0
+        running_plan, running_paid = np.full((jobs, run + 1), np.inf), np.zeros((jobs, run + 1))
+        grown_plan, grown_paid = np.full_like(running_plan, np.inf), np.zeros_like(running_paid)
+        for t in range(span):
+            np.add(running_plan[:, :-1], plan[:, t, None], out=grown_plan[:, 1:])
+            np.add(running_paid[:, :-1], paid[:, t, None], out=grown_paid[:, 1:])
+            chunk_start = t + 1 - m
+            if chunk_start >= 0:
+                _pick(
+                    grown_plan[:, m:], grown_paid[:, m:],
+                    closed_plan[chunk_start, :, : run + 1 - m] + chunk_plan[:, chunk_start],
+                    closed_paid[chunk_start, :, : run + 1 - m] + chunk_paid[:, chunk_start],
+                    grown_plan[:, m:], grown_paid[:, m:],
+                )  # fmt: skip
+            running_plan, grown_plan, running_paid, grown_paid = grown_plan, running_plan, grown_paid, running_paid
+            _pick(closed_plan[t], closed_paid[t], running_plan, running_paid, closed_plan[t + 1], closed_paid[t + 1])
+        expected[first : first + block], cost[first : first + block] = closed_plan[span, :, run], closed_paid[span, :, run]
     return expected, cost
 
 
-def _pick(best_a, true_a, best_b, true_b, best_out, true_out) -> None:
+def _pick(plan_a, paid_a, plan_b, paid_b, plan_out, paid_out) -> None:
     """The lower believed cost of two branches, and the actual cost of that branch."""
-    take_a = best_a <= best_b
-    np.minimum(best_a, best_b, out=best_out)
-    np.copyto(true_out, true_b)
-    np.copyto(true_out, true_a, where=take_a)
+    take_a = plan_a <= plan_b
+    paid_out[...] = np.where(take_a, paid_a, paid_b)  # a fresh array first: the outputs may alias the inputs
+    np.minimum(plan_a, plan_b, out=plan_out)
 
 
 # --- Scores --------------------------------------------------------------------------------------------------

@@ -68,14 +68,16 @@ def expected_intensity(actual: np.ndarray, believed: np.ndarray, step: float) ->
 
 def _known_by_lead(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sum and count of values[r, h] over the rows r whose target r + h has ended by row i (r <= i - 1 - h)."""
-    present = ~np.isnan(values)
-    sums = np.cumsum(np.where(present, values, 0.0), axis=0)
-    counts = np.cumsum(present, axis=0)
+    by_lead = values.T  # one contiguous row per lead
+    present = ~np.isnan(by_lead)
+    sums = np.cumsum(np.where(present, by_lead, 0.0), axis=1)
+    counts = np.cumsum(present, axis=1)
     known_sums, known_counts = np.zeros_like(sums), np.zeros_like(counts)
+    points = values.shape[0]
     for lead in range(values.shape[1]):  # lead h is known h + 1 rows later
-        known_sums[lead + 1 :, lead] = sums[: len(values) - lead - 1, lead]
-        known_counts[lead + 1 :, lead] = counts[: len(values) - lead - 1, lead]
-    return known_sums, known_counts
+        known_sums[lead, lead + 1 :] = sums[lead, : points - lead - 1]
+        known_counts[lead, lead + 1 :] = counts[lead, : points - lead - 1]
+    return known_sums.T, known_counts.T
 
 
 def _daily_profile(actual: np.ndarray, day: int) -> np.ndarray:
