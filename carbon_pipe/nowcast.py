@@ -4,10 +4,10 @@ At decision row i a policy knows the actuals of ended points (< i) and, for the 
 forecast issued by then (`believed[i, h]` for point i + h, NaN where none). `expected_intensity` turns that into
 a better guess in two steps; every statistic it uses is an expanding mean over pairs already known at row i:
 
-1. Error correction. The forecast's error at the last ended point, e_i = actual[i-1] - believed[i-1, 0], is
-   regressed on its error at each lead h in the past (through the origin): beta_h. The guess becomes
-   believed + beta_h * e_i. Real forecasts err persistently (beta near 1 at short leads); for independent noise
-   the learned beta is near 0 and this step does nothing.
+1. Error correction. e_i = actual[i-1] - believed[i-1, 0] is the error, known at row i, of the forecast for the
+   point that has just ended. Over the past, the error at each lead h is regressed on e (through the origin):
+   beta_h. The guess becomes believed + beta_h * e_i. Real forecasts err persistently (beta near 1 at short
+   leads); for independent noise the learned beta is near 0 and this step does nothing.
 2. Smoothing towards the grid's daily shape. profile[p] is the mean actual at the same time of day over the 7
    days before (the most recent days that have ended). The deviation actual - profile is modelled as a slow
    AR(1) part plus a white part; their variances and the slow part's persistence come from the deviations'
@@ -39,9 +39,8 @@ def expected_intensity(actual: np.ndarray, believed: np.ndarray, step: float) ->
     truth = np.where(targets < points, actual[np.minimum(targets, points - 1)], np.nan)
 
     # 1. error correction
-    last_error = np.full(points, np.nan)
-    last_error[1:] = (truth - believed)[:-1, 0]
     error = truth - believed
+    last_error = np.append(np.nan, error[:-1, 0])
     pairs, count = _known_by_lead(last_error[:, None] * error)
     scale, _ = _known_by_lead(np.where(np.isnan(error), np.nan, last_error[:, None] ** 2))
     beta = np.where(count >= MIN_PAIRS, pairs / np.maximum(scale, 1e-12), 0.0)
@@ -104,8 +103,9 @@ def _autocovariance(deviation: np.ndarray, lag: int) -> tuple[np.ndarray, np.nda
 
 def _slow_and_white(lag0, lag1, lag_slow, slow_lag):
     """Method of moments for deviation = slow AR(1) + white: cov(l) = slow_var * persistence**l for l >= 1."""
-    fits = (lag1 > 0) & (lag_slow > 0)
-    persistence = np.where(fits, np.clip(np.where(fits, lag_slow / np.where(fits, lag1, 1), 1) ** (1 / (slow_lag - 1)), 0.5, 0.9999), 0.0)
+    fits = (lag1 > 0) & (lag_slow > 0)  # otherwise nothing persists: all of the deviation is white
+    ratio = np.divide(lag_slow, lag1, out=np.ones_like(lag1), where=fits)
+    persistence = np.where(fits, np.clip(ratio ** (1 / (slow_lag - 1)), 0.5, 0.9999), 0.0)  # per step
     slow_var = np.where(fits, np.minimum(lag1 / np.maximum(persistence, 1e-12), lag0), 0.0)
     white_var = np.maximum(lag0 - slow_var, 1e-6 * np.maximum(lag0, 0))
     return persistence, slow_var, white_var
