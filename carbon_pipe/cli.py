@@ -11,7 +11,7 @@ from typing import Callable, Optional, TypeVar
 
 import typer
 
-from .errors import CarbonPipeError
+from .errors import CarbonPipeError, UsageError
 
 app = typer.Typer(
     help="Carbon-aware, reproducible PyTorch training with honest, time-resolved emissions accounting.",
@@ -173,6 +173,67 @@ def compare(params: Path = ParamsOption) -> None:
         )
     else:
         _say(f"compare: not comparable: {result['not_comparable_reason']}")
+
+
+@app.command("backtest")
+def backtest(
+    trace: Path = typer.Option(..., "--trace", help="Historical intensity CSV (see --trace-format)."),
+    trace_format: str = typer.Option("auto", help="canonical, a preset (lets-wait-awhile, electricitymaps-scrape, watttime-caiso, uk-actuals), or auto: the preset whose columns the file has."),
+    forecasts: Optional[Path] = typer.Option(None, "--forecasts", help="Forecasts as issued at the time (vintages CSV); default: synthetic."),
+    forecast_format: str = typer.Option("auto", help="canonical (issued_at,target_time,carbon_intensity), uk-vintages, watttime-caiso, or auto."),
+    duration: str = typer.Option("4h", help="How long each job runs."),
+    slack: str = typer.Option("24h", help="How long a job may wait after it arrives."),
+    every: str = typer.Option("1h", help="A job arrives this often, from the first trace point."),
+    policy: list[str] = typer.Option(
+        [], "--policy", help="now, threshold, forecast-window, rolling, interruptible, oracle, oracle-interruptible; repeat or comma-separate. Default: all (threshold only with --threshold)."
+    ),
+    forecast_error: Optional[float] = typer.Option(None, help="Synthetic forecast error: noise sd as a fraction of the trace mean (default 0.1)."),
+    seed: int = typer.Option(0, help="Seed of the synthetic forecast noise."),
+    threshold: Optional[float] = typer.Option(None, help="gCO2/kWh for the threshold policy."),
+    min_chunk: Optional[str] = typer.Option(None, help="Shortest run of an interrupted job (default: 1h or the trace step, whichever is longer)."),
+    since: Optional[str] = typer.Option(None, "--from", help="Use the trace from this time on (ISO-8601 with zone)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Use the trace up to this time (exclusive)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: one object, or a list for several policies."),
+) -> None:
+    """Score scheduling policies on a historical trace against the perfect-information optimum."""
+    import json
+
+    from . import backtest as bt
+    from .timeutil import parse_duration, parse_instant
+
+    def option(name: str, parse: Callable, text: Optional[str]):
+        if text is None:
+            return None
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise UsageError(f"{name}: {exc}") from None
+
+    def prepare():
+        policies = tuple(p.strip() for item in policy for p in item.split(",") if p.strip()) or bt.default_policies(threshold)
+        bt.check_policies(policies)
+        setup = bt.Setup(
+            duration=option("--duration", parse_duration, duration),
+            slack=option("--slack", parse_duration, slack),
+            every=option("--every", parse_duration, every),
+            policies=policies,
+            forecast_error=forecast_error,
+            seed=seed,
+            threshold=threshold,
+            min_chunk=option("--min-chunk", parse_duration, min_chunk),
+            since=option("--from", parse_instant, since),
+            until=option("--until", parse_instant, until),
+        )
+        from .traces import load_forecasts, load_trace
+
+        vintages = load_forecasts(forecasts, forecast_format) if forecasts is not None else None
+        return bt.run(load_trace(trace, trace_format), setup, vintages)
+
+    results = _run(prepare)
+    if as_json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    else:
+        print(bt.as_table(results))
 
 
 if __name__ == "__main__":
