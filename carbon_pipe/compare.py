@@ -128,6 +128,7 @@ def compare(baseline: dict, optimized: dict) -> dict:
         "clock": optimized["scheduler_metrics"]["clock"],
         "simulated_clock": optimized["scheduler_metrics"]["simulated_clock"],
         "intensity_source": series.source,
+        "intensity_source_failures": optimized["carbon_metrics"].get("intensity_source_failures", []),
         "energy_method": optimized["carbon_metrics"]["energy_method"],
         "baseline_precision": baseline["precision"],
         "optimized_precision": optimized["precision"],
@@ -176,7 +177,8 @@ def render_report(result: dict, baseline: dict, optimized: dict, figures: tuple[
         "# carbon-pipe: baseline vs optimized",
         "",
         f"- Clock: **{labels['clock']}**" + (" (the wait was computed, not slept)" if labels["simulated_clock"] else ""),
-        f"- Grid intensity source: **{labels['intensity_source']}**",
+        f"- Grid intensity source: **{labels['intensity_source']}**"
+        + "".join(f" (after {f['source']} failed: {f['error']})" for f in labels["intensity_source_failures"]),
         f"- Energy measured by: {labels['energy_method']}",
         f"- Emissions = sum over measurement intervals of energy x grid intensity at that interval's time "
         "(see `stages/train-*/energy_intervals.csv`).",

@@ -27,3 +27,9 @@ class SourceError(CarbonPipeError):
 
 class ArtifactError(CarbonPipeError):
     """An artifact an earlier stage should have written is missing or malformed."""
+
+
+class Interrupted(CarbonPipeError):
+    """The user pressed Ctrl-C; what was decided so far has been recorded."""
+
+    exit_code = 130

@@ -195,6 +195,7 @@ def run_training(params: Params, run_name: str) -> dict:
     summary = summarize(
         run_name, run, params, epochs, train_seconds, report, intervals, series, start_on_clock, placement, horizon
     )
+    summary["training_metrics"]["train_samples"] = samples  # lets wait-for-window scale the next run's duration
     summary["memory_metrics"] = peak_memory(device)
     summary["device"] = device.type
     summary["precision"] = precision
@@ -266,6 +267,7 @@ def summarize(run_name, run, params, epochs, train_seconds, report, intervals, s
             "avg_power_watts": energy * 3.6e6 / tracked_seconds if energy is not None and tracked_seconds else None,
             "mean_intensity_g_per_kwh": 1000 * emissions / energy if energy else None,
             "intensity_source": series.source,
+            "intensity_source_failures": horizon.get("source_failures", []),  # sources that failed before it served
             "energy_method": report.method,
             "energy_error": report.error,
             "codecarbon_static_average_emissions_kg": report.codecarbon_emissions_kg,
