@@ -7,7 +7,7 @@ def test_help_does_not_import_torch():
         "import sys\n"
         "from carbon_pipe.cli import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('torch', 'codecarbon', 'pandas', 'torchvision', 'numpy') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'codecarbon', 'pandas', 'torchvision', 'numpy', 'matplotlib') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
