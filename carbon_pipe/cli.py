@@ -11,7 +11,7 @@ from typing import Callable, Optional, TypeVar
 
 import typer
 
-from .errors import CarbonPipeError
+from .errors import CarbonPipeError, UsageError
 
 app = typer.Typer(
     help="Carbon-aware, reproducible PyTorch training with honest, time-resolved emissions accounting.",
@@ -32,6 +32,9 @@ def _run(action: Callable[[], Result]) -> Result:
         for line in str(exc).splitlines() or [exc.__class__.__name__]:
             print(f"carbon-pipe: error: {line}", file=sys.stderr)
         raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        print("carbon-pipe: interrupted", file=sys.stderr)
+        raise typer.Exit(130) from None
 
 
 def _load(path: Path):
@@ -54,17 +57,80 @@ def fetch_data(params: Path = ParamsOption) -> None:
     _say(f"fetch-data: {manifest['train_samples']} train / {manifest['test_samples']} test images ({manifest['origin']})")
 
 
+SourceOption = typer.Option(None, "--source", help="Use these sources instead of carbon.sources (comma-separated chain, e.g. uk,mock).")
+RegionOption = typer.Option(None, "--region", help="Region of the first source (uk: national, 1-17 or an outcode; electricitymaps: zone; watttime: region).")
+BaseUrlOption = typer.Option(None, "--base-url", help="Base URL of the first source (a mirror, proxy or test server).")
+JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of text.")
+
+
+def _load_with(path: Path, **overrides: Optional[str]):
+    from .params import with_overrides
+
+    config = _load(path)
+    return _run(lambda: with_overrides(config, **overrides))
+
+
+def _print_json(data: dict) -> None:
+    import json
+
+    print(json.dumps(data, indent=2))
+
+
+@app.command("intensity")
+def intensity(
+    params: Path = ParamsOption,
+    as_json: bool = JsonOption,
+    source: Optional[str] = SourceOption,
+    region: Optional[str] = RegionOption,
+    base_url: Optional[str] = BaseUrlOption,
+) -> None:
+    """Show the carbon intensity now and the forecast from the configured sources (with fallback)."""
+    from . import outlook, schedule
+
+    config = _load_with(params, sources=source, region=region, base_url=base_url)
+    report = _run(lambda: outlook.intensity_report(config, schedule.make_clock(config).now()))
+    _print_json(report) if as_json else print(outlook.render_intensity(report))
+
+
+@app.command("plan")
+def plan(
+    params: Path = ParamsOption,
+    as_json: bool = JsonOption,
+    source: Optional[str] = SourceOption,
+    region: Optional[str] = RegionOption,
+    base_url: Optional[str] = BaseUrlOption,
+    duration: Optional[str] = typer.Option(None, "--duration", help="Job length instead of scheduler.expected_duration (e.g. 4h, or auto)."),
+    slack: Optional[str] = typer.Option(None, "--slack", help="Longest wait instead of scheduler.max_wait (e.g. 12h)."),
+) -> None:
+    """Plan the job's low-carbon window now, with the planner wait-for-window uses; waits for nothing, writes nothing."""
+    from . import outlook, schedule
+    from .duration import expected_duration
+
+    config = _load_with(params, sources=source, region=region, base_url=base_url, duration=duration, slack=slack)
+
+    def make_plan() -> dict:
+        estimate = expected_duration(config)
+        now = schedule.make_clock(config).now()
+        ahead = outlook.look_ahead(config, now, now, estimate.seconds)
+        return outlook.plan_report(ahead, estimate.source, estimate.basis)
+
+    report = _run(make_plan)
+    _print_json(report) if as_json else print(outlook.render_plan(report))
+
+
 @app.command("wait-for-window")
 def wait_for_window(params: Path = ParamsOption) -> None:
-    """Plan the low-carbon start window; wait for it on the real clock, record it on the simulated one."""
+    """Plan the low-carbon window; wait for it on the real clock (re-planning as forecasts update), record it on the simulated one."""
     from . import schedule
 
     config = _load(params)
     decision = _run(lambda: schedule.run_stage(config, _say))
+    fell_back = "".join(f"; fell back: {failure['error']}" for failure in decision["source_failures"])
     _say(
-        f"wait-for-window: {decision['rule']} rule, {decision['clock']} clock: start {decision['start']} "
-        f"after {decision['wait_seconds'] / 3600:.2f} h at {decision['expected_mean_intensity_g_per_kwh']:.1f} g/kWh "
-        f"(now {decision['now_mean_intensity_g_per_kwh']:.1f}; {decision['expected_saving_vs_now_pct']:.1f} % lower)"
+        f"wait-for-window: {decision['source']} {decision['region']}, {decision['mode']} {decision['rule']}, "
+        f"{decision['clock']} clock: start {decision['start']} after {decision['wait_seconds'] / 3600:.2f} h "
+        f"in {len(decision['chunks'])} chunk(s) at {decision['expected_mean_intensity_g_per_kwh']:.1f} g/kWh "
+        f"(now {decision['now_mean_intensity_g_per_kwh']:.1f}; {decision['expected_saving_vs_now_pct']:.1f} % lower){fell_back}"
     )
 
 
@@ -113,6 +179,67 @@ def compare(params: Path = ParamsOption) -> None:
         )
     else:
         _say(f"compare: not comparable: {result['not_comparable_reason']}")
+
+
+@app.command("backtest")
+def backtest(
+    trace: Path = typer.Option(..., "--trace", help="Historical intensity CSV (see --trace-format)."),
+    trace_format: str = typer.Option("auto", help="canonical, a preset (lets-wait-awhile, electricitymaps-scrape, watttime-caiso, uk-actuals), or auto: the preset whose columns the file has."),
+    forecasts: Optional[Path] = typer.Option(None, "--forecasts", help="Forecasts as issued at the time (vintages CSV); default: synthetic."),
+    forecast_format: str = typer.Option("auto", help="canonical (issued_at,target_time,carbon_intensity), uk-vintages, watttime-caiso, or auto."),
+    duration: str = typer.Option("4h", help="How long each job runs."),
+    slack: str = typer.Option("24h", help="How long a job may wait after it arrives."),
+    every: str = typer.Option("1h", help="A job arrives this often, from the first trace point."),
+    policy: list[str] = typer.Option(
+        [], "--policy", help="now, threshold, forecast-window, rolling, interruptible, oracle, oracle-interruptible; repeat or comma-separate. Default: all (threshold only with --threshold)."
+    ),
+    forecast_error: Optional[float] = typer.Option(None, help="Synthetic forecast error: noise sd as a fraction of the trace mean (default 0.1)."),
+    seed: int = typer.Option(0, help="Seed of the synthetic forecast noise."),
+    threshold: Optional[float] = typer.Option(None, help="gCO2/kWh for the threshold policy."),
+    min_chunk: Optional[str] = typer.Option(None, help="Shortest run of an interrupted job (default: 1h or the trace step, whichever is longer)."),
+    since: Optional[str] = typer.Option(None, "--from", help="Use the trace from this time on (ISO-8601 with zone)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Use the trace up to this time (exclusive)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: one object, or a list for several policies."),
+) -> None:
+    """Score scheduling policies on a historical trace against the perfect-information optimum."""
+    import json
+
+    from . import backtest as bt
+    from .timeutil import parse_duration, parse_instant
+
+    def option(name: str, parse: Callable, text: Optional[str]):
+        if text is None:
+            return None
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise UsageError(f"{name}: {exc}") from None
+
+    def prepare():
+        policies = tuple(p.strip() for item in policy for p in item.split(",") if p.strip()) or bt.default_policies(threshold)
+        bt.check_policies(policies)
+        setup = bt.Setup(
+            duration=option("--duration", parse_duration, duration),
+            slack=option("--slack", parse_duration, slack),
+            every=option("--every", parse_duration, every),
+            policies=policies,
+            forecast_error=forecast_error,
+            seed=seed,
+            threshold=threshold,
+            min_chunk=option("--min-chunk", parse_duration, min_chunk),
+            since=option("--from", parse_instant, since),
+            until=option("--until", parse_instant, until),
+        )
+        from .traces import load_forecasts, load_trace
+
+        vintages = load_forecasts(forecasts, forecast_format) if forecasts is not None else None
+        return bt.run(load_trace(trace, trace_format), setup, vintages)
+
+    results = _run(prepare)
+    if as_json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    else:
+        print(bt.as_table(results))
 
 
 if __name__ == "__main__":

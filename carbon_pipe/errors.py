@@ -43,3 +43,9 @@ class TrainingStopped(CarbonPipeError):
         self.step = step
         # A signal gives the shell's conventional 128 + signal number; a budget stop is a temporary failure.
         self.exit_code = 128 + signal_number if signal_number else 75
+
+
+class Interrupted(CarbonPipeError):
+    """The user pressed Ctrl-C; what was decided so far has been recorded."""
+
+    exit_code = 130

@@ -17,7 +17,16 @@ SCHEDULE_METRICS = METRICS_DIR / "schedule.json"
 RUNS = ("baseline", "optimized")
 
 COMPARISON_JSON = METRICS_DIR / "comparison.json"
-REPORT_MD = Path("stages/compare/report.md")
+SUMMARY_METRICS = METRICS_DIR / "summary.json"
+COMPARE_DIR = Path("stages/compare")
+REPORT_MD = COMPARE_DIR / "report.md"
+# Plot data (DVC plots read these) and the report's charts of the same.
+TIMELINE_CSV = COMPARE_DIR / "timeline.csv"
+EPOCHS_CSV = COMPARE_DIR / "epochs.csv"
+CUMULATIVE_CSV = COMPARE_DIR / "cumulative_emissions.csv"
+TIMELINE_PNG = COMPARE_DIR / "timeline.png"
+EPOCHS_PNG = COMPARE_DIR / "epochs.png"
+CUMULATIVE_PNG = COMPARE_DIR / "cumulative_emissions.png"
 
 
 def train_dir(run_name: str) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -16,7 +16,16 @@ from .timeutil import parse_duration, parse_instant
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 PositiveSeconds = Annotated[Seconds, Field(gt=0)]
-Instant = Annotated[float, BeforeValidator(parse_instant)]
+
+
+def _instant(value: Any) -> Any:
+    # Epoch seconds pass through, so a validated section can be dumped and validated again.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return parse_instant(value)
+
+
+Instant = Annotated[float, BeforeValidator(_instant)]
 
 
 def _check_zone(name: str) -> str:
@@ -50,24 +59,115 @@ class MockCurveParams(Section):
     trough_hour: Annotated[float, Field(ge=0, lt=24)] = 3.0
 
 
+SourceName = Literal["mock", "uk", "electricitymaps", "watttime", "csv"]
+
+
+def _http_url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise ValueError(f"expected an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+def _one_or_more_sources(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class HttpSourceParams(Section):
+    """What every HTTP source shares: where it lives and how hard to try before the next source."""
+
+    base_url: HttpUrl
+    timeout: PositiveSeconds = 10.0  # per request (connect, read, write each)
+    retries: Annotated[int, Field(ge=0, le=10)] = 2  # after the first attempt
+    backoff: Seconds = 1.0  # first retry waits this long, then twice as long each time
+    max_retry_after: Seconds = 60.0  # a 429 asking to wait longer than this fails the source instead
+
+
+def _uk_region(value: Any) -> str:
+    text = str(value).strip()
+    if text.lower() == "national":
+        return "national"
+    if text.isdigit() and 1 <= int(text) <= 17:
+        return text
+    if re.fullmatch(r"[A-Za-z]{1,2}[0-9][A-Za-z0-9]?", text):
+        return text.upper()
+    raise ValueError(f"expected national, a region id 1-17 or a postcode outcode like RG10, got {value!r}")
+
+
+class UkSourceParams(HttpSourceParams):
+    base_url: HttpUrl = "https://api.carbonintensity.org.uk"
+    region: Annotated[str, BeforeValidator(_uk_region)] = "national"
+
+
+class ElectricityMapsParams(HttpSourceParams):
+    base_url: HttpUrl = "https://api.electricitymap.org/v3"
+    zone: Annotated[str, Field(min_length=1)] = "GB"
+    resolution: PositiveSeconds = 3600.0  # how long each point holds (the API is hourly)
+
+
+class WattTimeParams(HttpSourceParams):
+    base_url: HttpUrl = "https://api.watttime.org"
+    region: Annotated[str, Field(min_length=1)] = "CAISO_NORTH"
+    signal_type: Literal["co2_moer", "co2_aoer"] = "co2_moer"
+
+
+class CsvSourceParams(Section):
+    path: Optional[str] = None
+    preset: str = "canonical"  # a traces.PRESETS name; the options below override it
+    time_column: Optional[str] = None
+    value_column: Optional[str] = None
+    unit: Optional[Literal["g_per_kwh", "lbs_per_mwh"]] = None
+    deduplicate: Optional[bool] = None
+    drop_missing: Optional[bool] = None
+    sort: Optional[bool] = None
+    region: Optional[str] = None  # label; default: the file name
+
+
+class Location(Section):
+    """Somewhere else the job could run, for the spatial choice."""
+
+    source: SourceName
+    region: Annotated[str, Field(min_length=1)]
+
+
 class CarbonParams(Section):
-    source: Literal["mock"] = "mock"
+    sources: Annotated[list[SourceName], BeforeValidator(_one_or_more_sources), Field(min_length=1)] = ["mock"]
+    fallback: bool = True
     region: str = "GB"
     timezone: TimeZoneName = "Europe/London"
     country_iso_code: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "GBR"
     resolution: PositiveSeconds = 1800.0
     horizon: PositiveSeconds = 48 * 3600.0
+    alternatives: list[Location] = []
     mock: MockCurveParams = MockCurveParams()
+    uk: UkSourceParams = UkSourceParams()
+    electricitymaps: ElectricityMapsParams = ElectricityMapsParams()
+    watttime: WattTimeParams = WattTimeParams()
+    csv: CsvSourceParams = CsvSourceParams()
+
+
+def _duration_or_auto(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive or auto, got {value!r}")
+    return seconds
 
 
 class SchedulerParams(Section):
     clock: Literal["simulated", "real"] = "simulated"
     now: Optional[Instant] = None
     rule: Literal["lowest-mean", "threshold", "now"] = "lowest-mean"
+    mode: Literal["flexible", "interruptible"] = "flexible"
+    min_chunk: Seconds = 0.0
     threshold: Annotated[float, Field(ge=0)] = 250.0
     max_wait: Seconds = 12 * 3600.0
-    check_interval: PositiveSeconds = 300.0
-    expected_duration: PositiveSeconds = 600.0
+    replan_interval: PositiveSeconds = 1800.0
+    expected_duration: Annotated[Union[float, Literal["auto"]], BeforeValidator(_duration_or_auto)] = 600.0
+    fallback_duration: PositiveSeconds = 600.0
 
 
 def _class_path(value: str) -> str:
@@ -122,6 +222,27 @@ class Params(Section):
         return {"baseline": self.baseline, "optimized": self.optimized}[name]
 
 
+# Where each source reads its region (zone, region id, ...) from, inside `carbon`.
+REGION_KEYS: dict[str, tuple[str, ...]] = {
+    "mock": ("region",),
+    "uk": ("uk", "region"),
+    "electricitymaps": ("electricitymaps", "zone"),
+    "watttime": ("watttime", "region"),
+    "csv": ("csv", "region"),
+}
+HTTP_SOURCES = ("uk", "electricitymaps", "watttime")
+
+
+def configured_region(carbon: CarbonParams, source: str) -> str:
+    """The region a source is set to report on, as written in params (a csv trace defaults to its file name)."""
+    value: Any = carbon
+    for key in REGION_KEYS[source]:
+        value = getattr(value, key)
+    if value is None and source == "csv":
+        return Path(carbon.csv.path or "csv").stem
+    return str(value)
+
+
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The schema class that owns the key at `loc` (for 'did you mean' hints)."""
     model: type[BaseModel] = Params
@@ -134,7 +255,8 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: dict[str, Any]) -> tuple[str, str]:
+    """(key path, message) of one validation error."""
     loc = tuple(error["loc"])
     path = ".".join(str(part) for part in loc) or "(top level)"
     if error["type"] == "extra_forbidden":
@@ -142,11 +264,25 @@ def _describe(error: dict[str, Any]) -> str:
         known = [field.alias or name for name, field in owner.model_fields.items()] if owner else []
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?)" if close else ""
-        return f"{path}: unknown key{hint}"
+        return path, f"unknown key{hint}"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "literal_error":
         message = f"{message}, got {error['input']!r}"
-    return f"{path}: {message}"
+    return path, message
+
+
+def _check_consistency(params: Params, origin: str) -> Params:
+    """Rules that span keys, checked after each key is valid on its own."""
+    if params.scheduler.clock == "simulated" and params.scheduler.now is None:
+        raise ParamsError(f"{origin}: scheduler.now: required when scheduler.clock is simulated")
+    if params.scheduler.mode == "interruptible" and params.scheduler.rule != "lowest-mean":
+        raise ParamsError(f"{origin}: scheduler.mode: interruptible needs rule lowest-mean, got rule {params.scheduler.rule}")
+    used = params.carbon.sources + [place.source for place in params.carbon.alternatives]
+    if "csv" in used and not params.carbon.csv.path:
+        raise ParamsError(f"{origin}: carbon.csv.path: required when the csv source is used")
+    for index, place in enumerate(params.carbon.alternatives):
+        carbon_for(params.carbon, place.source, place.region, f"{origin}: carbon.alternatives.{index}.region")
+    return params
 
 
 def parse_params(raw: Any, origin: str = "params.yaml") -> Params:
@@ -157,11 +293,9 @@ def parse_params(raw: Any, origin: str = "params.yaml") -> Params:
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{origin}: {_describe(error)}" for error in exc.errors()]
+        lines = [f"{origin}: {': '.join(_describe(error))}" for error in exc.errors()]
         raise ParamsError("\n".join(lines)) from None
-    if params.scheduler.clock == "simulated" and params.scheduler.now is None:
-        raise ParamsError(f"{origin}: scheduler.now: required when scheduler.clock is simulated")
-    return params
+    return _check_consistency(params, origin)
 
 
 def load_params(path: str | Path) -> Params:
@@ -180,3 +314,52 @@ def load_params(path: str | Path) -> Params:
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ParamsError(f"{source}: invalid YAML{where}: {problem}") from None
     return parse_params(raw, origin=str(source))
+
+
+def _replaced(section: Section, option: str, changes: dict[str, Any]) -> Any:
+    """`section` with `changes` (a nested dict) applied and validated again; errors name `option`."""
+
+    def merge(base: dict, update: dict) -> dict:
+        return {**base, **{k: merge(base[k], v) if isinstance(v, dict) else v for k, v in update.items()}}
+
+    try:
+        return type(section).model_validate(merge(section.model_dump(), changes))
+    except ValidationError as exc:
+        raise ParamsError(f"{option}: {_describe(exc.errors()[0])[1]}") from None
+
+
+def _nested(keys: tuple[str, ...], value: Any) -> dict:
+    return {keys[0]: value} if len(keys) == 1 else {keys[0]: _nested(keys[1:], value)}
+
+
+def carbon_for(carbon: CarbonParams, source: str, region: str | None = None, option: str = "region") -> CarbonParams:
+    """`carbon` with `source`'s region set to `region` (validated the way params.yaml is)."""
+    if region is None:
+        return carbon
+    return _replaced(carbon, option, _nested(REGION_KEYS[source], region))
+
+
+def with_overrides(
+    params: Params,
+    sources: str | None = None,
+    region: str | None = None,
+    base_url: str | None = None,
+    duration: str | None = None,
+    slack: str | None = None,
+) -> Params:
+    """One-off command-line overrides (`--source uk,mock --region 13 ...`); the region and base URL apply to
+    the first source of the chain."""
+    carbon, scheduler = params.carbon, params.scheduler
+    if sources is not None:
+        carbon = _replaced(carbon, "--source", {"sources": [name.strip() for name in sources.split(",")]})
+    primary = carbon.sources[0]
+    carbon = carbon_for(carbon, primary, region, "--region")
+    if base_url is not None:
+        if primary not in HTTP_SOURCES:
+            raise ParamsError(f"--base-url: source {primary} has no base URL (HTTP sources: {', '.join(HTTP_SOURCES)})")
+        carbon = _replaced(carbon, "--base-url", {primary: {"base_url": base_url}})
+    if duration is not None:
+        scheduler = _replaced(scheduler, "--duration", {"expected_duration": duration})
+    if slack is not None:
+        scheduler = _replaced(scheduler, "--slack", {"max_wait": slack})
+    return _check_consistency(params.model_copy(update={"carbon": carbon, "scheduler": scheduler}), "options")

@@ -1,22 +1,25 @@
-"""The wait-for-window stage: fetch the intensity horizon, plan the start, wait for it (real clock) or record it."""
+"""The wait-for-window stage: fetch the intensity horizon, plan, wait for the plan (real clock) or record it.
+
+On the real clock the forecast is fetched again and the job re-planned every `replan_interval` (forecasts
+improve as lead time shrinks), with a countdown on stderr; Ctrl-C stops waiting and records what was decided.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import pandas as pd
 
-from . import planner
 from .artifacts import read_json, write_csv, write_json
-from .errors import ArtifactError, UsageError
+from .duration import DurationEstimate, expected_duration
+from .errors import ArtifactError, Interrupted, SourceError, UsageError
 from .layout import DECISION_JSON, HORIZON_JSON, INTENSITY_CSV, SCHEDULE_METRICS
-from .params import Params, SchedulerParams
+from .outlook import Outlook, chunk_records, look_ahead
+from .params import Params
 from .series import IntensitySeries
-from .sources import IntensitySource, get_source
-from .timeutil import iso
-
+from .timeutil import format_duration, iso
 
 
 class Clock(Protocol):
@@ -51,17 +54,6 @@ class SimulatedClock:
         self.current += seconds
 
 
-def plan_window(series: IntensitySeries, now: float, deadline: float, scheduler: SchedulerParams) -> planner.Plan:
-    """Apply the configured rule to start no earlier than `now` and no later than `deadline`."""
-    duration = scheduler.expected_duration
-    latest = max(now, deadline)
-    if scheduler.rule == "now":
-        return planner.start_now(series, now, duration)
-    if scheduler.rule == "threshold":
-        return planner.threshold_start(series, now, latest, duration, scheduler.threshold)
-    return planner.lowest_mean_start(series, now, latest, duration)
-
-
 def make_clock(params: Params) -> Clock:
     if params.scheduler.clock == "simulated":
         assert params.scheduler.now is not None  # guaranteed by parse_params
@@ -69,63 +61,137 @@ def make_clock(params: Params) -> Clock:
     return RealClock()
 
 
-def check_horizon(params: Params) -> None:
-    needed = params.scheduler.max_wait + params.scheduler.expected_duration
+def check_horizon(params: Params, duration: float) -> None:
+    needed = params.scheduler.max_wait + duration
     if params.carbon.horizon < needed:
         raise UsageError(
-            "carbon.horizon: must cover scheduler.max_wait + scheduler.expected_duration "
+            "carbon.horizon: must cover scheduler.max_wait + the expected duration "
             f"({needed / 3600:g} h), got {params.carbon.horizon / 3600:g} h"
         )
 
 
+Pause = Callable[[float, Outlook, float], None]  # (seconds, what is planned, when the next re-plan is due)
+
+
+class Countdown:
+    """A live line on stderr while waiting: time to the planned start, intensity now and planned, next re-plan."""
+
+    def __init__(self, clock: Clock, tick: float = 1.0) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.clock, self.tick = clock, tick
+        self.live = Live(console=Console(stderr=True), transient=True, auto_refresh=False)
+
+    def __enter__(self) -> "Countdown":
+        self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.stop()
+
+    def pause(self, seconds: float, outlook: Outlook, replan_at: float) -> None:
+        until = self.clock.now() + seconds
+        while (left := until - self.clock.now()) > 0:
+            now = self.clock.now()
+            plan, series = outlook.plan, outlook.series
+            self.live.update(
+                f"[bold]waiting[/] {format_duration(plan.start - now)} for {iso(plan.start)[:16]}Z · "
+                f"{series.at(min(now, series.end)):.0f} g/kWh now, {plan.expected_mean_intensity:.0f} planned "
+                f"({series.source} {series.region}) · re-plan in {format_duration(max(0.0, replan_at - now))} · "
+                "Ctrl-C records and stops",
+                refresh=True,
+            )
+            self.clock.sleep(min(self.tick, left))
+
+
+@dataclass
+class Waited:
+    """What the waiting loop ends with: the last outlook, when the job starts (None if interrupted), and how it went."""
+
+    outlook: Outlook
+    started: Optional[float]
+    submitted: float
+    replans: int
+    replan_failures: list[str]
+
+
 def wait_for_window(
-    source: IntensitySource,
     params: Params,
+    duration: float,
     clock: Clock,
     report: Callable[[str], None] = lambda line: None,
-) -> tuple[dict, IntensitySeries]:
-    """Plan, then (real clock) sleep towards the planned start, re-fetching and re-planning every check interval.
+    pause: Optional[Pause] = None,
+    **source_options: Any,
+) -> Waited:
+    """Plan, then (real clock) sleep towards the planned start, re-fetching and re-planning every replan interval.
 
-    The deadline is fixed at submission + max_wait and each sleep is capped at the planned start, so the
-    wait never overshoots. On the simulated clock one plan is made and the wait is recorded, not slept.
+    The deadline is fixed at submission + max_wait and each pause ends at the planned start or the next
+    re-plan, so the wait never overshoots. A re-fetch that fails keeps the last plan (recorded), unless
+    fallback is off. On the simulated clock one plan is made and the wait is recorded, not slept.
     """
-    scheduler = params.scheduler
+    pause = pause or (lambda seconds, outlook, replan_at: clock.sleep(seconds))
     submitted = clock.now()
-    deadline = submitted + scheduler.max_wait
-    horizon_end = submitted + params.carbon.horizon
-    while True:
-        now = clock.now()
-        series = source.series(submitted, max(horizon_end, now + scheduler.expected_duration))
-        plan = plan_window(series, now, deadline, scheduler)
-        if clock.simulated or plan.start <= now:
-            break
-        pause = min(scheduler.check_interval, plan.start - now)
-        report(f"{iso(now)}: intensity {series.at(now):.0f} g/kWh, planned start {iso(plan.start)} "
-               f"at {plan.expected_mean_intensity:.0f} g/kWh; sleeping {pause:.0f} s")
-        clock.sleep(pause)
-    started = plan.start if clock.simulated else clock.now()
+    outlook = look_ahead(params, submitted, submitted, duration, **source_options)
+    now, replans, replan_failures = submitted, 0, []
+    try:
+        while not clock.simulated and outlook.plan.start > now:
+            step = min(params.scheduler.replan_interval, outlook.plan.start - now)
+            report(
+                f"{iso(now)}: intensity {outlook.series.at(now):.0f} g/kWh, planned start {iso(outlook.plan.start)} "
+                f"at {outlook.plan.expected_mean_intensity:.0f} g/kWh; next look in {format_duration(step)}"
+            )
+            pause(step, outlook, now + step)
+            now = clock.now()
+            try:
+                outlook = look_ahead(params, submitted, now, duration, **source_options)
+                replans += 1
+            except (SourceError, UsageError) as exc:
+                if not params.carbon.fallback:
+                    raise
+                replan_failures.append(f"{iso(now)}: {exc}; kept the plan made before")
+                report(f"re-plan failed, keeping the last plan: {exc}")
+    except KeyboardInterrupt:
+        return Waited(outlook, None, submitted, replans, replan_failures)
+    started = outlook.plan.start if clock.simulated else now
+    return Waited(outlook, started, submitted, replans, replan_failures)
+
+
+def decision_record(params: Params, waited: Waited, estimate: DurationEstimate) -> dict[str, Any]:
+    outlook, started, submitted = waited.outlook, waited.started, waited.submitted
+    plan, series = outlook.plan, outlook.series
     now_mean = series.mean(submitted, submitted + plan.duration)
-    decision = {
+    return {
         "source": series.source,
         "region": series.region,
-        "clock": scheduler.clock,
+        "clock": params.scheduler.clock,
         "rule": plan.rule,
+        "mode": plan.mode,
         "now": iso(submitted),
-        "start": iso(started),
-        "expected_end": iso(started + plan.duration),
-        "wait_seconds": started - submitted,
-        "slept": not clock.simulated,
+        "start": None if started is None else iso(started),
+        "expected_end": None if started is None else iso(plan.end),
+        "wait_seconds": None if started is None else started - submitted,
+        "slept": params.scheduler.clock == "real",
+        "interrupted": started is None,
         "initial_intensity_g_per_kwh": series.at(submitted),
         "expected_mean_intensity_g_per_kwh": plan.expected_mean_intensity,
         "now_mean_intensity_g_per_kwh": now_mean,
         "expected_saving_vs_now_pct": 100.0 * (1 - plan.expected_mean_intensity / now_mean) if now_mean > 0 else 0.0,
         "expected_duration_seconds": plan.duration,
-        "max_wait_seconds": scheduler.max_wait,
-        "threshold_g_per_kwh": scheduler.threshold if plan.rule == "threshold" else None,
+        "duration_source": estimate.source,
+        "duration_basis": estimate.basis,
+        "max_wait_seconds": params.scheduler.max_wait,
+        "min_chunk_seconds": params.scheduler.min_chunk if plan.mode == "interruptible" else None,
+        "threshold_g_per_kwh": params.scheduler.threshold if plan.rule == "threshold" else None,
+        "chunks": chunk_records(plan),
         "reason": plan.reason,
+        **outlook.record(),
+        "fallback": params.carbon.fallback,
+        "locations": list(outlook.locations),
+        "replans": waited.replans,
+        "replan_failures": waited.replan_failures,
         "series_notes": list(series.notes),
     }
-    return decision, series
 
 
 def load_horizon() -> tuple[dict, IntensitySeries]:
@@ -138,22 +204,41 @@ def load_horizon() -> tuple[dict, IntensitySeries]:
     return horizon, IntensitySeries.from_frame(frame, horizon["source"], horizon["region"], tuple(horizon["series_notes"]))
 
 
-def run_stage(params: Params, report: Callable[[str], None]) -> dict:
-    check_horizon(params)
-    decision, series = wait_for_window(get_source(params.carbon), params, make_clock(params), report)
+def write_outputs(decision: dict, series: IntensitySeries) -> None:
     write_csv(INTENSITY_CSV, series.to_frame())
-    write_json(HORIZON_JSON, {key: decision[key] for key in ("source", "region", "clock", "now", "series_notes")})
+    horizon_keys = ("source", "region", "clock", "now", "series_notes", "source_chain", "source_failures")
+    write_json(HORIZON_JSON, {key: decision[key] for key in horizon_keys})
     write_json(DECISION_JSON, decision)
     write_json(
         SCHEDULE_METRICS,
         {
             "rule": decision["rule"],
+            "mode": decision["mode"],
             "source": decision["source"],
+            "sources_failed": len(decision["source_failures"]),
             "clock": decision["clock"],
-            "wait_hours": decision["wait_seconds"] / 3600,
+            "interrupted": decision["interrupted"],
+            "wait_hours": None if decision["wait_seconds"] is None else decision["wait_seconds"] / 3600,
+            "chunks": len(decision["chunks"]),
             "initial_intensity_g_per_kwh": decision["initial_intensity_g_per_kwh"],
             "expected_mean_intensity_g_per_kwh": decision["expected_mean_intensity_g_per_kwh"],
             "expected_saving_vs_now_pct": decision["expected_saving_vs_now_pct"],
         },
     )
+
+
+def run_stage(params: Params, report: Callable[[str], None], clock: Optional[Clock] = None, **source_options: Any) -> dict:
+    estimate = expected_duration(params)
+    check_horizon(params, estimate.seconds)
+    clock = clock or make_clock(params)
+    if not isinstance(clock, RealClock):
+        waited = wait_for_window(params, estimate.seconds, clock, report, **source_options)
+    else:  # a countdown only where someone may be watching the wall clock
+        with Countdown(clock) as countdown:
+            waited = wait_for_window(params, estimate.seconds, clock, report, countdown.pause, **source_options)
+    decision = decision_record(params, waited, estimate)
+    write_outputs(decision, waited.outlook.series)
+    if waited.started is None:
+        raise Interrupted(f"wait-for-window: interrupted at {iso(clock.now())} before the planned start; recorded in {DECISION_JSON}")
     return decision
+

@@ -58,6 +58,44 @@ class IntensitySeries:
             notes=notes,
         )
 
+    @classmethod
+    def from_samples(
+        cls,
+        times: np.ndarray,
+        values: np.ndarray,
+        is_forecast: np.ndarray,
+        step: float | np.ndarray,
+        start: float,
+        end: float,
+        source: str,
+        region: str,
+        notes: tuple[str, ...] = (),
+    ) -> "IntensitySeries":
+        """Timestamped samples (each starts a point) -> the contiguous stretch of them around [start, end).
+
+        A sample holds until the next one or for `step` (one for all or one each), whichever is sooner: a longer
+        silence is a hole, not a value stretched over it. Of samples sharing a time the first listed wins (list
+        actuals before forecasts).
+        The result is the unbroken run of points holding `start`, cut to the points that overlap [start, end).
+        """
+        times = np.asarray(times, dtype=float)
+        steps = np.broadcast_to(np.asarray(step, dtype=float), times.shape)
+        order = np.argsort(times, kind="stable")
+        first = np.append(True, np.diff(times[order]) > 0)
+        keep = order[first]
+        times, steps = times[keep], steps[keep]
+        values, is_forecast = np.asarray(values, dtype=float)[keep], np.asarray(is_forecast, dtype=bool)[keep]
+        ends = np.minimum(np.append(times[1:], np.inf), times + steps)
+        held = int(np.searchsorted(times, start, side="right")) - 1
+        if held < 0 or ends[held] <= start:
+            span = f"{iso(times[0])} to {iso(ends[-1])}" if len(times) else "nothing"
+            raise ValueError(f"no intensity for {iso(start)} (the data covers {span})")
+        last = held
+        while last + 1 < len(times) and ends[last] == times[last + 1] and times[last + 1] < end:
+            last += 1
+        chosen = slice(held, last + 1)
+        return cls(np.append(times[chosen], ends[last]), values[chosen], is_forecast[chosen], source, region, notes)
+
     def to_frame(self) -> pd.DataFrame:
         """One row per point: start, end (ISO-8601 UTC), carbon_intensity, is_forecast."""
         return pd.DataFrame(

@@ -379,6 +379,7 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
         run_name, run, epochs, state["seconds"], intervals, errors, report, series, start_on_clock, placement, horizon
     )
     summary["training_metrics"].update(
+        train_samples=samples,  # lets wait-for-window scale the next run's duration
         segments=segment_index + 1,  # that recorded energy: one killed before its first measurement leaves no trace
         resumed_at_step=resumed_at_step if segment_index else None,
         discarded_stale_checkpoint=discarded,
@@ -519,6 +520,7 @@ def summarize(
             "avg_power_watts": energy * 3.6e6 / tracked_seconds if energy is not None and tracked_seconds else None,
             "mean_intensity_g_per_kwh": 1000 * emissions / energy if energy else None,
             "intensity_source": series.source,
+            "intensity_source_failures": horizon.get("source_failures", []),  # sources that failed before it served
             "energy_method": report.method if known and report is not None else "unknown",
             "energy_error": "; ".join(energy_errors) or (None if known else "CodeCarbon recorded no measurement"),
             "codecarbon_static_average_emissions_kg": static_factor * energy if static_factor is not None else None,

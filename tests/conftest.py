@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -82,3 +83,11 @@ def synthetic_dataset(train: int = 256, test: int = 128, size: int = 28) -> None
         },
         DATASET_FILE,
     )
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A local port nothing listens on: connecting to it is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -7,12 +7,12 @@ def test_help_does_not_import_torch():
         "import sys\n"
         "from carbon_pipe.cli import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('torch', 'codecarbon', 'pandas', 'torchvision') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'codecarbon', 'pandas', 'torchvision', 'numpy', 'matplotlib') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert "HEAVY []" in result.stdout
-    for command in ("fetch-data", "wait-for-window", "train", "compare"):
+    for command in ("fetch-data", "wait-for-window", "train", "compare", "backtest"):
         assert command in result.stdout
 
 

@@ -52,9 +52,24 @@ def project(tmp_path_factory, request):
 
 
 def test_repro_writes_every_metric_and_is_clean(project):
-    for name in ("baseline", "optimized", "comparison", "schedule"):
+    for name in ("baseline", "optimized", "comparison", "schedule", "summary"):
         assert json.loads((project / "metrics" / f"{name}.json").read_text())
     assert "up to date" in dvc(project, "status").stdout.lower() or dvc(project, "status").stdout.strip() in ("", "{}")
+
+
+def test_dvc_plots_show_draws_the_four_plots_from_the_run(project):
+    plots = json.loads(dvc(project, "plots", "show", "--json").stdout)["data"]
+    fields = {title: {row["field"] for row in plot[0]["content"]["data"]["values"]} for title, plot in plots.items()}
+    assert fields == {
+        "Grid carbon intensity and when each run sat (gCO2/kWh)": {"grid", "baseline_run", "optimized_window"},
+        "Cumulative emissions (gCO2)": {"baseline_g", "optimized_g"},
+        "Loss per epoch": {"baseline_train_loss", "optimized_train_loss", "baseline_test_loss", "optimized_test_loss"},
+        "Test accuracy per epoch (%)": {"baseline_test_accuracy", "optimized_test_accuracy"},
+    }
+    dvc(project, "plots", "show", "-o", "plots-html")
+    html = (project / "plots-html" / "index.html").read_text()
+    assert all(title in html for title in fields)
+    shutil.rmtree(project / "plots-html")
 
 
 def test_second_repro_does_nothing_quickly(project):

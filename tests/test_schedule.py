@@ -1,18 +1,24 @@
-"""wait-for-window: the decision on the simulated clock, and the real-clock loop's bounded waiting."""
+"""wait-for-window: the decision on the simulated clock, the real-clock loop's bounded, re-planning wait, Ctrl-C."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 
 import pandas as pd
 import pytest
 
 from carbon_pipe import schedule
-from carbon_pipe.errors import UsageError
+from carbon_pipe.errors import Interrupted, SourceError, UsageError
 from carbon_pipe.params import parse_params
-from carbon_pipe.sources import get_source
 from carbon_pipe.timeutil import parse_instant
 
-from .conftest import default_params
+from .conftest import default_params, write_params
+
+SUBMITTED = parse_instant("2025-01-15T18:00:00Z")
 
 
 @dataclass
@@ -21,19 +27,23 @@ class RecordingClock:
 
     current: float
     sleeps: list = field(default_factory=list)
+    interrupt_after: int | None = None
     simulated = False
 
     def now(self) -> float:
         return self.current
 
     def sleep(self, seconds: float) -> None:
+        if self.interrupt_after is not None and len(self.sleeps) == self.interrupt_after:
+            raise KeyboardInterrupt
         self.sleeps.append(seconds)
         self.current += seconds
 
 
-def params_with(**scheduler):
+def params_with(carbon=None, **scheduler):
     raw = default_params()
     raw["scheduler"].update(scheduler)
+    raw["carbon"].update(carbon or {})
     return parse_params(raw)
 
 
@@ -41,16 +51,39 @@ def test_simulated_decision_picks_the_night_trough(workspace):
     params = params_with()
     decision = schedule.run_stage(params, report=lambda line: None)
     assert decision["rule"] == "lowest-mean" and decision["clock"] == "simulated" and not decision["slept"]
+    assert decision["mode"] == "flexible" and decision["duration_source"] == "params"
     start = parse_instant(decision["start"])
-    assert decision["wait_seconds"] == start - parse_instant("2025-01-15T18:00:00Z") == 9 * 3600
+    assert decision["wait_seconds"] == start - SUBMITTED == 9 * 3600
     assert decision["expected_mean_intensity_g_per_kwh"] < 205 < 445 < decision["initial_intensity_g_per_kwh"]
+    assert decision["chunks"] == [
+        {"start": decision["start"], "end": decision["expected_end"], "expected_mean_intensity_g_per_kwh": decision["expected_mean_intensity_g_per_kwh"]}
+    ]
+    assert decision["source_chain"] == ["mock"] and decision["source_failures"] == [] and not decision["interrupted"]
     written = json.loads((workspace / "stages/wait-for-window/decision.json").read_text())
     assert written == json.loads(json.dumps(decision))
     metrics = json.loads((workspace / "metrics/schedule.json").read_text())
-    assert metrics["wait_hours"] == 9.0 and metrics["rule"] == "lowest-mean"
+    assert metrics["wait_hours"] == 9.0 and metrics["rule"] == "lowest-mean" and metrics["sources_failed"] == 0
     series = pd.read_csv(workspace / "stages/wait-for-window/intensity.csv")
     assert list(series.columns) == ["start", "end", "carbon_intensity", "is_forecast"]
     assert len(series) == 96  # 48 h of 30-min points
+    horizon = json.loads((workspace / "stages/wait-for-window/horizon.json").read_text())
+    assert horizon["source_chain"] == ["mock"] and horizon["source_failures"] == []
+
+
+def test_interruptible_decision_records_ordered_chunks(workspace):
+    # Two troughs a day apart: with 36 h of slack a 4 h job can take the cleanest hours of both nights.
+    params = params_with(mode="interruptible", min_chunk="1h", max_wait="36h", expected_duration="4h", now="2025-01-15T12:00:00Z")
+    decision = schedule.run_stage(params, report=lambda line: None)
+    chunks = decision["chunks"]
+    assert len(chunks) == 2
+    assert decision["mode"] == "interruptible" and decision["min_chunk_seconds"] == 3600
+    assert decision["start"] == chunks[0]["start"] and decision["expected_end"] == chunks[-1]["end"]
+    spans = [(parse_instant(c["start"]), parse_instant(c["end"])) for c in chunks]
+    assert all(a_end < b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))  # ordered, apart
+    assert sum(end - start for start, end in spans) == pytest.approx(4 * 3600)
+    assert all(end - start >= 3600 for start, end in spans)
+    flexible = schedule.run_stage(params.model_copy(update={"scheduler": params.scheduler.model_copy(update={"mode": "flexible"})}), lambda line: None)
+    assert decision["expected_mean_intensity_g_per_kwh"] <= flexible["expected_mean_intensity_g_per_kwh"] + 1e-9
 
 
 def test_threshold_rule_is_recorded_with_its_threshold(workspace):
@@ -61,23 +94,116 @@ def test_threshold_rule_is_recorded_with_its_threshold(workspace):
 
 
 def test_real_clock_waits_in_bounded_steps_and_never_overshoots():
-    params = params_with(clock="real", rule="threshold", threshold=100, max_wait="2h", check_interval="25min")
-    clock = RecordingClock(parse_instant("2025-01-15T18:00:00Z"))
-    decision, _ = schedule.wait_for_window(get_source(params.carbon), params, clock)
-    assert decision["slept"] and decision["wait_seconds"] == 2 * 3600  # threshold never met: exactly max wait
+    params = params_with(clock="real", rule="threshold", threshold=100, max_wait="2h", replan_interval="25min")
+    clock = RecordingClock(SUBMITTED)
+    waited = schedule.wait_for_window(params, 600.0, clock)
+    assert waited.started == SUBMITTED + 2 * 3600  # threshold never met: exactly max wait
     assert clock.sleeps == [1500, 1500, 1500, 1500, 1200]  # capped at the deadline, not one interval past it
+    assert waited.replans == 5  # a fresh forecast after every pause
 
 
 def test_real_clock_stops_waiting_at_the_planned_start():
-    params = params_with(clock="real", rule="lowest-mean", check_interval="2h")
-    clock = RecordingClock(parse_instant("2025-01-15T18:00:00Z"))
-    decision, _ = schedule.wait_for_window(get_source(params.carbon), params, clock)
-    assert sum(clock.sleeps) == decision["wait_seconds"] == 9 * 3600
+    params = params_with(clock="real", rule="lowest-mean", replan_interval="2h")
+    clock = RecordingClock(SUBMITTED)
+    waited = schedule.wait_for_window(params, 600.0, clock)
+    assert sum(clock.sleeps) == waited.started - SUBMITTED == 9 * 3600
     assert max(clock.sleeps) <= 2 * 3600
+
+
+def test_rolling_replan_follows_the_newer_forecast(workspace):
+    """The forecast file changes while the job waits (the trough moves an hour earlier): the re-plan follows it."""
+    trace = workspace / "forecast.csv"
+
+    def publish(trough_hour: int) -> None:
+        hours = [SUBMITTED + 3600 * h for h in range(49)]
+        rows = [f"{int(t)},{100 if h == trough_hour else 400}" for h, t in enumerate(hours)]
+        trace.write_text("timestamp,carbon_intensity\n" + "\n".join(rows) + "\n")
+
+    class PublishingClock(RecordingClock):
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            publish(trough_hour=5)
+
+    publish(trough_hour=6)
+    params = params_with(carbon={"sources": ["csv"], "csv": {"path": str(trace)}}, clock="real", replan_interval="1h", expected_duration="1h")
+    clock = PublishingClock(SUBMITTED)
+    waited = schedule.wait_for_window(params, 3600.0, clock)
+    assert waited.started == SUBMITTED + 5 * 3600  # not 6 h: the re-plan saw the trough move
+    assert clock.sleeps == [3600] * 5 and waited.replans == 5
+
+
+def test_ctrl_c_records_a_clean_interrupted_decision(workspace):
+    params = params_with(clock="real", replan_interval="1h")
+    clock = RecordingClock(SUBMITTED, interrupt_after=2)
+    with pytest.raises(Interrupted, match="interrupted"):
+        schedule.run_stage(params, report=lambda line: None, clock=clock)
+    decision = json.loads((workspace / "stages/wait-for-window/decision.json").read_text())
+    assert decision["interrupted"] and decision["start"] is None and decision["wait_seconds"] is None
+    assert decision["chunks"][0]["start"] == "2025-01-16T03:00:00.000000Z"  # what was planned when it stopped
+    assert json.loads((workspace / "metrics/schedule.json").read_text())["interrupted"] is True
+    assert not list((workspace / "stages/wait-for-window").glob(".*.tmp"))
+
+
+def test_ctrl_c_on_the_real_command_exits_130_with_a_recorded_decision(workspace):
+    raw = default_params()
+    raw["scheduler"].update(clock="real", max_wait="20h", expected_duration="10min")
+    raw["carbon"]["mock"].update(peak_hour=(time.gmtime().tm_hour + 1) % 24, trough_hour=(time.gmtime().tm_hour + 12) % 24)
+    raw["carbon"]["timezone"] = "UTC"
+    write_params(workspace, raw)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "carbon_pipe.cli", "wait-for-window"], cwd=workspace, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    seen = []
+    while not any("next look in" in line for line in seen):  # planned, and now waiting for a trough hours away
+        line = process.stderr.readline()
+        assert line, f"wait-for-window ended before waiting: {''.join(seen)}"
+        seen.append(line)
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "interrupted" in rest.strip().splitlines()[-1] and "Traceback" not in rest
+    decision = json.loads((workspace / "stages/wait-for-window/decision.json").read_text())
+    assert decision["interrupted"] and decision["clock"] == "real"
+
+
+def test_duration_auto_is_estimated_from_the_last_run_and_says_so(workspace):
+    params = params_with(expected_duration="auto", fallback_duration="20min")
+    decision = schedule.run_stage(params, report=lambda line: None)
+    assert decision["duration_source"] == "fallback" and decision["expected_duration_seconds"] == 1200
+    assert "metrics/optimized.json is missing" in decision["duration_basis"]
+    (workspace / "metrics/optimized.json").write_text(
+        json.dumps({"training_metrics": {"total_time_seconds": 120.0, "epochs": 2, "train_samples": 1000}})
+    )
+    raw = default_params()
+    raw["scheduler"].update(expected_duration="auto")
+    raw["data"].update(train_limit=3000)
+    raw["train"].update(epochs=4)
+    decision = schedule.run_stage(parse_params(raw), report=lambda line: None)
+    assert decision["duration_source"] == "estimated"
+    assert decision["expected_duration_seconds"] == pytest.approx(120.0 / 2000 * 3000 * 4)  # 60 ms/sample x 12000
+    assert "metrics/optimized.json" in decision["duration_basis"]
 
 
 def test_horizon_must_cover_the_wait_and_the_job(workspace):
     params = parse_params({**default_params(), "carbon": {**default_params()["carbon"], "horizon": "6h"}})
     with pytest.raises(UsageError, match="carbon.horizon: must cover"):
+        schedule.run_stage(params, report=lambda line: None)
+    assert not (workspace / "stages").exists()
+
+
+def test_a_failing_source_falls_back_and_is_recorded(workspace, unused_port):
+    params = params_with(carbon={"sources": ["uk", "mock"], "uk": {"base_url": f"http://127.0.0.1:{unused_port}", "retries": 1, "backoff": "0s"}})
+    decision = schedule.run_stage(params, report=lambda line: None)
+    assert decision["source"] == "mock" and decision["source_chain"] == ["uk", "mock"]
+    [failure] = decision["source_failures"]
+    assert failure["source"] == "uk" and "cannot connect" in failure["error"] and "(2 attempts)" in failure["error"]
+    horizon = json.loads((workspace / "stages/wait-for-window/horizon.json").read_text())
+    assert horizon["source_failures"] == decision["source_failures"]
+
+
+def test_with_fallback_off_a_failing_source_is_an_error_and_nothing_is_written(workspace, unused_port):
+    params = params_with(carbon={"sources": ["uk", "mock"], "fallback": False, "uk": {"base_url": f"http://127.0.0.1:{unused_port}", "retries": 0}})
+    with pytest.raises(SourceError, match="uk: GET .*cannot connect"):
         schedule.run_stage(params, report=lambda line: None)
     assert not (workspace / "stages").exists()

@@ -1,9 +1,10 @@
 """CSV traces: canonical and preset formats, and a clear line for every bad row."""
 
+import numpy as np
 import pytest
 
 from carbon_pipe.errors import UsageError
-from carbon_pipe.traces import TraceFormat, load_trace
+from carbon_pipe.traces import TraceFormat, load_forecasts, load_trace
 
 from .conftest import CARBON_DATA
 
@@ -62,3 +63,60 @@ def test_presets_load_the_shared_traces(relative, preset, mean):
         pytest.skip(f"{path} not found")
     series = load_trace(path, preset)
     assert mean[0] < series.values.mean() < mean[1]
+
+
+@pytest.mark.parametrize(
+    "relative, preset",
+    [
+        ("lets-wait-awhile/fr_ci.csv", "lets-wait-awhile"),
+        ("electricitymaps-api-scrape/SE.csv", "electricitymaps-scrape"),
+        ("watttime-caiso-north/watttime2023_caiso-north_actual.csv", "watttime-caiso"),
+        ("uk-carbon-intensity-forecasts/gb_national_actuals_2023-03-14_2023-03-19.csv", "uk-actuals"),
+    ],
+)
+def test_auto_picks_the_preset_whose_columns_the_file_has(relative, preset):
+    path = CARBON_DATA / relative
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    np.testing.assert_array_equal(load_trace(path, "auto").values, load_trace(path, preset).values)
+
+
+def test_auto_refuses_a_file_no_preset_fits(tmp_path):
+    with pytest.raises(UsageError, match="cannot tell the trace format: no preset fits"):
+        load_trace(write(tmp_path, "when,value\n2024-01-01T00:00Z,1\n"), "auto")
+
+
+def test_forecast_vintages_load_sorted_and_in_g_per_kwh(tmp_path):
+    path = write(
+        tmp_path,
+        "request_time,forecast_time,Caiso_North\n2024-01-01 00:05,2024-01-01 00:10,200\n"
+        "2024-01-01 00:00,2024-01-01 00:10,100\n2024-01-01 00:00,2024-01-01 00:05,300\n",
+    )
+    vintages = load_forecasts(path)  # auto: the WattTime columns
+    assert (vintages.issued - vintages.issued[0]).tolist() == [0, 0, 300]
+    assert (vintages.target - vintages.issued[0]).tolist() == [300, 600, 600]
+    assert vintages.values.tolist() == pytest.approx([300 * 0.45359237, 100 * 0.45359237, 200 * 0.45359237])
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("issued_at,target_time,carbon_intensity\n2024-01-01T00:00Z,2024-01-01T01:00Z,\n", "row 2: carbon_intensity is missing"),
+        (
+            "issued_at,target_time,carbon_intensity\n2024-01-01T00:00Z,2024-01-01T01:00Z,1\n2024-01-01T00:00Z,2024-01-01T01:00Z,2\n",
+            "row 3: a second forecast for the same issue and target time",
+        ),
+        ("issued_at,target_time,carbon_intensity\nsoon,2024-01-01T01:00Z,1\n", "row 2: cannot parse time 'soon'"),
+    ],
+)
+def test_bad_forecast_rows_are_named(tmp_path, body, message):
+    with pytest.raises(UsageError, match=message):
+        load_forecasts(write(tmp_path, body, "forecasts.csv"), "canonical")
+
+
+def test_real_forecast_vintages_load():
+    path = CARBON_DATA / "uk-carbon-intensity-forecasts" / "gb_national_forecast_vintages_2023-03-14_2023-03-18.csv"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    vintages = load_forecasts(path)
+    assert len(np.unique(vintages.issued)) == 33 and len(vintages.values) == 33 * 96

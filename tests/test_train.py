@@ -108,3 +108,17 @@ def test_compile_and_channels_last_train_and_are_recorded(prepared, workspace):
     state = torch.load(workspace / "stages/train-baseline/model.pt", weights_only=True)
     assert not any(key.startswith("_orig_mod") for key in state)  # the plain module's weights, loadable without compile
     assert summary["training_metrics"]["final_accuracy"] > 20
+
+
+def test_a_source_fallback_is_carried_into_the_summaries(workspace, unused_port):
+    failing = {"sources": ["uk", "mock"], "uk": {"base_url": f"http://127.0.0.1:{unused_port}", "retries": 0}}
+    params = parse_params(tiny_params(train={"epochs": 1}, carbon=failing))
+    synthetic_dataset()
+    schedule.run_stage(params, report=lambda line: None)
+    summary = run_training(params, "baseline")
+    run_training(params, "optimized")
+    [failure] = summary["carbon_metrics"]["intensity_source_failures"]
+    assert summary["carbon_metrics"]["intensity_source"] == "mock" and failure["source"] == "uk"
+    result = compare.run_stage()
+    assert result["labels"]["intensity_source_failures"] == [failure]
+    assert "(after uk failed: uk: GET" in (workspace / "stages/compare/report.md").read_text()

@@ -28,8 +28,8 @@ def diurnal_intensity(local_hour: float, peak: float, trough: float, peak_hour: 
 
 @register("mock")
 class MockSource(IntensitySource):
-    def __init__(self, params: CarbonParams) -> None:
-        self.params = params
+    def __init__(self, params: CarbonParams, **options: object) -> None:
+        super().__init__(params)
         self.zone = ZoneInfo(params.timezone)
 
     def value_at(self, moment: float) -> float:
@@ -50,6 +50,6 @@ class MockSource(IntensitySource):
             values=values,
             is_forecast=np.zeros(count, dtype=bool),
             source=self.name,
-            region=self.params.region,
+            region=self.region,
             notes=("synthetic diurnal curve (mock source), not a measurement",),
         )

@@ -1,0 +1,137 @@
+"""The bad-input matrix: each case exits 2 with one line that names the problem, and writes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from carbon_pipe.cli import app
+
+from .conftest import default_params
+
+GOOD_TRACE = "timestamp,carbon_intensity\n" + "".join(
+    f"2025-01-{15 + h // 24:02d}T{h % 24:02d}:00:00Z,{100 + 10 * (h % 24)}\n" for h in range(72)
+)
+
+
+def with_params(edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        raw = default_params()
+        edit(raw)
+        (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+    return setup
+
+
+def set_key(path: str, value) -> Callable[[Path], None]:
+    def edit(raw: dict) -> None:
+        *parents, last = path.split(".")
+        node = raw
+        for key in parents:
+            node = node[key]
+        node[last] = value
+
+    return with_params(edit)
+
+
+def drop_key(path: str) -> Callable[[Path], None]:
+    def edit(raw: dict) -> None:
+        *parents, last = path.split(".")
+        node = raw
+        for key in parents:
+            node = node[key]
+        del node[last]
+
+    return with_params(edit)
+
+
+def csv_source(trace_text: str) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        (folder / "trace.csv").write_text(trace_text)
+
+        def edit(raw: dict) -> None:
+            raw["carbon"].update(sources=["csv"], fallback=False)
+            raw["carbon"]["csv"].update(path="trace.csv")
+
+        with_params(edit)(folder)
+
+    return setup
+
+
+def raw_file(text: str) -> Callable[[Path], None]:
+    return lambda folder: (folder / "params.yaml").write_text(text)
+
+
+WAIT = ["wait-for-window", "--params", "params.yaml"]
+CASES = [
+    # (id, setup, command, text the one line must contain)
+    ("no-params-file", lambda folder: None, WAIT, "params.yaml: no such params file"),
+    ("bad-yaml", raw_file("seed: 1\ndata: [unclosed\n"), WAIT, "invalid YAML at line"),
+    ("yaml-not-a-mapping", raw_file("- just\n- a list\n"), WAIT, "expected a mapping of sections"),
+    ("unknown-section", with_params(lambda p: p.update(schedular=p.pop("scheduler"))), WAIT, "schedular: unknown key (did you mean scheduler?)"),
+    ("unknown-nested-key", set_key("scheduler.max_wiat", "2h"), WAIT, "scheduler.max_wiat: unknown key (did you mean scheduler.max_wait?)"),
+    ("batch-size-text", set_key("baseline.batch_size", "big"), WAIT, "baseline.batch_size"),
+    ("batch-size-zero", set_key("baseline.batch_size", 0), WAIT, "baseline.batch_size: Input should be greater than or equal to 1"),
+    ("missing-batch-size", drop_key("optimized.batch_size"), WAIT, "optimized.batch_size: Field required"),
+    ("accumulation-zero", set_key("optimized.gradient_accumulation_steps", 0), WAIT, "optimized.gradient_accumulation_steps"),
+    ("accumulation-too-large", set_key("optimized.gradient_accumulation_steps", 2048), WAIT, "less than or equal to 1024"),
+    ("mixed-precision-maybe", set_key("optimized.mixed_precision", "maybe"), WAIT, "optimized.mixed_precision"),
+    ("negative-threshold", set_key("scheduler.threshold", -5), WAIT, "scheduler.threshold"),
+    ("bad-duration", set_key("scheduler.max_wait", "soon"), WAIT, "scheduler.max_wait: invalid duration 'soon'"),
+    ("negative-duration", set_key("scheduler.expected_duration", "-3h"), WAIT, "scheduler.expected_duration"),
+    ("naive-now", set_key("scheduler.now", "2025-01-15T18:00:00"), WAIT, "scheduler.now: time 2025-01-15T18:00:00 has no time zone"),
+    ("garbage-now", set_key("scheduler.now", "teatime"), WAIT, "scheduler.now: invalid time 'teatime'"),
+    ("simulated-without-now", set_key("scheduler.now", None), WAIT, "scheduler.now: required when scheduler.clock is simulated"),
+    ("bad-clock", set_key("scheduler.clock", "wallclock"), WAIT, "scheduler.clock"),
+    ("bad-rule", set_key("scheduler.rule", "greedy"), WAIT, "scheduler.rule"),
+    ("interruptible-threshold", with_params(lambda p: p["scheduler"].update(mode="interruptible", rule="threshold")), WAIT, "scheduler.mode: interruptible needs rule lowest-mean"),
+    ("bad-time-zone", set_key("carbon.timezone", "Mars/Olympus"), WAIT, "carbon.timezone: unknown time zone 'Mars/Olympus'"),
+    ("bad-country-code", set_key("carbon.country_iso_code", "gb"), WAIT, "carbon.country_iso_code"),
+    ("no-sources", set_key("carbon.sources", []), WAIT, "carbon.sources"),
+    ("unknown-source", set_key("carbon.sources", ["carbonmagic"]), WAIT, "carbon.sources"),
+    ("bad-base-url", set_key("carbon.uk.base_url", "not a url"), WAIT, "carbon.uk.base_url"),
+    ("negative-retries", set_key("carbon.uk.retries", -1), WAIT, "carbon.uk.retries"),
+    ("horizon-too-short", set_key("carbon.horizon", "6h"), WAIT, "carbon.horizon: must cover"),
+    ("train-limit-zero", set_key("data.train_limit", 0), WAIT, "data.train_limit"),
+    ("zero-epochs", set_key("train.epochs", 0), WAIT, "train.epochs"),
+    ("bad-device", set_key("train.device", "tpu"), WAIT, "train.device"),
+    ("zero-learning-rate", set_key("train.learning_rate", 0), WAIT, "train.learning_rate"),
+    ("zero-measure-interval", set_key("energy.measure_power_secs", 0), WAIT, "energy.measure_power_secs"),
+    ("negative-seed", set_key("seed", -1), WAIT, "seed: Input should be greater than or equal to 0"),
+    ("csv-without-path", set_key("carbon.sources", ["csv"]), WAIT, "carbon.csv.path: required"),
+    ("csv-missing-file", csv_source(GOOD_TRACE), ["wait-for-window", "--params", "params.yaml"], None),
+    ("csv-nan-intensity", csv_source(GOOD_TRACE.replace(",110\n", ",NaN\n", 1)), WAIT, "row 3: carbon_intensity is missing"),
+    ("csv-unsorted", csv_source(GOOD_TRACE.replace("2025-01-15T01:00:00Z", "2025-01-14T01:00:00Z")), WAIT, "timestamps out of order"),
+    ("csv-duplicated", csv_source(GOOD_TRACE.replace("2025-01-15T01:00:00Z", "2025-01-15T00:00:00Z")), WAIT, "duplicated timestamp"),
+    ("csv-bad-time", csv_source(GOOD_TRACE.replace("2025-01-15T05:00:00Z", "half past five")), WAIT, "cannot parse time 'half past five'"),
+    ("unknown-run", with_params(lambda p: None), ["train", "--params", "params.yaml", "--run", "fastest"], "--run: expected baseline or optimized"),
+]
+
+
+def files_in(folder: Path) -> set[Path]:
+    return {path for path in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("setup, command, expected", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(workspace, setup, command, expected):
+    setup(workspace)
+    if expected is None:  # the trace the params name is not there
+        (workspace / "trace.csv").unlink()
+        expected = "trace.csv: no such trace file"
+    before = files_in(workspace)
+    result = CliRunner().invoke(app, command)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2, result.stderr or result.output
+    assert len(lines) == 1 and expected in lines[0], lines
+    assert lines[0].startswith("carbon-pipe: error: ")
+    assert "Traceback" not in result.output + result.stderr
+    assert files_in(workspace) == before
+
+
+def test_there_are_at_least_thirty_distinct_cases():
+    assert len({case[0] for case in CASES}) == len(CASES) >= 30
+
