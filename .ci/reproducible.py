@@ -27,7 +27,7 @@ def sha256(path: Path) -> str:
 
 
 def snapshot(project: Path) -> dict:
-    facts = {"stages/fetch-data/mnist.pt sha256": sha256(project / "stages/fetch-data/mnist.pt")}
+    facts = {"stages/fetch-data/dataset.pt sha256": sha256(project / "stages/fetch-data/dataset.pt")}
     decision = json.loads((project / "stages/wait-for-window/decision.json").read_text())
     facts.update({f"decision.{key}": decision[key] for key in DECISION_KEYS})
     for run in RUNS:

@@ -49,7 +49,7 @@ def _say(line: str) -> None:
 
 @app.command("fetch-data")
 def fetch_data(params: Path = ParamsOption) -> None:
-    """Fetch MNIST (from $CARBON_PIPE_DATA_MIRROR if set) into stages/fetch-data/ as uint8 tensors."""
+    """Fetch data.dataset (from its mirror folder if set, e.g. $CARBON_PIPE_MNIST_MIRROR) as uint8 tensors."""
     from . import data
 
     config = _load(params)
@@ -141,7 +141,11 @@ def train(
         None, "--run", "-r", help="baseline or optimized (default: optimized, the carbon-aware configuration)."
     ),
 ) -> None:
-    """Train one configuration with energy tracking; write the model, logs and metrics/<run>.json."""
+    """Train one configuration with energy tracking; write the model, logs and metrics/<run>.json.
+
+    Resumes automatically from the checkpoint a stopped or killed run of the same configuration left in
+    stages/train-<run>/resume/. SIGTERM or SIGINT checkpoint and stop it. Runs under `torchrun` as DDP.
+    """
     config = _load(params)
     run_name = run or "optimized"
     if run_name not in ("baseline", "optimized"):
@@ -150,6 +154,8 @@ def train(
     from . import train as training
 
     summary = _run(lambda: training.run_training(config, run_name))
+    if summary is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     carbon = summary["carbon_metrics"]
     emissions = "unknown" if carbon["total_emissions_kg"] is None else f"{carbon['total_emissions_kg'] * 1000:.3f} g CO2"
     _say(

@@ -1,85 +1,141 @@
-"""The fetch-data stage: MNIST as uint8 tensors, from a local mirror (offline machines) or torchvision's download."""
+"""The fetch-data stage: MNIST, Fashion-MNIST or CIFAR-10 as uint8 tensors, from a local mirror or torchvision's download.
+
+Offline machines point an environment variable at a folder holding the dataset's original files (what
+torchvision would download); their md5 sums are checked before torchvision unpacks them.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from .artifacts import save_torch, write_json
+from .artifacts import md5sum, save_torch, write_json
 from .errors import DataError
 from .layout import DATA_DIR, DATA_MANIFEST, DATASET_FILE
 from .params import DataParams
 
-MIRROR_ENV = "CARBON_PIPE_DATA_MIRROR"
+GENERIC_MIRROR_ENV = "CARBON_PIPE_DATA_MIRROR"
 
 
-def md5sum(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class DatasetSpec:
+    torchvision_class: str
+    mean: tuple[float, ...]  # per channel, of pixel / 255 over the training split (the published values)
+    std: tuple[float, ...]
+    mirror_holds: str  # what the mirror folder must contain, for error messages
+
+    @property
+    def mirror_env(self) -> str:
+        return f"CARBON_PIPE_{self.torchvision_class.upper()}_MIRROR"
+
+    def mirror_files(self, dataset_class) -> tuple[str, list[tuple[str, str]]]:
+        """Where under the download root torchvision looks for the original files, and their names and md5s."""
+        if hasattr(dataset_class, "resources"):  # the MNIST family: four .gz files in <Class>/raw
+            return f"{dataset_class.__name__}/raw", list(dataset_class.resources)
+        return ".", [(dataset_class.filename, dataset_class.tgz_md5)]  # CIFAR: one archive in the root
 
 
-def copy_from_mirror(mirror: Path, raw_folder: Path, resources: list[tuple[str, str]]) -> None:
-    """Copy the original .gz files into torchvision's raw folder, checking each md5 first."""
+DATASETS = {
+    "mnist": DatasetSpec("MNIST", (0.1307,), (0.3081,), "the four MNIST .gz files"),
+    "fashion-mnist": DatasetSpec("FashionMNIST", (0.2860,), (0.3530,), "the four Fashion-MNIST .gz files"),
+    "cifar10": DatasetSpec("CIFAR10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar-10-python.tar.gz"),
+}
+
+
+def mirror_setting(spec: DatasetSpec) -> tuple[str, str | None]:
+    """The dataset's own variable wins; CARBON_PIPE_DATA_MIRROR applies to whichever dataset is configured."""
+    for name in (spec.mirror_env, GENERIC_MIRROR_ENV):
+        if os.environ.get(name):
+            return name, os.environ[name]
+    return spec.mirror_env, None
+
+
+def copy_from_mirror(variable: str, mirror: Path, spec: DatasetSpec, dataset_class, root: Path) -> None:
+    """Copy the original files into torchvision's download folder, checking each md5 first."""
     if not mirror.is_dir():
-        raise DataError(f"{MIRROR_ENV}={mirror}: no such folder (it should hold the four MNIST .gz files)")
-    raw_folder.mkdir(parents=True, exist_ok=True)
-    for filename, expected in resources:
+        raise DataError(f"{variable}={mirror}: no such folder (it should hold {spec.mirror_holds})")
+    subfolder, files = spec.mirror_files(dataset_class)
+    target = root / subfolder
+    target.mkdir(parents=True, exist_ok=True)
+    for filename, expected in files:
         found = mirror / filename
         if not found.is_file():
-            raise DataError(f"{MIRROR_ENV}: {found} is missing")
+            raise DataError(f"{variable}: {found} is missing")
         actual = md5sum(found)
         if actual != expected:
-            raise DataError(f"{found}: md5 {actual} does not match MNIST's {expected} (corrupt or wrong file)")
-        shutil.copyfile(found, raw_folder / filename)
+            raise DataError(
+                f"{found}: md5 {actual} does not match {dataset_class.__name__}'s {expected} (corrupt or wrong file)"
+            )
+        shutil.copyfile(found, target / filename)
 
 
-def load_mnist(workdir: Path, mirror: str | None):
-    """Return torchvision's train and test MNIST datasets, unpacked under `workdir`."""
-    from torchvision.datasets import MNIST
+def load_torchvision(name: str, root: Path):
+    """Return torchvision's train and test datasets for `name`, from the mirror if one is set, unpacked under `root`."""
+    import torchvision.datasets
 
+    spec = DATASETS[name]
+    dataset_class = getattr(torchvision.datasets, spec.torchvision_class)
+    variable, mirror = mirror_setting(spec)
     if mirror:
-        copy_from_mirror(Path(mirror), workdir / "MNIST" / "raw", MNIST.resources)
+        copy_from_mirror(variable, Path(mirror), spec, dataset_class, root)
     try:
         # With the mirror's files in place torchvision verifies their md5 and only unpacks them.
         # Its per-mirror chatter goes to stdout; the one line that matters is ours.
         with contextlib.redirect_stdout(io.StringIO()):
-            train = MNIST(str(workdir), train=True, download=True)
-            test = MNIST(str(workdir), train=False, download=True)
+            train = dataset_class(str(root), train=True, download=True)
+            test = dataset_class(str(root), train=False, download=True)
     except (RuntimeError, OSError) as exc:
         cause = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise DataError(
-            f"MNIST download failed ({cause}); offline? set {MIRROR_ENV} to a folder holding the four MNIST .gz files"
+            f"{spec.torchvision_class} download failed ({cause}); offline? set {variable} to a folder holding "
+            f"{spec.mirror_holds}"
         ) from None
     return train, test
 
 
+def as_tensors(split, limit: int | None):
+    """A torchvision split as (N, C, H, W) uint8 images and int64 labels: the whole split, no per-sample PIL."""
+    import torch
+
+    images = torch.as_tensor(split.data[:limit])
+    images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)  # MNIST: N,H,W; CIFAR: N,H,W,C
+    return images.contiguous().clone(), torch.as_tensor(split.targets[:limit], dtype=torch.int64).clone()
+
+
 def run_stage(params: DataParams) -> dict:
-    mirror = os.environ.get(MIRROR_ENV) or None
+    import torch
+
+    spec = DATASETS[params.dataset]
+    variable, mirror = mirror_setting(spec)
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".mnist-", dir=DATA_DIR) as workdir:
-        train, test = load_mnist(Path(workdir), mirror)
-        # torchvision already holds the whole split as one uint8 tensor: take it, no per-sample PIL round trip.
-        tensors = {
-            "train_images": train.data[: params.train_limit].clone(),
-            "train_labels": train.targets[: params.train_limit].clone(),
-            "test_images": test.data[: params.test_limit].clone(),
-            "test_labels": test.targets[: params.test_limit].clone(),
-        }
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=DATA_DIR) as workdir:
+        train, test = load_torchvision(params.dataset, Path(workdir))
+        train_images, train_labels = as_tensors(train, params.train_limit)
+        test_images, test_labels = as_tensors(test, params.test_limit)
+        classes = list(train.classes)
+    tensors = {
+        "dataset": params.dataset,
+        "classes": classes,
+        "mean": torch.tensor(spec.mean),
+        "std": torch.tensor(spec.std),
+        "train_images": train_images,
+        "train_labels": train_labels,
+        "test_images": test_images,
+        "test_labels": test_labels,
+    }
     save_torch(DATASET_FILE, tensors)
     manifest = {
         "dataset": params.dataset,
-        "origin": f"local mirror ({MIRROR_ENV})" if mirror else "torchvision download",
-        "train_samples": len(tensors["train_labels"]),
-        "test_samples": len(tensors["test_labels"]),
-        "image_shape": list(tensors["train_images"].shape[1:]),
+        "origin": f"local mirror ({variable})" if mirror else "torchvision download",
+        "train_samples": len(train_labels),
+        "test_samples": len(test_labels),
+        "image_shape": list(train_images.shape[1:]),
+        "num_classes": len(classes),
         "dtype": "uint8",
         "md5": md5sum(DATASET_FILE),
     }

@@ -1,5 +1,7 @@
 """Typed errors. The CLI turns each into one line on stderr and a non-zero exit."""
 
+from __future__ import annotations
+
 
 class CarbonPipeError(Exception):
     """Base class; `exit_code` is what the CLI exits with."""
@@ -27,6 +29,20 @@ class SourceError(CarbonPipeError):
 
 class ArtifactError(CarbonPipeError):
     """An artifact an earlier stage should have written is missing or malformed."""
+
+
+class ModelError(UsageError):
+    """model.class cannot be imported or built, or the model does not fit the dataset's shapes."""
+
+
+class TrainingStopped(CarbonPipeError):
+    """Training stopped early after checkpointing (a signal, or the segment's budget); the same command resumes it."""
+
+    def __init__(self, message: str, step: int, signal_number: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        # A signal gives the shell's conventional 128 + signal number; a budget stop is a temporary failure.
+        self.exit_code = 128 + signal_number if signal_number else 75
 
 
 class Interrupted(CarbonPipeError):

@@ -5,7 +5,7 @@ from pathlib import Path
 METRICS_DIR = Path("metrics")
 
 DATA_DIR = Path("stages/fetch-data")
-DATASET_FILE = DATA_DIR / "mnist.pt"
+DATASET_FILE = DATA_DIR / "dataset.pt"
 DATA_MANIFEST = DATA_DIR / "manifest.json"
 
 WINDOW_DIR = Path("stages/wait-for-window")
@@ -31,6 +31,11 @@ CUMULATIVE_PNG = COMPARE_DIR / "cumulative_emissions.png"
 
 def train_dir(run_name: str) -> Path:
     return Path(f"stages/train-{run_name}")
+
+
+def resume_dir(run_name: str) -> Path:
+    """A stopped run's checkpoint and energy journal. Not a DVC out, so `dvc repro` does not delete it."""
+    return train_dir(run_name) / "resume"
 
 
 def run_metrics(run_name: str) -> Path:

@@ -43,8 +43,11 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DatasetName = Literal["mnist", "fashion-mnist", "cifar10"]
+
+
 class DataParams(Section):
-    dataset: Literal["mnist"] = "mnist"
+    dataset: DatasetName = "mnist"
     train_limit: Optional[Annotated[int, Field(ge=1)]] = None
     test_limit: Optional[Annotated[int, Field(ge=1)]] = None
 
@@ -167,12 +170,25 @@ class SchedulerParams(Section):
     fallback_duration: PositiveSeconds = 600.0
 
 
+def _class_path(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+        raise ValueError(f"expected 'package.module:ClassName', got {value!r}")
+    return value
+
+
+class ModelParams(Section):
+    # `class` is a Python keyword, so the field has another name and reads the key through its alias.
+    class_path: Annotated[str, AfterValidator(_class_path)] = Field("carbon_pipe.model:SimpleCNN", alias="class")
+    kwargs: dict[str, Any] = {}
+
+
 class TrainParams(Section):
     epochs: Annotated[int, Field(ge=1)] = 3
     learning_rate: Annotated[float, Field(gt=0)] = 1e-3
     lr_schedule: Literal["onecycle", "constant"] = "onecycle"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     eval_batch_size: Annotated[int, Field(ge=1)] = 1000
+    checkpoint_every: Annotated[int, Field(ge=1)] = 200  # optimizer steps between resume checkpoints
 
 
 class EnergyParams(Section):
@@ -183,6 +199,8 @@ class RunParams(Section):
     batch_size: Annotated[int, Field(ge=1)]
     gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024)] = 1
     mixed_precision: bool = False
+    compile: bool = False        # torch.compile the model
+    channels_last: bool = False  # NHWC memory format for the model and its input batches
 
     @property
     def effective_batch_size(self) -> int:
@@ -192,6 +210,7 @@ class RunParams(Section):
 class Params(Section):
     seed: Annotated[int, Field(ge=0)] = 42
     data: DataParams = DataParams()
+    model: ModelParams = ModelParams()
     carbon: CarbonParams = CarbonParams()
     scheduler: SchedulerParams = SchedulerParams()
     train: TrainParams = TrainParams()
@@ -242,7 +261,7 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
     path = ".".join(str(part) for part in loc) or "(top level)"
     if error["type"] == "extra_forbidden":
         owner = _model_at(loc)
-        known = list(owner.model_fields) if owner else []
+        known = [field.alias or name for name, field in owner.model_fields.items()] if owner else []
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?)" if close else ""
         return path, f"unknown key{hint}"

@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+# One intra-op thread for the tests and every process they start: the tiny models here gain nothing from more,
+# and on a shared machine OpenMP threads waiting for each other make a step 10-100x slower. Set before torch loads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CARBON_PIPE_SHARED", REPO.parent / "shared"))
 MNIST_RAW = SHARED / "data" / "mnist" / "MNIST" / "raw"
@@ -51,6 +55,34 @@ def workspace(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
     return tmp_path
+
+
+def synthetic_dataset(train: int = 256, test: int = 128, size: int = 28) -> None:
+    """Random images with a learnable rule (label = brightest row band), saved where fetch-data would put them."""
+    import torch
+
+    from carbon_pipe.layout import DATASET_FILE
+
+    generator = torch.Generator().manual_seed(1)
+
+    def split(count):
+        labels = torch.randint(0, 10, (count,), generator=generator)
+        images = torch.randint(0, 60, (count, 1, size, size), dtype=torch.uint8, generator=generator)
+        for i, label in enumerate(labels):
+            images[i, :, 2 * label : 2 * label + 3] += 150
+        return images, labels
+
+    train_x, train_y = split(train)
+    test_x, test_y = split(test)
+    DATASET_FILE.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "dataset": "synthetic", "classes": [str(digit) for digit in range(10)],
+            "mean": torch.tensor([0.25]), "std": torch.tensor([0.3]),
+            "train_images": train_x, "train_labels": train_y, "test_images": test_x, "test_labels": test_y,
+        },
+        DATASET_FILE,
+    )
 
 
 @pytest.fixture

@@ -1,13 +1,16 @@
 """The real thing: `dvc repro` of the five stages in a fresh git repo, on a tiny subset."""
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 
 import pandas as pd
 import pytest
+import torch
 
 from .conftest import REPO, tiny_params, write_params
 
@@ -33,13 +36,15 @@ def project(tmp_path_factory, request):
         pytest.skip(f"MNIST mirror not found at {MNIST_RAW}")
     folder = tmp_path_factory.mktemp("project")
     shutil.copytree(REPO / "carbon_pipe", folder / "carbon_pipe", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "custom_models", folder / "custom_models", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "dvc.yaml", folder)
+    shutil.copy(REPO / ".dvcignore", folder)
     shutil.copytree(REPO / ".dvc", folder / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
     write_params(folder, tiny_params())
     git(folder, "init", "-q")
     git(folder, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init")
     mp = pytest.MonkeyPatch()
-    mp.setenv("PATH", VENV_BIN + ":" + __import__("os").environ["PATH"])
+    mp.setenv("PATH", VENV_BIN + ":" + os.environ["PATH"])
     mp.setenv("CARBON_PIPE_DATA_MIRROR", str(MNIST_RAW))
     request.addfinalizer(mp.undo)
     dvc(folder, "repro")
@@ -100,5 +105,56 @@ def test_changing_optimized_accumulation_reruns_only_what_uses_it(project):
         assert ran == {"train-optimized", "compare"}
         assert "gradient_accumulation_steps" in dvc(project, "params", "diff", "--all").stdout
         assert json.loads((project / "metrics/optimized.json").read_text())["gradient_accumulation_steps"] == 8
+    finally:
+        write_params(project, tiny_params())
+
+
+def test_a_custom_model_trains_through_dvc_by_changing_params_only(project):
+    params = tiny_params()
+    params["model"].update({"class": "custom_models.mlp:MLP", "kwargs": {"hidden": 64}})
+    write_params(project, params)
+    try:
+        status = dvc(project, "status").stdout
+        assert "train-baseline" in status and "train-optimized" in status
+        assert "fetch-data" not in status and "wait-for-window" not in status
+        dvc(project, "repro")
+        for run in ("baseline", "optimized"):
+            summary = json.loads((project / f"metrics/{run}.json").read_text())
+            assert summary["model_class"] == "custom_models.mlp:MLP" and summary["training_metrics"]["final_accuracy"] > 50
+        assert "changed" not in dvc(project, "status").stdout  # imported bytecode does not dirty the stage
+    finally:
+        write_params(project, tiny_params())
+
+
+def test_an_interrupted_dvc_repro_resumes_where_it_stopped(project):
+    """Ctrl-C reaches the whole process group; dvc ignores it while the stage runs, the stage checkpoints and
+    stops, and the next `dvc repro` resumes from that checkpoint, which dvc did not delete (not an out)."""
+    params = tiny_params()
+    params["baseline"].update(batch_size=4)  # 128 steps: time to interrupt it
+    params["train"].update(checkpoint_every=2)
+    write_params(project, params)
+    resume = project / "stages/train-baseline/resume"
+    try:
+        repro = subprocess.Popen(
+            [sys.executable, "-m", "dvc", "repro", "train-baseline"], cwd=project, start_new_session=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        deadline = time.monotonic() + 120
+        while not (resume / "checkpoint.pt").exists():
+            assert repro.poll() is None, repro.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.killpg(repro.pid, signal.SIGINT)
+        _, stderr = repro.communicate(timeout=120)
+        assert repro.returncode != 0 and "stopped by SIGINT" in stderr
+        stopped_at = torch.load(resume / "checkpoint.pt", weights_only=True)["step"]
+        assert 0 < stopped_at < 128
+
+        dvc(project, "repro", "train-baseline")
+        summary = json.loads((project / "metrics/baseline.json").read_text())
+        assert summary["training_metrics"]["resumed_at_step"] == stopped_at
+        assert summary["training_metrics"]["segments"] == 2
+        assert set(pd.read_csv(project / "stages/train-baseline/energy_intervals.csv")["segment"]) == {0, 1}
+        assert not resume.exists()
     finally:
         write_params(project, tiny_params())

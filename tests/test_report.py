@@ -26,7 +26,7 @@ from carbon_pipe.series import IntensitySeries
 from carbon_pipe.timeutil import iso, parse_instant
 from carbon_pipe.train import run_training
 
-from .conftest import tiny_params
+from .conftest import synthetic_dataset, tiny_params
 
 HOUR = 3600.0
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -118,17 +118,7 @@ def reported(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
         params = parse_params(tiny_params(train={"epochs": 2}))
-        generator = torch.Generator().manual_seed(0)
-        DATASET_FILE.parent.mkdir(parents=True)
-        torch.save(
-            {
-                "train_images": torch.randint(0, 256, (256, 28, 28), dtype=torch.uint8, generator=generator),
-                "train_labels": torch.randint(0, 10, (256,), generator=generator),
-                "test_images": torch.randint(0, 256, (64, 28, 28), dtype=torch.uint8, generator=generator),
-                "test_labels": torch.randint(0, 10, (64,), generator=generator),
-            },
-            DATASET_FILE,
-        )
+        synthetic_dataset(train=256, test=64)
         schedule.run_stage(params, report=lambda line: None)
         summaries = {run: run_training(params, run) for run in ("baseline", "optimized")}
         compare.run_stage()

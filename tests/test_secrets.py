@@ -45,6 +45,7 @@ def test_tokens_never_reach_params_lock_outputs_or_logs(tmp_path, httpserver):
 
     project = tmp_path / "project"
     shutil.copytree(REPO / "carbon_pipe", project / "carbon_pipe", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "custom_models", project / "custom_models", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "dvc.yaml", project)
     shutil.copytree(REPO / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
     params = tiny_params()

@@ -9,50 +9,33 @@ import pytest
 import torch
 
 from carbon_pipe import compare, schedule
-from carbon_pipe.layout import DATASET_FILE
 from carbon_pipe.model import SimpleCNN
 from carbon_pipe.params import parse_params
 from carbon_pipe.timeutil import parse_instant
-from carbon_pipe.train import accumulate_gradients, run_training
+from carbon_pipe.train import DeviceData, accumulate_gradients, run_training
 
-from .conftest import tiny_params
+from .conftest import synthetic_dataset, tiny_params
 
 
-def gradients_for(model, images, labels, group, batch_size):
+def gradients_for(model, data, group, batch_size):
     model.zero_grad(set_to_none=True)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    loss = accumulate_gradients(model, images, labels, group, batch_size, nullcontext, scaler)
-    return loss, [p.grad.clone() for p in model.parameters()]
+    loss = accumulate_gradients(model, data, group, len(group), batch_size, nullcontext, scaler)
+    return loss.item(), [p.grad.clone() for p in model.parameters()]
 
 
 @pytest.mark.parametrize("group_size, micro", [(64, 16), (64, 64), (22, 8), (5, 4)])
 def test_accumulation_equals_the_big_batch(group_size, micro):
     torch.manual_seed(0)
     model = SimpleCNN().eval()  # no dropout: both paths must see the same function
-    images = torch.randint(0, 256, (80, 28, 28), dtype=torch.uint8)
-    labels = torch.randint(0, 10, (80,))
+    images = torch.randint(0, 256, (80, 1, 28, 28), dtype=torch.uint8)
+    data = DeviceData(images, torch.randint(0, 10, (80,)), torch.full((1, 1, 1, 1), 0.13), torch.full((1, 1, 1, 1), 0.31))
     group = torch.randperm(80)[:group_size]  # includes short remainders (22 = 8+8+6, 5 = 4+1)
-    big_loss, big = gradients_for(model, images, labels, group, batch_size=group_size)
-    acc_loss, accumulated = gradients_for(model, images, labels, group, batch_size=micro)
+    big_loss, big = gradients_for(model, data, group, batch_size=group_size)
+    acc_loss, accumulated = gradients_for(model, data, group, batch_size=micro)
     assert acc_loss == pytest.approx(big_loss, rel=1e-5)
     for whole, parts in zip(big, accumulated):
         torch.testing.assert_close(parts, whole, rtol=1e-4, atol=1e-6)
-
-
-def synthetic_dataset(train: int = 256, test: int = 128) -> None:
-    """Random images with a learnable rule (label = brightest row band), saved where fetch-data would put them."""
-    generator = torch.Generator().manual_seed(1)
-    def split(count):
-        labels = torch.randint(0, 10, (count,), generator=generator)
-        images = torch.randint(0, 60, (count, 28, 28), dtype=torch.uint8, generator=generator)
-        for i, label in enumerate(labels):
-            images[i, 2 * label : 2 * label + 3] += 150
-        return images, labels
-    train_x, train_y = split(train)
-    test_x, test_y = split(test)
-    DATASET_FILE.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"train_images": train_x, "train_labels": train_y, "test_images": test_x, "test_labels": test_y}, DATASET_FILE)
-
 
 @pytest.fixture
 def prepared(workspace):
@@ -73,7 +56,9 @@ def test_same_params_and_seed_give_identical_model_bytes(prepared, workspace):
     second_epochs = pd.read_csv(workspace / "stages/train-optimized/epochs.csv")
     pd.testing.assert_series_equal(first_epochs["train_loss"], second_epochs["train_loss"])
     checkpoint = torch.load(workspace / "stages/train-optimized/checkpoint.pt", weights_only=True)
-    assert checkpoint["epoch"] == 2 and set(checkpoint) >= {"model", "optimizer", "scaler", "torch_rng"}
+    assert len(checkpoint["epochs"]) == 2 and checkpoint["step"] == checkpoint["total_steps"]
+    assert set(checkpoint) >= {"model", "optimizer", "scaler", "lr_schedule", "rng", "data_order_rng"}
+    assert not (workspace / "stages/train-optimized/resume").exists()  # finished: nothing left to resume
 
 
 def test_emissions_are_energy_times_intensity_on_the_pipeline_clock(prepared, workspace):
@@ -108,6 +93,21 @@ def test_compare_splits_savings_into_schedule_and_configuration(prepared, worksp
     assert baseline["scheduler_metrics"]["start"] == "2025-01-15T18:00:00.000000Z"
     report = (workspace / "stages/compare/report.md").read_text()
     assert "schedule effect" in report and "simulated" in report
+
+
+@pytest.mark.slow  # torch.compile builds C++ kernels on the CPU: half a minute
+def test_compile_and_channels_last_train_and_are_recorded(prepared, workspace):
+    params = prepared.model_copy(
+        update={
+            "baseline": prepared.baseline.model_copy(update={"compile": True, "channels_last": True}),
+            "model": prepared.model.model_copy(update={"kwargs": {"width": 4, "hidden": 16}}),
+        }
+    )
+    summary = run_training(params, "baseline")
+    assert summary["compile"] and summary["channels_last"]
+    state = torch.load(workspace / "stages/train-baseline/model.pt", weights_only=True)
+    assert not any(key.startswith("_orig_mod") for key in state)  # the plain module's weights, loadable without compile
+    assert summary["training_metrics"]["final_accuracy"] > 20
 
 
 def test_a_source_fallback_is_carried_into_the_summaries(workspace, unused_port):

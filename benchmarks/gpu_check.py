@@ -1,0 +1,179 @@
+"""GPU check: train baseline and optimized on MNIST on a CUDA device and print one table.
+
+    python benchmarks/gpu_check.py [--epochs 3] [--train-samples N] [--compile] [--channels-last]
+    python benchmarks/gpu_check.py --allow-cpu --train-samples 512 --epochs 1   # the same plumbing on a CPU
+
+Runs `carbon-pipe train --run baseline` and `--run optimized` (params.yaml's configurations, on the device) in a
+scratch project, each in its own process as `dvc repro` would, and reports for both: the precision that really
+ran, peak GPU memory (max_memory_allocated / max_memory_reserved after a reset at run start) and its reduction,
+samples/s, test accuracy, and energy measured by NVML two ways: the GPU's total-energy counter read around the
+whole train command (startup and data loading included), and CodeCarbon's NVML-based GPU energy over training.
+MNIST comes from $CARBON_PIPE_MNIST_MIRROR / $CARBON_PIPE_DATA_MIRROR or a shared/ folder beside or in the
+checkout; without one it needs internet access. A few minutes on one GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pandas as pd  # noqa: E402
+
+from common import REPO, mnist_mirror, project_params, scratch_project  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--train-samples", type=int, default=None, help="default: all 60000")
+    parser.add_argument("--test-samples", type=int, default=None, help="default: all 10000")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the optimized run")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format for the optimized run")
+    parser.add_argument("--allow-cpu", action="store_true", help="without CUDA, run on the CPU (to test this script)")
+    return parser.parse_args()
+
+
+def cuda_description() -> str | None:
+    """The GPU's name and the CUDA/torch versions, or None without a usable CUDA device."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, torch {torch.__version__})"
+    except Exception as exc:  # a broken driver install must not hide behind a traceback
+        print(f"gpu_check: CUDA is not usable: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return None
+
+
+class NvmlEnergy:
+    """GPU 0's total-energy counter (millijoules since the driver loaded; Volta or newer), read through NVML."""
+
+    def __init__(self) -> None:
+        self.handle = None
+        self.error = None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self.handle = self._visible_gpu(pynvml)
+            pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)  # fails here on GPUs without the counter
+            self.pynvml = pynvml
+        except Exception as exc:
+            self.handle, self.error = None, f"{exc.__class__.__name__}: {exc}"
+
+    @staticmethod
+    def _visible_gpu(pynvml):
+        """NVML numbers GPUs physically; CUDA_VISIBLE_DEVICES may renumber them, so match CUDA's device 0 by UUID."""
+        try:
+            import torch
+
+            uuid = str(torch.cuda.get_device_properties(0).uuid)
+            return pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
+        except Exception:
+            return pynvml.nvmlDeviceGetHandleByIndex(0)
+
+    def read_wh(self) -> float | None:
+        if self.handle is None:
+            return None
+        try:
+            return self.pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 3.6e6  # mJ -> Wh
+        except Exception as exc:
+            self.error = f"{exc.__class__.__name__}: {exc}"
+            return None
+
+
+def train(run: str, nvml: NvmlEnergy) -> dict:
+    """One `carbon-pipe train` in its own process, with the NVML counter read around it."""
+    before = nvml.read_wh()
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "carbon_pipe.cli", "train", "--run", run], capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))},
+    )
+    wall = time.perf_counter() - started
+    after = nvml.read_wh()
+    if result.returncode != 0:
+        sys.exit(f"gpu_check: train --run {run} failed:\n{result.stderr[-4000:]}")
+    summary = json.loads(Path(f"metrics/{run}.json").read_text())
+    summary["nvml_command_wh"] = after - before if before is not None and after is not None else None
+    summary["command_seconds"] = wall
+    intervals = pd.read_csv(f"stages/train-{run}/energy_intervals.csv")
+    summary["codecarbon_gpu_wh"] = float(intervals["gpu_energy_kwh"].sum()) * 1000 if len(intervals) else None
+    return summary
+
+
+def fmt(value, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def change(base, new, relative: bool = True) -> str:
+    if base is None or new is None:
+        return ""
+    if relative:
+        return f"{100 * (new - base) / base:+.1f} %" if base else ""
+    return f"{new - base:+.2f}"
+
+
+def table(device: str, args, base: dict, opt: dict, nvml: NvmlEnergy) -> str:
+    def row(label, key, spec=".1f", relative=True):
+        b, o = key(base), key(opt)
+        return f"{label:<40}{fmt(b, spec):>26}{fmt(o, spec):>26}  {change(b, o, relative)}"
+
+    memory = lambda s, k: s["memory_metrics"].get(k)  # noqa: E731
+    lines = [
+        f"GPU check on {device}: MNIST {base['training_metrics'].get('epochs')} epochs, "
+        f"{args.train_samples or 'all'} training samples",
+        f"{'':<40}{'baseline':>26}{'optimized':>26}  change",
+        f"{'precision':<40}{base['precision']:>26}{opt['precision']:>26}",
+        f"{'batch x accumulation':<40}{str(base['batch_size']) + ' x ' + str(base['gradient_accumulation_steps']):>26}"
+        f"{str(opt['batch_size']) + ' x ' + str(opt['gradient_accumulation_steps']):>26}",
+        f"{'compile / channels-last':<40}{str(base['compile']) + ' / ' + str(base['channels_last']):>26}"
+        f"{str(opt['compile']) + ' / ' + str(opt['channels_last']):>26}",
+        row("peak memory (MB, see method below)", lambda s: memory(s, "peak_memory_mb")),
+        row("peak memory reserved (MB, CUDA only)", lambda s: memory(s, "peak_reserved_mb")),
+        row("samples/s (mean over epochs)", lambda s: s["training_metrics"]["samples_per_second"], ".0f"),
+        row("test accuracy (%)", lambda s: s["training_metrics"]["final_accuracy"], ".2f", relative=False),
+        row("training time (s)", lambda s: s["training_metrics"]["total_time_seconds"]),
+        row("GPU energy, NVML counter, command (Wh)", lambda s: s["nvml_command_wh"], ".3f"),
+        row("GPU energy, CodeCarbon NVML, train (Wh)", lambda s: s["codecarbon_gpu_wh"], ".3f"),
+        row("energy, all components, CodeCarbon (Wh)",
+            lambda s: None if s["carbon_metrics"]["energy_consumed_kwh"] is None
+            else 1000 * s["carbon_metrics"]["energy_consumed_kwh"], ".3f"),
+        f"memory: {base['memory_metrics']['method']}",
+        f"energy method (CodeCarbon): {opt['carbon_metrics']['energy_method']}",
+    ]
+    if nvml.error:
+        lines.append(f"NVML counter unavailable: {nvml.error}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    args = parse_args()
+    device = cuda_description()
+    if device is None and not args.allow_cpu:
+        sys.exit("gpu_check: no CUDA device: nothing measured (--allow-cpu runs the same steps on the CPU)")
+    if mnist_mirror() is None:
+        print("gpu_check: no MNIST mirror found; fetch-data will try to download MNIST", file=sys.stderr)
+    nvml = NvmlEnergy()
+    optimized = {"compile": args.compile, "channels_last": args.channels_last}
+    params = project_params(
+        data={"train_limit": args.train_samples, "test_limit": args.test_samples},
+        train={"epochs": args.epochs, "device": "cuda" if device else "cpu"},
+        energy={"measure_power_secs": 2},
+        optimized=optimized,
+    )
+    with scratch_project(params, prefix="carbon-pipe-gpu-check-"):
+        base, opt = train("baseline", nvml), train("optimized", nvml)
+    print(table(device or "CPU (--allow-cpu: no GPU, nothing here is a GPU figure)", args, base, opt, nvml))
+
+
+if __name__ == "__main__":
+    main()

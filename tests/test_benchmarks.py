@@ -1,0 +1,40 @@
+"""The benchmark scripts run and print their figures (tiny sizes: this checks the scripts, not the speed)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def bench(script: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), *args], capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_memory_benchmark_shows_accumulation_lowering_peak_memory():
+    output = bench("memory.py", "--steps", "1")
+    rows = {int(line.split()[0]): float(line.split()[3]) for line in output.splitlines() if line.split()[:1] in (["1"], ["8"])}
+    assert rows[8] < rows[1] / 2  # 32-sample micro-batches hold a fraction of the activations of 256-sample ones
+
+
+def test_throughput_benchmark_reports_both_ratios(mnist_mirror):
+    output = bench("throughput.py", "--train-samples", "512", "--epochs", "2", "--rounds", "1")
+    assert "pipeline / bare, each run against the bare runs beside it:" in output
+    assert "pipeline / per-sample transforms:" in output
+
+
+def test_gpu_check_refuses_without_cuda_and_runs_its_cpu_path(mnist_mirror):
+    refused = subprocess.run([sys.executable, str(REPO / "benchmarks/gpu_check.py")], capture_output=True, text=True)
+    assert refused.returncode == 1 and "no CUDA device: nothing measured" in refused.stderr
+    output = bench("gpu_check.py", "--allow-cpu", "--train-samples", "256", "--test-samples", "128", "--epochs", "1")
+    assert "nothing here is a GPU figure" in output
+    for label in ("precision", "peak memory (MB", "samples/s", "test accuracy (%)", "GPU energy, NVML counter"):
+        assert label in output
+    assert "fp32" in output.splitlines()[2]  # the baseline's precision, as the run reported it

@@ -1,0 +1,83 @@
+"""model.class and model.kwargs: any nn.Module by import path, and one clear line when it does not fit."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from carbon_pipe import schedule
+from carbon_pipe.errors import ModelError
+from carbon_pipe.model import SimpleCNN, build_model, check_fits, load_model_class
+from carbon_pipe.params import parse_params
+
+from .conftest import synthetic_dataset, tiny_params, write_params
+
+MNIST_SHAPE = (1, 28, 28)
+
+
+@pytest.mark.parametrize(
+    "class_path, message",
+    [
+        ("no_such_package.models:Net", "model.class: cannot import 'no_such_package.models' (ModuleNotFoundError: "),
+        ("carbon_pipe.model:ResNet", "model.class: module 'carbon_pipe.model' has no 'ResNet'"),
+        ("carbon_pipe.model:DATASET_ARGUMENTS", "model.class: carbon_pipe.model:DATASET_ARGUMENTS is not a torch.nn.Module subclass"),
+    ],
+)
+def test_import_problems_are_one_line(class_path, message):
+    with pytest.raises(ModelError) as error:
+        load_model_class(class_path)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_dataset_shape_is_offered_to_constructors_that_name_it():
+    model = build_model("carbon_pipe.model:SimpleCNN", {"hidden": 20}, (3, 32, 32), 100)
+    assert model.features[0].in_channels == 3 and model.classifier[-1].out_features == 100
+    assert model.classifier[1].in_features == 64 * 8 * 8 and model.classifier[1].out_features == 20
+    check_fits(model, torch.zeros(2, 3, 32, 32), 100, "carbon_pipe.model:SimpleCNN", "cifar10")
+
+
+def test_unknown_kwarg_names_the_key():
+    with pytest.raises(ModelError, match=r"^model.kwargs: carbon_pipe.model:SimpleCNN: .*unexpected keyword argument 'depth'"):
+        build_model("carbon_pipe.model:SimpleCNN", {"depth": 3}, MNIST_SHAPE, 10)
+
+
+def test_a_model_for_other_images_fails_its_first_batch_in_one_line():
+    model = build_model("carbon_pipe.model:SimpleCNN", {"image_size": 32}, MNIST_SHAPE, 10)  # sized for 32x32 input
+    with pytest.raises(ModelError) as error:
+        check_fits(model, torch.zeros(2, *MNIST_SHAPE), 10, "carbon_pipe.model:SimpleCNN", "mnist")
+    assert str(error.value).startswith(
+        "model.class: carbon_pipe.model:SimpleCNN does not fit mnist images of shape (1, 28, 28): mat1 and mat2"
+    )
+
+
+def test_wrong_number_of_logits_is_named():
+    model = SimpleCNN(num_classes=7)
+    with pytest.raises(ModelError, match=r"returns \(2, 7\) for a batch of 2 mnist images; expected logits of shape \(2, 10\)"):
+        check_fits(model, torch.zeros(2, *MNIST_SHAPE), 10, "carbon_pipe.model:SimpleCNN", "mnist")
+
+
+def test_cli_reports_a_bad_model_in_one_line_and_writes_nothing(workspace):
+    """A model module in the project folder is importable by the console script; its failure is one line, exit 2."""
+    (workspace / "project_models.py").write_text(
+        "from torch import nn\n\n"
+        "class Wide(nn.Module):\n"
+        "    def __init__(self, num_classes):\n"
+        "        super().__init__()\n"
+        "        self.layer = nn.Linear(999, num_classes)\n\n"
+        "    def forward(self, images):\n"
+        "        return self.layer(images.flatten(1))\n"
+    )
+    params = tiny_params(model={"class": "project_models:Wide"})
+    write_params(workspace, params)
+    synthetic_dataset(train=64, test=32)
+    schedule.run_stage(parse_params(params), report=lambda line: None)
+    result = subprocess.run(
+        [sys.executable, "-m", "carbon_pipe.cli", "train", "--run", "baseline"], cwd=workspace, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "carbon-pipe: error: model.class: project_models:Wide does not fit synthetic images of shape (1, 28, 28): "
+        "mat1 and mat2 shapes cannot be multiplied (2x784 and 999x10)"
+    ]
+    assert not (workspace / "stages/train-baseline").exists() and not (workspace / "metrics/baseline.json").exists()
