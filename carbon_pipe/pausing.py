@@ -18,21 +18,20 @@ resume folder; the same command resumes.
 
 from __future__ import annotations
 
-import os
 import signal
-import threading
-from contextlib import contextmanager
-from itertools import accumulate
-from typing import Callable, Iterator, Optional, Sequence
+from itertools import accumulate, pairwise
+from typing import Callable, Optional, Sequence
 
+from . import distributed
 from .artifacts import read_json, write_json
-from .errors import TrainingStopped, UsageError
+from .checkpoint import stop_requests
+from .errors import SourceError, TrainingStopped, UsageError
 from .layout import DECISION_JSON, resume_dir, run_metrics
 from .params import Params, carbon_for
 from .planner import Chunk
 from .schedule import Clock, Countdown, Pause, RealClock, wait_for_window
 from .timeutil import format_duration, iso, parse_instant
-from .train import Segment, run_training, saved_state, total_steps
+from .train import Segment, run_training, saved_state, total_steps, train
 
 RUN = "optimized"  # the run wait-for-window schedules
 INTERRUPTIONS = "pause-interruptions.json"  # in the resume folder: signals that stopped the pause in progress
@@ -64,10 +63,14 @@ def train_run(
     decision = read_json(DECISION_JSON)
     if decision["mode"] != "interruptible":
         return run_training(params, run_name)
-    if decision["clock"] == "simulated":
-        summary = follow_recorded_plan(params, decision, report)
-    else:
-        summary = follow_live_plan(params, decision, clock or RealClock(), report, pause)
+    job = distributed.start(params.train.device)  # one process group for all the chunks
+    try:
+        if decision["clock"] == "simulated":
+            summary = follow_recorded_plan(params, decision, job, report if job.is_main else lambda line: None)
+        else:
+            summary = follow_live_plan(params, decision, job, clock or RealClock(), report, pause)
+    finally:
+        distributed.stop()
     if summary is not None:  # rank 0: the chunks as they ran, beside the rest of the run's summary
         chunks, pauses = chunk_report(summary["training_metrics"]["segment_log"], slept=decision["clock"] == "real")
         summary["scheduler_metrics"].update(
@@ -87,7 +90,9 @@ def step_targets(durations: Sequence[float], steps: int) -> list[int]:
     return [round(steps * done / elapsed[-1]) for done in elapsed[:-1]]
 
 
-def follow_recorded_plan(params: Params, decision: dict, report: Callable[[str], None]) -> dict | None:
+def follow_recorded_plan(
+    params: Params, decision: dict, job: distributed.Job, report: Callable[[str], None]
+) -> dict | None:
     chunks = [(parse_instant(chunk["start"]), parse_instant(chunk["end"])) for chunk in decision["chunks"]]
     steps = total_steps(params, RUN)
     targets = step_targets([end - start for start, end in chunks], steps)
@@ -98,7 +103,7 @@ def follow_recorded_plan(params: Params, decision: dict, report: Callable[[str],
             continue
         note = {"chunk": index, "planned_start": iso(start), "planned_end": iso(end), "until_step": target}
         try:
-            summary = run_training(params, RUN, Segment(clock_start=start, until_step=target, note=note))
+            summary = train(params, RUN, Segment(clock_start=start, until_step=target, note=note), job)
         except TrainingStopped as stopped:
             if not stopped.planned:
                 raise
@@ -111,13 +116,14 @@ def follow_recorded_plan(params: Params, decision: dict, report: Callable[[str],
         )
     start, end = chunks[-1]
     note = {"chunk": len(chunks), "planned_start": iso(start), "planned_end": iso(end), "until_step": None}
-    return run_training(params, RUN, Segment(clock_start=start, note=note))
+    return train(params, RUN, Segment(clock_start=start, note=note), job)
 
 
 def follow_live_plan(
-    params: Params, decision: dict, clock: Clock, report: Callable[[str], None], pause: Optional[Pause]
+    params: Params, decision: dict, job: distributed.Job, clock: Clock, report: Callable[[str], None],
+    pause: Optional[Pause],
 ) -> dict | None:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if job.distributed:
         raise UsageError(
             "scheduler.mode: interruptible on the real clock runs as one process (torchrun ranks would each "
             "re-plan on their own); use one process or the simulated clock"
@@ -136,7 +142,8 @@ def follow_live_plan(
     while True:
         step = saved["step"] if saved else 0
         if not chunks or not chunks[0].start <= clock.now() < chunks[0].end:
-            chunks, waited = next_chunks(place, clock, report, pause, submitted, deadline, work_left(saved, steps, planned))
+            left = work_left(saved, steps, planned)
+            chunks, waited = next_chunks(place, clock, report, pause, submitted, deadline, left, chunks)
             if not chunks:  # a signal stopped the pause: record it beside the checkpoint, then stop
                 interruptions.append({**waited, "after_step": step})
                 write_json(interruptions_file, interruptions)
@@ -154,13 +161,13 @@ def follow_live_plan(
             "max_seconds": budget, **waited, "interruptions": interruptions,
         }
         try:
-            return run_training(params, RUN, Segment(clock_start=clock.now(), max_seconds=budget, note=note))
+            return train(params, RUN, Segment(clock_start=clock.now(), max_seconds=budget, note=note), job)
         except TrainingStopped as stopped:
             if not stopped.planned:
                 raise
         finally:
             interruptions_file.unlink(missing_ok=True)  # they are in this chunk's note now
-        interruptions, chunks = [], []
+        interruptions, chunks, waited = [], later, {}  # the plan's rest is kept if the re-plan's fetch fails
         saved = saved_state(params, RUN)
         report(f"train {RUN}: chunk {index} done at step {saved['step']} of {steps}; pausing")
 
@@ -174,57 +181,62 @@ def work_left(saved: dict | None, steps: int, planned: float) -> float:
 
 def next_chunks(
     params: Params, clock: Clock, report: Callable[[str], None], pause: Optional[Pause],
-    submitted: float, deadline: float, left: float,
+    submitted: float, deadline: float, left: float, previous: list[Chunk],
 ) -> tuple[list[Chunk], dict]:
-    """Plan the work left and sleep to its first chunk; ([], what happened) if a signal stopped the pause."""
+    """Plan the work left and sleep to its first chunk; ([], what happened) if a signal stopped the pause.
+
+    A fetch that fails (with fallback on) keeps what is left of the plan being followed, as wait-for-window does
+    (with nothing left, the rest runs now); with fallback off it is an error, the checkpoint in place.
+    """
     now = clock.now()
     if left <= 0:  # only the final evaluation is left
         return [Chunk(now, now, 0.0)], {}
     if now + left >= deadline:  # no time to pause any more: the rest runs now, in one go
         return [Chunk(now, now + left, 0.0)], {"past_deadline": True}
-    with stop_signals() as received:
+    plan, planned_start, outcome = None, None, {"replans": 0, "replan_failures": []}
+    with stop_requests(interrupt=True) as received:  # SIGTERM as well as SIGINT ends the pause
         try:
-            if isinstance(clock, RealClock) and pause is None:  # a countdown where someone may watch the wall clock
-                with Countdown(clock) as countdown:
-                    waited = wait_for_window(params, left, clock, report, countdown.pause, submitted, deadline)
+            try:
+                waited = wait_for_next(params, clock, report, pause, submitted, deadline, left)
+            except (SourceError, UsageError) as exc:
+                if not params.carbon.fallback:
+                    raise
+                rest = [Chunk(max(c.start, now), c.end, c.mean_intensity) for c in previous if c.end > now]
+                kept = "kept the plan made before" if rest else "no plan left: the rest runs now"
+                rest = rest or [Chunk(now, now + left, 0.0)]
+                outcome["replan_failures"] = [f"{iso(now)}: {exc}; {kept}"]
+                report(f"re-plan failed: {exc}; {kept}")
+                planned_start = rest[0].start
+                clock.sleep(max(0.0, rest[0].start - now))
+                plan = rest
             else:
-                waited = wait_for_window(params, left, clock, report, pause, submitted, deadline)
-        except KeyboardInterrupt:  # during the first look ahead, before the waiting loop
-            waited = None
-    if waited is None or waited.started is None:
+                outcome.update(replans=waited.replans, replan_failures=waited.replan_failures)
+                planned_start = waited.outlook.plan.start
+                plan = list(waited.outlook.plan.chunks) if waited.started is not None else None
+        except KeyboardInterrupt:  # in the first look ahead, or in the kept plan's sleep
+            pass
+    if plan is None:
         signum = received[0] if received else signal.SIGINT
-        planned_start = iso(waited.outlook.plan.start) if waited else None
         return [], {
-            "at": iso(clock.now()), "paused_since": iso(now), "signal": signal.Signals(signum).name,
-            "planned_start": planned_start, "replans": waited.replans if waited else 0,
-            "replan_failures": waited.replan_failures if waited else [],
+            **outcome, "at": iso(clock.now()), "paused_since": iso(now), "signal": signal.Signals(signum).name,
+            "planned_start": None if planned_start is None else iso(planned_start),
         }
-    plan = waited.outlook.plan
     report(
-        f"train {RUN}: {format_duration(left)} of work left in {len(plan.chunks)} chunk(s) at "
-        f"{plan.expected_mean_intensity:.0f} g/kWh; resuming after a {format_duration(clock.now() - now)} pause"
+        f"train {RUN}: {format_duration(left)} of work left in {len(plan)} chunk(s); "
+        f"resuming after a {format_duration(clock.now() - now)} pause"
     )
-    return list(plan.chunks), {"replans": waited.replans, "replan_failures": waited.replan_failures}
+    return plan, outcome
 
 
-@contextmanager
-def stop_signals() -> Iterator[list[int]]:
-    """While pausing, SIGTERM as well as SIGINT interrupts the wait (there is no step to finish first)."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def interrupt(signum, frame) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield received
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def wait_for_next(
+    params: Params, clock: Clock, report: Callable[[str], None], pause: Optional[Pause],
+    submitted: float, deadline: float, left: float,
+):
+    """wait-for-window's waiting loop for the work left, with its countdown where someone may watch the wall clock."""
+    if isinstance(clock, RealClock) and pause is None:
+        with Countdown(clock) as countdown:
+            return wait_for_window(params, left, clock, report, countdown.pause, submitted, deadline)
+    return wait_for_window(params, left, clock, report, pause, submitted, deadline)
 
 
 def at_chosen_place(params: Params, decision: dict) -> Params:
@@ -259,6 +271,6 @@ def chunk_report(segment_log: list[dict], slept: bool) -> tuple[list[dict], list
             "seconds": parse_instant(after["start"]) - parse_instant(before["end"]),
             "slept": slept,
         }
-        for before, after in zip(ordered, ordered[1:])
+        for before, after in pairwise(ordered)
     ]
     return ordered, pauses

@@ -164,6 +164,25 @@ def test_a_chunk_stopped_midway_resumes_after_where_it_stopped(trace_project):
     assert (RUN / "model.pt").read_bytes() == model
 
 
+def test_two_gloo_processes_follow_the_chunks_in_one_process_group(trace_project):
+    raw = demo_params("interruptible")
+    write_params(trace_project, raw)
+    schedule.run_stage(parse_params(raw), report=lambda line: None)
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "carbon_pipe.cli", "--", "train", "--run", "optimized"],
+        cwd=trace_project, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("chunk 1 of 2 done") == 1  # rank 0 reports
+    summary = json.loads(Path("metrics/optimized.json").read_text())
+    assert summary["world_size"] == 2
+    chunks = summary["scheduler_metrics"]["chunks"]
+    assert [(c["start"], c["first_step"], c["last_step"]) for c in chunks] == [
+        (iso(hours(3) + 300), 0, 16), (iso(hours(5)), 16, 32)
+    ]
+
+
 @dataclass
 class OffsetClock:
     """The wall clock, except that sleeping is instant: it moves the hands and is recorded."""
@@ -274,6 +293,23 @@ def test_ctrl_c_during_a_pause_records_it_and_a_rerun_resumes(workspace):
     summary = pausing.train_run(params, "optimized", clock=clock)
     chunks = summary["scheduler_metrics"]["chunks"]
     assert chunks[-1]["first_step"] == step and chunks[-1]["interruptions"] == [interruption]
+    assert_same_as_one_go(params)
+
+
+def test_a_failed_refetch_between_chunks_keeps_the_plan_and_is_recorded(workspace):
+    clock = OffsetClock()
+    project = real_clock_project(workspace, clock)
+    params = parse_params(project["raw"])
+    decision = json.loads(Path("stages/wait-for-window/decision.json").read_text())
+
+    def report(line: str) -> None:  # the trace disappears once the first chunk is done
+        if "pausing" in line:
+            (workspace / "trace.csv").unlink(missing_ok=True)
+
+    summary = pausing.train_run(params, "optimized", clock=clock, report=report)
+    chunks = summary["scheduler_metrics"]["chunks"]
+    assert chunks[1]["planned_start"] == decision["chunks"][1]["start"]  # the rest of the plan made before
+    assert "kept the plan made before" in chunks[1]["replan_failures"][0] and "trace.csv" in chunks[1]["replan_failures"][0]
     assert_same_as_one_go(params)
 
 
