@@ -145,11 +145,14 @@ def follow_live_plan(
             left = work_left(saved, steps, planned)
             chunks, waited = next_chunks(place, clock, report, pause, submitted, deadline, left, chunks)
             if not chunks:  # a signal stopped the pause: record it beside the checkpoint, then stop
-                interruptions.append({**waited, "after_step": step})
-                write_json(interruptions_file, interruptions)
+                where = "nothing trained yet"
+                if saved:
+                    interruptions.append({**waited, "after_step": step})
+                    write_json(interruptions_file, interruptions)
+                    where = f"checkpoint in {resume_dir(RUN)}/"
                 raise TrainingStopped(
                     f"train {RUN}: stopped by {waited['signal']} while paused after step {step} of {steps}; "
-                    f"checkpoint in {resume_dir(RUN)}/, run the same command to resume",
+                    f"{where}, run the same command to resume",
                     step,
                     signal.Signals[waited["signal"]].value,
                 )
