@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .artifacts import md5sum, save_torch, write_json
 from .errors import DataError
-from .layout import DATA_DIR, DATA_MANIFEST, DATASET_FILE
+from .layout import DATA_MANIFEST, DATASET_FILE
 from .params import DataParams
 
 GENERIC_MIRROR_ENV = "CARBON_PIPE_DATA_MIRROR"
@@ -112,8 +112,8 @@ def run_stage(params: DataParams) -> dict:
 
     spec = DATASETS[params.dataset]
     variable, mirror = mirror_setting(spec)
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=DATA_DIR) as workdir:
+    # Unpack in the system's temporary folder: a failure leaves nothing under stages/.
+    with tempfile.TemporaryDirectory(prefix="carbon-pipe-download-") as workdir:
         train, test = load_torchvision(params.dataset, Path(workdir))
         train_images, train_labels = as_tensors(train, params.train_limit)
         test_images, test_labels = as_tensors(test, params.test_limit)

@@ -208,15 +208,17 @@ class RunParams(Section):
 
 
 class Params(Section):
-    seed: Annotated[int, Field(ge=0)] = 42
-    data: DataParams = DataParams()
-    model: ModelParams = ModelParams()
-    carbon: CarbonParams = CarbonParams()
-    scheduler: SchedulerParams = SchedulerParams()
-    train: TrainParams = TrainParams()
-    energy: EnergyParams = EnergyParams()
-    baseline: RunParams = RunParams(batch_size=64)
-    optimized: RunParams = RunParams(batch_size=16, gradient_accumulation_steps=4, mixed_precision=True)
+    """Every section must be present: DVC reads the same keys, and a missing section is a mistake, not a default."""
+
+    seed: Annotated[int, Field(ge=0)]
+    data: DataParams
+    model: ModelParams
+    carbon: CarbonParams
+    scheduler: SchedulerParams
+    train: TrainParams
+    energy: EnergyParams
+    baseline: RunParams
+    optimized: RunParams
 
     def run(self, name: str) -> RunParams:
         return {"baseline": self.baseline, "optimized": self.optimized}[name]
@@ -293,7 +295,10 @@ def parse_params(raw: Any, origin: str = "params.yaml") -> Params:
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{origin}: {': '.join(_describe(error))}" for error in exc.errors()]
+        described = [_describe(error) for error in exc.errors()]
+        # A misspelt key also leaves its correct spelling missing; the "did you mean" line already says so.
+        suggested = {message.split("did you mean ")[1].rstrip("?)") for _, message in described if "did you mean" in message}
+        lines = [f"{origin}: {path}: {message}" for path, message in described if not (message == "Field required" and path in suggested)]
         raise ParamsError("\n".join(lines)) from None
     return _check_consistency(params, origin)
 
