@@ -18,7 +18,7 @@ from carbon_pipe.params import parse_params
 from carbon_pipe.train import Segment, run_training
 
 from .conftest import synthetic_dataset, tiny_params
-from .test_resume import RESUME, RUN, assert_matches_reference, fast_params, reference  # noqa: F401 (fixture)
+from .test_resume import RESUME, assert_matches_reference, fast_params, prepare, reference  # noqa: F401 (fixture)
 
 
 def test_a_failing_tracker_never_stops_training_and_makes_the_comparison_say_so(workspace, monkeypatch):
@@ -73,8 +73,6 @@ def test_disk_full_at_a_checkpoint_keeps_the_last_one_and_a_rerun_finishes_exact
 
 @pytest.fixture
 def project(workspace):
-    from .test_resume import prepare
-
     prepare(workspace, fast_params())
     return workspace
 

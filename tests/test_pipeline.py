@@ -72,12 +72,9 @@ def test_dvc_plots_show_draws_the_four_plots_from_the_run(project):
     shutil.rmtree(project / "plots-html")
 
 
-def test_second_repro_does_nothing_quickly(project):
-    started = time.perf_counter()
+def test_second_repro_does_nothing(project):
     output = dvc(project, "repro").stdout
-    elapsed = time.perf_counter() - started
-    assert "Running stage" not in output
-    assert elapsed < 10  # generous for a loaded CI machine; the README's number is measured on an idle one
+    assert "Running stage" not in output and "didn't change, skipping" in output
 
 
 def test_numbers_re_derive_from_the_artifacts(project):
