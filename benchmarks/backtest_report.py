@@ -24,8 +24,8 @@ MAIN_SCRAPE_ZONES = ("DE", "GB", "FR", "CA-ON", "US-CAL-CISO")
 POLICIES = ("forecast-window", "rolling", "interruptible", "oracle", "oracle-interruptible")
 
 
-def zones(carbon: Path) -> dict[str, tuple[bt.Grid, str]]:
-    """name -> (grid, description). DE/GB/FR 2020 first, then every Electricity Maps scrape."""
+def zones(carbon: Path) -> dict[str, bt.Grid]:
+    """name -> grid: DE/GB/FR 2020 first, then every Electricity Maps scrape."""
     found = {}
     for name, file in (("DE 2020", "ger_ci.csv"), ("GB 2020", "gb_ci.csv"), ("FR 2020", "fr_ci.csv")):
         found[name] = bt.to_grid(load_trace(carbon / "lets-wait-awhile" / file, "lets-wait-awhile"), *YEAR_2020)

@@ -87,7 +87,8 @@ def per_sample_loop(args, learning_rate: float, device) -> float:
     from torch.utils.data import DataLoader, Subset
     from torchvision import transforms
 
-    from carbon_pipe.data import DATASETS, load_torchvision
+    from carbon_pipe.data import load_torchvision
+    from carbon_pipe.datasets import DATASETS
     from carbon_pipe.model import SimpleCNN
 
     spec = DATASETS["mnist"]

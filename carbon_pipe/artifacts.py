@@ -10,12 +10,19 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import ArtifactError
+
+_UMASK = os.umask(0)  # read once: the mode a plain open() would give new files
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success fsync it and rename it over `path`."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a writer that was killed
+        stale.unlink(missing_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -23,7 +30,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; artifacts are ordinary files
         os.replace(tmp, target)
+    except OSError as exc:  # disk full, file too large, read-only: one line, and the old file stays
+        kept = "the previous version is kept" if target.exists() else "nothing was written"
+        raise ArtifactError(f"cannot write {target}: {exc.strerror or exc}; {kept}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -62,8 +73,6 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    from .errors import ArtifactError
-
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import Callable, NoReturn, Optional, TypeVar
 
 import typer
 
@@ -24,14 +24,19 @@ ParamsOption = typer.Option(Path("params.yaml"), "--params", "-p", help="The par
 Result = TypeVar("Result")
 
 
+def _fail(exc: CarbonPipeError) -> NoReturn:
+    """One line per error on stderr, and the error's exit code."""
+    for line in str(exc).splitlines() or [exc.__class__.__name__]:
+        print(f"carbon-pipe: error: {line}", file=sys.stderr)
+    raise typer.Exit(exc.exit_code)
+
+
 def _run(action: Callable[[], Result]) -> Result:
     """Turn our typed errors into one line on stderr and a non-zero exit."""
     try:
         return action()
     except CarbonPipeError as exc:
-        for line in str(exc).splitlines() or [exc.__class__.__name__]:
-            print(f"carbon-pipe: error: {line}", file=sys.stderr)
-        raise typer.Exit(exc.exit_code) from None
+        _fail(exc)
     except KeyboardInterrupt:
         print("carbon-pipe: interrupted", file=sys.stderr)
         raise typer.Exit(130) from None
@@ -150,8 +155,7 @@ def train(
     config = _load(params)
     run_name = run or "optimized"
     if run_name not in ("baseline", "optimized"):
-        _say(f"carbon-pipe: error: --run: expected baseline or optimized, got {run_name!r}")
-        raise typer.Exit(2)
+        _fail(UsageError(f"--run: expected baseline or optimized, got {run_name!r}"))
     from . import pausing
 
     summary = _run(lambda: pausing.train_run(config, run_name, report=_say))
@@ -167,7 +171,7 @@ def train(
 
 @app.command("compare")
 def compare(params: Path = ParamsOption) -> None:
-    """Write metrics/comparison.json and stages/compare/report.md from the two runs' artifacts."""
+    """Write metrics/comparison.json, metrics/summary.json and stages/compare/ (report.md, charts, plot data)."""
     _load(params)  # validated for consistency with the other stages; compare needs only artifacts
     from . import compare as comparison
 

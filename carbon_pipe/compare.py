@@ -190,7 +190,7 @@ def render_report(result: dict, baseline: dict, optimized: dict, figures: tuple[
         f"- Grid intensity source: **{labels['intensity_source']}**"
         + "".join(f" (after {f['source']} failed: {f['error']})" for f in labels["intensity_source_failures"]),
         f"- Energy measured by: {labels['energy_method']}",
-        f"- Emissions = sum over measurement intervals of energy x grid intensity at that interval's time "
+        "- Emissions = sum over measurement intervals of energy x grid intensity at that interval's time "
         "(see `stages/train-*/energy_intervals.csv`).",
         "",
         "| | baseline | optimized |",

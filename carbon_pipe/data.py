@@ -11,40 +11,15 @@ import io
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from .artifacts import md5sum, save_torch, write_json
+from .datasets import DATASETS, DatasetSpec
 from .errors import DataError
-from .layout import DATA_DIR, DATA_MANIFEST, DATASET_FILE
+from .layout import DATA_MANIFEST, DATASET_FILE
 from .params import DataParams
 
 GENERIC_MIRROR_ENV = "CARBON_PIPE_DATA_MIRROR"
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    torchvision_class: str
-    mean: tuple[float, ...]  # per channel, of pixel / 255 over the training split (the published values)
-    std: tuple[float, ...]
-    mirror_holds: str  # what the mirror folder must contain, for error messages
-
-    @property
-    def mirror_env(self) -> str:
-        return f"CARBON_PIPE_{self.torchvision_class.upper()}_MIRROR"
-
-    def mirror_files(self, dataset_class) -> tuple[str, list[tuple[str, str]]]:
-        """Where under the download root torchvision looks for the original files, and their names and md5s."""
-        if hasattr(dataset_class, "resources"):  # the MNIST family: four .gz files in <Class>/raw
-            return f"{dataset_class.__name__}/raw", list(dataset_class.resources)
-        return ".", [(dataset_class.filename, dataset_class.tgz_md5)]  # CIFAR: one archive in the root
-
-
-DATASETS = {
-    "mnist": DatasetSpec("MNIST", (0.1307,), (0.3081,), "the four MNIST .gz files"),
-    "fashion-mnist": DatasetSpec("FashionMNIST", (0.2860,), (0.3530,), "the four Fashion-MNIST .gz files"),
-    "cifar10": DatasetSpec("CIFAR10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar-10-python.tar.gz"),
-}
 
 
 def mirror_setting(spec: DatasetSpec) -> tuple[str, str | None]:
@@ -112,8 +87,8 @@ def run_stage(params: DataParams) -> dict:
 
     spec = DATASETS[params.dataset]
     variable, mirror = mirror_setting(spec)
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=DATA_DIR) as workdir:
+    # Unpack in the system's temporary folder: a failure leaves nothing under stages/.
+    with tempfile.TemporaryDirectory(prefix="carbon-pipe-download-") as workdir:
         train, test = load_torchvision(params.dataset, Path(workdir))
         train_images, train_labels = as_tensors(train, params.train_limit)
         test_images, test_labels = as_tensors(test, params.test_limit)

@@ -11,11 +11,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .datasets import DATASETS
 from .layout import run_metrics
 from .params import Params
-
-FULL_TRAIN_SPLIT = {"mnist": 60_000}  # samples in the whole training split, per data.dataset
-
 
 @dataclass(frozen=True)
 class DurationEstimate:
@@ -41,10 +39,8 @@ def expected_duration(params: Params, last_run: Path = run_metrics("optimized"))
         return fallback(f"{last_run} has no usable training_metrics.total_time_seconds, epochs and train_samples")
     if min(seconds, epochs, samples) <= 0:
         return fallback(f"{last_run} records no training time")
-    full = FULL_TRAIN_SPLIT.get(params.data.dataset)
-    wanted = min(filter(None, (params.data.train_limit, full)), default=None)
-    if wanted is None:
-        return fallback(f"the size of the {params.data.dataset} training split is unknown")
+    full = DATASETS[params.data.dataset].train_samples
+    wanted = min(params.data.train_limit or full, full)
     per_sample = seconds / (epochs * samples)
     return DurationEstimate(
         per_sample * wanted * params.train.epochs,

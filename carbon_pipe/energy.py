@@ -150,7 +150,7 @@ class EnergyMeter:
             except Exception as exc:
                 self.error = f"CodeCarbon failed to stop: {exc.__class__.__name__}: {exc}"
             if self.error is None and emissions is None:
-                self.error = "CodeCarbon recorded no measurement"
+                self.error = "CodeCarbon recorded no measurement (it failed silently; check its CODECARBON_* settings)"
         return EnergyReport(
             intervals=list(self.recorder.intervals) if self.error is None else [],
             method=describe_method(hardware) if self.error is None else "unknown",

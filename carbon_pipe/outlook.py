@@ -12,7 +12,7 @@ from . import planner
 from .errors import SourceError, UsageError
 from .params import Params, SchedulerParams, carbon_for
 from .series import IntensitySeries
-from .sources import Fetched, SourceFailure, fetch_from, fetch_series, get_source
+from .sources import Fetched, SourceFailure, fetch_from, fetch_series
 from .timeutil import iso
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -81,7 +81,7 @@ def look_ahead(
     for place in params.carbon.alternatives:
         carbon = carbon_for(params.carbon, place.source, place.region)
         try:
-            series = fetch_from(carbon, place.source, submitted, end, need_until, **options)
+            series, _ = fetch_from(carbon, place.source, submitted, end, need_until, **options)
             fetched = Fetched(series, (place.source,), ())
             candidates.append((fetched, _planned(fetched, now, latest_start, params, duration, deadline)))
         except (SourceError, UsageError) as exc:
@@ -137,13 +137,8 @@ def plan_report(outlook: Outlook, duration_source: str, duration_basis: str) -> 
 
 def intensity_report(params: Params, now: float, **options: Any) -> dict[str, Any]:
     """`carbon-pipe intensity --json`: the value in force now and what follows it over the horizon."""
-    fetched = fetch_series(params.carbon, now, now + params.carbon.horizon, now, **options)
-    series = fetched.series
-    source = get_source(params.carbon, series.source, **options)
-    try:
-        details = source.details()
-    finally:
-        source.close()
+    fetched = fetch_series(params.carbon, now, now + params.carbon.horizon, now, with_details=True, **options)
+    series, details = fetched.series, fetched.details
     return {
         "source": series.source,
         "region": series.region,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Callable, Literal, Optional, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from .datasets import DATASETS
 from .errors import ParamsError
 from .timeutil import parse_duration, parse_instant
 
@@ -43,7 +44,25 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-DatasetName = Literal["mnist", "fashion-mnist", "cifar10"]
+def _one_of(known: Callable[[], Any], what: str) -> Callable[[str], str]:
+    """A validator for a name that must be a key of `known()` (looked up when params are checked)."""
+
+    def check(name: str) -> str:
+        names = list(known())
+        if name not in names:
+            raise ValueError(f"unknown {what} {name!r} (known: {', '.join(names)})")
+        return name
+
+    return check
+
+
+def _trace_presets() -> Any:
+    from .traces import PRESETS  # pandas: only when params are validated, never on --help
+
+    return PRESETS
+
+
+DatasetName = Annotated[str, AfterValidator(_one_of(lambda: DATASETS, "dataset"))]
 
 
 class DataParams(Section):
@@ -115,7 +134,7 @@ class WattTimeParams(HttpSourceParams):
 
 class CsvSourceParams(Section):
     path: Optional[str] = None
-    preset: str = "canonical"  # a traces.PRESETS name; the options below override it
+    preset: Annotated[str, AfterValidator(_one_of(_trace_presets, "preset"))] = "canonical"  # the options below override it
     time_column: Optional[str] = None
     value_column: Optional[str] = None
     unit: Optional[Literal["g_per_kwh", "lbs_per_mwh"]] = None
@@ -184,7 +203,7 @@ class ModelParams(Section):
 
 class TrainParams(Section):
     epochs: Annotated[int, Field(ge=1)] = 3
-    learning_rate: Annotated[float, Field(gt=0)] = 1e-3
+    learning_rate: Annotated[float, Field(gt=0)] = 3e-3
     lr_schedule: Literal["onecycle", "constant"] = "onecycle"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     eval_batch_size: Annotated[int, Field(ge=1)] = 1000
@@ -208,15 +227,17 @@ class RunParams(Section):
 
 
 class Params(Section):
-    seed: Annotated[int, Field(ge=0)] = 42
-    data: DataParams = DataParams()
-    model: ModelParams = ModelParams()
-    carbon: CarbonParams = CarbonParams()
-    scheduler: SchedulerParams = SchedulerParams()
-    train: TrainParams = TrainParams()
-    energy: EnergyParams = EnergyParams()
-    baseline: RunParams = RunParams(batch_size=64)
-    optimized: RunParams = RunParams(batch_size=16, gradient_accumulation_steps=4, mixed_precision=True)
+    """Every section must be present: DVC reads the same keys, and a missing section is a mistake, not a default."""
+
+    seed: Annotated[int, Field(ge=0)]
+    data: DataParams
+    model: ModelParams
+    carbon: CarbonParams
+    scheduler: SchedulerParams
+    train: TrainParams
+    energy: EnergyParams
+    baseline: RunParams
+    optimized: RunParams
 
     def run(self, name: str) -> RunParams:
         return {"baseline": self.baseline, "optimized": self.optimized}[name]
@@ -293,7 +314,10 @@ def parse_params(raw: Any, origin: str = "params.yaml") -> Params:
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{origin}: {': '.join(_describe(error))}" for error in exc.errors()]
+        described = [_describe(error) for error in exc.errors()]
+        # A misspelt key also leaves its correct spelling missing; the "did you mean" line already says so.
+        suggested = {message.split("did you mean ")[1].rstrip("?)") for _, message in described if "did you mean" in message}
+        lines = [f"{origin}: {path}: {message}" for path, message in described if not (message == "Field required" and path in suggested)]
         raise ParamsError("\n".join(lines)) from None
     return _check_consistency(params, origin)
 

@@ -24,19 +24,23 @@ def test_profile_shift_moves_the_charge():
     assert emissions_kg(np.array([2.0]), np.array([250.0])).tolist() == [0.5]
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_decomposition_adds_up(seed):
-    rng = np.random.default_rng(seed)
-    series = hourly(rng.uniform(50, 500, 48))
-    ends = np.cumsum(rng.uniform(1, 30, 40))
-    starts = np.concatenate([[0.0], ends[:-1]])
-    energy = rng.uniform(0, 1e-4, 40)
-    optimized_start, baseline_start = 20 * 3600.0, 3 * 3600.0
-    optimized_kg = profile_emissions_kg(series, starts + optimized_start, ends + optimized_start, energy)
-    at_baseline = profile_emissions_kg(series, starts + optimized_start, ends + optimized_start, energy, baseline_start - optimized_start)
-    split = Decomposition(baseline_kg=0.02, optimized_kg=optimized_kg, optimized_at_baseline_start_kg=at_baseline)
-    assert split.schedule_effect_kg + split.configuration_effect_kg == pytest.approx(split.reduction_kg, rel=1e-12)
-    assert split.reduction_kg == pytest.approx(0.02 - optimized_kg)
+def test_decomposition_worked_by_hand():
+    series = hourly([400, 100])  # a dirty hour, then a clean one
+    starts, ends, energy = np.array([3600.0, 5400.0]), np.array([5400.0, 7200.0]), np.array([0.5, 0.5])
+    optimized_kg = profile_emissions_kg(series, starts, ends, energy)  # ran in the clean hour: 1 kWh x 100 g
+    at_baseline = profile_emissions_kg(series, starts, ends, energy, shift=-3600.0)  # the same profile an hour earlier
+    split = Decomposition(baseline_kg=0.6, optimized_kg=optimized_kg, optimized_at_baseline_start_kg=at_baseline)
+    assert (optimized_kg, at_baseline) == pytest.approx((0.1, 0.4))
+    assert split.schedule_effect_kg == pytest.approx(0.3)  # when: 0.4 kg -> 0.1 kg
+    assert split.configuration_effect_kg == pytest.approx(0.2)  # how: 0.6 kg -> 0.4 kg at the same time
+
+
+def test_no_shift_means_no_schedule_effect():
+    series = hourly([250, 90, 310])
+    starts, ends, energy = np.array([600.0, 4000.0]), np.array([4000.0, 9000.0]), np.array([0.2, 0.7])
+    same = profile_emissions_kg(series, starts, ends, energy)
+    split = Decomposition(0.5, same, profile_emissions_kg(series, starts, ends, energy, shift=0.0))
+    assert split.schedule_effect_kg == 0.0 and split.configuration_effect_kg == split.reduction_kg
 
 
 def test_without_pauses_puts_the_chunks_back_to_back():
@@ -50,18 +54,13 @@ def test_without_pauses_puts_the_chunks_back_to_back():
     assert without_pauses(np.array([5.0, 10]), np.array([10.0, 20]))[0].tolist() == [5, 10]  # nothing to close
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_a_chunked_run_splits_into_effects_that_add_up(seed):
-    """Counterfactual: the chunked profile run in one go from the baseline's start."""
-    rng = np.random.default_rng(seed)
-    series = hourly(rng.uniform(50, 500, 48))
-    durations, energy = rng.uniform(1, 30, 40), rng.uniform(0, 1e-4, 40)
-    in_one_go = np.concatenate([[0.0], np.cumsum(durations)])
-    pauses = np.where(np.arange(40) >= 20, 5 * 3600.0, 0.0)  # a five-hour pause after the 20th interval
-    starts, ends = 20 * 3600.0 + in_one_go[:-1] + pauses, 20 * 3600.0 + in_one_go[1:] + pauses
+def test_a_chunked_run_is_placed_at_the_baseline_start_in_one_go():
+    series = hourly([400, 300, 100, 250, 100])
+    # Two half-kWh chunks in the clean hours 2 and 4, the dirtier hour 3 skipped.
+    starts, ends, energy = np.array([7200.0, 14400.0]), np.array([10800.0, 18000.0]), np.array([0.5, 0.5])
     optimized_kg = profile_emissions_kg(series, starts, ends, energy)
-    at_baseline = profile_emissions_kg(series, *without_pauses(starts, ends), energy, 3 * 3600.0 - 20 * 3600.0)
-    contiguous = profile_emissions_kg(series, in_one_go[:-1], in_one_go[1:], energy, 3 * 3600.0)
-    assert at_baseline == pytest.approx(contiguous, rel=1e-12)
-    split = Decomposition(0.02, optimized_kg, at_baseline)
-    assert split.schedule_effect_kg + split.configuration_effect_kg == pytest.approx(split.reduction_kg, rel=1e-12)
+    at_baseline = profile_emissions_kg(series, *without_pauses(starts, ends), energy, shift=-7200.0)
+    kept_pause = profile_emissions_kg(series, starts, ends, energy, shift=-7200.0)
+    assert (optimized_kg, at_baseline, kept_pause) == pytest.approx((0.1, 0.35, 0.25))  # in one go: hours 0 and 1
+    split = Decomposition(baseline_kg=0.6, optimized_kg=optimized_kg, optimized_at_baseline_start_kg=at_baseline)
+    assert split.schedule_effect_kg == pytest.approx(0.25) and split.configuration_effect_kg == pytest.approx(0.25)

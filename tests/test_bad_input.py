@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 
 from carbon_pipe.cli import app
 
-from .conftest import default_params
+from .conftest import MNIST_RAW, default_params
 
 GOOD_TRACE = "timestamp,carbon_intensity\n" + "".join(
     f"2025-01-{15 + h // 24:02d}T{h % 24:02d}:00:00Z,{100 + 10 * (h % 24)}\n" for h in range(72)
@@ -135,3 +136,39 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(workspace, setup, comma
 def test_there_are_at_least_thirty_distinct_cases():
     assert len({case[0] for case in CASES}) == len(CASES) >= 30
 
+
+
+def test_a_missing_section_is_an_error(workspace):
+    drop_key("energy")(workspace)
+    result = CliRunner().invoke(app, WAIT)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == ["carbon-pipe: error: params.yaml: energy: Field required"]
+
+
+def test_every_error_gets_its_own_line(workspace):
+    with_params(lambda p: (p["train"].update(epochs=0), p["baseline"].update(batch_size=-1)))(workspace)
+    result = CliRunner().invoke(app, WAIT)
+    assert result.exit_code == 2
+    assert [line.split(": ")[3] for line in result.stderr.strip().splitlines()] == ["train.epochs", "baseline.batch_size"]
+
+
+@pytest.mark.parametrize("broken", ["missing-file", "corrupt-file"])
+def test_bad_mnist_mirror(workspace, tmp_path_factory, monkeypatch, broken):
+    if not MNIST_RAW.is_dir():
+        pytest.skip(f"MNIST mirror not found at {MNIST_RAW}")
+    mirror = tmp_path_factory.mktemp("mirror")
+    for item in MNIST_RAW.iterdir():
+        shutil.copy(item, mirror / item.name)
+    victim = mirror / "train-labels-idx1-ubyte.gz"
+    if broken == "missing-file":
+        victim.unlink()
+    else:
+        victim.write_bytes(victim.read_bytes()[:-10])
+    monkeypatch.setenv("CARBON_PIPE_DATA_MIRROR", str(mirror))
+    with_params(lambda p: None)(workspace)
+    before = files_in(workspace)
+    result = CliRunner().invoke(app, ["fetch-data", "--params", "params.yaml"])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "train-labels-idx1-ubyte.gz" in line and ("missing" in line or "md5" in line)
+    assert files_in(workspace) == before

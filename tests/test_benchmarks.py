@@ -1,25 +1,28 @@
 """The benchmark scripts run and print their figures (tiny sizes: this checks the scripts, not the speed)."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 
-from .conftest import REPO
+from .conftest import MNIST_RAW, REPO
 
 pytestmark = pytest.mark.slow
 
 
 def bench(script: str, *args: str) -> str:
+    # The tests' mirror (which honours CARBON_PIPE_SHARED), so a benchmark never falls back to a download.
+    env = {**os.environ, "CARBON_PIPE_MNIST_MIRROR": str(MNIST_RAW)} if MNIST_RAW.is_dir() else None
     result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / script), *args], capture_output=True, text=True, timeout=900
+        [sys.executable, str(REPO / "benchmarks" / script), *args], capture_output=True, text=True, timeout=900, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
 
 def test_memory_benchmark_shows_accumulation_lowering_peak_memory():
-    output = bench("memory.py", "--steps", "1")
+    output = bench("memory.py", "--steps", "1", "--device", "cpu")
     rows = {int(line.split()[0]): float(line.split()[3]) for line in output.splitlines() if line.split()[:1] in (["1"], ["8"])}
     assert rows[8] < rows[1] / 2  # 32-sample micro-batches hold a fraction of the activations of 256-sample ones
 
@@ -31,6 +34,10 @@ def test_throughput_benchmark_reports_both_ratios(mnist_mirror):
 
 
 def test_gpu_check_refuses_without_cuda_and_runs_its_cpu_path(mnist_mirror):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: run benchmarks/gpu_check.py itself")
     refused = subprocess.run([sys.executable, str(REPO / "benchmarks/gpu_check.py")], capture_output=True, text=True)
     assert refused.returncode == 1 and "no CUDA device: nothing measured" in refused.stderr
     output = bench("gpu_check.py", "--allow-cpu", "--train-samples", "256", "--test-samples", "128", "--epochs", "1")

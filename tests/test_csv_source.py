@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from carbon_pipe import planner
-from carbon_pipe.errors import SourceError, UsageError
+from carbon_pipe.errors import SourceError
 from carbon_pipe.params import CarbonParams
 from carbon_pipe.sources import fetch_series, get_source
 from carbon_pipe.timeutil import parse_instant
@@ -33,9 +34,8 @@ def test_bad_trace_settings_fall_back_on_record(tmp_path):
     params = CarbonParams.model_validate({"sources": ["csv", "mock"], "csv": {"path": str(tmp_path / "missing.csv")}})
     fetched = fetch_series(params, 0.0, 3600.0, 3600.0)
     assert fetched.series.source == "mock" and "no such trace file" in fetched.failures[0].error
-    unknown = csv_params(tmp_path / "x.csv", preset="mystery")
-    with pytest.raises(UsageError, match="carbon.csv.preset: unknown preset 'mystery'"):
-        get_source(unknown).series(0.0, 1.0)
+    with pytest.raises(ValidationError, match="unknown preset 'mystery'"):  # a typo is a params error, not a fallback
+        csv_params(tmp_path / "x.csv", preset="mystery")
 
 
 def test_gb_2020_week_flexible_interruptible_threshold():

@@ -31,7 +31,8 @@ def test_fetch_from_mirror_writes_uint8_subset(workspace, mnist_mirror, monkeypa
     assert tensors["test_labels"].shape == (100,)
     manifest = json.loads((workspace / "stages/fetch-data/manifest.json").read_text())
     assert manifest["train_samples"] == 300 and "mirror" in manifest["origin"]
-    assert not list((workspace / "stages/fetch-data").glob(".download-*"))  # the unpack folder is gone
+    # Only the two outputs: the download was unpacked elsewhere and is gone.
+    assert sorted(path.name for path in (workspace / "stages/fetch-data").iterdir()) == ["dataset.pt", "manifest.json"]
 
 
 def test_corrupt_mirror_file_is_one_line_and_writes_nothing(workspace, mnist_mirror, monkeypatch, tmp_path_factory):

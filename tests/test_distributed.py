@@ -73,7 +73,6 @@ def ddp_gradients(rank: int, port: int, out: str) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from carbon_pipe.model import SimpleCNN
     from carbon_pipe.train import accumulate_gradients
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

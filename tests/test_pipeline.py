@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
+from carbon_pipe.timeutil import parse_instant
+
 from .conftest import REPO, tiny_params, write_params
 
 pytestmark = pytest.mark.slow
@@ -72,12 +74,9 @@ def test_dvc_plots_show_draws_the_four_plots_from_the_run(project):
     shutil.rmtree(project / "plots-html")
 
 
-def test_second_repro_does_nothing_quickly(project):
-    started = time.perf_counter()
+def test_second_repro_does_nothing(project):
     output = dvc(project, "repro").stdout
-    elapsed = time.perf_counter() - started
-    assert "Running stage" not in output
-    assert elapsed < 10  # generous for a loaded CI machine; the README's number is measured on an idle one
+    assert "Running stage" not in output and "didn't change, skipping" in output
 
 
 def test_numbers_re_derive_from_the_artifacts(project):
@@ -86,11 +85,24 @@ def test_numbers_re_derive_from_the_artifacts(project):
         summary = json.loads((project / f"metrics/{run}.json").read_text())
         assert rows["emissions_kg"].sum() == pytest.approx(summary["carbon_metrics"]["total_emissions_kg"], rel=1e-12)
         assert (rows["emissions_kg"] - rows["energy_kwh"] * rows["intensity_g_per_kwh"] / 1000).abs().max() < 1e-18
+    # The schedule effect, recomputed by hand: the optimized run's intervals moved to the baseline's start and
+    # charged from intensity.csv with plain loops (no carbon_pipe code involved).
+    grid = [(parse_instant(r.start), parse_instant(r.end), r.carbon_intensity)
+            for r in pd.read_csv(project / "stages/wait-for-window/intensity.csv").itertuples()]
+    shift = parse_instant(json.loads((project / "metrics/baseline.json").read_text())["scheduler_metrics"]["start"]) - \
+        parse_instant(json.loads((project / "metrics/optimized.json").read_text())["scheduler_metrics"]["start"])
+    at_baseline_kg = 0.0
+    for row in pd.read_csv(project / "stages/train-optimized/energy_intervals.csv").itertuples():
+        start, end = parse_instant(row.start) + shift, parse_instant(row.end) + shift
+        overlap = [(min(end, b) - max(start, a), value) for a, b, value in grid if min(end, b) > max(start, a)]
+        mean = sum(length * value for length, value in overlap) / sum(length for length, _ in overlap)
+        at_baseline_kg += row.energy_kwh * mean / 1000
     comparison = json.loads((project / "metrics/comparison.json").read_text())
-    split = comparison["decomposition"]
-    assert split["schedule_effect_kg"] + split["configuration_effect_kg"] == pytest.approx(
-        comparison["carbon_savings"]["reduction_kg"], rel=1e-9
-    )
+    split, savings = comparison["decomposition"], comparison["carbon_savings"]
+    optimized_kg = json.loads((project / "metrics/optimized.json").read_text())["carbon_metrics"]["total_emissions_kg"]
+    assert split["schedule_effect_kg"] == pytest.approx(at_baseline_kg - optimized_kg, rel=1e-6)
+    assert split["configuration_effect_kg"] == pytest.approx(savings["baseline_emissions_kg"] - at_baseline_kg, rel=1e-6)
+    assert split["schedule_effect_kg"] > 0  # 18:00 peak vs 03:00 trough of the default curve
 
 
 def test_changing_optimized_accumulation_reruns_only_what_uses_it(project):
@@ -178,11 +190,11 @@ def test_an_interruptible_plan_trains_in_its_chunks_through_dvc(project):
         assert [c["start"] for c in chunks] == [c["start"] for c in decision["chunks"]]
         rows = pd.read_csv(project / "stages/train-optimized/energy_intervals.csv")
         assert [rows[rows["segment"] == s]["start"].min() for s in (0, 1)] == [c["start"] for c in chunks]
-        comparison = json.loads((project / "metrics/comparison.json").read_text())
-        split = comparison["decomposition"]
-        assert split["schedule_effect_kg"] + split["configuration_effect_kg"] == pytest.approx(
-            comparison["carbon_savings"]["reduction_kg"], rel=1e-9
-        )
+        # In one go from 18:00 the whole profile sits in the 30-min point of the evening peak, whatever its pauses.
+        grid = pd.read_csv(project / "stages/wait-for-window/intensity.csv")
+        peak = grid[grid["start"].map(parse_instant) == parse_instant("2025-01-15T18:00:00Z")]["carbon_intensity"].item()
+        split = json.loads((project / "metrics/comparison.json").read_text())["decomposition"]
+        assert split["optimized_at_baseline_start_kg"] == pytest.approx(rows["energy_kwh"].sum() * peak / 1000, rel=1e-9)
         assert "up to date" in dvc(project, "status").stdout.lower() or dvc(project, "status").stdout.strip() in ("", "{}")
     finally:
         write_params(project, tiny_params())

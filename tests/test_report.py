@@ -8,12 +8,10 @@ import struct
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from carbon_pipe import compare, schedule
 from carbon_pipe.layout import (
     CUMULATIVE_CSV,
-    DATASET_FILE,
     DECISION_JSON,
     EPOCHS_CSV,
     REPORT_MD,

@@ -1,6 +1,7 @@
 """Secrets come from the environment only: run the real pipeline with fake credentials that the sources really
 use, then search every file the run left and everything it printed for them."""
 
+import base64
 import json
 import os
 import subprocess
@@ -63,7 +64,8 @@ def test_tokens_never_reach_params_lock_outputs_or_logs(tmp_path, httpserver):
     assert [failure["source"] for failure in decision["source_failures"]] == ["watttime"]  # logged in, then failed
     assert any(request.headers.get("Authorization", "").startswith("Basic ") for request, _ in httpserver.log)
 
-    needles = [*SECRETS.values(), BEARER]
+    basic = base64.b64encode(f"{SECRETS['WATTTIME_USERNAME']}:{SECRETS['WATTTIME_PASSWORD']}".encode()).decode()
+    needles = [*SECRETS.values(), BEARER, basic]  # the Basic header carries the credentials base64-encoded
     leaks = [(name, "stdout/stderr") for name in needles if name in run.stdout + run.stderr]
     for path in project.rglob("*"):
         if path.is_file() and ".git" not in path.relative_to(project).parts[:1]:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from werkzeug import Response
 
+from carbon_pipe.errors import SourceError
 from carbon_pipe.params import CarbonParams
 from carbon_pipe.sources import get_source
 from carbon_pipe.timeutil import parse_instant
@@ -237,3 +238,21 @@ def test_watttime_scope_error_is_one_line(httpserver, wt_login):
     with pytest.raises(Exception, match=r"watttime: GET .*/v3/forecast: HTTP 403: Invalid scope") as caught:
         get_source(carbon(httpserver, "watttime", region="PSCO")).series(at("2024-06-18T18:40Z"), at("2024-06-18T19:00Z"))
     assert "\n" not in str(caught.value) and "wt-secret" not in str(caught.value)
+
+
+def test_a_server_echoing_the_token_in_its_error_does_not_leak_it(httpserver, em_token):
+    httpserver.expect_request("/v3/carbon-intensity/forecast").respond_with_json(
+        {"message": f"token {em_token} has no access to zone DE"}, status=403
+    )
+    with pytest.raises(SourceError) as caught:
+        get_source(carbon(httpserver, "electricitymaps", "/v3", zone="DE")).series(at("2024-03-01T12:00Z"), at("2024-03-01T13:00Z"))
+    assert "HTTP 403: token [redacted] has no access" in str(caught.value) and em_token not in str(caught.value)
+
+
+def test_redirects_are_not_followed_so_the_token_stays_home(httpserver, em_token):
+    httpserver.expect_request("/v3/carbon-intensity/forecast").respond_with_data(
+        "", status=302, headers={"Location": "http://elsewhere.invalid/steal"}
+    )
+    with pytest.raises(SourceError, match="HTTP 302 redirect, not followed"):
+        get_source(carbon(httpserver, "electricitymaps", "/v3", zone="DE")).series(at("2024-03-01T12:00Z"), at("2024-03-01T13:00Z"))
+    assert len(httpserver.log) == 1

@@ -82,3 +82,12 @@ def test_invalid_yaml_reports_the_line(tmp_path):
     (tmp_path / "params.yaml").write_text("seed: 1\ndata: [unclosed\n")
     with pytest.raises(ParamsError, match=r"invalid YAML at line \d+"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_schema_defaults_match_the_committed_params():
+    """Deleting a key from params.yaml must not silently change the experiment."""
+    params = load_params(REPO / "params.yaml")
+    for name in ("data", "model", "carbon", "train", "energy"):
+        section = getattr(params, name)
+        assert type(section)() == section, name
+    assert type(params.scheduler)(now=params.scheduler.now) == params.scheduler

@@ -88,10 +88,6 @@ def register(name: str) -> Callable[[SourceClass], SourceClass]:
     return decorate
 
 
-def source_names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
 def get_source(params: CarbonParams, name: Optional[str] = None, **options: Any) -> IntensitySource:
     """The source called `name` (default: the first of `carbon.sources`). HTTP sources take `sleep` and
     `transport` options (tests, proxies)."""

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import SourceError, UsageError
+from ..errors import SourceError
 from ..series import IntensitySeries
 from ..timeutil import iso
 from ..traces import PRESETS, TraceFormat, load_trace
@@ -25,8 +25,6 @@ class CsvTraceSource(IntensitySource):
         self.trace: Optional[IntensitySeries] = None
 
     def trace_format(self) -> TraceFormat:
-        if self.settings.preset not in PRESETS:
-            raise UsageError(f"carbon.csv.preset: unknown preset {self.settings.preset!r} (known: {', '.join(PRESETS)})")
         chosen = {field.name: getattr(self.settings, field.name) for field in dataclasses.fields(TraceFormat)}
         return dataclasses.replace(PRESETS[self.settings.preset], **{k: v for k, v in chosen.items() if v is not None})
 

@@ -46,6 +46,15 @@ def retry_after_seconds(value: Optional[str], now: Callable[[], float] = time.ti
     return max(0.0, moment.timestamp() - now())
 
 
+def _redacted(text: str, request: httpx.Request) -> str:
+    """`text` without any credential the request carried (a server may echo its request back in an error)."""
+    for name in ("authorization", "auth-token"):
+        for part in request.headers.get(name, "").split():
+            if len(part) >= 6:
+                text = text.replace(part, "[redacted]")
+    return text
+
+
 def _api_message(response: httpx.Response) -> str:
     """The short reason an API put in its error body (UK: error.message; WattTime: message), if any."""
     try:
@@ -56,7 +65,7 @@ def _api_message(response: httpx.Response) -> str:
         inner = body.get("error")
         message = body.get("message") or (inner.get("message") if isinstance(inner, dict) else inner)
         if isinstance(message, str):
-            return ": " + " ".join(message.split())[:200]
+            return ": " + _redacted(" ".join(message.split()), response.request)[:200]
     return ""
 
 
@@ -79,7 +88,8 @@ class JsonClient:
             timeout=settings.timeout,
             headers={"User-Agent": USER_AGENT, **(headers or {})},
             transport=transport,
-            follow_redirects=True,
+            # Not followed: httpx drops only Authorization on a cross-host redirect, not our auth-token header.
+            follow_redirects=False,
         )
 
     def endpoint(self, path: str) -> str:
@@ -115,6 +125,12 @@ class JsonClient:
                     problem = f"HTTP {status}{_api_message(response)}"
                 elif status >= 400:
                     raise HttpStatusError(f"{where}: HTTP {status}{_api_message(response)}", status)
+                elif status >= 300:
+                    raise HttpStatusError(
+                        f"{where}: HTTP {status} redirect, not followed so credentials stay with base_url "
+                        "(set base_url to the final address)",
+                        status,
+                    )
                 else:
                     try:
                         return response.json()
