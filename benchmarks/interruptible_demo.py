@@ -73,7 +73,7 @@ def main() -> None:
 
     print(f"job: {measured:.1f} s measured, planned as {job} s ({args.train_samples} samples x {args.epochs} epoch(s)); "
           f"trace: 400 g/kWh, 200 then 100 from 21:00 ({job // 2} s each), 100 at 23:00 ({job // 2} s); baseline at 18:00")
-    print("| plan | planned chunks (UTC) | expected g/kWh | run in | measured g/kWh | energy Wh | CO2 mg "
+    print("| plan | planned chunks (UTC) | expected g/kWh | ran in | measured g/kWh | energy Wh | CO2 mg "
           "| reduction % | schedule mg | configuration mg |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for mode, (decision, summary, result) in rows.items():
