@@ -40,6 +40,23 @@ def profile_emissions_kg(series: IntensitySeries, starts: np.ndarray, ends: np.n
     return float(emissions_kg(energy_kwh, intensity).sum())
 
 
+def without_pauses(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The intervals with every stretch in which nothing was measured (a pause) taken out, the first start kept.
+
+    A run that paused between chunks becomes the same run done in one go: its intervals back to back, in order.
+    Intervals measured side by side (several nodes) keep their overlap.
+    """
+    starts, ends = np.asarray(starts, dtype=float), np.asarray(ends, dtype=float)
+    if len(starts) == 0:
+        return starts, ends
+    order = np.argsort(starts, kind="stable")
+    reached = np.maximum.accumulate(ends[order])  # the latest end measured so far
+    gaps = np.maximum(0.0, starts[order][1:] - reached[:-1])
+    removed = np.empty_like(starts)
+    removed[order] = np.concatenate([[0.0], np.cumsum(gaps)])
+    return starts - removed, ends - removed
+
+
 @dataclass(frozen=True)
 class Decomposition:
     """reduction = schedule effect (when it ran) + configuration effect (how it trained), exactly."""

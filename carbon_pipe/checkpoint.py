@@ -92,10 +92,11 @@ def restore_rng(state: dict) -> None:
 
 
 @contextmanager
-def stop_requests() -> Iterator[list[int]]:
+def stop_requests(interrupt: bool = False) -> Iterator[list[int]]:
     """Turn SIGTERM and SIGINT into a list the loop checks after each optimizer step (it checkpoints, then stops).
 
     A second signal while the first is being handled is the user insisting: it stops at once, as without us.
+    With `interrupt`, a signal also raises KeyboardInterrupt: a wait (a pause) has no step to finish first.
     """
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread only
@@ -107,6 +108,8 @@ def stop_requests() -> Iterator[list[int]]:
             signal.signal(signum, signal.SIG_DFL)
             signal.raise_signal(signum)
         received.append(signum)
+        if interrupt:
+            raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -150,14 +150,15 @@ def train(
 
     Resumes automatically from the checkpoint a stopped or killed run of the same configuration left in
     stages/train-<run>/resume/. SIGTERM or SIGINT checkpoint and stop it. Runs under `torchrun` as DDP.
+    With an interruptible plan the optimized run trains in its chunks and pauses between them.
     """
     config = _load(params)
     run_name = run or "optimized"
     if run_name not in ("baseline", "optimized"):
         _fail(UsageError(f"--run: expected baseline or optimized, got {run_name!r}"))
-    from . import train as training
+    from . import pausing
 
-    summary = _run(lambda: training.run_training(config, run_name))
+    summary = _run(lambda: pausing.train_run(config, run_name, report=_say))
     if summary is None:  # a torchrun rank other than 0: rank 0 reports
         return
     carbon = summary["carbon_metrics"]

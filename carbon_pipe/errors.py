@@ -41,8 +41,14 @@ class TrainingStopped(CarbonPipeError):
     def __init__(self, message: str, step: int, signal_number: int | None = None) -> None:
         super().__init__(message)
         self.step = step
+        self.signal_number = signal_number
         # A signal gives the shell's conventional 128 + signal number; a budget stop is a temporary failure.
         self.exit_code = 128 + signal_number if signal_number else 75
+
+    @property
+    def planned(self) -> bool:
+        """Stopped because the segment's budget was spent (a planned pause), not by a signal."""
+        return self.signal_number is None
 
 
 class Interrupted(CarbonPipeError):

@@ -36,45 +36,54 @@ class Outlook:
         return {**self.fetched.record(), "source_failures": [failure.to_dict() for failure in self.failures]}
 
 
-def plan_window(series: IntensitySeries, now: float, latest_start: float, scheduler: SchedulerParams, duration: float) -> planner.Plan:
+def plan_window(
+    series: IntensitySeries, now: float, latest_start: float, scheduler: SchedulerParams, duration: float,
+    deadline: float | None = None,
+) -> planner.Plan:
     """Apply the configured rule and mode: start (or, interruptible, run) no earlier than `now`; a flexible job
-    starts by `latest_start`, an interruptible one finishes by `latest_start + duration`, so it can always do
-    at least as well as the flexible plan."""
+    starts by `latest_start`, an interruptible one finishes by `deadline` (default `latest_start + duration`, so
+    it can always do at least as well as the flexible plan; the rest of a paused job keeps its first deadline)."""
     latest = max(now, latest_start)
     if scheduler.rule == "now":
         return planner.start_now(series, now, duration)
     if scheduler.rule == "threshold":
         return planner.threshold_start(series, now, latest, duration, scheduler.threshold)
     if scheduler.mode == "interruptible":
-        return planner.interruptible_plan(series, now, latest + duration, duration, scheduler.min_chunk)
+        finish_by = latest + duration if deadline is None else deadline
+        return planner.interruptible_plan(series, now, finish_by, duration, scheduler.min_chunk)
     return planner.lowest_mean_start(series, now, latest, duration)
 
 
-def _planned(fetched: Fetched, now: float, latest_start: float, params: Params, duration: float) -> planner.Plan:
+def _planned(
+    fetched: Fetched, now: float, latest_start: float, params: Params, duration: float, deadline: float | None
+) -> planner.Plan:
     try:
-        return plan_window(fetched.series, now, latest_start, params.scheduler, duration)
+        return plan_window(fetched.series, now, latest_start, params.scheduler, duration, deadline)
     except ValueError as exc:
         raise SourceError(f"{fetched.series.source}: {exc}") from None
 
 
-def look_ahead(params: Params, submitted: float, now: float, duration: float, **options: Any) -> Outlook:
+def look_ahead(
+    params: Params, submitted: float, now: float, duration: float, deadline: float | None = None, **options: Any
+) -> Outlook:
     """Fetch from `submitted` over the horizon, plan from `now`, and choose among the configured places.
 
-    Every source must reach the latest moment the plan may use (submission + max_wait + duration); one that
-    does not counts as failed. Alternatives that fail are skipped and recorded (an error with fallback off).
+    Every source must reach the latest moment the plan may use (submission + max_wait + duration, or an
+    interruptible job's `deadline`); one that does not counts as failed. Alternatives that fail are skipped and
+    recorded (an error with fallback off).
     """
     latest_start = submitted + params.scheduler.max_wait
-    need_until = max(now, latest_start) + duration
+    need_until = max(now, latest_start) + duration if deadline is None else deadline
     end = max(submitted + params.carbon.horizon, need_until)
     primary = fetch_series(params.carbon, submitted, end, need_until, **options)
-    candidates = [(primary, _planned(primary, now, latest_start, params, duration))]
+    candidates = [(primary, _planned(primary, now, latest_start, params, duration, deadline))]
     failures = list(primary.failures)
     for place in params.carbon.alternatives:
         carbon = carbon_for(params.carbon, place.source, place.region)
         try:
             series, _ = fetch_from(carbon, place.source, submitted, end, need_until, **options)
             fetched = Fetched(series, (place.source,), ())
-            candidates.append((fetched, _planned(fetched, now, latest_start, params, duration)))
+            candidates.append((fetched, _planned(fetched, now, latest_start, params, duration, deadline)))
         except (SourceError, UsageError) as exc:
             if not params.carbon.fallback:
                 raise

@@ -122,6 +122,8 @@ def wait_for_window(
     clock: Clock,
     report: Callable[[str], None] = lambda line: None,
     pause: Optional[Pause] = None,
+    submitted: Optional[float] = None,
+    deadline: Optional[float] = None,
     **source_options: Any,
 ) -> Waited:
     """Plan, then (real clock) sleep towards the planned start, re-fetching and re-planning every replan interval.
@@ -129,11 +131,14 @@ def wait_for_window(
     The deadline is fixed at submission + max_wait and each pause ends at the planned start or the next
     re-plan, so the wait never overshoots. A re-fetch that fails keeps the last plan (recorded), unless
     fallback is off. On the simulated clock one plan is made and the wait is recorded, not slept.
+    A paused interruptible job waits for its next chunk the same way: `submitted` is when the job was
+    submitted (default: now), `duration` the work left and `deadline` when all of it must be done.
     """
     pause = pause or (lambda seconds, outlook, replan_at: clock.sleep(seconds))
-    submitted = clock.now()
-    outlook = look_ahead(params, submitted, submitted, duration, **source_options)
-    now, replans, replan_failures = submitted, 0, []
+    now = clock.now()
+    submitted = now if submitted is None else submitted
+    outlook = look_ahead(params, submitted, now, duration, deadline, **source_options)
+    replans, replan_failures = 0, []
     try:
         while not clock.simulated and outlook.plan.start > now:
             step = min(params.scheduler.replan_interval, outlook.plan.start - now)
@@ -144,7 +149,7 @@ def wait_for_window(
             pause(step, outlook, now + step)
             now = clock.now()
             try:
-                outlook = look_ahead(params, submitted, now, duration, **source_options)
+                outlook = look_ahead(params, submitted, now, duration, deadline, **source_options)
                 replans += 1
             except (SourceError, UsageError) as exc:
                 if not params.carbon.fallback:

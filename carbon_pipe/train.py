@@ -8,12 +8,13 @@ the same command resumes the run, and on CPU the final model is byte-identical t
 
 from __future__ import annotations
 
+import os
 import random
 import resource
 import signal
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -42,14 +43,16 @@ from .timeutil import iso, parse_instant
 class Segment:
     """How much of the run one call trains, and where that sits on the pipeline clock.
 
-    The default trains to the end. A caller that pauses the run (an interruptible plan) passes a budget: the run
-    checkpoints and raises TrainingStopped when it is spent, and the next call resumes it, at the next
-    `clock_start` it is given.
+    The default trains to the end. A caller that pauses the run (an interruptible plan, see pausing.py) passes a
+    budget: the run checkpoints and raises TrainingStopped when it is spent (at once if it already is), and the
+    next call resumes it, at the next `clock_start` it is given. `note` is kept with the segment in the run's
+    segment log (e.g. which planned chunk it trains).
     """
 
-    clock_start: float | None = None  # None: where the previous segment ended (real clock: now)
+    clock_start: float | None = None  # the earliest start; None: where the previous segment ended (real clock: now)
     until_step: int | None = None  # stop once the run has made this many optimizer steps
     max_seconds: float | None = None  # stop after this much wall time in this segment
+    note: dict = field(default_factory=dict)
 
 
 def clock_start(run_name: str, horizon: dict) -> tuple[float, str, bool]:
@@ -65,6 +68,42 @@ def clock_start(run_name: str, horizon: dict) -> tuple[float, str, bool]:
     if horizon["clock"] == "simulated":
         return parse_instant(decision["start"]), f"scheduled start ({decision['rule']} rule, simulated clock)", False
     return time.time(), "actual start after waiting (real clock)", True
+
+
+def resume_folder(params: Params, run_name: str, horizon: dict, world_size: int) -> ResumeFolder:
+    """The run's resume folder, with the fingerprint of everything that decides its training state."""
+    start_on_clock, _, follows_wall_clock = clock_start(run_name, horizon)
+    return ResumeFolder(
+        resume_dir(run_name),
+        fingerprint(
+            params={
+                "seed": params.seed,
+                "model": params.model.model_dump(by_alias=True),
+                "train": params.train.model_dump(exclude={"checkpoint_every"}),
+                "run": params.run(run_name).model_dump(),
+            },
+            dataset_md5=md5sum(DATASET_FILE),
+            world_size=world_size,
+            clock=horizon["now"] if follows_wall_clock else iso(start_on_clock),
+        ),
+    )
+
+
+def saved_state(params: Params, run_name: str) -> dict | None:
+    """The checkpoint a stopped attempt of this exact run left to resume from, or None."""
+    horizon, _ = load_horizon()
+    return resume_folder(params, run_name, horizon, int(os.environ.get("WORLD_SIZE", "1"))).load()
+
+
+def steps_per_epoch(samples: int, run: RunParams) -> int:
+    """Optimizer steps in one epoch, the short last batch included (the same for any number of processes)."""
+    return -(-samples // run.effective_batch_size)
+
+
+def total_steps(params: Params, run_name: str) -> int:
+    """Optimizer steps of the whole run, from the size of the prepared training split."""
+    labels = torch.load(DATASET_FILE, weights_only=True, mmap=True)["train_labels"]
+    return params.train.epochs * steps_per_epoch(len(labels), params.run(run_name))
 
 
 def pick_precision(mixed: bool, device: torch.device) -> tuple[torch.dtype | None, str]:
@@ -183,10 +222,10 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
     model = model.to(device, memory_format=memory_format)
     check_fits(model, train_data.batch(slice(0, 2))[0], num_classes, params.model.class_path, dataset["dataset"])
     optimizer = torch.optim.Adam(model.parameters(), lr=params.train.learning_rate)
-    steps_per_epoch = -(-samples // run.effective_batch_size)  # optimizer steps, the same for any split
-    total_steps = params.train.epochs * steps_per_epoch
+    epoch_steps = steps_per_epoch(samples, run)
+    run_steps = params.train.epochs * epoch_steps
     lr_schedule = (
-        torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=params.train.learning_rate, total_steps=total_steps)
+        torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=params.train.learning_rate, total_steps=run_steps)
         if params.train.lr_schedule == "onecycle"
         else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     )
@@ -197,24 +236,11 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
     )
 
     # -- resume from the latest checkpoint of this exact configuration, if an earlier attempt stopped or was killed
-    resume = ResumeFolder(
-        resume_dir(run_name),
-        fingerprint(
-            params={
-                "seed": params.seed,
-                "model": params.model.model_dump(by_alias=True),
-                "train": params.train.model_dump(exclude={"checkpoint_every"}),
-                "run": run.model_dump(),
-            },
-            dataset_md5=md5sum(DATASET_FILE),
-            world_size=job.world_size,
-            clock=horizon["now"] if follows_wall_clock else iso(start_on_clock),
-        ),
-    )
+    resume = resume_folder(params, run_name, horizon, job.world_size)
     discarded = resume.claim() if job.is_main else False
     job.barrier()
     state = resume.load()
-    step, epochs, epoch_seconds, epoch_start, seconds_before = 0, [], 0.0, None, 0.0
+    step, epochs, epoch_seconds, epoch_start, seconds_before, segment_log = 0, [], 0.0, None, 0.0, []
     epoch_loss = torch.zeros((), dtype=torch.float64, device=device)  # this rank's summed loss so far this epoch
     if state is not None:
         model.load_state_dict(state["model"])
@@ -225,8 +251,11 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
         order_rng.set_state(state["data_order_rng"])
         step, epochs, seconds_before = state["step"], state["epochs"], state["seconds"]
         epoch_seconds, epoch_start = state["epoch_seconds"], state["epoch_start"]
+        segment_log = state.get("segment_log", [])  # a checkpoint from before segment logs has none
         epoch_loss += state["epoch_loss"] if job.is_main else 0.0  # saved as the sum over ranks
     resumed_at_step = step
+    if stop_reason([], segment, step, 0.0, step >= run_steps) is not None:  # a spent budget: no training, no segment
+        raise TrainingStopped(f"train {run_name}: nothing to do, already at step {step} of {run_steps}", step)
     trained = torch.compile(model) if run.compile else model
     if job.distributed:
         device_ids = [device.index] if device.type == "cuda" else None
@@ -238,13 +267,14 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
     # -- energy: one tracker per node; each interval goes to the node's journal, on the clock, as it is measured
     earlier = EnergyJournal.read(resume.journal(job.node)) if job.tracks_energy else []
     segment_index = int(job.max(max((row["segment"] for row in earlier), default=-1))) + 1
-    if segment.clock_start is not None:
-        segment_clock = segment.clock_start
+    ended = [row["clock_end"] for row in earlier] + [state["clock"] if state else start_on_clock]
+    previous_end = job.max(max(ended))
+    if segment.clock_start is not None:  # never before the previous segment ended: a run does not overlap itself
+        segment_clock = float(max(segment.clock_start, previous_end))  # plain: checkpoints hold no numpy scalars
     elif follows_wall_clock and segment_index > 0:
         segment_clock = time.time()
     else:  # back to back after the previous segment (the time between attempts is not on this clock)
-        ended = [row["clock_end"] for row in earlier] + [state["clock"] if state else start_on_clock]
-        segment_clock = job.max(max(ended))
+        segment_clock = previous_end
     meter = None
     wall_origin = time.time()
 
@@ -266,12 +296,15 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
         if meter.error:
             journal.note_error(meter.error)
 
+    # Where each segment sat on the clock and which steps it trained (a SIGKILLed one: up to its last checkpoint).
+    this_segment = {"segment": segment_index, **segment.note, "clock_start": iso(segment_clock), "first_step": step}
+
     def snapshot() -> dict:
         """The full training state; every rank calls it (it gathers), rank 0 saves it."""
         return {
             "fingerprint": resume.fingerprint,
             "step": step,
-            "total_steps": total_steps,
+            "total_steps": run_steps,
             "epochs": epochs,
             "epoch_loss": job.sum_(epoch_loss.clone()).item(),
             "epoch_seconds": epoch_seconds,
@@ -284,6 +317,7 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
             "rng": job.gather(capture_rng()),
             "seconds": seconds_before + (time.time() - wall_origin),
             "clock": clock_now(),
+            "segment_log": segment_log + [{**this_segment, "clock_end": iso(clock_now()), "last_step": step}],
         }
 
     # -- the loop: each optimizer step sees exactly one effective batch, including the short last one
@@ -297,7 +331,7 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
                 epoch = len(epochs) + 1
                 order_state = order_rng.get_state()
                 order = torch.randperm(samples, generator=order_rng).to(device)
-                done = step - (epoch - 1) * steps_per_epoch  # steps already made in this epoch (resumed mid-epoch)
+                done = step - (epoch - 1) * epoch_steps  # steps already made in this epoch (resumed mid-epoch)
                 if done == 0:
                     epoch_loss.zero_()
                     epoch_seconds, epoch_start = 0.0, iso(clock_now())
@@ -315,7 +349,7 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
                     lr_schedule.step()
                     step += 1
                     bar.update(task, advance=len(group))
-                    reason = stop_reason(signals, segment, step, time.time() - wall_origin)
+                    reason = stop_reason(signals, segment, step, time.time() - wall_origin, step == run_steps)
                     stopping = job.any(reason is not None)
                     if stopping or step % params.train.checkpoint_every == 0:
                         epoch_seconds += time.time() - part_start
@@ -325,10 +359,10 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
                             resume.save(state)
                     if stopping:
                         raise TrainingStopped(
-                            f"train {run_name}: {reason or 'another rank stopped'} after step {step} of {total_steps}; "
+                            f"train {run_name}: {reason or 'another rank stopped'} after step {step} of {run_steps}; "
                             f"checkpoint in {resume.folder}/, run the same command to resume",
                             step,
-                            signals[0] if signals else None,
+                            int(job.max(signals[0] if signals else 0)) or None,  # a signal to one rank stops all
                         )
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)  # count the queued GPU work in this epoch's time
@@ -381,6 +415,7 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
     summary["training_metrics"].update(
         train_samples=samples,  # lets wait-for-window scale the next run's duration
         segments=segment_index + 1,  # that recorded energy: one killed before its first measurement leaves no trace
+        segment_log=measured_segment_log(state["segment_log"], rows),
         resumed_at_step=resumed_at_step if segment_index else None,
         discarded_stale_checkpoint=discarded,
     )
@@ -399,9 +434,22 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
     return summary
 
 
-def stop_reason(signals: list[int], segment: Segment, step: int, segment_seconds: float) -> str | None:
+def measured_segment_log(segment_log: list[dict], rows: list[dict]) -> list[dict]:
+    """Each segment ends at its last measurement: CodeCarbon's final one comes after the segment's last checkpoint."""
+    ends: dict[int, float] = {}
+    for row in rows:
+        ends[row["segment"]] = max(ends.get(row["segment"], row["clock_end"]), row["clock_end"])
+    return [
+        {**entry, "clock_end": iso(max(parse_instant(entry["clock_end"]), ends.get(entry["segment"], -np.inf)))}
+        for entry in segment_log
+    ]
+
+
+def stop_reason(signals: list[int], segment: Segment, step: int, segment_seconds: float, last: bool) -> str | None:
     if signals:
         return f"stopped by {signal.Signals(signals[0]).name}"
+    if last:  # only the final evaluation is left: a budget does not split it off into a segment of its own
+        return None
     if segment.until_step is not None and step >= segment.until_step:
         return "paused as planned (step budget)"
     if segment.max_seconds is not None and segment_seconds >= segment.max_seconds:

@@ -170,3 +170,31 @@ def test_an_interrupted_dvc_repro_resumes_where_it_stopped(project):
         assert not resume.exists()
     finally:
         write_params(project, tiny_params())
+
+
+def test_an_interruptible_plan_trains_in_its_chunks_through_dvc(project):
+    """Two nights within reach: the 4 h job is planned as two chunks and train-optimized follows them."""
+    dvc(project, "repro")  # up to date with the default tiny params first (an earlier test may have left it not)
+    params = tiny_params()
+    params["scheduler"].update(mode="interruptible", max_wait="36h", expected_duration="4h")
+    write_params(project, params)
+    try:
+        status = dvc(project, "status").stdout
+        assert "wait-for-window" in status and "train-optimized" in status and "train-baseline" not in status
+        output = dvc(project, "repro").stdout
+        ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+        assert ran == {"wait-for-window", "train-optimized", "compare"}  # the baseline's placement did not move
+        decision = json.loads((project / "stages/wait-for-window/decision.json").read_text())
+        chunks = json.loads((project / "metrics/optimized.json").read_text())["scheduler_metrics"]["chunks"]
+        assert len(decision["chunks"]) == len(chunks) == 2
+        assert [c["start"] for c in chunks] == [c["start"] for c in decision["chunks"]]
+        rows = pd.read_csv(project / "stages/train-optimized/energy_intervals.csv")
+        assert [rows[rows["segment"] == s]["start"].min() for s in (0, 1)] == [c["start"] for c in chunks]
+        # In one go from 18:00 the whole profile sits in the 30-min point of the evening peak, whatever its pauses.
+        grid = pd.read_csv(project / "stages/wait-for-window/intensity.csv")
+        peak = grid[grid["start"].map(parse_instant) == parse_instant("2025-01-15T18:00:00Z")]["carbon_intensity"].item()
+        split = json.loads((project / "metrics/comparison.json").read_text())["decomposition"]
+        assert split["optimized_at_baseline_start_kg"] == pytest.approx(rows["energy_kwh"].sum() * peak / 1000, rel=1e-9)
+        assert "up to date" in dvc(project, "status").stdout.lower() or dvc(project, "status").stdout.strip() in ("", "{}")
+    finally:
+        write_params(project, tiny_params())

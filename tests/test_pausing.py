@@ -1,0 +1,342 @@
+"""Pause-and-resume on carbon: the optimized run follows an interruptible plan's chunks, on both clocks.
+
+The runs are tiny (synthetic 12x12 images, a narrow SimpleCNN, one epoch): a second or two each. Every chunked run
+is checked against the same run trained in one go, byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import pytest
+import torch
+
+from carbon_pipe import compare, pausing, schedule
+from carbon_pipe.errors import TrainingStopped
+from carbon_pipe.params import parse_params
+from carbon_pipe.timeutil import iso, parse_instant
+from carbon_pipe.train import Segment, run_training
+
+from .conftest import synthetic_dataset, tiny_params, write_params
+
+SUBMITTED = parse_instant("2025-01-15T18:00:00Z")
+RUN = Path("stages/train-optimized")
+RESUME = RUN / "resume"
+
+
+def hours(h: float) -> float:
+    return SUBMITTED + h * 3600
+
+
+def two_dips_trace(path: Path) -> None:
+    """5-min points from 18:00: 400 g/kWh, except an evening at 300 (19:00-20:00), a shoulder at 200 then a clean
+    100 (21:00-21:10), and a second clean 100 at 23:00-23:05. A 10-min job: the flexible optimum is 21:00-21:10
+    (mean 150); the interruptible one takes both clean stretches (mean 100)."""
+    def value(t: float) -> float:
+        if hours(1) <= t < hours(2):
+            return 300
+        if hours(3) <= t < hours(3) + 300:
+            return 200
+        if hours(3) + 300 <= t < hours(3) + 600 or hours(5) <= t < hours(5) + 300:
+            return 100
+        return 400
+
+    times = [SUBMITTED + 300 * i for i in range(12 * 9)]
+    path.write_text("timestamp,carbon_intensity\n" + "".join(f"{iso(t)},{value(t):g}\n" for t in times))
+
+
+def demo_params(mode: str, **train) -> dict:
+    return tiny_params(
+        model={"kwargs": {"width": 4, "hidden": 16}},
+        train={"checkpoint_every": 3, **train},
+        carbon={"sources": ["csv"], "csv": {"path": "trace.csv"}, "horizon": "8h"},
+        scheduler={"mode": mode, "max_wait": "6h", "expected_duration": "10min"},
+        optimized={"batch_size": 8, "gradient_accumulation_steps": 2},
+    )
+
+
+def plan_and_train(raw: dict) -> dict:
+    params = parse_params(raw)
+    schedule.run_stage(params, report=lambda line: None)
+    return pausing.train_run(params, "optimized")
+
+
+@pytest.fixture
+def trace_project(workspace) -> Path:
+    two_dips_trace(workspace / "trace.csv")
+    synthetic_dataset(train=512, test=128, size=12)
+    return workspace
+
+
+def intervals() -> pd.DataFrame:
+    rows = pd.read_csv(RUN / "energy_intervals.csv")
+    rows["start_s"], rows["end_s"] = rows["start"].map(parse_instant), rows["end"].map(parse_instant)
+    return rows
+
+
+def test_step_targets_split_the_work_by_each_chunks_share_of_the_planned_time():
+    assert pausing.step_targets([300, 300], 64) == [32]
+    assert pausing.step_targets([600, 300, 300], 10) == [5, 8]  # round(7.5) = 8: the last chunk gets the rest
+    assert pausing.step_targets([1, 1000], 64) == [0]  # too short for a step of its own: skipped
+    assert pausing.step_targets([1200], 64) == []  # one chunk: it trains to the end
+
+
+def test_interruptible_run_shows_its_chunks_and_emits_less_than_flexible(trace_project):
+    flexible = plan_and_train(demo_params("flexible"))
+    flexible_model = (RUN / "model.pt").read_bytes()
+    assert flexible["scheduler_metrics"]["start"] == iso(hours(3))  # the shoulder, then the clean stretch
+    assert "chunks" not in flexible["scheduler_metrics"]
+
+    chunked = plan_and_train(demo_params("interruptible"))
+    decision = json.loads(Path("stages/wait-for-window/decision.json").read_text())
+    assert [(c["start"], c["end"]) for c in decision["chunks"]] == [
+        (iso(hours(3) + 300), iso(hours(3) + 600)), (iso(hours(5)), iso(hours(5) + 300))
+    ]
+    # The energy log shows each chunk at its clock time: one segment per chunk, starting where the chunk does.
+    rows = intervals()
+    assert sorted(rows["segment"].unique()) == [0, 1]
+    for segment, chunk in enumerate(decision["chunks"]):
+        mine = rows[rows["segment"] == segment]
+        assert mine["start_s"].min() == parse_instant(chunk["start"])
+        assert mine["end_s"].max() < parse_instant(chunk["end"])  # a second of work fits in a 5-min chunk
+        assert (mine["intensity_g_per_kwh"] == 100).all()
+    # Half the 32 steps (512 samples / 16) in each chunk; the pause recorded, not slept.
+    metrics = chunked["scheduler_metrics"]
+    assert [(c["first_step"], c["last_step"], c["until_step"]) for c in metrics["chunks"]] == [(0, 16, 16), (16, 32, None)]
+    [pause] = metrics["pauses"]
+    assert pause["start"] == metrics["chunks"][0]["end"] and pause["end"] == iso(hours(5)) and not pause["slept"]
+    assert pause["seconds"] == pytest.approx(2 * 3600 - 300, abs=60)
+    assert json.loads(Path("metrics/optimized.json").read_text())["scheduler_metrics"] == json.loads(json.dumps(metrics))
+
+    # The claim: lower emissions than the flexible plan on the same trace; and the same model, byte for byte.
+    assert chunked["carbon_metrics"]["mean_intensity_g_per_kwh"] == pytest.approx(100)
+    assert flexible["carbon_metrics"]["mean_intensity_g_per_kwh"] == pytest.approx(200)  # a short run: the shoulder
+    assert chunked["carbon_metrics"]["total_emissions_kg"] < flexible["carbon_metrics"]["total_emissions_kg"]
+    assert (RUN / "model.pt").read_bytes() == flexible_model
+    assert not RESUME.exists()
+
+
+def test_compare_takes_the_pauses_out_of_the_counterfactual(trace_project):
+    raw = demo_params("interruptible")
+    plan_and_train(raw)
+    run_training(parse_params(raw), "baseline")
+    result = compare.run_stage()
+    split = result["decomposition"]
+    # Run in one go from 18:00 the profile meets only 400 g/kWh; keeping its two-hour pause would have put the
+    # second chunk at 19:55, in the 300 g/kWh evening.
+    energy = intervals()["energy_kwh"].sum()
+    assert split["optimized_at_baseline_start_kg"] == pytest.approx(energy * 400 / 1000, rel=1e-12)
+    assert split["schedule_effect_kg"] == pytest.approx(energy * (400 - 100) / 1000, rel=1e-9)
+    baseline_energy = pd.read_csv("stages/train-baseline/energy_intervals.csv")["energy_kwh"].sum()  # all at 400
+    assert split["configuration_effect_kg"] == pytest.approx((baseline_energy - energy) * 400 / 1000, rel=1e-9)
+    assert "without its pauses" in split["method"]
+    report = Path("stages/compare/report.md").read_text()
+    assert "2 chunks" in report
+
+
+def test_a_chunk_stopped_midway_resumes_after_where_it_stopped(trace_project):
+    raw = demo_params("interruptible")
+    params = parse_params(raw)
+    schedule.run_stage(params, report=lambda line: None)
+    with pytest.raises(TrainingStopped):  # as a SIGTERM in the first chunk would: checkpoint at step 5, stop
+        run_training(params, "optimized", Segment(until_step=5, note={"chunk": 1}))
+    with pytest.raises(TrainingStopped) as spent:  # a budget already spent trains and measures nothing
+        run_training(params, "optimized", Segment(until_step=5))
+    assert spent.value.step == 5 and spent.value.planned
+    summary = pausing.train_run(params, "optimized")
+    rows = intervals()
+    assert sorted(rows["segment"].unique()) == [0, 1, 2]
+    first_end = rows[rows["segment"] == 0]["end_s"].max()
+    assert rows[rows["segment"] == 1]["start_s"].min() == pytest.approx(first_end, abs=1e-5)  # after, not over it
+    chunks = summary["scheduler_metrics"]["chunks"]
+    assert [(c["chunk"], c["first_step"], c["last_step"], c["segments"]) for c in chunks] == [(1, 0, 16, 2), (2, 16, 32, 1)]
+    model = (RUN / "model.pt").read_bytes()
+    run_training(params, "optimized")  # the same run in one go
+    assert (RUN / "model.pt").read_bytes() == model
+
+
+def test_two_gloo_processes_follow_the_chunks_in_one_process_group(trace_project):
+    raw = demo_params("interruptible")
+    write_params(trace_project, raw)
+    schedule.run_stage(parse_params(raw), report=lambda line: None)
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "carbon_pipe.cli", "--", "train", "--run", "optimized"],
+        cwd=trace_project, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("chunk 1 of 2 done") == 1  # rank 0 reports
+    summary = json.loads(Path("metrics/optimized.json").read_text())
+    assert summary["world_size"] == 2
+    chunks = summary["scheduler_metrics"]["chunks"]
+    assert [(c["start"], c["first_step"], c["last_step"]) for c in chunks] == [
+        (iso(hours(3) + 300), 0, 16), (iso(hours(5)), 16, 32)
+    ]
+
+
+@dataclass
+class OffsetClock:
+    """The wall clock, except that sleeping is instant: it moves the hands and is recorded."""
+
+    offset: float = 0.0
+    sleeps: list = field(default_factory=list)
+    interrupt_when: Callable[[], bool] = lambda: False
+    simulated = False
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def sleep(self, seconds: float) -> None:
+        if self.interrupt_when():
+            raise KeyboardInterrupt
+        self.sleeps.append(seconds)
+        self.offset += seconds
+
+
+SLOW_MODEL = '''
+import time
+
+from carbon_pipe.model import SimpleCNN
+
+
+class SlowCNN(SimpleCNN):
+    """A forward pass takes at least `delay` seconds: a training time the tests can count on, on any machine."""
+
+    def __init__(self, num_classes=10, in_channels=1, image_size=28, width=4, hidden=16, delay=0.2):
+        super().__init__(num_classes, in_channels, image_size, width, hidden)
+        self.delay = delay
+
+    def forward(self, images):
+        time.sleep(self.delay)
+        return super().forward(images)
+'''
+
+
+def real_clock_project(folder: Path, clock: OffsetClock, period: int = 30) -> dict:
+    """A trace from just after now: 400 g/kWh, except half a second at 100 every `period` s from `first`. The job
+    (4 steps of at least 0.2 s) is planned at 1 s, so its first chunk, half a second, cannot hold all of it."""
+    first = math.ceil(clock.now()) + 3
+    lines = [f"{first - 10},400"]
+    for k in range(1800 // period):
+        lines += [f"{first + k * period},100", f"{first + k * period + 0.5},400"]
+    (folder / "trace.csv").write_text("timestamp,carbon_intensity\n" + "\n".join(lines) + "\n")
+    (folder / "slow_model.py").write_text(SLOW_MODEL)
+    synthetic_dataset(train=64, test=32, size=12)
+    raw = demo_params("interruptible")
+    raw["model"] = {"class": "slow_model:SlowCNN", "kwargs": {}}
+    raw["scheduler"].update(clock="real", expected_duration="1s", max_wait="10min", replan_interval="1h")
+    raw["carbon"].update(horizon="20min")
+    raw["optimized"].update(batch_size=16, gradient_accumulation_steps=1)  # 4 steps
+    write_params(folder, raw)
+    schedule.run_stage(parse_params(raw), report=lambda line: None, clock=clock)  # sleeps to the first clean stretch
+    return {"raw": raw, "first": first, "period": period}
+
+
+def in_clean_stretch(instant: str, project: dict) -> bool:
+    """Whether a planned start lies in one of the trace's clean half-seconds (the last re-plan starts it at now)."""
+    return (parse_instant(instant) - project["first"]) % project["period"] < 0.5
+
+
+def assert_same_as_one_go(params) -> None:
+    model = (RUN / "model.pt").read_bytes()
+    run_training(params, "optimized")
+    assert (RUN / "model.pt").read_bytes() == model
+
+
+def test_real_clock_sleeps_to_each_chunk_and_replans_the_work_left(workspace):
+    clock = OffsetClock()
+    project = real_clock_project(workspace, clock)
+    params = parse_params(project["raw"])
+    waited_for_window = len(clock.sleeps)
+    summary = pausing.train_run(params, "optimized", clock=clock)
+    metrics = summary["scheduler_metrics"]
+    chunks, pauses = metrics["chunks"], metrics["pauses"]
+    assert len(chunks) >= 2 and len(pauses) == len(chunks) - 1
+    assert all(chunk["max_seconds"] <= 0.5 for chunk in chunks[:-1]) and chunks[-1]["max_seconds"] is None
+    for chunk in chunks[1:]:  # re-planned from a fresh fetch, onto a clean stretch, after a sleep
+        assert in_clean_stretch(chunk["planned_start"], project) and "replans" in chunk
+        assert parse_instant(chunk["start"]) >= parse_instant(chunk["planned_start"])
+    assert all(pause["slept"] and pause["seconds"] > 20 for pause in pauses)
+    assert sum(clock.sleeps[waited_for_window:]) == pytest.approx(sum(pause["seconds"] for pause in pauses), abs=10)
+    assert chunks[-1]["last_step"] == 4 and sum(chunk["steps"] for chunk in chunks) == 4
+    # Each chunk's energy sits on the clock where the chunk ran: one segment each, starting at the chunk's start.
+    rows = intervals()
+    assert sorted(rows["segment"].unique()) == list(range(len(chunks)))
+    for segment, chunk in enumerate(chunks):
+        assert rows[rows["segment"] == segment]["start_s"].min() == pytest.approx(parse_instant(chunk["start"]), abs=1e-3)
+    assert_same_as_one_go(params)
+
+
+def test_ctrl_c_during_a_pause_records_it_and_a_rerun_resumes(workspace):
+    clock = OffsetClock(interrupt_when=lambda: (RESUME / "checkpoint.pt").exists())  # the first pause after a chunk
+    project = real_clock_project(workspace, clock)
+    params = parse_params(project["raw"])
+    with pytest.raises(TrainingStopped) as stopped:
+        pausing.train_run(params, "optimized", clock=clock)
+    assert stopped.value.exit_code == 130 and "stopped by SIGINT while paused" in str(stopped.value)
+    step = torch.load(RESUME / "checkpoint.pt", weights_only=True)["step"]
+    assert 0 < step == stopped.value.step < 4
+    [interruption] = json.loads((RESUME / pausing.INTERRUPTIONS).read_text())
+    assert interruption["signal"] == "SIGINT" and interruption["after_step"] == step
+    assert in_clean_stretch(interruption["planned_start"], project)
+
+    clock.interrupt_when = lambda: False
+    summary = pausing.train_run(params, "optimized", clock=clock)
+    chunks = summary["scheduler_metrics"]["chunks"]
+    assert chunks[-1]["first_step"] == step and chunks[-1]["interruptions"] == [interruption]
+    assert_same_as_one_go(params)
+
+
+def test_a_failed_refetch_between_chunks_keeps_the_plan_and_is_recorded(workspace):
+    clock = OffsetClock()
+    project = real_clock_project(workspace, clock)
+    params = parse_params(project["raw"])
+    decision = json.loads(Path("stages/wait-for-window/decision.json").read_text())
+
+    def report(line: str) -> None:  # the trace disappears once the first chunk is done
+        if "pausing" in line:
+            (workspace / "trace.csv").unlink(missing_ok=True)
+
+    summary = pausing.train_run(params, "optimized", clock=clock, report=report)
+    chunks = summary["scheduler_metrics"]["chunks"]
+    assert chunks[1]["planned_start"] == decision["chunks"][1]["start"]  # the rest of the plan made before
+    assert "kept the plan made before" in chunks[1]["replan_failures"][0] and "trace.csv" in chunks[1]["replan_failures"][0]
+    assert_same_as_one_go(params)
+
+
+def test_sigterm_during_a_real_pause_stops_the_command_with_the_checkpoint_in_place(workspace):
+    clock = OffsetClock()
+    project = real_clock_project(workspace, clock, period=5)
+    # The command runs on the wall clock, behind the offset clock: it re-plans, sleeps to a clean second, trains.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "carbon_pipe.cli", "train", "--run", "optimized"],
+        cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    seen = []
+    while not any("pausing" in line for line in seen):
+        line = process.stderr.readline()
+        assert line, f"train ended before pausing: {''.join(seen)}"
+        seen.append(line)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, rest = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, rest
+    assert "stopped by SIGTERM while paused" in rest.strip().splitlines()[-1] and "Traceback" not in rest
+    step = torch.load(RESUME / "checkpoint.pt", weights_only=True)["step"]
+    [interruption] = json.loads((RESUME / pausing.INTERRUPTIONS).read_text())
+    assert interruption["signal"] == "SIGTERM" and interruption["after_step"] == step > 0
+
+    summary = pausing.train_run(parse_params(project["raw"]), "optimized", clock=clock)
+    assert summary["scheduler_metrics"]["chunks"][0]["first_step"] == 0
+    assert_same_as_one_go(parse_params(project["raw"]))
