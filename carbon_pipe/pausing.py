@@ -25,7 +25,7 @@ from typing import Callable, Optional, Sequence
 from . import distributed
 from .artifacts import read_json, write_json
 from .checkpoint import stop_requests
-from .errors import SourceError, TrainingStopped, UsageError
+from .errors import ArtifactError, SourceError, TrainingStopped, UsageError
 from .layout import DECISION_JSON, resume_dir, run_metrics
 from .params import Params, carbon_for
 from .planner import Chunk
@@ -57,14 +57,20 @@ def train_run(
     report: Callable[[str], None] = lambda line: None,
     pause: Optional[Pause] = None,
 ) -> dict | None:
-    """Train `run_name`: the optimized run of an interruptible plan follows its chunks, anything else runs in one go."""
+    """Train `run_name`: the optimized run follows its plan's chunks, anything else runs in one go.
+
+    On the real clock a flexible plan is followed too, as one chunk: DVC trains the baseline between
+    wait-for-window and this stage, so the planned window may have passed; then the run re-plans and waits again.
+    """
     if run_name != RUN:
         return run_training(params, run_name)
     decision = read_json(DECISION_JSON)
-    if decision["mode"] != "interruptible":
-        return run_training(params, run_name)
+    if decision.get("interrupted"):
+        raise ArtifactError(f"{DECISION_JSON}: wait-for-window was interrupted before a start was chosen; run it again")
     job = distributed.start(params.train.device)  # one process group for all the chunks
     try:
+        if decision["mode"] != "interruptible" and (decision["clock"] == "simulated" or job.distributed):
+            return train(params, RUN, Segment(), job)  # one go; torchrun ranks do not re-plan on their own
         if decision["clock"] == "simulated":
             summary = follow_recorded_plan(params, decision, job, report if job.is_main else lambda line: None)
         else:

@@ -65,6 +65,8 @@ def clock_start(run_name: str, horizon: dict) -> tuple[float, str, bool]:
     if run_name == "baseline":
         return parse_instant(horizon["now"]), "submission time (carbon-unaware: no waiting)", False
     decision = read_json(DECISION_JSON)
+    if decision.get("interrupted"):
+        raise ArtifactError(f"{DECISION_JSON}: wait-for-window was interrupted before a start was chosen; run it again")
     if horizon["clock"] == "simulated":
         return parse_instant(decision["start"]), f"scheduled start ({decision['rule']} rule, simulated clock)", False
     return time.time(), "actual start after waiting (real clock)", True

@@ -222,7 +222,7 @@ class SlowCNN(SimpleCNN):
 '''
 
 
-def real_clock_project(folder: Path, clock: OffsetClock, period: int = 30) -> dict:
+def real_clock_project(folder: Path, clock: OffsetClock, period: int = 30, mode: str = "interruptible") -> dict:
     """A trace from just after now: 400 g/kWh, except half a second at 100 every `period` s from `first`. The job
     (4 steps of at least 0.2 s) is planned at 1 s, so its first chunk, half a second, cannot hold all of it."""
     first = math.ceil(clock.now()) + 3
@@ -232,7 +232,7 @@ def real_clock_project(folder: Path, clock: OffsetClock, period: int = 30) -> di
     (folder / "trace.csv").write_text("timestamp,carbon_intensity\n" + "\n".join(lines) + "\n")
     (folder / "slow_model.py").write_text(SLOW_MODEL)
     synthetic_dataset(train=64, test=32, size=12)
-    raw = demo_params("interruptible")
+    raw = demo_params(mode)
     raw["model"] = {"class": "slow_model:SlowCNN", "kwargs": {}}
     raw["scheduler"].update(clock="real", expected_duration="1s", max_wait="10min", replan_interval="1h")
     raw["carbon"].update(horizon="20min")
@@ -262,7 +262,9 @@ def test_real_clock_sleeps_to_each_chunk_and_replans_the_work_left(workspace):
     metrics = summary["scheduler_metrics"]
     chunks, pauses = metrics["chunks"], metrics["pauses"]
     assert len(chunks) >= 2 and len(pauses) == len(chunks) - 1
-    assert all(chunk["max_seconds"] <= 0.5 for chunk in chunks[:-1]) and chunks[-1]["max_seconds"] is None
+    assert all(chunk["max_seconds"] <= 0.5 for chunk in chunks[:-1])
+    # The last chunk trains to the end: with no budget, or within the budget of a chunk that had more planned after it.
+    assert chunks[-1]["max_seconds"] is None or chunks[-1]["max_seconds"] <= 0.5
     for chunk in chunks[1:]:  # re-planned from a fresh fetch, onto a clean stretch, after a sleep
         assert in_clean_stretch(chunk["planned_start"], project) and "replans" in chunk
         assert parse_instant(chunk["start"]) >= parse_instant(chunk["planned_start"])
@@ -275,6 +277,22 @@ def test_real_clock_sleeps_to_each_chunk_and_replans_the_work_left(workspace):
     for segment, chunk in enumerate(chunks):
         assert rows[rows["segment"] == segment]["start_s"].min() == pytest.approx(parse_instant(chunk["start"]), abs=1e-3)
     assert_same_as_one_go(params)
+
+
+def test_a_flexible_window_that_passed_while_the_baseline_trained_is_planned_again(workspace):
+    clock = OffsetClock()
+    project = real_clock_project(workspace, clock, mode="flexible")
+    planned = json.loads(Path("stages/wait-for-window/decision.json").read_text())["start"]
+    clock.offset += 5  # DVC trained the baseline in between: the planned clean half-second is long gone
+    sleeps_before = len(clock.sleeps)
+    summary = pausing.train_run(parse_params(project["raw"]), "optimized", clock=clock)
+    [chunk] = summary["scheduler_metrics"]["chunks"]
+    assert parse_instant(chunk["planned_start"]) > parse_instant(planned) + 5  # a new window, not the stale one
+    # A 1 s job at its best takes in a whole clean half-second (starting in it or half a second before it).
+    offset = (parse_instant(chunk["planned_start"]) - project["first"]) % project["period"]
+    assert (offset < 0.5 or offset >= project["period"] - 0.5) and len(clock.sleeps) > sleeps_before
+    assert parse_instant(chunk["start"]) >= parse_instant(chunk["planned_start"])
+    assert summary["scheduler_metrics"]["placement"] == "actual start after waiting (real clock)"
 
 
 def test_ctrl_c_during_a_pause_records_it_and_a_rerun_resumes(workspace):
