@@ -26,7 +26,7 @@ from .layout import (
     train_dir,
 )
 from .plots import cumulative_emissions, cumulative_frame, epochs_frame, run_span, timeline_frame, window_spans
-from .schedule import load_horizon
+from .horizon import load_horizon
 from .timeutil import format_duration, parse_instant
 
 

@@ -156,7 +156,6 @@ class CarbonParams(Section):
     fallback: bool = True
     region: str = "GB"
     timezone: TimeZoneName = "Europe/London"
-    country_iso_code: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "GBR"
     resolution: PositiveSeconds = 1800.0
     horizon: PositiveSeconds = 48 * 3600.0
     alternatives: list[Location] = []
@@ -212,6 +211,7 @@ class TrainParams(Section):
 
 class EnergyParams(Section):
     measure_power_secs: Annotated[float, Field(gt=0)] = 5.0
+    country_iso_code: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "GBR"  # CodeCarbon's static-average reference figure only
 
 
 class RunParams(Section):

@@ -10,12 +10,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol
 
-import pandas as pd
 
-from .artifacts import read_json, write_csv, write_json
+from .artifacts import write_json
 from .duration import DurationEstimate, expected_duration
-from .errors import ArtifactError, Interrupted, SourceError, UsageError
-from .layout import DECISION_JSON, HORIZON_JSON, INTENSITY_CSV, SCHEDULE_METRICS
+from .errors import Interrupted, SourceError, UsageError
+from .horizon import write_horizon
+from .layout import DECISION_JSON, SCHEDULE_METRICS
 from .outlook import Outlook, chunk_records, look_ahead
 from .params import Params
 from .series import IntensitySeries
@@ -199,20 +199,8 @@ def decision_record(params: Params, waited: Waited, estimate: DurationEstimate) 
     }
 
 
-def load_horizon() -> tuple[dict, IntensitySeries]:
-    """The intensity series the scheduler saw, and when the job was submitted, as wait-for-window wrote them."""
-    horizon = read_json(HORIZON_JSON)
-    try:
-        frame = pd.read_csv(INTENSITY_CSV)
-    except FileNotFoundError:
-        raise ArtifactError(f"{INTENSITY_CSV} is missing: run wait-for-window first") from None
-    return horizon, IntensitySeries.from_frame(frame, horizon["source"], horizon["region"], tuple(horizon["series_notes"]))
-
-
 def write_outputs(decision: dict, series: IntensitySeries) -> None:
-    write_csv(INTENSITY_CSV, series.to_frame())
-    horizon_keys = ("source", "region", "clock", "now", "series_notes", "source_chain", "source_failures")
-    write_json(HORIZON_JSON, {key: decision[key] for key in horizon_keys})
+    write_horizon(decision, series)
     write_json(DECISION_JSON, decision)
     write_json(
         SCHEDULE_METRICS,

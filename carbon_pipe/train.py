@@ -34,7 +34,7 @@ from .errors import ArtifactError, TrainingStopped
 from .layout import DATASET_FILE, DECISION_JSON, resume_dir, run_metrics, train_dir
 from .model import build_model, check_fits
 from .params import Params, RunParams
-from .schedule import load_horizon
+from .horizon import load_horizon
 from .series import IntensitySeries
 from .timeutil import iso, parse_instant
 
@@ -287,7 +287,7 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
         journal = EnergyJournal(resume.journal(job.node), segment_index, job.node, clock_now)
         meter = EnergyMeter(
             out_dir,
-            params.carbon.country_iso_code,
+            params.energy.country_iso_code,
             params.energy.measure_power_secs,
             on_interval=journal.append,
             tracking_mode="machine" if job.distributed else "process",  # under torchrun it measures the whole node
