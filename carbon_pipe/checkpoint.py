@@ -1,4 +1,4 @@
-"""What resuming needs: the resume folder, the fingerprint that says whose it is, RNG states, and stop requests.
+"""What resuming needs: the resume folder, the fingerprint that says whose it is, and the RNG states.
 
 A stopped or killed run leaves stages/train-<run>/resume/ behind: `checkpoint.pt` (the latest step checkpoint,
 written atomically) and one energy journal per node. The folder is not a DVC out, so `dvc repro` does not delete
@@ -89,31 +89,3 @@ def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-@contextmanager
-def stop_requests(interrupt: bool = False) -> Iterator[list[int]]:
-    """Turn SIGTERM and SIGINT into a list the loop checks after each optimizer step (it checkpoints, then stops).
-
-    A second signal while the first is being handled is the user insisting: it stops at once, as without us.
-    With `interrupt`, a signal also raises KeyboardInterrupt: a wait (a pause) has no step to finish first.
-    """
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread only
-        yield received
-        return
-
-    def request_stop(signum, frame) -> None:
-        if received:
-            signal.signal(signum, signal.SIG_DFL)
-            signal.raise_signal(signum)
-        received.append(signum)
-        if interrupt:
-            raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield received
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

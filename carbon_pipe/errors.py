@@ -52,6 +52,8 @@ class TrainingStopped(CarbonPipeError):
 
 
 class Interrupted(CarbonPipeError):
-    """The user pressed Ctrl-C; what was decided so far has been recorded."""
+    """A wait was stopped by Ctrl-C (exit 130) or SIGTERM (exit 143); what was decided so far has been recorded."""
 
-    exit_code = 130
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -24,7 +24,7 @@ from typing import Callable, Optional, Sequence
 
 from . import distributed
 from .artifacts import read_json, write_json
-from .checkpoint import stop_requests
+from .signals import stop_requests
 from .errors import ArtifactError, SourceError, TrainingStopped, UsageError
 from .layout import DECISION_JSON, resume_dir, run_metrics
 from .params import Params, carbon_for

@@ -6,6 +6,7 @@ improve as lead time shrinks), with a countdown on stderr; Ctrl-C stops waiting 
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol
@@ -19,6 +20,7 @@ from .layout import DECISION_JSON, SCHEDULE_METRICS
 from .outlook import Outlook, chunk_records, look_ahead
 from .params import Params
 from .series import IntensitySeries
+from .signals import stop_requests
 from .timeutil import format_duration, iso
 
 
@@ -224,14 +226,21 @@ def run_stage(params: Params, report: Callable[[str], None], clock: Optional[Clo
     estimate = expected_duration(params)
     check_horizon(params, estimate.seconds)
     clock = clock or make_clock(params)
-    if not isinstance(clock, RealClock):
-        waited = wait_for_window(params, estimate.seconds, clock, report, **source_options)
-    else:  # a countdown only where someone may be watching the wall clock
-        with Countdown(clock) as countdown:
-            waited = wait_for_window(params, estimate.seconds, clock, report, countdown.pause, **source_options)
+    # SIGTERM ends a wait as Ctrl-C does: with the decision so far recorded.
+    with stop_requests(interrupt=True) as received:
+        if not isinstance(clock, RealClock):
+            waited = wait_for_window(params, estimate.seconds, clock, report, **source_options)
+        else:  # a countdown only where someone may be watching the wall clock
+            with Countdown(clock) as countdown:
+                waited = wait_for_window(params, estimate.seconds, clock, report, countdown.pause, **source_options)
     decision = decision_record(params, waited, estimate)
     write_outputs(decision, waited.outlook.series)
     if waited.started is None:
-        raise Interrupted(f"wait-for-window: interrupted at {iso(clock.now())} before the planned start; recorded in {DECISION_JSON}")
+        signum = received[0] if received else signal.SIGINT
+        raise Interrupted(
+            f"wait-for-window: stopped by {signal.Signals(signum).name} at {iso(clock.now())} before the planned start; "
+            f"recorded in {DECISION_JSON}",
+            exit_code=128 + signum,
+        )
     return decision
 

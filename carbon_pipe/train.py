@@ -28,7 +28,7 @@ from rich.text import Text
 from . import distributed
 from .accounting import emissions_kg, interval_intensity
 from .artifacts import md5sum, read_json, save_torch, write_csv, write_json
-from .checkpoint import ResumeFolder, capture_rng, fingerprint, restore_rng, stop_requests
+from .checkpoint import ResumeFolder, capture_rng, fingerprint, restore_rng
 from .energy import EnergyJournal, EnergyMeter
 from .errors import ArtifactError, TrainingStopped
 from .layout import DATASET_FILE, DECISION_JSON, resume_dir, run_metrics, train_dir
@@ -36,6 +36,7 @@ from .model import build_model, check_fits
 from .params import Params, RunParams
 from .horizon import load_horizon
 from .series import IntensitySeries
+from .signals import stop_requests
 from .timeutil import iso, parse_instant
 
 
@@ -406,11 +407,7 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
         return None
     rows = [row for rows in node_rows for row in rows]
     errors = [error for errors in node_errors for error in errors]
-    save_torch(out_dir / "model.pt", model.state_dict())
-    save_torch(out_dir / "checkpoint.pt", state)
-    write_csv(out_dir / "epochs.csv", pd.DataFrame(epochs))
-    intervals = energy_intervals([] if errors else rows, series)
-    write_csv(out_dir / "energy_intervals.csv", intervals)
+    intervals = energy_intervals([] if errors else rows, series)  # may refuse (past the horizon): before any write
     summary = summarize(
         run_name, run, epochs, state["seconds"], intervals, errors, report, series, start_on_clock, placement, horizon
     )
@@ -431,6 +428,10 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
         compile=run.compile,
         channels_last=run.channels_last,
     )
+    save_torch(out_dir / "model.pt", model.state_dict())
+    save_torch(out_dir / "checkpoint.pt", state)
+    write_csv(out_dir / "epochs.csv", pd.DataFrame(epochs))
+    write_csv(out_dir / "energy_intervals.csv", intervals)
     write_json(run_metrics(run_name), summary)
     resume.remove()  # finished: nothing to resume, so a later run (other params or not) starts afresh
     return summary

@@ -135,8 +135,9 @@ def test_rolling_replan_follows_the_newer_forecast(workspace):
 def test_ctrl_c_records_a_clean_interrupted_decision(workspace):
     params = params_with(clock="real", replan_interval="1h")
     clock = RecordingClock(SUBMITTED, interrupt_after=2)
-    with pytest.raises(Interrupted, match="interrupted"):
+    with pytest.raises(Interrupted, match="stopped by SIGINT") as stopped:
         schedule.run_stage(params, report=lambda line: None, clock=clock)
+    assert stopped.value.exit_code == 130
     decision = json.loads((workspace / "stages/wait-for-window/decision.json").read_text())
     assert decision["interrupted"] and decision["start"] is None and decision["wait_seconds"] is None
     assert decision["chunks"][0]["start"] == "2025-01-16T03:00:00.000000Z"  # what was planned when it stopped
@@ -144,7 +145,8 @@ def test_ctrl_c_records_a_clean_interrupted_decision(workspace):
     assert not list((workspace / "stages/wait-for-window").glob(".*.tmp"))
 
 
-def test_ctrl_c_on_the_real_command_exits_130_with_a_recorded_decision(workspace):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_real_command_exits_128_plus_it_with_a_recorded_decision(workspace, signum):
     raw = default_params()
     raw["scheduler"].update(clock="real", max_wait="20h", expected_duration="10min")
     raw["carbon"]["mock"].update(peak_hour=(time.gmtime().tm_hour + 1) % 24, trough_hour=(time.gmtime().tm_hour + 12) % 24)
@@ -159,10 +161,10 @@ def test_ctrl_c_on_the_real_command_exits_130_with_a_recorded_decision(workspace
         line = process.stderr.readline()
         assert line, f"wait-for-window ended before waiting: {''.join(seen)}"
         seen.append(line)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, rest = process.communicate(timeout=30)
-    assert process.returncode == 130
-    assert "interrupted" in rest.strip().splitlines()[-1] and "Traceback" not in rest
+    assert process.returncode == 128 + signum
+    assert f"stopped by {signum.name}" in rest.strip().splitlines()[-1] and "Traceback" not in rest
     decision = json.loads((workspace / "stages/wait-for-window/decision.json").read_text())
     assert decision["interrupted"] and decision["clock"] == "real"
 

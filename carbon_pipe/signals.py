@@ -1,0 +1,37 @@
+"""SIGTERM and SIGINT as requests to stop cleanly: training finishes its step and checkpoints, a wait records why
+it ended. Kept apart from checkpoint.py so that waiting (wait-for-window) does not import torch."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+
+@contextmanager
+def stop_requests(interrupt: bool = False) -> Iterator[list[int]]:
+    """Turn SIGTERM and SIGINT into a list the loop checks after each optimizer step (it checkpoints, then stops).
+
+    A second signal while the first is being handled is the user insisting: it stops at once, as without us.
+    With `interrupt`, a signal also raises KeyboardInterrupt: a wait (a pause) has no step to finish first.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread only
+        yield received
+        return
+
+    def request_stop(signum, frame) -> None:
+        if received:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+        received.append(signum)
+        if interrupt:
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
