@@ -27,7 +27,7 @@ from rich.text import Text
 
 from . import distributed
 from .accounting import emissions_kg, interval_intensity
-from .artifacts import md5sum, read_json, save_torch, write_csv, write_json
+from .artifacts import md5sum, read_json, save_torch, write_bytes, write_csv, write_json
 from .checkpoint import ResumeFolder, capture_rng, fingerprint, restore_rng
 from .energy import EnergyJournal, EnergyMeter
 from .errors import ArtifactError, TrainingStopped
@@ -287,7 +287,7 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
     if job.tracks_energy:
         journal = EnergyJournal(resume.journal(job.node), segment_index, job.node, clock_now)
         meter = EnergyMeter(
-            out_dir,
+            resume.folder,  # CodeCarbon appends a row per segment there; copied whole (atomically) at the end
             params.energy.country_iso_code,
             params.energy.measure_power_secs,
             on_interval=journal.append,
@@ -432,6 +432,8 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
     save_torch(out_dir / "checkpoint.pt", state)
     write_csv(out_dir / "epochs.csv", pd.DataFrame(epochs))
     write_csv(out_dir / "energy_intervals.csv", intervals)
+    for log in resume.folder.glob("emissions*.csv"):  # CodeCarbon's own log, every segment's row
+        write_bytes(out_dir / log.name, log.read_bytes())
     write_json(run_metrics(run_name), summary)
     resume.remove()  # finished: nothing to resume, so a later run (other params or not) starts afresh
     return summary

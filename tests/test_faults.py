@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from carbon_pipe import compare, schedule
-from carbon_pipe.errors import TrainingStopped
+from carbon_pipe.errors import ArtifactError, TrainingStopped
 from carbon_pipe.params import parse_params
 from carbon_pipe.train import Segment, run_training
 
@@ -96,3 +96,21 @@ def test_when_every_source_fails_nothing_is_planned_or_written(workspace, unused
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("carbon-pipe: error: every source failed: uk: ") and "; electricitymaps: " in line
     assert sorted(path.name for path in workspace.iterdir()) == ["params.yaml"]
+
+
+def test_a_run_that_outlasts_the_intensity_horizon_is_refused_before_writing(workspace):
+    from .test_pausing import SLOW_MODEL
+
+    (workspace / "slow_model.py").write_text(SLOW_MODEL)  # 0.2 s a forward pass: the run lasts several seconds
+    raw = tiny_params(
+        model={"class": "slow_model:SlowCNN", "kwargs": {}},
+        carbon={"resolution": "1s", "horizon": "2s"},
+        scheduler={"rule": "now", "max_wait": "1s", "expected_duration": "1s"},
+    )
+    params = parse_params(raw)
+    synthetic_dataset(train=1024, test=32, size=12)  # 16 steps of 64: over 3 s
+    schedule.run_stage(params, report=lambda line: None)
+    with pytest.raises(ArtifactError, match=r"after the intensity horizon .*: raise carbon.horizon"):
+        run_training(params, "baseline")
+    assert not (workspace / "metrics/baseline.json").exists()
+    assert not [path.name for path in (workspace / "stages/train-baseline").iterdir() if path.name != "resume"]

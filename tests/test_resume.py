@@ -106,6 +106,7 @@ def test_pause_then_resume_is_byte_identical(project, reference, until_step):
     assert summary["training_metrics"]["segments"] == 2
     assert summary["training_metrics"]["resumed_at_step"] == until_step
     assert_segments_back_to_back(2)
+    assert len(pd.read_csv(RUN / "emissions.csv")) == 2  # CodeCarbon's own log keeps both segments' rows
 
 
 def start_training(folder: Path) -> subprocess.Popen:
