@@ -430,7 +430,6 @@ def check_policies(policies: tuple[str, ...]) -> None:
 
 def run(series: IntensitySeries, setup: Setup, vintages: Optional["ForecastVintages"] = None) -> list[dict]:
     """Score the policies on one trace; one dict per policy, each carrying the setup it was scored under."""
-    check_policies(setup.policies)
     if vintages is not None and setup.forecast_error is not None:
         raise UsageError("--forecast-error: synthetic forecasts and --forecasts exclude each other")
     grid = to_grid(series, setup.since, setup.until)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from carbon_pipe.cli import app
 
-from .conftest import MNIST_RAW, default_params
+from .conftest import MNIST_RAW, default_params, require_mnist
 
 GOOD_TRACE = "timestamp,carbon_intensity\n" + "".join(
     f"2025-01-{15 + h // 24:02d}T{h % 24:02d}:00:00Z,{100 + 10 * (h % 24)}\n" for h in range(72)
@@ -154,8 +154,7 @@ def test_every_error_gets_its_own_line(workspace):
 
 @pytest.mark.parametrize("broken", ["missing-file", "corrupt-file"])
 def test_bad_mnist_mirror(workspace, tmp_path_factory, monkeypatch, broken):
-    if not MNIST_RAW.is_dir():
-        pytest.skip(f"MNIST mirror not found at {MNIST_RAW}")
+    require_mnist()
     mirror = tmp_path_factory.mktemp("mirror")
     for item in MNIST_RAW.iterdir():
         shutil.copy(item, mirror / item.name)

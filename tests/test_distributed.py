@@ -107,19 +107,15 @@ def gradient_data():
     return DeviceData(images, labels, torch.full((1, 1, 1, 1), 0.5), torch.full((1, 1, 1, 1), 0.25)), torch.randperm(80, generator=generator)
 
 
-def test_ddp_accumulation_gives_the_big_batch_gradient(tmp_path):
+def test_ddp_accumulation_gives_the_big_batch_gradient(tmp_path, unused_port):
     """The exact check Adam would hide: DDP's synced gradient equals one process's gradient of the whole batch."""
-    import socket
     from contextlib import nullcontext
 
     import torch.multiprocessing
 
     from carbon_pipe.train import accumulate_gradients
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    torch.multiprocessing.spawn(ddp_gradients, args=(port, str(tmp_path / "grads.pt")), nprocs=2)
+    torch.multiprocessing.spawn(ddp_gradients, args=(unused_port, str(tmp_path / "grads.pt")), nprocs=2)
     distributed_results = torch.load(tmp_path / "grads.pt", weights_only=True)
 
     model = reference_model()

@@ -32,10 +32,9 @@ def git(project, *args):
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, request):
-    from .conftest import MNIST_RAW, VENV_BIN
+    from .conftest import MNIST_RAW, VENV_BIN, require_mnist
 
-    if not MNIST_RAW.is_dir():
-        pytest.skip(f"MNIST mirror not found at {MNIST_RAW}")
+    require_mnist()
     folder = tmp_path_factory.mktemp("project")
     shutil.copytree(REPO / "carbon_pipe", folder / "carbon_pipe", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "custom_models", folder / "custom_models", ignore=shutil.ignore_patterns("__pycache__"))

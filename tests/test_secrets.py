@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from .conftest import MNIST_RAW, REPO, VENV_BIN, tiny_params, write_params
+from .conftest import MNIST_RAW, REPO, VENV_BIN, require_mnist, tiny_params, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +32,7 @@ def hourly_forecast(start: datetime, hours: int) -> dict:
 
 
 def test_tokens_never_reach_params_lock_outputs_or_logs(tmp_path, httpserver):
-    if not MNIST_RAW.is_dir():
-        pytest.skip(f"MNIST mirror not found at {MNIST_RAW}")
+    require_mnist()
     import shutil
 
     now = datetime(2025, 1, 15, 18, tzinfo=timezone.utc)
