@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from carbon_pipe import backtest as bt
+from carbon_pipe.intensity.traces import load_forecasts, load_trace
 from carbon_pipe.timeutil import parse_instant
-from carbon_pipe.traces import load_forecasts, load_trace
 
 HOUR = 3600.0
 YEAR_2020 = (parse_instant("2020-01-01T00:00:00Z"), parse_instant("2021-01-01T00:00:00Z"))

@@ -37,8 +37,8 @@ def project_params(**sections: dict) -> dict:
 @contextlib.contextmanager
 def scratch_project(params: dict, prefix: str) -> Iterator[Path]:
     """A temporary project folder, as the working directory, holding the fetch-data and wait-for-window outputs."""
-    from carbon_pipe import data, schedule
     from carbon_pipe.params import parse_params
+    from carbon_pipe.pipeline import fetch_data, wait_for_window
 
     mirror = mnist_mirror()
     if mirror:
@@ -49,8 +49,8 @@ def scratch_project(params: dict, prefix: str) -> Iterator[Path]:
     try:
         (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         config = parse_params(params)
-        data.run_stage(config.data)
-        schedule.run_stage(config, report=lambda line: None)
+        fetch_data.run_stage(config.data)
+        wait_for_window.run_stage(config, report=lambda line: None)
         yield folder
     finally:
         os.chdir(previous)

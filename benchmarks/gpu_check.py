@@ -25,7 +25,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pandas as pd  # noqa: E402
-
 from common import REPO, mnist_mirror, project_params, scratch_project  # noqa: E402
 
 

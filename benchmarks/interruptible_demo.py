@@ -21,7 +21,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import yaml  # noqa: E402
-
 from common import project_params, scratch_project  # noqa: E402
 
 
@@ -42,9 +41,10 @@ def write_trace(path: Path, submitted: float, job: float) -> None:
 
 def main() -> None:
     args = parse_args()
-    from carbon_pipe import compare, pausing, schedule
     from carbon_pipe.params import parse_params
+    from carbon_pipe.pipeline import compare, wait_for_window
     from carbon_pipe.timeutil import parse_instant
+    from carbon_pipe.training import segments as pausing
 
     raw = project_params(
         data={"train_limit": args.train_samples, "test_limit": args.test_samples},
@@ -64,7 +64,7 @@ def main() -> None:
             raw["scheduler"]["mode"] = mode
             (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
             params = parse_params(raw)
-            decision = schedule.run_stage(params, report=lambda line: None)
+            decision = wait_for_window.run_stage(params, report=lambda line: None)
             if mode == "flexible":
                 pausing.train_run(params, "baseline")
             summary = pausing.train_run(params, "optimized")

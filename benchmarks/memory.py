@@ -37,9 +37,9 @@ def measure(args: argparse.Namespace, accumulation: int) -> dict:
     import psutil
     import torch
 
-    from carbon_pipe.distributed import pick_device
-    from carbon_pipe.model import SimpleCNN
-    from carbon_pipe.train import DeviceData, accumulate_gradients, pick_precision
+    from carbon_pipe.training.distributed import pick_device
+    from carbon_pipe.training.loop import DeviceData, accumulate_gradients, pick_precision
+    from carbon_pipe.training.model import SimpleCNN
 
     device = pick_device(args.device)
     generator = torch.Generator().manual_seed(0)

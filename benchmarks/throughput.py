@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-
 from common import project_params, scratch_project  # noqa: E402
 
 
@@ -66,7 +65,7 @@ def timed_epochs(epochs: int, samples: int, device: torch.device, one_epoch) -> 
 
 
 def bare_loop(images: torch.Tensor, labels: torch.Tensor, args, learning_rate: float, device) -> float:
-    from carbon_pipe.model import SimpleCNN
+    from carbon_pipe.training.model import SimpleCNN
 
     torch.manual_seed(0)
     model = SimpleCNN().to(device).train()
@@ -87,9 +86,9 @@ def per_sample_loop(args, learning_rate: float, device) -> float:
     from torch.utils.data import DataLoader, Subset
     from torchvision import transforms
 
-    from carbon_pipe.data import load_torchvision
-    from carbon_pipe.datasets import DATASETS
-    from carbon_pipe.model import SimpleCNN
+    from carbon_pipe.datasets.catalog import DATASETS
+    from carbon_pipe.datasets.torchvision import load_torchvision
+    from carbon_pipe.training.model import SimpleCNN
 
     spec = DATASETS["mnist"]
     with tempfile.TemporaryDirectory() as root:
@@ -112,10 +111,10 @@ def per_sample_loop(args, learning_rate: float, device) -> float:
 
 def main() -> None:
     args = parse_args()
-    from carbon_pipe.distributed import pick_device
     from carbon_pipe.layout import DATASET_FILE
     from carbon_pipe.params import parse_params
-    from carbon_pipe.train import DeviceData, run_training
+    from carbon_pipe.training.distributed import pick_device
+    from carbon_pipe.training.loop import DeviceData, run_training
 
     params = project_params(
         data={"train_limit": args.train_samples, "test_limit": 1000},

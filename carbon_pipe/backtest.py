@@ -24,11 +24,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from . import nowcast
 from .errors import UsageError
-from .series import IntensitySeries
+from .intensity.series import IntensitySeries
 from .timeutil import format_duration, iso
 
 if TYPE_CHECKING:  # traces imports pandas; the maths here needs only the arrays
-    from .traces import ForecastVintages
+    from .intensity.traces import ForecastVintages
 
 POLICIES = ("now", "threshold", "forecast-window", "rolling", "interruptible", "oracle", "oracle-interruptible")
 INTERRUPTIBLE = ("interruptible", "oracle-interruptible")

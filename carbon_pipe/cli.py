@@ -55,10 +55,10 @@ def _say(line: str) -> None:
 @app.command("fetch-data")
 def fetch_data(params: Path = ParamsOption) -> None:
     """Fetch data.dataset (from its mirror folder if set, e.g. $CARBON_PIPE_MNIST_MIRROR) as uint8 tensors."""
-    from . import data
+    from .pipeline import fetch_data as stage
 
     config = _load(params)
-    manifest = _run(lambda: data.run_stage(config.data))
+    manifest = _run(lambda: stage.run_stage(config.data))
     _say(f"fetch-data: {manifest['train_samples']} train / {manifest['test_samples']} test images ({manifest['origin']})")
 
 
@@ -90,10 +90,10 @@ def intensity(
     base_url: Optional[str] = BaseUrlOption,
 ) -> None:
     """Show the carbon intensity now and the forecast from the configured sources (with fallback)."""
-    from . import outlook, schedule
+    from .scheduling import outlook, waiting
 
     config = _load_with(params, sources=source, region=region, base_url=base_url)
-    report = _run(lambda: outlook.intensity_report(config, schedule.make_clock(config).now()))
+    report = _run(lambda: outlook.intensity_report(config, waiting.make_clock(config).now()))
     _print_json(report) if as_json else print(outlook.render_intensity(report))
 
 
@@ -108,14 +108,14 @@ def plan(
     slack: Optional[str] = typer.Option(None, "--slack", help="Longest wait instead of scheduler.max_wait (e.g. 12h)."),
 ) -> None:
     """Plan the job's low-carbon window now, with the planner wait-for-window uses; waits for nothing, writes nothing."""
-    from . import outlook, schedule
-    from .duration import expected_duration
+    from .scheduling import outlook, waiting
+    from .scheduling.duration import expected_duration
 
     config = _load_with(params, sources=source, region=region, base_url=base_url, duration=duration, slack=slack)
 
     def make_plan() -> dict:
         estimate = expected_duration(config)
-        now = schedule.make_clock(config).now()
+        now = waiting.make_clock(config).now()
         ahead = outlook.look_ahead(config, now, now, estimate.seconds)
         return outlook.plan_report(ahead, estimate.source, estimate.basis)
 
@@ -126,10 +126,10 @@ def plan(
 @app.command("wait-for-window")
 def wait_for_window(params: Path = ParamsOption) -> None:
     """Plan the low-carbon window; wait for it on the real clock (re-planning as forecasts update), record it on the simulated one."""
-    from . import schedule
+    from .pipeline import wait_for_window as stage
 
     config = _load(params)
-    decision = _run(lambda: schedule.run_stage(config, _say))
+    decision = _run(lambda: stage.run_stage(config, _say))
     fell_back = "".join(f"; fell back: {failure['error']}" for failure in decision["source_failures"])
     _say(
         f"wait-for-window: {decision['source']} {decision['region']}, {decision['mode']} {decision['rule']}, "
@@ -156,9 +156,9 @@ def train(
     run_name = run or "optimized"
     if run_name not in ("baseline", "optimized"):
         _fail(UsageError(f"--run: expected baseline or optimized, got {run_name!r}"))
-    from . import pausing
+    from .pipeline import train as stage
 
-    summary = _run(lambda: pausing.train_run(config, run_name, report=_say))
+    summary = _run(lambda: stage.run_stage(config, run_name, _say))
     if summary is None:  # a torchrun rank other than 0: rank 0 reports
         return
     carbon = summary["carbon_metrics"]
@@ -173,9 +173,9 @@ def train(
 def compare(params: Path = ParamsOption) -> None:
     """Write metrics/comparison.json, metrics/summary.json and stages/compare/ (report.md, charts, plot data)."""
     _load(params)  # validated for consistency with the other stages; compare needs only artifacts
-    from . import compare as comparison
+    from .pipeline import compare as stage
 
-    result = _run(comparison.run_stage)
+    result = _run(stage.run_stage)
     if result["comparable"]:
         savings, split = result["carbon_savings"], result["decomposition"]
         _say(
@@ -235,7 +235,7 @@ def backtest(
             since=option("--from", parse_instant, since),
             until=option("--until", parse_instant, until),
         )
-        from .traces import load_forecasts, load_trace
+        from .intensity.traces import load_forecasts, load_trace
 
         vintages = load_forecasts(forecasts, forecast_format) if forecasts is not None else None
         return bt.run(load_trace(trace, trace_format), setup, vintages)

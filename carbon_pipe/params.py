@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from .datasets import DATASETS
+from .datasets.catalog import DATASETS
 from .errors import ParamsError
 from .timeutil import parse_duration, parse_instant
 
@@ -57,7 +57,7 @@ def _one_of(known: Callable[[], Any], what: str) -> Callable[[str], str]:
 
 
 def _trace_presets() -> Any:
-    from .traces import PRESETS  # pandas: only when params are validated, never on --help
+    from .intensity.traces import PRESETS  # pandas: only when params are validated, never on --help
 
     return PRESETS
 
@@ -196,7 +196,7 @@ def _class_path(value: str) -> str:
 
 class ModelParams(Section):
     # `class` is a Python keyword, so the field has another name and reads the key through its alias.
-    class_path: Annotated[str, AfterValidator(_class_path)] = Field("carbon_pipe.model:SimpleCNN", alias="class")
+    class_path: Annotated[str, AfterValidator(_class_path)] = Field("carbon_pipe.training.model:SimpleCNN", alias="class")
     kwargs: dict[str, Any] = {}
 
 

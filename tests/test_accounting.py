@@ -1,8 +1,14 @@
 import numpy as np
 import pytest
 
-from carbon_pipe.accounting import Decomposition, emissions_kg, interval_intensity, profile_emissions_kg, without_pauses
-from carbon_pipe.series import IntensitySeries
+from carbon_pipe.emissions.accounting import (
+    Decomposition,
+    emissions_kg,
+    interval_intensity,
+    profile_emissions_kg,
+    without_pauses,
+)
+from carbon_pipe.intensity.series import IntensitySeries
 
 
 def hourly(values) -> IntensitySeries:

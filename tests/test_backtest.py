@@ -7,14 +7,13 @@ import math
 
 import numpy as np
 import pytest
-
 from typer.testing import CliRunner
 
 from carbon_pipe import backtest as bt
 from carbon_pipe.cli import app
 from carbon_pipe.errors import UsageError
-from carbon_pipe.series import IntensitySeries
-from carbon_pipe.traces import ForecastVintages, load_trace
+from carbon_pipe.intensity.series import IntensitySeries
+from carbon_pipe.intensity.traces import ForecastVintages, load_trace
 
 from .conftest import CARBON_DATA
 

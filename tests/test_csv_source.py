@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from carbon_pipe import planner
 from carbon_pipe.errors import SourceError
+from carbon_pipe.intensity.sources import fetch_series, get_source
 from carbon_pipe.params import CarbonParams
-from carbon_pipe.sources import fetch_series, get_source
+from carbon_pipe.scheduling import planner
 from carbon_pipe.timeutil import parse_instant
 
 from .conftest import CARBON_DATA

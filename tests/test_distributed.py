@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from carbon_pipe import schedule
 from carbon_pipe.params import parse_params
-from carbon_pipe.train import run_training
+from carbon_pipe.pipeline import wait_for_window
+from carbon_pipe.training.loop import run_training
 
 from .conftest import REPO, synthetic_dataset, tiny_params, write_params
 
@@ -30,7 +30,7 @@ def test_two_gloo_processes_train_what_one_process_trains(workspace):
     )
     write_params(workspace, params)
     synthetic_dataset(train=TRAIN_SAMPLES, test=128, size=12)
-    schedule.run_stage(parse_params(params), report=lambda line: None)
+    wait_for_window.run_stage(parse_params(params), report=lambda line: None)
     single = run_training(parse_params(params), "baseline")
     single_model = torch.load(workspace / "stages/train-baseline/model.pt", weights_only=True)
 
@@ -73,7 +73,7 @@ def ddp_gradients(rank: int, port: int, out: str) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from carbon_pipe.train import accumulate_gradients
+    from carbon_pipe.training.loop import accumulate_gradients
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
@@ -92,14 +92,14 @@ def ddp_gradients(rank: int, port: int, out: str) -> None:
 
 
 def reference_model():
-    from carbon_pipe.model import SimpleCNN
+    from carbon_pipe.training.model import SimpleCNN
 
     torch.manual_seed(0)
     return SimpleCNN(image_size=12, width=4, hidden=16).eval()  # eval: no dropout, the same function on every rank
 
 
 def gradient_data():
-    from carbon_pipe.train import DeviceData
+    from carbon_pipe.training.loop import DeviceData
 
     generator = torch.Generator().manual_seed(3)
     images = torch.randint(0, 256, (80, 1, 12, 12), dtype=torch.uint8, generator=generator)
@@ -113,7 +113,7 @@ def test_ddp_accumulation_gives_the_big_batch_gradient(tmp_path, unused_port):
 
     import torch.multiprocessing
 
-    from carbon_pipe.train import accumulate_gradients
+    from carbon_pipe.training.loop import accumulate_gradients
 
     torch.multiprocessing.spawn(ddp_gradients, args=(unused_port, str(tmp_path / "grads.pt")), nprocs=2)
     distributed_results = torch.load(tmp_path / "grads.pt", weights_only=True)

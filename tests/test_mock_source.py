@@ -4,8 +4,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from carbon_pipe.intensity.sources import get_source
 from carbon_pipe.params import CarbonParams
-from carbon_pipe.sources import get_source
 
 
 def local(hour: int, zone: str = "Europe/London", day: int = 15) -> float:

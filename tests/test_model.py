@@ -6,10 +6,10 @@ import sys
 import pytest
 import torch
 
-from carbon_pipe import schedule
 from carbon_pipe.errors import ModelError
-from carbon_pipe.model import SimpleCNN, build_model, check_fits, load_model_class
 from carbon_pipe.params import parse_params
+from carbon_pipe.pipeline import wait_for_window
+from carbon_pipe.training.model import SimpleCNN, build_model, check_fits, load_model_class
 
 from .conftest import synthetic_dataset, tiny_params, write_params
 
@@ -20,8 +20,8 @@ MNIST_SHAPE = (1, 28, 28)
     "class_path, message",
     [
         ("no_such_package.models:Net", "model.class: cannot import 'no_such_package.models' (ModuleNotFoundError: "),
-        ("carbon_pipe.model:ResNet", "model.class: module 'carbon_pipe.model' has no 'ResNet'"),
-        ("carbon_pipe.model:DATASET_ARGUMENTS", "model.class: carbon_pipe.model:DATASET_ARGUMENTS is not a torch.nn.Module subclass"),
+        ("carbon_pipe.training.model:ResNet", "model.class: module 'carbon_pipe.training.model' has no 'ResNet'"),
+        ("carbon_pipe.training.model:DATASET_ARGUMENTS", "model.class: carbon_pipe.training.model:DATASET_ARGUMENTS is not a torch.nn.Module subclass"),
     ],
 )
 def test_import_problems_are_one_line(class_path, message):
@@ -31,30 +31,30 @@ def test_import_problems_are_one_line(class_path, message):
 
 
 def test_dataset_shape_is_offered_to_constructors_that_name_it():
-    model = build_model("carbon_pipe.model:SimpleCNN", {"hidden": 20}, (3, 32, 32), 100)
+    model = build_model("carbon_pipe.training.model:SimpleCNN", {"hidden": 20}, (3, 32, 32), 100)
     assert model.features[0].in_channels == 3 and model.classifier[-1].out_features == 100
     assert model.classifier[1].in_features == 64 * 8 * 8 and model.classifier[1].out_features == 20
-    check_fits(model, torch.zeros(2, 3, 32, 32), 100, "carbon_pipe.model:SimpleCNN", "cifar10")
+    check_fits(model, torch.zeros(2, 3, 32, 32), 100, "carbon_pipe.training.model:SimpleCNN", "cifar10")
 
 
 def test_unknown_kwarg_names_the_key():
-    with pytest.raises(ModelError, match=r"^model.kwargs: carbon_pipe.model:SimpleCNN: .*unexpected keyword argument 'depth'"):
-        build_model("carbon_pipe.model:SimpleCNN", {"depth": 3}, MNIST_SHAPE, 10)
+    with pytest.raises(ModelError, match=r"^model.kwargs: carbon_pipe.training.model:SimpleCNN: .*unexpected keyword argument 'depth'"):
+        build_model("carbon_pipe.training.model:SimpleCNN", {"depth": 3}, MNIST_SHAPE, 10)
 
 
 def test_a_model_for_other_images_fails_its_first_batch_in_one_line():
-    model = build_model("carbon_pipe.model:SimpleCNN", {"image_size": 32}, MNIST_SHAPE, 10)  # sized for 32x32 input
+    model = build_model("carbon_pipe.training.model:SimpleCNN", {"image_size": 32}, MNIST_SHAPE, 10)  # sized for 32x32 input
     with pytest.raises(ModelError) as error:
-        check_fits(model, torch.zeros(2, *MNIST_SHAPE), 10, "carbon_pipe.model:SimpleCNN", "mnist")
+        check_fits(model, torch.zeros(2, *MNIST_SHAPE), 10, "carbon_pipe.training.model:SimpleCNN", "mnist")
     assert str(error.value).startswith(
-        "model.class: carbon_pipe.model:SimpleCNN does not fit mnist images of shape (1, 28, 28): mat1 and mat2"
+        "model.class: carbon_pipe.training.model:SimpleCNN does not fit mnist images of shape (1, 28, 28): mat1 and mat2"
     )
 
 
 def test_wrong_number_of_logits_is_named():
     model = SimpleCNN(num_classes=7)
     with pytest.raises(ModelError, match=r"returns \(2, 7\) for a batch of 2 mnist images; expected logits of shape \(2, 10\)"):
-        check_fits(model, torch.zeros(2, *MNIST_SHAPE), 10, "carbon_pipe.model:SimpleCNN", "mnist")
+        check_fits(model, torch.zeros(2, *MNIST_SHAPE), 10, "carbon_pipe.training.model:SimpleCNN", "mnist")
 
 
 def test_cli_reports_a_bad_model_in_one_line_and_writes_nothing(workspace):
@@ -71,7 +71,7 @@ def test_cli_reports_a_bad_model_in_one_line_and_writes_nothing(workspace):
     params = tiny_params(model={"class": "project_models:Wide"})
     write_params(workspace, params)
     synthetic_dataset(train=64, test=32)
-    schedule.run_stage(parse_params(params), report=lambda line: None)
+    wait_for_window.run_stage(parse_params(params), report=lambda line: None)
     result = subprocess.run(
         [sys.executable, "-m", "carbon_pipe.cli", "train", "--run", "baseline"], cwd=workspace, capture_output=True, text=True
     )

@@ -21,11 +21,12 @@ import pandas as pd
 import pytest
 import torch
 
-from carbon_pipe import compare, pausing, schedule
 from carbon_pipe.errors import TrainingStopped
 from carbon_pipe.params import parse_params
+from carbon_pipe.pipeline import compare, wait_for_window
 from carbon_pipe.timeutil import iso, parse_instant
-from carbon_pipe.train import Segment, run_training
+from carbon_pipe.training import segments as pausing
+from carbon_pipe.training.loop import Segment, run_training
 
 from .conftest import synthetic_dataset, tiny_params, write_params
 
@@ -67,7 +68,7 @@ def demo_params(mode: str, **train) -> dict:
 
 def plan_and_train(raw: dict) -> dict:
     params = parse_params(raw)
-    schedule.run_stage(params, report=lambda line: None)
+    wait_for_window.run_stage(params, report=lambda line: None)
     return pausing.train_run(params, "optimized")
 
 
@@ -147,7 +148,7 @@ def test_compare_takes_the_pauses_out_of_the_counterfactual(trace_project):
 def test_a_chunk_stopped_midway_resumes_after_where_it_stopped(trace_project):
     raw = demo_params("interruptible")
     params = parse_params(raw)
-    schedule.run_stage(params, report=lambda line: None)
+    wait_for_window.run_stage(params, report=lambda line: None)
     with pytest.raises(TrainingStopped):  # as a SIGTERM in the first chunk would: checkpoint at step 5, stop
         run_training(params, "optimized", Segment(until_step=5, note={"chunk": 1}))
     with pytest.raises(TrainingStopped) as spent:  # a budget already spent trains and measures nothing
@@ -168,7 +169,7 @@ def test_a_chunk_stopped_midway_resumes_after_where_it_stopped(trace_project):
 def test_two_gloo_processes_follow_the_chunks_in_one_process_group(trace_project):
     raw = demo_params("interruptible")
     write_params(trace_project, raw)
-    schedule.run_stage(parse_params(raw), report=lambda line: None)
+    wait_for_window.run_stage(parse_params(raw), report=lambda line: None)
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
          "-m", "carbon_pipe.cli", "--", "train", "--run", "optimized"],
@@ -206,7 +207,7 @@ class OffsetClock:
 SLOW_MODEL = '''
 import time
 
-from carbon_pipe.model import SimpleCNN
+from carbon_pipe.training.model import SimpleCNN
 
 
 class SlowCNN(SimpleCNN):
@@ -238,7 +239,7 @@ def real_clock_project(folder: Path, clock: OffsetClock, period: int = 30, mode:
     raw["carbon"].update(horizon="20min")
     raw["optimized"].update(batch_size=16, gradient_accumulation_steps=1)  # 4 steps
     write_params(folder, raw)
-    schedule.run_stage(parse_params(raw), report=lambda line: None, clock=clock)  # sleeps to the first clean stretch
+    wait_for_window.run_stage(parse_params(raw), report=lambda line: None, clock=clock)  # sleeps to the first clean stretch
     return {"raw": raw, "first": first, "period": period}
 
 

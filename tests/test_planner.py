@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from carbon_pipe import planner
-from carbon_pipe.series import IntensityPoint, IntensitySeries
+from carbon_pipe.intensity.series import IntensityPoint, IntensitySeries
+from carbon_pipe.scheduling import planner
 
 
 def random_series(rng: np.random.Generator, points: int = 30) -> IntensitySeries:

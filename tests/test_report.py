@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carbon_pipe import compare, schedule
+from carbon_pipe.intensity.series import IntensitySeries
 from carbon_pipe.layout import (
     CUMULATIVE_CSV,
     DECISION_JSON,
@@ -19,10 +19,16 @@ from carbon_pipe.layout import (
     TIMELINE_CSV,
 )
 from carbon_pipe.params import parse_params
-from carbon_pipe.plots import cumulative_emissions, cumulative_frame, epochs_frame, timeline_frame, window_spans
-from carbon_pipe.series import IntensitySeries
+from carbon_pipe.pipeline import compare, wait_for_window
+from carbon_pipe.report.plot_data import (
+    cumulative_emissions,
+    cumulative_frame,
+    epochs_frame,
+    timeline_frame,
+    window_spans,
+)
 from carbon_pipe.timeutil import iso, parse_instant
-from carbon_pipe.train import run_training
+from carbon_pipe.training.loop import run_training
 
 from .conftest import synthetic_dataset, tiny_params
 
@@ -117,7 +123,7 @@ def reported(tmp_path_factory):
         mp.chdir(folder)
         params = parse_params(tiny_params(train={"epochs": 2}))
         synthetic_dataset(train=256, test=64)
-        schedule.run_stage(params, report=lambda line: None)
+        wait_for_window.run_stage(params, report=lambda line: None)
         summaries = {run: run_training(params, run) for run in ("baseline", "optimized")}
         compare.run_stage()
         yield folder, summaries

@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 import torch
 
-from carbon_pipe import schedule
 from carbon_pipe.errors import TrainingStopped
 from carbon_pipe.params import parse_params
+from carbon_pipe.pipeline import wait_for_window
 from carbon_pipe.timeutil import parse_instant
-from carbon_pipe.train import Segment, run_training
+from carbon_pipe.training.loop import Segment, run_training
 
 from .conftest import synthetic_dataset, tiny_params, write_params
 
@@ -46,7 +46,7 @@ def prepare(folder: Path, params: dict) -> None:
     """Synthetic data and the scheduler's outputs in `folder` (the current directory)."""
     write_params(folder, params)
     synthetic_dataset(train=1024, test=128, size=12)
-    schedule.run_stage(parse_params(params), report=lambda line: None)
+    wait_for_window.run_stage(parse_params(params), report=lambda line: None)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import pytest
 from werkzeug import Response
 
 from carbon_pipe.errors import SourceError
+from carbon_pipe.intensity.sources import get_source
 from carbon_pipe.params import CarbonParams
-from carbon_pipe.sources import get_source
 from carbon_pipe.timeutil import parse_instant
 
 START = parse_instant("2024-03-01T12:00:00Z")
@@ -189,7 +189,7 @@ def test_negative_intensity_is_refused(api, httpserver):
 
 
 def test_retry_after_reads_seconds_and_http_dates():
-    from carbon_pipe.sources.http import retry_after_seconds
+    from carbon_pipe.intensity.sources.http import retry_after_seconds
 
     moment = datetime(2015, 10, 21, 7, 28, tzinfo=timezone.utc).timestamp()
     assert retry_after_seconds("7") == 7.0 and retry_after_seconds("0.5") == 0.5

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from carbon_pipe.errors import UsageError
-from carbon_pipe.traces import TraceFormat, load_forecasts, load_trace
+from carbon_pipe.intensity.traces import TraceFormat, load_forecasts, load_trace
 
 from .conftest import CARBON_DATA
 

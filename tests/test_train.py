@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from carbon_pipe import compare, schedule
-from carbon_pipe.model import SimpleCNN
 from carbon_pipe.params import parse_params
+from carbon_pipe.pipeline import compare, wait_for_window
 from carbon_pipe.timeutil import parse_instant
-from carbon_pipe.train import DeviceData, accumulate_gradients, run_training
+from carbon_pipe.training.loop import DeviceData, accumulate_gradients, run_training
+from carbon_pipe.training.model import SimpleCNN
 
 from .conftest import synthetic_dataset, tiny_params
 
@@ -41,7 +41,7 @@ def test_accumulation_equals_the_big_batch(group_size, micro):
 def prepared(workspace):
     params = parse_params(tiny_params(train={"epochs": 2}))
     synthetic_dataset()
-    schedule.run_stage(params, report=lambda line: None)
+    wait_for_window.run_stage(params, report=lambda line: None)
     return params
 
 
@@ -114,7 +114,7 @@ def test_a_source_fallback_is_carried_into_the_summaries(workspace, unused_port)
     failing = {"sources": ["uk", "mock"], "uk": {"base_url": f"http://127.0.0.1:{unused_port}", "retries": 0}}
     params = parse_params(tiny_params(train={"epochs": 1}, carbon=failing))
     synthetic_dataset()
-    schedule.run_stage(params, report=lambda line: None)
+    wait_for_window.run_stage(params, report=lambda line: None)
     summary = run_training(params, "baseline")
     run_training(params, "optimized")
     [failure] = summary["carbon_metrics"]["intensity_source_failures"]

@@ -1,0 +1,1 @@
+"""What a run emitted: energy measured per interval (CodeCarbon) and the pure carbon accounting."""

@@ -1,0 +1,227 @@
+"""Energy measurement: CodeCarbon's offline tracker, with a public output hook that keeps every interval.
+
+CodeCarbon calls `live_out(total, delta)` after each measurement and `out(total, delta)` once at stop with
+the remainder, so the recorded deltas add up exactly to the run's total energy. Each interval is also appended
+to a journal as it arrives, so the energy of a run segment that is killed survives it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from codecarbon import OfflineEmissionsTracker
+from codecarbon.output_methods.base_output import BaseOutput
+
+from ..artifacts import write_bytes, write_text
+
+
+@dataclass(frozen=True)
+class EnergyInterval:
+    wall_start: float
+    wall_end: float
+    energy_kwh: float
+    cpu_energy_kwh: float
+    gpu_energy_kwh: float
+    ram_energy_kwh: float
+
+
+class IntervalRecorder(BaseOutput):
+    """Turns CodeCarbon's per-measurement deltas into back-to-back wall-clock intervals."""
+
+    def __init__(self, on_interval: Callable[[EnergyInterval], None] | None = None) -> None:
+        self.intervals: list[EnergyInterval] = []
+        self.on_interval = on_interval
+        self._last = time.time()
+
+    def begin(self, wall_time: float) -> None:
+        self._last = wall_time
+
+    def _record(self, delta) -> None:
+        now = time.time()
+        if delta.energy_consumed == 0 and now - self._last < 1e-3:
+            return  # the empty remainder CodeCarbon reports when stop() follows a measurement
+        interval = EnergyInterval(
+            self._last, now, delta.energy_consumed, delta.cpu_energy, delta.gpu_energy, delta.ram_energy
+        )
+        self.intervals.append(interval)
+        self._last = now
+        if self.on_interval is not None:
+            self.on_interval(interval)
+
+    def live_out(self, total, delta) -> None:
+        self._record(delta)
+
+    def out(self, total, delta) -> None:
+        self._record(delta)
+
+
+@dataclass
+class EnergyReport:
+    intervals: list[EnergyInterval]
+    method: str
+    codecarbon_emissions_kg: float | None
+    codecarbon_country: str
+    error: str | None = None
+    hardware: list[str] = field(default_factory=list)
+
+    @property
+    def known(self) -> bool:
+        return self.error is None and bool(self.intervals)
+
+
+def describe_method(hardware: list[str]) -> str:
+    """Say how each component's energy was obtained, from CodeCarbon's hardware descriptions."""
+    parts = []
+    for item in hardware:
+        if item.startswith("CPU("):
+            if "Rapl" in item:
+                parts.append("CPU: RAPL counters (measured)")
+            elif "Cpu Load" in item:
+                parts.append("CPU: CPU-load x TDP model (estimate, no RAPL)")
+            else:
+                parts.append(f"CPU: constant TDP (estimate, {item})")
+        elif item.startswith("GPU("):
+            parts.append("GPU: NVML (measured)")
+        elif item.startswith("RAM("):
+            parts.append("RAM: CodeCarbon power model (estimate)")
+        else:
+            parts.append(item)
+    return "; ".join(parts) or "unknown"
+
+
+class EnergyMeter:
+    """Start/stop around training. A tracker failure never stops training: the report says energy is unknown, and why."""
+
+    def __init__(
+        self,
+        output_dir: Path,
+        country_iso_code: str,
+        measure_power_secs: float,
+        on_interval: Callable[[EnergyInterval], None] | None = None,
+        tracking_mode: str = "process",
+        output_file: str = "emissions.csv",
+    ) -> None:
+        self.recorder = IntervalRecorder(on_interval)
+        self.country = country_iso_code
+        self.error: str | None = None
+        self.started_at = time.time()
+        self.tracker: OfflineEmissionsTracker | None = None
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        try:
+            self.tracker = OfflineEmissionsTracker(
+                country_iso_code=country_iso_code,
+                tracking_mode=tracking_mode,
+                measure_power_secs=measure_power_secs,
+                api_call_interval=1,
+                output_handlers=[self.recorder],
+                output_dir=str(output_dir),
+                output_file=output_file,
+                log_level="error",
+                allow_multiple_runs=True,
+            )
+        except Exception as exc:  # CodeCarbon can fail in many ways; training must not.
+            self.error = f"CodeCarbon failed to initialise: {exc.__class__.__name__}: {exc}"
+
+    def start(self, started_at: float | None = None) -> None:
+        """Start measuring; `started_at` (default: now) is the wall-clock origin of the first interval."""
+        self.started_at = time.time() if started_at is None else started_at
+        self.recorder.begin(self.started_at)
+        if self.tracker is None:
+            return
+        try:
+            self.tracker.start()
+        except Exception as exc:
+            self.error = f"CodeCarbon failed to start: {exc.__class__.__name__}: {exc}"
+
+    def stop(self) -> EnergyReport:
+        emissions = None
+        hardware: list[str] = []
+        if self.tracker is not None and self.error is None:
+            try:
+                emissions = self.tracker.stop()
+                hardware = list(self.tracker._conf.get("hardware", []))  # CodeCarbon's own descriptions
+            except Exception as exc:
+                self.error = f"CodeCarbon failed to stop: {exc.__class__.__name__}: {exc}"
+            if self.error is None and emissions is None:
+                self.error = "CodeCarbon recorded no measurement (it failed silently; check its CODECARBON_* settings)"
+        return EnergyReport(
+            intervals=list(self.recorder.intervals) if self.error is None else [],
+            method=describe_method(hardware) if self.error is None else "unknown",
+            codecarbon_emissions_kg=emissions if self.error is None else None,
+            codecarbon_country=self.country,
+            error=self.error,
+            hardware=hardware,
+        )
+
+
+JOURNAL_COLUMNS = (
+    "segment", "node", "clock_start", "clock_end", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh"
+)
+
+
+class EnergyJournal:
+    """An append-only CSV of every measured interval, placed on the pipeline clock, fsynced as it is written.
+
+    It outlives the process: a resumed run reads the intervals of all earlier segments from it. A kill in the
+    middle of an append leaves at most a torn last line, which `read` drops.
+    """
+
+    def __init__(self, path: Path, segment: int, node: int, to_clock: Callable[[float], float]) -> None:
+        self.path = path
+        self.segment = segment
+        self.node = node
+        self.to_clock = to_clock
+        if not path.exists():
+            write_text(path, ",".join(JOURNAL_COLUMNS) + "\n")
+        else:  # cut a line torn by a kill, so this segment's lines start on a fresh line
+            text = path.read_bytes()
+            if not text.endswith(b"\n"):
+                write_bytes(path, text[: text.rfind(b"\n") + 1])
+
+    def append(self, interval: EnergyInterval) -> None:
+        values = (
+            self.to_clock(interval.wall_start), self.to_clock(interval.wall_end),
+            interval.energy_kwh, interval.cpu_energy_kwh, interval.gpu_energy_kwh, interval.ram_energy_kwh,
+        )
+        # repr of a Python float round-trips exactly (CodeCarbon may hand over numpy floats, whose repr differs)
+        line = ",".join([str(self.segment), str(self.node), *(repr(float(value)) for value in values)]) + "\n"
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def note_error(self, message: str) -> None:
+        """A segment whose tracker failed makes the whole run's energy unknown; the note outlives the process."""
+        with open(self.errors_path(self.path), "a", encoding="utf-8") as handle:
+            handle.write(f"segment {self.segment}: {message}".replace("\n", " ") + "\n")
+
+    @staticmethod
+    def errors_path(path: Path) -> Path:
+        return path.with_suffix(".errors")
+
+    @staticmethod
+    def read_errors(path: Path) -> list[str]:
+        try:
+            return EnergyJournal.errors_path(path).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+
+    @staticmethod
+    def read(path: Path) -> list[dict]:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        complete = text[: text.rfind("\n") + 1]
+        rows = list(csv.DictReader(io.StringIO(complete)))
+        return [
+            {key: (int(value) if key in ("segment", "node") else float(value)) for key, value in row.items()}
+            for row in rows
+        ]

@@ -1,0 +1,68 @@
+"""The fallback chain: try `carbon.sources` in order; record why each one that failed did. Never silent."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ...errors import SourceError, UsageError
+from ...params import CarbonParams, configured_region
+from ...timeutil import iso
+from ..series import IntensitySeries
+from .base import get_source
+
+
+@dataclass(frozen=True)
+class SourceFailure:
+    source: str
+    region: str
+    error: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A series, which chain served it, and the sources that failed before it."""
+
+    series: IntensitySeries
+    chain: tuple[str, ...]
+    failures: tuple[SourceFailure, ...]
+    details: dict[str, Any] = field(default_factory=dict)  # the serving source's `details()`, when asked for
+
+    def record(self) -> dict[str, Any]:
+        """What decision.json, horizon.json and the summaries keep about where the intensities came from."""
+        return {"source_chain": list(self.chain), "source_failures": [failure.to_dict() for failure in self.failures]}
+
+
+def fetch_from(
+    carbon: CarbonParams, name: str, start: float, end: float, need_until: float, with_details: bool = False, **options: Any
+) -> tuple[IntensitySeries, dict[str, Any]]:
+    """One source's series from `start` towards `end` (and its details, if asked); a series ending before
+    `need_until` is a failure."""
+    source = get_source(carbon, name, **options)
+    try:
+        series = source.series(start, end)
+        if series.end < need_until:
+            raise SourceError(f"{name}: its data end at {iso(series.end)}, the plan needs them to {iso(need_until)}")
+        return series, source.details() if with_details else {}
+    finally:
+        source.close()
+
+
+def fetch_series(
+    carbon: CarbonParams, start: float, end: float, need_until: float, with_details: bool = False, **options: Any
+) -> Fetched:
+    """The first source of the chain that delivers. With `carbon.fallback: false` the first failure is raised."""
+    failures: list[SourceFailure] = []
+    for name in carbon.sources:
+        try:
+            series, details = fetch_from(carbon, name, start, end, need_until, with_details, **options)
+        except (SourceError, UsageError) as exc:
+            if not carbon.fallback:
+                raise
+            failures.append(SourceFailure(name, configured_region(carbon, name), str(exc)))
+            continue
+        return Fetched(series, tuple(carbon.sources), tuple(failures), details)
+    raise SourceError("every source failed: " + "; ".join(failure.error for failure in failures))

@@ -1,0 +1,192 @@
+"""Carbon-intensity traces and issued forecasts from CSV files, as strict as a user deserves: bad rows are named.
+
+Canonical trace columns are `timestamp,carbon_intensity` (ISO-8601; UTC when a time has no offset; gCO2/kWh). A
+`TraceFormat` names other columns and units, and presets load the files in ../shared/data/carbon directly; the
+`auto` format picks the one preset whose columns the file has. Each point holds from its timestamp to the next
+one; the last holds for the median step.
+
+Forecast files hold vintages: one row per (issue time, target time, forecast value), as published at the time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+from .series import IntensitySeries
+
+LBS_PER_MWH_TO_G_PER_KWH = 0.45359237
+
+
+@dataclass(frozen=True)
+class TraceFormat:
+    time_column: str = "timestamp"
+    value_column: str = "carbon_intensity"
+    unit: Literal["g_per_kwh", "lbs_per_mwh"] = "g_per_kwh"
+    deduplicate: bool = False  # keep the last row of a repeated timestamp (scraped feeds repeat rows)
+    drop_missing: bool = False  # drop rows without a value instead of failing
+    sort: bool = False  # sort by time instead of failing on out-of-order rows
+
+
+PRESETS: dict[str, TraceFormat] = {
+    "canonical": TraceFormat(),
+    # dos-group/lets-wait-awhile: Time,Carbon Intensity (naive UTC)
+    "lets-wait-awhile": TraceFormat("Time", "Carbon Intensity"),
+    # umassos/pause-resume Electricity Maps scrape: repeated rows per data hour
+    "electricitymaps-scrape": TraceFormat("zone_datetime", "carbon_intensity_avg", deduplicate=True, sort=True),
+    # vessim's WattTime CAISO_NORTH MOER, lbs/MWh
+    "watttime-caiso": TraceFormat("time", "Caiso_North", unit="lbs_per_mwh"),
+    # NESO actuals as published; the last slot of each daily snapshot has no actual yet
+    "uk-actuals": TraceFormat("from_utc", "actual_gco2_kwh", drop_missing=True),
+}
+
+
+@dataclass(frozen=True)
+class ForecastFormat:
+    issued_column: str = "issued_at"
+    target_column: str = "target_time"
+    value_column: str = "carbon_intensity"
+    unit: Literal["g_per_kwh", "lbs_per_mwh"] = "g_per_kwh"
+
+
+FORECAST_PRESETS: dict[str, ForecastFormat] = {
+    "canonical": ForecastFormat(),
+    # nmpowell/carbon-intensity-forecast-tracking, as assembled in uk-carbon-intensity-forecasts/
+    "uk-vintages": ForecastFormat("issued_at_utc", "target_from_utc", "forecast_gco2_kwh"),
+    # vessim's WattTime CAISO_NORTH MOER forecasts, lbs/MWh
+    "watttime-caiso": ForecastFormat("request_time", "forecast_time", "Caiso_North", unit="lbs_per_mwh"),
+}
+
+
+@dataclass(frozen=True)
+class ForecastVintages:
+    """Issued forecasts, sorted by (issued, target): epoch seconds and gCO2/kWh."""
+
+    issued: np.ndarray
+    target: np.ndarray
+    values: np.ndarray
+    origin: str
+
+
+def _to_g_per_kwh(values: np.ndarray, unit: str) -> np.ndarray:
+    return values * (LBS_PER_MWH_TO_G_PER_KWH if unit == "lbs_per_mwh" else 1.0)
+
+
+def _pick_format(frame: pd.DataFrame, fmt, presets: dict, origin: str, kind: str):
+    """A format object, a preset name, or 'auto': the one preset whose columns the file has."""
+    if not isinstance(fmt, str):
+        return fmt
+    if fmt == "auto":
+        columns = set(map(str, frame.columns))
+        fitting = [name for name, preset in presets.items() if _needed_columns(preset) <= columns]
+        if len(fitting) != 1:
+            found = "no preset fits" if not fitting else f"several presets fit ({', '.join(fitting)})"
+            raise UsageError(f"{origin}: cannot tell the {kind} format: {found}; name one of: {', '.join(presets)}")
+        return presets[fitting[0]]
+    if fmt not in presets:
+        raise UsageError(f"unknown {kind} format {fmt!r} (known: auto, {', '.join(presets)})")
+    return presets[fmt]
+
+
+def _needed_columns(fmt: TraceFormat | ForecastFormat) -> set[str]:
+    return {value for key, value in vars(fmt).items() if key.endswith("_column")}
+
+
+def _read_csv(path: str | Path, kind: str) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such {kind} file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+
+
+def parse_times(values: pd.Series, origin: str) -> np.ndarray:
+    """Times -> epoch seconds. Numbers are UNIX seconds; strings are ISO-8601, UTC unless they carry an offset."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values.to_numpy(dtype=float)
+    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    bad = parsed.isna().to_numpy().nonzero()[0]
+    if len(bad):
+        raise UsageError(f"{origin}: row {bad[0] + 2}: cannot parse time {values.iloc[bad[0]]!r}")
+    return (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+
+
+def frame_to_series(frame: pd.DataFrame, fmt: TraceFormat, origin: str, source: str = "csv", region: str = "") -> IntensitySeries:
+    """Validate a trace table and turn it into a contiguous series. `origin` names the file in errors."""
+    for column in (fmt.time_column, fmt.value_column):
+        if column not in frame.columns:
+            raise UsageError(f"{origin}: no column {column!r} (columns: {', '.join(map(str, frame.columns))})")
+    values = pd.to_numeric(frame[fmt.value_column], errors="coerce")
+    missing = values.isna().to_numpy()
+    if missing.any() and not fmt.drop_missing:
+        row = int(missing.nonzero()[0][0])
+        raise UsageError(f"{origin}: row {row + 2}: {fmt.value_column} is missing or not a number ({frame[fmt.value_column].iloc[row]!r})")
+    frame, values = frame[~missing], values[~missing]
+    times = parse_times(frame[fmt.time_column], origin)
+    intensity = _to_g_per_kwh(values.to_numpy(dtype=float), fmt.unit)
+    if np.any(intensity < 0):
+        row = int(np.nonzero(intensity < 0)[0][0])
+        raise UsageError(f"{origin}: row {frame.index[row] + 2}: negative intensity {intensity[row]:g}")
+    if fmt.sort:
+        order = np.argsort(times, kind="stable")
+        times, intensity, rows = times[order], intensity[order], frame.index.to_numpy()[order]
+    else:
+        rows = frame.index.to_numpy()
+    steps = np.diff(times)
+    if np.any(steps < 0):
+        row = int(np.nonzero(steps < 0)[0][0]) + 1
+        raise UsageError(f"{origin}: row {rows[row] + 2}: timestamps out of order (set sort to accept)")
+    if np.any(steps == 0):
+        if not fmt.deduplicate:
+            row = int(np.nonzero(steps == 0)[0][0]) + 1
+            raise UsageError(f"{origin}: row {rows[row] + 2}: duplicated timestamp (set deduplicate to keep the last)")
+        keep = np.append(steps != 0, True)
+        times, intensity = times[keep], intensity[keep]
+    if len(times) < 2:
+        raise UsageError(f"{origin}: needs at least two rows with values to know the interval length")
+    step = float(np.median(np.diff(times)))
+    return IntensitySeries(
+        boundaries=np.append(times, times[-1] + step),
+        values=intensity,
+        is_forecast=np.zeros(len(times), dtype=bool),
+        source=source,
+        region=region,
+    )
+
+
+def load_trace(path: str | Path, fmt: TraceFormat | str = "canonical", source: str = "csv", region: str = "") -> IntensitySeries:
+    """Read a trace CSV; `fmt` is a TraceFormat, the name of a preset, or 'auto'."""
+    frame = _read_csv(path, "trace")
+    fmt = _pick_format(frame, fmt, PRESETS, str(path), "trace")
+    return frame_to_series(frame, fmt, str(path), source, region or Path(path).stem)
+
+
+def load_forecasts(path: str | Path, fmt: ForecastFormat | str = "auto") -> ForecastVintages:
+    """Read issued forecast vintages; every row needs an issue time, a target time and a value."""
+    frame = _read_csv(path, "forecast")
+    origin = str(path)
+    fmt = _pick_format(frame, fmt, FORECAST_PRESETS, origin, "forecast")
+    for column in sorted(_needed_columns(fmt)):
+        if column not in frame.columns:
+            raise UsageError(f"{origin}: no column {column!r} (columns: {', '.join(map(str, frame.columns))})")
+    values = pd.to_numeric(frame[fmt.value_column], errors="coerce").to_numpy(dtype=float)
+    if np.isnan(values).any():
+        row = int(np.isnan(values).nonzero()[0][0])
+        raise UsageError(f"{origin}: row {row + 2}: {fmt.value_column} is missing or not a number ({frame[fmt.value_column].iloc[row]!r})")
+    if len(values) == 0:
+        raise UsageError(f"{origin}: no forecast rows")
+    issued = parse_times(frame[fmt.issued_column], origin)
+    target = parse_times(frame[fmt.target_column], origin)
+    order = np.lexsort((target, issued))
+    issued, target, values = issued[order], target[order], _to_g_per_kwh(values[order], fmt.unit)
+    repeated = (np.diff(issued) == 0) & (np.diff(target) == 0)
+    if repeated.any():
+        row = int(order[int(repeated.nonzero()[0][0]) + 1])
+        raise UsageError(f"{origin}: row {row + 2}: a second forecast for the same issue and target time")
+    return ForecastVintages(issued, target, values, origin)

@@ -1,0 +1,17 @@
+"""The compare stage: before/after numbers re-derived from the runs' own artifacts, the report and its charts."""
+
+from __future__ import annotations
+
+from ..artifacts import read_json, write_json, write_text
+from ..layout import COMPARISON_JSON, REPORT_MD, SUMMARY_METRICS, run_metrics
+from ..report.comparison import compare, key_metrics, render_report, write_plots
+
+
+def run_stage() -> dict:
+    baseline, optimized = read_json(run_metrics("baseline")), read_json(run_metrics("optimized"))
+    result = compare(baseline, optimized)
+    write_json(COMPARISON_JSON, result)
+    write_json(SUMMARY_METRICS, key_metrics(result, baseline, optimized))
+    figures = write_plots(baseline, optimized)
+    write_text(REPORT_MD, render_report(result, baseline, optimized, figures))
+    return result

@@ -1,0 +1,289 @@
+"""The compare stage: before/after numbers, re-derived from the runs' own artifacts, and the savings split in two."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from ..artifacts import read_json, write_csv
+from ..emissions.accounting import Decomposition, profile_emissions_kg, without_pauses
+from ..errors import ArtifactError
+from ..intensity.horizon import load_horizon
+from ..layout import (
+    CUMULATIVE_CSV,
+    CUMULATIVE_PNG,
+    DECISION_JSON,
+    EPOCHS_CSV,
+    EPOCHS_PNG,
+    RUNS,
+    TIMELINE_CSV,
+    TIMELINE_PNG,
+    train_dir,
+)
+from ..timeutil import format_duration, parse_instant
+from . import charts
+from .plot_data import cumulative_emissions, cumulative_frame, epochs_frame, run_span, timeline_frame, window_spans
+
+
+def _pct(part: float, whole: float) -> float | None:
+    return 100.0 * part / whole if whole else None
+
+
+def _scaled(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
+def _clock_time(instant: str) -> str:
+    return datetime.fromtimestamp(parse_instant(instant), tz=timezone.utc).strftime("%H:%M UTC")
+
+
+def read_run_csv(run_name: str, filename: str) -> pd.DataFrame:
+    path = train_dir(run_name) / filename
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} is missing: run train --run {run_name} first") from None
+
+
+def load_intervals(run_name: str) -> pd.DataFrame:
+    frame = read_run_csv(run_name, "energy_intervals.csv")
+    frame["start_s"] = [parse_instant(t) for t in frame["start"]]
+    frame["end_s"] = [parse_instant(t) for t in frame["end"]]
+    return frame
+
+
+def compare(baseline: dict, optimized: dict) -> dict:
+    _, series = load_horizon()
+    base_iv, opt_iv = load_intervals("baseline"), load_intervals("optimized")
+    comparable = bool(len(base_iv)) and bool(len(opt_iv))
+
+    result: dict = {"comparable": comparable}
+    if comparable:
+        base_kg, opt_kg = float(base_iv["emissions_kg"].sum()), float(opt_iv["emissions_kg"].sum())
+        # The counterfactual "the optimized run, started when the baseline was, in one go": its own profile, pauses
+        # taken out, moved to the baseline's start. The gap between its run start and first measurement is kept.
+        shift = parse_instant(baseline["scheduler_metrics"]["start"]) - parse_instant(optimized["scheduler_metrics"]["start"])
+        starts, ends = without_pauses(opt_iv["start_s"].to_numpy(), opt_iv["end_s"].to_numpy())
+        at_baseline_start = profile_emissions_kg(series, starts, ends, opt_iv["energy_kwh"].to_numpy(), shift)
+        split = Decomposition(base_kg, opt_kg, at_baseline_start)
+        base_kwh, opt_kwh = float(base_iv["energy_kwh"].sum()), float(opt_iv["energy_kwh"].sum())
+        result["carbon_savings"] = {
+            "baseline_emissions_kg": base_kg,
+            "optimized_emissions_kg": opt_kg,
+            "reduction_kg": split.reduction_kg,
+            "reduction_percentage": _pct(split.reduction_kg, base_kg),
+        }
+        result["energy"] = {
+            "baseline_kwh": base_kwh,
+            "optimized_kwh": opt_kwh,
+            "reduction_kwh": base_kwh - opt_kwh,
+            "reduction_percentage": _pct(base_kwh - opt_kwh, base_kwh),
+            "method": optimized["carbon_metrics"]["energy_method"],
+        }
+        result["decomposition"] = {
+            "schedule_effect_kg": split.schedule_effect_kg,
+            "configuration_effect_kg": split.configuration_effect_kg,
+            "schedule_effect_percentage": _pct(split.schedule_effect_kg, base_kg),
+            "configuration_effect_percentage": _pct(split.configuration_effect_kg, base_kg),
+            "optimized_at_baseline_start_kg": split.optimized_at_baseline_start_kg,
+            "method": (
+                "schedule effect = the optimized run's own energy profile placed at the baseline's start (in one go, "
+                "without its pauses) minus the same profile where it ran; configuration effect = baseline minus "
+                "that re-placed profile"
+            ),
+        }
+    else:
+        reasons = [
+            f"{name}: {summary['carbon_metrics'].get('energy_error') or 'no energy intervals'}"
+            for name, summary, frame in (("baseline", baseline, base_iv), ("optimized", optimized, opt_iv))
+            if not len(frame)
+        ]
+        result["not_comparable_reason"] = "energy unknown for " + "; ".join(reasons)
+
+    base_acc, opt_acc = baseline["training_metrics"]["final_accuracy"], optimized["training_metrics"]["final_accuracy"]
+    result["accuracy_impact"] = {
+        "baseline_accuracy": base_acc,
+        "optimized_accuracy": opt_acc,
+        "difference_points": opt_acc - base_acc,
+    }
+    base_mem, opt_mem = baseline["memory_metrics"], optimized["memory_metrics"]
+    result["memory_savings"] = {
+        "baseline_peak_mb": base_mem["peak_memory_mb"],
+        "optimized_peak_mb": opt_mem["peak_memory_mb"],
+        "reduction_mb": base_mem["peak_memory_mb"] - opt_mem["peak_memory_mb"],
+        "reduction_percentage": _pct(base_mem["peak_memory_mb"] - opt_mem["peak_memory_mb"], base_mem["peak_memory_mb"]),
+        "method": opt_mem["method"],
+    }
+    base_t, opt_t = baseline["training_metrics"]["total_time_seconds"], optimized["training_metrics"]["total_time_seconds"]
+    result["time"] = {
+        "baseline_seconds": base_t,
+        "optimized_seconds": opt_t,
+        "difference_seconds": opt_t - base_t,
+        "optimized_wait_seconds": optimized["scheduler_metrics"]["wait_seconds"],
+        "optimized_paused_seconds": optimized["scheduler_metrics"].get("paused_seconds", 0.0),
+    }
+    result["labels"] = {
+        "clock": optimized["scheduler_metrics"]["clock"],
+        "simulated_clock": optimized["scheduler_metrics"]["simulated_clock"],
+        "intensity_source": series.source,
+        "intensity_source_failures": optimized["carbon_metrics"].get("intensity_source_failures", []),
+        "energy_method": optimized["carbon_metrics"]["energy_method"],
+        "baseline_precision": baseline["precision"],
+        "optimized_precision": optimized["precision"],
+    }
+    return result
+
+
+def key_metrics(result: dict, baseline: dict, optimized: dict) -> dict:
+    """The numbers `dvc metrics diff` and `dvc exp show` put in columns: flat, numeric, in readable units.
+
+    Everything else (labels, methods, notes) stays in comparison.json and the runs' summaries.
+    """
+    runs = {"baseline": baseline, "optimized": optimized}
+
+    def per_run(name: str, section: str, key: str, factor: float = 1.0) -> dict:
+        return {f"{run}_{name}": _scaled(summary[section][key], factor) for run, summary in runs.items()}
+
+    savings, split = result.get("carbon_savings", {}), result.get("decomposition", {})
+    return {
+        **per_run("co2_g", "carbon_metrics", "total_emissions_kg", 1000),
+        "co2_reduction_pct": savings.get("reduction_percentage"),
+        "schedule_effect_g": _scaled(split.get("schedule_effect_kg"), 1000),
+        "configuration_effect_g": _scaled(split.get("configuration_effect_kg"), 1000),
+        **per_run("energy_wh", "carbon_metrics", "energy_consumed_kwh", 1000),
+        "energy_reduction_pct": result.get("energy", {}).get("reduction_percentage"),
+        **per_run("accuracy_pct", "training_metrics", "final_accuracy"),
+        **per_run("peak_memory_mb", "memory_metrics", "peak_memory_mb"),
+        "memory_reduction_pct": result["memory_savings"]["reduction_percentage"],
+        **per_run("time_s", "training_metrics", "total_time_seconds"),
+        "optimized_wait_h": result["time"]["optimized_wait_seconds"] / 3600,
+    }
+
+
+def _ran_in(summary: dict) -> str:
+    chunks = summary["scheduler_metrics"].get("chunks")
+    if not chunks:
+        return "one go"
+    return f"{len(chunks)} chunks, paused {format_duration(summary['scheduler_metrics']['paused_seconds'])} in all"
+
+
+def render_report(result: dict, baseline: dict, optimized: dict, figures: tuple[tuple[str, str, str], ...] = ()) -> str:
+    """The report as markdown; `figures` are (heading, PNG file beside the report, caption)."""
+
+    def fmt(value, spec=".4g", unit=""):
+        return "n/a" if value is None else f"{value:{spec}}{unit}"
+
+    def milli(value):  # kg -> g, kWh -> Wh: fewer leading zeros
+        return fmt(_scaled(value, 1000))
+
+    labels = result["labels"]
+    base_carbon, opt_carbon = baseline["carbon_metrics"], optimized["carbon_metrics"]
+    lines = [
+        "# carbon-pipe: baseline vs optimized",
+        "",
+        f"- Clock: **{labels['clock']}**" + (" (the wait was computed, not slept)" if labels["simulated_clock"] else ""),
+        f"- Grid intensity source: **{labels['intensity_source']}**"
+        + "".join(f" (after {f['source']} failed: {f['error']})" for f in labels["intensity_source_failures"]),
+        f"- Energy measured by: {labels['energy_method']}",
+        "- Emissions = sum over measurement intervals of energy x grid intensity at that interval's time "
+        "(see `stages/train-*/energy_intervals.csv`).",
+        "",
+        "| | baseline | optimized |",
+        "|---|---|---|",
+        f"| batch x accumulation | {baseline['batch_size']} x {baseline['gradient_accumulation_steps']} "
+        f"| {optimized['batch_size']} x {optimized['gradient_accumulation_steps']} |",
+        f"| precision | {labels['baseline_precision']} | {labels['optimized_precision']} |",
+        f"| start (pipeline clock) | {baseline['scheduler_metrics']['start']} | {optimized['scheduler_metrics']['start']} |",
+        f"| ran in | {_ran_in(baseline)} | {_ran_in(optimized)} |",
+        f"| CO2 (g) | {milli(base_carbon['total_emissions_kg'])} | {milli(opt_carbon['total_emissions_kg'])} |",
+        f"| energy (Wh) | {milli(base_carbon['energy_consumed_kwh'])} | {milli(opt_carbon['energy_consumed_kwh'])} |",
+        f"| mean intensity (g/kWh) | {fmt(base_carbon['mean_intensity_g_per_kwh'], '.1f')} "
+        f"| {fmt(opt_carbon['mean_intensity_g_per_kwh'], '.1f')} |",
+        f"| peak memory (MB) | {fmt(baseline['memory_metrics']['peak_memory_mb'], '.1f')} | {fmt(optimized['memory_metrics']['peak_memory_mb'], '.1f')} |",
+        f"| accuracy (%) | {fmt(baseline['training_metrics']['final_accuracy'], '.2f')} | {fmt(optimized['training_metrics']['final_accuracy'], '.2f')} |",
+        f"| training time (s) | {fmt(baseline['training_metrics']['total_time_seconds'], '.1f')} "
+        f"| {fmt(optimized['training_metrics']['total_time_seconds'], '.1f')} |",
+        "",
+        f"Peak memory: {result['memory_savings']['method']}.",
+        "",
+    ]
+    if result["comparable"]:
+        savings, split = result["carbon_savings"], result["decomposition"]
+        lines += [
+            "## Savings, split by cause",
+            "",
+            "| | g CO2 | % of the baseline's |",
+            "|---|---|---|",
+            f"| *when* it ran (schedule effect) | {milli(split['schedule_effect_kg'])} "
+            f"| {fmt(split['schedule_effect_percentage'], '.1f')} |",
+            f"| *how* it trained (configuration effect) | {milli(split['configuration_effect_kg'])} "
+            f"| {fmt(split['configuration_effect_percentage'], '.1f')} |",
+            f"| **total reduction** | **{milli(savings['reduction_kg'])}** | **{fmt(savings['reduction_percentage'], '.1f')}** |",
+            "",
+            f"{split['method']}.",
+        ]
+    else:
+        lines += ["## Savings", "", f"Not comparable: {result['not_comparable_reason']}."]
+    for heading, filename, caption in figures:
+        lines += ["", f"## {heading}", "", f"![{heading}]({filename})", "", caption]
+    if figures:
+        lines += [
+            "",
+            f"The charts' data sit beside this report ({', '.join(f'`{p.name}`' for p in (TIMELINE_CSV, CUMULATIVE_CSV, EPOCHS_CSV))}); "
+            "`dvc plots show` draws the same from them.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(baseline: dict, optimized: dict) -> tuple[tuple[str, str, str], ...]:
+    """Write the plot data (for DVC) and the PNG charts (for the report); return the report's figures."""
+    horizon, series = load_horizon()
+    decision = read_json(DECISION_JSON)
+    submitted = parse_instant(horizon["now"])
+    summaries = {"baseline": baseline, "optimized": optimized}
+
+    baseline_span, windows = run_span(baseline), window_spans(decision)
+    write_csv(TIMELINE_CSV, timeline_frame(series, submitted, {"baseline_run": [baseline_span], "optimized_window": windows}))
+    epochs = epochs_frame({run: read_run_csv(run, "epochs.csv") for run in RUNS})
+    write_csv(EPOCHS_CSV, epochs)
+    curves = {run: cumulative_emissions(load_intervals(run)) for run in RUNS}
+    write_csv(CUMULATIVE_CSV, cumulative_frame(curves))
+
+    def intensity(run: str) -> str:
+        mean = summaries[run]["carbon_metrics"]["mean_intensity_g_per_kwh"]
+        return "energy unknown" if mean is None else f"{mean:.0f} g/kWh"
+
+    plan = "window" if len(windows) == 1 else f"{len(windows)} chunks"
+    charts.draw_timeline(
+        TIMELINE_PNG,
+        series,
+        (submitted, submitted + decision["max_wait_seconds"]),
+        (f"baseline run: {_clock_time(baseline['scheduler_metrics']['start'])}, "
+         f"{format_duration(baseline_span[1] - baseline_span[0])}, {intensity('baseline')}", baseline_span),
+        (f"optimized {plan}: {_clock_time(decision['start'])}, expected "
+         f"{decision['expected_mean_intensity_g_per_kwh']:.0f} g/kWh", windows),
+        f"Grid carbon intensity ({series.source}, {series.region}, {horizon['clock']} clock) and when each run sat",
+    )
+    charts.draw_epochs(EPOCHS_PNG, epochs, RUNS)
+    charts.draw_cumulative(
+        CUMULATIVE_PNG,
+        curves,
+        {run: f"{run} (from {_clock_time(summaries[run]['scheduler_metrics']['start'])}, {intensity(run)})" for run in RUNS},
+    )
+    return (
+        (
+            "When each run sat on the grid",
+            TIMELINE_PNG.name,
+            "The grid's carbon intensity over the scheduling horizon. Grey: where the start was allowed "
+            "(submission to submission + max_wait); orange: the baseline's run, at submission; green: the window "
+            "(or chunks) the scheduler planned for the optimized run.",
+        ),
+        (
+            "Cumulative emissions",
+            CUMULATIVE_PNG.name,
+            "Grams of CO2 summed over the measurement intervals against run time; each curve ends at its run's "
+            "total. The gap between the curves is the total reduction.",
+        ),
+        ("Loss and accuracy per epoch", EPOCHS_PNG.name, "Training loss (solid), test loss (dashed) and test accuracy."),
+    )

@@ -1,0 +1,200 @@
+"""One planning round, shared by `intensity`, `plan` and wait-for-window: fetch (with fallback), plan, pick a place.
+
+The fetching is I/O; the choices are the pure planner's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import SourceError, UsageError
+from ..intensity.series import IntensitySeries
+from ..intensity.sources import Fetched, SourceFailure, fetch_from, fetch_series
+from ..params import Params, SchedulerParams, carbon_for
+from ..timeutil import iso
+from . import planner
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """The chosen place's series and plan, every place considered, and every source that failed on the way."""
+
+    fetched: Fetched
+    plan: planner.Plan
+    locations: tuple[dict[str, Any], ...]
+    failures: tuple[SourceFailure, ...]
+
+    @property
+    def series(self) -> IntensitySeries:
+        return self.fetched.series
+
+    def record(self) -> dict[str, Any]:
+        """Where the intensities came from, for decision.json, horizon.json and the run summaries."""
+        return {**self.fetched.record(), "source_failures": [failure.to_dict() for failure in self.failures]}
+
+
+def plan_window(
+    series: IntensitySeries, now: float, latest_start: float, scheduler: SchedulerParams, duration: float,
+    deadline: float | None = None,
+) -> planner.Plan:
+    """Apply the configured rule and mode: start (or, interruptible, run) no earlier than `now`; a flexible job
+    starts by `latest_start`, an interruptible one finishes by `deadline` (default `latest_start + duration`, so
+    it can always do at least as well as the flexible plan; the rest of a paused job keeps its first deadline)."""
+    latest = max(now, latest_start)
+    if scheduler.rule == "now":
+        return planner.start_now(series, now, duration)
+    if scheduler.rule == "threshold":
+        return planner.threshold_start(series, now, latest, duration, scheduler.threshold)
+    if scheduler.mode == "interruptible":
+        finish_by = latest + duration if deadline is None else deadline
+        return planner.interruptible_plan(series, now, finish_by, duration, scheduler.min_chunk)
+    return planner.lowest_mean_start(series, now, latest, duration)
+
+
+def _planned(
+    fetched: Fetched, now: float, latest_start: float, params: Params, duration: float, deadline: float | None
+) -> planner.Plan:
+    try:
+        return plan_window(fetched.series, now, latest_start, params.scheduler, duration, deadline)
+    except ValueError as exc:
+        raise SourceError(f"{fetched.series.source}: {exc}") from None
+
+
+def look_ahead(
+    params: Params, submitted: float, now: float, duration: float, deadline: float | None = None, **options: Any
+) -> Outlook:
+    """Fetch from `submitted` over the horizon, plan from `now`, and choose among the configured places.
+
+    Every source must reach the latest moment the plan may use (submission + max_wait + duration, or an
+    interruptible job's `deadline`); one that does not counts as failed. Alternatives that fail are skipped and
+    recorded (an error with fallback off).
+    """
+    latest_start = submitted + params.scheduler.max_wait
+    need_until = max(now, latest_start) + duration if deadline is None else deadline
+    end = max(submitted + params.carbon.horizon, need_until)
+    primary = fetch_series(params.carbon, submitted, end, need_until, **options)
+    candidates = [(primary, _planned(primary, now, latest_start, params, duration, deadline))]
+    failures = list(primary.failures)
+    for place in params.carbon.alternatives:
+        carbon = carbon_for(params.carbon, place.source, place.region)
+        try:
+            series, _ = fetch_from(carbon, place.source, submitted, end, need_until, **options)
+            fetched = Fetched(series, (place.source,), ())
+            candidates.append((fetched, _planned(fetched, now, latest_start, params, duration, deadline)))
+        except (SourceError, UsageError) as exc:
+            if not params.carbon.fallback:
+                raise
+            failures.append(SourceFailure(place.source, place.region, str(exc)))
+    best = planner.cheapest_location([plan for _, plan in candidates])
+    locations = tuple(
+        {
+            "source": fetched.series.source,
+            "region": fetched.series.region,
+            "start": iso(plan.start),
+            "expected_mean_intensity_g_per_kwh": plan.expected_mean_intensity,
+            "now_mean_intensity_g_per_kwh": plan.now_mean_intensity,
+            "chosen": index == best,
+        }
+        for index, (fetched, plan) in enumerate(candidates)
+    )
+    chosen, plan = candidates[best]
+    return Outlook(chosen, plan, locations if params.carbon.alternatives else (), tuple(failures))
+
+
+def chunk_records(plan: planner.Plan) -> list[dict[str, Any]]:
+    return [
+        {"start": iso(chunk.start), "end": iso(chunk.end), "expected_mean_intensity_g_per_kwh": chunk.mean_intensity}
+        for chunk in plan.chunks
+    ]
+
+
+def plan_report(outlook: Outlook, duration_source: str, duration_basis: str) -> dict[str, Any]:
+    """`carbon-pipe plan --json`."""
+    plan = outlook.plan
+    return {
+        "source": outlook.series.source,
+        "region": outlook.series.region,
+        "start": iso(plan.start),
+        "end": iso(plan.end),
+        "expected_mean_intensity": plan.expected_mean_intensity,
+        "now_mean_intensity": plan.now_mean_intensity,
+        "saving_vs_now_pct": plan.saving_vs_now_pct,
+        "mode": plan.mode,
+        "rule": plan.rule,
+        "duration_seconds": plan.duration,
+        "duration_source": duration_source,
+        "duration_basis": duration_basis,
+        "chunks": chunk_records(plan),
+        "reason": plan.reason,
+        **outlook.record(),
+        "locations": list(outlook.locations),
+        "series_notes": list(outlook.series.notes),
+    }
+
+
+def intensity_report(params: Params, now: float, **options: Any) -> dict[str, Any]:
+    """`carbon-pipe intensity --json`: the value in force now and what follows it over the horizon."""
+    fetched = fetch_series(params.carbon, now, now + params.carbon.horizon, now, with_details=True, **options)
+    series, details = fetched.series, fetched.details
+    return {
+        "source": series.source,
+        "region": series.region,
+        "now": iso(now),
+        "current_intensity": series.at(now),
+        "forecast": [
+            {
+                "timestamp": iso(point.start),
+                "carbon_intensity": point.carbon_intensity,
+                "interval_seconds": point.end - point.start,
+                "is_forecast": point.is_forecast,
+            }
+            for point in series.points()
+            if point.end > now
+        ],
+        **details,
+        **fetched.record(),
+        "series_notes": list(series.notes),
+    }
+
+
+def sparkline(values: list[float]) -> str:
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    return "".join(SPARK[min(len(SPARK) - 1, int((v - low) / span * len(SPARK)))] for v in values)
+
+
+def render_intensity(report: dict[str, Any]) -> str:
+    values = [point["carbon_intensity"] for point in report["forecast"]]
+    lowest = min(report["forecast"], key=lambda point: point["carbon_intensity"])
+    lines = [
+        f"{report['source']} {report['region']}: {report['current_intensity']:.0f} gCO2/kWh now ({report['now']})",
+        f"next {len(values)} points: {sparkline(values)}  {min(values):.0f}-{max(values):.0f} g/kWh, "
+        f"lowest from {lowest['timestamp']}",
+    ]
+    if "signal_index_percentile" in report:
+        lines.append(f"WattTime signal index: {report['signal_index_percentile']:.0f}th percentile")
+    lines += [f"{point['timestamp']}  {point['carbon_intensity']:7.1f}  {'forecast' if point['is_forecast'] else 'actual'}" for point in report["forecast"]]
+    lines += [f"fell back: {failure['error']}" for failure in report["source_failures"]]
+    lines += [f"note: {note}" for note in report["series_notes"]]
+    return "\n".join(lines)
+
+
+def render_plan(report: dict[str, Any]) -> str:
+    lines = [
+        f"{report['source']} {report['region']}, {report['mode']} {report['rule']}: start {report['start']}, end {report['end']}",
+        f"expected {report['expected_mean_intensity']:.1f} g/kWh vs {report['now_mean_intensity']:.1f} now "
+        f"({report['saving_vs_now_pct']:.1f} % lower); duration {report['duration_seconds']:.0f} s from {report['duration_basis']}",
+        report["reason"],
+    ]
+    if len(report["chunks"]) > 1:
+        lines += [f"  chunk {c['start']} to {c['end']} at {c['expected_mean_intensity_g_per_kwh']:.1f} g/kWh" for c in report["chunks"]]
+    lines += [
+        f"  place {p['source']} {p['region']}: {p['expected_mean_intensity_g_per_kwh']:.1f} g/kWh from {p['start']}"
+        + (" (chosen)" if p["chosen"] else "")
+        for p in report["locations"]
+    ]
+    lines += [f"fell back: {failure['error']}" for failure in report["source_failures"]]
+    return "\n".join(lines)

@@ -1,9 +1,0 @@
-"""Carbon-intensity sources, one module each, looked up by name (`carbon.sources` in params.yaml)."""
-
-from .base import IntensitySource, get_source
-
-# Importing a module registers its source.
-from . import csv_trace, electricitymaps, mock, uk, watttime  # noqa: E402,F401
-from .fallback import Fetched, SourceFailure, fetch_from, fetch_series  # noqa: E402
-
-__all__ = ["IntensitySource", "get_source", "Fetched", "SourceFailure", "fetch_from", "fetch_series"]

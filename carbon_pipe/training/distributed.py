@@ -1,0 +1,91 @@
+"""One process or many: under `torchrun` each process is a rank of a DistributedDataParallel job, otherwise a job of one.
+
+torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK (the node) and the rendezvous address;
+`init_process_group` reads them from the environment. Every collective below is a no-op in a job of one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class Job:
+    rank: int
+    world_size: int
+    local_rank: int
+    node: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes the artifacts and metrics."""
+        return self.rank == 0
+
+    @property
+    def tracks_energy(self) -> bool:
+        """One energy tracker per node: local rank 0 measures the whole node."""
+        return self.local_rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum a device tensor over all ranks, in place."""
+        if self.distributed:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def max(self, value: float) -> float:
+        if not self.distributed:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return float(tensor.item())
+
+    def any(self, flag: bool) -> bool:
+        return self.max(1.0 if flag else 0.0) > 0
+
+    def gather(self, obj) -> list:
+        """Every rank's `obj`, in rank order, on every rank."""
+        if not self.distributed:
+            return [obj]
+        gathered = [None] * self.world_size
+        dist.all_gather_object(gathered, obj)
+        return gathered
+
+
+def pick_device(requested: str, local_rank: int = 0) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UsageError("train.device is 'cuda' but no CUDA device is available")
+    if requested == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank)
+
+
+def start(requested_device: str) -> Job:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Job(0, 1, 0, 0, pick_device(requested_device))
+    local_rank = int(os.environ["LOCAL_RANK"])
+    device = pick_device(requested_device, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Job(dist.get_rank(), world_size, local_rank, int(os.environ.get("GROUP_RANK", "0")), device)
+
+
+def stop() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
