@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .artifacts import save_torch, write_text
+from .artifacts import save_torch, write_bytes
 
 
 class ResumeFolder:
@@ -41,7 +41,7 @@ class ResumeFolder:
             return False
         stale = self.folder.exists()
         shutil.rmtree(self.folder, ignore_errors=True)
-        write_text(marker, self.fingerprint + "\n")
+        write_bytes(marker, f"{self.fingerprint}\n".encode())  # a hash, not prose: never redacted
         return stale
 
     def load(self) -> dict | None:
