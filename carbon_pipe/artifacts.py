@@ -1,4 +1,8 @@
-"""Atomic artifact writes: a reader (or a kill) sees the old file or the new one, never a torn one."""
+"""Atomic artifact writes: a reader (or a kill) sees the old file or the new one, never a torn one.
+
+Text, JSON and CSV are redacted on the way out (secrets.py): the last line of defence for a credential that
+reached an output some other way. Bytes are written as given (checkpoints, models, machine-read markers).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import ArtifactError
+from .secrets import redact, redact_data
 
 _UMASK = os.umask(0)  # read once: the mode a plain open() would give new files
 os.umask(_UMASK)
@@ -64,12 +69,12 @@ def save_torch(path: str | Path, obj: Any) -> None:
 
 
 def write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    write_bytes(path, redact(text).encode("utf-8"))
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    """Strings redacted, numbers untouched (a secret's digits inside a number are not that secret)."""
+    write_bytes(path, (json.dumps(redact_data(data), indent=2, sort_keys=False) + "\n").encode("utf-8"))
 
 
 def read_json(path: str | Path) -> Any:
@@ -82,6 +87,11 @@ def read_json(path: str | Path) -> Any:
 
 
 def write_csv(path: str | Path, frame: "Any") -> None:
-    """Write a pandas DataFrame without its index."""
+    """Write a pandas DataFrame without its index; text columns redacted, numbers untouched."""
+    text_columns = [name for name in frame.columns if frame[name].dtype == object]
+    if text_columns:
+        frame = frame.copy()
+        for name in text_columns:
+            frame[name] = frame[name].map(redact_data)
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)

@@ -12,6 +12,7 @@ from typing import Callable, NoReturn, Optional, TypeVar
 import typer
 
 from .errors import CarbonPipeError, UsageError
+from .secrets import redact, redact_data
 
 app = typer.Typer(
     help="Carbon-aware, reproducible PyTorch training with honest, time-resolved emissions accounting.",
@@ -26,7 +27,7 @@ Result = TypeVar("Result")
 
 def _fail(exc: CarbonPipeError) -> NoReturn:
     """One line per error on stderr, and the error's exit code."""
-    for line in str(exc).splitlines() or [exc.__class__.__name__]:
+    for line in redact(str(exc)).splitlines() or [exc.__class__.__name__]:
         print(f"carbon-pipe: error: {line}", file=sys.stderr)
     raise typer.Exit(exc.exit_code)
 
@@ -49,7 +50,12 @@ def _load(path: Path):
 
 
 def _say(line: str) -> None:
-    print(line, file=sys.stderr)
+    print(redact(line), file=sys.stderr)
+
+
+def _show(text: str) -> None:
+    """Everything a command prints on stdout goes here: redacted, as every line that leaves the process is."""
+    print(redact(text))
 
 
 @app.command("fetch-data")
@@ -75,10 +81,11 @@ def _load_with(path: Path, **overrides: Optional[str]):
     return _run(lambda: with_overrides(config, **overrides))
 
 
-def _print_json(data: dict) -> None:
+def _print_json(data: dict | list) -> None:
+    """Strings redacted before encoding, so numbers stay numbers."""
     import json
 
-    print(json.dumps(data, indent=2))
+    print(json.dumps(redact_data(data), indent=2))
 
 
 @app.command("intensity")
@@ -94,7 +101,7 @@ def intensity(
 
     config = _load_with(params, sources=source, region=region, base_url=base_url)
     report = _run(lambda: outlook.intensity_report(config, waiting.make_clock(config).now()))
-    _print_json(report) if as_json else print(outlook.render_intensity(report))
+    _print_json(report) if as_json else _show(outlook.render_intensity(report))
 
 
 @app.command("plan")
@@ -120,7 +127,7 @@ def plan(
         return outlook.plan_report(ahead, estimate.source, estimate.basis)
 
     report = _run(make_plan)
-    _print_json(report) if as_json else print(outlook.render_plan(report))
+    _print_json(report) if as_json else _show(outlook.render_plan(report))
 
 
 @app.command("wait-for-window")
@@ -207,8 +214,6 @@ def backtest(
     as_json: bool = typer.Option(False, "--json", help="Print JSON: one object, or a list for several policies."),
 ) -> None:
     """Score scheduling policies on a historical trace against the perfect-information optimum."""
-    import json
-
     from . import backtest as bt
     from .timeutil import parse_duration, parse_instant
 
@@ -242,9 +247,9 @@ def backtest(
 
     results = _run(prepare)
     if as_json:
-        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        _print_json(results[0] if len(results) == 1 else results)
     else:
-        print(bt.as_table(results))
+        _show(bt.as_table(results))
 
 
 if __name__ == "__main__":

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from .secrets import redact
+
 
 class CarbonPipeError(Exception):
-    """Base class; `exit_code` is what the CLI exits with."""
+    """Base class; `exit_code` is what the CLI exits with. The message is redacted as the error is made, so no
+    credential a server echoed travels on in it (to a recorded failure, a log line, the terminal)."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(redact(message))
 
 
 class UsageError(CarbonPipeError):

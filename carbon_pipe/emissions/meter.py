@@ -19,7 +19,7 @@ from typing import Callable
 from codecarbon import OfflineEmissionsTracker
 from codecarbon.output_methods.base_output import BaseOutput
 
-from ..artifacts import write_bytes, write_text
+from ..artifacts import write_bytes
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class EnergyJournal:
         self.node = node
         self.to_clock = to_clock
         if not path.exists():
-            write_text(path, ",".join(JOURNAL_COLUMNS) + "\n")
+            write_bytes(path, (",".join(JOURNAL_COLUMNS) + "\n").encode())
         else:  # cut a line torn by a kill, so this segment's lines start on a fresh line
             text = path.read_bytes()
             if not text.endswith(b"\n"):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..artifacts import save_torch, write_text
+from ..artifacts import save_torch, write_bytes
 
 
 class ResumeFolder:
@@ -37,7 +37,7 @@ class ResumeFolder:
             return False
         stale = self.folder.exists()
         shutil.rmtree(self.folder, ignore_errors=True)
-        write_text(marker, self.fingerprint + "\n")
+        write_bytes(marker, f"{self.fingerprint}\n".encode())  # a hash, not prose: never redacted
         return stale
 
     def load(self) -> dict | None:

@@ -11,6 +11,7 @@ import numpy as np
 
 from ...errors import SourceError
 from ...params import CarbonParams, HttpSourceParams, configured_region
+from ...secrets import from_environment, redact
 from ..series import IntensitySeries
 from .http import JsonClient
 
@@ -58,18 +59,27 @@ class HttpSource(IntensitySource):
     def headers(self) -> dict[str, str]:
         return {}
 
+    def credential(self, variable: str) -> Optional[str]:
+        """$variable, stripped (None if unset); one that no HTTP header can carry is a SourceError naming it."""
+        try:
+            return from_environment(variable)
+        except ValueError as exc:
+            raise SourceError(f"{self.name}: {exc}") from None
+
     def close(self) -> None:
         self.http.close()
 
     def assemble(
         self, times: list[float], values: list[float], forecast: list[bool], step: float, start: float, end: float, notes: tuple[str, ...]
     ) -> IntensitySeries:
-        """Samples -> the contiguous series around `start`; a payload without usable points is a SourceError."""
+        """Samples -> the contiguous series around `start`; a payload without usable points is a SourceError.
+        Notes may quote the payload (a region's name, an API warning), so they are redacted here."""
         if not times:
             raise SourceError(f"{self.name}: the response holds no intensity points ({self.region})")
         try:
             return IntensitySeries.from_samples(
-                np.array(times), np.array(values), np.array(forecast), step, start, end, self.name, self.region, notes
+                np.array(times), np.array(values), np.array(forecast), step, start, end, self.name, self.region,
+                tuple(redact(note) for note in notes),
             )
         except ValueError as exc:
             raise SourceError(f"{self.name}: {exc}") from None

@@ -5,7 +5,6 @@ Auth is the `auth-token` header, from $ELECTRICITYMAPS_API_TOKEN only. Points ar
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from ...errors import SourceError
@@ -20,7 +19,7 @@ HISTORY_SPAN = 24 * 3600.0  # what `/history` returns; anything older comes from
 @register("electricitymaps")
 class ElectricityMapsSource(HttpSource):
     def headers(self) -> dict[str, str]:
-        token = os.environ.get(TOKEN_ENV)
+        token = self.credential(TOKEN_ENV)
         if not token:
             raise SourceError(f"{self.name}: ${TOKEN_ENV} is not set (the API needs a token)")
         return {"auth-token": token}

@@ -7,6 +7,7 @@ from typing import Any
 
 from ...errors import SourceError, UsageError
 from ...params import CarbonParams, configured_region
+from ...secrets import redact_data
 from ...timeutil import iso
 from ..series import IntensitySeries
 from .base import get_source
@@ -39,14 +40,14 @@ class Fetched:
 def fetch_from(
     carbon: CarbonParams, name: str, start: float, end: float, need_until: float, with_details: bool = False, **options: Any
 ) -> tuple[IntensitySeries, dict[str, Any]]:
-    """One source's series from `start` towards `end` (and its details, if asked); a series ending before
-    `need_until` is a failure."""
+    """One source's series from `start` towards `end` (and its details, if asked; they quote the payload, so
+    they are redacted); a series ending before `need_until` is a failure."""
     source = get_source(carbon, name, **options)
     try:
         series = source.series(start, end)
         if series.end < need_until:
             raise SourceError(f"{name}: its data end at {iso(series.end)}, the plan needs them to {iso(need_until)}")
-        return series, source.details() if with_details else {}
+        return series, redact_data(source.details()) if with_details else {}
     finally:
         source.close()
 

@@ -1,7 +1,7 @@
 """JSON over HTTP for the sources: explicit timeouts, bounded retries with backoff, 429 Retry-After honoured.
 
 Every failure becomes one SourceError line naming the source and the endpoint (never a token: auth travels in
-headers, and URLs are shown without user info or query).
+headers, URLs are shown without user info or query, and what a server says back is redacted, see secrets.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import httpx
 from ... import __version__
 from ...errors import SourceError
 from ...params import HttpSourceParams
+from ...secrets import redact
 
 USER_AGENT = f"carbon-pipe/{__version__}"
 
@@ -46,15 +47,6 @@ def retry_after_seconds(value: Optional[str], now: Callable[[], float] = time.ti
     return max(0.0, moment.timestamp() - now())
 
 
-def _redacted(text: str, request: httpx.Request) -> str:
-    """`text` without any credential the request carried (a server may echo its request back in an error)."""
-    for name in ("authorization", "auth-token"):
-        for part in request.headers.get(name, "").split():
-            if len(part) >= 6:
-                text = text.replace(part, "[redacted]")
-    return text
-
-
 def _api_message(response: httpx.Response) -> str:
     """The short reason an API put in its error body (UK: error.message; WattTime: message), if any."""
     try:
@@ -65,7 +57,8 @@ def _api_message(response: httpx.Response) -> str:
         inner = body.get("error")
         message = body.get("message") or (inner.get("message") if isinstance(inner, dict) else inner)
         if isinstance(message, str):
-            return ": " + _redacted(" ".join(message.split()), response.request)[:200]
+            # Redacted before it is cut short or its whitespace folded: either could split a secret it echoes.
+            return ": " + " ".join(redact(message).split())[:200]
     return ""
 
 

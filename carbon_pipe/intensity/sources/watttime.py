@@ -7,15 +7,14 @@ converted to g/kWh.
 
 from __future__ import annotations
 
+import base64
 import math
-import os
 import time
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-import httpx
-
 from ...errors import SourceError
+from ...secrets import remember
 from ..traces import LBS_PER_MWH_TO_G_PER_KWH
 from .base import HttpSource, register
 from .http import HttpStatusError, expect, intensity_value, parse_time, shape_error
@@ -34,16 +33,22 @@ def watttime_time(moment: float) -> str:
 class WattTimeSource(HttpSource):
     def __init__(self, params, **options: Any) -> None:
         super().__init__(params, **options)
-        username, password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
+        username, password = self.credential(USERNAME_ENV), self.credential(PASSWORD_ENV)
         if not username or not password:
             raise SourceError(f"{self.name}: ${USERNAME_ENV} and ${PASSWORD_ENV} must both be set")
-        self.credentials = httpx.BasicAuth(username, password)
+        pair = f"{username}:{password}"
+        basic = base64.b64encode(pair.encode("ascii")).decode("ascii")
+        remember(pair, basic)  # a server may echo either back, not just the two halves
+        self.login_header = {"Authorization": f"Basic {basic}"}
         self.token: Optional[str] = None
         self.token_at = 0.0
 
     def login(self) -> str:
-        body = expect(self.http.get("login", auth=self.credentials), dict, self.name, "the login response")
+        body = expect(self.http.get("login", headers=self.login_header), dict, self.name, "the login response")
         self.token = expect(body.get("token"), str, self.name, "login token")
+        remember(self.token)
+        if not (self.token.isascii() and self.token.isprintable()):
+            raise shape_error(self.name, "the login token holds characters no HTTP header can carry")
         self.token_at = time.monotonic()
         return self.token
 
