@@ -183,6 +183,8 @@ class SchedulerParams(Section):
     min_chunk: Seconds = 0.0
     threshold: Annotated[float, Field(ge=0)] = 250.0
     max_wait: Seconds = 12 * 3600.0
+    # rule lowest-mean: a plan saving less than this % against starting now starts now (see the README)
+    min_saving_pct: Annotated[float, Field(ge=0, lt=100, allow_inf_nan=False)] = 0.1
     replan_interval: PositiveSeconds = 1800.0
     expected_duration: Annotated[Union[float, Literal["auto"]], BeforeValidator(_duration_or_auto)] = 600.0
     fallback_duration: PositiveSeconds = 600.0

@@ -6,14 +6,24 @@ import numpy as np
 import pytest
 
 from carbon_pipe.intensity.series import IntensityPoint, IntensitySeries
+from carbon_pipe.intensity.traces import LBS_PER_MWH_TO_G_PER_KWH
 from carbon_pipe.scheduling import planner
 
+LEVELS = np.array([123.456, 270.3 * LBS_PER_MWH_TO_G_PER_KWH, 1 / 3, 0.1 + 0.2])  # not exactly representable
 
-def random_series(rng: np.random.Generator, points: int = 30) -> IntensitySeries:
+
+def random_series(rng: np.random.Generator, points: int = 30, values: str = "uniform") -> IntensitySeries:
+    """`values`: uniform (distinct), levels (a few repeated values) or plateaus (runs of one value)."""
     lengths = rng.choice([300.0, 900.0, 1800.0, 3600.0, 5400.0], size=points)
     boundaries = np.concatenate([[1_700_000_000.0], 1_700_000_000.0 + np.cumsum(lengths)])
-    values = rng.uniform(0, 500, size=points).round(1)
-    return IntensitySeries(boundaries, values, np.zeros(points, dtype=bool), "test", "XX")
+    if values == "uniform":
+        drawn = rng.uniform(0, 500, size=points).round(1)
+    elif values == "levels":
+        drawn = rng.choice(LEVELS, size=points)
+    else:
+        pool = np.concatenate([LEVELS, rng.uniform(0, 500, size=4).round(1)])
+        drawn = np.repeat(rng.choice(pool, size=points), rng.integers(1, 8, size=points))[:points]
+    return IntensitySeries(boundaries, drawn, np.zeros(points, dtype=bool), "test", "XX")
 
 
 def brute_means(series: IntensitySeries, starts: np.ndarray, duration: float) -> np.ndarray:
@@ -23,23 +33,28 @@ def brute_means(series: IntensitySeries, starts: np.ndarray, duration: float) ->
     return (np.clip(overlap, 0, None) * series.values).sum(axis=1) / duration
 
 
+def earliest_least(costs: np.ndarray) -> int:
+    """The brute force's tie rule: the first cost within 1e-9 (relative) of the least."""
+    return int(np.flatnonzero(costs <= costs.min() * (1 + 1e-9) + 1e-12)[0])
+
+
+@pytest.mark.parametrize("values", ["uniform", "levels", "plateaus"])
 @pytest.mark.parametrize("seed", range(20))
-def test_lowest_mean_matches_brute_force(seed):
+def test_lowest_mean_matches_brute_force(seed, values):
     rng = np.random.default_rng(seed)
-    series = random_series(rng)
+    series = random_series(rng, values=values)
     earliest = series.start + float(rng.uniform(0, 3600))
     duration = float(rng.choice([600.0, 2700.0, 7200.0]))
     latest = earliest + float(rng.uniform(3600, 20 * 3600))
     plan = planner.lowest_mean_start(series, earliest, latest, duration)
-    # Brute force: every start on a one-second grid, plus the window's end.
+    # Brute force: every whole second, which holds every kink (boundaries and durations are whole seconds), and
+    # both ends of the window. The optimum, and the earliest start that reaches it, are among these.
     latest_ok = min(latest, series.end - duration)
-    grid = np.append(np.arange(earliest, latest_ok, 1.0), latest_ok)
+    grid = np.unique(np.concatenate([[earliest, latest_ok], np.arange(np.ceil(earliest), latest_ok, 1.0)]))
     brute = brute_means(series, grid, duration)
-    assert earliest <= plan.start <= latest_ok
-    assert plan.expected_mean_intensity <= brute.min() + 1e-9
-    assert plan.expected_mean_intensity == pytest.approx(brute_means(series, [plan.start], duration)[0], abs=1e-9)
-    # Starts are real numbers, the grid is whole seconds: the optimum can beat the grid only by a hair.
-    assert brute.min() - plan.expected_mean_intensity < 500 * 2 / duration
+    assert plan.expected_mean_intensity == pytest.approx(brute.min(), rel=1e-9)
+    assert plan.start == pytest.approx(grid[earliest_least(brute)], abs=1e-6)
+    assert plan.expected_mean_intensity == pytest.approx(brute_means(series, [plan.start], duration)[0], rel=1e-9)
     assert plan.expected_mean_intensity <= plan.now_mean_intensity
 
 
@@ -90,17 +105,24 @@ def chunk_integral(series: IntensitySeries, chunks) -> float:
     return sum(brute_means(series, [chunk.start], chunk.end - chunk.start)[0] * (chunk.end - chunk.start) for chunk in chunks)
 
 
-def exhaustive_cells(series: IntensitySeries, earliest: float, deadline: float, duration: float, min_chunk: float, cell: float) -> float:
-    """The least integral over every set of whole `cell`s whose runs are all >= min_chunk (all the subsets)."""
+def exhaustive_cells(
+    series: IntensitySeries, earliest: float, deadline: float, duration: float, min_chunk: float, cell: float
+) -> tuple[float, float]:
+    """The least integral over every set of whole `cell`s whose runs are all >= min_chunk (all the subsets), and
+    the earliest finish among the sets that reach it (within 1e-9, relative)."""
     count, need = int((deadline - earliest) // cell), int(round(duration / cell))
     least = max(1, int(np.ceil(min_chunk / cell - 1e-9)))
     costs = brute_means(series, earliest + cell * np.arange(count), cell) * cell
-    best = np.inf
+    found = []  # (integral, index of the last cell)
     for chosen in itertools.combinations(range(count), need):
         runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[-2], chosen, [count + 2]])) != 1))
         if runs.min() >= least:
-            best = min(best, costs[list(chosen)].sum())
-    return best
+            found.append((costs[list(chosen)].sum(), chosen[-1]))
+    if not found:  # no set of whole cells obeys the minimum chunk
+        return np.inf, np.nan
+    best = min(cost for cost, _ in found)
+    last = min(end for cost, end in found if cost <= best * (1 + 1e-9))
+    return best, earliest + cell * (last + 1)
 
 
 def assert_valid(plan, earliest, deadline, duration, min_chunk):
@@ -116,7 +138,7 @@ def test_interruptible_matches_exhaustive_search(seed):
     points = 7
     lengths = rng.choice([600.0, 1200.0, 1800.0, 3000.0], size=points)  # irregular, on a 10-min grid
     boundaries = np.concatenate([[0.0], np.cumsum(lengths)])
-    values = rng.integers(0, 8, size=points) * 60.0  # few levels: ties happen
+    values = rng.integers(0, 8, size=points) * 123.456 / 2  # few levels, not exactly representable: ties happen
     series = IntensitySeries(boundaries, values, np.zeros(points, bool), "t", "x")
     earliest = 600.0 * rng.integers(0, 3)
     deadline = min(series.end, earliest + 600.0 * rng.integers(6, 15))
@@ -129,13 +151,19 @@ def test_interruptible_matches_exhaustive_search(seed):
     integral = plan.expected_mean_intensity * duration
     assert integral == pytest.approx(chunk_integral(series, plan.chunks), abs=1e-6)
     flexible = planner.lowest_mean_start(series, earliest, deadline - duration, duration)
-    best = exhaustive_cells(series, earliest, deadline, duration, min_chunk, 600.0)
+    best, first_finish = exhaustive_cells(series, earliest, deadline, duration, min_chunk, 600.0)
     if min_chunk >= duration:
         best = flexible.expected_mean_intensity * duration  # one chunk anywhere, not only on the grid
     assert integral == pytest.approx(best, abs=1e-6)
+    # Among equal plans: one uninterrupted run (the flexible optimum, itself the earliest such start), else the
+    # plan that is done first.
+    if flexible.expected_mean_intensity * duration <= best * (1 + 1e-9):
+        assert plan.chunks == flexible.chunks
+    else:
+        assert plan.end == first_finish
     # A finer grid finds nothing better: the optimum really has its edges on the coarse one.
     if duration <= 1800 and deadline - earliest <= 4800:
-        assert integral <= exhaustive_cells(series, earliest, deadline, duration, min_chunk, 300.0) + 1e-6
+        assert integral <= exhaustive_cells(series, earliest, deadline, duration, min_chunk, 300.0)[0] + 1e-6
 
 
 @pytest.mark.parametrize("seed", range(25))

@@ -50,8 +50,8 @@ def plan_window(
         return planner.threshold_start(series, now, latest, duration, scheduler.threshold)
     if scheduler.mode == "interruptible":
         finish_by = latest + duration if deadline is None else deadline
-        return planner.interruptible_plan(series, now, finish_by, duration, scheduler.min_chunk)
-    return planner.lowest_mean_start(series, now, latest, duration)
+        return planner.interruptible_plan(series, now, finish_by, duration, scheduler.min_chunk, scheduler.min_saving_pct)
+    return planner.lowest_mean_start(series, now, latest, duration, scheduler.min_saving_pct)
 
 
 def _planned(

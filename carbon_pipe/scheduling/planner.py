@@ -3,12 +3,14 @@
 A job of `duration` seconds may start anywhere in [earliest, latest] (flexible) or run in pieces that end by
 a deadline (interruptible). Its expected emissions are proportional to the integral of intensity over the time
 it runs, so every rule below compares plans by that integral, exactly: intensity is piecewise constant.
+Integrals that differ by less than TIE_RTOL of themselves are equal (the rest is float rounding): among equal
+plans the earliest start wins, and one uninterrupted run before a split one.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -19,6 +21,9 @@ from ..timeutil import format_duration, iso
 # Bound the chunked planner's time and memory (cells x job cells states): a week at 15-min steps fits easily.
 MAX_GRID_CELLS = 4000
 MAX_GRID_STATES = 2_000_000
+# Relative difference under which two plans' integrals are equal: rounding leaves ~1e-16 per point an integral
+# covers, while real differences between a trace's values are many orders larger.
+TIE_RTOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,24 @@ class Plan:
         return 100.0 * (1.0 - self.expected_mean_intensity / self.now_mean_intensity)
 
 
+def first_least(costs: Sequence[float] | np.ndarray) -> int:
+    """Index of the first cost within TIE_RTOL of the least: the earliest (or first listed) of equals."""
+    costs = np.asarray(costs, dtype=float)
+    least = costs.min()
+    return int(np.flatnonzero(costs <= least + TIE_RTOL * abs(least))[0])
+
+
+def _tie_ranks(values: np.ndarray) -> np.ndarray:
+    """Rank of each value in increasing order; values within TIE_RTOL of the least of their run share one."""
+    ranks = np.empty(len(values), dtype=np.int64)
+    rank, anchor = -1, 0.0
+    for index in np.argsort(values, kind="stable"):
+        if rank < 0 or values[index] > anchor + TIE_RTOL * abs(anchor):
+            rank, anchor = rank + 1, values[index]
+        ranks[index] = rank
+    return ranks
+
+
 def _one_chunk(rule: str, series: IntensitySeries, start: float, duration: float, now_mean: float, reason: str) -> Plan:
     mean = series.mean(start, start + duration)
     return Plan(rule, (Chunk(start, start + duration, mean),), mean, now_mean, reason)
@@ -76,9 +99,24 @@ def _latest_feasible(series: IntensitySeries, earliest: float, latest: float, du
     return min(latest, series.end - duration)
 
 
-def lowest_mean_start(series: IntensitySeries, earliest: float, latest: float, duration: float) -> Plan:
+def _unless_negligible(plan: Plan, series: IntensitySeries, earliest: float, duration: float, min_saving_pct: float) -> Plan:
+    """`plan`, or one run from `earliest` when the plan saves less than `min_saving_pct` % against that: a
+    saving far below the forecast's error (or mere rounding) is not worth a wait or a pause."""
+    if plan.saving_vs_now_pct >= min_saving_pct or (plan.start == earliest and len(plan.chunks) == 1):
+        return plan
+    why = (
+        f"starting now: the best plan ({plan.expected_mean_intensity:.1f} g/kWh from {iso(plan.start)}) saves "
+        f"{plan.saving_vs_now_pct:.2g} % vs {plan.now_mean_intensity:.1f} now, under scheduler.min_saving_pct ({min_saving_pct:g} %)"
+    )
+    now = Chunk(earliest, earliest + duration, series.mean(earliest, earliest + duration))
+    return replace(plan, chunks=(now,), expected_mean_intensity=now.mean_intensity, reason=why)
+
+
+def lowest_mean_start(
+    series: IntensitySeries, earliest: float, latest: float, duration: float, min_saving_pct: float = 0.0
+) -> Plan:
     """The flexible-start optimum: the start in [earliest, latest] with the lowest mean intensity over the job;
-    ties go to the earlier start.
+    ties go to the earlier start, and a saving under `min_saving_pct` % against starting now starts now.
 
     The integral over [s, s + duration] is piecewise linear in s, with kinks only where s or s + duration
     crosses a point boundary, so its minimum lies at a window edge or at one of those kinks: checking
@@ -88,12 +126,12 @@ def lowest_mean_start(series: IntensitySeries, earliest: float, latest: float, d
     edges = series.boundaries
     kinks = np.concatenate([edges, edges - duration])
     candidates = np.unique(np.concatenate([[earliest, latest], kinks[(kinks > earliest) & (kinks < latest)]]))
-    integrals = series.cumulative(candidates + duration) - series.cumulative(candidates)
-    best = int(np.argmin(integrals))  # argmin takes the first, i.e. earliest, of equal minima
+    integrals = series.integral(candidates, candidates + duration)
+    best = first_least(integrals)  # candidates are in time order
     start = float(candidates[best])
     now_mean = series.mean(earliest, earliest + duration)
     mean = float(integrals[best] / duration)
-    return _one_chunk(
+    plan = _one_chunk(
         "lowest-mean",
         series,
         start,
@@ -102,6 +140,7 @@ def lowest_mean_start(series: IntensitySeries, earliest: float, latest: float, d
         f"lowest mean intensity over the {format_duration(duration)} job within the allowed delay: "
         f"start after {format_duration(start - earliest)} at {mean:.1f} g/kWh vs {now_mean:.1f} now",
     )
+    return _unless_negligible(plan, series, earliest, duration, min_saving_pct)
 
 
 def threshold_start(series: IntensitySeries, earliest: float, latest: float, duration: float, threshold: float) -> Plan:
@@ -128,9 +167,11 @@ def start_now(series: IntensitySeries, earliest: float, duration: float) -> Plan
 
 
 def interruptible_plan(
-    series: IntensitySeries, earliest: float, deadline: float, duration: float, min_chunk: float = 0.0
+    series: IntensitySeries, earliest: float, deadline: float, duration: float, min_chunk: float = 0.0,
+    min_saving_pct: float = 0.0,
 ) -> Plan:
-    """The cheapest set of stretches in [earliest, deadline] adding up to `duration`, each at least `min_chunk` long.
+    """The cheapest set of stretches in [earliest, deadline] adding up to `duration`, each at least `min_chunk` long;
+    one run from `earliest` when that saves less than `min_saving_pct` % against it.
 
     Never worse than the flexible optimum that ends by the same deadline (one chunk is a valid plan). Without a
     minimum chunk the plan is exact in continuous time; with one, chunk edges lie on a grid (see `_grid_step`)
@@ -152,13 +193,13 @@ def interruptible_plan(
         # `earliest` does not (a wall-clock now): the better of the two.
         later = series.boundaries[(series.boundaries > earliest) & (series.boundaries <= deadline - duration)][:1]
         plans = [_cheapest_chunks_on_grid(series, origin, deadline, duration, min_chunk) for origin in [earliest, *later]]
-        chunks = min(plans, key=_integral)
+        chunks = plans[first_least([_integral(plan) for plan in plans])]
     mean = _integral(chunks) / duration
-    if mean >= flexible.expected_mean_intensity:
-        chunks, mean = flexible.chunks, flexible.expected_mean_intensity
+    if first_least([flexible.expected_mean_intensity, mean]) == 0:
+        chunks, mean = flexible.chunks, flexible.expected_mean_intensity  # one uninterrupted run among equals
     runs = f"{len(chunks)} chunk{'s' if len(chunks) > 1 else ''}"
     floor = f" of at least {format_duration(min_chunk)}" if min_chunk > 0 else ""
-    return Plan(
+    plan = Plan(
         "lowest-mean",
         chunks,
         mean,
@@ -167,6 +208,7 @@ def interruptible_plan(
         f"{mean:.1f} g/kWh vs {flexible.now_mean_intensity:.1f} now",
         mode="interruptible",
     )
+    return _unless_negligible(plan, series, earliest, duration, min_saving_pct)
 
 
 def _integral(chunks: Sequence[Chunk]) -> float:
@@ -196,7 +238,7 @@ def _cheapest_stretches(series: IntensitySeries, earliest: float, deadline: floa
     values = np.array([series.at(s) for s in starts])
     chosen: dict[int, tuple[float, float]] = {}
     left = duration
-    for i in np.lexsort((starts, values)):
+    for i in np.lexsort((starts, _tie_ranks(values))):
         if left <= 0:
             break
         take = min(left, ends[i] - starts[i])
@@ -241,7 +283,9 @@ def _cheapest_chunks_on_grid(
     need = int(round(duration / step))
     least = max(1, math.ceil(min_chunk / step - 1e-9))
     edges = earliest + step * np.arange(cells + 1)
-    cumulative = series.cumulative(np.minimum(edges, series.end))
+    clipped = np.minimum(edges, series.end)
+    cell_cost = series.integral(clipped[:-1], clipped[1:])
+    chunk_cost = series.integral(clipped[: cells + 1 - least], clipped[least:]) if least <= cells else np.zeros(0)
     inf = math.inf
     off = np.full((cells + 1, need + 1), inf)
     on = np.full((cells + 1, need + 1), inf)
@@ -253,19 +297,18 @@ def _cheapest_chunks_on_grid(
         off[i + 1] = np.minimum(stay_off, end_chunk)
         off_from_on[i + 1] = end_chunk < stay_off
         extended = np.full(need + 1, inf)
-        extended[1:] = on[i, :-1] + (cumulative[i + 1] - cumulative[i])
+        extended[1:] = on[i, :-1] + cell_cost[i]
         better = extended < on[i + 1]
         on[i + 1] = np.where(better, extended, on[i + 1])
         on_opened[i + 1] &= ~better
         if i + least <= cells and least <= need:
             opened = np.full(need + 1, inf)
-            opened[least:] = off[i, : need + 1 - least] + (cumulative[i + least] - cumulative[i])
+            opened[least:] = off[i, : need + 1 - least] + chunk_cost[i]
             better = opened < on[i + least]
             on[i + least] = np.where(better, opened, on[i + least])
             on_opened[i + least] |= better
     # The earliest finish among the cheapest plans: once k = need, later cells only stay off.
-    finished = on[:, need]
-    end = int(np.flatnonzero(finished <= finished.min() + 1e-9 * max(1.0, abs(finished.min())))[0])
+    end = first_least(on[:, need])
     run: list[tuple[float, float]] = []
     i, k, state = end, need, "on"
     while i > 0:
@@ -286,4 +329,4 @@ def cheapest_location(plans: Sequence[Plan]) -> int:
 
     The job's energy is the same wherever it runs, so expected emissions rank as mean intensity x duration.
     """
-    return int(np.argmin([plan.expected_mean_intensity * plan.duration for plan in plans]))
+    return first_least([plan.expected_mean_intensity * plan.duration for plan in plans])

@@ -183,6 +183,7 @@ def decision_record(params: Params, waited: Waited, estimate: DurationEstimate) 
         "max_wait_seconds": params.scheduler.max_wait,
         "min_chunk_seconds": params.scheduler.min_chunk if plan.mode == "interruptible" else None,
         "threshold_g_per_kwh": params.scheduler.threshold if plan.rule == "threshold" else None,
+        "min_saving_pct": params.scheduler.min_saving_pct if plan.rule == "lowest-mean" else None,
         "chunks": chunk_records(plan),
         "reason": plan.reason,
         **outlook.record(),
