@@ -2,6 +2,7 @@
 
 On the real clock the forecast is fetched again and the job re-planned every `replan_interval` (forecasts
 improve as lead time shrinks), with a countdown on stderr; Ctrl-C stops waiting and records what was decided.
+A rerun of a wait that was stopped or killed resumes it: same submission time, same deadline (waiting_state.py).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from .artifacts import write_json
 from .duration import DurationEstimate, expected_duration
 from .errors import Interrupted, SourceError, UsageError
 from .horizon import write_horizon
-from .layout import DECISION_JSON, SCHEDULE_METRICS
+from .layout import DECISION_JSON, HORIZON_JSON, INTENSITY_CSV, SCHEDULE_METRICS
 from .outlook import Outlook, chunk_records, look_ahead
 from .params import Params
 from .series import IntensitySeries
 from .signals import stop_requests
 from .timeutil import format_duration, iso
+from .waiting_state import begin_wait
 
 
 class Clock(Protocol):
@@ -73,6 +75,7 @@ def check_horizon(params: Params, duration: float) -> None:
 
 
 Pause = Callable[[float, Outlook, float], None]  # (seconds, what is planned, when the next re-plan is due)
+OnPlan = Callable[[Outlook, float], None]  # (what is planned, when)
 
 
 class Countdown:
@@ -126,6 +129,7 @@ def wait_for_window(
     pause: Optional[Pause] = None,
     submitted: Optional[float] = None,
     deadline: Optional[float] = None,
+    on_plan: OnPlan = lambda outlook, now: None,
     **source_options: Any,
 ) -> Waited:
     """Plan, then (real clock) sleep towards the planned start, re-fetching and re-planning every replan interval.
@@ -135,11 +139,13 @@ def wait_for_window(
     fallback is off. On the simulated clock one plan is made and the wait is recorded, not slept.
     A paused interruptible job waits for its next chunk the same way: `submitted` is when the job was
     submitted (default: now), `duration` the work left and `deadline` when all of it must be done.
+    `on_plan` is told of every plan made.
     """
     pause = pause or (lambda seconds, outlook, replan_at: clock.sleep(seconds))
     now = clock.now()
     submitted = now if submitted is None else submitted
     outlook = look_ahead(params, submitted, now, duration, deadline, **source_options)
+    on_plan(outlook, now)
     replans, replan_failures = 0, []
     try:
         while not clock.simulated and outlook.plan.start > now:
@@ -152,6 +158,7 @@ def wait_for_window(
             now = clock.now()
             try:
                 outlook = look_ahead(params, submitted, now, duration, deadline, **source_options)
+                on_plan(outlook, now)
                 replans += 1
             except (SourceError, UsageError) as exc:
                 if not params.carbon.fallback:
@@ -201,8 +208,30 @@ def decision_record(params: Params, waited: Waited, estimate: DurationEstimate) 
     }
 
 
-def write_outputs(decision: dict, series: IntensitySeries) -> None:
-    write_horizon(decision, series)
+def unplanned_record(params: Params, submitted: float, estimate: DurationEstimate) -> dict[str, Any]:
+    """What an attempt stopped in its first fetch knows: when the job was submitted, and that nothing started."""
+    scheduler = params.scheduler
+    unknown = (
+        "source", "region", "start", "expected_end", "wait_seconds", "initial_intensity_g_per_kwh",
+        "expected_mean_intensity_g_per_kwh", "now_mean_intensity_g_per_kwh", "expected_saving_vs_now_pct",
+    )
+    return {
+        **dict.fromkeys(unknown),
+        "clock": scheduler.clock, "rule": scheduler.rule, "mode": scheduler.mode, "now": iso(submitted),
+        "slept": scheduler.clock == "real", "interrupted": True, "expected_duration_seconds": estimate.seconds,
+        "duration_source": estimate.source, "duration_basis": estimate.basis, "max_wait_seconds": scheduler.max_wait,
+        "chunks": [], "reason": "stopped during the first fetch of intensities, before any plan was made",
+        "source_chain": [], "source_failures": [], "replans": 0, "replan_failures": [],
+    }
+
+
+def write_outputs(decision: dict, series: Optional[IntensitySeries]) -> None:
+    """Without a series (stopped before any plan) an earlier decision's horizon must not outlive it: removed."""
+    if series is None:
+        HORIZON_JSON.unlink(missing_ok=True)
+        INTENSITY_CSV.unlink(missing_ok=True)
+    else:
+        write_horizon(decision, series)
     write_json(DECISION_JSON, decision)
     write_json(
         SCHEDULE_METRICS,
@@ -226,21 +255,35 @@ def run_stage(params: Params, report: Callable[[str], None], clock: Optional[Clo
     estimate = expected_duration(params)
     check_horizon(params, estimate.seconds)
     clock = clock or make_clock(params)
-    # SIGTERM ends a wait as Ctrl-C does: with the decision so far recorded.
+    state = begin_wait(params, clock.now(), report)
+    waited: Optional[Waited] = None
+    wait = dict(submitted=state.submitted, on_plan=state.planned, **source_options)
+    # SIGTERM ends a wait as Ctrl-C does, with what is known recorded: in the first fetch too.
     with stop_requests(interrupt=True) as received:
-        if not isinstance(clock, RealClock):
-            waited = wait_for_window(params, estimate.seconds, clock, report, **source_options)
-        else:  # a countdown only where someone may be watching the wall clock
-            with Countdown(clock) as countdown:
-                waited = wait_for_window(params, estimate.seconds, clock, report, countdown.pause, **source_options)
-    decision = decision_record(params, waited, estimate)
-    write_outputs(decision, waited.outlook.series)
-    if waited.started is None:
-        signum = received[0] if received else signal.SIGINT
-        raise Interrupted(
-            f"wait-for-window: stopped by {signal.Signals(signum).name} at {iso(clock.now())} before the planned start; "
-            f"recorded in {DECISION_JSON}",
-            exit_code=128 + signum,
-        )
-    return decision
-
+        try:
+            if not isinstance(clock, RealClock):
+                waited = wait_for_window(params, estimate.seconds, clock, report, **wait)
+            else:  # a countdown only where someone may be watching the wall clock
+                with Countdown(clock) as countdown:
+                    waited = wait_for_window(params, estimate.seconds, clock, report, countdown.pause, **wait)
+        except KeyboardInterrupt:  # in the first fetch, before any plan
+            pass
+    finished = waited is not None and waited.started is not None
+    stopped = None if finished else signal.Signals(received[0] if received else signal.SIGINT)
+    if stopped is not None:
+        state.stopped(stopped.name, clock.now())
+    decision = {
+        **(unplanned_record(params, state.submitted, estimate) if waited is None else decision_record(params, waited, estimate)),
+        "latest_start": iso(state.submitted + params.scheduler.max_wait),
+        "signal": None if stopped is None else stopped.name,
+        "resumed_wait": state.record(),
+    }
+    write_outputs(decision, None if waited is None else waited.outlook.series)
+    if stopped is None:
+        state.remove()  # decided: nothing left to resume
+        return decision
+    where = "before the planned start" if waited is not None else "during the first fetch, before any plan"
+    raise Interrupted(
+        f"wait-for-window: stopped by {stopped.name} at {iso(clock.now())} {where}; recorded in {DECISION_JSON}",
+        exit_code=128 + stopped,
+    )
