@@ -20,8 +20,9 @@ from typing import Callable
 import pandas as pd
 import pytest
 import torch
+import yaml
 
-from carbon_pipe.errors import TrainingStopped
+from carbon_pipe.errors import Interrupted, TrainingStopped
 from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import compare, wait_for_window
 from carbon_pipe.timeutil import iso, parse_instant
@@ -359,3 +360,26 @@ def test_sigterm_during_a_real_pause_stops_the_command_with_the_checkpoint_in_pl
     summary = pausing.train_run(parse_params(project["raw"]), "optimized", clock=clock)
     assert summary["scheduler_metrics"]["chunks"][0]["first_step"] == 0
     assert_same_as_one_go(parse_params(project["raw"]))
+
+
+def test_after_a_resumed_wait_the_run_keeps_the_first_submissions_deadline(workspace):
+    """wait-for-window is stopped, then rerun 530 s after submission (max_wait 10 min). The optimized run's deadline
+    is the first submission + max_wait + the job: with the first chunk done past it, the rest runs at once
+    instead of pausing for the next clean half-second (a deadline from the rerun would leave it 530 s more)."""
+    clock = OffsetClock(interrupt_when=lambda: True)  # the first sleep of the wait is a Ctrl-C
+    with pytest.raises(Interrupted):
+        real_clock_project(workspace, clock)
+    raw = yaml.safe_load((workspace / "params.yaml").read_text())
+    submitted = parse_instant(json.loads(Path("stages/wait-for-window/decision.json").read_text())["now"])
+    clock.interrupt_when, clock.offset = (lambda: False), clock.offset + 530
+    decision = wait_for_window.run_stage(parse_params(raw), report=lambda line: None, clock=clock)
+    assert parse_instant(decision["now"]) == submitted and len(decision["chunks"]) == 2  # two clean half-seconds
+
+    def report(line: str) -> None:
+        if "pausing" in line:  # the first chunk is done: time flies past the first deadline
+            clock.offset = submitted + 605 - time.time()
+
+    summary = pausing.train_run(parse_params(raw), "optimized", clock=clock, report=report)
+    chunks = summary["scheduler_metrics"]["chunks"]
+    assert len(chunks) == 2 and chunks[1]["past_deadline"] is True
+    assert_same_as_one_go(parse_params(raw))

@@ -26,6 +26,14 @@ def dvc(project, *args, check=True):
     return result
 
 
+def repro_in_background(project, stage):
+    """`dvc repro <stage>` in its own process group, which the test then signals as a terminal would."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", stage], cwd=project, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
 def git(project, *args):
     subprocess.run(["git", *args], cwd=project, check=True, capture_output=True)
 
@@ -146,10 +154,7 @@ def test_an_interrupted_dvc_repro_resumes_where_it_stopped(project):
     write_params(project, params)
     resume = project / "stages/train-baseline/resume"
     try:
-        repro = subprocess.Popen(
-            [sys.executable, "-m", "dvc", "repro", "train-baseline"], cwd=project, start_new_session=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
+        repro = repro_in_background(project, "train-baseline")
         deadline = time.monotonic() + 120
         while not (resume / "checkpoint.pt").exists():
             assert repro.poll() is None, repro.communicate()
@@ -197,3 +202,40 @@ def test_an_interruptible_plan_trains_in_its_chunks_through_dvc(project):
         assert "up to date" in dvc(project, "status").stdout.lower() or dvc(project, "status").stdout.strip() in ("", "{}")
     finally:
         write_params(project, tiny_params())
+
+
+def test_a_resumed_wait_keeps_the_baseline_at_the_first_submission(project):
+    """`dvc repro` killed mid-wait: the rerun deletes the stage's outs but resumes the wait from its state file (not
+    an out), so the baseline, placed at the submission time, sits at the first attempt's, not the rerun's."""
+    t0 = time.time()
+    (project / "trace.csv").write_text(
+        "timestamp,carbon_intensity\n" + "".join(f"{t:.3f},{v}\n" for t, v in [(t0 - 10, 400), (t0 + 20, 100), (t0 + 21, 400), (t0 + 300, 400)])
+    )
+    params = tiny_params()
+    params["carbon"].update(sources=["csv"], csv={**params["carbon"]["csv"], "path": "trace.csv"}, horizon="5min")
+    params["scheduler"].update(clock="real", max_wait="30s", expected_duration="1s", replan_interval="1s")
+    write_params(project, params)
+    state = project / "stages/wait-for-window/resume/wait.json"
+    try:
+        repro = repro_in_background(project, "wait-for-window")
+        seen = []
+        while not any("next look in" in line for line in seen):  # planned: now waiting for the dip at t0+20
+            line = repro.stderr.readline()
+            assert line, f"dvc repro ended before waiting: {''.join(seen)}"
+            seen.append(line)
+        looked = parse_instant(seen[-1].split(": intensity")[0])  # the first look is at submission
+        os.killpg(repro.pid, signal.SIGKILL)
+        repro.communicate(timeout=30)
+        time.sleep(max(0.0, t0 + 5 - time.time()))  # so that a fresh submission would be seconds later
+
+        dvc(project, "repro", "train-baseline")  # reruns wait-for-window, resumed, then the baseline
+        placed = json.loads((project / "metrics/baseline.json").read_text())["scheduler_metrics"]
+        assert parse_instant(placed["start"]) == pytest.approx(looked, abs=1.0)  # the first attempt's submission
+        assert placed["placement"].startswith("submission time")
+        decision = json.loads((project / "stages/wait-for-window/decision.json").read_text())
+        assert decision["now"] == placed["start"] and decision["resumed_wait"]["attempts"] == 2
+        assert parse_instant(decision["start"]) <= parse_instant(decision["latest_start"]) == parse_instant(decision["now"]) + 30
+        assert not state.exists()
+    finally:
+        write_params(project, tiny_params())
+        (project / "trace.csv").unlink(missing_ok=True)

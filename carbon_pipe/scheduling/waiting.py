@@ -2,6 +2,7 @@
 
 On the real clock the forecast is fetched again and the job re-planned every `replan_interval` (forecasts
 improve as lead time shrinks), with a countdown on stderr; Ctrl-C stops waiting and records what was decided.
+A rerun of a wait that was stopped or killed resumes it: same submission time, same deadline (waiting_state.py).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def check_horizon(params: Params, duration: float) -> None:
 
 
 Pause = Callable[[float, Outlook, float], None]  # (seconds, what is planned, when the next re-plan is due)
+OnPlan = Callable[[Outlook, float], None]  # (what is planned, when)
 
 
 class Countdown:
@@ -119,6 +121,7 @@ def wait_for_window(
     pause: Optional[Pause] = None,
     submitted: Optional[float] = None,
     deadline: Optional[float] = None,
+    on_plan: OnPlan = lambda outlook, now: None,
     **source_options: Any,
 ) -> Waited:
     """Plan, then (real clock) sleep towards the planned start, re-fetching and re-planning every replan interval.
@@ -128,11 +131,13 @@ def wait_for_window(
     fallback is off. On the simulated clock one plan is made and the wait is recorded, not slept.
     A paused interruptible job waits for its next chunk the same way: `submitted` is when the job was
     submitted (default: now), `duration` the work left and `deadline` when all of it must be done.
+    `on_plan` is told of every plan made.
     """
     pause = pause or (lambda seconds, outlook, replan_at: clock.sleep(seconds))
     now = clock.now()
     submitted = now if submitted is None else submitted
     outlook = look_ahead(params, submitted, now, duration, deadline, **source_options)
+    on_plan(outlook, now)
     replans, replan_failures = 0, []
     try:
         while not clock.simulated and outlook.plan.start > now:
@@ -145,6 +150,7 @@ def wait_for_window(
             now = clock.now()
             try:
                 outlook = look_ahead(params, submitted, now, duration, deadline, **source_options)
+                on_plan(outlook, now)
                 replans += 1
             except (SourceError, UsageError) as exc:
                 if not params.carbon.fallback:
@@ -192,4 +198,21 @@ def decision_record(params: Params, waited: Waited, estimate: DurationEstimate) 
         "replans": waited.replans,
         "replan_failures": waited.replan_failures,
         "series_notes": list(series.notes),
+    }
+
+
+def unplanned_record(params: Params, submitted: float, estimate: DurationEstimate) -> dict[str, Any]:
+    """What an attempt stopped in its first fetch knows: when the job was submitted, and that nothing started."""
+    scheduler = params.scheduler
+    unknown = (
+        "source", "region", "start", "expected_end", "wait_seconds", "initial_intensity_g_per_kwh",
+        "expected_mean_intensity_g_per_kwh", "now_mean_intensity_g_per_kwh", "expected_saving_vs_now_pct",
+    )
+    return {
+        **dict.fromkeys(unknown),
+        "clock": scheduler.clock, "rule": scheduler.rule, "mode": scheduler.mode, "now": iso(submitted),
+        "slept": scheduler.clock == "real", "interrupted": True, "expected_duration_seconds": estimate.seconds,
+        "duration_source": estimate.source, "duration_basis": estimate.basis, "max_wait_seconds": scheduler.max_wait,
+        "chunks": [], "reason": "stopped during the first fetch of intensities, before any plan was made",
+        "source_chain": [], "source_failures": [], "replans": 0, "replan_failures": [],
     }

@@ -1,0 +1,204 @@
+"""A rerun of an unfinished wait keeps the job's submission time and deadline; signals during the first fetch.
+
+The real-clock tests run the command as a process on the wall clock, on a trace written around the test's start:
+400 g/kWh, except 200 over [t0+14, t0+15) and a cleaner 100 over [t0+40, t0+41). With max_wait 30 s the first
+attempt (submitted within seconds of t0) can reach only the first dip. A rerun submitted afresh after t0+10 could
+reach the second, after the first attempt's deadline: a resumed one must not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from werkzeug import Response
+
+from carbon_pipe.errors import Interrupted
+from carbon_pipe.layout import DECISION_JSON, HORIZON_JSON, INTENSITY_CSV, SCHEDULE_METRICS, WAIT_STATE
+from carbon_pipe.params import parse_params
+from carbon_pipe.pipeline import wait_for_window
+from carbon_pipe.scheduling.waiting_state import SCHEDULING_CODE, SCHEDULING_PARAMS, SET_ASIDE
+from carbon_pipe.timeutil import iso, parse_instant
+
+from .conftest import REPO, default_params, write_params
+from .test_schedule import SUBMITTED, RecordingClock, params_with
+
+MAX_WAIT = 30.0
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+def two_dips(folder: Path, t0: float) -> None:
+    points = [(t0 - 10, 400), (t0 + 14, 200), (t0 + 15, 400), (t0 + 40, 100), (t0 + 41, 400), (t0 + 300, 400)]
+    (folder / "trace.csv").write_text("timestamp,carbon_intensity\n" + "".join(f"{t:.3f},{v}\n" for t, v in points))
+
+
+def real_params(folder: Path, **scheduler) -> dict:
+    raw = default_params()
+    raw["carbon"].update(sources=["csv"], horizon="5min")
+    raw["carbon"]["csv"].update(path="trace.csv")
+    raw["scheduler"].update(clock="real", max_wait=f"{MAX_WAIT:g}s", expected_duration="1s", replan_interval="1s", **scheduler)
+    write_params(folder, raw)
+    return raw
+
+
+def wait_command(folder: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "carbon_pipe.cli", "wait-for-window"], cwd=folder, stderr=subprocess.PIPE, text=True, env=ENV
+    )
+
+
+def first_look(process: subprocess.Popen) -> float:
+    """Read stderr up to the first 'next look in' line (planned, now waiting); return the time that line gives."""
+    seen = []
+    while True:
+        line = process.stderr.readline()
+        assert line, f"wait-for-window ended before waiting: {''.join(seen)}"
+        seen.append(line)
+        if "next look in" in line:
+            return parse_instant(line.split(": intensity")[0])
+
+
+def run_to_the_end(folder: Path) -> tuple[dict, str]:
+    process = wait_command(folder)
+    _, stderr = process.communicate(timeout=90)
+    assert process.returncode == 0, stderr
+    return json.loads((folder / DECISION_JSON).read_text()), stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_rerun_after_a_kill_or_sigterm_keeps_the_submission_and_deadline(workspace, signum):
+    t0 = time.time()
+    two_dips(workspace, t0)
+    real_params(workspace)
+    first = wait_command(workspace)
+    looked = first_look(first)
+    assert looked < t0 + 10, "the first attempt took over 10 s to start: the trace's timing assumes less"
+    first.send_signal(signum)
+    _, rest = first.communicate(timeout=30)
+    assert first.returncode == (-signal.SIGKILL if signum == signal.SIGKILL else 143), rest
+    if signum == signal.SIGTERM:  # recorded, with the signal
+        stopped = json.loads((workspace / DECISION_JSON).read_text())
+        assert stopped["interrupted"] and stopped["signal"] == "SIGTERM" and stopped["start"] is None
+        assert "Traceback" not in rest
+    time.sleep(max(0.0, t0 + 10.5 - time.time()))  # a fresh submission from here could wait for the 100 at t0+40
+
+    decision, stderr = run_to_the_end(workspace)
+    submitted = parse_instant(decision["now"])
+    assert submitted == pytest.approx(looked, abs=1.0)  # the first attempt's submission, not the rerun's
+    if signum == signal.SIGTERM:
+        assert decision["now"] == stopped["now"] and decision["latest_start"] == stopped["latest_start"]
+    assert parse_instant(decision["latest_start"]) == submitted + MAX_WAIT
+    assert parse_instant(decision["start"]) <= submitted + MAX_WAIT  # not the cleaner dip past the first deadline
+    resumed = decision["resumed_wait"]
+    assert resumed["first_submitted"] == decision["now"] and resumed["attempts"] == 2
+    [earlier] = resumed["earlier_attempts"]
+    assert earlier["stopped_by"] == (None if signum == signal.SIGKILL else "SIGTERM")
+    assert parse_instant(earlier["planned_start"]) == pytest.approx(t0 + 14, abs=1.0)
+    assert f"resuming the wait submitted at {decision['now']}" in stderr
+    assert json.loads((workspace / HORIZON_JSON).read_text())["now"] == decision["now"]  # where the baseline sits
+    assert not (workspace / WAIT_STATE).exists()  # a finished decision leaves no wait to resume
+
+
+def test_a_changed_param_between_attempts_starts_a_fresh_wait(workspace):
+    t0 = time.time()
+    two_dips(workspace, t0)
+    real_params(workspace)
+    first = wait_command(workspace)
+    looked = first_look(first)
+    first.kill()
+    first.communicate(timeout=30)
+    assert (workspace / WAIT_STATE).exists()
+    real_params(workspace, rule="now")  # another rule: another job, whose wait starts now
+    decision, stderr = run_to_the_end(workspace)
+    assert decision["resumed_wait"] is None and parse_instant(decision["now"]) > looked
+    [note] = [line for line in stderr.splitlines() if "set aside" in line]
+    assert "other params or code" in note and "starting a fresh wait" in note
+    assert not (workspace / WAIT_STATE).exists()
+
+
+def test_a_corrupt_state_file_is_set_aside_with_one_line(workspace):
+    (workspace / WAIT_STATE).parent.mkdir(parents=True)
+    (workspace / WAIT_STATE).write_text('{"fingerprint": "abc", "submitted": ')
+    lines: list[str] = []
+    decision = wait_for_window.run_stage(parse_params(default_params()), report=lines.append)
+    assert decision["resumed_wait"] is None and decision["now"] == "2025-01-15T18:00:00.000000Z"
+    [note] = [line for line in lines if "set aside" in line]
+    assert "not valid JSON" in note and "starting a fresh wait" in note
+    assert not (workspace / WAIT_STATE).exists() and (workspace / SET_ASIDE).exists()
+
+
+def test_a_wait_submitted_longer_ago_than_the_horizon_is_set_aside(workspace):
+    params = params_with(clock="real", replan_interval="1h")
+    clock = RecordingClock(SUBMITTED, interrupt_after=1)
+    with pytest.raises(Interrupted):
+        wait_for_window.run_stage(params, report=lambda line: None, clock=clock)
+    assert (workspace / WAIT_STATE).exists()
+    clock.interrupt_after, clock.current = None, SUBMITTED + 49 * 3600  # carbon.horizon is 48 h
+    lines: list[str] = []
+    decision = wait_for_window.run_stage(params, report=lines.append, clock=clock)
+    assert decision["resumed_wait"] is None and decision["now"] == iso(SUBMITTED + 49 * 3600)
+    [note] = [line for line in lines if "set aside" in line]
+    assert "submitted more than carbon.horizon (48h) ago" in note
+
+
+def test_the_fingerprint_covers_the_stages_dvc_params_and_code():
+    """What makes a wait another job is exactly what makes DVC rerun the stage."""
+    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["wait-for-window"]
+    assert {f"carbon_pipe/{name}" for name in SCHEDULING_CODE} == set(stage["deps"])
+    assert set(SCHEDULING_PARAMS) == set(stage["params"])
+
+
+@pytest.mark.parametrize("signum, clock", [(signal.SIGTERM, "real"), (signal.SIGINT, "simulated")])
+def test_a_signal_during_the_first_fetch_is_recorded_and_train_refuses_it(workspace, httpserver, signum, clock):
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_then_down(request):  # the first request hangs until the test has signalled; then the API is down
+        if not entered.is_set():
+            entered.set()
+            release.wait(30)
+        return Response("unavailable", status=503)
+
+    httpserver.expect_request(re.compile("/intensity/.*")).respond_with_handler(slow_then_down)
+    raw = default_params()
+    raw["carbon"].update(sources=["uk", "mock"])
+    raw["carbon"]["uk"].update(base_url=httpserver.url_for("").rstrip("/"), retries=0, timeout="60s")
+    raw["scheduler"].update(clock=clock, rule="now")
+    write_params(workspace, raw)
+    (workspace / HORIZON_JSON).parent.mkdir(parents=True)
+    (workspace / HORIZON_JSON).write_text("{}")  # an earlier decision's, which must not outlive this one
+    try:
+        process = wait_command(workspace)
+        assert entered.wait(60), process.communicate(timeout=5)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        release.set()
+    assert process.returncode == 128 + signum, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert f"stopped by {signum.name}" in last and "before any plan" in last and "Traceback" not in stderr
+    decision = json.loads((workspace / DECISION_JSON).read_text())
+    assert decision["interrupted"] and decision["signal"] == signum.name and decision["start"] is None
+    assert decision["now"] and decision["chunks"] == [] and decision["clock"] == clock
+    assert json.loads((workspace / SCHEDULE_METRICS).read_text())["interrupted"] is True
+    assert not (workspace / HORIZON_JSON).exists() and not (workspace / INTENSITY_CSV).exists()
+
+    for run, why in [("optimized", "interrupted before a start was chosen"), ("baseline", "horizon.json is missing")]:
+        refused = subprocess.run(
+            [sys.executable, "-m", "carbon_pipe.cli", "train", "--run", run], cwd=workspace, capture_output=True, text=True, env=ENV
+        )
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        [line] = refused.stderr.strip().splitlines()
+        assert why in line
+
+    decision_after, stderr = run_to_the_end(workspace)  # the API now answers 503: the mock serves
+    assert decision_after["now"] == decision["now"] and decision_after["source"] == "mock"
+    assert decision_after["resumed_wait"]["earlier_attempts"][0]["stopped_by"] == signum.name
