@@ -1,8 +1,15 @@
-"""Typed errors. The CLI turns each into one line on stderr and a non-zero exit."""
+"""Typed errors, which the CLI turns into one line on stderr and a non-zero exit, and deprecation notices."""
 
 from __future__ import annotations
 
+import sys
+
 from .secrets import redact
+
+
+def deprecated(notice: str) -> None:
+    """One line on stderr: an old spelling in params that still works, and what replaces it."""
+    print(f"carbon-pipe: deprecated: {redact(notice)}", file=sys.stderr)
 
 
 class CarbonPipeError(Exception):

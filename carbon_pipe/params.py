@@ -1,22 +1,31 @@
-"""The params.yaml schema. Everything is validated before any stage does work, so a typo costs one line, not a run."""
+"""The params.yaml schema. Everything is validated before any stage does work, so a typo costs one line, not a run.
+
+The carbon section (each source's settings) is intensity/settings.py's, with the schema's shared building blocks.
+"""
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional, Union
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 
 from .datasets.catalog import DATASETS
-from .errors import ParamsError
+from .errors import ParamsError, deprecated
+from .intensity.settings import (
+    CarbonParams,
+    PositiveSeconds,
+    Seconds,
+    Section,
+    check_carbon,
+    describe,
+    one_of,
+    replaced,
+    with_source_overrides,
+)
 from .timeutil import parse_duration, parse_instant
-
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-PositiveSeconds = Annotated[Seconds, Field(gt=0)]
 
 
 def _instant(value: Any) -> Any:
@@ -27,143 +36,13 @@ def _instant(value: Any) -> Any:
 
 
 Instant = Annotated[float, BeforeValidator(_instant)]
-
-
-def _check_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r} (use an IANA name like Europe/London)") from None
-    return name
-
-
-TimeZoneName = Annotated[str, AfterValidator(_check_zone)]
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _one_of(known: Callable[[], Any], what: str) -> Callable[[str], str]:
-    """A validator for a name that must be a key of `known()` (looked up when params are checked)."""
-
-    def check(name: str) -> str:
-        names = list(known())
-        if name not in names:
-            raise ValueError(f"unknown {what} {name!r} (known: {', '.join(names)})")
-        return name
-
-    return check
-
-
-def _trace_presets() -> Any:
-    from .intensity.traces import PRESETS  # pandas: only when params are validated, never on --help
-
-    return PRESETS
-
-
-DatasetName = Annotated[str, AfterValidator(_one_of(lambda: DATASETS, "dataset"))]
+DatasetName = Annotated[str, AfterValidator(one_of(lambda: DATASETS, "dataset"))]
 
 
 class DataParams(Section):
     dataset: DatasetName = "mnist"
     train_limit: Optional[Annotated[int, Field(ge=1)]] = None
     test_limit: Optional[Annotated[int, Field(ge=1)]] = None
-
-
-class MockCurveParams(Section):
-    peak: Annotated[float, Field(ge=0)] = 450.0
-    trough: Annotated[float, Field(ge=0)] = 200.0
-    peak_hour: Annotated[float, Field(ge=0, lt=24)] = 18.0
-    trough_hour: Annotated[float, Field(ge=0, lt=24)] = 3.0
-
-
-SourceName = Literal["mock", "uk", "electricitymaps", "watttime", "csv"]
-
-
-def _http_url(value: str) -> str:
-    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
-        raise ValueError(f"expected an http(s) URL, got {value!r}")
-    return value.rstrip("/")
-
-
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-
-
-def _one_or_more_sources(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
-
-
-class HttpSourceParams(Section):
-    """What every HTTP source shares: where it lives and how hard to try before the next source."""
-
-    base_url: HttpUrl
-    timeout: PositiveSeconds = 10.0  # per request (connect, read, write each)
-    retries: Annotated[int, Field(ge=0, le=10)] = 2  # after the first attempt
-    backoff: Seconds = 1.0  # first retry waits this long, then twice as long each time
-    max_retry_after: Seconds = 60.0  # a 429 asking to wait longer than this fails the source instead
-
-
-def _uk_region(value: Any) -> str:
-    text = str(value).strip()
-    if text.lower() == "national":
-        return "national"
-    if text.isdigit() and 1 <= int(text) <= 17:
-        return text
-    if re.fullmatch(r"[A-Za-z]{1,2}[0-9][A-Za-z0-9]?", text):
-        return text.upper()
-    raise ValueError(f"expected national, a region id 1-17 or a postcode outcode like RG10, got {value!r}")
-
-
-class UkSourceParams(HttpSourceParams):
-    base_url: HttpUrl = "https://api.carbonintensity.org.uk"
-    region: Annotated[str, BeforeValidator(_uk_region)] = "national"
-
-
-class ElectricityMapsParams(HttpSourceParams):
-    base_url: HttpUrl = "https://api.electricitymap.org/v3"
-    zone: Annotated[str, Field(min_length=1)] = "GB"
-    resolution: PositiveSeconds = 3600.0  # how long each point holds (the API is hourly)
-
-
-class WattTimeParams(HttpSourceParams):
-    base_url: HttpUrl = "https://api.watttime.org"
-    region: Annotated[str, Field(min_length=1)] = "CAISO_NORTH"
-    signal_type: Literal["co2_moer", "co2_aoer"] = "co2_moer"
-
-
-class CsvSourceParams(Section):
-    path: Optional[str] = None
-    preset: Annotated[str, AfterValidator(_one_of(_trace_presets, "preset"))] = "canonical"  # the options below override it
-    time_column: Optional[str] = None
-    value_column: Optional[str] = None
-    unit: Optional[Literal["g_per_kwh", "lbs_per_mwh"]] = None
-    deduplicate: Optional[bool] = None
-    drop_missing: Optional[bool] = None
-    sort: Optional[bool] = None
-    region: Optional[str] = None  # label; default: the file name
-
-
-class Location(Section):
-    """Somewhere else the job could run, for the spatial choice."""
-
-    source: SourceName
-    region: Annotated[str, Field(min_length=1)]
-
-
-class CarbonParams(Section):
-    sources: Annotated[list[SourceName], BeforeValidator(_one_or_more_sources), Field(min_length=1)] = ["mock"]
-    fallback: bool = True
-    region: str = "GB"
-    timezone: TimeZoneName = "Europe/London"
-    resolution: PositiveSeconds = 1800.0
-    horizon: PositiveSeconds = 48 * 3600.0
-    alternatives: list[Location] = []
-    mock: MockCurveParams = MockCurveParams()
-    uk: UkSourceParams = UkSourceParams()
-    electricitymaps: ElectricityMapsParams = ElectricityMapsParams()
-    watttime: WattTimeParams = WattTimeParams()
-    csv: CsvSourceParams = CsvSourceParams()
 
 
 def _duration_or_auto(value: Any) -> Any:
@@ -190,15 +69,24 @@ class SchedulerParams(Section):
     fallback_duration: PositiveSeconds = 600.0
 
 
+MOVED_MODELS = "carbon_pipe.model:"  # the built-in models' module before it moved to carbon_pipe.training.model
+
+
 def _class_path(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
         raise ValueError(f"expected 'package.module:ClassName', got {value!r}")
+    if value.startswith(MOVED_MODELS):
+        moved = value.replace(MOVED_MODELS, "carbon_pipe.training.model:")
+        deprecated(f"model.class {value} is now {moved}")
+        return moved
     return value
 
 
 class ModelParams(Section):
     # `class` is a Python keyword, so the field has another name and reads the key through its alias.
-    class_path: Annotated[str, AfterValidator(_class_path)] = Field("carbon_pipe.training.model:SimpleCNN", alias="class")
+    class_path: Annotated[str, AfterValidator(_class_path)] = Field(
+        "carbon_pipe.training.model:SimpleCNN", alias="class"
+    )
     kwargs: dict[str, Any] = {}
 
 
@@ -213,7 +101,8 @@ class TrainParams(Section):
 
 class EnergyParams(Section):
     measure_power_secs: Annotated[float, Field(gt=0)] = 5.0
-    country_iso_code: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "GBR"  # CodeCarbon's static-average reference figure only
+    # for CodeCarbon's static-average reference figure only
+    country_iso_code: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "GBR"
 
 
 class RunParams(Section):
@@ -241,57 +130,9 @@ class Params(Section):
     baseline: RunParams
     optimized: RunParams
 
-    def run(self, name: str) -> RunParams:
-        return {"baseline": self.baseline, "optimized": self.optimized}[name]
-
-
-# Where each source reads its region (zone, region id, ...) from, inside `carbon`.
-REGION_KEYS: dict[str, tuple[str, ...]] = {
-    "mock": ("region",),
-    "uk": ("uk", "region"),
-    "electricitymaps": ("electricitymaps", "zone"),
-    "watttime": ("watttime", "region"),
-    "csv": ("csv", "region"),
-}
-HTTP_SOURCES = ("uk", "electricitymaps", "watttime")
-
-
-def configured_region(carbon: CarbonParams, source: str) -> str:
-    """The region a source is set to report on, as written in params (a csv trace defaults to its file name)."""
-    value: Any = carbon
-    for key in REGION_KEYS[source]:
-        value = getattr(value, key)
-    if value is None and source == "csv":
-        return Path(carbon.csv.path or "csv").stem
-    return str(value)
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The schema class that owns the key at `loc` (for 'did you mean' hints)."""
-    model: type[BaseModel] = Params
-    for key in loc[:-1]:
-        field = model.model_fields.get(str(key))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return None
-        model = annotation
-    return model
-
-
-def _describe(error: dict[str, Any]) -> tuple[str, str]:
-    """(key path, message) of one validation error."""
-    loc = tuple(error["loc"])
-    path = ".".join(str(part) for part in loc) or "(top level)"
-    if error["type"] == "extra_forbidden":
-        owner = _model_at(loc)
-        known = [field.alias or name for name, field in owner.model_fields.items()] if owner else []
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?)" if close else ""
-        return path, f"unknown key{hint}"
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "literal_error":
-        message = f"{message}, got {error['input']!r}"
-    return path, message
+    def configuration(self, run_name: str) -> RunParams:
+        """How the run called `run_name` (baseline or optimized) trains."""
+        return {"baseline": self.baseline, "optimized": self.optimized}[run_name]
 
 
 def _check_consistency(params: Params, origin: str) -> Params:
@@ -299,12 +140,10 @@ def _check_consistency(params: Params, origin: str) -> Params:
     if params.scheduler.clock == "simulated" and params.scheduler.now is None:
         raise ParamsError(f"{origin}: scheduler.now: required when scheduler.clock is simulated")
     if params.scheduler.mode == "interruptible" and params.scheduler.rule != "lowest-mean":
-        raise ParamsError(f"{origin}: scheduler.mode: interruptible needs rule lowest-mean, got rule {params.scheduler.rule}")
-    used = params.carbon.sources + [place.source for place in params.carbon.alternatives]
-    if "csv" in used and not params.carbon.csv.path:
-        raise ParamsError(f"{origin}: carbon.csv.path: required when the csv source is used")
-    for index, place in enumerate(params.carbon.alternatives):
-        carbon_for(params.carbon, place.source, place.region, f"{origin}: carbon.alternatives.{index}.region")
+        raise ParamsError(
+            f"{origin}: scheduler.mode: interruptible needs rule lowest-mean, got rule {params.scheduler.rule}"
+        )
+    check_carbon(params.carbon, origin)
     return params
 
 
@@ -316,10 +155,14 @@ def parse_params(raw: Any, origin: str = "params.yaml") -> Params:
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
-        described = [_describe(error) for error in exc.errors()]
+        described = [describe(error, Params) for error in exc.errors()]
         # A misspelt key also leaves its correct spelling missing; the "did you mean" line already says so.
         suggested = {message.split("did you mean ")[1].rstrip("?)") for _, message in described if "did you mean" in message}
-        lines = [f"{origin}: {path}: {message}" for path, message in described if not (message == "Field required" and path in suggested)]
+        lines = [
+            f"{origin}: {path}: {message}"
+            for path, message in described
+            if not (message == "Field required" and path in suggested)
+        ]
         raise ParamsError("\n".join(lines)) from None
     return _check_consistency(params, origin)
 
@@ -342,29 +185,6 @@ def load_params(path: str | Path) -> Params:
     return parse_params(raw, origin=str(source))
 
 
-def _replaced(section: Section, option: str, changes: dict[str, Any]) -> Any:
-    """`section` with `changes` (a nested dict) applied and validated again; errors name `option`."""
-
-    def merge(base: dict, update: dict) -> dict:
-        return {**base, **{k: merge(base[k], v) if isinstance(v, dict) else v for k, v in update.items()}}
-
-    try:
-        return type(section).model_validate(merge(section.model_dump(), changes))
-    except ValidationError as exc:
-        raise ParamsError(f"{option}: {_describe(exc.errors()[0])[1]}") from None
-
-
-def _nested(keys: tuple[str, ...], value: Any) -> dict:
-    return {keys[0]: value} if len(keys) == 1 else {keys[0]: _nested(keys[1:], value)}
-
-
-def carbon_for(carbon: CarbonParams, source: str, region: str | None = None, option: str = "region") -> CarbonParams:
-    """`carbon` with `source`'s region set to `region` (validated the way params.yaml is)."""
-    if region is None:
-        return carbon
-    return _replaced(carbon, option, _nested(REGION_KEYS[source], region))
-
-
 def with_overrides(
     params: Params,
     sources: str | None = None,
@@ -375,17 +195,9 @@ def with_overrides(
 ) -> Params:
     """One-off command-line overrides (`--source uk,mock --region 13 ...`); the region and base URL apply to
     the first source of the chain."""
-    carbon, scheduler = params.carbon, params.scheduler
-    if sources is not None:
-        carbon = _replaced(carbon, "--source", {"sources": [name.strip() for name in sources.split(",")]})
-    primary = carbon.sources[0]
-    carbon = carbon_for(carbon, primary, region, "--region")
-    if base_url is not None:
-        if primary not in HTTP_SOURCES:
-            raise ParamsError(f"--base-url: source {primary} has no base URL (HTTP sources: {', '.join(HTTP_SOURCES)})")
-        carbon = _replaced(carbon, "--base-url", {primary: {"base_url": base_url}})
+    carbon, scheduler = with_source_overrides(params.carbon, sources, region, base_url), params.scheduler
     if duration is not None:
-        scheduler = _replaced(scheduler, "--duration", {"expected_duration": duration})
+        scheduler = replaced(scheduler, "--duration", {"expected_duration": duration})
     if slack is not None:
-        scheduler = _replaced(scheduler, "--slack", {"max_wait": slack})
+        scheduler = replaced(scheduler, "--slack", {"max_wait": slack})
     return _check_consistency(params.model_copy(update={"carbon": carbon, "scheduler": scheduler}), "options")

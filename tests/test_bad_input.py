@@ -90,7 +90,7 @@ CASES = [
     ("bad-clock", set_key("scheduler.clock", "wallclock"), WAIT, "scheduler.clock"),
     ("bad-rule", set_key("scheduler.rule", "greedy"), WAIT, "scheduler.rule"),
     ("interruptible-threshold", with_params(lambda p: p["scheduler"].update(mode="interruptible", rule="threshold")), WAIT, "scheduler.mode: interruptible needs rule lowest-mean"),
-    ("bad-time-zone", set_key("carbon.timezone", "Mars/Olympus"), WAIT, "carbon.timezone: unknown time zone 'Mars/Olympus'"),
+    ("bad-time-zone", set_key("carbon.mock.timezone", "Mars/Olympus"), WAIT, "carbon.mock.timezone: unknown time zone 'Mars/Olympus'"),
     ("bad-country-code", set_key("energy.country_iso_code", "gb"), WAIT, "energy.country_iso_code"),
     ("no-sources", set_key("carbon.sources", []), WAIT, "carbon.sources"),
     ("unknown-source", set_key("carbon.sources", ["carbonmagic"]), WAIT, "carbon.sources"),

@@ -5,8 +5,8 @@ import pytest
 from pydantic import ValidationError
 
 from carbon_pipe.errors import SourceError
+from carbon_pipe.intensity.settings import CarbonParams
 from carbon_pipe.intensity.sources import fetch_series, get_source
-from carbon_pipe.params import CarbonParams
 from carbon_pipe.scheduling import planner
 from carbon_pipe.timeutil import parse_instant
 

@@ -104,7 +104,7 @@ def test_a_run_that_outlasts_the_intensity_horizon_is_refused_before_writing(wor
     (workspace / "slow_model.py").write_text(SLOW_MODEL)  # 0.2 s a forward pass: the run lasts several seconds
     raw = tiny_params(
         model={"class": "slow_model:SlowCNN", "kwargs": {}},
-        carbon={"resolution": "1s", "horizon": "2s"},
+        carbon={"mock": {"resolution": "1s"}, "horizon": "2s"},
         scheduler={"rule": "now", "max_wait": "1s", "expected_duration": "1s"},
     )
     params = parse_params(raw)

@@ -4,8 +4,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from carbon_pipe.intensity.settings import CarbonParams
 from carbon_pipe.intensity.sources import get_source
-from carbon_pipe.params import CarbonParams
 
 
 def local(hour: int, zone: str = "Europe/London", day: int = 15) -> float:
@@ -25,12 +25,12 @@ def test_mock_curve_is_continuous_and_follows_the_zone():
     minutes = local(0) + 60.0 * np.arange(48 * 60)
     values = np.array([source.value_at(t) for t in minutes])
     assert np.abs(np.diff(values)).max() < 1.0  # no jumps, including across midnight
-    tokyo = get_source(CarbonParams(timezone="Asia/Tokyo"))
+    tokyo = get_source(CarbonParams(mock={"timezone": "Asia/Tokyo"}))
     assert tokyo.value_at(local(18, "Asia/Tokyo")) == pytest.approx(450)
 
 
 def test_mock_series_is_utc_aligned_and_covers_the_request():
-    source = get_source(CarbonParams(resolution=900))
+    source = get_source(CarbonParams(mock={"resolution": 900}))
     start = local(18) + 100
     series = source.series(start, start + 6 * 3600)
     assert series.start <= start and series.end >= start + 6 * 3600

@@ -151,7 +151,7 @@ def test_a_signal_to_the_real_command_exits_128_plus_it_with_a_recorded_decision
     raw = default_params()
     raw["scheduler"].update(clock="real", max_wait="20h", expected_duration="10min")
     raw["carbon"]["mock"].update(peak_hour=(time.gmtime().tm_hour + 1) % 24, trough_hour=(time.gmtime().tm_hour + 12) % 24)
-    raw["carbon"]["timezone"] = "UTC"
+    raw["carbon"]["mock"]["timezone"] = "UTC"
     write_params(workspace, raw)
     process = subprocess.Popen(
         [sys.executable, "-m", "carbon_pipe.cli", "wait-for-window"], cwd=workspace, stderr=subprocess.PIPE, text=True,

@@ -11,8 +11,8 @@ import pytest
 from werkzeug import Response
 
 from carbon_pipe.errors import SourceError
+from carbon_pipe.intensity.settings import CarbonParams
 from carbon_pipe.intensity.sources import get_source
-from carbon_pipe.params import CarbonParams
 from carbon_pipe.timeutil import parse_instant
 
 START = parse_instant("2024-03-01T12:00:00Z")

@@ -46,7 +46,7 @@ def test_committed_params_are_valid():
         (lambda p: p["scheduler"].update(max_wait="soon"), "scheduler.max_wait: invalid duration 'soon'"),
         (lambda p: p["optimized"].update(gradient_accumulation_steps=0), "optimized.gradient_accumulation_steps"),
         (lambda p: p.update(schedular=p.pop("scheduler")), "did you mean scheduler?"),
-        (lambda p: p["carbon"].update(timezone="Mars/Olympus"), "carbon.timezone: unknown time zone"),
+        (lambda p: p["carbon"]["mock"].update(timezone="Mars/Olympus"), "carbon.mock.timezone: unknown time zone"),
         (lambda p: p["scheduler"].update(now="2025-01-15T18:00:00"), "scheduler.now: time"),
         (lambda p: p["scheduler"].update(rule="greedy"), "scheduler.rule"),
         (lambda p: p["baseline"].update(batch_size="big"), "baseline.batch_size"),
@@ -91,3 +91,43 @@ def test_schema_defaults_match_the_committed_params():
         section = getattr(params, name)
         assert type(section)() == section, name
     assert type(params.scheduler)(now=params.scheduler.now) == params.scheduler
+
+
+def test_old_spellings_keep_working_with_one_notice_each(workspace):
+    """Params files from before the mock keys moved under carbon.mock and the built-in models into training/."""
+    from typer.testing import CliRunner
+
+    from carbon_pipe.cli import app
+
+    new = default_params()
+    new["carbon"]["mock"].update(region="JP", timezone="Asia/Tokyo", resolution="15min")
+    old = default_params()
+    mock = old["carbon"]["mock"]
+    old["carbon"].update(region="JP", timezone="Asia/Tokyo", resolution="15min")
+    for key in ("region", "timezone", "resolution"):
+        del mock[key]
+    old["model"]["class"] = "carbon_pipe.model:SimpleCNN"
+    assert parse_params(old) == parse_params(new)
+    plans = []
+    for raw in (new, old):
+        write_params(workspace, raw)
+        result = CliRunner().invoke(app, ["plan", "--json"])
+        assert result.exit_code == 0, result.output
+        plans.append((result.stdout, result.stderr.splitlines()))
+    assert plans[1][0] == plans[0][0] and plans[0][1] == []  # the same plan, in Tokyo's half-hours of 15 min
+    assert plans[1][1] == [
+        "carbon-pipe: deprecated: model.class carbon_pipe.model:SimpleCNN is now carbon_pipe.training.model:SimpleCNN",
+        "carbon-pipe: deprecated: carbon.region is now carbon.mock.region (only the mock source reads it)",
+        "carbon-pipe: deprecated: carbon.timezone is now carbon.mock.timezone (only the mock source reads it)",
+        "carbon-pipe: deprecated: carbon.resolution is now carbon.mock.resolution (only the mock source reads it)",
+    ]
+
+
+def test_an_old_key_beside_its_new_place_is_one_line():
+    raw = default_params()
+    raw["carbon"]["timezone"] = "UTC"
+    with pytest.raises(ParamsError) as caught:
+        parse_params(raw)
+    assert str(caught.value) == (
+        "params.yaml: carbon: timezone moved to carbon.mock.timezone, which is set too: remove carbon.timezone"
+    )

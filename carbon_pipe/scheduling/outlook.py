@@ -10,8 +10,9 @@ from typing import Any
 
 from ..errors import SourceError, UsageError
 from ..intensity.series import IntensitySeries
+from ..intensity.settings import carbon_for
 from ..intensity.sources import Fetched, SourceFailure, fetch_from, fetch_series
-from ..params import Params, SchedulerParams, carbon_for
+from ..params import Params, SchedulerParams
 from ..timeutil import iso
 from . import planner
 

@@ -83,7 +83,7 @@ def resume_folder(params: Params, run_name: str, horizon: dict, world_size: int)
                 "seed": params.seed,
                 "model": params.model.model_dump(by_alias=True),
                 "train": params.train.model_dump(exclude={"checkpoint_every"}),
-                "run": params.run(run_name).model_dump(),
+                "run": params.configuration(run_name).model_dump(),
             },
             dataset_md5=md5sum(DATASET_FILE),
             world_size=world_size,
@@ -106,7 +106,7 @@ def steps_per_epoch(samples: int, run: RunParams) -> int:
 def total_steps(params: Params, run_name: str) -> int:
     """Optimizer steps of the whole run, from the size of the prepared training split."""
     labels = torch.load(DATASET_FILE, weights_only=True, mmap=True)["train_labels"]
-    return params.train.epochs * steps_per_epoch(len(labels), params.run(run_name))
+    return params.train.epochs * steps_per_epoch(len(labels), params.configuration(run_name))
 
 
 def pick_precision(mixed: bool, device: torch.device) -> tuple[torch.dtype | None, str]:
@@ -204,7 +204,7 @@ def run_training(params: Params, run_name: str, segment: Segment = Segment()) ->
 
 
 def train(params: Params, run_name: str, segment: Segment, job: distributed.Job) -> dict | None:
-    run: RunParams = params.run(run_name)
+    run: RunParams = params.configuration(run_name)
     out_dir = train_dir(run_name)
     device = job.device
 

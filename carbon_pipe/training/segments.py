@@ -24,8 +24,9 @@ from typing import Callable, Optional, Sequence
 
 from ..artifacts import read_json, write_json
 from ..errors import ArtifactError, SourceError, TrainingStopped, UsageError
+from ..intensity.settings import carbon_for
 from ..layout import DECISION_JSON, resume_dir, run_metrics
-from ..params import Params, carbon_for
+from ..params import Params
 from ..scheduling.planner import Chunk
 from ..scheduling.waiting import Clock, Countdown, Pause, RealClock, wait_for_window
 from ..signals import stop_requests

@@ -10,9 +10,9 @@ import httpx
 import numpy as np
 
 from ...errors import SourceError
-from ...params import CarbonParams, HttpSourceParams, configured_region
 from ...secrets import from_environment, redact
 from ..series import IntensitySeries
+from ..settings import CarbonParams, HttpSourceParams, configured_region
 from .http import JsonClient
 
 

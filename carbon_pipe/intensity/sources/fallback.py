@@ -6,10 +6,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ...errors import SourceError, UsageError
-from ...params import CarbonParams, configured_region
 from ...secrets import redact_data
 from ...timeutil import iso
 from ..series import IntensitySeries
+from ..settings import CarbonParams, configured_region
 from .base import get_source
 
 

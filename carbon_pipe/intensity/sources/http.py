@@ -16,8 +16,8 @@ import httpx
 
 from ... import __version__
 from ...errors import SourceError
-from ...params import HttpSourceParams
 from ...secrets import redact
+from ..settings import HttpSourceParams
 
 USER_AGENT = f"carbon-pipe/{__version__}"
 

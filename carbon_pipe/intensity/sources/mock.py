@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from ...params import CarbonParams
 from ..series import IntensitySeries
+from ..settings import CarbonParams
 from .base import IntensitySource, register
 
 
@@ -30,7 +30,7 @@ def diurnal_intensity(local_hour: float, peak: float, trough: float, peak_hour: 
 class MockSource(IntensitySource):
     def __init__(self, params: CarbonParams, **options: object) -> None:
         super().__init__(params)
-        self.zone = ZoneInfo(params.timezone)
+        self.zone = ZoneInfo(params.mock.timezone)
 
     def value_at(self, moment: float) -> float:
         local = datetime.fromtimestamp(moment, tz=timezone.utc).astimezone(self.zone)
@@ -40,7 +40,7 @@ class MockSource(IntensitySource):
 
     def series(self, start: float, end: float) -> IntensitySeries:
         # Points aligned to the resolution grid, each valued at its midpoint (the curve is smooth).
-        step = self.params.resolution
+        step = self.params.mock.resolution
         first = math.floor(start / step) * step
         count = max(1, math.ceil((end - first) / step))
         boundaries = first + step * np.arange(count + 1, dtype=float)
