@@ -50,7 +50,7 @@ def scratch_project(params: dict, prefix: str) -> Iterator[Path]:
         (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         config = parse_params(params)
         fetch_data.run_stage(config.data)
-        wait_for_window.run_stage(config, report=lambda line: None)
+        wait_for_window.run_stage(config, say=lambda line: None)
         yield folder
     finally:
         os.chdir(previous)

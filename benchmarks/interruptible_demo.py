@@ -64,7 +64,7 @@ def main() -> None:
             raw["scheduler"]["mode"] = mode
             (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
             params = parse_params(raw)
-            decision = wait_for_window.run_stage(params, report=lambda line: None)
+            decision = wait_for_window.run_stage(params, say=lambda line: None).record()
             if mode == "flexible":
                 pausing.train_run(params, "baseline")
             summary = pausing.train_run(params, "optimized")

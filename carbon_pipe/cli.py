@@ -5,6 +5,7 @@ Heavy imports (torch, codecarbon, pandas) happen inside the commands so `--help`
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Callable, NoReturn, Optional, TypeVar
@@ -13,6 +14,7 @@ import typer
 
 from .errors import CarbonPipeError, UsageError
 from .secrets import redact, redact_data
+from .signals import exit_code
 
 app = typer.Typer(
     help="Carbon-aware, reproducible PyTorch training with honest, time-resolved emissions accounting.",
@@ -40,7 +42,7 @@ def _run(action: Callable[[], Result]) -> Result:
         _fail(exc)
     except KeyboardInterrupt:
         print("carbon-pipe: interrupted", file=sys.stderr)
-        raise typer.Exit(130) from None
+        raise typer.Exit(exit_code(signal.SIGINT)) from None
 
 
 def _load(path: Path):
@@ -97,11 +99,12 @@ def intensity(
     base_url: Optional[str] = BaseUrlOption,
 ) -> None:
     """Show the carbon intensity now and the forecast from the configured sources (with fallback)."""
-    from .scheduling import outlook, waiting
+    from .scheduling import outlook
+    from .scheduling.clock import make_clock
 
     config = _load_with(params, sources=source, region=region, base_url=base_url)
-    report = _run(lambda: outlook.intensity_report(config, waiting.make_clock(config).now()))
-    _print_json(report) if as_json else _show(outlook.render_intensity(report))
+    summary = _run(lambda: outlook.intensity_summary(config, make_clock(config).now()))
+    _print_json(summary) if as_json else _show(outlook.render_intensity(summary))
 
 
 @app.command("plan")
@@ -115,19 +118,20 @@ def plan(
     slack: Optional[str] = typer.Option(None, "--slack", help="Longest wait instead of scheduler.max_wait (e.g. 12h)."),
 ) -> None:
     """Plan the job's low-carbon window now, with the planner wait-for-window uses; waits for nothing, writes nothing."""
-    from .scheduling import outlook, waiting
+    from .scheduling import outlook
+    from .scheduling.clock import make_clock
     from .scheduling.duration import expected_duration
 
     config = _load_with(params, sources=source, region=region, base_url=base_url, duration=duration, slack=slack)
 
     def make_plan() -> dict:
         estimate = expected_duration(config)
-        now = waiting.make_clock(config).now()
+        now = make_clock(config).now()
         ahead = outlook.look_ahead(config, now, now, estimate.seconds)
-        return outlook.plan_report(ahead, estimate.source, estimate.basis)
+        return outlook.plan_summary(ahead, estimate.source, estimate.basis)
 
-    report = _run(make_plan)
-    _print_json(report) if as_json else _show(outlook.render_plan(report))
+    summary = _run(make_plan)
+    _print_json(summary) if as_json else _show(outlook.render_plan(summary))
 
 
 @app.command("wait-for-window")
@@ -136,14 +140,7 @@ def wait_for_window(params: Path = ParamsOption) -> None:
     from .pipeline import wait_for_window as stage
 
     config = _load(params)
-    decision = _run(lambda: stage.run_stage(config, _say))
-    fell_back = "".join(f"; fell back: {failure['error']}" for failure in decision["source_failures"])
-    _say(
-        f"wait-for-window: {decision['source']} {decision['region']}, {decision['mode']} {decision['rule']}, "
-        f"{decision['clock']} clock: start {decision['start']} after {decision['wait_seconds'] / 3600:.2f} h "
-        f"in {len(decision['chunks'])} chunk(s) at {decision['expected_mean_intensity_g_per_kwh']:.1f} g/kWh "
-        f"(now {decision['now_mean_intensity_g_per_kwh']:.1f}; {decision['expected_saving_vs_now_pct']:.1f} % lower){fell_back}"
-    )
+    _say(_run(lambda: stage.run_stage(config, _say)).line())
 
 
 @app.command("train")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from .secrets import redact
+from .signals import exit_code
 
 
 def deprecated(notice: str) -> None:
@@ -55,8 +57,8 @@ class TrainingStopped(CarbonPipeError):
         super().__init__(message)
         self.step = step
         self.signal_number = signal_number
-        # A signal gives the shell's conventional 128 + signal number; a budget stop is a temporary failure.
-        self.exit_code = 128 + signal_number if signal_number else 75
+        # A budget stop is a temporary failure (EX_TEMPFAIL).
+        self.exit_code = exit_code(signal_number) if signal_number else 75
 
     @property
     def planned(self) -> bool:
@@ -67,6 +69,6 @@ class TrainingStopped(CarbonPipeError):
 class Interrupted(CarbonPipeError):
     """A wait was stopped by Ctrl-C (exit 130) or SIGTERM (exit 143); what was decided so far has been recorded."""
 
-    def __init__(self, message: str, exit_code: int = 130) -> None:
+    def __init__(self, message: str, stopped_by: signal.Signals = signal.SIGINT) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code(stopped_by)

@@ -1,5 +1,5 @@
 """SIGTERM and SIGINT as requests to stop cleanly: training finishes its step and checkpoints, a wait records why
-it ended. Kept apart from checkpoint.py so that waiting (wait-for-window) does not import torch."""
+it ended. Kept apart from training so that waiting (wait-for-window) does not import torch."""
 
 from __future__ import annotations
 
@@ -35,3 +35,13 @@ def stop_requests(interrupt: bool = False) -> Iterator[list[int]]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def stopped_by(received: list[int]) -> signal.Signals:
+    """What stopped a wait: the first signal received, or Ctrl-C for a KeyboardInterrupt that came without one."""
+    return signal.Signals(received[0] if received else signal.SIGINT)
+
+
+def exit_code(signum: int) -> int:
+    """The shell's convention for a command stopped by a signal: 128 + its number (130 Ctrl-C, 143 SIGTERM)."""
+    return 128 + int(signum)

@@ -24,7 +24,7 @@ from .test_resume import RESUME, assert_matches_reference, fast_params, prepare,
 def test_a_failing_tracker_never_stops_training_and_makes_the_comparison_say_so(workspace, monkeypatch):
     params = parse_params(tiny_params())
     synthetic_dataset()
-    wait_for_window.run_stage(params, report=lambda line: None)
+    wait_for_window.run_stage(params, say=lambda line: None)
     run_training(params, "baseline")
     monkeypatch.setenv("CODECARBON_PUE", "not-a-number")  # CodeCarbon swallows the error and measures nothing
     summary = run_training(params, "optimized")
@@ -109,7 +109,7 @@ def test_a_run_that_outlasts_the_intensity_horizon_is_refused_before_writing(wor
     )
     params = parse_params(raw)
     synthetic_dataset(train=1024, test=32, size=12)  # 16 steps of 64: over 3 s
-    wait_for_window.run_stage(params, report=lambda line: None)
+    wait_for_window.run_stage(params, say=lambda line: None)
     with pytest.raises(ArtifactError, match=r"after the intensity horizon .*: raise carbon.horizon"):
         run_training(params, "baseline")
     assert not (workspace / "metrics/baseline.json").exists()

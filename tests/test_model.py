@@ -71,7 +71,7 @@ def test_cli_reports_a_bad_model_in_one_line_and_writes_nothing(workspace):
     params = tiny_params(model={"class": "project_models:Wide"})
     write_params(workspace, params)
     synthetic_dataset(train=64, test=32)
-    wait_for_window.run_stage(parse_params(params), report=lambda line: None)
+    wait_for_window.run_stage(parse_params(params), say=lambda line: None)
     result = subprocess.run(
         [sys.executable, "-m", "carbon_pipe.cli", "train", "--run", "baseline"], cwd=workspace, capture_output=True, text=True
     )

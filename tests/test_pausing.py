@@ -69,7 +69,7 @@ def demo_params(mode: str, **train) -> dict:
 
 def plan_and_train(raw: dict) -> dict:
     params = parse_params(raw)
-    wait_for_window.run_stage(params, report=lambda line: None)
+    wait_for_window.run_stage(params, say=lambda line: None)
     return pausing.train_run(params, "optimized")
 
 
@@ -149,7 +149,7 @@ def test_compare_takes_the_pauses_out_of_the_counterfactual(trace_project):
 def test_a_chunk_stopped_midway_resumes_after_where_it_stopped(trace_project):
     raw = demo_params("interruptible")
     params = parse_params(raw)
-    wait_for_window.run_stage(params, report=lambda line: None)
+    wait_for_window.run_stage(params, say=lambda line: None)
     with pytest.raises(TrainingStopped):  # as a SIGTERM in the first chunk would: checkpoint at step 5, stop
         run_training(params, "optimized", Segment(until_step=5, note={"chunk": 1}))
     with pytest.raises(TrainingStopped) as spent:  # a budget already spent trains and measures nothing
@@ -170,7 +170,7 @@ def test_a_chunk_stopped_midway_resumes_after_where_it_stopped(trace_project):
 def test_two_gloo_processes_follow_the_chunks_in_one_process_group(trace_project):
     raw = demo_params("interruptible")
     write_params(trace_project, raw)
-    wait_for_window.run_stage(parse_params(raw), report=lambda line: None)
+    wait_for_window.run_stage(parse_params(raw), say=lambda line: None)
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
          "-m", "carbon_pipe.cli", "--", "train", "--run", "optimized"],
@@ -240,7 +240,7 @@ def real_clock_project(folder: Path, clock: OffsetClock, period: int = 30, mode:
     raw["carbon"].update(horizon="20min")
     raw["optimized"].update(batch_size=16, gradient_accumulation_steps=1)  # 4 steps
     write_params(folder, raw)
-    wait_for_window.run_stage(parse_params(raw), report=lambda line: None, clock=clock)  # sleeps to the first clean stretch
+    wait_for_window.run_stage(parse_params(raw), say=lambda line: None, clock=clock)  # sleeps to the first clean stretch
     return {"raw": raw, "first": first, "period": period}
 
 
@@ -372,7 +372,7 @@ def test_after_a_resumed_wait_the_run_keeps_the_first_submissions_deadline(works
     raw = yaml.safe_load((workspace / "params.yaml").read_text())
     submitted = parse_instant(json.loads(Path("stages/wait-for-window/decision.json").read_text())["now"])
     clock.interrupt_when, clock.offset = (lambda: False), clock.offset + 530
-    decision = wait_for_window.run_stage(parse_params(raw), report=lambda line: None, clock=clock)
+    decision = wait_for_window.run_stage(parse_params(raw), say=lambda line: None, clock=clock).record()
     assert parse_instant(decision["now"]) == submitted and len(decision["chunks"]) == 2  # two clean half-seconds
 
     def report(line: str) -> None:

@@ -27,6 +27,7 @@ from carbon_pipe.report.plot_data import (
     timeline_frame,
     window_spans,
 )
+from carbon_pipe.scheduling.planner import Chunk
 from carbon_pipe.timeutil import iso, parse_instant
 from carbon_pipe.training.loop import run_training
 
@@ -67,13 +68,9 @@ def test_timeline_marks_the_run_and_each_chunk_and_nothing_else():
 
 
 def test_window_spans_prefer_chunks_over_the_single_window():
-    decision = {"start": iso(2 * HOUR), "expected_end": iso(3 * HOUR)}
-    assert window_spans(decision) == [(2 * HOUR, 3 * HOUR)]
-    decision["chunks"] = [
-        {"start": iso(2 * HOUR), "end": iso(2.5 * HOUR), "expected_mean_intensity_g_per_kwh": 200.0},
-        {"start": iso(4 * HOUR), "end": iso(4.5 * HOUR), "expected_mean_intensity_g_per_kwh": 150.0},
-    ]
-    assert window_spans(decision) == [(2 * HOUR, 2.5 * HOUR), (4 * HOUR, 4.5 * HOUR)]
+    assert window_spans([], 2 * HOUR, 3 * HOUR) == [(2 * HOUR, 3 * HOUR)]
+    chunks = [Chunk(2 * HOUR, 2.5 * HOUR, 200.0), Chunk(4 * HOUR, 4.5 * HOUR, 150.0)]
+    assert window_spans(chunks, 2 * HOUR, 4.5 * HOUR) == [(2 * HOUR, 2.5 * HOUR), (4 * HOUR, 4.5 * HOUR)]
 
 
 def intervals(starts, ends, kg) -> pd.DataFrame:
@@ -123,7 +120,7 @@ def reported(tmp_path_factory):
         mp.chdir(folder)
         params = parse_params(tiny_params(train={"epochs": 2}))
         synthetic_dataset(train=256, test=64)
-        wait_for_window.run_stage(params, report=lambda line: None)
+        wait_for_window.run_stage(params, say=lambda line: None)
         summaries = {run: run_training(params, run) for run in ("baseline", "optimized")}
         compare.run_stage()
         yield folder, summaries

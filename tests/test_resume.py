@@ -46,7 +46,7 @@ def prepare(folder: Path, params: dict) -> None:
     """Synthetic data and the scheduler's outputs in `folder` (the current directory)."""
     write_params(folder, params)
     synthetic_dataset(train=1024, test=128, size=12)
-    wait_for_window.run_stage(parse_params(params), report=lambda line: None)
+    wait_for_window.run_stage(parse_params(params), say=lambda line: None)
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,7 @@ def params_with(carbon=None, **scheduler):
 
 def test_simulated_decision_picks_the_night_trough(workspace):
     params = params_with()
-    decision = wait_for_window.run_stage(params, report=lambda line: None)
+    decision = wait_for_window.run_stage(params, say=lambda line: None).record()
     assert decision["rule"] == "lowest-mean" and decision["clock"] == "simulated" and not decision["slept"]
     assert decision["mode"] == "flexible" and decision["duration_source"] == "params"
     start = parse_instant(decision["start"])
@@ -74,7 +74,7 @@ def test_simulated_decision_picks_the_night_trough(workspace):
 def test_interruptible_decision_records_ordered_chunks(workspace):
     # Two troughs a day apart: with 36 h of slack a 4 h job can take the cleanest hours of both nights.
     params = params_with(mode="interruptible", min_chunk="1h", max_wait="36h", expected_duration="4h", now="2025-01-15T12:00:00Z")
-    decision = wait_for_window.run_stage(params, report=lambda line: None)
+    decision = wait_for_window.run_stage(params, say=lambda line: None).record()
     chunks = decision["chunks"]
     assert len(chunks) == 2
     assert decision["mode"] == "interruptible" and decision["min_chunk_seconds"] == 3600
@@ -83,12 +83,12 @@ def test_interruptible_decision_records_ordered_chunks(workspace):
     assert all(a_end < b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))  # ordered, apart
     assert sum(end - start for start, end in spans) == pytest.approx(4 * 3600)
     assert all(end - start >= 3600 for start, end in spans)
-    flexible = wait_for_window.run_stage(params.model_copy(update={"scheduler": params.scheduler.model_copy(update={"mode": "flexible"})}), lambda line: None)
+    flexible = wait_for_window.run_stage(params.model_copy(update={"scheduler": params.scheduler.model_copy(update={"mode": "flexible"})}), lambda line: None).record()
     assert decision["expected_mean_intensity_g_per_kwh"] <= flexible["expected_mean_intensity_g_per_kwh"] + 1e-9
 
 
 def test_threshold_rule_is_recorded_with_its_threshold(workspace):
-    decision = wait_for_window.run_stage(params_with(rule="threshold", threshold=300), report=lambda line: None)
+    decision = wait_for_window.run_stage(params_with(rule="threshold", threshold=300), say=lambda line: None).record()
     assert decision["rule"] == "threshold" and decision["threshold_g_per_kwh"] == 300
     assert decision["expected_mean_intensity_g_per_kwh"] <= 300
     assert 0 < decision["wait_seconds"] < 9 * 3600  # the first clean half-hour comes before the trough
@@ -137,7 +137,7 @@ def test_ctrl_c_records_a_clean_interrupted_decision(workspace):
     params = params_with(clock="real", replan_interval="1h")
     clock = RecordingClock(SUBMITTED, interrupt_after=2)
     with pytest.raises(Interrupted, match="stopped by SIGINT") as stopped:
-        wait_for_window.run_stage(params, report=lambda line: None, clock=clock)
+        wait_for_window.run_stage(params, say=lambda line: None, clock=clock)
     assert stopped.value.exit_code == 130
     decision = json.loads((workspace / "stages/wait-for-window/decision.json").read_text())
     assert decision["interrupted"] and decision["start"] is None and decision["wait_seconds"] is None
@@ -172,7 +172,7 @@ def test_a_signal_to_the_real_command_exits_128_plus_it_with_a_recorded_decision
 
 def test_duration_auto_is_estimated_from_the_last_run_and_says_so(workspace):
     params = params_with(expected_duration="auto", fallback_duration="20min")
-    decision = wait_for_window.run_stage(params, report=lambda line: None)
+    decision = wait_for_window.run_stage(params, say=lambda line: None).record()
     assert decision["duration_source"] == "fallback" and decision["expected_duration_seconds"] == 1200
     assert "metrics/optimized.json is missing" in decision["duration_basis"]
     (workspace / "metrics/optimized.json").write_text(
@@ -182,7 +182,7 @@ def test_duration_auto_is_estimated_from_the_last_run_and_says_so(workspace):
     raw["scheduler"].update(expected_duration="auto")
     raw["data"].update(train_limit=3000)
     raw["train"].update(epochs=4)
-    decision = wait_for_window.run_stage(parse_params(raw), report=lambda line: None)
+    decision = wait_for_window.run_stage(parse_params(raw), say=lambda line: None).record()
     assert decision["duration_source"] == "estimated"
     assert decision["expected_duration_seconds"] == pytest.approx(120.0 / 2000 * 3000 * 4)  # 60 ms/sample x 12000
     assert "metrics/optimized.json" in decision["duration_basis"]
@@ -191,13 +191,13 @@ def test_duration_auto_is_estimated_from_the_last_run_and_says_so(workspace):
 def test_horizon_must_cover_the_wait_and_the_job(workspace):
     params = parse_params({**default_params(), "carbon": {**default_params()["carbon"], "horizon": "6h"}})
     with pytest.raises(UsageError, match="carbon.horizon: must cover"):
-        wait_for_window.run_stage(params, report=lambda line: None)
+        wait_for_window.run_stage(params, say=lambda line: None)
     assert not (workspace / "stages").exists()
 
 
 def test_a_failing_source_falls_back_and_is_recorded(workspace, unused_port):
     params = params_with(carbon={"sources": ["uk", "mock"], "uk": {"base_url": f"http://127.0.0.1:{unused_port}", "retries": 1, "backoff": "0s"}})
-    decision = wait_for_window.run_stage(params, report=lambda line: None)
+    decision = wait_for_window.run_stage(params, say=lambda line: None).record()
     assert decision["source"] == "mock" and decision["source_chain"] == ["uk", "mock"]
     [failure] = decision["source_failures"]
     assert failure["source"] == "uk" and "cannot connect" in failure["error"] and "(2 attempts)" in failure["error"]
@@ -208,5 +208,5 @@ def test_a_failing_source_falls_back_and_is_recorded(workspace, unused_port):
 def test_with_fallback_off_a_failing_source_is_an_error_and_nothing_is_written(workspace, unused_port):
     params = params_with(carbon={"sources": ["uk", "mock"], "fallback": False, "uk": {"base_url": f"http://127.0.0.1:{unused_port}", "retries": 0}})
     with pytest.raises(SourceError, match="uk: GET .*cannot connect"):
-        wait_for_window.run_stage(params, report=lambda line: None)
+        wait_for_window.run_stage(params, say=lambda line: None)
     assert not (workspace / "stages").exists()

@@ -41,7 +41,7 @@ def test_accumulation_equals_the_big_batch(group_size, micro):
 def prepared(workspace):
     params = parse_params(tiny_params(train={"epochs": 2}))
     synthetic_dataset()
-    wait_for_window.run_stage(params, report=lambda line: None)
+    wait_for_window.run_stage(params, say=lambda line: None)
     return params
 
 
@@ -114,7 +114,7 @@ def test_a_source_fallback_is_carried_into_the_summaries(workspace, unused_port)
     failing = {"sources": ["uk", "mock"], "uk": {"base_url": f"http://127.0.0.1:{unused_port}", "retries": 0}}
     params = parse_params(tiny_params(train={"epochs": 1}, carbon=failing))
     synthetic_dataset()
-    wait_for_window.run_stage(params, report=lambda line: None)
+    wait_for_window.run_stage(params, say=lambda line: None)
     summary = run_training(params, "baseline")
     run_training(params, "optimized")
     [failure] = summary["carbon_metrics"]["intensity_source_failures"]

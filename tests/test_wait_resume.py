@@ -129,7 +129,7 @@ def test_a_corrupt_state_file_is_set_aside_with_one_line(workspace):
     (workspace / WAIT_STATE).parent.mkdir(parents=True)
     (workspace / WAIT_STATE).write_text('{"fingerprint": "abc", "submitted": ')
     lines: list[str] = []
-    decision = wait_for_window.run_stage(parse_params(default_params()), report=lines.append)
+    decision = wait_for_window.run_stage(parse_params(default_params()), say=lines.append).record()
     assert decision["resumed_wait"] is None and decision["now"] == "2025-01-15T18:00:00.000000Z"
     [note] = [line for line in lines if "set aside" in line]
     assert "not valid JSON" in note and "starting a fresh wait" in note
@@ -140,11 +140,11 @@ def test_a_wait_submitted_longer_ago_than_the_horizon_is_set_aside(workspace):
     params = params_with(clock="real", replan_interval="1h")
     clock = RecordingClock(SUBMITTED, interrupt_after=1)
     with pytest.raises(Interrupted):
-        wait_for_window.run_stage(params, report=lambda line: None, clock=clock)
+        wait_for_window.run_stage(params, say=lambda line: None, clock=clock)
     assert (workspace / WAIT_STATE).exists()
     clock.interrupt_after, clock.current = None, SUBMITTED + 49 * 3600  # carbon.horizon is 48 h
     lines: list[str] = []
-    decision = wait_for_window.run_stage(params, report=lines.append, clock=clock)
+    decision = wait_for_window.run_stage(params, say=lines.append, clock=clock).record()
     assert decision["resumed_wait"] is None and decision["now"] == iso(SUBMITTED + 49 * 3600)
     [note] = [line for line in lines if "set aside" in line]
     assert "submitted more than carbon.horizon (48h) ago" in note

@@ -1,29 +1,72 @@
-"""The scheduling horizon as wait-for-window leaves it: when the job was submitted, where the intensities came from,
-and the series itself. The train stages charge their energy from it and compare re-derives its numbers from it.
+"""The horizon wait-for-window leaves for the train and compare stages: when the job was submitted, on which clock,
+where the intensities came from, and the series itself (horizon.json + intensity.csv). One writer, one reader.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pandas as pd
 
 from ..artifacts import read_json, write_csv, write_json
 from ..errors import ArtifactError
 from ..layout import HORIZON_JSON, INTENSITY_CSV
+from ..timeutil import iso, parse_instant
 from .series import IntensitySeries
 
-HORIZON_KEYS = ("source", "region", "clock", "now", "series_notes", "source_chain", "source_failures")
+
+@dataclass(frozen=True)
+class Horizon:
+    """The intensities a run is charged with, and the submission time the baseline starts at."""
+
+    submitted: float
+    clock: str  # simulated | real
+    series: IntensitySeries
+    source_chain: tuple[str, ...]
+    source_failures: tuple[dict[str, str], ...]  # {source, region, error} of each source that failed first
+
+    @property
+    def simulated(self) -> bool:
+        return self.clock == "simulated"
 
 
-def write_horizon(decision: dict, series: IntensitySeries) -> None:
+def write_horizon(horizon: Horizon) -> None:
+    series = horizon.series
     write_csv(INTENSITY_CSV, series.to_frame())
-    write_json(HORIZON_JSON, {key: decision[key] for key in HORIZON_KEYS})
+    record = {
+        "source": series.source,
+        "region": series.region,
+        "clock": horizon.clock,
+        "now": iso(horizon.submitted),
+        "series_notes": list(series.notes),
+        "source_chain": list(horizon.source_chain),
+        "source_failures": list(horizon.source_failures),
+    }
+    write_json(HORIZON_JSON, record)
 
 
-def load_horizon() -> tuple[dict, IntensitySeries]:
-    """The intensity series the scheduler saw, and when the job was submitted, as wait-for-window wrote them."""
-    horizon = read_json(HORIZON_JSON)
+def remove_horizon() -> None:
+    """No horizon (a wait stopped before any plan): an earlier decision's must not outlive it."""
+    HORIZON_JSON.unlink(missing_ok=True)
+    INTENSITY_CSV.unlink(missing_ok=True)
+
+
+def read_horizon() -> Horizon:
+    """The horizon as wait-for-window wrote it; a missing or malformed file is one line."""
+    record = read_json(HORIZON_JSON)
     try:
         frame = pd.read_csv(INTENSITY_CSV)
     except FileNotFoundError:
         raise ArtifactError(f"{INTENSITY_CSV} is missing: run wait-for-window first") from None
-    return horizon, IntensitySeries.from_frame(frame, horizon["source"], horizon["region"], tuple(horizon["series_notes"]))
+    try:
+        notes = tuple(record["series_notes"])
+        series = IntensitySeries.from_frame(frame, record["source"], record["region"], notes)
+        return Horizon(
+            parse_instant(record["now"]),
+            record["clock"],
+            series,
+            tuple(record["source_chain"]),
+            tuple(record["source_failures"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{HORIZON_JSON}: not a horizon wait-for-window wrote ({exc!r}): run it again") from None

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from ..artifacts import read_json, write_json, write_text
+from ..intensity.horizon import read_horizon
 from ..layout import COMPARISON_JSON, REPORT_MD, SUMMARY_METRICS, run_metrics
 from ..report.comparison import compare, key_metrics, render_report, write_plots
+from ..scheduling.decision import read_decision
 
 
 def run_stage() -> dict:
     baseline, optimized = read_json(run_metrics("baseline")), read_json(run_metrics("optimized"))
-    result = compare(baseline, optimized)
+    horizon, decision = read_horizon(), read_decision()
+    result = compare(baseline, optimized, horizon.series)
     write_json(COMPARISON_JSON, result)
     write_json(SUMMARY_METRICS, key_metrics(result, baseline, optimized))
-    figures = write_plots(baseline, optimized)
+    figures = write_plots(baseline, optimized, horizon, decision)
     write_text(REPORT_MD, render_report(result, baseline, optimized, figures))
     return result

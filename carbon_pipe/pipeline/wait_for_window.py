@@ -1,96 +1,61 @@
 """The wait-for-window stage: fetch the intensity horizon, plan, wait for the plan (real clock) or record it.
 
-On the real clock the forecast is fetched again and the job re-planned every `replan_interval` (forecasts
-improve as lead time shrinks), with a countdown on stderr; Ctrl-C stops waiting and records what was decided.
+Writes the decision (scheduling/decision.py) and the horizon the train stages are charged with
+(intensity/horizon.py). A rerun of a wait that was stopped or killed resumes it (scheduling/waiting_state.py).
 """
 
 from __future__ import annotations
 
-import signal
-from typing import Any, Callable, Optional
+import dataclasses
+from typing import Any, Optional
 
-from ..artifacts import write_json
 from ..errors import Interrupted
-from ..intensity.horizon import write_horizon
-from ..intensity.series import IntensitySeries
-from ..layout import DECISION_JSON, HORIZON_JSON, INTENSITY_CSV, SCHEDULE_METRICS
+from ..intensity.horizon import Horizon, remove_horizon, write_horizon
+from ..layout import DECISION_JSON
 from ..params import Params
+from ..scheduling.clock import Clock, make_clock
+from ..scheduling.decision import Decision, decided, undecided, write_decision
 from ..scheduling.duration import expected_duration
-from ..scheduling.waiting import (
-    Clock,
-    Countdown,
-    RealClock,
-    Waited,
-    check_horizon,
-    decision_record,
-    make_clock,
-    unplanned_record,
-    wait_for_window,
-)
+from ..scheduling.outlook import check_reach
+from ..scheduling.waiting import Say, Waited, quiet, wait_for_window
 from ..scheduling.waiting_state import begin_wait
-from ..signals import stop_requests
+from ..signals import stop_requests, stopped_by
 from ..timeutil import iso
 
 
-def write_outputs(decision: dict, series: Optional[IntensitySeries]) -> None:
-    """Without a series (stopped before any plan) an earlier decision's horizon must not outlive it: removed."""
-    if series is None:
-        HORIZON_JSON.unlink(missing_ok=True)
-        INTENSITY_CSV.unlink(missing_ok=True)
-    else:
-        write_horizon(decision, series)
-    write_json(DECISION_JSON, decision)
-    write_json(
-        SCHEDULE_METRICS,
-        {
-            "rule": decision["rule"],
-            "mode": decision["mode"],
-            "source": decision["source"],
-            "sources_failed": len(decision["source_failures"]),
-            "clock": decision["clock"],
-            "interrupted": decision["interrupted"],
-            "wait_hours": None if decision["wait_seconds"] is None else decision["wait_seconds"] / 3600,
-            "chunks": len(decision["chunks"]),
-            "initial_intensity_g_per_kwh": decision["initial_intensity_g_per_kwh"],
-            "expected_mean_intensity_g_per_kwh": decision["expected_mean_intensity_g_per_kwh"],
-            "expected_saving_vs_now_pct": decision["expected_saving_vs_now_pct"],
-        },
-    )
-
-
-def run_stage(params: Params, report: Callable[[str], None], clock: Optional[Clock] = None, **source_options: Any) -> dict:
+def run_stage(params: Params, say: Say = quiet, clock: Optional[Clock] = None, **source_options: Any) -> Decision:
     estimate = expected_duration(params)
-    check_horizon(params, estimate.seconds)
+    check_reach(params, estimate.seconds)
     clock = clock or make_clock(params)
-    state = begin_wait(params, clock.now(), report)
+    state = begin_wait(params, clock.now(), say)
     waited: Optional[Waited] = None
-    wait = dict(submitted=state.submitted, on_plan=state.planned, **source_options)
     # SIGTERM ends a wait as Ctrl-C does, with what is known recorded: in the first fetch too.
     with stop_requests(interrupt=True) as received:
         try:
-            if not isinstance(clock, RealClock):
-                waited = wait_for_window(params, estimate.seconds, clock, report, **wait)
-            else:  # a countdown only where someone may be watching the wall clock
-                with Countdown(clock) as countdown:
-                    waited = wait_for_window(params, estimate.seconds, clock, report, countdown.pause, **wait)
+            waited = wait_for_window(
+                params, estimate.seconds, clock, say, submitted=state.submitted, on_plan=state.planned, **source_options
+            )
         except KeyboardInterrupt:  # in the first fetch, before any plan
             pass
-    finished = waited is not None and waited.started is not None
-    stopped = None if finished else signal.Signals(received[0] if received else signal.SIGINT)
+    stopped = None if waited is not None and waited.started is not None else stopped_by(received)
     if stopped is not None:
         state.stopped(stopped.name, clock.now())
-    decision = {
-        **(unplanned_record(params, state.submitted, estimate) if waited is None else decision_record(params, waited, estimate)),
-        "latest_start": iso(state.submitted + params.scheduler.max_wait),
-        "signal": None if stopped is None else stopped.name,
-        "resumed_wait": state.record(),
-    }
-    write_outputs(decision, None if waited is None else waited.outlook.series)
+    if waited is None:
+        decision = undecided(params, state.submitted, estimate)
+    else:
+        decision = decided(params, waited, estimate)
+    decision = dataclasses.replace(decision, signal=None if stopped is None else stopped.name, resumed_wait=state.record())
+    if waited is None:
+        remove_horizon()
+    else:
+        series = waited.outlook.series
+        write_horizon(Horizon(decision.submitted, decision.clock, series, decision.source_chain, decision.source_failures))
+    write_decision(decision)
     if stopped is None:
         state.remove()  # decided: nothing left to resume
         return decision
     where = "before the planned start" if waited is not None else "during the first fetch, before any plan"
     raise Interrupted(
         f"wait-for-window: stopped by {stopped.name} at {iso(clock.now())} {where}; recorded in {DECISION_JSON}",
-        exit_code=128 + stopped,
+        stopped,
     )

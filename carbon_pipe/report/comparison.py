@@ -6,14 +6,14 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from ..artifacts import read_json, write_csv
+from ..artifacts import write_csv
 from ..emissions.accounting import Decomposition, profile_emissions_kg, without_pauses
 from ..errors import ArtifactError
-from ..intensity.horizon import load_horizon
+from ..intensity.horizon import Horizon
+from ..intensity.series import IntensitySeries
 from ..layout import (
     CUMULATIVE_CSV,
     CUMULATIVE_PNG,
-    DECISION_JSON,
     EPOCHS_CSV,
     EPOCHS_PNG,
     RUNS,
@@ -21,6 +21,7 @@ from ..layout import (
     TIMELINE_PNG,
     train_dir,
 )
+from ..scheduling.decision import Decision
 from ..timeutil import format_duration, parse_instant
 from . import charts
 from .plot_data import cumulative_emissions, cumulative_frame, epochs_frame, run_span, timeline_frame, window_spans
@@ -34,8 +35,9 @@ def _scaled(value: float | None, factor: float) -> float | None:
     return None if value is None else value * factor
 
 
-def _clock_time(instant: str) -> str:
-    return datetime.fromtimestamp(parse_instant(instant), tz=timezone.utc).strftime("%H:%M UTC")
+def _clock_time(instant: str | float) -> str:
+    moment = parse_instant(instant) if isinstance(instant, str) else instant
+    return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%H:%M UTC")
 
 
 def read_run_csv(run_name: str, filename: str) -> pd.DataFrame:
@@ -53,8 +55,7 @@ def load_intervals(run_name: str) -> pd.DataFrame:
     return frame
 
 
-def compare(baseline: dict, optimized: dict) -> dict:
-    _, series = load_horizon()
+def compare(baseline: dict, optimized: dict, series: IntensitySeries) -> dict:
     base_iv, opt_iv = load_intervals("baseline"), load_intervals("optimized")
     comparable = bool(len(base_iv)) and bool(len(opt_iv))
 
@@ -236,14 +237,14 @@ def render_report(result: dict, baseline: dict, optimized: dict, figures: tuple[
     return "\n".join(lines) + "\n"
 
 
-def write_plots(baseline: dict, optimized: dict) -> tuple[tuple[str, str, str], ...]:
+def write_plots(
+    baseline: dict, optimized: dict, horizon: Horizon, decision: Decision
+) -> tuple[tuple[str, str, str], ...]:
     """Write the plot data (for DVC) and the PNG charts (for the report); return the report's figures."""
-    horizon, series = load_horizon()
-    decision = read_json(DECISION_JSON)
-    submitted = parse_instant(horizon["now"])
+    series, submitted = horizon.series, horizon.submitted
     summaries = {"baseline": baseline, "optimized": optimized}
 
-    baseline_span, windows = run_span(baseline), window_spans(decision)
+    baseline_span, windows = run_span(baseline), window_spans(decision.chunks, decision.start, decision.expected_end)
     write_csv(TIMELINE_CSV, timeline_frame(series, submitted, {"baseline_run": [baseline_span], "optimized_window": windows}))
     epochs = epochs_frame({run: read_run_csv(run, "epochs.csv") for run in RUNS})
     write_csv(EPOCHS_CSV, epochs)
@@ -258,12 +259,12 @@ def write_plots(baseline: dict, optimized: dict) -> tuple[tuple[str, str, str], 
     charts.draw_timeline(
         TIMELINE_PNG,
         series,
-        (submitted, submitted + decision["max_wait_seconds"]),
+        (submitted, decision.latest_start),
         (f"baseline run: {_clock_time(baseline['scheduler_metrics']['start'])}, "
          f"{format_duration(baseline_span[1] - baseline_span[0])}, {intensity('baseline')}", baseline_span),
-        (f"optimized {plan}: {_clock_time(decision['start'])}, expected "
-         f"{decision['expected_mean_intensity_g_per_kwh']:.0f} g/kWh", windows),
-        f"Grid carbon intensity ({series.source}, {series.region}, {horizon['clock']} clock) and when each run sat",
+        (f"optimized {plan}: {_clock_time(decision.start)}, expected {decision.expected_mean_intensity:.0f} g/kWh",
+         windows),
+        f"Grid carbon intensity ({series.source}, {series.region}, {horizon.clock} clock) and when each run sat",
     )
     charts.draw_epochs(EPOCHS_PNG, epochs, RUNS)
     charts.draw_cumulative(

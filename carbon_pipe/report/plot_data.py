@@ -6,7 +6,7 @@ Pure: frames and dicts in, frames out; compare.py reads the files and writes the
 from __future__ import annotations
 
 from functools import reduce
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,10 +26,9 @@ def run_span(summary: dict) -> Span:
     return start, start + summary["training_metrics"]["total_time_seconds"]
 
 
-def window_spans(decision: dict) -> list[Span]:
-    """Where the scheduler put the optimized run: each chunk of an interruptible plan, else the one window."""
-    chunks = decision.get("chunks") or [{"start": decision["start"], "end": decision["expected_end"]}]
-    return [(parse_instant(chunk["start"]), parse_instant(chunk["end"])) for chunk in chunks]
+def window_spans(chunks: Sequence[Any], start: float, end: float) -> list[Span]:
+    """Where the scheduler put the optimized run: each planned chunk (with .start and .end), else the one window."""
+    return [(chunk.start, chunk.end) for chunk in chunks] or [(start, end)]
 
 
 def timeline_frame(series: IntensitySeries, submitted: float, marks: Mapping[str, Sequence[Span]]) -> pd.DataFrame:

@@ -11,10 +11,11 @@ from typing import Any
 from ..errors import SourceError, UsageError
 from ..intensity.series import IntensitySeries
 from ..intensity.settings import carbon_for
-from ..intensity.sources import Fetched, SourceFailure, fetch_from, fetch_series
+from ..intensity.sources import Fetched, SourceFailure, fetch_from, fetch_series, on_source_failure
 from ..params import Params, SchedulerParams
 from ..timeutil import iso
 from . import planner
+from .decision import chunk_records
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -37,6 +38,21 @@ class Outlook:
         return {**self.fetched.record(), "source_failures": [failure.to_dict() for failure in self.failures]}
 
 
+def latest_start(params: Params, submitted: float) -> float:
+    """The latest a flexible job submitted at `submitted` may start: the deadline every wait keeps."""
+    return submitted + params.scheduler.max_wait
+
+
+def check_reach(params: Params, duration: float) -> None:
+    """carbon.horizon, how far ahead intensities are fetched, must reach past the latest start and the job."""
+    needed = params.scheduler.max_wait + duration
+    if params.carbon.horizon < needed:
+        raise UsageError(
+            "carbon.horizon: must cover scheduler.max_wait + the expected duration "
+            f"({needed / 3600:g} h), got {params.carbon.horizon / 3600:g} h"
+        )
+
+
 def plan_window(
     series: IntensitySeries, now: float, latest_start: float, scheduler: SchedulerParams, duration: float,
     deadline: float | None = None,
@@ -51,7 +67,9 @@ def plan_window(
         return planner.threshold_start(series, now, latest, duration, scheduler.threshold)
     if scheduler.mode == "interruptible":
         finish_by = latest + duration if deadline is None else deadline
-        return planner.interruptible_plan(series, now, finish_by, duration, scheduler.min_chunk, scheduler.min_saving_pct)
+        return planner.interruptible_plan(
+            series, now, finish_by, duration, scheduler.min_chunk, scheduler.min_saving_pct
+        )
     return planner.lowest_mean_start(series, now, latest, duration, scheduler.min_saving_pct)
 
 
@@ -73,22 +91,19 @@ def look_ahead(
     interruptible job's `deadline`); one that does not counts as failed. Alternatives that fail are skipped and
     recorded (an error with fallback off).
     """
-    latest_start = submitted + params.scheduler.max_wait
-    need_until = max(now, latest_start) + duration if deadline is None else deadline
+    latest = latest_start(params, submitted)
+    need_until = max(now, latest) + duration if deadline is None else deadline
     end = max(submitted + params.carbon.horizon, need_until)
     primary = fetch_series(params.carbon, submitted, end, need_until, **options)
-    candidates = [(primary, _planned(primary, now, latest_start, params, duration, deadline))]
+    candidates = [(primary, _planned(primary, now, latest, params, duration, deadline))]
     failures = list(primary.failures)
     for place in params.carbon.alternatives:
         carbon = carbon_for(params.carbon, place.source, place.region)
-        try:
+        where = (place.source, place.region)
+        with on_source_failure(params.carbon, lambda error: failures.append(SourceFailure(*where, error))):
             series, _ = fetch_from(carbon, place.source, submitted, end, need_until, **options)
             fetched = Fetched(series, (place.source,), ())
-            candidates.append((fetched, _planned(fetched, now, latest_start, params, duration, deadline)))
-        except (SourceError, UsageError) as exc:
-            if not params.carbon.fallback:
-                raise
-            failures.append(SourceFailure(place.source, place.region, str(exc)))
+            candidates.append((fetched, _planned(fetched, now, latest, params, duration, deadline)))
     best = planner.cheapest_location([plan for _, plan in candidates])
     locations = tuple(
         {
@@ -105,14 +120,7 @@ def look_ahead(
     return Outlook(chosen, plan, locations if params.carbon.alternatives else (), tuple(failures))
 
 
-def chunk_records(plan: planner.Plan) -> list[dict[str, Any]]:
-    return [
-        {"start": iso(chunk.start), "end": iso(chunk.end), "expected_mean_intensity_g_per_kwh": chunk.mean_intensity}
-        for chunk in plan.chunks
-    ]
-
-
-def plan_report(outlook: Outlook, duration_source: str, duration_basis: str) -> dict[str, Any]:
+def plan_summary(outlook: Outlook, duration_source: str, duration_basis: str) -> dict[str, Any]:
     """`carbon-pipe plan --json`."""
     plan = outlook.plan
     return {
@@ -128,7 +136,7 @@ def plan_report(outlook: Outlook, duration_source: str, duration_basis: str) -> 
         "duration_seconds": plan.duration,
         "duration_source": duration_source,
         "duration_basis": duration_basis,
-        "chunks": chunk_records(plan),
+        "chunks": chunk_records(plan.chunks),
         "reason": plan.reason,
         **outlook.record(),
         "locations": list(outlook.locations),
@@ -136,7 +144,7 @@ def plan_report(outlook: Outlook, duration_source: str, duration_basis: str) -> 
     }
 
 
-def intensity_report(params: Params, now: float, **options: Any) -> dict[str, Any]:
+def intensity_summary(params: Params, now: float, **options: Any) -> dict[str, Any]:
     """`carbon-pipe intensity --json`: the value in force now and what follows it over the horizon."""
     fetched = fetch_series(params.carbon, now, now + params.carbon.horizon, now, with_details=True, **options)
     series, details = fetched.series, fetched.details
@@ -167,35 +175,43 @@ def sparkline(values: list[float]) -> str:
     return "".join(SPARK[min(len(SPARK) - 1, int((v - low) / span * len(SPARK)))] for v in values)
 
 
-def render_intensity(report: dict[str, Any]) -> str:
-    values = [point["carbon_intensity"] for point in report["forecast"]]
-    lowest = min(report["forecast"], key=lambda point: point["carbon_intensity"])
+def render_intensity(summary: dict[str, Any]) -> str:
+    values = [point["carbon_intensity"] for point in summary["forecast"]]
+    lowest = min(summary["forecast"], key=lambda point: point["carbon_intensity"])
     lines = [
-        f"{report['source']} {report['region']}: {report['current_intensity']:.0f} gCO2/kWh now ({report['now']})",
+        f"{summary['source']} {summary['region']}: {summary['current_intensity']:.0f} gCO2/kWh now ({summary['now']})",
         f"next {len(values)} points: {sparkline(values)}  {min(values):.0f}-{max(values):.0f} g/kWh, "
         f"lowest from {lowest['timestamp']}",
     ]
-    if "signal_index_percentile" in report:
-        lines.append(f"WattTime signal index: {report['signal_index_percentile']:.0f}th percentile")
-    lines += [f"{point['timestamp']}  {point['carbon_intensity']:7.1f}  {'forecast' if point['is_forecast'] else 'actual'}" for point in report["forecast"]]
-    lines += [f"fell back: {failure['error']}" for failure in report["source_failures"]]
-    lines += [f"note: {note}" for note in report["series_notes"]]
+    if "signal_index_percentile" in summary:
+        lines.append(f"WattTime signal index: {summary['signal_index_percentile']:.0f}th percentile")
+    lines += [
+        f"{point['timestamp']}  {point['carbon_intensity']:7.1f}  {'forecast' if point['is_forecast'] else 'actual'}"
+        for point in summary["forecast"]
+    ]
+    lines += [f"fell back: {failure['error']}" for failure in summary["source_failures"]]
+    lines += [f"note: {note}" for note in summary["series_notes"]]
     return "\n".join(lines)
 
 
-def render_plan(report: dict[str, Any]) -> str:
+def render_plan(summary: dict[str, Any]) -> str:
     lines = [
-        f"{report['source']} {report['region']}, {report['mode']} {report['rule']}: start {report['start']}, end {report['end']}",
-        f"expected {report['expected_mean_intensity']:.1f} g/kWh vs {report['now_mean_intensity']:.1f} now "
-        f"({report['saving_vs_now_pct']:.1f} % lower); duration {report['duration_seconds']:.0f} s from {report['duration_basis']}",
-        report["reason"],
+        f"{summary['source']} {summary['region']}, {summary['mode']} {summary['rule']}: "
+        f"start {summary['start']}, end {summary['end']}",
+        f"expected {summary['expected_mean_intensity']:.1f} g/kWh vs {summary['now_mean_intensity']:.1f} now "
+        f"({summary['saving_vs_now_pct']:.1f} % lower); "
+        f"duration {summary['duration_seconds']:.0f} s from {summary['duration_basis']}",
+        summary["reason"],
     ]
-    if len(report["chunks"]) > 1:
-        lines += [f"  chunk {c['start']} to {c['end']} at {c['expected_mean_intensity_g_per_kwh']:.1f} g/kWh" for c in report["chunks"]]
+    if len(summary["chunks"]) > 1:
+        lines += [
+            f"  chunk {c['start']} to {c['end']} at {c['expected_mean_intensity_g_per_kwh']:.1f} g/kWh"
+            for c in summary["chunks"]
+        ]
     lines += [
         f"  place {p['source']} {p['region']}: {p['expected_mean_intensity_g_per_kwh']:.1f} g/kWh from {p['start']}"
         + (" (chosen)" if p["chosen"] else "")
-        for p in report["locations"]
+        for p in summary["locations"]
     ]
-    lines += [f"fell back: {failure['error']}" for failure in report["source_failures"]]
+    lines += [f"fell back: {failure['error']}" for failure in summary["source_failures"]]
     return "\n".join(lines)

@@ -25,6 +25,7 @@ from ..artifacts import write_json
 from ..layout import WAIT_STATE
 from ..params import Params
 from ..timeutil import format_duration, iso, parse_instant
+from .outlook import latest_start
 
 if TYPE_CHECKING:
     from .outlook import Outlook
@@ -33,7 +34,7 @@ SET_ASIDE = WAIT_STATE.with_name(WAIT_STATE.name + ".set-aside")  # the last sta
 
 # What decides the stage's outputs, as dvc.yaml lists it for wait-for-window (deps relative to carbon_pipe/).
 SCHEDULING_PARAMS = ("carbon", "scheduler", "data.dataset", "data.train_limit", "train.epochs")
-SCHEDULING_CODE = ("pipeline/wait_for_window.py", "scheduling", "intensity", "datasets/catalog.py", "signals.py")
+SCHEDULING_CODE = ("pipeline/wait_for_window.py", "scheduling", "intensity", "datasets/catalog.py")
 PACKAGE = Path(__file__).resolve().parents[1]
 
 
@@ -70,7 +71,8 @@ class WaitState:
         self.save()
 
     def save(self) -> None:
-        write_json(WAIT_STATE, {"fingerprint": self.fingerprint, "submitted": iso(self.submitted), "attempts": self.attempts})
+        state = {"fingerprint": self.fingerprint, "submitted": iso(self.submitted), "attempts": self.attempts}
+        write_json(WAIT_STATE, state)
 
     @staticmethod
     def remove() -> None:
@@ -90,7 +92,7 @@ class WaitState:
         }
 
 
-def begin_wait(params: Params, now: float, report: Callable[[str], None]) -> WaitState:
+def begin_wait(params: Params, now: float, say: Callable[[str], None]) -> WaitState:
     """This attempt's state: the unfinished wait of the same job if one is recorded, else a wait submitted now."""
     fingerprint = wait_fingerprint(params)
     attempt = {"started": iso(now), "planned_start": None, "last_plan": None, "stopped_by": None, "stopped_at": None}
@@ -98,20 +100,20 @@ def begin_wait(params: Params, now: float, report: Callable[[str], None]) -> Wai
     if earlier is None:
         if why_not:
             WAIT_STATE.replace(SET_ASIDE)
-            report(f"wait-for-window: set aside {WAIT_STATE} ({why_not}; now {SET_ASIDE}): starting a fresh wait")
+            say(f"wait-for-window: set aside {WAIT_STATE} ({why_not}; now {SET_ASIDE}): starting a fresh wait")
         return WaitState(fingerprint, now, [attempt])
     state = WaitState(fingerprint, earlier.submitted, [*earlier.attempts, attempt])
-    latest_start = state.submitted + params.scheduler.max_wait
+    latest = latest_start(params, state.submitted)
     when = (
-        f"latest start {iso(latest_start)}, in {format_duration(latest_start - now)}"
-        if latest_start > now
-        else f"its latest start {iso(latest_start)} passed {format_duration(now - latest_start)} ago: starting now"
+        f"latest start {iso(latest)}, in {format_duration(latest - now)}"
+        if latest > now
+        else f"its latest start {iso(latest)} passed {format_duration(now - latest)} ago: starting now"
     )
-    report(f"wait-for-window: resuming the wait submitted at {iso(state.submitted)} (attempt {len(state.attempts)}; {when})")
+    say(f"wait-for-window: resuming the wait submitted at {iso(state.submitted)} (attempt {len(state.attempts)}; {when})")
     return state
 
 
-def read_state(fingerprint: str, now: float, horizon: float) -> tuple[Optional[WaitState], str]:
+def read_state(fingerprint: str, now: float, max_age: float) -> tuple[Optional[WaitState], str]:
     """The recorded wait of this job, or None and why it cannot be resumed ('' when there is none)."""
     try:
         raw = json.loads(WAIT_STATE.read_text(encoding="utf-8"))
@@ -129,6 +131,6 @@ def read_state(fingerprint: str, now: float, horizon: float) -> tuple[Optional[W
         return None, "an unfinished wait of other params or code"
     if submitted > now:
         return None, f"submitted at {iso(submitted)}, in the future"
-    if now - submitted > horizon:
-        return None, f"submitted more than carbon.horizon ({format_duration(horizon)}) ago, at {iso(submitted)}"
+    if now - submitted > max_age:
+        return None, f"submitted more than carbon.horizon ({format_duration(max_age)}) ago, at {iso(submitted)}"
     return WaitState(fingerprint, submitted, attempts), ""

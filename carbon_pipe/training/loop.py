@@ -25,14 +25,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from ..artifacts import md5sum, read_json, save_torch, write_bytes, write_csv, write_json
+from ..artifacts import md5sum, save_torch, write_bytes, write_csv, write_json
 from ..emissions.accounting import emissions_kg, interval_intensity
 from ..emissions.meter import EnergyJournal, EnergyMeter
 from ..errors import ArtifactError, TrainingStopped
-from ..intensity.horizon import load_horizon
+from ..intensity.horizon import Horizon, read_horizon
 from ..intensity.series import IntensitySeries
-from ..layout import DATASET_FILE, DECISION_JSON, resume_dir, run_metrics, train_dir
+from ..layout import DATASET_FILE, resume_dir, run_metrics, train_dir
 from ..params import Params, RunParams
+from ..scheduling.decision import read_decision
 from ..signals import stop_requests
 from ..timeutil import iso, parse_instant
 from . import distributed
@@ -56,7 +57,7 @@ class Segment:
     note: dict = field(default_factory=dict)
 
 
-def clock_start(run_name: str, horizon: dict) -> tuple[float, str, bool]:
+def clock_start(run_name: str, horizon: Horizon) -> tuple[float, str, bool]:
     """Where the run starts on the pipeline clock, why, and whether its later segments follow the wall clock.
 
     The baseline is the carbon-unaware reference: it starts when the job was submitted. The optimized run
@@ -64,16 +65,14 @@ def clock_start(run_name: str, horizon: dict) -> tuple[float, str, bool]:
     starts follow the wall clock; simulated and counterfactual placements put segments back to back.
     """
     if run_name == "baseline":
-        return parse_instant(horizon["now"]), "submission time (carbon-unaware: no waiting)", False
-    decision = read_json(DECISION_JSON)
-    if decision.get("interrupted"):
-        raise ArtifactError(f"{DECISION_JSON}: wait-for-window was interrupted before a start was chosen; run it again")
-    if horizon["clock"] == "simulated":
-        return parse_instant(decision["start"]), f"scheduled start ({decision['rule']} rule, simulated clock)", False
+        return horizon.submitted, "submission time (carbon-unaware: no waiting)", False
+    decision = read_decision()
+    if horizon.simulated:
+        return decision.start, f"scheduled start ({decision.rule} rule, simulated clock)", False
     return time.time(), "actual start after waiting (real clock)", True
 
 
-def resume_folder(params: Params, run_name: str, horizon: dict, world_size: int) -> ResumeFolder:
+def resume_folder(params: Params, run_name: str, horizon: Horizon, world_size: int) -> ResumeFolder:
     """The run's resume folder, with the fingerprint of everything that decides its training state."""
     start_on_clock, _, follows_wall_clock = clock_start(run_name, horizon)
     return ResumeFolder(
@@ -87,14 +86,14 @@ def resume_folder(params: Params, run_name: str, horizon: dict, world_size: int)
             },
             dataset_md5=md5sum(DATASET_FILE),
             world_size=world_size,
-            clock=horizon["now"] if follows_wall_clock else iso(start_on_clock),
+            clock=iso(horizon.submitted if follows_wall_clock else start_on_clock),
         ),
     )
 
 
 def saved_state(params: Params, run_name: str) -> dict | None:
     """The checkpoint a stopped attempt of this exact run left to resume from, or None."""
-    horizon, _ = load_horizon()
+    horizon = read_horizon()
     return resume_folder(params, run_name, horizon, int(os.environ.get("WORLD_SIZE", "1"))).load()
 
 
@@ -209,7 +208,8 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job)
     device = job.device
 
     # -- where the run sits on the pipeline clock, and the intensities it will be charged
-    horizon, series = load_horizon()
+    horizon = read_horizon()
+    series = horizon.series
     start_on_clock, placement, follows_wall_clock = clock_start(run_name, horizon)
 
     # -- data, as whole uint8 tensors on the device (no per-sample PIL, no DataLoader workers)
@@ -542,7 +542,7 @@ def energy_intervals(rows: list[dict], series: IntensitySeries) -> pd.DataFrame:
 
 def summarize(
     run_name: str, run: RunParams, epochs: list[dict], train_seconds: float, intervals: pd.DataFrame,
-    energy_errors: list[str], report, series: IntensitySeries, start_on_clock: float, placement: str, horizon: dict,
+    energy_errors: list[str], report, series: IntensitySeries, start_on_clock: float, placement: str, horizon: Horizon,
 ) -> dict:
     last = epochs[-1]
     known = len(intervals) > 0 and not energy_errors
@@ -573,7 +573,7 @@ def summarize(
             "avg_power_watts": energy * 3.6e6 / tracked_seconds if energy is not None and tracked_seconds else None,
             "mean_intensity_g_per_kwh": 1000 * emissions / energy if energy else None,
             "intensity_source": series.source,
-            "intensity_source_failures": horizon.get("source_failures", []),  # sources that failed before it served
+            "intensity_source_failures": list(horizon.source_failures),  # sources that failed before it served
             "energy_method": report.method if known and report is not None else "unknown",
             "energy_error": "; ".join(energy_errors) or (None if known else "CodeCarbon recorded no measurement"),
             "codecarbon_static_average_emissions_kg": static_factor * energy if static_factor is not None else None,
@@ -583,11 +583,11 @@ def summarize(
             ),
         },
         "scheduler_metrics": {
-            "clock": horizon["clock"],
-            "simulated_clock": horizon["clock"] == "simulated",
+            "clock": horizon.clock,
+            "simulated_clock": horizon.simulated,
             "placement": placement,
             "start": iso(start_on_clock),
-            "wait_seconds": start_on_clock - parse_instant(horizon["now"]),
+            "wait_seconds": start_on_clock - horizon.submitted,
             "initial_intensity_g_per_kwh": series.at(start_on_clock),
             "training_intensity_g_per_kwh": 1000 * emissions / energy if energy else None,
         },

@@ -23,12 +23,14 @@ from itertools import accumulate, pairwise
 from typing import Callable, Optional, Sequence
 
 from ..artifacts import read_json, write_json
-from ..errors import ArtifactError, SourceError, TrainingStopped, UsageError
+from ..errors import SourceError, TrainingStopped, UsageError
 from ..intensity.settings import carbon_for
-from ..layout import DECISION_JSON, resume_dir, run_metrics
+from ..layout import resume_dir, run_metrics
 from ..params import Params
+from ..scheduling.clock import Clock, RealClock
+from ..scheduling.decision import Decision, read_decision
 from ..scheduling.planner import Chunk
-from ..scheduling.waiting import Clock, Countdown, Pause, RealClock, wait_for_window
+from ..scheduling.waiting import Pause, wait_for_window
 from ..signals import stop_requests
 from ..timeutil import format_duration, iso, parse_instant
 from . import distributed
@@ -65,27 +67,25 @@ def train_run(
     """
     if run_name != RUN:
         return run_training(params, run_name)
-    decision = read_json(DECISION_JSON)
-    if decision.get("interrupted"):
-        raise ArtifactError(f"{DECISION_JSON}: wait-for-window was interrupted before a start was chosen; run it again")
+    decision = read_decision()
     job = distributed.start(params.train.device)  # one process group for all the chunks
     try:
-        if decision["mode"] != "interruptible" and (decision["clock"] == "simulated" or job.distributed):
+        if decision.mode != "interruptible" and (decision.clock == "simulated" or job.distributed):
             return train(params, RUN, Segment(), job)  # one go; torchrun ranks do not re-plan on their own
-        if decision["clock"] == "simulated":
+        if decision.clock == "simulated":
             summary = follow_recorded_plan(params, decision, job, report if job.is_main else lambda line: None)
         else:
             summary = follow_live_plan(params, decision, job, clock or RealClock(), report, pause)
     finally:
         distributed.stop()
     if summary is not None:  # rank 0: the chunks as they ran, beside the rest of the run's summary
-        chunks, pauses = chunk_report(summary["training_metrics"]["segment_log"], slept=decision["clock"] == "real")
+        chunks, pauses = chunk_report(summary["training_metrics"]["segment_log"], slept=decision.slept)
         summary["scheduler_metrics"].update(
-            planned_chunks=len(decision["chunks"]),
+            planned_chunks=len(decision.chunks),
             chunks=chunks,
             pauses=pauses,
             paused_seconds=sum(pause["seconds"] for pause in pauses),
-            chunk_mapping=MAPPING[decision["clock"]],
+            chunk_mapping=MAPPING[decision.clock],
         )
         write_json(run_metrics(RUN), summary)
     return summary
@@ -98,9 +98,9 @@ def step_targets(durations: Sequence[float], steps: int) -> list[int]:
 
 
 def follow_recorded_plan(
-    params: Params, decision: dict, job: distributed.Job, report: Callable[[str], None]
+    params: Params, decision: Decision, job: distributed.Job, report: Callable[[str], None]
 ) -> dict | None:
-    chunks = [(parse_instant(chunk["start"]), parse_instant(chunk["end"])) for chunk in decision["chunks"]]
+    chunks = [(chunk.start, chunk.end) for chunk in decision.chunks]
     steps = total_steps(params, RUN)
     targets = step_targets([end - start for start, end in chunks], steps)
     saved = saved_state(params, RUN)
@@ -127,7 +127,7 @@ def follow_recorded_plan(
 
 
 def follow_live_plan(
-    params: Params, decision: dict, job: distributed.Job, clock: Clock, report: Callable[[str], None],
+    params: Params, decision: Decision, job: distributed.Job, clock: Clock, report: Callable[[str], None],
     pause: Optional[Pause],
 ) -> dict | None:
     if job.distributed:
@@ -136,15 +136,14 @@ def follow_live_plan(
             "re-plan on their own); use one process or the simulated clock"
         )
     steps = total_steps(params, RUN)
-    submitted, planned = parse_instant(decision["now"]), decision["expected_duration_seconds"]
-    deadline = submitted + decision["max_wait_seconds"] + planned
+    submitted, planned, deadline = decision.submitted, decision.expected_duration, decision.deadline
     place = at_chosen_place(params, decision)
     interruptions_file = resume_dir(RUN) / INTERRUPTIONS
     saved = saved_state(params, RUN)
     interruptions = read_json(interruptions_file) if saved and interruptions_file.is_file() else []
     index = max((entry.get("chunk", 0) for entry in saved["segment_log"]), default=0) if saved else 0
     # A fresh run starts in the chunk wait-for-window waited for; a resumed one (or one outside that chunk) re-plans.
-    chunks = [] if saved else [Chunk(parse_instant(c["start"]), parse_instant(c["end"]), 0.0) for c in decision["chunks"]]
+    chunks = [] if saved else list(decision.chunks)
     waited: dict = {}
     while True:
         step = saved["step"] if saved else 0
@@ -243,15 +242,12 @@ def wait_for_next(
     submitted: float, deadline: float, left: float,
 ):
     """wait-for-window's waiting loop for the work left, with its countdown where someone may watch the wall clock."""
-    if isinstance(clock, RealClock) and pause is None:
-        with Countdown(clock) as countdown:
-            return wait_for_window(params, left, clock, report, countdown.pause, submitted, deadline)
     return wait_for_window(params, left, clock, report, pause, submitted, deadline)
 
 
-def at_chosen_place(params: Params, decision: dict) -> Params:
+def at_chosen_place(params: Params, decision: Decision) -> Params:
     """Params that plan only where wait-for-window put the job: the run is charged that place's intensities."""
-    chosen = next((i for i, place in enumerate(decision["locations"]) if place["chosen"]), 0)
+    chosen = decision.chosen_place
     carbon = params.carbon
     if chosen > 0:
         place = carbon.alternatives[chosen - 1]

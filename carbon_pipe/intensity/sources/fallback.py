@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from ...errors import SourceError, UsageError
 from ...secrets import redact_data
@@ -37,8 +38,26 @@ class Fetched:
         return {"source_chain": list(self.chain), "source_failures": [failure.to_dict() for failure in self.failures]}
 
 
+@contextmanager
+def on_source_failure(carbon: CarbonParams, record: Callable[[str], None]) -> Iterator[None]:
+    """The one rule for a source that fails (SourceError, UsageError): with `carbon.fallback` on, its error line goes
+    to `record` and the block ends there, so the caller falls back; with fallback off it is raised."""
+    try:
+        yield
+    except (SourceError, UsageError) as exc:
+        if not carbon.fallback:
+            raise
+        record(str(exc))
+
+
 def fetch_from(
-    carbon: CarbonParams, name: str, start: float, end: float, need_until: float, with_details: bool = False, **options: Any
+    carbon: CarbonParams,
+    name: str,
+    start: float,
+    end: float,
+    need_until: float,
+    with_details: bool = False,
+    **options: Any,
 ) -> tuple[IntensitySeries, dict[str, Any]]:
     """One source's series from `start` towards `end` (and its details, if asked; they quote the payload, so
     they are redacted); a series ending before `need_until` is a failure."""
@@ -53,17 +72,18 @@ def fetch_from(
 
 
 def fetch_series(
-    carbon: CarbonParams, start: float, end: float, need_until: float, with_details: bool = False, **options: Any
+    carbon: CarbonParams,
+    start: float,
+    end: float,
+    need_until: float,
+    with_details: bool = False,
+    **options: Any,
 ) -> Fetched:
     """The first source of the chain that delivers. With `carbon.fallback: false` the first failure is raised."""
     failures: list[SourceFailure] = []
     for name in carbon.sources:
-        try:
+        where = (name, configured_region(carbon, name))
+        with on_source_failure(carbon, lambda error: failures.append(SourceFailure(*where, error))):
             series, details = fetch_from(carbon, name, start, end, need_until, with_details, **options)
-        except (SourceError, UsageError) as exc:
-            if not carbon.fallback:
-                raise
-            failures.append(SourceFailure(name, configured_region(carbon, name), str(exc)))
-            continue
-        return Fetched(series, tuple(carbon.sources), tuple(failures), details)
+            return Fetched(series, tuple(carbon.sources), tuple(failures), details)
     raise SourceError("every source failed: " + "; ".join(failure.error for failure in failures))
