@@ -42,9 +42,8 @@ def write_trace(path: Path, submitted: float, job: float) -> None:
 def main() -> None:
     args = parse_args()
     from carbon_pipe.params import parse_params
-    from carbon_pipe.pipeline import compare, wait_for_window
+    from carbon_pipe.pipeline import compare, train_baseline, train_optimized, wait_for_window
     from carbon_pipe.timeutil import parse_instant
-    from carbon_pipe.training import segments as pausing
 
     raw = project_params(
         data={"train_limit": args.train_samples, "test_limit": args.test_samples},
@@ -52,7 +51,7 @@ def main() -> None:
         energy={"measure_power_secs": 1},
     )
     with scratch_project(raw, "carbon-pipe-interruptible-") as folder:
-        calibration = pausing.train_run(parse_params(raw), "optimized")
+        calibration = train_optimized.run_stage(parse_params(raw))
         measured = calibration["training_metrics"]["total_time_seconds"]
         job = max(2, 2 * round(measured / 2))
         write_trace(folder / "trace.csv", parse_instant(raw["scheduler"]["now"]), job)
@@ -66,13 +65,15 @@ def main() -> None:
             params = parse_params(raw)
             decision = wait_for_window.run_stage(params, say=lambda line: None).record()
             if mode == "flexible":
-                pausing.train_run(params, "baseline")
-            summary = pausing.train_run(params, "optimized")
+                train_baseline.run_stage(params)
+            summary = train_optimized.run_stage(params)
             models[mode] = hashlib.sha256((folder / "stages/train-optimized/model.pt").read_bytes()).hexdigest()
             rows[mode] = (decision, summary, compare.run_stage())
 
-    print(f"job: {measured:.1f} s measured, planned as {job} s ({args.train_samples} samples x {args.epochs} epoch(s)); "
-          f"trace: 400 g/kWh, 200 then 100 from 21:00 ({job // 2} s each), 100 at 23:00 ({job // 2} s); baseline at 18:00")
+    print(
+        f"job: {measured:.1f} s measured, planned as {job} s ({args.train_samples} samples x {args.epochs} epoch(s)); "
+        f"trace: 400 g/kWh, 200 then 100 from 21:00 ({job // 2} s each), 100 at 23:00 ({job // 2} s); baseline at 18:00"
+    )
     print("| plan | planned chunks (UTC) | expected g/kWh | ran in | measured g/kWh | energy Wh | CO2 mg "
           "| reduction % | schedule mg | configuration mg |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -86,8 +87,13 @@ def main() -> None:
               f"| {carbon['total_emissions_kg'] * 1e6:.3f} | {result['carbon_savings']['reduction_percentage']:.1f} "
               f"| {split['schedule_effect_kg'] * 1e6:.3f} | {split['configuration_effect_kg'] * 1e6:.3f} |")
     baseline = rows["flexible"][2]["carbon_savings"]["baseline_emissions_kg"]
-    flexible, chunked = (rows[mode][1]["carbon_metrics"]["total_emissions_kg"] for mode in ("flexible", "interruptible"))
-    print(f"baseline: {baseline * 1e6:.3f} mg CO2; interruptible vs flexible: {100 * (1 - chunked / flexible):.1f} % less CO2")
+    flexible, chunked = (
+        rows[mode][1]["carbon_metrics"]["total_emissions_kg"] for mode in ("flexible", "interruptible")
+    )
+    print(
+        f"baseline: {baseline * 1e6:.3f} mg CO2; "
+        f"interruptible vs flexible: {100 * (1 - chunked / flexible):.1f} % less CO2"
+    )
     for chunk in rows["interruptible"][1]["scheduler_metrics"]["chunks"]:
         print(f"  chunk {chunk['chunk']}: planned {chunk['planned_start'][11:19]}-{chunk['planned_end'][11:19]}, "
               f"ran {chunk['start'][11:19]}-{chunk['end'][11:19]}, steps {chunk['first_step']}-{chunk['last_step']}")

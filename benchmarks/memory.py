@@ -3,8 +3,9 @@
     python benchmarks/memory.py [--effective-batch 256] [--steps 8] [--device auto] [--mixed-precision]
 
 Each configuration runs in a fresh process (a process's peak RSS never goes down, so one process cannot measure
-several), training SimpleCNN with the pipeline's own `accumulate_gradients` on MNIST-shaped uint8 data held on the
-device, for a few optimizer steps. On CUDA the figure is the caching allocator's max_memory_allocated (and
+several), training params.yaml's model (SimpleCNN) with the pipeline's own Trainer (`build_trainer`, `Trainer.step`:
+the same model, optimizer, precision and accumulation as `carbon-pipe train`) on MNIST-shaped uint8 data held on
+the device, for a few optimizer steps. On CUDA the figure is the caching allocator's max_memory_allocated (and
 reserved) after a reset at the start of training; on CPU it is the process's peak RSS, which includes the
 Python/PyTorch runtime and the data, so the table also shows the part added by training (peak minus the RSS just
 before the first step).
@@ -17,7 +18,11 @@ import json
 import resource
 import subprocess
 import sys
-from contextlib import nullcontext
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import project_params  # noqa: E402
 
 ACCUMULATIONS = (1, 2, 4, 8)
 
@@ -37,32 +42,30 @@ def measure(args: argparse.Namespace, accumulation: int) -> dict:
     import psutil
     import torch
 
-    from carbon_pipe.training.distributed import pick_device
-    from carbon_pipe.training.loop import DeviceData, accumulate_gradients, pick_precision
-    from carbon_pipe.training.model import SimpleCNN
+    from carbon_pipe.params import parse_params
+    from carbon_pipe.training import distributed
+    from carbon_pipe.training.trainer import DeviceData, Splits, build_trainer
 
-    device = pick_device(args.device)
+    job = distributed.start(args.device)
+    device = job.device
     generator = torch.Generator().manual_seed(0)
     samples = args.effective_batch * args.steps
     images = torch.randint(0, 256, (samples, 1, 28, 28), dtype=torch.uint8, generator=generator).to(device)
     labels = torch.randint(0, 10, (samples,), generator=generator).to(device)
     data = DeviceData(images, labels, torch.full((1, 1, 1, 1), 0.1307, device=device),
                       torch.full((1, 1, 1, 1), 0.3081, device=device))
+    configuration = {"batch_size": args.effective_batch // accumulation, "gradient_accumulation_steps": accumulation,
+                     "mixed_precision": args.mixed_precision}
+    params = parse_params(project_params(baseline=configuration))
     torch.manual_seed(0)
-    model = SimpleCNN().to(device).train()
-    optimizer = torch.optim.Adam(model.parameters())
-    dtype, precision = pick_precision(args.mixed_precision, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype is not None else nullcontext
+    trainer = build_trainer(params, params.baseline, Splits(data, data, [str(d) for d in range(10)], "random"), job)
+    trainer.model.train()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rss_before = psutil.Process().memory_info().rss / 2**20
     for group in torch.arange(samples, device=device).split(args.effective_batch):
-        optimizer.zero_grad(set_to_none=True)
-        accumulate_gradients(model, data, group, len(group), args.effective_batch // accumulation, autocast, scaler)
-        scaler.step(optimizer)
-        scaler.update()
-    result = {"device": device.type, "precision": precision,
+        trainer.step(data, group)
+    result = {"device": device.type, "precision": trainer.precision,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_before_mb": rss_before}
     if device.type == "cuda":
         result["peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -85,13 +88,16 @@ def main() -> None:
         rows.append((accumulation, json.loads(output.strip().splitlines()[-1])))
     first = rows[0][1]
     cuda = first["device"] == "cuda"
-    print(f"peak memory on {first['device']}, SimpleCNN, {first['precision']}, effective batch {args.effective_batch}, "
+    print(f"peak memory on {first['device']}, params.yaml's model, {first['precision']}, "
+          f"effective batch {args.effective_batch}, "
           f"{args.steps} optimizer steps per configuration, one process each")
     if cuda:
         print(f"{'accumulation':>12}{'micro-batch':>12}{'allocated MB':>14}{'reserved MB':>13}{'vs x1':>8}")
         for accumulation, result in rows:
-            print(f"{accumulation:>12}{args.effective_batch // accumulation:>12}{result['peak_allocated_mb']:>14.1f}"
-                  f"{result['peak_reserved_mb']:>13.1f}{result['peak_allocated_mb'] / first['peak_allocated_mb']:>8.2f}")
+            print(
+                f"{accumulation:>12}{args.effective_batch // accumulation:>12}{result['peak_allocated_mb']:>14.1f}"
+                f"{result['peak_reserved_mb']:>13.1f}{result['peak_allocated_mb'] / first['peak_allocated_mb']:>8.2f}"
+            )
         return
     print(f"{'accumulation':>12}{'micro-batch':>12}{'peak RSS MB':>13}{'training MB':>13}{'vs x1':>8}")
     for accumulation, result in rows:

@@ -2,11 +2,12 @@
 
     python benchmarks/throughput.py [--train-samples 8192] [--epochs 3] [--batch-size 64] [--device auto]
 
-All three train SimpleCNN with Adam in fp32 on the same MNIST subset and batch size, on the same device:
+All three train SimpleCNN with Adam in fp32 on the same MNIST subset and batch size, on the same device, each with
+the model and optimizer the pipeline builds for the baseline configuration (`build_trainer`):
 
-- pipeline: `carbon-pipe train`'s own loop (run_training for the baseline config: uint8 tensors on the device,
-  per-batch normalisation, exact accumulation, LR schedule, progress bar, step checkpoints, CodeCarbon running);
-  its samples/s is what epochs.csv reports (training part of each epoch);
+- pipeline: `carbon-pipe train`'s own loop (train-baseline's stage: uint8 tensors on the device, per-batch
+  normalisation, exact accumulation, LR schedule, progress bar, step checkpoints, CodeCarbon running); its
+  samples/s is what epochs.csv reports (training part of each epoch);
 - bare: the shortest loop a PyTorch user writes over the same data pre-normalised as one float tensor;
 - per-sample: torchvision's MNIST dataset with ToTensor + Normalize through a DataLoader, as the reference
   implementation did (a PIL image per sample).
@@ -64,12 +65,15 @@ def timed_epochs(epochs: int, samples: int, device: torch.device, one_epoch) -> 
     return statistics.median(rates)
 
 
-def bare_loop(images: torch.Tensor, labels: torch.Tensor, args, learning_rate: float, device) -> float:
-    from carbon_pipe.training.model import SimpleCNN
-
+def model_and_optimizer(make_trainer):
+    """A fresh model (seed 0) and its Adam, as the pipeline builds them; the loops around them stay bare."""
     torch.manual_seed(0)
-    model = SimpleCNN().to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    trainer = make_trainer()
+    return trainer.model.train(), trainer.optimizer
+
+
+def bare_loop(images: torch.Tensor, labels: torch.Tensor, args, make_trainer, device) -> float:
+    model, optimizer = model_and_optimizer(make_trainer)
 
     def one_epoch() -> None:
         for batch in torch.randperm(len(labels), device=device).split(args.batch_size):
@@ -80,7 +84,7 @@ def bare_loop(images: torch.Tensor, labels: torch.Tensor, args, learning_rate: f
     return timed_epochs(args.epochs, len(labels), device, one_epoch)
 
 
-def per_sample_loop(args, learning_rate: float, device) -> float:
+def per_sample_loop(args, make_trainer, device) -> float:
     import tempfile
 
     from torch.utils.data import DataLoader, Subset
@@ -88,16 +92,13 @@ def per_sample_loop(args, learning_rate: float, device) -> float:
 
     from carbon_pipe.datasets.catalog import DATASETS
     from carbon_pipe.datasets.torchvision import load_torchvision
-    from carbon_pipe.training.model import SimpleCNN
 
     spec = DATASETS["mnist"]
     with tempfile.TemporaryDirectory() as root:
         train, _ = load_torchvision("mnist", Path(root))
         train.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(spec.mean, spec.std)])
         loader = DataLoader(Subset(train, range(args.train_samples)), batch_size=args.batch_size, shuffle=True)
-        torch.manual_seed(0)
-        model = SimpleCNN().to(device).train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+        model, optimizer = model_and_optimizer(make_trainer)
 
         def one_epoch() -> None:
             for images, labels in loader:
@@ -113,8 +114,9 @@ def main() -> None:
     args = parse_args()
     from carbon_pipe.layout import DATASET_FILE
     from carbon_pipe.params import parse_params
-    from carbon_pipe.training.distributed import pick_device
-    from carbon_pipe.training.loop import DeviceData, run_training
+    from carbon_pipe.pipeline import train_baseline
+    from carbon_pipe.training import distributed
+    from carbon_pipe.training.trainer import Splits, build_trainer
 
     params = project_params(
         data={"train_limit": args.train_samples, "test_limit": 1000},
@@ -122,23 +124,26 @@ def main() -> None:
         baseline={"batch_size": args.batch_size, "gradient_accumulation_steps": 1, "mixed_precision": False},
     )
     config = parse_params(params)
-    device = pick_device(args.device)
+    job = distributed.start(args.device)
+    device = job.device
     torch.use_deterministic_algorithms(True)  # as the pipeline runs, so every loop uses the same kernels
     with scratch_project(params, prefix="carbon-pipe-throughput-"):
-        dataset = torch.load(DATASET_FILE, weights_only=True)
-        images, labels = DeviceData.load(dataset, "train", device, torch.contiguous_format).batch(slice(None))
-        del dataset  # the bare loop's data: normalised once, up front
+        splits = Splits.load(DATASET_FILE, device)
+        images, labels = splits.train.batch(slice(None))  # the bare loop's data: normalised once, up front
+
+        def make_trainer():
+            return build_trainer(config, config.baseline, splits, job)
 
         def bare() -> float:
-            return bare_loop(images, labels, args, config.train.learning_rate, device)
+            return bare_loop(images, labels, args, make_trainer, device)
 
         bare_rates, pipeline_rates = [bare()], []
         for _ in range(args.rounds):
-            summary = run_training(config, "baseline")
+            summary = train_baseline.run_stage(config)
             epochs = pd.read_csv("stages/train-baseline/epochs.csv")
             pipeline_rates.append(statistics.median(epochs["samples_per_second"].iloc[1:]))
             bare_rates.append(bare())
-        per_sample = per_sample_loop(args, config.train.learning_rate, device)
+        per_sample = per_sample_loop(args, make_trainer, device)
 
     ratios = [rate / ((before + after) / 2) for rate, before, after in zip(pipeline_rates, bare_rates, bare_rates[1:])]
     bare_rate = statistics.median(bare_rates)

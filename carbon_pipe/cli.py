@@ -34,7 +34,7 @@ def _fail(exc: CarbonPipeError) -> NoReturn:
     raise typer.Exit(exc.exit_code)
 
 
-def _run(action: Callable[[], Result]) -> Result:
+def _handled(action: Callable[[], Result]) -> Result:
     """Turn our typed errors into one line on stderr and a non-zero exit."""
     try:
         return action()
@@ -48,7 +48,7 @@ def _run(action: Callable[[], Result]) -> Result:
 def _load(path: Path):
     from .params import load_params
 
-    return _run(lambda: load_params(path))
+    return _handled(lambda: load_params(path))
 
 
 def _say(line: str) -> None:
@@ -66,12 +66,20 @@ def fetch_data(params: Path = ParamsOption) -> None:
     from .pipeline import fetch_data as stage
 
     config = _load(params)
-    manifest = _run(lambda: stage.run_stage(config.data))
-    _say(f"fetch-data: {manifest['train_samples']} train / {manifest['test_samples']} test images ({manifest['origin']})")
+    manifest = _handled(lambda: stage.run_stage(config.data))
+    _say(
+        f"fetch-data: {manifest['train_samples']} train / {manifest['test_samples']} test images ({manifest['origin']})"
+    )
 
 
-SourceOption = typer.Option(None, "--source", help="Use these sources instead of carbon.sources (comma-separated chain, e.g. uk,mock).")
-RegionOption = typer.Option(None, "--region", help="Region of the first source (uk: national, 1-17 or an outcode; electricitymaps: zone; watttime: region).")
+SourceOption = typer.Option(
+    None, "--source", help="Use these sources instead of carbon.sources (comma-separated chain, e.g. uk,mock)."
+)
+RegionOption = typer.Option(
+    None,
+    "--region",
+    help="Region of the first source (uk: national, 1-17 or an outcode; electricitymaps: zone; watttime: region).",
+)
 BaseUrlOption = typer.Option(None, "--base-url", help="Base URL of the first source (a mirror, proxy or test server).")
 JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of text.")
 
@@ -80,7 +88,7 @@ def _load_with(path: Path, **overrides: Optional[str]):
     from .params import with_overrides
 
     config = _load(path)
-    return _run(lambda: with_overrides(config, **overrides))
+    return _handled(lambda: with_overrides(config, **overrides))
 
 
 def _print_json(data: dict | list) -> None:
@@ -103,7 +111,7 @@ def intensity(
     from .scheduling.clock import make_clock
 
     config = _load_with(params, sources=source, region=region, base_url=base_url)
-    summary = _run(lambda: outlook.intensity_summary(config, make_clock(config).now()))
+    summary = _handled(lambda: outlook.intensity_summary(config, make_clock(config).now()))
     _print_json(summary) if as_json else _show(outlook.render_intensity(summary))
 
 
@@ -114,10 +122,12 @@ def plan(
     source: Optional[str] = SourceOption,
     region: Optional[str] = RegionOption,
     base_url: Optional[str] = BaseUrlOption,
-    duration: Optional[str] = typer.Option(None, "--duration", help="Job length instead of scheduler.expected_duration (e.g. 4h, or auto)."),
+    duration: Optional[str] = typer.Option(
+        None, "--duration", help="Job length instead of scheduler.expected_duration (e.g. 4h, or auto)."
+    ),
     slack: Optional[str] = typer.Option(None, "--slack", help="Longest wait instead of scheduler.max_wait (e.g. 12h)."),
 ) -> None:
-    """Plan the job's low-carbon window now, with the planner wait-for-window uses; waits for nothing, writes nothing."""
+    """Plan the job's low-carbon window now with wait-for-window's planner; waits for nothing, writes nothing."""
     from .scheduling import outlook
     from .scheduling.clock import make_clock
     from .scheduling.duration import expected_duration
@@ -130,17 +140,17 @@ def plan(
         ahead = outlook.look_ahead(config, now, now, estimate.seconds)
         return outlook.plan_summary(ahead, estimate.source, estimate.basis)
 
-    summary = _run(make_plan)
+    summary = _handled(make_plan)
     _print_json(summary) if as_json else _show(outlook.render_plan(summary))
 
 
 @app.command("wait-for-window")
 def wait_for_window(params: Path = ParamsOption) -> None:
-    """Plan the low-carbon window; wait for it on the real clock (re-planning as forecasts update), record it on the simulated one."""
+    """Plan the low-carbon window; wait for it on the real clock (re-planning), record it on the simulated one."""
     from .pipeline import wait_for_window as stage
 
     config = _load(params)
-    _say(_run(lambda: stage.run_stage(config, _say)).line())
+    _say(_handled(lambda: stage.run_stage(config, _say)).line())
 
 
 @app.command("train")
@@ -160,13 +170,20 @@ def train(
     run_name = run or "optimized"
     if run_name not in ("baseline", "optimized"):
         _fail(UsageError(f"--run: expected baseline or optimized, got {run_name!r}"))
-    from .pipeline import train as stage
+    if run_name == "baseline":
+        from .pipeline import train_baseline
 
-    summary = _run(lambda: stage.run_stage(config, run_name, _say))
+        summary = _handled(lambda: train_baseline.run_stage(config))
+    else:
+        from .pipeline import train_optimized
+
+        summary = _handled(lambda: train_optimized.run_stage(config, _say))
     if summary is None:  # a torchrun rank other than 0: rank 0 reports
         return
     carbon = summary["carbon_metrics"]
-    emissions = "unknown" if carbon["total_emissions_kg"] is None else f"{carbon['total_emissions_kg'] * 1000:.3f} g CO2"
+    emissions = (
+        "unknown" if carbon["total_emissions_kg"] is None else f"{carbon['total_emissions_kg'] * 1000:.3f} g CO2"
+    )
     _say(
         f"train {run_name}: accuracy {summary['training_metrics']['final_accuracy']:.2f} %, "
         f"{summary['training_metrics']['total_time_seconds']:.1f} s, {emissions}, precision {summary['precision']}"
@@ -179,12 +196,12 @@ def compare(params: Path = ParamsOption) -> None:
     _load(params)  # validated for consistency with the other stages; compare needs only artifacts
     from .pipeline import compare as stage
 
-    result = _run(stage.run_stage)
+    result = _handled(stage.run_stage)
     if result["comparable"]:
         savings, split = result["carbon_savings"], result["decomposition"]
         _say(
-            f"compare: {savings['reduction_percentage']:.1f} % less CO2 "
-            f"(schedule {split['schedule_effect_kg'] * 1000:.3f} g + configuration {split['configuration_effect_kg'] * 1000:.3f} g)"
+            f"compare: {savings['reduction_percentage']:.1f} % less CO2 (schedule {split['schedule_effect_kg'] * 1000:.3f} g "
+            f"+ configuration {split['configuration_effect_kg'] * 1000:.3f} g)"
         )
     else:
         _say(f"compare: not comparable: {result['not_comparable_reason']}")
@@ -242,7 +259,7 @@ def backtest(
         vintages = load_forecasts(forecasts, forecast_format) if forecasts is not None else None
         return bt.run(load_trace(trace, trace_format), setup, vintages)
 
-    results = _run(prepare)
+    results = _handled(prepare)
     if as_json:
         _print_json(results[0] if len(results) == 1 else results)
     else:

@@ -90,6 +90,18 @@ def synthetic_dataset(train: int = 256, test: int = 128, size: int = 28) -> None
     )
 
 
+def run_training(params, run_name: str, segment=None) -> dict | None:
+    """One configuration trained in one go (or the one segment given), placed as its train stage places it: the
+    baseline at submission, the optimized run where the decision put it (whatever its chunks)."""
+    from carbon_pipe.pipeline import train_baseline, train_optimized
+    from carbon_pipe.training.segments import Segment
+
+    segment = segment or Segment()
+    if run_name == "baseline":
+        return train_baseline.run_stage(params, segment)
+    return train_optimized.run_segment(params, segment)
+
+
 @pytest.fixture
 def unused_port() -> int:
     """A local port nothing listens on: connecting to it is refused."""

@@ -13,9 +13,8 @@ import torch
 
 from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import wait_for_window
-from carbon_pipe.training.loop import run_training
 
-from .conftest import REPO, synthetic_dataset, tiny_params, write_params
+from .conftest import REPO, run_training, synthetic_dataset, tiny_params, write_params
 
 # 225 = 7 effective batches of 32 + 1 sample: in the last step rank 1's share is empty and it must still take part.
 TRAIN_SAMPLES = 225
@@ -26,7 +25,10 @@ def test_two_gloo_processes_train_what_one_process_trains(workspace):
     params = tiny_params(
         model={"class": "custom_models.mlp:MLP", "kwargs": {"hidden": 32}},  # no dropout: the ranks' RNGs do not matter
         train={"epochs": 2},
-        baseline={"batch_size": 8, "gradient_accumulation_steps": 4},  # each rank: 16 of 32, two micro-batches (no_sync)
+        baseline={
+            "batch_size": 8,
+            "gradient_accumulation_steps": 4,
+        },  # each rank: 16 of 32, two micro-batches (no_sync)
     )
     write_params(workspace, params)
     synthetic_dataset(train=TRAIN_SAMPLES, test=128, size=12)
@@ -46,8 +48,12 @@ def test_two_gloo_processes_train_what_one_process_trains(workspace):
     summary = json.loads((workspace / "metrics/baseline.json").read_text())
     assert summary["world_size"] == 2 and summary["model_class"] == "custom_models.mlp:MLP"
     # The same effective batches, split over two ranks: the same training up to float summation order.
-    assert summary["training_metrics"]["final_accuracy"] == pytest.approx(single["training_metrics"]["final_accuracy"], abs=2.0)
-    assert summary["training_metrics"]["final_loss"] == pytest.approx(single["training_metrics"]["final_loss"], rel=1e-3)
+    assert summary["training_metrics"]["final_accuracy"] == pytest.approx(
+        single["training_metrics"]["final_accuracy"], abs=2.0
+    )
+    assert summary["training_metrics"]["final_loss"] == pytest.approx(
+        single["training_metrics"]["final_loss"], rel=1e-3
+    )
     distributed_model = torch.load(workspace / "stages/train-baseline/model.pt", weights_only=True)
     for name, weights in single_model.items():
         torch.testing.assert_close(distributed_model[name], weights, rtol=1e-3, atol=1e-4)
@@ -73,7 +79,7 @@ def ddp_gradients(rank: int, port: int, out: str) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from carbon_pipe.training.loop import accumulate_gradients
+    from carbon_pipe.training.trainer import accumulate_gradients
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
@@ -99,12 +105,14 @@ def reference_model():
 
 
 def gradient_data():
-    from carbon_pipe.training.loop import DeviceData
+    from carbon_pipe.training.trainer import DeviceData
 
     generator = torch.Generator().manual_seed(3)
     images = torch.randint(0, 256, (80, 1, 12, 12), dtype=torch.uint8, generator=generator)
     labels = torch.randint(0, 10, (80,), generator=generator)
-    return DeviceData(images, labels, torch.full((1, 1, 1, 1), 0.5), torch.full((1, 1, 1, 1), 0.25)), torch.randperm(80, generator=generator)
+    return DeviceData(images, labels, torch.full((1, 1, 1, 1), 0.5), torch.full((1, 1, 1, 1), 0.25)), torch.randperm(
+        80, generator=generator
+    )
 
 
 def test_ddp_accumulation_gives_the_big_batch_gradient(tmp_path, unused_port):
@@ -113,7 +121,7 @@ def test_ddp_accumulation_gives_the_big_batch_gradient(tmp_path, unused_port):
 
     import torch.multiprocessing
 
-    from carbon_pipe.training.loop import accumulate_gradients
+    from carbon_pipe.training.trainer import accumulate_gradients
 
     torch.multiprocessing.spawn(ddp_gradients, args=(unused_port, str(tmp_path / "grads.pt")), nprocs=2)
     distributed_results = torch.load(tmp_path / "grads.pt", weights_only=True)

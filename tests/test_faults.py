@@ -15,9 +15,9 @@ import torch
 from carbon_pipe.errors import ArtifactError, TrainingStopped
 from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import compare, wait_for_window
-from carbon_pipe.training.loop import Segment, run_training
+from carbon_pipe.training.segments import Segment
 
-from .conftest import synthetic_dataset, tiny_params
+from .conftest import run_training, synthetic_dataset, tiny_params
 from .test_resume import RESUME, assert_matches_reference, fast_params, prepare, reference  # noqa: F401 (fixture)
 
 

@@ -24,12 +24,12 @@ import yaml
 
 from carbon_pipe.errors import Interrupted, TrainingStopped
 from carbon_pipe.params import parse_params
-from carbon_pipe.pipeline import compare, wait_for_window
+from carbon_pipe.pipeline import compare, train_optimized, wait_for_window
 from carbon_pipe.timeutil import iso, parse_instant
-from carbon_pipe.training import segments as pausing
-from carbon_pipe.training.loop import Segment, run_training
+from carbon_pipe.training import segments
+from carbon_pipe.training.segments import Segment
 
-from .conftest import synthetic_dataset, tiny_params, write_params
+from .conftest import run_training, synthetic_dataset, tiny_params, write_params
 
 SUBMITTED = parse_instant("2025-01-15T18:00:00Z")
 RUN = Path("stages/train-optimized")
@@ -70,7 +70,7 @@ def demo_params(mode: str, **train) -> dict:
 def plan_and_train(raw: dict) -> dict:
     params = parse_params(raw)
     wait_for_window.run_stage(params, say=lambda line: None)
-    return pausing.train_run(params, "optimized")
+    return train_optimized.run_stage(params)
 
 
 @pytest.fixture
@@ -87,10 +87,10 @@ def intervals() -> pd.DataFrame:
 
 
 def test_step_targets_split_the_work_by_each_chunks_share_of_the_planned_time():
-    assert pausing.step_targets([300, 300], 64) == [32]
-    assert pausing.step_targets([600, 300, 300], 10) == [5, 8]  # round(7.5) = 8: the last chunk gets the rest
-    assert pausing.step_targets([1, 1000], 64) == [0]  # too short for a step of its own: skipped
-    assert pausing.step_targets([1200], 64) == []  # one chunk: it trains to the end
+    assert segments.step_targets([300, 300], 64) == [32]
+    assert segments.step_targets([600, 300, 300], 10) == [5, 8]  # round(7.5) = 8: the last chunk gets the rest
+    assert segments.step_targets([1, 1000], 64) == [0]  # too short for a step of its own: skipped
+    assert segments.step_targets([1200], 64) == []  # one chunk: it trains to the end
 
 
 def test_interruptible_run_shows_its_chunks_and_emits_less_than_flexible(trace_project):
@@ -114,11 +114,16 @@ def test_interruptible_run_shows_its_chunks_and_emits_less_than_flexible(trace_p
         assert (mine["intensity_g_per_kwh"] == 100).all()
     # Half the 32 steps (512 samples / 16) in each chunk; the pause recorded, not slept.
     metrics = chunked["scheduler_metrics"]
-    assert [(c["first_step"], c["last_step"], c["until_step"]) for c in metrics["chunks"]] == [(0, 16, 16), (16, 32, None)]
+    assert [(c["first_step"], c["last_step"], c["until_step"]) for c in metrics["chunks"]] == [
+        (0, 16, 16),
+        (16, 32, None),
+    ]
     [pause] = metrics["pauses"]
     assert pause["start"] == metrics["chunks"][0]["end"] and pause["end"] == iso(hours(5)) and not pause["slept"]
     assert pause["seconds"] == pytest.approx(2 * 3600 - 300, abs=60)
-    assert json.loads(Path("metrics/optimized.json").read_text())["scheduler_metrics"] == json.loads(json.dumps(metrics))
+    assert json.loads(Path("metrics/optimized.json").read_text())["scheduler_metrics"] == json.loads(
+        json.dumps(metrics)
+    )
 
     # The claim: lower emissions than the flexible plan on the same trace; and the same model, byte for byte.
     assert chunked["carbon_metrics"]["mean_intensity_g_per_kwh"] == pytest.approx(100)
@@ -155,13 +160,16 @@ def test_a_chunk_stopped_midway_resumes_after_where_it_stopped(trace_project):
     with pytest.raises(TrainingStopped) as spent:  # a budget already spent trains and measures nothing
         run_training(params, "optimized", Segment(until_step=5))
     assert spent.value.step == 5 and spent.value.planned
-    summary = pausing.train_run(params, "optimized")
+    summary = train_optimized.run_stage(params)
     rows = intervals()
     assert sorted(rows["segment"].unique()) == [0, 1, 2]
     first_end = rows[rows["segment"] == 0]["end_s"].max()
     assert rows[rows["segment"] == 1]["start_s"].min() == pytest.approx(first_end, abs=1e-5)  # after, not over it
     chunks = summary["scheduler_metrics"]["chunks"]
-    assert [(c["chunk"], c["first_step"], c["last_step"], c["segments"]) for c in chunks] == [(1, 0, 16, 2), (2, 16, 32, 1)]
+    assert [(c["chunk"], c["first_step"], c["last_step"], c["segments"]) for c in chunks] == [
+        (1, 0, 16, 2),
+        (2, 16, 32, 1),
+    ]
     model = (RUN / "model.pt").read_bytes()
     run_training(params, "optimized")  # the same run in one go
     assert (RUN / "model.pt").read_bytes() == model
@@ -240,7 +248,9 @@ def real_clock_project(folder: Path, clock: OffsetClock, period: int = 30, mode:
     raw["carbon"].update(horizon="20min")
     raw["optimized"].update(batch_size=16, gradient_accumulation_steps=1)  # 4 steps
     write_params(folder, raw)
-    wait_for_window.run_stage(parse_params(raw), say=lambda line: None, clock=clock)  # sleeps to the first clean stretch
+    wait_for_window.run_stage(
+        parse_params(raw), say=lambda line: None, clock=clock
+    )  # sleeps to the first clean stretch
     return {"raw": raw, "first": first, "period": period}
 
 
@@ -260,7 +270,7 @@ def test_real_clock_sleeps_to_each_chunk_and_replans_the_work_left(workspace):
     project = real_clock_project(workspace, clock)
     params = parse_params(project["raw"])
     waited_for_window = len(clock.sleeps)
-    summary = pausing.train_run(params, "optimized", clock=clock)
+    summary = train_optimized.run_stage(params, clock=clock)
     metrics = summary["scheduler_metrics"]
     chunks, pauses = metrics["chunks"], metrics["pauses"]
     assert len(chunks) >= 2 and len(pauses) == len(chunks) - 1
@@ -277,7 +287,9 @@ def test_real_clock_sleeps_to_each_chunk_and_replans_the_work_left(workspace):
     rows = intervals()
     assert sorted(rows["segment"].unique()) == list(range(len(chunks)))
     for segment, chunk in enumerate(chunks):
-        assert rows[rows["segment"] == segment]["start_s"].min() == pytest.approx(parse_instant(chunk["start"]), abs=1e-3)
+        assert rows[rows["segment"] == segment]["start_s"].min() == pytest.approx(
+            parse_instant(chunk["start"]), abs=1e-3
+        )
     assert_same_as_one_go(params)
 
 
@@ -287,7 +299,7 @@ def test_a_flexible_window_that_passed_while_the_baseline_trained_is_planned_aga
     planned = json.loads(Path("stages/wait-for-window/decision.json").read_text())["start"]
     clock.offset += 5  # DVC trained the baseline in between: the planned clean half-second is long gone
     sleeps_before = len(clock.sleeps)
-    summary = pausing.train_run(parse_params(project["raw"]), "optimized", clock=clock)
+    summary = train_optimized.run_stage(parse_params(project["raw"]), clock=clock)
     [chunk] = summary["scheduler_metrics"]["chunks"]
     assert parse_instant(chunk["planned_start"]) > parse_instant(planned) + 5  # a new window, not the stale one
     # A 1 s job at its best takes in a whole clean half-second (starting in it or half a second before it).
@@ -302,16 +314,16 @@ def test_ctrl_c_during_a_pause_records_it_and_a_rerun_resumes(workspace):
     project = real_clock_project(workspace, clock)
     params = parse_params(project["raw"])
     with pytest.raises(TrainingStopped) as stopped:
-        pausing.train_run(params, "optimized", clock=clock)
+        train_optimized.run_stage(params, clock=clock)
     assert stopped.value.exit_code == 130 and "stopped by SIGINT while paused" in str(stopped.value)
     step = torch.load(RESUME / "checkpoint.pt", weights_only=True)["step"]
     assert 0 < step == stopped.value.step < 4
-    [interruption] = json.loads((RESUME / pausing.INTERRUPTIONS).read_text())
+    [interruption] = json.loads((RESUME / segments.INTERRUPTIONS).read_text())
     assert interruption["signal"] == "SIGINT" and interruption["after_step"] == step
     assert in_clean_stretch(interruption["planned_start"], project)
 
     clock.interrupt_when = lambda: False
-    summary = pausing.train_run(params, "optimized", clock=clock)
+    summary = train_optimized.run_stage(params, clock=clock)
     chunks = summary["scheduler_metrics"]["chunks"]
     assert chunks[-1]["first_step"] == step and chunks[-1]["interruptions"] == [interruption]
     assert_same_as_one_go(params)
@@ -327,10 +339,13 @@ def test_a_failed_refetch_between_chunks_keeps_the_plan_and_is_recorded(workspac
         if "pausing" in line:
             (workspace / "trace.csv").unlink(missing_ok=True)
 
-    summary = pausing.train_run(params, "optimized", clock=clock, report=report)
+    summary = train_optimized.run_stage(params, say=report, clock=clock)
     chunks = summary["scheduler_metrics"]["chunks"]
     assert chunks[1]["planned_start"] == decision["chunks"][1]["start"]  # the rest of the plan made before
-    assert "kept the plan made before" in chunks[1]["replan_failures"][0] and "trace.csv" in chunks[1]["replan_failures"][0]
+    assert (
+        "kept the plan made before" in chunks[1]["replan_failures"][0]
+        and "trace.csv" in chunks[1]["replan_failures"][0]
+    )
     assert_same_as_one_go(params)
 
 
@@ -354,10 +369,10 @@ def test_sigterm_during_a_real_pause_stops_the_command_with_the_checkpoint_in_pl
     assert process.returncode == 128 + signal.SIGTERM, rest
     assert "stopped by SIGTERM while paused" in rest.strip().splitlines()[-1] and "Traceback" not in rest
     step = torch.load(RESUME / "checkpoint.pt", weights_only=True)["step"]
-    [interruption] = json.loads((RESUME / pausing.INTERRUPTIONS).read_text())
+    [interruption] = json.loads((RESUME / segments.INTERRUPTIONS).read_text())
     assert interruption["signal"] == "SIGTERM" and interruption["after_step"] == step > 0
 
-    summary = pausing.train_run(parse_params(project["raw"]), "optimized", clock=clock)
+    summary = train_optimized.run_stage(parse_params(project["raw"]), clock=clock)
     assert summary["scheduler_metrics"]["chunks"][0]["first_step"] == 0
     assert_same_as_one_go(parse_params(project["raw"]))
 
@@ -379,7 +394,7 @@ def test_after_a_resumed_wait_the_run_keeps_the_first_submissions_deadline(works
         if "pausing" in line:  # the first chunk is done: time flies past the first deadline
             clock.offset = submitted + 605 - time.time()
 
-    summary = pausing.train_run(parse_params(raw), "optimized", clock=clock, report=report)
+    summary = train_optimized.run_stage(parse_params(raw), say=report, clock=clock)
     chunks = summary["scheduler_metrics"]["chunks"]
     assert len(chunks) == 2 and chunks[1]["past_deadline"] is True
     assert_same_as_one_go(parse_params(raw))

@@ -29,9 +29,8 @@ from carbon_pipe.report.plot_data import (
 )
 from carbon_pipe.scheduling.planner import Chunk
 from carbon_pipe.timeutil import iso, parse_instant
-from carbon_pipe.training.loop import run_training
 
-from .conftest import synthetic_dataset, tiny_params
+from .conftest import run_training, synthetic_dataset, tiny_params
 
 HOUR = 3600.0
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -58,7 +57,9 @@ def test_timeline_marks_the_run_and_each_chunk_and_nothing_else():
         assert (marked[column] == marked["grid"]).all()  # a mark follows the intensity the run met
         for start, end in spans:  # each edge is drawn: a row at zero and a row at the intensity met, same x
             at_submission = start == series.start  # nothing before it to drop from
-            assert set(rows_at(frame, start / HOUR)[column]) == {series.at(start)} | ({0.0} if not at_submission else set())
+            assert set(rows_at(frame, start / HOUR)[column]) == {series.at(start)} | (
+                {0.0} if not at_submission else set()
+            )
             assert set(rows_at(frame, end / HOUR)[column]) == {0.0, series.at(end - 1)}
     assert (rows_at(frame, 3.5)["optimized_window"] == 0).all()  # the pause between the chunks
     # The grid column is the series as steps: both values at every boundary, the held value in between.
@@ -103,7 +104,10 @@ def test_epochs_side_by_side():
 
     frame = epochs_frame({"baseline": run([0.5, 0.2]), "optimized": run([0.6, 0.3])})
     assert frame["epoch"].tolist() == [1, 2]
-    assert frame["optimized_train_loss"].tolist() == [0.6, 0.3] and frame["baseline_test_accuracy"].tolist() == [90.0, 95.0]
+    assert frame["optimized_train_loss"].tolist() == [0.6, 0.3] and frame["baseline_test_accuracy"].tolist() == [
+        90.0,
+        95.0,
+    ]
 
 
 def png_size(path) -> tuple[int, int]:
@@ -141,7 +145,9 @@ def test_plot_data_agree_with_the_runs(reported):
     folder, summaries = reported
     cumulative = pd.read_csv(folder / CUMULATIVE_CSV)
     for run, summary in summaries.items():
-        assert cumulative[f"{run}_g"].iloc[-1] == pytest.approx(summary["carbon_metrics"]["total_emissions_kg"] * 1000, rel=1e-9)
+        assert cumulative[f"{run}_g"].iloc[-1] == pytest.approx(
+            summary["carbon_metrics"]["total_emissions_kg"] * 1000, rel=1e-9
+        )
     epochs = pd.read_csv(folder / EPOCHS_CSV)
     assert epochs["epoch"].tolist() == [1, 2]
     assert epochs["optimized_test_accuracy"].iloc[-1] == summaries["optimized"]["training_metrics"]["final_accuracy"]
@@ -149,14 +155,18 @@ def test_plot_data_agree_with_the_runs(reported):
     decision = json.loads((folder / DECISION_JSON).read_text())
     window_start_h = (parse_instant(decision["start"]) - parse_instant(decision["now"])) / HOUR
     assert rows_at(timeline, window_start_h)["optimized_window"].max() > 0
-    assert timeline.loc[timeline["baseline_run"] > 0, "hours_since_submission"].max() < 0.1  # a run of seconds at submission
+    assert (
+        timeline.loc[timeline["baseline_run"] > 0, "hours_since_submission"].max() < 0.1
+    )  # a run of seconds at submission
 
 
 def test_key_metrics_are_flat_numbers(reported):
     folder, summaries = reported
     metrics = json.loads((folder / SUMMARY_METRICS).read_text())
     assert all(isinstance(value, (int, float)) and math.isfinite(value) for value in metrics.values()), metrics
-    assert metrics["optimized_co2_g"] == pytest.approx(summaries["optimized"]["carbon_metrics"]["total_emissions_kg"] * 1000)
+    assert metrics["optimized_co2_g"] == pytest.approx(
+        summaries["optimized"]["carbon_metrics"]["total_emissions_kg"] * 1000
+    )
     assert metrics["schedule_effect_g"] + metrics["configuration_effect_g"] == pytest.approx(
         metrics["baseline_co2_g"] - metrics["optimized_co2_g"]
     )
@@ -174,13 +184,19 @@ def test_charts_redraw_to_the_same_bytes_and_draw_chunks(reported):
         start = parse_instant(decision["start"])
         decision["chunks"] = [
             {"start": iso(start), "end": iso(start + 300), "expected_mean_intensity_g_per_kwh": 200.0},
-            {"start": iso(start + 3 * HOUR), "end": iso(start + 3 * HOUR + 300), "expected_mean_intensity_g_per_kwh": 210.0},
+            {
+                "start": iso(start + 3 * HOUR),
+                "end": iso(start + 3 * HOUR + 300),
+                "expected_mean_intensity_g_per_kwh": 210.0,
+            },
         ]
         DECISION_JSON.write_text(json.dumps(decision))
         compare.run_stage()
         timeline = pd.read_csv(TIMELINE_CSV)
         marked = timeline.loc[timeline["optimized_window"] > 0, "hours_since_submission"]
         now = parse_instant(decision["now"])
-        assert marked.min() == pytest.approx((start - now) / HOUR) and marked.max() == pytest.approx((start + 3 * HOUR + 300 - now) / HOUR)
+        assert marked.min() == pytest.approx((start - now) / HOUR) and marked.max() == pytest.approx(
+            (start + 3 * HOUR + 300 - now) / HOUR
+        )
         assert (rows_at(timeline, (start + HOUR - now) / HOUR)["optimized_window"] == 0).all()
         assert (folder / REPORT_MD.parent / "timeline.png").read_bytes() != charts[REPORT_MD.parent / "timeline.png"]

@@ -22,9 +22,9 @@ from carbon_pipe.errors import TrainingStopped
 from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import wait_for_window
 from carbon_pipe.timeutil import parse_instant
-from carbon_pipe.training.loop import Segment, run_training
+from carbon_pipe.training.segments import Segment
 
-from .conftest import synthetic_dataset, tiny_params, write_params
+from .conftest import run_training, synthetic_dataset, tiny_params, write_params
 
 RUN = Path("stages/train-baseline")
 RESUME = RUN / "resume"
@@ -135,7 +135,10 @@ def stop_at(process: subprocess.Popen, folder: Path, after_step: int, delay: flo
     process.send_signal(signum)
 
 
-KILL_POINTS = [(-1, 0.05)] + [(step, random.Random(step).uniform(0, 0.02)) for step in random.Random(7).sample(range(3, TOTAL_STEPS * 3 // 4, 3), 2)]
+KILL_POINTS = [(-1, 0.05)] + [
+    (step, random.Random(step).uniform(0, 0.02))
+    for step in random.Random(7).sample(range(3, TOTAL_STEPS * 3 // 4, 3), 2)
+]
 
 
 @pytest.mark.parametrize("after_step, delay", KILL_POINTS)

@@ -11,10 +11,10 @@ import torch
 from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import compare, wait_for_window
 from carbon_pipe.timeutil import parse_instant
-from carbon_pipe.training.loop import DeviceData, accumulate_gradients, run_training
 from carbon_pipe.training.model import SimpleCNN
+from carbon_pipe.training.trainer import DeviceData, accumulate_gradients
 
-from .conftest import synthetic_dataset, tiny_params
+from .conftest import run_training, synthetic_dataset, tiny_params
 
 
 def gradients_for(model, data, group, batch_size):
@@ -29,7 +29,9 @@ def test_accumulation_equals_the_big_batch(group_size, micro):
     torch.manual_seed(0)
     model = SimpleCNN().eval()  # no dropout: both paths must see the same function
     images = torch.randint(0, 256, (80, 1, 28, 28), dtype=torch.uint8)
-    data = DeviceData(images, torch.randint(0, 10, (80,)), torch.full((1, 1, 1, 1), 0.13), torch.full((1, 1, 1, 1), 0.31))
+    data = DeviceData(
+        images, torch.randint(0, 10, (80,)), torch.full((1, 1, 1, 1), 0.13), torch.full((1, 1, 1, 1), 0.31)
+    )
     group = torch.randperm(80)[:group_size]  # includes short remainders (22 = 8+8+6, 5 = 4+1)
     big_loss, big = gradients_for(model, data, group, batch_size=group_size)
     acc_loss, accumulated = gradients_for(model, data, group, batch_size=micro)
@@ -69,15 +71,23 @@ def test_emissions_are_energy_times_intensity_on_the_pipeline_clock(prepared, wo
     assert len(rows) >= 2 and carbon["energy_error"] is None
     assert rows["emissions_kg"].sum() == pytest.approx(carbon["total_emissions_kg"], rel=1e-12)
     assert rows["energy_kwh"].sum() == pytest.approx(carbon["energy_consumed_kwh"], rel=1e-12)
-    np.testing.assert_allclose(rows["emissions_kg"], rows["energy_kwh"] * rows["intensity_g_per_kwh"] / 1000, rtol=1e-12)
+    np.testing.assert_allclose(
+        rows["emissions_kg"], rows["energy_kwh"] * rows["intensity_g_per_kwh"] / 1000, rtol=1e-12
+    )
     # Shifted onto the simulated clock: the run starts at the planned window, in the night trough.
     assert rows["start"].iloc[0] == decision["start"]
     starts, ends = [parse_instant(t) for t in rows["start"]], [parse_instant(t) for t in rows["end"]]
     assert all(b == pytest.approx(a, abs=1e-5) for a, b in zip(ends, starts[1:]))  # back to back
     assert rows["intensity_g_per_kwh"].between(199, 205).all()
-    assert summary["scheduler_metrics"]["simulated_clock"] and summary["precision"] in ("bf16-autocast", "fp32 (mixed precision requested; this CPU has no bf16 support)")
+    assert summary["scheduler_metrics"]["simulated_clock"] and summary["precision"] in (
+        "bf16-autocast",
+        "fp32 (mixed precision requested; this CPU has no bf16 support)",
+    )
     assert "estimate" in carbon["energy_method"] or "measured" in carbon["energy_method"]
-    assert carbon["codecarbon_static_average_emissions_kg"] > 0 and "not time-resolved" in carbon["codecarbon_static_average_note"]
+    assert (
+        carbon["codecarbon_static_average_emissions_kg"] > 0
+        and "not time-resolved" in carbon["codecarbon_static_average_note"]
+    )
 
 
 def test_compare_splits_savings_into_schedule_and_configuration(prepared, workspace):
@@ -85,7 +95,9 @@ def test_compare_splits_savings_into_schedule_and_configuration(prepared, worksp
     run_training(prepared, "optimized")
     result = compare.run_stage()
     savings, split = result["carbon_savings"], result["decomposition"]
-    assert split["schedule_effect_kg"] + split["configuration_effect_kg"] == pytest.approx(savings["reduction_kg"], rel=1e-9)
+    assert split["schedule_effect_kg"] + split["configuration_effect_kg"] == pytest.approx(
+        savings["reduction_kg"], rel=1e-9
+    )
     # The baseline ran at the 18:00 peak, the optimized run in the 03:00 trough: time-shifting must show.
     assert split["schedule_effect_kg"] > 0
     baseline = json.loads((workspace / "metrics/baseline.json").read_text())

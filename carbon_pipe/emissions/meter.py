@@ -63,17 +63,15 @@ class IntervalRecorder(BaseOutput):
 
 
 @dataclass
-class EnergyReport:
+class MeterReading:
+    """What the meter read over one start-stop: every interval, how it measured, and CodeCarbon's own figure."""
+
     intervals: list[EnergyInterval]
     method: str
     codecarbon_emissions_kg: float | None
     codecarbon_country: str
     error: str | None = None
     hardware: list[str] = field(default_factory=list)
-
-    @property
-    def known(self) -> bool:
-        return self.error is None and bool(self.intervals)
 
 
 def describe_method(hardware: list[str]) -> str:
@@ -97,7 +95,8 @@ def describe_method(hardware: list[str]) -> str:
 
 
 class EnergyMeter:
-    """Start/stop around training. A tracker failure never stops training: the report says energy is unknown, and why."""
+    """Start/stop around training. A tracker failure never stops training: the reading says energy is unknown and
+    why."""
 
     def __init__(
         self,
@@ -140,7 +139,7 @@ class EnergyMeter:
         except Exception as exc:
             self.error = f"CodeCarbon failed to start: {exc.__class__.__name__}: {exc}"
 
-    def stop(self) -> EnergyReport:
+    def stop(self) -> MeterReading:
         emissions = None
         hardware: list[str] = []
         if self.tracker is not None and self.error is None:
@@ -151,7 +150,7 @@ class EnergyMeter:
                 self.error = f"CodeCarbon failed to stop: {exc.__class__.__name__}: {exc}"
             if self.error is None and emissions is None:
                 self.error = "CodeCarbon recorded no measurement (it failed silently; check its CODECARBON_* settings)"
-        return EnergyReport(
+        return MeterReading(
             intervals=list(self.recorder.intervals) if self.error is None else [],
             method=describe_method(hardware) if self.error is None else "unknown",
             codecarbon_emissions_kg=emissions if self.error is None else None,

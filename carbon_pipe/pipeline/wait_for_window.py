@@ -44,12 +44,16 @@ def run_stage(params: Params, say: Say = quiet, clock: Optional[Clock] = None, *
         decision = undecided(params, state.submitted, estimate)
     else:
         decision = decided(params, waited, estimate)
-    decision = dataclasses.replace(decision, signal=None if stopped is None else stopped.name, resumed_wait=state.record())
+    decision = dataclasses.replace(
+        decision, signal=None if stopped is None else stopped.name, resumed_wait=state.record()
+    )
     if waited is None:
         remove_horizon()
     else:
         series = waited.outlook.series
-        write_horizon(Horizon(decision.submitted, decision.clock, series, decision.source_chain, decision.source_failures))
+        write_horizon(
+            Horizon(decision.submitted, decision.clock, series, decision.source_chain, decision.source_failures)
+        )
     write_decision(decision)
     if stopped is None:
         state.remove()  # decided: nothing left to resume

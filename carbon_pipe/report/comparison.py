@@ -58,31 +58,47 @@ def load_intervals(run_name: str) -> pd.DataFrame:
 def compare(baseline: dict, optimized: dict, series: IntensitySeries) -> dict:
     base_iv, opt_iv = load_intervals("baseline"), load_intervals("optimized")
     comparable = bool(len(base_iv)) and bool(len(opt_iv))
-
     result: dict = {"comparable": comparable}
     if comparable:
-        base_kg, opt_kg = float(base_iv["emissions_kg"].sum()), float(opt_iv["emissions_kg"].sum())
-        # The counterfactual "the optimized run, started when the baseline was, in one go": its own profile, pauses
-        # taken out, moved to the baseline's start. The gap between its run start and first measurement is kept.
-        shift = parse_instant(baseline["scheduler_metrics"]["start"]) - parse_instant(optimized["scheduler_metrics"]["start"])
-        starts, ends = without_pauses(opt_iv["start_s"].to_numpy(), opt_iv["end_s"].to_numpy())
-        at_baseline_start = profile_emissions_kg(series, starts, ends, opt_iv["energy_kwh"].to_numpy(), shift)
-        split = Decomposition(base_kg, opt_kg, at_baseline_start)
-        base_kwh, opt_kwh = float(base_iv["energy_kwh"].sum()), float(opt_iv["energy_kwh"].sum())
-        result["carbon_savings"] = {
+        result.update(savings(optimized, base_iv, opt_iv, series, baseline["scheduler_metrics"]["start"]))
+    else:
+        reasons = [
+            f"{name}: {summary['carbon_metrics'].get('energy_error') or 'no energy intervals'}"
+            for name, summary, frame in (("baseline", baseline, base_iv), ("optimized", optimized, opt_iv))
+            if not len(frame)
+        ]
+        result["not_comparable_reason"] = "energy unknown for " + "; ".join(reasons)
+    result.update(side_by_side(baseline, optimized, series))
+    return result
+
+
+def savings(
+    optimized: dict, base_iv: pd.DataFrame, opt_iv: pd.DataFrame, series: IntensitySeries, baseline_start: str
+) -> dict:
+    """The reduction in CO2 and energy, and the CO2 reduction split into its schedule and configuration effects."""
+    base_kg, opt_kg = float(base_iv["emissions_kg"].sum()), float(opt_iv["emissions_kg"].sum())
+    # The counterfactual "the optimized run, started when the baseline was, in one go": its own profile, pauses
+    # taken out, moved to the baseline's start. The gap between its run start and first measurement is kept.
+    shift = parse_instant(baseline_start) - parse_instant(optimized["scheduler_metrics"]["start"])
+    starts, ends = without_pauses(opt_iv["start_s"].to_numpy(), opt_iv["end_s"].to_numpy())
+    at_baseline_start = profile_emissions_kg(series, starts, ends, opt_iv["energy_kwh"].to_numpy(), shift)
+    split = Decomposition(base_kg, opt_kg, at_baseline_start)
+    base_kwh, opt_kwh = float(base_iv["energy_kwh"].sum()), float(opt_iv["energy_kwh"].sum())
+    return {
+        "carbon_savings": {
             "baseline_emissions_kg": base_kg,
             "optimized_emissions_kg": opt_kg,
             "reduction_kg": split.reduction_kg,
             "reduction_percentage": _pct(split.reduction_kg, base_kg),
-        }
-        result["energy"] = {
+        },
+        "energy": {
             "baseline_kwh": base_kwh,
             "optimized_kwh": opt_kwh,
             "reduction_kwh": base_kwh - opt_kwh,
             "reduction_percentage": _pct(base_kwh - opt_kwh, base_kwh),
             "method": optimized["carbon_metrics"]["energy_method"],
-        }
-        result["decomposition"] = {
+        },
+        "decomposition": {
             "schedule_effect_kg": split.schedule_effect_kg,
             "configuration_effect_kg": split.configuration_effect_kg,
             "schedule_effect_percentage": _pct(split.schedule_effect_kg, base_kg),
@@ -93,47 +109,47 @@ def compare(baseline: dict, optimized: dict, series: IntensitySeries) -> dict:
                 "without its pauses) minus the same profile where it ran; configuration effect = baseline minus "
                 "that re-placed profile"
             ),
-        }
-    else:
-        reasons = [
-            f"{name}: {summary['carbon_metrics'].get('energy_error') or 'no energy intervals'}"
-            for name, summary, frame in (("baseline", baseline, base_iv), ("optimized", optimized, opt_iv))
-            if not len(frame)
-        ]
-        result["not_comparable_reason"] = "energy unknown for " + "; ".join(reasons)
+        },
+    }
 
+
+def side_by_side(baseline: dict, optimized: dict, series: IntensitySeries) -> dict:
+    """Accuracy, peak memory and time of the two runs, and the labels every number carries."""
     base_acc, opt_acc = baseline["training_metrics"]["final_accuracy"], optimized["training_metrics"]["final_accuracy"]
-    result["accuracy_impact"] = {
-        "baseline_accuracy": base_acc,
-        "optimized_accuracy": opt_acc,
-        "difference_points": opt_acc - base_acc,
+    base_mem, opt_mem = baseline["memory_metrics"]["peak_memory_mb"], optimized["memory_metrics"]["peak_memory_mb"]
+    base_t, opt_t = (
+        baseline["training_metrics"]["total_time_seconds"],
+        optimized["training_metrics"]["total_time_seconds"],
+    )
+    scheduled = optimized["scheduler_metrics"]
+    return {
+        "accuracy_impact": {
+            "baseline_accuracy": base_acc, "optimized_accuracy": opt_acc, "difference_points": opt_acc - base_acc,
+        },
+        "memory_savings": {
+            "baseline_peak_mb": base_mem,
+            "optimized_peak_mb": opt_mem,
+            "reduction_mb": base_mem - opt_mem,
+            "reduction_percentage": _pct(base_mem - opt_mem, base_mem),
+            "method": optimized["memory_metrics"]["method"],
+        },
+        "time": {
+            "baseline_seconds": base_t,
+            "optimized_seconds": opt_t,
+            "difference_seconds": opt_t - base_t,
+            "optimized_wait_seconds": scheduled["wait_seconds"],
+            "optimized_paused_seconds": scheduled.get("paused_seconds", 0.0),
+        },
+        "labels": {
+            "clock": scheduled["clock"],
+            "simulated_clock": scheduled["simulated_clock"],
+            "intensity_source": series.source,
+            "intensity_source_failures": optimized["carbon_metrics"].get("intensity_source_failures", []),
+            "energy_method": optimized["carbon_metrics"]["energy_method"],
+            "baseline_precision": baseline["precision"],
+            "optimized_precision": optimized["precision"],
+        },
     }
-    base_mem, opt_mem = baseline["memory_metrics"], optimized["memory_metrics"]
-    result["memory_savings"] = {
-        "baseline_peak_mb": base_mem["peak_memory_mb"],
-        "optimized_peak_mb": opt_mem["peak_memory_mb"],
-        "reduction_mb": base_mem["peak_memory_mb"] - opt_mem["peak_memory_mb"],
-        "reduction_percentage": _pct(base_mem["peak_memory_mb"] - opt_mem["peak_memory_mb"], base_mem["peak_memory_mb"]),
-        "method": opt_mem["method"],
-    }
-    base_t, opt_t = baseline["training_metrics"]["total_time_seconds"], optimized["training_metrics"]["total_time_seconds"]
-    result["time"] = {
-        "baseline_seconds": base_t,
-        "optimized_seconds": opt_t,
-        "difference_seconds": opt_t - base_t,
-        "optimized_wait_seconds": optimized["scheduler_metrics"]["wait_seconds"],
-        "optimized_paused_seconds": optimized["scheduler_metrics"].get("paused_seconds", 0.0),
-    }
-    result["labels"] = {
-        "clock": optimized["scheduler_metrics"]["clock"],
-        "simulated_clock": optimized["scheduler_metrics"]["simulated_clock"],
-        "intensity_source": series.source,
-        "intensity_source_failures": optimized["carbon_metrics"].get("intensity_source_failures", []),
-        "energy_method": optimized["carbon_metrics"]["energy_method"],
-        "baseline_precision": baseline["precision"],
-        "optimized_precision": optimized["precision"],
-    }
-    return result
 
 
 def key_metrics(result: dict, baseline: dict, optimized: dict) -> dict:
@@ -169,21 +185,26 @@ def _ran_in(summary: dict) -> str:
     return f"{len(chunks)} chunks, paused {format_duration(summary['scheduler_metrics']['paused_seconds'])} in all"
 
 
-def render_report(result: dict, baseline: dict, optimized: dict, figures: tuple[tuple[str, str, str], ...] = ()) -> str:
-    """The report as markdown; `figures` are (heading, PNG file beside the report, caption)."""
+def _fmt(value, spec: str = ".4g") -> str:
+    return "n/a" if value is None else f"{value:{spec}}"
 
-    def fmt(value, spec=".4g", unit=""):
-        return "n/a" if value is None else f"{value:{spec}}{unit}"
 
-    def milli(value):  # kg -> g, kWh -> Wh: fewer leading zeros
-        return fmt(_scaled(value, 1000))
+def _milli(value) -> str:  # kg -> g, kWh -> Wh: fewer leading zeros
+    return _fmt(_scaled(value, 1000))
 
+
+def _runs_table(result: dict, baseline: dict, optimized: dict) -> list[str]:
+    """The two runs side by side, and how each figure was obtained."""
     labels = result["labels"]
-    base_carbon, opt_carbon = baseline["carbon_metrics"], optimized["carbon_metrics"]
-    lines = [
+
+    def row(label: str, value) -> str:
+        return f"| {label} | {value(baseline)} | {value(optimized)} |"
+
+    return [
         "# carbon-pipe: baseline vs optimized",
         "",
-        f"- Clock: **{labels['clock']}**" + (" (the wait was computed, not slept)" if labels["simulated_clock"] else ""),
+        f"- Clock: **{labels['clock']}**"
+        + (" (the wait was computed, not slept)" if labels["simulated_clock"] else ""),
         f"- Grid intensity source: **{labels['intensity_source']}**"
         + "".join(f" (after {f['source']} failed: {f['error']})" for f in labels["intensity_source_failures"]),
         f"- Energy measured by: {labels['energy_method']}",
@@ -192,48 +213,52 @@ def render_report(result: dict, baseline: dict, optimized: dict, figures: tuple[
         "",
         "| | baseline | optimized |",
         "|---|---|---|",
-        f"| batch x accumulation | {baseline['batch_size']} x {baseline['gradient_accumulation_steps']} "
-        f"| {optimized['batch_size']} x {optimized['gradient_accumulation_steps']} |",
+        row("batch x accumulation", lambda run: f"{run['batch_size']} x {run['gradient_accumulation_steps']}"),
         f"| precision | {labels['baseline_precision']} | {labels['optimized_precision']} |",
-        f"| start (pipeline clock) | {baseline['scheduler_metrics']['start']} | {optimized['scheduler_metrics']['start']} |",
-        f"| ran in | {_ran_in(baseline)} | {_ran_in(optimized)} |",
-        f"| CO2 (g) | {milli(base_carbon['total_emissions_kg'])} | {milli(opt_carbon['total_emissions_kg'])} |",
-        f"| energy (Wh) | {milli(base_carbon['energy_consumed_kwh'])} | {milli(opt_carbon['energy_consumed_kwh'])} |",
-        f"| mean intensity (g/kWh) | {fmt(base_carbon['mean_intensity_g_per_kwh'], '.1f')} "
-        f"| {fmt(opt_carbon['mean_intensity_g_per_kwh'], '.1f')} |",
-        f"| peak memory (MB) | {fmt(baseline['memory_metrics']['peak_memory_mb'], '.1f')} | {fmt(optimized['memory_metrics']['peak_memory_mb'], '.1f')} |",
-        f"| accuracy (%) | {fmt(baseline['training_metrics']['final_accuracy'], '.2f')} | {fmt(optimized['training_metrics']['final_accuracy'], '.2f')} |",
-        f"| training time (s) | {fmt(baseline['training_metrics']['total_time_seconds'], '.1f')} "
-        f"| {fmt(optimized['training_metrics']['total_time_seconds'], '.1f')} |",
+        row("start (pipeline clock)", lambda run: run["scheduler_metrics"]["start"]),
+        row("ran in", _ran_in),
+        row("CO2 (g)", lambda run: _milli(run["carbon_metrics"]["total_emissions_kg"])),
+        row("energy (Wh)", lambda run: _milli(run["carbon_metrics"]["energy_consumed_kwh"])),
+        row("mean intensity (g/kWh)", lambda run: _fmt(run["carbon_metrics"]["mean_intensity_g_per_kwh"], ".1f")),
+        row("peak memory (MB)", lambda run: _fmt(run["memory_metrics"]["peak_memory_mb"], ".1f")),
+        row("accuracy (%)", lambda run: _fmt(run["training_metrics"]["final_accuracy"], ".2f")),
+        row("training time (s)", lambda run: _fmt(run["training_metrics"]["total_time_seconds"], ".1f")),
         "",
         f"Peak memory: {result['memory_savings']['method']}.",
         "",
     ]
-    if result["comparable"]:
-        savings, split = result["carbon_savings"], result["decomposition"]
-        lines += [
-            "## Savings, split by cause",
-            "",
-            "| | g CO2 | % of the baseline's |",
-            "|---|---|---|",
-            f"| *when* it ran (schedule effect) | {milli(split['schedule_effect_kg'])} "
-            f"| {fmt(split['schedule_effect_percentage'], '.1f')} |",
-            f"| *how* it trained (configuration effect) | {milli(split['configuration_effect_kg'])} "
-            f"| {fmt(split['configuration_effect_percentage'], '.1f')} |",
-            f"| **total reduction** | **{milli(savings['reduction_kg'])}** | **{fmt(savings['reduction_percentage'], '.1f')}** |",
-            "",
-            f"{split['method']}.",
-        ]
-    else:
-        lines += ["## Savings", "", f"Not comparable: {result['not_comparable_reason']}."]
+
+
+def _savings_table(result: dict) -> list[str]:
+    if not result["comparable"]:
+        return ["## Savings", "", f"Not comparable: {result['not_comparable_reason']}."]
+    savings, split = result["carbon_savings"], result["decomposition"]
+    return [
+        "## Savings, split by cause",
+        "",
+        "| | g CO2 | % of the baseline's |",
+        "|---|---|---|",
+        f"| *when* it ran (schedule effect) | {_milli(split['schedule_effect_kg'])} "
+        f"| {_fmt(split['schedule_effect_percentage'], '.1f')} |",
+        f"| *how* it trained (configuration effect) | {_milli(split['configuration_effect_kg'])} "
+        f"| {_fmt(split['configuration_effect_percentage'], '.1f')} |",
+        f"| **total reduction** | **{_milli(savings['reduction_kg'])}** "
+        f"| **{_fmt(savings['reduction_percentage'], '.1f')}** |",
+        "",
+        f"{split['method']}.",
+    ]
+
+
+def render_report(
+    result: dict, baseline: dict, optimized: dict, figures: tuple[tuple[str, str, str], ...] = ()
+) -> str:
+    """The report as markdown; `figures` are (heading, PNG file beside the report, caption)."""
+    lines = _runs_table(result, baseline, optimized) + _savings_table(result)
     for heading, filename, caption in figures:
         lines += ["", f"## {heading}", "", f"![{heading}]({filename})", "", caption]
     if figures:
-        lines += [
-            "",
-            f"The charts' data sit beside this report ({', '.join(f'`{p.name}`' for p in (TIMELINE_CSV, CUMULATIVE_CSV, EPOCHS_CSV))}); "
-            "`dvc plots show` draws the same from them.",
-        ]
+        data = ", ".join(f"`{path.name}`" for path in (TIMELINE_CSV, CUMULATIVE_CSV, EPOCHS_CSV))
+        lines += ["", f"The charts' data sit beside this report ({data}); `dvc plots show` draws the same from them."]
     return "\n".join(lines) + "\n"
 
 
@@ -245,7 +270,9 @@ def write_plots(
     summaries = {"baseline": baseline, "optimized": optimized}
 
     baseline_span, windows = run_span(baseline), window_spans(decision.chunks, decision.start, decision.expected_end)
-    write_csv(TIMELINE_CSV, timeline_frame(series, submitted, {"baseline_run": [baseline_span], "optimized_window": windows}))
+    write_csv(
+        TIMELINE_CSV, timeline_frame(series, submitted, {"baseline_run": [baseline_span], "optimized_window": windows})
+    )
     epochs = epochs_frame({run: read_run_csv(run, "epochs.csv") for run in RUNS})
     write_csv(EPOCHS_CSV, epochs)
     curves = {run: cumulative_emissions(load_intervals(run)) for run in RUNS}
@@ -270,7 +297,10 @@ def write_plots(
     charts.draw_cumulative(
         CUMULATIVE_PNG,
         curves,
-        {run: f"{run} (from {_clock_time(summaries[run]['scheduler_metrics']['start'])}, {intensity(run)})" for run in RUNS},
+        {
+            run: f"{run} (from {_clock_time(summaries[run]['scheduler_metrics']['start'])}, {intensity(run)})"
+            for run in RUNS
+        },
     )
     return (
         (
@@ -286,5 +316,9 @@ def write_plots(
             "Grams of CO2 summed over the measurement intervals against run time; each curve ends at its run's "
             "total. The gap between the curves is the total reduction.",
         ),
-        ("Loss and accuracy per epoch", EPOCHS_PNG.name, "Training loss (solid), test loss (dashed) and test accuracy."),
+        (
+            "Loss and accuracy per epoch",
+            EPOCHS_PNG.name,
+            "Training loss (solid), test loss (dashed) and test accuracy.",
+        ),
     )

@@ -85,7 +85,7 @@ def _planned(
 def look_ahead(
     params: Params, submitted: float, now: float, duration: float, deadline: float | None = None, **options: Any
 ) -> Outlook:
-    """Fetch from `submitted` over the horizon, plan from `now`, and choose among the configured places.
+    """Fetch from `submitted` over carbon.horizon, plan from `now`, and choose among the configured places.
 
     Every source must reach the latest moment the plan may use (submission + max_wait + duration, or an
     interruptible job's `deadline`); one that does not counts as failed. Alternatives that fail are skipped and
@@ -145,7 +145,7 @@ def plan_summary(outlook: Outlook, duration_source: str, duration_basis: str) ->
 
 
 def intensity_summary(params: Params, now: float, **options: Any) -> dict[str, Any]:
-    """`carbon-pipe intensity --json`: the value in force now and what follows it over the horizon."""
+    """`carbon-pipe intensity --json`: the value in force now and what follows it over carbon.horizon."""
     fetched = fetch_series(params.carbon, now, now + params.carbon.horizon, now, with_details=True, **options)
     series, details = fetched.series, fetched.details
     return {

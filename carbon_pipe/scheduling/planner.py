@@ -99,14 +99,17 @@ def _latest_feasible(series: IntensitySeries, earliest: float, latest: float, du
     return min(latest, series.end - duration)
 
 
-def _unless_negligible(plan: Plan, series: IntensitySeries, earliest: float, duration: float, min_saving_pct: float) -> Plan:
+def _unless_negligible(
+    plan: Plan, series: IntensitySeries, earliest: float, duration: float, min_saving_pct: float
+) -> Plan:
     """`plan`, or one run from `earliest` when the plan saves less than `min_saving_pct` % against that: a
     saving far below the forecast's error (or mere rounding) is not worth a wait or a pause."""
     if plan.saving_vs_now_pct >= min_saving_pct or (plan.start == earliest and len(plan.chunks) == 1):
         return plan
     why = (
         f"starting now: the best plan ({plan.expected_mean_intensity:.1f} g/kWh from {iso(plan.start)}) saves "
-        f"{plan.saving_vs_now_pct:.2g} % vs {plan.now_mean_intensity:.1f} now, under scheduler.min_saving_pct ({min_saving_pct:g} %)"
+        f"{plan.saving_vs_now_pct:.2g} % vs {plan.now_mean_intensity:.1f} now, "
+        f"under scheduler.min_saving_pct ({min_saving_pct:g} %)"
     )
     now = Chunk(earliest, earliest + duration, series.mean(earliest, earliest + duration))
     return replace(plan, chunks=(now,), expected_mean_intensity=now.mean_intensity, reason=why)
@@ -144,7 +147,8 @@ def lowest_mean_start(
 
 
 def threshold_start(series: IntensitySeries, earliest: float, latest: float, duration: float, threshold: float) -> Plan:
-    """The reference rule done right: start at the first moment intensity <= threshold, else at `latest` (never later)."""
+    """The reference rule done right: start at the first moment intensity <= threshold, else at `latest` (never
+    later)."""
     latest = _latest_feasible(series, earliest, latest, duration)
     if series.at(earliest) <= threshold:
         start, why = earliest, f"intensity {series.at(earliest):.1f} is at or under the threshold {threshold:g} now"
@@ -153,7 +157,10 @@ def threshold_start(series: IntensitySeries, earliest: float, latest: float, dur
         under = later[series.values[np.searchsorted(series.boundaries, later, side="right") - 1] <= threshold]
         if len(under):
             start = float(under[0])
-            why = f"intensity first falls to {series.at(start):.1f} (threshold {threshold:g}) after {format_duration(start - earliest)}"
+            why = (
+                f"intensity first falls to {series.at(start):.1f} (threshold {threshold:g}) "
+                f"after {format_duration(start - earliest)}"
+            )
         else:
             start = latest
             why = f"intensity stays above the threshold {threshold:g}; starting at the maximum wait"
@@ -192,7 +199,9 @@ def interruptible_plan(
         # A grid from `earliest`, and one from the next point boundary, which lines up with the series when
         # `earliest` does not (a wall-clock now): the better of the two.
         later = series.boundaries[(series.boundaries > earliest) & (series.boundaries <= deadline - duration)][:1]
-        plans = [_cheapest_chunks_on_grid(series, origin, deadline, duration, min_chunk) for origin in [earliest, *later]]
+        plans = [
+            _cheapest_chunks_on_grid(series, origin, deadline, duration, min_chunk) for origin in [earliest, *later]
+        ]
         chunks = plans[first_least([_integral(plan) for plan in plans])]
     mean = _integral(chunks) / duration
     if first_least([flexible.expected_mean_intensity, mean]) == 0:
@@ -226,7 +235,9 @@ def _merge(series: IntensitySeries, spans: list[tuple[float, float]]) -> tuple[C
     return tuple(Chunk(start, end, series.mean(start, end)) for start, end in merged)
 
 
-def _cheapest_stretches(series: IntensitySeries, earliest: float, deadline: float, duration: float) -> tuple[Chunk, ...]:
+def _cheapest_stretches(
+    series: IntensitySeries, earliest: float, deadline: float, duration: float
+) -> tuple[Chunk, ...]:
     """No minimum chunk: take the cleanest points first (earlier first among equals), the last one in part.
 
     Filling the cheapest time first is optimal for a sum of intensity x time (a fractional knapsack).
@@ -309,19 +320,19 @@ def _cheapest_chunks_on_grid(
             on_opened[i + least] |= better
     # The earliest finish among the cheapest plans: once k = need, later cells only stay off.
     end = first_least(on[:, need])
-    run: list[tuple[float, float]] = []
+    stretch: list[tuple[float, float]] = []
     i, k, state = end, need, "on"
     while i > 0:
         if state == "off":
             state = "on" if off_from_on[i, k] else "off"
             i -= 1
         elif on_opened[i, k]:
-            run.append((edges[i - least], edges[i]))
+            stretch.append((edges[i - least], edges[i]))
             i, k, state = i - least, k - least, "off"
         else:
-            run.append((edges[i - 1], edges[i]))
+            stretch.append((edges[i - 1], edges[i]))
             i, k = i - 1, k - 1
-    return _merge(series, run)
+    return _merge(series, stretch)
 
 
 def cheapest_location(plans: Sequence[Plan]) -> int:

@@ -1,4 +1,4 @@
-"""One process or many: under `torchrun` each process is a rank of a DistributedDataParallel job, otherwise a job of one.
+"""One process or many: under `torchrun` each process is a rank of a DistributedDataParallel job, else a job of one.
 
 torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK (the node) and the rendezvous address;
 `init_process_group` reads them from the environment. Every collective below is a no-op in a job of one.

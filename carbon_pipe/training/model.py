@@ -74,7 +74,8 @@ def build_model(class_path: str, kwargs: dict, image_shape: tuple[int, int, int]
 
 @torch.no_grad()
 def check_fits(model: nn.Module, images: torch.Tensor, num_classes: int, class_path: str, dataset: str) -> None:
-    """One forward pass in eval mode (no dropout, no RNG drawn): a shape mismatch is one line here, not a traceback mid-run."""
+    """One forward pass in eval mode (no dropout, no RNG drawn): a shape mismatch is one line here, not a traceback
+    mid-run."""
     model.eval()
     try:
         logits = model(images)

@@ -1,4 +1,4 @@
-"""What resuming needs: the resume folder, the fingerprint that says whose it is, and the RNG states.
+"""What resuming needs: the resume folder, the fingerprint that says whose it is, the run's state and the RNGs'.
 
 A stopped or killed run leaves stages/train-<run>/resume/ behind: `checkpoint.pt` (the latest step checkpoint,
 written atomically) and one energy journal per node. The folder is not a DVC out, so `dvc repro` does not delete
@@ -13,12 +13,23 @@ import hashlib
 import json
 import random
 import shutil
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import torch
 
-from ..artifacts import save_torch, write_bytes
+from ..artifacts import md5sum, save_torch, write_bytes
+from ..layout import DATASET_FILE, resume_dir
+from ..params import Params
+from ..timeutil import iso
+from . import distributed
+
+if TYPE_CHECKING:
+    from .placement import Placement, SegmentClock
+    from .trainer import Trainer
 
 
 class ResumeFolder:
@@ -31,7 +42,8 @@ class ResumeFolder:
         return self.folder / f"energy-node{node}.csv"
 
     def claim(self) -> bool:
-        """Keep the folder if it belongs to this configuration, else start it afresh; True if stale state was discarded."""
+        """Keep the folder if it belongs to this configuration, else start it afresh; True if stale state was
+        discarded."""
         marker = self.folder / "fingerprint"
         if marker.is_file() and marker.read_text(encoding="utf-8").strip() == self.fingerprint:
             return False
@@ -85,3 +97,81 @@ def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def resume_folder(params: Params, run_name: str, placement: Placement, world_size: int) -> ResumeFolder:
+    """The run's resume folder, with the fingerprint of everything that decides its training state."""
+    return ResumeFolder(
+        resume_dir(run_name),
+        fingerprint(
+            params={
+                "seed": params.seed,
+                "model": params.model.model_dump(by_alias=True),
+                "train": params.train.model_dump(exclude={"checkpoint_every"}),
+                "run": params.configuration(run_name).model_dump(),
+            },
+            dataset_md5=md5sum(DATASET_FILE),
+            world_size=world_size,
+            clock=placement.fingerprint_clock,
+        ),
+    )
+
+
+@dataclass
+class RunState:
+    """How far a run is, beside the trainer's weights and the RNGs: what a checkpoint holds and a resume restores."""
+
+    epoch_loss: torch.Tensor  # this rank's summed training loss so far this epoch (a device tensor)
+    total_steps: int
+    step: int = 0  # optimizer steps made
+    epochs: list[dict] = field(default_factory=list)  # one record per finished epoch
+    epoch_seconds: float = 0.0  # training time of this epoch so far
+    epoch_start: Optional[str] = None  # on the pipeline clock
+    seconds_before: float = 0.0  # training time of the earlier segments
+    clock: Optional[float] = None  # where the last checkpoint sat on the pipeline clock
+    segment_log: list[dict] = field(default_factory=list)  # the earlier segments: where they sat, which steps
+    order_state: Optional[torch.Tensor] = None  # the data order's generator before this epoch's permutation
+
+    @classmethod
+    def resumed(
+        cls, saved: Optional[dict], total_steps: int, trainer: Trainer, order_rng: torch.Generator,
+        job: distributed.Job,
+    ) -> RunState:
+        """A fresh run's state, or the state `saved`, restored into the trainer and every RNG."""
+        state = cls(torch.zeros((), dtype=torch.float64, device=job.device), total_steps)
+        if saved is None:
+            return state
+        trainer.load_state_dict(saved)
+        restore_rng(saved["rng"][job.rank])
+        order_rng.set_state(saved["data_order_rng"])
+        state.step, state.epochs, state.seconds_before = saved["step"], saved["epochs"], saved["seconds"]
+        state.epoch_seconds, state.epoch_start, state.clock = (
+            saved["epoch_seconds"],
+            saved["epoch_start"],
+            saved["clock"],
+        )
+        state.segment_log = saved.get("segment_log", [])  # a checkpoint from before segment logs has none
+        state.epoch_loss += saved["epoch_loss"] if job.is_main else 0.0  # saved as the sum over ranks
+        return state
+
+    def snapshot(
+        self, fingerprint: str, trainer: Trainer, job: distributed.Job, clock: SegmentClock, entry: dict[str, Any]
+    ) -> dict:
+        """The full training state; every rank calls it (it gathers), rank 0 saves it. `entry` is this segment's
+        line of the segment log."""
+        now = clock.now()
+        return {
+            "fingerprint": fingerprint,
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "epochs": self.epochs,
+            "epoch_loss": job.sum_(self.epoch_loss.clone()).item(),
+            "epoch_seconds": self.epoch_seconds,
+            "epoch_start": self.epoch_start,
+            "data_order_rng": self.order_state,
+            **trainer.state_dict(),
+            "rng": job.gather(capture_rng()),
+            "seconds": self.seconds_before + (time.time() - clock.wall_origin),
+            "clock": now,
+            "segment_log": self.segment_log + [{**entry, "clock_end": iso(now), "last_step": self.step}],
+        }

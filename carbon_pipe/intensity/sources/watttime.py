@@ -21,7 +21,7 @@ from .http import HttpStatusError, expect, intensity_value, parse_time, shape_er
 
 USERNAME_ENV, PASSWORD_ENV = "WATTTIME_USERNAME", "WATTTIME_PASSWORD"
 TOKEN_RENEW_AFTER = 25 * 60.0  # tokens last about 30 min; renew with a margin
-MAX_HORIZON_HOURS = 72
+MAX_FORECAST_HOURS = 72
 UNIT_SCALE = {"lbs_co2_per_mwh": LBS_PER_MWH_TO_G_PER_KWH}
 
 
@@ -64,20 +64,29 @@ class WattTimeSource(HttpSource):
         return self.http.get(path, params=query, headers={"Authorization": f"Bearer {self.login()}"})
 
     def signal(self, path: str, query: dict[str, Any]) -> tuple[list[dict], dict]:
-        body = expect(self.authorized(path, {"region": self.settings.region, "signal_type": self.settings.signal_type, **query}), dict, self.name, "the response")
+        body = expect(
+            self.authorized(path, {"region": self.settings.region, "signal_type": self.settings.signal_type, **query}),
+            dict,
+            self.name,
+            "the response",
+        )
         data = expect(body.get("data"), list, self.name, "data")
         meta = expect(body.get("meta"), dict, self.name, "meta")
         return [expect(point, dict, self.name, f"data[{i}]") for i, point in enumerate(data)], meta
 
     def series(self, start: float, end: float):
-        hours = min(MAX_HORIZON_HOURS, max(0, math.ceil((end - start) / 3600)))
+        hours = min(MAX_FORECAST_HOURS, max(0, math.ceil((end - start) / 3600)))
         ahead, meta = self.signal("v3/forecast", {"horizon_hours": hours})
         scale, step = self.unit_scale(meta), float(meta.get("data_point_period_seconds") or 300)
         points: list[tuple[bool, float, dict]] = []
-        first_ahead = min((parse_time(p.get("point_time"), self.name, "data[].point_time") for p in ahead), default=None)
+        first_ahead = min(
+            (parse_time(p.get("point_time"), self.name, "data[].point_time") for p in ahead), default=None
+        )
         if first_ahead is None or first_ahead > start:
             until = end if first_ahead is None else min(end, first_ahead)
-            behind, behind_meta = self.signal("v3/historical", {"start": watttime_time(start - step), "end": watttime_time(until)})
+            behind, behind_meta = self.signal(
+                "v3/historical", {"start": watttime_time(start - step), "end": watttime_time(until)}
+            )
             points = [(False, self.unit_scale(behind_meta), p) for p in behind]
         points += [(True, scale, p) for p in ahead]
         times, values, forecast = [], [], []
@@ -85,7 +94,9 @@ class WattTimeSource(HttpSource):
             times.append(parse_time(point.get("point_time"), self.name, f"data[{i}].point_time"))
             values.append(intensity_value(point.get("value"), self.name, f"data[{i}].value", factor))
             forecast.append(is_forecast)
-        notes = [f"WattTime {self.settings.signal_type}: the marginal emissions rate of the next kWh, not the grid average"]
+        notes = [
+            f"WattTime {self.settings.signal_type}: the marginal emissions rate of the next kWh, not the grid average"
+        ]
         notes += [f"WattTime warning: {w.get('message')}" for w in meta.get("warnings") or [] if isinstance(w, dict)]
         return self.assemble(times, values, forecast, step, start, end, tuple(notes))
 

@@ -1,0 +1,102 @@
+"""The train-optimized stage: the carbon-aware configuration, trained where and when wait-for-window decided.
+
+A flexible plan on the simulated clock trains in one go at the scheduled start. An interruptible plan trains in
+its chunks (training/segments.py): by shares of the optimizer steps on the simulated clock, by time budgets with
+re-plans between chunks on the real clock (scheduling/replanning.py). On the real clock a flexible plan is followed
+as one chunk: DVC trains the baseline between wait-for-window and this stage, so the planned window may have
+passed; then the run re-plans and waits again. The summary, with the chunks as they ran, is written once.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..errors import UsageError
+from ..intensity.horizon import Horizon, read_horizon
+from ..params import Params
+from ..scheduling.clock import Clock, RealClock
+from ..scheduling.decision import Decision, read_decision
+from ..scheduling.replanning import Replanner
+from ..scheduling.waiting import Pause, Say, quiet
+from ..training import distributed
+from ..training.loop import run_training, total_steps, train
+from ..training.placement import Placement
+from ..training.resume import resume_folder
+from ..training.segments import MAPPING, Done, Segment, chunks_as_run, follow_live_plan, follow_recorded_plan
+from ..training.summary import write_summary
+
+RUN = "optimized"  # the run wait-for-window schedules
+NAME = f"train {RUN}"
+
+
+def placement(decision: Decision, horizon: Horizon) -> Placement:
+    """The scheduled start (simulated clock), or when the run really starts after waiting (real clock)."""
+    if horizon.simulated:
+        return Placement(horizon, decision.start, f"scheduled start ({decision.rule} rule, simulated clock)")
+    return Placement(horizon, None, "actual start after waiting (real clock)")
+
+
+def run_segment(params: Params, segment: Segment = Segment()) -> dict | None:
+    """The optimized configuration in one go (or the one segment given) where the decision put it, whatever its
+    chunks: what an interruptible run must match byte for byte."""
+    return run_training(params, RUN, placement(read_decision(), read_horizon()), segment)
+
+
+def run_stage(
+    params: Params, say: Say = quiet, clock: Optional[Clock] = None, pause: Optional[Pause] = None
+) -> dict | None:
+    """The run's summary on rank 0 (None on the other ranks of a torchrun job)."""
+    decision, horizon = read_decision(), read_horizon()
+    placed = placement(decision, horizon)
+    job = distributed.start(params.train.device)  # one process group for all the chunks
+    try:
+        summary = follow(params, decision, placed, job, clock or RealClock(), say, pause)
+    finally:
+        distributed.stop()
+    if summary is not None:
+        write_summary(RUN, summary)
+    return summary
+
+
+def follow(
+    params: Params, decision: Decision, placed: Placement, job: distributed.Job, clock: Clock, say: Say,
+    pause: Optional[Pause],
+) -> dict | None:
+    """Follow the plan: in one go, in the recorded chunks (simulated clock), or live, re-planning between chunks."""
+
+    def one_segment(segment: Segment) -> dict | None:
+        return train(params, RUN, segment, job, placed)
+
+    if decision.mode != "interruptible" and (decision.clock == "simulated" or job.distributed):
+        return one_segment(Segment())  # one go; torchrun ranks do not re-plan on their own
+    steps_of_run, resume = total_steps(params, RUN), resume_folder(params, RUN, placed, job.world_size)
+
+    def progress() -> Optional[Done]:
+        saved = resume.load()
+        if saved is None:
+            return None
+        return Done(saved["step"], saved["seconds"], max((e.get("chunk", 0) for e in saved["segment_log"]), default=0))
+
+    if decision.clock == "simulated":
+        say = say if job.is_main else quiet
+        summary = follow_recorded_plan(decision.chunks, steps_of_run, one_segment, progress(), say, NAME)
+    elif job.distributed:
+        raise UsageError(
+            "scheduler.mode: interruptible on the real clock runs as one process (torchrun ranks would each "
+            "re-plan on their own); use one process or the simulated clock"
+        )
+    else:
+        replan = Replanner(params, decision, steps_of_run, clock, say, pause, NAME)
+        summary = follow_live_plan(
+            decision.chunks, steps_of_run, one_segment, progress, replan, clock.now, say, NAME, resume.folder
+        )
+    if summary is not None:  # rank 0: the chunks as they ran, beside the rest of the run's summary
+        chunks, pauses = chunks_as_run(summary["training_metrics"]["segment_log"], slept=decision.slept)
+        summary["scheduler_metrics"].update(
+            planned_chunks=len(decision.chunks),
+            chunks=chunks,
+            pauses=pauses,
+            paused_seconds=sum(pause["seconds"] for pause in pauses),
+            chunk_mapping=MAPPING[decision.clock],
+        )
+    return summary

@@ -1,0 +1,97 @@
+"""Between the chunks of an interruptible run on the real clock: plan the work left and sleep to its first chunk.
+
+The work left is the time per step measured so far x the steps left; it is planned at the place wait-for-window
+chose, to be done by the first deadline, and waited for with wait-for-window's own loop (re-fetching and
+re-planning every replan_interval, the countdown on a real clock). pipeline/train_optimized.py hands a Replanner
+to the chunk follower (training/segments.py); nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..intensity.settings import carbon_for
+from ..intensity.sources import on_source_failure
+from ..params import Params
+from ..signals import stop_requests, stopped_by
+from ..timeutil import format_duration, iso
+from .clock import Clock
+from .decision import Decision
+from .planner import Chunk
+from .waiting import Pause, Say, wait_for_window
+
+
+def at_chosen_place(params: Params, decision: Decision) -> Params:
+    """Params that plan only where wait-for-window put the job: the run is charged that place's intensities."""
+    carbon = params.carbon
+    if decision.chosen_place > 0:
+        place = carbon.alternatives[decision.chosen_place - 1]
+        carbon = carbon_for(carbon, place.source, place.region).model_copy(update={"sources": [place.source]})
+    return params.model_copy(update={"carbon": carbon.model_copy(update={"alternatives": []})})
+
+
+def work_left(step: int, seconds: float, total_steps: int, planned: float) -> float:
+    """Seconds of training left: the time per step measured so far (the planned one before any) x the steps left."""
+    if not step:
+        return planned
+    return seconds / step * (total_steps - step)
+
+
+class Replanner:
+    """What the chunk follower calls between chunks: (the chunks to follow, what happened), or ([], what happened,
+    with the `signal`) if SIGINT or SIGTERM stopped the pause."""
+
+    def __init__(
+        self, params: Params, decision: Decision, total_steps: int, clock: Clock, say: Say, pause: Optional[Pause],
+        name: str,
+    ) -> None:
+        self.params, self.decision, self.total_steps = at_chosen_place(params, decision), decision, total_steps
+        self.clock, self.say, self.pause, self.name = clock, say, pause, name
+        self.planned_start: Optional[float] = None  # of the plan being waited for, if any
+
+    def __call__(self, step: int, seconds: float, previous: list[Chunk]) -> tuple[list[Chunk], dict]:
+        left = work_left(step, seconds, self.total_steps, self.decision.expected_duration)
+        now = self.clock.now()
+        if left <= 0:  # only the final evaluation is left
+            return [Chunk(now, now, 0.0)], {}
+        if now + left >= self.decision.deadline:  # no time to pause any more: the rest runs now, in one go
+            return [Chunk(now, now + left, 0.0)], {"past_deadline": True}
+        outcome: dict = {"replans": 0, "replan_failures": []}
+        plan, self.planned_start = None, None
+        with stop_requests(interrupt=True) as received:  # SIGTERM as well as SIGINT ends the pause
+            try:
+                plan = self.wait(left, previous, outcome)
+            except KeyboardInterrupt:  # in the first look ahead, or in the kept plan's sleep
+                pass
+        if plan is None:
+            return [], {
+                **outcome, "at": iso(self.clock.now()), "paused_since": iso(now), "signal": stopped_by(received).name,
+                "planned_start": None if self.planned_start is None else iso(self.planned_start),
+            }
+        self.say(
+            f"{self.name}: {format_duration(left)} of work left in {len(plan)} chunk(s); "
+            f"resuming after a {format_duration(self.clock.now() - now)} pause"
+        )
+        return plan, outcome
+
+    def wait(self, left: float, previous: list[Chunk], outcome: dict) -> Optional[list[Chunk]]:
+        """wait-for-window's loop for the work left: its chunks, or None if a stop came first.
+
+        A first fetch that fails (with fallback on) keeps what is left of the plan being followed, as wait-for-window
+        does (with nothing left, the rest runs now); with fallback off it is an error, the checkpoint in place.
+        """
+        now, failed = self.clock.now(), []
+        with on_source_failure(self.params.carbon, failed.append):
+            submitted, deadline = self.decision.submitted, self.decision.deadline
+            waited = wait_for_window(self.params, left, self.clock, self.say, self.pause, submitted, deadline)
+            outcome.update(replans=waited.replans, replan_failures=waited.replan_failures)
+            self.planned_start = waited.outlook.plan.start
+            return list(waited.outlook.plan.chunks) if waited.started is not None else None
+        rest = [Chunk(max(chunk.start, now), chunk.end, chunk.mean_intensity) for chunk in previous if chunk.end > now]
+        kept = "kept the plan made before" if rest else "no plan left: the rest runs now"
+        rest = rest or [Chunk(now, now + left, 0.0)]
+        outcome["replan_failures"] = [f"{iso(now)}: {failed[0]}; {kept}"]
+        self.say(f"re-plan failed: {failed[0]}; {kept}")
+        self.planned_start = rest[0].start
+        self.clock.sleep(max(0.0, rest[0].start - now))
+        return rest

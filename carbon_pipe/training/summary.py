@@ -1,0 +1,196 @@
+"""What a finished run leaves: its energy intervals charged on the pipeline clock, its peak memory, the summary
+(metrics/<run>.json, written once by the stage) and the artifacts under stages/train-<run>/.
+"""
+
+from __future__ import annotations
+
+import resource
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import psutil
+import torch
+
+from ..artifacts import save_torch, write_bytes, write_csv, write_json
+from ..emissions.accounting import emissions_kg, interval_intensity
+from ..emissions.meter import MeterReading
+from ..errors import ArtifactError
+from ..intensity.horizon import Horizon
+from ..intensity.series import IntensitySeries
+from ..layout import run_metrics, train_dir
+from ..params import RunParams
+from ..timeutil import iso, parse_instant
+from .resume import ResumeFolder
+
+INTERVAL_COLUMNS = [
+    "start", "end", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "intensity_g_per_kwh",
+    "emissions_kg", "segment", "node",
+]
+
+
+class MemoryUse:
+    """Peak memory while training: CUDA's allocator peak since the start, or the process's peak RSS on a CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        self.rss_before_training_mb = psutil.Process().memory_info().rss / 2**20
+
+    def peak(self) -> dict:
+        if self.device.type == "cuda":
+            return {
+                "peak_memory_mb": torch.cuda.max_memory_allocated(self.device) / 2**20,
+                "peak_reserved_mb": torch.cuda.max_memory_reserved(self.device) / 2**20,
+                "method": "CUDA caching allocator: max_memory_allocated after reset_peak_memory_stats at run start",
+            }
+        return {
+            "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_before_training_mb": self.rss_before_training_mb,
+            "method": (
+                "process peak RSS (includes the Python/PyTorch runtime and the dataset, not only training; "
+                "rss_before_training_mb is what was resident before the loop)"
+            ),
+        }
+
+
+def combine_memory(per_rank: list[dict]) -> dict:
+    """The largest rank's figures; under torchrun also every rank's peak."""
+    largest = dict(max(per_rank, key=lambda memory: memory["peak_memory_mb"]))
+    if len(per_rank) > 1:
+        largest["per_rank_peak_memory_mb"] = [memory["peak_memory_mb"] for memory in per_rank]
+        largest["method"] += "; the largest over ranks"
+    return largest
+
+
+def energy_intervals(rows: list[dict], series: IntensitySeries) -> pd.DataFrame:
+    """One row per measurement of every segment and node, on the pipeline clock, charged the intensity then."""
+    if not rows:
+        return pd.DataFrame(columns=INTERVAL_COLUMNS)
+    rows = sorted(rows, key=lambda row: (row["clock_start"], row["node"]))
+    starts = np.array([row["clock_start"] for row in rows])
+    ends = np.array([row["clock_end"] for row in rows])
+    energy = np.array([row["energy_kwh"] for row in rows])
+    if ends.max() > series.end:
+        raise ArtifactError(
+            f"the run ends at {iso(ends.max())}, after the intensity horizon ({iso(series.end)}): raise carbon.horizon"
+        )
+    intensity = interval_intensity(series, starts, ends)
+    return pd.DataFrame(
+        {
+            "start": [iso(t) for t in starts],
+            "end": [iso(t) for t in ends],
+            "energy_kwh": energy,
+            "cpu_energy_kwh": [row["cpu_energy_kwh"] for row in rows],
+            "gpu_energy_kwh": [row["gpu_energy_kwh"] for row in rows],
+            "ram_energy_kwh": [row["ram_energy_kwh"] for row in rows],
+            "intensity_g_per_kwh": intensity,
+            "emissions_kg": emissions_kg(energy, intensity),
+            "segment": [row["segment"] for row in rows],
+            "node": [row["node"] for row in rows],
+        },
+        columns=INTERVAL_COLUMNS,
+    )
+
+
+def measured_segment_log(segment_log: list[dict], rows: list[dict]) -> list[dict]:
+    """Each segment ends at its last measurement: CodeCarbon's final one comes after the segment's last checkpoint."""
+    ends: dict[int, float] = {}
+    for row in rows:
+        ends[row["segment"]] = max(ends.get(row["segment"], row["clock_end"]), row["clock_end"])
+    return [
+        {**entry, "clock_end": iso(max(parse_instant(entry["clock_end"]), ends.get(entry["segment"], -np.inf)))}
+        for entry in segment_log
+    ]
+
+
+def training_metrics(epochs: list[dict], train_seconds: float) -> dict[str, Any]:
+    last = epochs[-1]
+    return {
+        "final_accuracy": last["test_accuracy"],
+        "final_loss": last["train_loss"],
+        "test_loss": last["test_loss"],
+        "epochs": len(epochs),
+        "total_time_seconds": train_seconds,
+        "samples_per_second": sum(e["samples_per_second"] for e in epochs) / len(epochs),
+    }
+
+
+def carbon_metrics(
+    intervals: pd.DataFrame, energy_errors: list[str], reading: Optional[MeterReading], horizon: Horizon
+) -> dict[str, Any]:
+    """Emissions summed over the intervals, each charged the intensity in force then; unknown (None) if any
+    segment's tracker failed or nothing was measured."""
+    known = len(intervals) > 0 and not energy_errors
+    energy = float(intervals["energy_kwh"].sum()) if known else None
+    emissions = float(intervals["emissions_kg"].sum()) if known else None
+    tracked_seconds = None
+    if known:  # time under measurement; nodes measure side by side, so their overlapping intervals count once
+        durations = intervals["end"].map(parse_instant) - intervals["start"].map(parse_instant)
+        tracked_seconds = float(durations.sum()) / intervals["node"].nunique()
+    # CodeCarbon's static figure is its country factor x energy: the factor from this segment, the energy of all
+    segment_energy = sum(interval.energy_kwh for interval in reading.intervals) if reading is not None else 0.0
+    static_factor = None
+    if known and reading.codecarbon_emissions_kg and segment_energy:
+        static_factor = reading.codecarbon_emissions_kg / segment_energy
+    return {
+        "total_emissions_kg": emissions,
+        "energy_consumed_kwh": energy,
+        "avg_power_watts": energy * 3.6e6 / tracked_seconds if energy is not None and tracked_seconds else None,
+        "mean_intensity_g_per_kwh": 1000 * emissions / energy if energy else None,
+        "intensity_source": horizon.series.source,
+        "intensity_source_failures": list(horizon.source_failures),  # sources that failed before it served
+        "energy_method": reading.method if known and reading is not None else "unknown",
+        "energy_error": "; ".join(energy_errors) or (None if known else "CodeCarbon recorded no measurement"),
+        "codecarbon_static_average_emissions_kg": static_factor * energy if static_factor is not None else None,
+        "codecarbon_static_average_note": (
+            f"CodeCarbon's {reading.codecarbon_country if reading else ''} annual-average intensity x the run's "
+            "energy over all its segments and nodes; not time-resolved, kept for reference only"
+        ),
+    }
+
+
+def scheduler_metrics(horizon: Horizon, start: float, placement: str, carbon: dict[str, Any]) -> dict[str, Any]:
+    energy, emissions = carbon["energy_consumed_kwh"], carbon["total_emissions_kg"]
+    return {
+        "clock": horizon.clock,
+        "simulated_clock": horizon.simulated,
+        "placement": placement,
+        "start": iso(start),
+        "wait_seconds": start - horizon.submitted,
+        "initial_intensity_g_per_kwh": horizon.series.at(start),
+        "training_intensity_g_per_kwh": 1000 * emissions / energy if energy else None,
+    }
+
+
+def summarize(
+    run_name: str, config: RunParams, training: dict[str, Any], carbon: dict[str, Any], scheduler: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "run": run_name,
+        "training_metrics": training,
+        "carbon_metrics": carbon,
+        "scheduler_metrics": scheduler,
+        "batch_size": config.batch_size,
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "effective_batch_size": config.effective_batch_size,
+    }
+
+
+def write_outputs(
+    run_name: str, model: torch.nn.Module, state: dict, epochs: list[dict], intervals: pd.DataFrame,
+    resume: ResumeFolder,
+) -> None:
+    """The finished run's artifacts (not its summary, which the stage writes once it is complete)."""
+    out_dir = train_dir(run_name)
+    save_torch(out_dir / "model.pt", model.state_dict())
+    save_torch(out_dir / "checkpoint.pt", state)
+    write_csv(out_dir / "epochs.csv", pd.DataFrame(epochs))
+    write_csv(out_dir / "energy_intervals.csv", intervals)
+    for log in resume.folder.glob("emissions*.csv"):  # CodeCarbon's own log, every segment's row
+        write_bytes(out_dir / log.name, log.read_bytes())
+
+
+def write_summary(run_name: str, summary: dict) -> None:
+    write_json(run_metrics(run_name), summary)

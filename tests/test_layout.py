@@ -1,0 +1,164 @@
+"""The layout stays true: each stage's dvc.yaml deps cover every carbon_pipe module its pipeline module imports
+(so they are exact by construction), train-baseline imports nothing of the scheduler's, rooms say their concern,
+and functions and modules stay short."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import REPO
+
+PACKAGE = REPO / "carbon_pipe"
+# Shared plumbing: edits to these must not retrain, so no stage lists them; what they import is theirs to keep light.
+PLUMBING = {
+    f"carbon_pipe/{name}.py"
+    for name in ("cli", "params", "errors", "timeutil", "artifacts", "layout", "signals", "secrets")
+}
+STAGES = {
+    "fetch-data": "carbon_pipe/pipeline/fetch_data.py",
+    "wait-for-window": "carbon_pipe/pipeline/wait_for_window.py",
+    "train-baseline": "carbon_pipe/pipeline/train_baseline.py",
+    "train-optimized": "carbon_pipe/pipeline/train_optimized.py",
+    "compare": "carbon_pipe/pipeline/compare.py",
+}
+# Another change is turning these into carbon_pipe/backtest/; the size rules apply to them after that.
+NOT_YET = ("backtest", "nowcast")
+MAX_FUNCTION_LINES, MAX_MODULE_LINES, MAX_TOP_LEVEL_MODULES = 60, 350, 8
+
+
+def relative(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
+def module_file(dotted: str) -> Path | None:
+    """carbon_pipe.a.b -> carbon_pipe/a/b.py or carbon_pipe/a/b/__init__.py (None outside the package)."""
+    if dotted.split(".")[0] != "carbon_pipe":
+        return None
+    base = REPO.joinpath(*dotted.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def type_checking_only(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def imports(path: Path) -> set[Path]:
+    """The carbon_pipe modules `path` imports: at the top, inside functions, anywhere but `if TYPE_CHECKING:`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped = {id(inner) for node in ast.walk(tree) if type_checking_only(node) for inner in ast.walk(node)}
+    package = relative(path).removesuffix(".py").replace("/", ".")
+    if path.name == "__init__.py":
+        package = package.removesuffix(".__init__")
+    else:
+        package = package.rsplit(".", 1)[0]
+    found: set[Path] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]) if node.level else ""
+            base = ".".join(part for part in (base, node.module or "") if part)
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found |= {file for file in map(module_file, names) if file is not None}
+    return found
+
+
+def with_parents(path: Path) -> set[Path]:
+    """Importing a module runs every package __init__ above it."""
+    parents = {folder / "__init__.py" for folder in path.parents if PACKAGE in (folder, *folder.parents)}
+    return {path} | {init for init in parents if init.is_file()}
+
+
+def closure(start: str) -> set[str]:
+    """Every carbon_pipe module importing `start` runs, not looking into the plumbing's own imports."""
+    seen: set[Path] = set()
+    todo = with_parents(REPO / start)
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        if relative(path) not in PLUMBING:
+            for found in imports(path):
+                todo |= with_parents(found)
+    return {relative(path) for path in seen}
+
+
+def covered(module: str, deps: list[str]) -> bool:
+    return any(module == dep or module.startswith(dep.rstrip("/") + "/") for dep in deps)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_stage_depends_on_every_module_it_imports(stage):
+    deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["deps"]
+    code = closure(STAGES[stage])
+    plumbing = PLUMBING | {module for module in code if module.endswith("__init__.py")}
+    missing = sorted(module for module in code - plumbing if not covered(module, deps))
+    assert not missing, f"{stage} imports these, not in its dvc.yaml deps: {missing}"
+    assert STAGES[stage] in deps  # the stage's own module, named on its own
+
+
+def test_the_closure_sees_imports_inside_functions_and_package_inits():
+    """The checker itself: train-optimized reaches the sources through the package __init__ that registers them."""
+    code = closure(STAGES["train-optimized"])
+    assert {"carbon_pipe/intensity/sources/uk.py", "carbon_pipe/scheduling/replanning.py"} <= code
+    assert "carbon_pipe/cli.py" not in code and "carbon_pipe/training/model.py" in code
+
+
+def test_the_baseline_imports_nothing_of_the_scheduler_or_the_sources():
+    code = closure(STAGES["train-baseline"])
+    assert not [
+        module for module in code if module.startswith(("carbon_pipe/scheduling/", "carbon_pipe/intensity/sources/"))
+    ]
+    assert {"carbon_pipe/intensity/horizon.py", "carbon_pipe/training/loop.py"} <= code
+
+
+def test_loading_params_imports_no_network_code():
+    script = (
+        "import sys; from carbon_pipe.params import load_params; load_params(sys.argv[1]); print(sorted(sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(REPO / "params.yaml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    loaded = result.stdout
+    assert "'httpx'" not in loaded and "carbon_pipe.intensity.sources" not in loaded and "'torch'" not in loaded
+
+
+def sources() -> list[Path]:
+    return [path for path in sorted(PACKAGE.rglob("*.py")) if not path.stem.startswith(NOT_YET)]
+
+
+def test_functions_and_modules_stay_short():
+    long_functions, long_modules = [], []
+    for path in sources():
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            long_modules.append(f"{relative(path)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{relative(path)}:{node.lineno} {node.name}: {length} lines")
+    assert not long_functions and not long_modules, long_functions + long_modules
+
+
+def test_few_top_level_modules_and_each_room_says_its_concern():
+    top = sorted(
+        path.name for path in PACKAGE.glob("*.py") if path.name != "__init__.py" and not path.stem.startswith(NOT_YET)
+    )
+    assert len(top) <= MAX_TOP_LEVEL_MODULES, top
+    for init in sorted(PACKAGE.rglob("__init__.py")):
+        docstring = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
+        assert docstring and len(docstring.splitlines()) == 1, f"{relative(init)}: one line saying what lives there"
