@@ -34,7 +34,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train-samples", type=int, default=None, help="default: all 60000")
     parser.add_argument("--test-samples", type=int, default=None, help="default: all 10000")
     parser.add_argument("--compile", action="store_true", help="torch.compile the optimized run")
-    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format for the optimized run")
+    parser.add_argument(
+        "--channels-last", action="store_true", help="channels-last memory format for the optimized run"
+    )
     parser.add_argument("--allow-cpu", action="store_true", help="without CUDA, run on the CPU (to test this script)")
     return parser.parse_args()
 

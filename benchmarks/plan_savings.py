@@ -31,10 +31,14 @@ def policies(threshold_levels: list[float]):
     table = {
         "flexible": lambda s, t, slack, d: planner.lowest_mean_start(s, t, t + slack, d),
         "interruptible": lambda s, t, slack, d: planner.interruptible_plan(s, t, t + slack + d, d),
-        "interruptible, 1 h chunks": lambda s, t, slack, d: planner.interruptible_plan(s, t, t + slack + d, d, min_chunk=HOUR),
+        "interruptible, 1 h chunks": lambda s, t, slack, d: planner.interruptible_plan(
+            s, t, t + slack + d, d, min_chunk=HOUR
+        ),
     }
     for level in threshold_levels:
-        table[f"threshold {level:.0f}"] = lambda s, t, slack, d, level=level: planner.threshold_start(s, t, t + slack, d, level)
+        table[f"threshold {level:.0f}"] = lambda s, t, slack, d, level=level: planner.threshold_start(
+            s, t, t + slack, d, level
+        )
     return table
 
 
@@ -69,7 +73,10 @@ def main() -> None:
                 total = sum(plan(series, t, slack, duration).expected_mean_intensity for t in arrivals) * duration
                 cells.append(f"{100 * (1 - total / now_total):.1f} %")
             print(f"| {duration / HOUR:g} h | {slack / HOUR:g} h | " + " | ".join(cells) + " |")
-    print(f"\n{len(durations) * len(slacks) * len(arrivals) * len(policies(levels))} plans in {time.perf_counter() - started:.1f} s")
+    print(
+        f"\n{len(durations) * len(slacks) * len(arrivals) * len(policies(levels))} plans "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
 
 
 if __name__ == "__main__":

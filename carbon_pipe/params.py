@@ -157,7 +157,9 @@ def parse_params(raw: Any, origin: str = "params.yaml") -> Params:
     except ValidationError as exc:
         described = [describe(error, Params) for error in exc.errors()]
         # A misspelt key also leaves its correct spelling missing; the "did you mean" line already says so.
-        suggested = {message.split("did you mean ")[1].rstrip("?)") for _, message in described if "did you mean" in message}
+        suggested = {
+            message.split("did you mean ")[1].rstrip("?)") for _, message in described if "did you mean" in message
+        }
         lines = [
             f"{origin}: {path}: {message}"
             for path, message in described

@@ -27,7 +27,10 @@ def from_environment(variable: str) -> Optional[str]:
     if not value:
         return None
     if not value.isascii():
-        raise ValueError(f"${variable} holds a non-ASCII character (a credential travels in an HTTP header, which carries ASCII only)")
+        raise ValueError(
+            f"${variable} holds a non-ASCII character "
+            "(a credential travels in an HTTP header, which carries ASCII only)"
+        )
     if not value.isprintable():
         raise ValueError(f"${variable} holds a control character (a line break or tab inside the value)")
     return value

@@ -73,24 +73,69 @@ CASES = [
     ("no-params-file", lambda folder: None, WAIT, "params.yaml: no such params file"),
     ("bad-yaml", raw_file("seed: 1\ndata: [unclosed\n"), WAIT, "invalid YAML at line"),
     ("yaml-not-a-mapping", raw_file("- just\n- a list\n"), WAIT, "expected a mapping of sections"),
-    ("unknown-section", with_params(lambda p: p.update(schedular=p.pop("scheduler"))), WAIT, "schedular: unknown key (did you mean scheduler?)"),
-    ("unknown-nested-key", set_key("scheduler.max_wiat", "2h"), WAIT, "scheduler.max_wiat: unknown key (did you mean scheduler.max_wait?)"),
+    (
+        "unknown-section",
+        with_params(lambda p: p.update(schedular=p.pop("scheduler"))),
+        WAIT,
+        "schedular: unknown key (did you mean scheduler?)",
+    ),
+    (
+        "unknown-nested-key",
+        set_key("scheduler.max_wiat", "2h"),
+        WAIT,
+        "scheduler.max_wiat: unknown key (did you mean scheduler.max_wait?)",
+    ),
     ("batch-size-text", set_key("baseline.batch_size", "big"), WAIT, "baseline.batch_size"),
-    ("batch-size-zero", set_key("baseline.batch_size", 0), WAIT, "baseline.batch_size: Input should be greater than or equal to 1"),
+    (
+        "batch-size-zero",
+        set_key("baseline.batch_size", 0),
+        WAIT,
+        "baseline.batch_size: Input should be greater than or equal to 1",
+    ),
     ("missing-batch-size", drop_key("optimized.batch_size"), WAIT, "optimized.batch_size: Field required"),
-    ("accumulation-zero", set_key("optimized.gradient_accumulation_steps", 0), WAIT, "optimized.gradient_accumulation_steps"),
-    ("accumulation-too-large", set_key("optimized.gradient_accumulation_steps", 2048), WAIT, "less than or equal to 1024"),
+    (
+        "accumulation-zero",
+        set_key("optimized.gradient_accumulation_steps", 0),
+        WAIT,
+        "optimized.gradient_accumulation_steps",
+    ),
+    (
+        "accumulation-too-large",
+        set_key("optimized.gradient_accumulation_steps", 2048),
+        WAIT,
+        "less than or equal to 1024",
+    ),
     ("mixed-precision-maybe", set_key("optimized.mixed_precision", "maybe"), WAIT, "optimized.mixed_precision"),
     ("negative-threshold", set_key("scheduler.threshold", -5), WAIT, "scheduler.threshold"),
     ("bad-duration", set_key("scheduler.max_wait", "soon"), WAIT, "scheduler.max_wait: invalid duration 'soon'"),
     ("negative-duration", set_key("scheduler.expected_duration", "-3h"), WAIT, "scheduler.expected_duration"),
-    ("naive-now", set_key("scheduler.now", "2025-01-15T18:00:00"), WAIT, "scheduler.now: time 2025-01-15T18:00:00 has no time zone"),
+    (
+        "naive-now",
+        set_key("scheduler.now", "2025-01-15T18:00:00"),
+        WAIT,
+        "scheduler.now: time 2025-01-15T18:00:00 has no time zone",
+    ),
     ("garbage-now", set_key("scheduler.now", "teatime"), WAIT, "scheduler.now: invalid time 'teatime'"),
-    ("simulated-without-now", set_key("scheduler.now", None), WAIT, "scheduler.now: required when scheduler.clock is simulated"),
+    (
+        "simulated-without-now",
+        set_key("scheduler.now", None),
+        WAIT,
+        "scheduler.now: required when scheduler.clock is simulated",
+    ),
     ("bad-clock", set_key("scheduler.clock", "wallclock"), WAIT, "scheduler.clock"),
     ("bad-rule", set_key("scheduler.rule", "greedy"), WAIT, "scheduler.rule"),
-    ("interruptible-threshold", with_params(lambda p: p["scheduler"].update(mode="interruptible", rule="threshold")), WAIT, "scheduler.mode: interruptible needs rule lowest-mean"),
-    ("bad-time-zone", set_key("carbon.mock.timezone", "Mars/Olympus"), WAIT, "carbon.mock.timezone: unknown time zone 'Mars/Olympus'"),
+    (
+        "interruptible-threshold",
+        with_params(lambda p: p["scheduler"].update(mode="interruptible", rule="threshold")),
+        WAIT,
+        "scheduler.mode: interruptible needs rule lowest-mean",
+    ),
+    (
+        "bad-time-zone",
+        set_key("carbon.mock.timezone", "Mars/Olympus"),
+        WAIT,
+        "carbon.mock.timezone: unknown time zone 'Mars/Olympus'",
+    ),
     ("bad-country-code", set_key("energy.country_iso_code", "gb"), WAIT, "energy.country_iso_code"),
     ("no-sources", set_key("carbon.sources", []), WAIT, "carbon.sources"),
     ("unknown-source", set_key("carbon.sources", ["carbonmagic"]), WAIT, "carbon.sources"),
@@ -105,11 +150,36 @@ CASES = [
     ("negative-seed", set_key("seed", -1), WAIT, "seed: Input should be greater than or equal to 0"),
     ("csv-without-path", set_key("carbon.sources", ["csv"]), WAIT, "carbon.csv.path: required"),
     ("csv-missing-file", csv_source(GOOD_TRACE), ["wait-for-window", "--params", "params.yaml"], None),
-    ("csv-nan-intensity", csv_source(GOOD_TRACE.replace(",110\n", ",NaN\n", 1)), WAIT, "row 3: carbon_intensity is missing"),
-    ("csv-unsorted", csv_source(GOOD_TRACE.replace("2025-01-15T01:00:00Z", "2025-01-14T01:00:00Z")), WAIT, "timestamps out of order"),
-    ("csv-duplicated", csv_source(GOOD_TRACE.replace("2025-01-15T01:00:00Z", "2025-01-15T00:00:00Z")), WAIT, "duplicated timestamp"),
-    ("csv-bad-time", csv_source(GOOD_TRACE.replace("2025-01-15T05:00:00Z", "half past five")), WAIT, "cannot parse time 'half past five'"),
-    ("unknown-run", with_params(lambda p: None), ["train", "--params", "params.yaml", "--run", "fastest"], "--run: expected baseline or optimized"),
+    (
+        "csv-nan-intensity",
+        csv_source(GOOD_TRACE.replace(",110\n", ",NaN\n", 1)),
+        WAIT,
+        "row 3: carbon_intensity is missing",
+    ),
+    (
+        "csv-unsorted",
+        csv_source(GOOD_TRACE.replace("2025-01-15T01:00:00Z", "2025-01-14T01:00:00Z")),
+        WAIT,
+        "timestamps out of order",
+    ),
+    (
+        "csv-duplicated",
+        csv_source(GOOD_TRACE.replace("2025-01-15T01:00:00Z", "2025-01-15T00:00:00Z")),
+        WAIT,
+        "duplicated timestamp",
+    ),
+    (
+        "csv-bad-time",
+        csv_source(GOOD_TRACE.replace("2025-01-15T05:00:00Z", "half past five")),
+        WAIT,
+        "cannot parse time 'half past five'",
+    ),
+    (
+        "unknown-run",
+        with_params(lambda p: None),
+        ["train", "--params", "params.yaml", "--run", "fastest"],
+        "--run: expected baseline or optimized",
+    ),
 ]
 
 
@@ -149,7 +219,10 @@ def test_every_error_gets_its_own_line(workspace):
     with_params(lambda p: (p["train"].update(epochs=0), p["baseline"].update(batch_size=-1)))(workspace)
     result = CliRunner().invoke(app, WAIT)
     assert result.exit_code == 2
-    assert [line.split(": ")[3] for line in result.stderr.strip().splitlines()] == ["train.epochs", "baseline.batch_size"]
+    assert [line.split(": ")[3] for line in result.stderr.strip().splitlines()] == [
+        "train.epochs",
+        "baseline.batch_size",
+    ]
 
 
 @pytest.mark.parametrize("broken", ["missing-file", "corrupt-file"])

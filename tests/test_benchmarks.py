@@ -23,7 +23,11 @@ def bench(script: str, *args: str) -> str:
 
 def test_memory_benchmark_shows_accumulation_lowering_peak_memory():
     output = bench("memory.py", "--steps", "1", "--device", "cpu")
-    rows = {int(line.split()[0]): float(line.split()[3]) for line in output.splitlines() if line.split()[:1] in (["1"], ["8"])}
+    rows = {
+        int(line.split()[0]): float(line.split()[3])
+        for line in output.splitlines()
+        if line.split()[:1] in (["1"], ["8"])
+    }
     assert rows[8] < rows[1] / 2  # 32-sample micro-batches hold a fraction of the activations of 256-sample ones
 
 

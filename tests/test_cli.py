@@ -7,7 +7,8 @@ def test_help_does_not_import_torch():
         "import sys\n"
         "from carbon_pipe.cli import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('torch', 'codecarbon', 'pandas', 'torchvision', 'numpy', 'matplotlib') if m in sys.modules]\n"
+        "heavy = ('torch', 'codecarbon', 'pandas', 'torchvision', 'numpy', 'matplotlib')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
@@ -21,7 +22,10 @@ def test_train_rejects_unknown_run(tmp_path):
 
     write_params(tmp_path, default_params())
     result = subprocess.run(
-        [sys.executable, "-m", "carbon_pipe.cli", "train", "--run", "fastest"], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-m", "carbon_pipe.cli", "train", "--run", "fastest"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
     assert "--run: expected baseline or optimized, got 'fastest'" in result.stderr

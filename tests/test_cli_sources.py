@@ -42,7 +42,12 @@ def test_uk_national_intensity_and_plan(workspace, httpserver):
     assert (shown["source"], shown["region"], shown["current_intensity"]) == ("uk", "national", 69)
     assert shown["now"] == "2023-03-14T03:31:00.000000Z" and shown["source_failures"] == []
     assert [p["carbon_intensity"] for p in shown["forecast"]] == [69, 72, 69, 72, 74, 80, 83]  # to now + 3 h
-    assert shown["forecast"][0] == {"timestamp": "2023-03-14T03:30:00.000000Z", "carbon_intensity": 69, "interval_seconds": 1800, "is_forecast": True}
+    assert shown["forecast"][0] == {
+        "timestamp": "2023-03-14T03:30:00.000000Z",
+        "carbon_intensity": 69,
+        "interval_seconds": 1800,
+        "is_forecast": True,
+    }
     planned = as_json(invoke("plan", "--json", "--base-url", url))
     # The 04:30 slot is a whole half-hour at 69; starting now overlaps one minute of the 72 slot.
     assert planned["start"] == "2023-03-14T04:30:00.000000Z" and planned["end"] == "2023-03-14T05:00:00.000000Z"
@@ -63,8 +68,21 @@ def test_uk_regional_intensity_and_plan(workspace, httpserver):
     shown = as_json(invoke("intensity", "--json", "--base-url", url, "--region", "13"))
     assert (shown["region"], shown["current_intensity"], len(shown["forecast"])) == ("13", 435, 1)
     slots = [("2024-03-01T12:00Z", "2024-03-01T12:30Z", 250), ("2024-03-01T12:30Z", "2024-03-01T13:00Z", 180)]
-    slots += [(f"2024-03-01T{13 + i // 2}:{30 * (i % 2):02d}Z", f"2024-03-01T{13 + (i + 1) // 2}:{30 * ((i + 1) % 2):02d}Z", 90 + 40 * i) for i in range(6)]
-    regional = {"data": {"regionid": 6, "shortname": "Scotland", "data": [{"from": f, "to": t, "intensity": {"forecast": v, "index": "low"}} for f, t, v in slots]}}
+    slots += [
+        (
+            f"2024-03-01T{13 + i // 2}:{30 * (i % 2):02d}Z",
+            f"2024-03-01T{13 + (i + 1) // 2}:{30 * ((i + 1) % 2):02d}Z",
+            90 + 40 * i,
+        )
+        for i in range(6)
+    ]
+    regional = {
+        "data": {
+            "regionid": 6,
+            "shortname": "Scotland",
+            "data": [{"from": f, "to": t, "intensity": {"forecast": v, "index": "low"}} for f, t, v in slots],
+        }
+    }
     httpserver.expect_request("/regional/intensity/2024-03-01T12:00Z/fw48h/regionid/6").respond_with_json(regional)
     project(workspace, "2024-03-01T12:00:00Z", {"sources": ["uk"]})
     planned = as_json(invoke("plan", "--json", "--base-url", url, "--region", "6", "--duration", "1h"))
@@ -76,8 +94,13 @@ def test_uk_regional_intensity_and_plan(workspace, httpserver):
 def test_electricitymaps_intensity_and_plan(workspace, httpserver, monkeypatch):
     monkeypatch.setenv("ELECTRICITYMAPS_API_TOKEN", "em-secret-123")
     hours = [(12, 300), (13, 250), (14, 120), (15, 160), (16, 400)]
-    forecast = {"zone": "DE", "forecast": [{"carbonIntensity": v, "datetime": f"2024-03-01T{h}:00:00.000Z"} for h, v in hours]}
-    httpserver.expect_request("/v3/carbon-intensity/forecast", query_string="zone=DE", headers={"auth-token": "em-secret-123"}).respond_with_json(forecast)
+    forecast = {
+        "zone": "DE",
+        "forecast": [{"carbonIntensity": v, "datetime": f"2024-03-01T{h}:00:00.000Z"} for h, v in hours],
+    }
+    httpserver.expect_request(
+        "/v3/carbon-intensity/forecast", query_string="zone=DE", headers={"auth-token": "em-secret-123"}
+    ).respond_with_json(forecast)
     project(workspace, "2024-03-01T12:00:00Z", {"sources": ["electricitymaps"], "electricitymaps": {"zone": "DE"}})
     url = httpserver.url_for("/v3").rstrip("/")
     shown = as_json(invoke("intensity", "--json", "--base-url", url))
@@ -93,8 +116,14 @@ def test_watttime_intensity_and_plan(workspace, httpserver, monkeypatch):
     monkeypatch.setenv("WATTTIME_USERNAME", "alice")
     monkeypatch.setenv("WATTTIME_PASSWORD", "wt-pass-456")
     httpserver.expect_request("/login").respond_with_json({"token": "bearer-xyz"})
-    points = [{"point_time": f"2024-03-01T{12 + m // 60}:{m % 60:02d}:00+00:00", "value": 500 - (200 if 60 <= m < 90 else 0)} for m in range(0, 180, 5)]
-    body = {"data": points, "meta": {"units": "lbs_co2_per_mwh", "data_point_period_seconds": 300, "region": "CAISO_NORTH"}}
+    points = [
+        {"point_time": f"2024-03-01T{12 + m // 60}:{m % 60:02d}:00+00:00", "value": 500 - (200 if 60 <= m < 90 else 0)}
+        for m in range(0, 180, 5)
+    ]
+    body = {
+        "data": points,
+        "meta": {"units": "lbs_co2_per_mwh", "data_point_period_seconds": 300, "region": "CAISO_NORTH"},
+    }
     httpserver.expect_request("/v3/forecast", headers={"Authorization": "Bearer bearer-xyz"}).respond_with_json(body)
     httpserver.expect_request("/v3/signal-index").respond_with_json(example("watttime-v3/GET_v3_signal-index.response.json"))
     project(workspace, "2024-03-01T12:00:00Z", {"sources": ["watttime"]})
@@ -103,7 +132,9 @@ def test_watttime_intensity_and_plan(workspace, httpserver, monkeypatch):
     assert shown["current_intensity"] == pytest.approx(500 * LBS) and shown["signal_index_percentile"] == 96
     assert len(shown["forecast"]) == 36
     planned = as_json(invoke("plan", "--json", "--base-url", url))
-    assert planned["start"] == "2024-03-01T13:00:00.000000Z" and planned["expected_mean_intensity"] == pytest.approx(300 * LBS)
+    assert planned["start"] == "2024-03-01T13:00:00.000000Z" and planned["expected_mean_intensity"] == pytest.approx(
+        300 * LBS
+    )
     assert "wt-pass-456" not in json.dumps(shown) + json.dumps(planned)
 
 
@@ -113,7 +144,11 @@ def test_with_the_server_gone_the_fallback_serves_and_is_reported(workspace, unu
     planned = as_json(invoke("plan", "--json", "--base-url", url))
     assert planned["source"] == "mock" and planned["source_chain"] == ["uk", "mock"]
     [failure] = planned["source_failures"]
-    assert failure["source"] == "uk" and f"127.0.0.1:{unused_port}" in failure["error"] and "cannot connect" in failure["error"]
+    assert (
+        failure["source"] == "uk"
+        and f"127.0.0.1:{unused_port}" in failure["error"]
+        and "cannot connect" in failure["error"]
+    )
     text = invoke("intensity", "--base-url", url)
     assert text.exit_code == 0 and "fell back: uk: GET" in text.stdout
 
@@ -127,7 +162,10 @@ def test_with_fallback_off_one_error_line_and_a_non_zero_exit(workspace, unused_
         )
         assert result.returncode == 1 and result.stdout == ""
         [line] = result.stderr.strip().splitlines()
-        assert line.startswith(f"carbon-pipe: error: uk: GET http://127.0.0.1:{unused_port}/intensity/2025-01-15T18:00Z/fw48h: cannot connect")
+        assert line.startswith(
+            f"carbon-pipe: error: uk: GET http://127.0.0.1:{unused_port}/intensity/2025-01-15T18:00Z/fw48h: "
+            "cannot connect"
+        )
 
 
 @pytest.mark.parametrize(
@@ -144,20 +182,33 @@ def test_with_fallback_off_one_error_line_and_a_non_zero_exit(workspace, unused_
 def test_bad_overrides_are_one_line(workspace, options, message):
     project(workspace, "2025-01-15T18:00:00Z", {"sources": ["uk"]})
     result = invoke("plan", *options)
-    assert result.exit_code == 2 and result.stderr.strip().splitlines() == [f"carbon-pipe: error: {result.stderr.split('error: ')[1].strip()}"]
+    assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
+        f"carbon-pipe: error: {result.stderr.split('error: ')[1].strip()}"
+    ]
     assert message in result.stderr
 
 
 def test_spatial_choice_picks_the_cleaner_place_and_records_all(workspace, httpserver, monkeypatch):
     monkeypatch.setenv("ELECTRICITYMAPS_API_TOKEN", "t")
-    forecast = {"zone": "FR", "forecast": [{"carbonIntensity": 40 + h, "datetime": f"2025-01-15T{18 + h}:00:00.000Z"} for h in range(6)]}
+    forecast = {
+        "zone": "FR",
+        "forecast": [{"carbonIntensity": 40 + h, "datetime": f"2025-01-15T{18 + h}:00:00.000Z"} for h in range(6)],
+    }
     httpserver.expect_request("/carbon-intensity/forecast").respond_with_json(forecast)
     project(
-        workspace, "2025-01-15T18:00:00Z",
-        {"sources": ["mock"], "alternatives": [{"source": "electricitymaps", "region": "FR"}, {"source": "uk", "region": "13"}],
-         "electricitymaps": {"base_url": httpserver.url_for("").rstrip("/")}, "uk": {"base_url": "http://127.0.0.1:9", "retries": 0}},
+        workspace,
+        "2025-01-15T18:00:00Z",
+        {
+            "sources": ["mock"],
+            "alternatives": [{"source": "electricitymaps", "region": "FR"}, {"source": "uk", "region": "13"}],
+            "electricitymaps": {"base_url": httpserver.url_for("").rstrip("/")},
+            "uk": {"base_url": "http://127.0.0.1:9", "retries": 0},
+        },
     )
     planned = as_json(invoke("plan", "--json"))
     assert (planned["source"], planned["region"], planned["expected_mean_intensity"]) == ("electricitymaps", "FR", 40)
-    assert [(p["source"], p["region"], p["chosen"]) for p in planned["locations"]] == [("mock", "GB", False), ("electricitymaps", "FR", True)]
+    assert [(p["source"], p["region"], p["chosen"]) for p in planned["locations"]] == [
+        ("mock", "GB", False),
+        ("electricitymaps", "FR", True),
+    ]
     assert planned["source_failures"][0]["source"] == "uk" and planned["source_failures"][0]["region"] == "13"

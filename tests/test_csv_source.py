@@ -26,7 +26,9 @@ def test_a_trace_is_cut_to_the_request(tmp_path):
     series = source.series(parse_instant("2024-01-01T00:30Z"), parse_instant("2024-01-01T02:00Z"))
     assert series.values.tolist() == [100, 0] and series.start == parse_instant("2024-01-01T00:00Z")
     assert series.region == "test-grid" and "perfect forecast" in series.notes[0]
-    with pytest.raises(SourceError, match="covers 2024-01-01T00:00:00.000000Z to 2024-01-01T04:00:00.000000Z, not 2023"):
+    with pytest.raises(
+        SourceError, match="covers 2024-01-01T00:00:00.000000Z to 2024-01-01T04:00:00.000000Z, not 2023"
+    ):
         source.series(parse_instant("2023-12-31T00:00Z"), parse_instant("2024-01-01T00:00Z"))
 
 

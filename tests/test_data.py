@@ -82,7 +82,9 @@ def test_fashion_mnist_comes_from_its_own_mirror_variable(workspace, monkeypatch
     for prefix, count in (("train", 40), ("t10k", 12)):
         idx_gz(mirror / f"{prefix}-images-idx3-ubyte.gz", 2051, rng.integers(0, 256, (count, 28, 28), dtype=np.uint8))
         idx_gz(mirror / f"{prefix}-labels-idx1-ubyte.gz", 2049, rng.integers(0, 10, (count,), dtype=np.uint8))
-    monkeypatch.setattr(FashionMNIST, "resources", [(name, md5sum(mirror / name)) for name, _ in FashionMNIST.resources])
+    monkeypatch.setattr(
+        FashionMNIST, "resources", [(name, md5sum(mirror / name)) for name, _ in FashionMNIST.resources]
+    )
     monkeypatch.setenv("CARBON_PIPE_FASHIONMNIST_MIRROR", str(mirror))
     monkeypatch.setenv("CARBON_PIPE_DATA_MIRROR", str(workspace / "nowhere"))  # the dataset's own variable wins
 

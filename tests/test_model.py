@@ -21,7 +21,10 @@ MNIST_SHAPE = (1, 28, 28)
     [
         ("no_such_package.models:Net", "model.class: cannot import 'no_such_package.models' (ModuleNotFoundError: "),
         ("carbon_pipe.training.model:ResNet", "model.class: module 'carbon_pipe.training.model' has no 'ResNet'"),
-        ("carbon_pipe.training.model:DATASET_ARGUMENTS", "model.class: carbon_pipe.training.model:DATASET_ARGUMENTS is not a torch.nn.Module subclass"),
+        (
+            "carbon_pipe.training.model:DATASET_ARGUMENTS",
+            "model.class: carbon_pipe.training.model:DATASET_ARGUMENTS is not a torch.nn.Module subclass",
+        ),
     ],
 )
 def test_import_problems_are_one_line(class_path, message):
@@ -38,22 +41,29 @@ def test_dataset_shape_is_offered_to_constructors_that_name_it():
 
 
 def test_unknown_kwarg_names_the_key():
-    with pytest.raises(ModelError, match=r"^model.kwargs: carbon_pipe.training.model:SimpleCNN: .*unexpected keyword argument 'depth'"):
+    with pytest.raises(
+        ModelError, match=r"^model.kwargs: carbon_pipe.training.model:SimpleCNN: .*unexpected keyword argument 'depth'"
+    ):
         build_model("carbon_pipe.training.model:SimpleCNN", {"depth": 3}, MNIST_SHAPE, 10)
 
 
 def test_a_model_for_other_images_fails_its_first_batch_in_one_line():
-    model = build_model("carbon_pipe.training.model:SimpleCNN", {"image_size": 32}, MNIST_SHAPE, 10)  # sized for 32x32 input
+    model = build_model(
+        "carbon_pipe.training.model:SimpleCNN", {"image_size": 32}, MNIST_SHAPE, 10
+    )  # sized for 32x32 input
     with pytest.raises(ModelError) as error:
         check_fits(model, torch.zeros(2, *MNIST_SHAPE), 10, "carbon_pipe.training.model:SimpleCNN", "mnist")
     assert str(error.value).startswith(
-        "model.class: carbon_pipe.training.model:SimpleCNN does not fit mnist images of shape (1, 28, 28): mat1 and mat2"
+        "model.class: carbon_pipe.training.model:SimpleCNN does not fit mnist images of shape (1, 28, 28): "
+        "mat1 and mat2"
     )
 
 
 def test_wrong_number_of_logits_is_named():
     model = SimpleCNN(num_classes=7)
-    with pytest.raises(ModelError, match=r"returns \(2, 7\) for a batch of 2 mnist images; expected logits of shape \(2, 10\)"):
+    with pytest.raises(
+        ModelError, match=r"returns \(2, 7\) for a batch of 2 mnist images; expected logits of shape \(2, 10\)"
+    ):
         check_fits(model, torch.zeros(2, *MNIST_SHAPE), 10, "carbon_pipe.training.model:SimpleCNN", "mnist")
 
 
@@ -73,7 +83,10 @@ def test_cli_reports_a_bad_model_in_one_line_and_writes_nothing(workspace):
     synthetic_dataset(train=64, test=32)
     wait_for_window.run_stage(parse_params(params), say=lambda line: None)
     result = subprocess.run(
-        [sys.executable, "-m", "carbon_pipe.cli", "train", "--run", "baseline"], cwd=workspace, capture_output=True, text=True
+        [sys.executable, "-m", "carbon_pipe.cli", "train", "--run", "baseline"],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [

@@ -14,22 +14,52 @@ from .conftest import default_params
         (lambda p: p["carbon"].update(sources=["uk", "gridwatch"]), "carbon.sources.1: Input should be 'mock', 'uk'"),
         (lambda p: p["carbon"].update(sources=[]), "carbon.sources: Value should have at least 1 item"),
         (lambda p: p["carbon"].update(source="mock"), "carbon.source: unknown key (did you mean carbon.sources?)"),
-        (lambda p: p["carbon"]["uk"].update(region="Atlantis"), "carbon.uk.region: expected national, a region id 1-17"),
+        (
+            lambda p: p["carbon"]["uk"].update(region="Atlantis"),
+            "carbon.uk.region: expected national, a region id 1-17",
+        ),
         (lambda p: p["carbon"]["uk"].update(region=18), "carbon.uk.region: expected national"),
-        (lambda p: p["carbon"]["uk"].update(base_url="api.carbonintensity.org.uk"), "carbon.uk.base_url: expected an http(s) URL"),
-        (lambda p: p["carbon"]["electricitymaps"].update(timeout="0s"), "carbon.electricitymaps.timeout: Input should be greater than 0"),
-        (lambda p: p["carbon"]["watttime"].update(retries=11), "carbon.watttime.retries: Input should be less than or equal to 10"),
+        (
+            lambda p: p["carbon"]["uk"].update(base_url="api.carbonintensity.org.uk"),
+            "carbon.uk.base_url: expected an http(s) URL",
+        ),
+        (
+            lambda p: p["carbon"]["electricitymaps"].update(timeout="0s"),
+            "carbon.electricitymaps.timeout: Input should be greater than 0",
+        ),
+        (
+            lambda p: p["carbon"]["watttime"].update(retries=11),
+            "carbon.watttime.retries: Input should be less than or equal to 10",
+        ),
         (lambda p: p["carbon"]["watttime"].update(signal_type="health_damage"), "carbon.watttime.signal_type"),
         (lambda p: p["carbon"]["watttime"].update(token="abc"), "carbon.watttime.token: unknown key"),
         (lambda p: p["carbon"].update(sources=["csv"]), "carbon.csv.path: required when the csv source is used"),
         (lambda p: p["carbon"].update(alternatives=[{"source": "uk"}]), "carbon.alternatives.0.region: Field required"),
-        (lambda p: p["carbon"].update(alternatives=[{"source": "uk", "region": "Mars"}]), "carbon.alternatives.0.region: expected national"),
+        (
+            lambda p: p["carbon"].update(alternatives=[{"source": "uk", "region": "Mars"}]),
+            "carbon.alternatives.0.region: expected national",
+        ),
         (lambda p: p["carbon"].update(fallback="sometimes"), "carbon.fallback: Input should be a valid boolean"),
-        (lambda p: p["scheduler"].update(mode="pausable"), "scheduler.mode: Input should be 'flexible' or 'interruptible'"),
-        (lambda p: p["scheduler"].update(mode="interruptible", rule="threshold"), "scheduler.mode: interruptible needs rule lowest-mean"),
-        (lambda p: p["scheduler"].update(expected_duration="soon"), "scheduler.expected_duration: invalid duration 'soon'"),
-        (lambda p: p["scheduler"].update(expected_duration=0), "scheduler.expected_duration: duration must be positive or auto"),
-        (lambda p: p["scheduler"].update(replan_interval="0s"), "scheduler.replan_interval: Input should be greater than 0"),
+        (
+            lambda p: p["scheduler"].update(mode="pausable"),
+            "scheduler.mode: Input should be 'flexible' or 'interruptible'",
+        ),
+        (
+            lambda p: p["scheduler"].update(mode="interruptible", rule="threshold"),
+            "scheduler.mode: interruptible needs rule lowest-mean",
+        ),
+        (
+            lambda p: p["scheduler"].update(expected_duration="soon"),
+            "scheduler.expected_duration: invalid duration 'soon'",
+        ),
+        (
+            lambda p: p["scheduler"].update(expected_duration=0),
+            "scheduler.expected_duration: duration must be positive or auto",
+        ),
+        (
+            lambda p: p["scheduler"].update(replan_interval="0s"),
+            "scheduler.replan_interval: Input should be greater than 0",
+        ),
         (lambda p: p["scheduler"].update(check_interval="5min"), "did you mean scheduler.replan_interval?"),
     ],
 )

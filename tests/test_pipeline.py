@@ -108,7 +108,9 @@ def test_numbers_re_derive_from_the_artifacts(project):
     split, savings = comparison["decomposition"], comparison["carbon_savings"]
     optimized_kg = json.loads((project / "metrics/optimized.json").read_text())["carbon_metrics"]["total_emissions_kg"]
     assert split["schedule_effect_kg"] == pytest.approx(at_baseline_kg - optimized_kg, rel=1e-6)
-    assert split["configuration_effect_kg"] == pytest.approx(savings["baseline_emissions_kg"] - at_baseline_kg, rel=1e-6)
+    assert split["configuration_effect_kg"] == pytest.approx(
+        savings["baseline_emissions_kg"] - at_baseline_kg, rel=1e-6
+    )
     assert split["schedule_effect_kg"] > 0  # 18:00 peak vs 03:00 trough of the default curve
 
 
@@ -139,7 +141,9 @@ def test_a_custom_model_trains_through_dvc_by_changing_params_only(project):
         dvc(project, "repro")
         for run in ("baseline", "optimized"):
             summary = json.loads((project / f"metrics/{run}.json").read_text())
-            assert summary["model_class"] == "custom_models.mlp:MLP" and summary["training_metrics"]["final_accuracy"] > 50
+            assert (
+                summary["model_class"] == "custom_models.mlp:MLP" and summary["training_metrics"]["final_accuracy"] > 50
+            )
         assert "changed" not in dvc(project, "status").stdout  # imported bytecode does not dirty the stage
     finally:
         write_params(project, tiny_params())
@@ -196,10 +200,17 @@ def test_an_interruptible_plan_trains_in_its_chunks_through_dvc(project):
         assert [rows[rows["segment"] == s]["start"].min() for s in (0, 1)] == [c["start"] for c in chunks]
         # In one go from 18:00 the whole profile sits in the 30-min point of the evening peak, whatever its pauses.
         grid = pd.read_csv(project / "stages/wait-for-window/intensity.csv")
-        peak = grid[grid["start"].map(parse_instant) == parse_instant("2025-01-15T18:00:00Z")]["carbon_intensity"].item()
+        peak = grid[grid["start"].map(parse_instant) == parse_instant("2025-01-15T18:00:00Z")][
+            "carbon_intensity"
+        ].item()
         split = json.loads((project / "metrics/comparison.json").read_text())["decomposition"]
-        assert split["optimized_at_baseline_start_kg"] == pytest.approx(rows["energy_kwh"].sum() * peak / 1000, rel=1e-9)
-        assert "up to date" in dvc(project, "status").stdout.lower() or dvc(project, "status").stdout.strip() in ("", "{}")
+        assert split["optimized_at_baseline_start_kg"] == pytest.approx(
+            rows["energy_kwh"].sum() * peak / 1000, rel=1e-9
+        )
+        assert "up to date" in dvc(project, "status").stdout.lower() or dvc(project, "status").stdout.strip() in (
+            "",
+            "{}",
+        )
     finally:
         write_params(project, tiny_params())
 
@@ -209,7 +220,8 @@ def test_a_resumed_wait_keeps_the_baseline_at_the_first_submission(project):
     an out), so the baseline, placed at the submission time, sits at the first attempt's, not the rerun's."""
     t0 = time.time()
     (project / "trace.csv").write_text(
-        "timestamp,carbon_intensity\n" + "".join(f"{t:.3f},{v}\n" for t, v in [(t0 - 10, 400), (t0 + 20, 100), (t0 + 21, 400), (t0 + 300, 400)])
+        "timestamp,carbon_intensity\n"
+        + "".join(f"{t:.3f},{v}\n" for t, v in [(t0 - 10, 400), (t0 + 20, 100), (t0 + 21, 400), (t0 + 300, 400)])
     )
     params = tiny_params()
     params["carbon"].update(sources=["csv"], csv={**params["carbon"]["csv"], "path": "trace.csv"}, horizon="5min")
@@ -234,7 +246,11 @@ def test_a_resumed_wait_keeps_the_baseline_at_the_first_submission(project):
         assert placed["placement"].startswith("submission time")
         decision = json.loads((project / "stages/wait-for-window/decision.json").read_text())
         assert decision["now"] == placed["start"] and decision["resumed_wait"]["attempts"] == 2
-        assert parse_instant(decision["start"]) <= parse_instant(decision["latest_start"]) == parse_instant(decision["now"]) + 30
+        assert (
+            parse_instant(decision["start"])
+            <= parse_instant(decision["latest_start"])
+            == parse_instant(decision["now"]) + 30
+        )
         assert not state.exists()
     finally:
         write_params(project, tiny_params())

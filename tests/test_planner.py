@@ -60,7 +60,9 @@ def test_lowest_mean_matches_brute_force(seed, values):
 
 def test_lowest_mean_handles_partial_intervals_exactly():
     # 1 h of 100, then 1 h of 0, then 100: a 30-min job belongs fully inside the zero hour.
-    series = IntensitySeries(np.array([0.0, 3600, 7200, 10800]), np.array([100.0, 0.0, 100.0]), np.zeros(3, bool), "t", "x")
+    series = IntensitySeries(
+        np.array([0.0, 3600, 7200, 10800]), np.array([100.0, 0.0, 100.0]), np.zeros(3, bool), "t", "x"
+    )
     plan = planner.lowest_mean_start(series, 600.0, 9000.0, 1800.0)
     assert plan.start == 3600.0 and plan.expected_mean_intensity == 0.0
     assert plan.now_mean_intensity == 100.0 and plan.saving_vs_now_pct == 100.0
@@ -102,7 +104,9 @@ def test_series_validation_and_contiguity():
 
 def chunk_integral(series: IntensitySeries, chunks) -> float:
     """Independent of the planner: overlap every chunk with every point."""
-    return sum(brute_means(series, [chunk.start], chunk.end - chunk.start)[0] * (chunk.end - chunk.start) for chunk in chunks)
+    return sum(
+        brute_means(series, [chunk.start], chunk.end - chunk.start)[0] * (chunk.end - chunk.start) for chunk in chunks
+    )
 
 
 def exhaustive_cells(
@@ -185,7 +189,9 @@ def test_interruptible_le_flexible_le_now_on_unaligned_times(seed):
 
 def test_interruptible_takes_partial_intervals_exactly_and_next_to_its_neighbours():
     # 0-1 h: 100, 1-2 h: 0, 2-3 h: 50, 3-4 h: 10. A 2.5 h job: all of 1-2 h and 3-4 h, then half of 2-3 h.
-    series = IntensitySeries(np.arange(0.0, 4 * 3600 + 1, 3600), np.array([100.0, 0.0, 50.0, 10.0]), np.zeros(4, bool), "t", "x")
+    series = IntensitySeries(
+        np.arange(0.0, 4 * 3600 + 1, 3600), np.array([100.0, 0.0, 50.0, 10.0]), np.zeros(4, bool), "t", "x"
+    )
     plan = planner.interruptible_plan(series, 0.0, 4 * 3600, 2.5 * 3600)
     assert [(c.start, c.end) for c in plan.chunks] == [(3600.0, 2.5 * 3600), (3 * 3600.0, 4 * 3600.0)]
     assert plan.expected_mean_intensity == pytest.approx((0 + 0.5 * 50 + 10) / 2.5)

@@ -41,7 +41,9 @@ def echoed(request) -> str:
     """What a chatty server or proxy says back: the credential headers it got, the Basic one decoded, the account."""
     auth = request.headers.get("Authorization", "")
     decoded = base64.b64decode(auth[6:]).decode() if auth.startswith("Basic ") else ""
-    return f"refused {auth} ({decoded}) auth-token={request.headers.get('auth-token', '')} account {PAIR} key {EM_TOKEN}"
+    return (
+        f"refused {auth} ({decoded}) auth-token={request.headers.get('auth-token', '')} account {PAIR} key {EM_TOKEN}"
+    )
 
 
 BODIES = {
@@ -63,18 +65,28 @@ def echo(status: int, body: str):
 
 
 def uk_like_points(hours: int = 4) -> list[dict]:
-    return [{"point_time": f"2024-03-01T{12 + m // 60}:{m % 60:02d}:00+00:00", "value": 500} for m in range(0, 60 * hours, 5)]
+    return [
+        {"point_time": f"2024-03-01T{12 + m // 60}:{m % 60:02d}:00+00:00", "value": 500}
+        for m in range(0, 60 * hours, 5)
+    ]
 
 
 def forecast_warning_echo(request) -> Response:
     """A WattTime forecast whose meta.warnings repeat the request's credentials."""
-    meta = {"units": "lbs_co2_per_mwh", "data_point_period_seconds": 300, "warnings": [{"type": "Echo", "message": echoed(request)}]}
+    meta = {
+        "units": "lbs_co2_per_mwh",
+        "data_point_period_seconds": 300,
+        "warnings": [{"type": "Echo", "message": echoed(request)}],
+    }
     return Response(json.dumps({"data": uk_like_points(), "meta": meta}), content_type="application/json")
 
 
 def signal_index_echo(request) -> Response:
     meta = {"units": "percentile", "data_point_period_seconds": 300}
-    return Response(json.dumps({"data": [{"point_time": echoed(request), "value": 96}], "meta": meta}), content_type="application/json")
+    return Response(
+        json.dumps({"data": [{"point_time": echoed(request), "value": 96}], "meta": meta}),
+        content_type="application/json",
+    )
 
 
 @pytest.fixture
@@ -98,8 +110,12 @@ ENDPOINTS = [
 
 @pytest.mark.parametrize("status", [400, 401, 403, 500])
 @pytest.mark.parametrize("body", list(BODIES))
-@pytest.mark.parametrize("name, base, path", ENDPOINTS, ids=["uk", "electricitymaps", "watttime-login", "watttime-forecast"])
-def test_credentials_echoed_in_an_error_never_reach_the_recorded_failure(credentials, httpserver, name, base, path, status, body):
+@pytest.mark.parametrize(
+    "name, base, path", ENDPOINTS, ids=["uk", "electricitymaps", "watttime-login", "watttime-forecast"]
+)
+def test_credentials_echoed_in_an_error_never_reach_the_recorded_failure(
+    credentials, httpserver, name, base, path, status, body
+):
     httpserver.expect_request(path).respond_with_handler(echo(status, body))
     httpserver.expect_request("/login").respond_with_json({"token": BEARER})
     fetched = fetch_series(chain(httpserver, name, base), START, END, START, with_details=True)
@@ -118,7 +134,9 @@ def test_watttime_warnings_and_signal_index_echoing_credentials_are_redacted(cre
     fetched = fetch_series(chain(httpserver, "watttime"), START, END, START, with_details=True)
     assert fetched.series.source == "watttime"
     [warning] = [note for note in fetched.series.notes if note.startswith("WattTime warning")]
-    assert warning.startswith("WattTime warning: refused Bearer [redacted] () auth-token= account [redacted] key [redacted]")
+    assert warning.startswith(
+        "WattTime warning: refused Bearer [redacted] () auth-token= account [redacted] key [redacted]"
+    )
     shown = next(value for key, value in fetched.details.items() if key in ("signal_index_error", "signal_index_time"))
     assert "Bearer [redacted]" in shown
     assert leaked(json.dumps({"notes": fetched.series.notes, "details": fetched.details})) == []
@@ -156,12 +174,19 @@ def test_cli_output_and_errors_hold_no_credential_when_every_api_echoes_them(wor
         assert result.stdout.count("[redacted]") >= 3  # each API's reason is shown, redacted
         if "--json" in command:
             report = json.loads(result.stdout)
-            assert report["source"] == "mock" and [f["source"] for f in report["source_failures"]] == ["watttime", "electricitymaps", "uk"]
+            assert report["source"] == "mock" and [f["source"] for f in report["source_failures"]] == [
+                "watttime",
+                "electricitymaps",
+                "uk",
+            ]
     cli_project(workspace, httpserver, sources=["watttime", "mock"], fallback=False)
     result = cli(workspace, "plan", "--json")
     assert result.returncode == 1 and result.stdout == "" and leaked(result.stderr) == []
     [line] = result.stderr.splitlines()
-    assert line.startswith("carbon-pipe: error: watttime: GET ") and "/login: HTTP 403: refused Basic [redacted] ([redacted])" in line
+    assert (
+        line.startswith("carbon-pipe: error: watttime: GET ")
+        and "/login: HTTP 403: refused Basic [redacted] ([redacted])" in line
+    )
 
 
 def test_cli_shows_watttime_warnings_and_signal_index_without_the_bearer(workspace, httpserver):
@@ -186,7 +211,9 @@ BAD_VALUES = [
 
 
 @pytest.mark.parametrize("name, variable, value, problem", BAD_VALUES)
-def test_a_credential_no_header_can_carry_is_one_line_naming_the_variable(credentials, httpserver, monkeypatch, name, variable, value, problem):
+def test_a_credential_no_header_can_carry_is_one_line_naming_the_variable(
+    credentials, httpserver, monkeypatch, name, variable, value, problem
+):
     monkeypatch.setenv(variable, value)
     fetched = fetch_series(chain(httpserver, name, "/v3" if name == "electricitymaps" else ""), START, END, START)
     [failure] = fetched.failures
@@ -199,10 +226,18 @@ def test_surrounding_whitespace_of_a_credential_is_stripped(credentials, httpser
     monkeypatch.setenv("ELECTRICITYMAPS_API_TOKEN", f" {EM_TOKEN}\n")  # as `echo $TOKEN > file` and a paste leave it
     monkeypatch.setenv("WATTTIME_PASSWORD", f"{WT_PASSWORD}\r\n")
     forecast = {"forecast": [{"carbonIntensity": 200, "datetime": f"2024-03-01T{12 + h}:00:00.000Z"} for h in range(4)]}
-    httpserver.expect_request("/v3/carbon-intensity/forecast", headers={"auth-token": EM_TOKEN}).respond_with_json(forecast)
-    assert fetch_series(chain(httpserver, "electricitymaps", "/v3"), START, END, START).series.source == "electricitymaps"
-    httpserver.expect_request("/login", headers={"Authorization": f"Basic {BASIC}"}).respond_with_json({"token": BEARER})
-    httpserver.expect_request("/v3/forecast").respond_with_json({"data": uk_like_points(), "meta": {"units": "lbs_co2_per_mwh"}})
+    httpserver.expect_request("/v3/carbon-intensity/forecast", headers={"auth-token": EM_TOKEN}).respond_with_json(
+        forecast
+    )
+    assert (
+        fetch_series(chain(httpserver, "electricitymaps", "/v3"), START, END, START).series.source == "electricitymaps"
+    )
+    httpserver.expect_request("/login", headers={"Authorization": f"Basic {BASIC}"}).respond_with_json(
+        {"token": BEARER}
+    )
+    httpserver.expect_request("/v3/forecast").respond_with_json(
+        {"data": uk_like_points(), "meta": {"units": "lbs_co2_per_mwh"}}
+    )
     assert fetch_series(chain(httpserver, "watttime"), START, END, START).series.source == "watttime"
 
 
@@ -212,7 +247,11 @@ def test_cli_with_a_non_ascii_token_falls_back_or_stops_in_one_line(workspace, h
     result = cli(workspace, "intensity", "--json", env=bad)
     assert result.returncode == 0 and result.stderr == ""
     [failure] = json.loads(result.stdout)["source_failures"]
-    assert failure["error"] == "electricitymaps: $ELECTRICITYMAPS_API_TOKEN holds a non-ASCII character (a credential travels in an HTTP header, which carries ASCII only)"
+    assert (
+        failure["error"]
+        == "electricitymaps: $ELECTRICITYMAPS_API_TOKEN holds a non-ASCII character "
+        "(a credential travels in an HTTP header, which carries ASCII only)"
+    )
     cli_project(workspace, httpserver, sources=["electricitymaps", "mock"], fallback=False)
     result = cli(workspace, "plan", env=bad)
     assert result.returncode == 1 and result.stderr.splitlines() == [f"carbon-pipe: error: {failure['error']}"]
@@ -233,5 +272,9 @@ def test_artifact_writers_redact_strings_and_keep_numbers(credentials, tmp_path,
     monkeypatch.setenv("WATTTIME_USERNAME", "2024")  # a secret that looks like part of a number
     write_json(tmp_path / "a.json", {"note": f"token {EM_TOKEN} for 2024", "value": 0.120245, "year": 2024})
     write_text(tmp_path / "a.md", f"say {WT_PASSWORD}\n")
-    assert json.loads((tmp_path / "a.json").read_text()) == {"note": "token [redacted] for [redacted]", "value": 0.120245, "year": 2024}
+    assert json.loads((tmp_path / "a.json").read_text()) == {
+        "note": "token [redacted] for [redacted]",
+        "value": 0.120245,
+        "year": 2024,
+    }
     assert (tmp_path / "a.md").read_text() == "say [redacted]\n"

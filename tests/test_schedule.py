@@ -57,7 +57,11 @@ def test_simulated_decision_picks_the_night_trough(workspace):
     assert decision["wait_seconds"] == start - SUBMITTED == 9 * 3600
     assert decision["expected_mean_intensity_g_per_kwh"] < 205 < 445 < decision["initial_intensity_g_per_kwh"]
     assert decision["chunks"] == [
-        {"start": decision["start"], "end": decision["expected_end"], "expected_mean_intensity_g_per_kwh": decision["expected_mean_intensity_g_per_kwh"]}
+        {
+            "start": decision["start"],
+            "end": decision["expected_end"],
+            "expected_mean_intensity_g_per_kwh": decision["expected_mean_intensity_g_per_kwh"],
+        }
     ]
     assert decision["source_chain"] == ["mock"] and decision["source_failures"] == [] and not decision["interrupted"]
     written = json.loads((workspace / "stages/wait-for-window/decision.json").read_text())
@@ -73,7 +77,9 @@ def test_simulated_decision_picks_the_night_trough(workspace):
 
 def test_interruptible_decision_records_ordered_chunks(workspace):
     # Two troughs a day apart: with 36 h of slack a 4 h job can take the cleanest hours of both nights.
-    params = params_with(mode="interruptible", min_chunk="1h", max_wait="36h", expected_duration="4h", now="2025-01-15T12:00:00Z")
+    params = params_with(
+        mode="interruptible", min_chunk="1h", max_wait="36h", expected_duration="4h", now="2025-01-15T12:00:00Z"
+    )
     decision = wait_for_window.run_stage(params, say=lambda line: None).record()
     chunks = decision["chunks"]
     assert len(chunks) == 2
@@ -83,7 +89,10 @@ def test_interruptible_decision_records_ordered_chunks(workspace):
     assert all(a_end < b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))  # ordered, apart
     assert sum(end - start for start, end in spans) == pytest.approx(4 * 3600)
     assert all(end - start >= 3600 for start, end in spans)
-    flexible = wait_for_window.run_stage(params.model_copy(update={"scheduler": params.scheduler.model_copy(update={"mode": "flexible"})}), lambda line: None).record()
+    flexible = wait_for_window.run_stage(
+        params.model_copy(update={"scheduler": params.scheduler.model_copy(update={"mode": "flexible"})}),
+        lambda line: None,
+    ).record()
     assert decision["expected_mean_intensity_g_per_kwh"] <= flexible["expected_mean_intensity_g_per_kwh"] + 1e-9
 
 
@@ -126,7 +135,12 @@ def test_rolling_replan_follows_the_newer_forecast(workspace):
             publish(trough_hour=5)
 
     publish(trough_hour=6)
-    params = params_with(carbon={"sources": ["csv"], "csv": {"path": str(trace)}}, clock="real", replan_interval="1h", expected_duration="1h")
+    params = params_with(
+        carbon={"sources": ["csv"], "csv": {"path": str(trace)}},
+        clock="real",
+        replan_interval="1h",
+        expected_duration="1h",
+    )
     clock = PublishingClock(SUBMITTED)
     waited = waiting.wait_for_window(params, 3600.0, clock)
     assert waited.started == SUBMITTED + 5 * 3600  # not 6 h: the re-plan saw the trough move
@@ -150,7 +164,9 @@ def test_ctrl_c_records_a_clean_interrupted_decision(workspace):
 def test_a_signal_to_the_real_command_exits_128_plus_it_with_a_recorded_decision(workspace, signum):
     raw = default_params()
     raw["scheduler"].update(clock="real", max_wait="20h", expected_duration="10min")
-    raw["carbon"]["mock"].update(peak_hour=(time.gmtime().tm_hour + 1) % 24, trough_hour=(time.gmtime().tm_hour + 12) % 24)
+    raw["carbon"]["mock"].update(
+        peak_hour=(time.gmtime().tm_hour + 1) % 24, trough_hour=(time.gmtime().tm_hour + 12) % 24
+    )
     raw["carbon"]["mock"]["timezone"] = "UTC"
     write_params(workspace, raw)
     process = subprocess.Popen(
@@ -196,7 +212,12 @@ def test_horizon_must_cover_the_wait_and_the_job(workspace):
 
 
 def test_a_failing_source_falls_back_and_is_recorded(workspace, unused_port):
-    params = params_with(carbon={"sources": ["uk", "mock"], "uk": {"base_url": f"http://127.0.0.1:{unused_port}", "retries": 1, "backoff": "0s"}})
+    params = params_with(
+        carbon={
+            "sources": ["uk", "mock"],
+            "uk": {"base_url": f"http://127.0.0.1:{unused_port}", "retries": 1, "backoff": "0s"},
+        }
+    )
     decision = wait_for_window.run_stage(params, say=lambda line: None).record()
     assert decision["source"] == "mock" and decision["source_chain"] == ["uk", "mock"]
     [failure] = decision["source_failures"]
@@ -206,7 +227,13 @@ def test_a_failing_source_falls_back_and_is_recorded(workspace, unused_port):
 
 
 def test_with_fallback_off_a_failing_source_is_an_error_and_nothing_is_written(workspace, unused_port):
-    params = params_with(carbon={"sources": ["uk", "mock"], "fallback": False, "uk": {"base_url": f"http://127.0.0.1:{unused_port}", "retries": 0}})
+    params = params_with(
+        carbon={
+            "sources": ["uk", "mock"],
+            "fallback": False,
+            "uk": {"base_url": f"http://127.0.0.1:{unused_port}", "retries": 0},
+        }
+    )
     with pytest.raises(SourceError, match="uk: GET .*cannot connect"):
         wait_for_window.run_stage(params, say=lambda line: None)
     assert not (workspace / "stages").exists()

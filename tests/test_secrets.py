@@ -79,20 +79,32 @@ def test_tokens_never_reach_params_lock_outputs_or_logs(tmp_path, httpserver):
     shutil.copy(REPO / "dvc.yaml", project)
     shutil.copytree(REPO / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
     params = tiny_params()
-    # The chain's WattTime login is refused, Electricity Maps serves; the WattTime alternative logs in, is cleaner, wins.
-    params["carbon"].update(sources=["watttime", "electricitymaps", "mock"], alternatives=[{"source": "watttime", "region": "CAISO_SOUTH"}])
+    # The chain's WattTime login is refused, Electricity Maps serves; the WattTime alternative logs in, is cleaner,
+    # wins.
+    params["carbon"].update(
+        sources=["watttime", "electricitymaps", "mock"], alternatives=[{"source": "watttime", "region": "CAISO_SOUTH"}]
+    )
     params["carbon"]["watttime"].update(base_url=url, retries=0)
     params["carbon"]["electricitymaps"].update(base_url=f"{url}/v3", zone="DE", retries=0)
     write_params(project, params)
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
-    env = {**os.environ, **SECRETS, "PATH": VENV_BIN + os.pathsep + os.environ["PATH"], "CARBON_PIPE_DATA_MIRROR": str(MNIST_RAW)}
-    run = subprocess.run([sys.executable, "-m", "dvc", "repro", "-v"], cwd=project, env=env, capture_output=True, text=True)
+    env = {
+        **os.environ,
+        **SECRETS,
+        "PATH": VENV_BIN + os.pathsep + os.environ["PATH"],
+        "CARBON_PIPE_DATA_MIRROR": str(MNIST_RAW),
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro", "-v"], cwd=project, env=env, capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     decision = json.loads((project / "stages/wait-for-window/decision.json").read_text())
     assert (decision["source"], decision["region"]) == ("watttime", "CAISO_SOUTH")
     [chain, alternative] = decision["locations"]
-    assert chain["source"] == "electricitymaps" and alternative["chosen"]  # EM served with the token from the environment
+    assert (
+        chain["source"] == "electricitymaps" and alternative["chosen"]
+    )  # EM served with the token from the environment
     [refused] = decision["source_failures"]
     assert refused["error"].endswith("/login: HTTP 403: no account [redacted] (you sent Basic [redacted])")
     assert "WattTime warning: served to Bearer [redacted] of [redacted]" in decision["series_notes"]

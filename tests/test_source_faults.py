@@ -39,14 +39,23 @@ def uk_time(moment: float) -> str:
 def uk_payload(values):
     return {
         "data": [
-            {"from": uk_time(START + 1800 * i), "to": uk_time(START + 1800 * (i + 1)), "intensity": {"forecast": v, "actual": None, "index": "low"}}
+            {
+                "from": uk_time(START + 1800 * i),
+                "to": uk_time(START + 1800 * (i + 1)),
+                "intensity": {"forecast": v, "actual": None, "index": "low"},
+            }
             for i, v in enumerate(values)
         ]
     }
 
 
 def em_payload(values):
-    return {"zone": "GB", "forecast": [{"carbonIntensity": v, "datetime": f"2024-03-01T{12 + i:02d}:00:00.000Z"} for i, v in enumerate(values)]}
+    return {
+        "zone": "GB",
+        "forecast": [
+            {"carbonIntensity": v, "datetime": f"2024-03-01T{12 + i:02d}:00:00.000Z"} for i, v in enumerate(values)
+        ],
+    }
 
 
 def wt_payload(values):
@@ -59,10 +68,23 @@ def wt_payload(values):
 APIS = [
     Api("uk", "", "/intensity/2024-03-01T12:00Z/fw48h", (), uk_payload, {"data": []}, {"data": {"unexpected": True}}),
     Api(
-        "electricitymaps", "/v3", "/v3/carbon-intensity/forecast", ("/v3/carbon-intensity/past-range",),
-        em_payload, {"zone": "GB", "forecast": []}, {"zone": "GB", "forecast": "soon"},
+        "electricitymaps",
+        "/v3",
+        "/v3/carbon-intensity/forecast",
+        ("/v3/carbon-intensity/past-range",),
+        em_payload,
+        {"zone": "GB", "forecast": []},
+        {"zone": "GB", "forecast": "soon"},
     ),
-    Api("watttime", "", "/v3/forecast", ("/v3/historical",), wt_payload, {"data": [], "meta": {"units": "lbs_co2_per_mwh"}}, [1, 2, 3]),
+    Api(
+        "watttime",
+        "",
+        "/v3/forecast",
+        ("/v3/historical",),
+        wt_payload,
+        {"data": [], "meta": {"units": "lbs_co2_per_mwh"}},
+        [1, 2, 3],
+    ),
 ]
 
 
@@ -114,15 +136,21 @@ def test_timeout_is_retried_then_reported(api, httpserver):
 
 
 def test_connection_refused(api, unused_port):
-    with pytest.raises(SourceError, match=rf"{api.name}: GET http://127.0.0.1:{unused_port}.*: cannot connect .*\(2 attempts\)"):
+    with pytest.raises(
+        SourceError, match=rf"{api.name}: GET http://127.0.0.1:{unused_port}.*: cannot connect .*\(2 attempts\)"
+    ):
         source_for(api, f"http://127.0.0.1:{unused_port}").series(START, END)
 
 
 def test_server_error_is_retried_and_a_recovery_is_used(api, httpserver):
-    httpserver.expect_request(api.data_path).respond_with_handler(in_turn((500, "boom", {}), (200, api.payload([120, 130]), {})))
+    httpserver.expect_request(api.data_path).respond_with_handler(
+        in_turn((500, "boom", {}), (200, api.payload([120, 130]), {}))
+    )
     sleeps: list = []
     series = source_for(api, server_url(httpserver), sleeps).series(START, END)
-    assert series.values[:2].tolist() == pytest.approx([120, 130] if api.name != "watttime" else [120 * 0.45359237, 130 * 0.45359237])
+    assert series.values[:2].tolist() == pytest.approx(
+        [120, 130] if api.name != "watttime" else [120 * 0.45359237, 130 * 0.45359237]
+    )
     assert sleeps == [0.001]
 
 
@@ -135,14 +163,18 @@ def test_persistent_server_error_fails_after_the_retries(api, httpserver):
 
 
 def test_429_retry_after_is_honoured(api, httpserver):
-    httpserver.expect_request(api.data_path).respond_with_handler(in_turn((429, "slow down", {"Retry-After": "7"}), (200, api.payload([100, 100]), {})))
+    httpserver.expect_request(api.data_path).respond_with_handler(
+        in_turn((429, "slow down", {"Retry-After": "7"}), (200, api.payload([100, 100]), {}))
+    )
     sleeps: list = []
     source_for(api, server_url(httpserver), sleeps).series(START, END)
     assert sleeps == [7.0]  # the server's wait, not the 0.001 s backoff
 
 
 def test_429_really_waits(api, httpserver):
-    httpserver.expect_request(api.data_path).respond_with_handler(in_turn((429, "", {"Retry-After": "0.3"}), (200, api.payload([100, 100]), {})))
+    httpserver.expect_request(api.data_path).respond_with_handler(
+        in_turn((429, "", {"Retry-After": "0.3"}), (200, api.payload([100, 100]), {}))
+    )
     started = time.perf_counter()
     source_for(api, server_url(httpserver)).series(START, END)
     assert time.perf_counter() - started >= 0.3
@@ -171,7 +203,9 @@ def test_valid_json_of_the_wrong_shape(api, httpserver):
 
 def test_empty_data(api, httpserver):
     for path in (api.data_path, *api.fill_paths):
-        httpserver.expect_request(path).respond_with_json(api.empty if path == api.data_path else {"data": [], "meta": {"units": "lbs_co2_per_mwh"}})
+        httpserver.expect_request(path).respond_with_json(
+            api.empty if path == api.data_path else {"data": [], "meta": {"units": "lbs_co2_per_mwh"}}
+        )
     with pytest.raises(SourceError, match=rf"{api.name}: the response holds no intensity points"):
         source_for(api, server_url(httpserver)).series(START, END)
 

@@ -64,7 +64,10 @@ def test_uk_national_prefers_the_actual(httpserver):
 
 def test_uk_longer_windows_use_the_from_to_endpoint(httpserver):
     slots = [
-        {"from": f"2024-03-0{1 + h // 48}T{(h % 48) // 2:02d}:{30 * (h % 2):02d}Z", "intensity": {"forecast": 100 + h, "actual": None}}
+        {
+            "from": f"2024-03-0{1 + h // 48}T{(h % 48) // 2:02d}:{30 * (h % 2):02d}Z",
+            "intensity": {"forecast": 100 + h, "actual": None},
+        }
         for h in range(150)
     ]
     for slot, after in zip(slots, slots[1:] + [{"from": "2024-03-04T03:00Z"}]):
@@ -105,9 +108,19 @@ def test_uk_regional_by_postcode(httpserver):
         {"from": "2024-03-01T12:00Z", "to": "2024-03-01T12:30Z", "intensity": {"forecast": 0, "index": "very low"}},
         {"from": "2024-03-01T12:30Z", "to": "2024-03-01T13:00Z", "intensity": {"forecast": 31, "index": "low"}},
     ]
-    payload = {"data": {"regionid": 12, "dnoregion": "SSE South", "shortname": "South England", "postcode": "RG10", "data": slots}}
+    payload = {
+        "data": {
+            "regionid": 12,
+            "dnoregion": "SSE South",
+            "shortname": "South England",
+            "postcode": "RG10",
+            "data": slots,
+        }
+    }
     httpserver.expect_request("/regional/intensity/2024-03-01T12:00Z/fw48h/postcode/RG10").respond_with_json(payload)
-    series = get_source(carbon(httpserver, "uk", region="rg10")).series(at("2024-03-01T12:00Z"), at("2024-03-01T13:00Z"))
+    series = get_source(carbon(httpserver, "uk", region="rg10")).series(
+        at("2024-03-01T12:00Z"), at("2024-03-01T13:00Z")
+    )
     assert series.values.tolist() == [0, 31]  # zero is a value
     assert "South England" in series.notes[0]
 
@@ -116,7 +129,9 @@ def test_uk_error_body_is_reported(httpserver):
     httpserver.expect_request("/regional/intensity/2024-03-01T12:00Z/fw48h/regionid/17").respond_with_json(
         example("uk-carbon-intensity/error_400.real.json"), status=400
     )
-    with pytest.raises(Exception, match=r"uk: GET http://localhost:\d+/regional/.*: HTTP 400: Please enter a valid region ID"):
+    with pytest.raises(
+        Exception, match=r"uk: GET http://localhost:\d+/regional/.*: HTTP 400: Please enter a valid region ID"
+    ):
         get_source(carbon(httpserver, "uk", region=17)).series(at("2024-03-01T12:00Z"), at("2024-03-01T13:00Z"))
 
 
@@ -154,12 +169,21 @@ def test_electricitymaps_past_range_for_older_windows(httpserver, em_token):
 
 def test_electricitymaps_history_and_latest_before_the_forecast(httpserver, em_token):
     def entries(hours, values):
-        return [{"carbonIntensity": v, "datetime": f"2024-03-01T{h:02d}:00:00.000Z", "isEstimated": h == 10} for h, v in zip(hours, values)]
+        return [
+            {"carbonIntensity": v, "datetime": f"2024-03-01T{h:02d}:00:00.000Z", "isEstimated": h == 10}
+            for h, v in zip(hours, values)
+        ]
 
-    httpserver.expect_request("/v3/carbon-intensity/forecast").respond_with_json({"zone": "FR", "forecast": entries([12, 13, 14], [999, 40, 30])})
-    httpserver.expect_request("/v3/carbon-intensity/history").respond_with_json({"zone": "FR", "history": entries([10, 11], [60, 50])})
+    httpserver.expect_request("/v3/carbon-intensity/forecast").respond_with_json(
+        {"zone": "FR", "forecast": entries([12, 13, 14], [999, 40, 30])}
+    )
+    httpserver.expect_request("/v3/carbon-intensity/history").respond_with_json(
+        {"zone": "FR", "history": entries([10, 11], [60, 50])}
+    )
     httpserver.expect_request("/v3/carbon-intensity/latest").respond_with_json({"zone": "FR", **entries([12], [45])[0]})
-    series = get_source(carbon(httpserver, "electricitymaps", "/v3", zone="FR")).series(at("2024-03-01T10:30Z"), at("2024-03-01T15:00Z"))
+    series = get_source(carbon(httpserver, "electricitymaps", "/v3", zone="FR")).series(
+        at("2024-03-01T10:30Z"), at("2024-03-01T15:00Z")
+    )
     assert series.values.tolist() == [60, 50, 45, 40, 30]  # the latest actual beats the forecast's 999 for 12:00
     assert series.is_forecast.tolist() == [False, False, False, True, True]
     assert "1 past hours are Electricity Maps estimates" in series.notes
@@ -182,11 +206,15 @@ def wt_login(monkeypatch):
 
 
 def test_watttime_logs_in_converts_units_and_reads_the_signal_index(httpserver, wt_login):
-    httpserver.expect_request("/login", headers={"Authorization": wt_login}).respond_with_json(example("watttime-v3/GET_login.response.json"))
+    httpserver.expect_request("/login", headers={"Authorization": wt_login}).respond_with_json(
+        example("watttime-v3/GET_login.response.json")
+    )
     bearer = {"Authorization": "Bearer abcd1234"}
     forecast = example("watttime-v3/GET_v3_forecast.response.json")
     httpserver.expect_request("/v3/forecast", headers=bearer).respond_with_json(forecast)
-    httpserver.expect_request("/v3/signal-index", headers=bearer).respond_with_json(example("watttime-v3/GET_v3_signal-index.response.json"))
+    httpserver.expect_request("/v3/signal-index", headers=bearer).respond_with_json(
+        example("watttime-v3/GET_v3_signal-index.response.json")
+    )
     source = get_source(carbon(httpserver, "watttime"))
     series = source.series(at("2022-07-15T00:00Z"), at("2022-07-15T00:10Z"))
     assert series.values == pytest.approx([p["value"] * LBS for p in forecast["data"]])
@@ -201,7 +229,10 @@ def test_watttime_logs_in_converts_units_and_reads_the_signal_index(httpserver, 
 def test_watttime_historical_fills_the_past(httpserver, wt_login):
     httpserver.expect_request("/login").respond_with_json({"token": "t"})
     httpserver.expect_request("/v3/forecast").respond_with_json(
-        {"data": [{"point_time": "2022-07-15T00:10:00+00:00", "value": 100}], "meta": {"units": "lbs_co2_per_mwh", "data_point_period_seconds": 300}}
+        {
+            "data": [{"point_time": "2022-07-15T00:10:00+00:00", "value": 100}],
+            "meta": {"units": "lbs_co2_per_mwh", "data_point_period_seconds": 300},
+        }
     )
     httpserver.expect_request("/v3/historical").respond_with_json(example("watttime-v3/GET_v3_historical.response.json"))
     series = get_source(carbon(httpserver, "watttime")).series(at("2022-07-15T00:00Z"), at("2022-07-15T00:15Z"))
@@ -211,7 +242,9 @@ def test_watttime_historical_fills_the_past(httpserver, wt_login):
 
 def test_watttime_logs_in_again_when_the_token_expires(httpserver, wt_login):
     tokens = iter(["old", "new"])
-    httpserver.expect_request("/login").respond_with_handler(lambda request: Response(json.dumps({"token": next(tokens)}), content_type="application/json"))
+    httpserver.expect_request("/login").respond_with_handler(
+        lambda request: Response(json.dumps({"token": next(tokens)}), content_type="application/json")
+    )
     forecast = example("watttime-v3/GET_v3_forecast.response.json")
 
     def forecast_for_fresh_tokens(request):
@@ -234,9 +267,13 @@ def test_watttime_refuses_percentiles_as_intensities(httpserver, wt_login):
 
 def test_watttime_scope_error_is_one_line(httpserver, wt_login):
     httpserver.expect_request("/login").respond_with_json({"token": "t"})
-    httpserver.expect_request("/v3/forecast").respond_with_json(example("watttime-v3/error_invalid_scope.response.json"), status=403)
+    httpserver.expect_request("/v3/forecast").respond_with_json(
+        example("watttime-v3/error_invalid_scope.response.json"), status=403
+    )
     with pytest.raises(Exception, match=r"watttime: GET .*/v3/forecast: HTTP 403: Invalid scope") as caught:
-        get_source(carbon(httpserver, "watttime", region="PSCO")).series(at("2024-06-18T18:40Z"), at("2024-06-18T19:00Z"))
+        get_source(carbon(httpserver, "watttime", region="PSCO")).series(
+            at("2024-06-18T18:40Z"), at("2024-06-18T19:00Z")
+        )
     assert "\n" not in str(caught.value) and "wt-secret" not in str(caught.value)
 
 
@@ -245,7 +282,9 @@ def test_a_server_echoing_the_token_in_its_error_does_not_leak_it(httpserver, em
         {"message": f"token {em_token} has no access to zone DE"}, status=403
     )
     with pytest.raises(SourceError) as caught:
-        get_source(carbon(httpserver, "electricitymaps", "/v3", zone="DE")).series(at("2024-03-01T12:00Z"), at("2024-03-01T13:00Z"))
+        get_source(carbon(httpserver, "electricitymaps", "/v3", zone="DE")).series(
+            at("2024-03-01T12:00Z"), at("2024-03-01T13:00Z")
+        )
     assert "HTTP 403: token [redacted] has no access" in str(caught.value) and em_token not in str(caught.value)
 
 
@@ -254,5 +293,7 @@ def test_redirects_are_not_followed_so_the_token_stays_home(httpserver, em_token
         "", status=302, headers={"Location": "http://elsewhere.invalid/steal"}
     )
     with pytest.raises(SourceError, match="HTTP 302 redirect, not followed"):
-        get_source(carbon(httpserver, "electricitymaps", "/v3", zone="DE")).series(at("2024-03-01T12:00Z"), at("2024-03-01T13:00Z"))
+        get_source(carbon(httpserver, "electricitymaps", "/v3", zone="DE")).series(
+            at("2024-03-01T12:00Z"), at("2024-03-01T13:00Z")
+        )
     assert len(httpserver.log) == 1

@@ -96,9 +96,13 @@ def test_a_century_of_max_wait_with_the_default_horizon_is_one_line(workspace):
 def test_places_within_rounding_of_each_other_keep_the_first():
     series = flat(123.456, 6)
     plan = planner.lowest_mean_start(series, SUBMITTED, SUBMITTED + HOUR, HOUR)
-    noisy = planner.Plan(plan.rule, plan.chunks, plan.expected_mean_intensity * (1 - 1e-15), plan.now_mean_intensity, plan.reason)
+    noisy = planner.Plan(
+        plan.rule, plan.chunks, plan.expected_mean_intensity * (1 - 1e-15), plan.now_mean_intensity, plan.reason
+    )
     assert planner.cheapest_location([plan, noisy]) == 0
-    cleaner = planner.Plan(plan.rule, plan.chunks, plan.expected_mean_intensity * (1 - 1e-6), plan.now_mean_intensity, plan.reason)
+    cleaner = planner.Plan(
+        plan.rule, plan.chunks, plan.expected_mean_intensity * (1 - 1e-6), plan.now_mean_intensity, plan.reason
+    )
     assert planner.cheapest_location([plan, cleaner]) == 1
 
 
@@ -121,7 +125,9 @@ def test_a_saving_under_min_saving_pct_starts_now_and_says_why(mode):
     assert [(c.start, c.end) for c in plan.chunks] == [(SUBMITTED, SUBMITTED + duration)] and plan.mode == mode
     assert plan.expected_mean_intensity == plan.now_mean_intensity == 200.0
     assert "scheduler.min_saving_pct" in plan.reason and "0.05 %" in plan.reason, plan.reason
-    exact = outlook.plan_window(series, SUBMITTED, SUBMITTED + 20 * HOUR, SchedulerParams(mode=mode, min_saving_pct=0), duration)
+    exact = outlook.plan_window(
+        series, SUBMITTED, SUBMITTED + 20 * HOUR, SchedulerParams(mode=mode, min_saving_pct=0), duration
+    )
     assert exact.start == SUBMITTED + 12 * HOUR and exact.saving_vs_now_pct == pytest.approx(0.05)
     assert "min_saving_pct" not in exact.reason
 

@@ -12,7 +12,16 @@ from .conftest import REPO, default_params, write_params
 
 @pytest.mark.parametrize(
     "text, seconds",
-    [("90s", 90), ("30min", 1800), ("4h", 14400), ("1h30min", 5400), ("2.5h", 9000), ("1d", 86400), (120, 120), ("45", 45)],
+    [
+        ("90s", 90),
+        ("30min", 1800),
+        ("4h", 14400),
+        ("1h30min", 5400),
+        ("2.5h", 9000),
+        ("1d", 86400),
+        (120, 120),
+        ("45", 45),
+    ],
 )
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds

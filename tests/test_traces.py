@@ -16,10 +16,16 @@ def write(tmp_path, text, name="trace.csv"):
 
 
 def test_canonical_trace_is_utc_and_piecewise_constant(tmp_path):
-    path = write(tmp_path, "timestamp,carbon_intensity\n2024-01-01T00:00:00,100\n2024-01-01T01:00:00+01:00,200\n2024-01-01T01:00Z,300\n")
+    path = write(
+        tmp_path,
+        "timestamp,carbon_intensity\n2024-01-01T00:00:00,100\n2024-01-01T01:00:00+01:00,200\n2024-01-01T01:00Z,300\n",
+    )
     with pytest.raises(UsageError, match="row 3: duplicated timestamp"):
         load_trace(path)  # 01:00+01:00 is 00:00Z: the same instant as row 2
-    path = write(tmp_path, "timestamp,carbon_intensity\n2024-01-01T00:00:00,100\n2024-01-01T00:30:00Z,200\n2024-01-01T02:30:00+01:00,0\n")
+    path = write(
+        tmp_path,
+        "timestamp,carbon_intensity\n2024-01-01T00:00:00,100\n2024-01-01T00:30:00Z,200\n2024-01-01T02:30:00+01:00,0\n",
+    )
     series = load_trace(path)
     assert series.values.tolist() == [100, 200, 0]  # an intensity of 0 is a value, not "missing"
     assert (series.boundaries - series.boundaries[0]).tolist() == [0, 1800, 5400, 8100]  # last holds the median step
@@ -28,7 +34,10 @@ def test_canonical_trace_is_utc_and_piecewise_constant(tmp_path):
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("timestamp,carbon_intensity\n2024-01-01T00:00Z,1\n2024-01-01T01:00Z,nan\n", "row 3: carbon_intensity is missing"),
+        (
+            "timestamp,carbon_intensity\n2024-01-01T00:00Z,1\n2024-01-01T01:00Z,nan\n",
+            "row 3: carbon_intensity is missing",
+        ),
         ("timestamp,carbon_intensity\n2024-01-01T00:00Z,1\nyesterday,2\n", "row 3: cannot parse time 'yesterday'"),
         ("timestamp,carbon_intensity\n2024-01-01T02:00Z,1\n2024-01-01T01:00Z,2\n", "row 3: timestamps out of order"),
         ("timestamp,carbon_intensity\n2024-01-01T00:00Z,1\n2024-01-01T01:00Z,-4\n", "row 3: negative intensity -4"),
@@ -42,7 +51,9 @@ def test_bad_rows_are_named(tmp_path, body, message):
 
 
 def test_options_name_columns_units_and_repair_scraped_feeds(tmp_path):
-    path = write(tmp_path, "when,moer\n2024-01-01 00:05,100\n2024-01-01 00:00,200\n2024-01-01 00:05,300\n2024-01-01 00:10,\n")
+    path = write(
+        tmp_path, "when,moer\n2024-01-01 00:05,100\n2024-01-01 00:00,200\n2024-01-01 00:05,300\n2024-01-01 00:10,\n"
+    )
     fmt = TraceFormat("when", "moer", unit="lbs_per_mwh", deduplicate=True, sort=True, drop_missing=True)
     series = load_trace(path, fmt)
     assert series.values.tolist() == pytest.approx([200 * 0.45359237, 300 * 0.45359237])
@@ -101,7 +112,10 @@ def test_forecast_vintages_load_sorted_and_in_g_per_kwh(tmp_path):
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("issued_at,target_time,carbon_intensity\n2024-01-01T00:00Z,2024-01-01T01:00Z,\n", "row 2: carbon_intensity is missing"),
+        (
+            "issued_at,target_time,carbon_intensity\n2024-01-01T00:00Z,2024-01-01T01:00Z,\n",
+            "row 2: carbon_intensity is missing",
+        ),
         (
             "issued_at,target_time,carbon_intensity\n2024-01-01T00:00Z,2024-01-01T01:00Z,1\n2024-01-01T00:00Z,2024-01-01T01:00Z,2\n",
             "row 3: a second forecast for the same issue and target time",

@@ -45,14 +45,20 @@ def real_params(folder: Path, **scheduler) -> dict:
     raw = default_params()
     raw["carbon"].update(sources=["csv"], horizon="5min")
     raw["carbon"]["csv"].update(path="trace.csv")
-    raw["scheduler"].update(clock="real", max_wait=f"{MAX_WAIT:g}s", expected_duration="1s", replan_interval="1s", **scheduler)
+    raw["scheduler"].update(
+        clock="real", max_wait=f"{MAX_WAIT:g}s", expected_duration="1s", replan_interval="1s", **scheduler
+    )
     write_params(folder, raw)
     return raw
 
 
 def wait_command(folder: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "carbon_pipe.cli", "wait-for-window"], cwd=folder, stderr=subprocess.PIPE, text=True, env=ENV
+        [sys.executable, "-m", "carbon_pipe.cli", "wait-for-window"],
+        cwd=folder,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
     )
 
 
@@ -193,7 +199,11 @@ def test_a_signal_during_the_first_fetch_is_recorded_and_train_refuses_it(worksp
 
     for run, why in [("optimized", "interrupted before a start was chosen"), ("baseline", "horizon.json is missing")]:
         refused = subprocess.run(
-            [sys.executable, "-m", "carbon_pipe.cli", "train", "--run", run], cwd=workspace, capture_output=True, text=True, env=ENV
+            [sys.executable, "-m", "carbon_pipe.cli", "train", "--run", run],
+            cwd=workspace,
+            capture_output=True,
+            text=True,
+            env=ENV,
         )
         assert refused.returncode != 0 and "Traceback" not in refused.stderr
         [line] = refused.stderr.strip().splitlines()

@@ -1,4 +1,4 @@
-"""The fetch-data stage: MNIST, Fashion-MNIST or CIFAR-10 as uint8 tensors, from a local mirror or torchvision's download.
+"""MNIST, Fashion-MNIST or CIFAR-10 as uint8 tensors for fetch-data, from a local mirror or torchvision's download.
 
 Offline machines point an environment variable at a folder holding the dataset's original files (what
 torchvision would download); their md5 sums are checked before torchvision unpacks them.

@@ -34,7 +34,9 @@ def emissions_kg(energy_kwh: np.ndarray, intensity_g_per_kwh: np.ndarray) -> np.
     return np.asarray(energy_kwh, dtype=float) * np.asarray(intensity_g_per_kwh, dtype=float) / 1000.0
 
 
-def profile_emissions_kg(series: IntensitySeries, starts: np.ndarray, ends: np.ndarray, energy_kwh: np.ndarray, shift: float = 0.0) -> float:
+def profile_emissions_kg(
+    series: IntensitySeries, starts: np.ndarray, ends: np.ndarray, energy_kwh: np.ndarray, shift: float = 0.0
+) -> float:
     """Emissions of an energy profile moved by `shift` seconds on the clock."""
     intensity = interval_intensity(series, np.asarray(starts) + shift, np.asarray(ends) + shift)
     return float(emissions_kg(energy_kwh, intensity).sum())

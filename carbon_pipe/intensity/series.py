@@ -42,7 +42,9 @@ class IntensitySeries:
             raise ValueError("intensities must be finite and non-negative")
 
     @classmethod
-    def from_points(cls, points: list[IntensityPoint], source: str, region: str, notes: tuple[str, ...] = ()) -> "IntensitySeries":
+    def from_points(
+        cls, points: list[IntensityPoint], source: str, region: str, notes: tuple[str, ...] = ()
+    ) -> "IntensitySeries":
         """Points must tile time: each one ends where the next starts."""
         if not points:
             raise ValueError("an intensity series needs at least one point")
@@ -104,10 +106,14 @@ class IntensitySeries:
         )
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, source: str, region: str, notes: tuple[str, ...] = ()) -> "IntensitySeries":
+    def from_frame(
+        cls, frame: pd.DataFrame, source: str, region: str, notes: tuple[str, ...] = ()
+    ) -> "IntensitySeries":
         """The inverse of `to_frame`."""
         points = [
-            IntensityPoint(parse_instant(row.start), parse_instant(row.end), float(row.carbon_intensity), bool(row.is_forecast))
+            IntensityPoint(
+                parse_instant(row.start), parse_instant(row.end), float(row.carbon_intensity), bool(row.is_forecast)
+            )
             for row in frame.itertuples(index=False)
         ]
         return cls.from_points(points, source, region, notes)
@@ -122,7 +128,9 @@ class IntensitySeries:
 
     def points(self) -> Iterator[IntensityPoint]:
         for i, value in enumerate(self.values):
-            yield IntensityPoint(float(self.boundaries[i]), float(self.boundaries[i + 1]), float(value), bool(self.is_forecast[i]))
+            yield IntensityPoint(
+                float(self.boundaries[i]), float(self.boundaries[i + 1]), float(value), bool(self.is_forecast[i])
+            )
 
     def covers(self, start: float, end: float) -> bool:
         return self.start <= start and end <= self.end
@@ -152,7 +160,9 @@ class IntensitySeries:
         """
         starts, ends = np.atleast_1d(np.asarray(starts, dtype=float)), np.atleast_1d(np.asarray(ends, dtype=float))
         if np.any(starts < self.start) or np.any(ends > self.end) or np.any(ends < starts):
-            raise ValueError(f"spans must end after they start, within the intensity series ({iso(self.start)} to {iso(self.end)})")
+            raise ValueError(
+                f"spans must end after they start, within the intensity series ({iso(self.start)} to {iso(self.end)})"
+            )
         bounds, values = self.boundaries, self.values
         first = np.clip(np.searchsorted(bounds, starts, side="right") - 1, 0, len(values) - 1)
         last = np.clip(np.searchsorted(bounds, ends, side="left") - 1, 0, len(values) - 1)  # the point holding the end

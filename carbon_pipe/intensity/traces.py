@@ -117,7 +117,9 @@ def parse_times(values: pd.Series, origin: str) -> np.ndarray:
     return (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
 
 
-def frame_to_series(frame: pd.DataFrame, fmt: TraceFormat, origin: str, source: str = "csv", region: str = "") -> IntensitySeries:
+def frame_to_series(
+    frame: pd.DataFrame, fmt: TraceFormat, origin: str, source: str = "csv", region: str = ""
+) -> IntensitySeries:
     """Validate a trace table and turn it into a contiguous series. `origin` names the file in errors."""
     for column in (fmt.time_column, fmt.value_column):
         if column not in frame.columns:
@@ -126,7 +128,10 @@ def frame_to_series(frame: pd.DataFrame, fmt: TraceFormat, origin: str, source: 
     missing = values.isna().to_numpy()
     if missing.any() and not fmt.drop_missing:
         row = int(missing.nonzero()[0][0])
-        raise UsageError(f"{origin}: row {row + 2}: {fmt.value_column} is missing or not a number ({frame[fmt.value_column].iloc[row]!r})")
+        raise UsageError(
+            f"{origin}: row {row + 2}: {fmt.value_column} is missing or not a number "
+            f"({frame[fmt.value_column].iloc[row]!r})"
+        )
     frame, values = frame[~missing], values[~missing]
     times = parse_times(frame[fmt.time_column], origin)
     intensity = _to_g_per_kwh(values.to_numpy(dtype=float), fmt.unit)
@@ -160,7 +165,9 @@ def frame_to_series(frame: pd.DataFrame, fmt: TraceFormat, origin: str, source: 
     )
 
 
-def load_trace(path: str | Path, fmt: TraceFormat | str = "canonical", source: str = "csv", region: str = "") -> IntensitySeries:
+def load_trace(
+    path: str | Path, fmt: TraceFormat | str = "canonical", source: str = "csv", region: str = ""
+) -> IntensitySeries:
     """Read a trace CSV; `fmt` is a TraceFormat, the name of a preset, or 'auto'."""
     frame = _read_csv(path, "trace")
     fmt = _pick_format(frame, fmt, PRESETS, str(path), "trace")
@@ -178,7 +185,10 @@ def load_forecasts(path: str | Path, fmt: ForecastFormat | str = "auto") -> Fore
     values = pd.to_numeric(frame[fmt.value_column], errors="coerce").to_numpy(dtype=float)
     if np.isnan(values).any():
         row = int(np.isnan(values).nonzero()[0][0])
-        raise UsageError(f"{origin}: row {row + 2}: {fmt.value_column} is missing or not a number ({frame[fmt.value_column].iloc[row]!r})")
+        raise UsageError(
+            f"{origin}: row {row + 2}: {fmt.value_column} is missing or not a number "
+            f"({frame[fmt.value_column].iloc[row]!r})"
+        )
     if len(values) == 0:
         raise UsageError(f"{origin}: no forecast rows")
     issued = parse_times(frame[fmt.issued_column], origin)

@@ -53,8 +53,17 @@ def draw_timeline(
     """
     figure, (ax,) = _figure(10, 4.6)
     (allowed_from, allowed_to) = _dates(allowed_start)
-    ax.axvspan(allowed_from, allowed_to, color=COLORS["allowed"], zorder=0, label="allowed start (submission + max_wait)")
-    ax.stairs(series.values, _dates(series.boundaries), baseline=None, color=COLORS["grid"], linewidth=1.8, label="grid intensity")
+    ax.axvspan(
+        allowed_from, allowed_to, color=COLORS["allowed"], zorder=0, label="allowed start (submission + max_wait)"
+    )
+    ax.stairs(
+        series.values,
+        _dates(series.boundaries),
+        baseline=None,
+        color=COLORS["grid"],
+        linewidth=1.8,
+        label="grid intensity",
+    )
     top = float(series.values.max()) * 1.12
     marks = ((baseline[0], [baseline[1]], COLORS["baseline"]), (optimized[0], optimized[1], COLORS["optimized"]))
     for label, spans, color in marks:
@@ -85,7 +94,10 @@ def draw_epochs(path: str | Path, frame: pd.DataFrame, runs: Sequence[str]) -> N
         loss_ax.plot(frame["epoch"], frame[f"{run}_train_loss"], "o-", color=color, label=f"{run} train")
         loss_ax.plot(frame["epoch"], frame[f"{run}_test_loss"], "s--", color=color, label=f"{run} test")
         accuracy_ax.plot(frame["epoch"], frame[f"{run}_test_accuracy"], "o-", color=color, label=run)
-    for ax, title, ylabel in ((loss_ax, "Loss per epoch", "cross-entropy"), (accuracy_ax, "Test accuracy per epoch", "%")):
+    for ax, title, ylabel in (
+        (loss_ax, "Loss per epoch", "cross-entropy"),
+        (accuracy_ax, "Test accuracy per epoch", "%"),
+    ):
         ax.set_title(title, loc="left")
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)

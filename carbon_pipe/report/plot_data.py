@@ -32,7 +32,8 @@ def window_spans(chunks: Sequence[Any], start: float, end: float) -> list[Span]:
 
 
 def timeline_frame(series: IntensitySeries, submitted: float, marks: Mapping[str, Sequence[Span]]) -> pd.DataFrame:
-    """The grid's intensity as steps over the horizon, plus one column per mark: the intensity inside its spans, 0 outside.
+    """The grid's intensity as steps over the horizon, plus one column per mark: the intensity inside its spans, 0
+    outside.
 
     Each breakpoint (a point boundary or a span edge) gets a row for the value just before it and one for just
     after it, so a plain line chart (all DVC's built-in templates draw) shows exact steps and a mark's edges as
@@ -71,7 +72,8 @@ def cumulative_emissions(intervals: pd.DataFrame) -> Optional[Curve]:
 
 
 def cumulative_frame(curves: Mapping[str, Optional[Curve]]) -> pd.DataFrame:
-    """All runs on one run-time axis (the union of their points); a finished run holds its total, an unknown one is empty."""
+    """All runs on one run-time axis (the union of their points); a finished run holds its total, an unknown one is
+    empty."""
     known = [curve for curve in curves.values() if curve is not None]
     seconds = np.unique(np.concatenate([curve[0] for curve in known])) if known else np.zeros(0)
     columns = {"run_seconds": seconds}

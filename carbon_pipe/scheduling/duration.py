@@ -35,7 +35,11 @@ def expected_duration(params: Params, last_run: Path = run_metrics("optimized"))
         return fallback(f"no measured run yet: {last_run} is missing")
     try:
         measured = json.loads(last_run.read_text(encoding="utf-8"))["training_metrics"]
-        seconds, epochs, samples = float(measured["total_time_seconds"]), int(measured["epochs"]), int(measured["train_samples"])
+        seconds, epochs, samples = (
+            float(measured["total_time_seconds"]),
+            int(measured["epochs"]),
+            int(measured["train_samples"]),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return fallback(f"{last_run} has no usable training_metrics.total_time_seconds, epochs and train_samples")
     if min(seconds, epochs, samples) <= 0:

@@ -109,7 +109,10 @@ def begin_wait(params: Params, now: float, say: Callable[[str], None]) -> WaitSt
         if latest > now
         else f"its latest start {iso(latest)} passed {format_duration(now - latest)} ago: starting now"
     )
-    say(f"wait-for-window: resuming the wait submitted at {iso(state.submitted)} (attempt {len(state.attempts)}; {when})")
+    say(
+        f"wait-for-window: resuming the wait submitted at {iso(state.submitted)} "
+        f"(attempt {len(state.attempts)}; {when})"
+    )
     return state
 
 

@@ -5,4 +5,12 @@ from . import csv_trace, electricitymaps, mock, uk, watttime  # noqa: F401
 from .base import IntensitySource, get_source
 from .fallback import Fetched, SourceFailure, fetch_from, fetch_series, on_source_failure
 
-__all__ = ["IntensitySource", "get_source", "Fetched", "SourceFailure", "fetch_from", "fetch_series", "on_source_failure"]
+__all__ = [
+    "IntensitySource",
+    "get_source",
+    "Fetched",
+    "SourceFailure",
+    "fetch_from",
+    "fetch_series",
+    "on_source_failure",
+]

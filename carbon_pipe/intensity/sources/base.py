@@ -70,7 +70,14 @@ class HttpSource(IntensitySource):
         self.http.close()
 
     def assemble(
-        self, times: list[float], values: list[float], forecast: list[bool], step: float, start: float, end: float, notes: tuple[str, ...]
+        self,
+        times: list[float],
+        values: list[float],
+        forecast: list[bool],
+        step: float,
+        start: float,
+        end: float,
+        notes: tuple[str, ...],
     ) -> IntensitySeries:
         """Samples -> the contiguous series around `start`; a payload without usable points is a SourceError.
         Notes may quote the payload (a region's name, an API warning), so they are redacted here."""

@@ -33,7 +33,9 @@ class CsvTraceSource(IntensitySource):
             self.trace = load_trace(self.settings.path, self.trace_format(), self.name, self.region)
         trace = self.trace
         if not trace.start <= start < trace.end:
-            raise SourceError(f"{self.name}: {self.settings.path} covers {iso(trace.start)} to {iso(trace.end)}, not {iso(start)}")
+            raise SourceError(
+                f"{self.name}: {self.settings.path} covers {iso(trace.start)} to {iso(trace.end)}, not {iso(start)}"
+            )
         first = int(np.searchsorted(trace.boundaries, start, side="right")) - 1
         last = min(len(trace.values), max(first + 1, int(np.searchsorted(trace.boundaries, end, side="left"))))
         return IntensitySeries(

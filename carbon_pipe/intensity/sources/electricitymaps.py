@@ -29,7 +29,9 @@ class ElectricityMapsSource(HttpSource):
         ahead = self.entries(self.http.get("carbon-intensity/forecast", params=zone), "forecast")
         behind: list[dict] = []
         behind_key = "history"
-        first_ahead = min((parse_time(e.get("datetime"), self.name, "forecast[].datetime") for e in ahead), default=None)
+        first_ahead = min(
+            (parse_time(e.get("datetime"), self.name, "forecast[].datetime") for e in ahead), default=None
+        )
         if first_ahead is None or first_ahead > start:
             # Actuals for the part before the forecast; listed first, so they win where both have an hour.
             until = min(end, first_ahead) if first_ahead is not None else end
@@ -38,7 +40,10 @@ class ElectricityMapsSource(HttpSource):
                 behind.append(expect(self.http.get("carbon-intensity/latest", params=zone), dict, self.name, "latest"))
             else:
                 window = {**zone, "start": iso(start - self.settings.resolution), "end": iso(until)}
-                behind, behind_key = self.entries(self.http.get("carbon-intensity/past-range", params=window), "data"), "data"
+                behind, behind_key = (
+                    self.entries(self.http.get("carbon-intensity/past-range", params=window), "data"),
+                    "data",
+                )
         times, values, forecast = [], [], []
         for is_forecast, entries, key in ((False, behind, behind_key), (True, ahead, "forecast")):
             for i, entry in enumerate(entries):

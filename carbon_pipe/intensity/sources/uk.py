@@ -30,8 +30,13 @@ class UkSource(HttpSource):
             notes: list[str] = []
         else:
             kind = "regionid" if region.isdigit() else "postcode"
-            slots, name = self.regional_slots(self.payload_data(f"regional/intensity/{uk_time(start)}/{window}/{kind}/{region}"))
-            notes = [f"UK region {region} ({name}): regional figures are forecasts only (the API publishes no regional actuals)"]
+            slots, name = self.regional_slots(
+                self.payload_data(f"regional/intensity/{uk_time(start)}/{window}/{kind}/{region}")
+            )
+            notes = [
+                f"UK region {region} ({name}): regional figures are forecasts only "
+                "(the API publishes no regional actuals)"
+            ]
         times, ends, values, forecast = [], [], [], []
         for i, slot in enumerate(slots):
             slot = expect(slot, dict, self.name, f"data[{i}]")
@@ -41,7 +46,11 @@ class UkSource(HttpSource):
             value = actual if actual is not None else intensity.get("forecast")
             times.append(begins)
             ends.append(parse_time(slot.get("to"), self.name, f"data[{i}].to"))
-            values.append(intensity_value(value, self.name, f"data[{i}].intensity.{'actual' if actual is not None else 'forecast'}"))
+            values.append(
+                intensity_value(
+                    value, self.name, f"data[{i}].intensity.{'actual' if actual is not None else 'forecast'}"
+                )
+            )
             forecast.append(actual is None)
         if region == "national" and any(forecast):
             notes.append(f"{sum(forecast)} of {len(slots)} half-hours have no actual yet: their forecast is used")
@@ -66,13 +75,17 @@ class UkSource(HttpSource):
                 return [], self.settings.region
             data = data[0]
         region = expect(data, dict, self.name, "data")
-        return expect(region.get("data"), list, self.name, "data.data"), str(region.get("shortname", self.settings.region))
+        return expect(region.get("data"), list, self.name, "data.data"), str(
+            region.get("shortname", self.settings.region)
+        )
 
     def pick_from_all_regions(self, slots: list) -> tuple[list, str]:
         wanted = self.settings.region
         picked, name = [], wanted
         for i, slot in enumerate(slots):
-            regions = expect(expect(slot, dict, self.name, f"data[{i}]").get("regions"), list, self.name, f"data[{i}].regions")
+            regions = expect(
+                expect(slot, dict, self.name, f"data[{i}]").get("regions"), list, self.name, f"data[{i}].regions"
+            )
             match = [r for r in regions if isinstance(r, dict) and str(r.get("regionid")) == wanted]
             if not match and len(regions) == 1 and not wanted.isdigit():
                 match = regions  # a postcode query answers with its one region
