@@ -1,1 +1,1 @@
-"""Carbon intensity as data: the series type, trace files, the horizon a run is charged with, and the sources."""
+"""Where the intensities come from: the series type, trace files, the sources, their settings and the horizon."""

@@ -1,1 +1,1 @@
-"""When the job runs: the pure planner, clocks, waiting for a window, the expected duration and the decision."""
+"""When the job runs: the pure planner, clocks, the wait for a window, the decision, and re-plans between chunks."""

@@ -1,1 +1,1 @@
-"""How a configuration trains: the loop, its model, resume state, pause-and-resume segments and torchrun jobs."""
+"""How a configuration trains: the loop, its steps, resume state, segments on the clock and torchrun jobs."""
