@@ -31,6 +31,12 @@ def _pct(part: float, whole: float) -> float | None:
     return 100.0 * part / whole if whole else None
 
 
+def _reduction(base: float, opt: float, keys: tuple[str, str, str], method: str) -> dict:
+    """Baseline, optimized and the reduction under `keys`, the reduction in % of the baseline, and how measured."""
+    change = {keys[0]: base, keys[1]: opt, keys[2]: base - opt}
+    return {**change, "reduction_percentage": _pct(base - opt, base), "method": method}
+
+
 def _scaled(value: float | None, factor: float) -> float | None:
     return None if value is None else value * factor
 
@@ -91,13 +97,10 @@ def savings(
             "reduction_kg": split.reduction_kg,
             "reduction_percentage": _pct(split.reduction_kg, base_kg),
         },
-        "energy": {
-            "baseline_kwh": base_kwh,
-            "optimized_kwh": opt_kwh,
-            "reduction_kwh": base_kwh - opt_kwh,
-            "reduction_percentage": _pct(base_kwh - opt_kwh, base_kwh),
-            "method": optimized["carbon_metrics"]["energy_method"],
-        },
+        "energy": _reduction(
+            base_kwh, opt_kwh, ("baseline_kwh", "optimized_kwh", "reduction_kwh"),
+            optimized["carbon_metrics"]["energy_method"],
+        ),
         "decomposition": {
             "schedule_effect_kg": split.schedule_effect_kg,
             "configuration_effect_kg": split.configuration_effect_kg,
@@ -126,13 +129,10 @@ def side_by_side(baseline: dict, optimized: dict, series: IntensitySeries) -> di
         "accuracy_impact": {
             "baseline_accuracy": base_acc, "optimized_accuracy": opt_acc, "difference_points": opt_acc - base_acc,
         },
-        "memory_savings": {
-            "baseline_peak_mb": base_mem,
-            "optimized_peak_mb": opt_mem,
-            "reduction_mb": base_mem - opt_mem,
-            "reduction_percentage": _pct(base_mem - opt_mem, base_mem),
-            "method": optimized["memory_metrics"]["method"],
-        },
+        "memory_savings": _reduction(
+            base_mem, opt_mem, ("baseline_peak_mb", "optimized_peak_mb", "reduction_mb"),
+            optimized["memory_metrics"]["method"],
+        ),
         "time": {
             "baseline_seconds": base_t,
             "optimized_seconds": opt_t,

@@ -6,6 +6,7 @@ One writer (`write_decision`: decision.json and its flat summary metrics/schedul
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -19,6 +20,19 @@ from .planner import Chunk
 if TYPE_CHECKING:
     from .duration import DurationEstimate
     from .waiting import Waited
+
+PER_KWH = "expected_mean_intensity_g_per_kwh"
+# The fields decision.json keeps under another name (the JSON keys carry their units).
+RENAMED = {
+    "submitted": "now",
+    "initial_intensity": "initial_intensity_g_per_kwh",
+    "expected_mean_intensity": PER_KWH,
+    "now_mean_intensity": "now_mean_intensity_g_per_kwh",
+    "expected_duration": "expected_duration_seconds",
+    "max_wait": "max_wait_seconds",
+    "min_chunk": "min_chunk_seconds",
+    "threshold": "threshold_g_per_kwh",
+}
 
 
 @dataclass(frozen=True)
@@ -131,41 +145,17 @@ class Decision:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Decision:
-        return cls(
-            submitted=parse_instant(record["now"]),
-            clock=record["clock"],
-            rule=record["rule"],
-            mode=record["mode"],
-            start=_instant(record["start"]),
-            expected_end=_instant(record["expected_end"]),
-            source=record["source"],
-            region=record["region"],
-            initial_intensity=record["initial_intensity_g_per_kwh"],
-            expected_mean_intensity=record["expected_mean_intensity_g_per_kwh"],
-            now_mean_intensity=record["now_mean_intensity_g_per_kwh"],
-            expected_saving_vs_now_pct=record["expected_saving_vs_now_pct"],
-            expected_duration=record["expected_duration_seconds"],
-            duration_source=record["duration_source"],
-            duration_basis=record["duration_basis"],
-            max_wait=record["max_wait_seconds"],
-            min_chunk=record["min_chunk_seconds"],
-            threshold=record["threshold_g_per_kwh"],
-            min_saving_pct=record["min_saving_pct"],
-            chunks=tuple(
-                Chunk(parse_instant(c["start"]), parse_instant(c["end"]), c["expected_mean_intensity_g_per_kwh"])
-                for c in record["chunks"]
-            ),
-            reason=record["reason"],
-            source_chain=tuple(record["source_chain"]),
-            source_failures=tuple(record["source_failures"]),
-            fallback=record["fallback"],
-            locations=tuple(record["locations"]),
-            replans=record["replans"],
-            replan_failures=tuple(record["replan_failures"]),
-            series_notes=tuple(record["series_notes"]),
-            signal=record["signal"],
-            resumed_wait=record["resumed_wait"],
-        )
+        values = {}
+        for field in dataclasses.fields(cls):
+            value = record[RENAMED.get(field.name, field.name)]
+            if field.name in ("submitted", "start", "expected_end"):
+                value = _instant(value)
+            elif field.name == "chunks":
+                value = tuple(Chunk(parse_instant(c["start"]), parse_instant(c["end"]), c[PER_KWH]) for c in value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            values[field.name] = value
+        return cls(**values)
 
 
 def _iso(moment: Optional[float]) -> Optional[str]:
@@ -178,7 +168,7 @@ def _instant(text: Optional[str]) -> Optional[float]:
 
 def chunk_records(chunks: tuple[Chunk, ...]) -> list[dict[str, Any]]:
     return [
-        {"start": iso(chunk.start), "end": iso(chunk.end), "expected_mean_intensity_g_per_kwh": chunk.mean_intensity}
+        {"start": iso(chunk.start), "end": iso(chunk.end), PER_KWH: chunk.mean_intensity}
         for chunk in chunks
     ]
 
