@@ -22,7 +22,7 @@ from ..training import distributed
 from ..training.loop import run_training, total_steps, train
 from ..training.placement import Placement
 from ..training.resume import resume_folder
-from ..training.segments import MAPPING, Done, Segment, chunks_as_run, follow_live_plan, follow_recorded_plan
+from ..training.segments import Segment, chunk_metrics, follow_live_plan, follow_recorded_plan
 from ..training.summary import write_summary
 
 RUN = "optimized"  # the run wait-for-window schedules
@@ -70,16 +70,9 @@ def follow(
     if decision.mode != "interruptible" and (decision.clock == "simulated" or job.distributed):
         return one_segment(Segment())  # one go; torchrun ranks do not re-plan on their own
     steps_of_run, resume = total_steps(params, RUN), resume_folder(params, RUN, placed, job.world_size)
-
-    def progress() -> Optional[Done]:
-        saved = resume.load()
-        if saved is None:
-            return None
-        return Done(saved["step"], saved["seconds"], max((e.get("chunk", 0) for e in saved["segment_log"]), default=0))
-
     if decision.clock == "simulated":
         say = say if job.is_main else quiet
-        summary = follow_recorded_plan(decision.chunks, steps_of_run, one_segment, progress(), say, NAME)
+        summary = follow_recorded_plan(decision.chunks, steps_of_run, one_segment, resume.done(), say, NAME)
     elif job.distributed:
         raise UsageError(
             "scheduler.mode: interruptible on the real clock runs as one process (torchrun ranks would each "
@@ -88,15 +81,9 @@ def follow(
     else:
         replan = Replanner(params, decision, steps_of_run, clock, say, pause, NAME)
         summary = follow_live_plan(
-            decision.chunks, steps_of_run, one_segment, progress, replan, clock.now, say, NAME, resume.folder
+            decision.chunks, steps_of_run, one_segment, resume.done, replan, clock.now, say, NAME, resume.folder
         )
     if summary is not None:  # rank 0: the chunks as they ran, beside the rest of the run's summary
-        chunks, pauses = chunks_as_run(summary["training_metrics"]["segment_log"], slept=decision.slept)
-        summary["scheduler_metrics"].update(
-            planned_chunks=len(decision.chunks),
-            chunks=chunks,
-            pauses=pauses,
-            paused_seconds=sum(pause["seconds"] for pause in pauses),
-            chunk_mapping=MAPPING[decision.clock],
-        )
+        segment_log = summary["training_metrics"]["segment_log"]
+        summary["scheduler_metrics"].update(chunk_metrics(segment_log, len(decision.chunks), decision.clock))
     return summary

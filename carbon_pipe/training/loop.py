@@ -89,8 +89,9 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job,
     metering = Metering(params.energy, job, resume, clock)
 
     # -- the loop, its progress shown, SIGTERM and SIGINT turned into a checkpoint and a stop
-    training = Training(params, run_name, config, segment, job, data, trainer, state, order_rng, resume, clock)
-    training.saved, training.discarded = saved or {}, discarded
+    training = Training(
+        params, run_name, config, segment, job, data, trainer, state, order_rng, resume, clock, saved or {}, discarded
+    )
     bar = ProgressBar(job.is_main, params.train.epochs * len(data.train), state.step * config.effective_batch_size)
     with stop_requests() as signals, bar:
         try:
@@ -120,6 +121,8 @@ class Training:
     order_rng: torch.Generator
     resume: ResumeFolder
     clock: SegmentClock
+    saved: dict  # the last checkpoint
+    discarded: bool  # whether a stale checkpoint (of other params, data or placement) was thrown away
 
     def __post_init__(self) -> None:
         self.resumed_at_step = self.state.step
@@ -128,8 +131,6 @@ class Training:
             "segment": self.clock.index, **self.segment.note, "clock_start": iso(self.clock.start),
             "first_step": self.state.step,
         }
-        self.saved: dict = {}  # the last checkpoint
-        self.discarded = False  # whether a stale checkpoint (of other params) was thrown away
 
     def epochs(self, signals: list[int], bar: ProgressBar) -> None:
         """Each optimizer step trains on exactly one effective batch, the short last one of an epoch included."""

@@ -26,6 +26,7 @@ from ..layout import DATASET_FILE, resume_dir
 from ..params import Params
 from ..timeutil import iso
 from . import distributed
+from .segments import Done
 
 if TYPE_CHECKING:
     from .placement import Placement, SegmentClock
@@ -63,6 +64,14 @@ class ResumeFolder:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def done(self) -> Optional[Done]:
+        """What the checkpoint here says the run has done (None: no checkpoint of this configuration)."""
+        saved = self.load()
+        if saved is None:
+            return None
+        chunk = max((entry.get("chunk", 0) for entry in saved["segment_log"]), default=0)
+        return Done(saved["step"], saved["seconds"], chunk)
 
 
 def fingerprint(**parts) -> str:

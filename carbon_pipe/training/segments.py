@@ -174,6 +174,18 @@ def follow_live_plan(
         say(f"{name}: chunk {index} done at step {done.step} of {total_steps}; pausing")
 
 
+def chunk_metrics(segment_log: list[dict], planned_chunks: int, clock: str) -> dict:
+    """For the run's scheduler_metrics: the chunks as they ran, the pauses between them, and how chunks mapped."""
+    chunks, pauses = chunks_as_run(segment_log, slept=clock == "real")
+    return {
+        "planned_chunks": planned_chunks,
+        "chunks": chunks,
+        "pauses": pauses,
+        "paused_seconds": sum(gap["seconds"] for gap in pauses),
+        "chunk_mapping": MAPPING[clock],
+    }
+
+
 def chunks_as_run(segment_log: list[dict], slept: bool) -> tuple[list[dict], list[dict]]:
     """The chunks as they ran (planned and actual clock spans, steps) and the pauses between them, from the
     run's segment log (a chunk stopped and resumed spans several segments)."""
