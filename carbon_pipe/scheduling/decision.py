@@ -37,6 +37,8 @@ RENAMED = {
 
 @dataclass(frozen=True)
 class Decision:
+    """When (and where) the job runs, how that was planned, and how the wait went. Times are epoch seconds."""
+
     submitted: float  # when the job was submitted: the first attempt's, after a resumed wait
     clock: str  # simulated | real
     rule: str
