@@ -1,0 +1,122 @@
+"""Image files to one uint8 (N, C, H, W) tensor: Pillow decodes each file, converts it to grayscale or RGB, and
+resizes its shorter side to data.image_size (bilinear, antialiased) before a centre crop to a square.
+
+Every file is checked before anything is kept, and every unreadable one is named: a folder with three bad files
+costs one run, not three.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..errors import DataError
+
+GRAY_MODES = ("1", "L", "LA", "La")
+COLOUR_MODES = ("P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")  # palettes count as colour
+MAX_LISTED = 10  # unreadable files named, one line each; the rest are counted
+
+
+def _check_all(files: Iterable[Path], check: Callable[[Path], Any]) -> list[Any]:
+    """`check` each file; if any fails, one line per failing file (the first MAX_LISTED) and nothing kept."""
+    results, problems = [], []
+    for path in files:
+        try:
+            results.append(check(path))
+        except DataError as exc:
+            problems.append(str(exc))
+        except Exception as exc:  # a decoder meeting arbitrary bytes can raise anything
+            cause = (str(exc).splitlines() or [exc.__class__.__name__])[0]
+            problems.append(f"{path}: cannot read the image ({exc.__class__.__name__}: {cause})")
+    if problems:
+        more = [f"... and {len(problems) - MAX_LISTED} more"] if len(problems) > MAX_LISTED else []
+        raise DataError("\n".join(problems[:MAX_LISTED] + more))
+    return results
+
+
+def _header(path: Path) -> tuple[str, tuple[int, int]]:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        try:
+            natural_channels(image)
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
+        return image.mode, image.size
+
+
+def _pick_channels(modes: Counter, setting: Any) -> int:
+    if setting != "auto":
+        return int(setting)
+    return 1 if all(mode in GRAY_MODES for mode in modes) else 3
+
+
+def _common_size(files: list[Path], sizes: list[tuple[int, int]]) -> tuple[int, int]:
+    """Without data.image_size every image must already have one size: the first one that differs is named."""
+    for path, size in zip(files, sizes):
+        if size != sizes[0]:
+            raise DataError(
+                f"{path}: {size[0]}x{size[1]} pixels, but {files[0]} is {sizes[0][0]}x{sizes[0][1]}: "
+                "set data.image_size to resize them all"
+            )
+    return sizes[0]
+
+
+def _fit(image, size: int | None):
+    """Shorter side to `size`, then the centre square; an image already size x size is left as it is."""
+    from PIL import Image
+
+    width, height = image.size
+    if size is None or (width, height) == (size, size):
+        return image
+    scale = size / min(width, height)
+    resized = (max(size, round(width * scale)), max(size, round(height * scale)))
+    image = image.resize(resized, Image.Resampling.BILINEAR)
+    left, top = (resized[0] - size) // 2, (resized[1] - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def as_array(image, channels: int, size: int | None = None):
+    """A Pillow image as an (H, W, channels) uint8 array, fitted to `size` when given."""
+    import numpy as np
+
+    if image.mode in ("P", "PA"):  # through RGBA, so a transparent palette entry converts without a warning
+        image = image.convert("RGBA")
+    image = _fit(image.convert("L" if channels == 1 else "RGB"), size)
+    return np.asarray(image).reshape(image.size[1], image.size[0], channels)
+
+
+def natural_channels(image) -> int:
+    """1 for a grayscale image, 3 for colour; a 16-bit or floating-point one is refused."""
+    if image.mode not in GRAY_MODES + COLOUR_MODES:
+        raise DataError(f"mode {image.mode} (16-bit or floating point); only 8-bit images are read")
+    return 1 if image.mode in GRAY_MODES else 3
+
+
+def _decoded(path: Path, channels: int, size: int | None):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        return as_array(image, channels, size)
+
+
+def read_images(files: list[Path], image_size: int | None, channels_setting: Any) -> tuple[Any, dict[str, int]]:
+    """The images as one uint8 (N, C, H, W) tensor, and how many of each Pillow mode were read."""
+    import numpy as np
+    import torch
+
+    headers = _check_all(files, _header)
+    modes = Counter(mode for mode, _ in headers)
+    channels = _pick_channels(modes, channels_setting)
+    width, height = (image_size, image_size) if image_size else _common_size(files, [size for _, size in headers])
+    stacked = np.empty((len(files), height, width, channels), dtype=np.uint8)
+
+    position = {path: index for index, path in enumerate(files)}
+
+    def decode_into(path: Path) -> None:
+        stacked[position[path]] = _decoded(path, channels, image_size)
+
+    _check_all(files, decode_into)
+    return torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous(), dict(sorted(modes.items()))
