@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import DataError
-from .catalog import source_of
 from .images import as_array, natural_channels
-from .prepared import Prepared, channel_stats, class_counts
+from .prepared import Prepared, channel_stats, class_counts, own_data_manifest
 
 
 def _first_line(exc: BaseException) -> str:
@@ -161,12 +160,9 @@ def load_custom(data) -> Prepared:
     mean, std = channel_stats(train_images, label)
     return Prepared(
         label, f"data.class {data.class_path}", classes, train_images, train_labels, test_images, test_labels, mean, std,
-        manifest={
-            "source": source_of(data),
-            "train_samples_available": len(train),
-            "samples_per_class": {
-                "train": class_counts(train_labels, classes), "test": class_counts(test_labels, classes),
-            },
-            "images_given_as": "floating point in [0, 1], stored as round(x * 255)" if train_floats or test_floats else "uint8",
-        },
+        own_data_manifest(
+            data, len(train), mean, std,
+            samples_per_class={"train": class_counts(train_labels, classes), "test": class_counts(test_labels, classes)},
+            images_given_as="floating point in [0, 1], stored as round(x * 255)" if train_floats or test_floats else "uint8",
+        ),
     )

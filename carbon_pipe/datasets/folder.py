@@ -14,9 +14,8 @@ from pathlib import Path
 
 from ..artifacts import md5sum
 from ..errors import DataError
-from .catalog import source_of
 from .images import read_images
-from .prepared import Prepared, channel_stats
+from .prepared import Prepared, channel_stats, own_data_manifest
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "test")
@@ -121,6 +120,9 @@ def list_folder(path: str, test_fraction: float, seed: int) -> Listing:
             "(give both, or one tree of class folders split by data.test_fraction)"
         )
     if present:
+        strays = [entry for entry in _visible(root) if entry.name not in SPLITS]
+        if strays:
+            raise DataError(f"{strays[0]}: beside train/ and test/ (with those, every class folder goes inside both)")
         train_tree, test_tree = (_classes_in(root / name) for name in SPLITS)
         classes = sorted(train_tree)
         strays = sorted(set(test_tree) - set(train_tree))
@@ -157,12 +159,9 @@ def load_folder(data) -> Prepared:
         label, f"image folder {data.path}", listing.classes,
         images[:count].clone(), labels[:count].clone(), images[count:].clone(), labels[count:].clone(),  # no shared storage
         mean, std,
-        manifest={
-            "source": source_of(data),
-            "layout": listing.layout,
-            "train_samples_available": len(listing.train),
-            "files_per_class": listing.files_per_class(),
-            "files_md5": listing.files_md5(),
-            "image_modes": modes,
-        },
+        own_data_manifest(
+            data, len(listing.train), mean, std,
+            layout=listing.layout, files_per_class=listing.files_per_class(), files_md5=listing.files_md5(),
+            image_modes=modes,
+        ),
     )

@@ -18,21 +18,23 @@ COLOUR_MODES = ("P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB"
 MAX_LISTED = 10  # unreadable files named, one line each; the rest are counted
 
 
-def _check_all(files: Iterable[Path], check: Callable[[Path], Any]) -> list[Any]:
-    """`check` each file; if any fails, one line per failing file (the first MAX_LISTED) and nothing kept."""
-    results, problems = [], []
-    for path in files:
-        try:
-            results.append(check(path))
-        except DataError as exc:
-            problems.append(str(exc))
-        except Exception as exc:  # a decoder meeting arbitrary bytes can raise anything
-            cause = (str(exc).splitlines() or [exc.__class__.__name__])[0]
-            problems.append(f"{path}: cannot read the image ({exc.__class__.__name__}: {cause})")
-    if problems:
-        more = [f"... and {len(problems) - MAX_LISTED} more"] if len(problems) > MAX_LISTED else []
-        raise DataError("\n".join(problems[:MAX_LISTED] + more))
-    return results
+def _attempt(path: Path, action: Callable[[Path], Any], problems: dict[Path, str]) -> Any:
+    """`action(path)`, or None with the reason it failed recorded in `problems`."""
+    try:
+        return action(path)
+    except DataError as exc:
+        problems[path] = str(exc)
+    except Exception as exc:  # a decoder meeting arbitrary bytes can raise anything
+        cause = (str(exc).splitlines() or [exc.__class__.__name__])[0]
+        problems[path] = f"{path}: cannot read the image ({exc.__class__.__name__}: {cause})"
+    return None
+
+
+def _refuse(files: list[Path], problems: dict[Path, str]) -> None:
+    """One line per unreadable file, in the order they are stored (the first MAX_LISTED, then a count)."""
+    lines = [problems[path] for path in files if path in problems]
+    more = [f"... and {len(lines) - MAX_LISTED} more"] if len(lines) > MAX_LISTED else []
+    raise DataError("\n".join(lines[:MAX_LISTED] + more))
 
 
 def _header(path: Path) -> tuple[str, tuple[int, int]]:
@@ -103,20 +105,24 @@ def _decoded(path: Path, channels: int, size: int | None):
 
 
 def read_images(files: list[Path], image_size: int | None, channels_setting: Any) -> tuple[Any, dict[str, int]]:
-    """The images as one uint8 (N, C, H, W) tensor, and how many of each Pillow mode were read."""
+    """The images as one uint8 (N, C, H, W) tensor, and how many of each Pillow mode were read. Every file is
+    decoded before any problem is raised, so that one run names every unreadable file."""
     import numpy as np
     import torch
 
-    headers = _check_all(files, _header)
-    modes = Counter(mode for mode, _ in headers)
+    problems: dict[Path, str] = {}
+    headers = {path: header for path in files if (header := _attempt(path, _header, problems)) is not None}
+    if not headers:
+        _refuse(files, problems)
+    modes = Counter(mode for mode, _ in headers.values())
     channels = _pick_channels(modes, channels_setting)
-    width, height = (image_size, image_size) if image_size else _common_size(files, [size for _, size in headers])
+    readable = list(headers)
+    width, height = (image_size, image_size) if image_size else _common_size(readable, [size for _, size in headers.values()])
     stacked = np.empty((len(files), height, width, channels), dtype=np.uint8)
-
-    position = {path: index for index, path in enumerate(files)}
-
-    def decode_into(path: Path) -> None:
-        stacked[position[path]] = _decoded(path, channels, image_size)
-
-    _check_all(files, decode_into)
+    for index, path in enumerate(files):
+        decoded = _attempt(path, lambda path: _decoded(path, channels, image_size), problems) if path in headers else None
+        if decoded is not None:
+            stacked[index] = decoded
+    if problems:
+        _refuse(files, problems)
     return torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous(), dict(sorted(modes.items()))

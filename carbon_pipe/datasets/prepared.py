@@ -38,7 +38,8 @@ class Prepared:
 
 def channel_stats(images, label: str) -> tuple[Any, Any]:
     """Per-channel mean and std of pixel / 255, from exact integer sums (the same bytes give the same figures,
-    whatever the chunking). A channel without variation would divide every batch by zero: refused."""
+    whatever the chunking). A channel without variation gets std 1 (it normalises to 0, not to a division by
+    zero); training images without any variation are refused."""
     import torch
 
     channels = images.shape[1]
@@ -51,10 +52,23 @@ def channel_stats(images, label: str) -> tuple[Any, Any]:
     count = images.shape[0] * images.shape[2] * images.shape[3]
     mean = total.double() / count / 255.0
     std = (squares.double() / count / 255.0**2 - mean * mean).clamp(min=0).sqrt()
-    flat = [channel for channel in range(channels) if std[channel] == 0]
-    if flat:
-        raise DataError(f"{label}: every pixel of every training image has the same value in channel {flat[0]}: nothing to learn")
-    return mean.float(), std.float()
+    if bool((std == 0).all()):
+        raise DataError(f"{label}: every training image is one flat colour, the same in all: nothing to learn")
+    return mean.float(), torch.where(std == 0, 1.0, std).float()
+
+
+def own_data_manifest(data, train_samples_available: int, mean, std, **details: Any) -> dict[str, Any]:
+    """What manifest.json records of a folder or data.class dataset (`data` is the params' DataParams): which
+    data it is (expected_duration: auto reads it), the whole training split's size, the normalisation computed."""
+    from .catalog import source_of
+
+    return {
+        "source": source_of(data),
+        "train_samples_available": train_samples_available,
+        "mean": [round(value, 6) for value in mean.tolist()],
+        "std": [round(value, 6) for value in std.tolist()],
+        **details,
+    }
 
 
 def class_counts(labels, classes: list[str]) -> dict[str, int]:
