@@ -14,8 +14,6 @@ from PIL import Image
 
 from .conftest import REPO, VENV_BIN
 
-pytestmark = pytest.mark.slow
-
 EXAMPLE = REPO / "examples" / "image-folder"
 
 
@@ -30,6 +28,13 @@ def dvc_status(project) -> dict:
     return json.loads(run(project, "dvc", "status", "--json"))
 
 
+def test_the_main_project_does_not_see_the_example():
+    """examples/ is in .dvcignore: the main `dvc repro` must not run (or fail on) the example's stages."""
+    stages = run(REPO, "dvc", "stage", "list", "--all", "--name-only").split()
+    assert stages == ["fetch-data", "wait-for-window", "train-baseline", "train-optimized", "compare"]
+
+
+@pytest.mark.slow
 def test_the_image_folder_example_runs_and_sees_a_changed_image(tmp_path):
     project = tmp_path / "my-images"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("data", "stages", "metrics", "dvc.lock"))
