@@ -152,6 +152,7 @@ FOLDER_CASES = [
     ("not-an-image", lambda root: (folder(root), (root / "train" / "cat" / "notes.txt").write_text("hi")), {}, ["images/train/cat/notes.txt: not an image file"]),
     ("sixteen-bit", lambda root: (folder(root), Image.fromarray(np.zeros((12, 12), np.uint16)).save(root / "train" / "dog" / "deep.png")), {}, ["images/train/dog/deep.png: mode I;16 (16-bit or floating point)"]),
     ("mixed-sizes", lambda root: (folder(root), png(root / "test" / "cat" / "big.png", 0, size=(16, 12))), {}, ["images/test/cat/big.png: 16x12 pixels, but images/train/"]),
+    ("corrupt-and-mixed-sizes", lambda root: (corrupt(root), png(root / "test" / "cat" / "big.png", 0, size=(16, 12))), {}, ["images/train/cat/00.png: cannot read", "images/test/cat/big.png: 16x12 pixels"]),
     ("train-without-test", lambda root: png(root / "train" / "cat" / "a.png", 0), {}, ["data.path: images has train/ but no test/"]),
     ("test-class-not-in-train", lambda root: (folder(root), png(root / "test" / "bird" / "a.png", 0)), {}, ["images/test/bird: class 'bird' has no folder in images/train"]),
     ("image-outside-classes", lambda root: (folder(root, split=False), png(root / "stray.png", 0)), {}, ["images/stray.png: not inside a class folder"]),

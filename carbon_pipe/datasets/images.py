@@ -54,15 +54,16 @@ def _pick_channels(modes: Counter, setting: Any) -> int:
     return 1 if all(mode in GRAY_MODES for mode in modes) else 3
 
 
-def _common_size(files: list[Path], sizes: list[tuple[int, int]]) -> tuple[int, int]:
-    """Without data.image_size every image must already have one size: the first one that differs is named."""
-    for path, size in zip(files, sizes):
-        if size != sizes[0]:
-            raise DataError(
-                f"{path}: {size[0]}x{size[1]} pixels, but {files[0]} is {sizes[0][0]}x{sizes[0][1]}: "
+def _common_size(headers: dict[Path, tuple[str, tuple[int, int]]], problems: dict[Path, str]) -> tuple[int, int]:
+    """Without data.image_size every image must already have one size: each that differs from the first is named."""
+    first, (_, size) = next(iter(headers.items()))
+    for path, (_, other) in headers.items():
+        if other != size:
+            problems[path] = (
+                f"{path}: {other[0]}x{other[1]} pixels, but {first} is {size[0]}x{size[1]}: "
                 "set data.image_size to resize them all"
             )
-    return sizes[0]
+    return size
 
 
 def _fit(image, size: int | None):
@@ -116,13 +117,13 @@ def read_images(files: list[Path], image_size: int | None, channels_setting: Any
         _refuse(files, problems)
     modes = Counter(mode for mode, _ in headers.values())
     channels = _pick_channels(modes, channels_setting)
-    readable = list(headers)
-    width, height = (image_size, image_size) if image_size else _common_size(readable, [size for _, size in headers.values()])
+    width, height = (image_size, image_size) if image_size else _common_size(headers, problems)
     stacked = np.empty((len(files), height, width, channels), dtype=np.uint8)
     for index, path in enumerate(files):
-        decoded = _attempt(path, lambda path: _decoded(path, channels, image_size), problems) if path in headers else None
-        if decoded is not None:
-            stacked[index] = decoded
+        if path in headers and path not in problems:
+            decoded = _attempt(path, lambda path: _decoded(path, channels, image_size), problems)
+            if decoded is not None:
+                stacked[index] = decoded
     if problems:
         _refuse(files, problems)
     return torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous(), dict(sorted(modes.items()))
