@@ -60,7 +60,8 @@ def _show(text: str) -> None:
 
 @app.command("fetch-data")
 def fetch_data(params: Path = ParamsOption) -> None:
-    """Fetch data.dataset (from its mirror folder if set, e.g. $CARBON_PIPE_MNIST_MIRROR) as uint8 tensors."""
+    """Read data.dataset as uint8 tensors: mnist, fashion-mnist or cifar10 (offline: from the folder
+    $CARBON_PIPE_DATA_MIRROR names), an image folder (data.path) or a function's datasets (data.class)."""
     from .pipeline import fetch_data as stage
 
     config = _load(params)

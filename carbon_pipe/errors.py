@@ -26,7 +26,7 @@ class ParamsError(UsageError):
 
 
 class DataError(UsageError):
-    """The dataset mirror is missing or a file in it is corrupt."""
+    """The dataset cannot be read: a missing mirror or corrupt file in it, a bad image folder, a failing data.class."""
 
 
 class SourceError(CarbonPipeError):
