@@ -184,7 +184,7 @@ def test_zero_is_a_value_not_missing(api, httpserver):
 
 def test_negative_intensity_is_refused(api, httpserver):
     httpserver.expect_request(api.data_path).respond_with_json(api.payload([120, -5]))
-    with pytest.raises(SourceError, match=r"\[1\]\.[\w.]+ is -5, not a non-negative intensity"):
+    with pytest.raises(SourceError, match=r"\[1\]\.[\w.]+ is -5, not an intensity \(0 to 10000 g/kWh\)"):
         source_for(api, server_url(httpserver)).series(START, END)
 
 

@@ -24,6 +24,7 @@ from ... import __version__
 from ...errors import SourceError
 from ...params import HttpSourceParams
 from ...secrets import redact
+from ..series import MAX_INTENSITY
 
 USER_AGENT = f"carbon-pipe/{__version__}"
 NO_ANSWER = "no complete answer"
@@ -268,12 +269,29 @@ def expect(value: Any, kind: type | tuple[type, ...], source: str, what: str) ->
     return value
 
 
+def as_number(value: Any) -> Optional[float]:
+    """`value` as a finite float; None for text, booleans, NaN, infinities and integers too large for a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # JSON integers have no size limit: 10**400 is valid JSON
+        return None
+    return number if math.isfinite(number) else None
+
+
+def shown(value: Any) -> str:
+    """A payload value for a message, cut short: an integer can have hundreds of digits, a string any length."""
+    text = repr(value)
+    return text if len(text) <= 20 else text[:16] + "..."
+
+
 def intensity_value(value: Any, source: str, what: str, scale: float = 1.0) -> float:
-    """A gCO2/kWh figure (after `scale`): a finite number >= 0. Zero is a value, not 'missing'."""
-    number = float(expect(value, (int, float), source, what)) * scale
-    if not math.isfinite(number) or number < 0:
-        raise shape_error(source, f"{what} is {value!r}, not a non-negative intensity")
-    return number
+    """A gCO2/kWh figure (after `scale`) from 0 to MAX_INTENSITY. Zero is a value, not 'missing'."""
+    number = as_number(expect(value, (int, float), source, what))
+    if number is None or not 0 <= number * scale <= MAX_INTENSITY:
+        raise shape_error(source, f"{what} is {shown(value)}, not an intensity (0 to {MAX_INTENSITY:g} g/kWh)")
+    return number * scale
 
 
 def parse_time(text: Any, source: str, what: str) -> float:
@@ -282,7 +300,7 @@ def parse_time(text: Any, source: str, what: str) -> float:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise shape_error(source, f"{what} {text!r} is not an ISO-8601 time") from None
+        raise shape_error(source, f"{what} {shown(text)} is not an ISO-8601 time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
