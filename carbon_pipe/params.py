@@ -143,7 +143,7 @@ class CsvSourceParams(Section):
     deduplicate: Optional[bool] = None
     drop_missing: Optional[bool] = None
     sort: Optional[bool] = None
-    max_gap: Optional[PositiveSeconds] = None  # longest hole a reading is held across; None: 4 x the median step
+    max_gap: Optional[PositiveSeconds] = None  # longest hole a reading is held across; None: 4 x the median step, >= 3h
     region: Optional[str] = None  # label; default: the file name
 
 

@@ -68,7 +68,7 @@ def test_a_hole_in_the_trace_fails_the_source_unless_max_gap_allows_it(tmp_path)
     chain = {"sources": ["csv", "mock"], "csv": {"path": str(trace)}}
     fetched = fetch_series(CarbonParams.model_validate(chain), parse_instant("2024-01-01T00:00Z"), parse_instant("2024-01-02T00:00Z"), 0)
     assert fetched.series.source == "mock"
-    assert fetched.failures[0].error.endswith("row 5: 73h after the row before, longer than max_gap 4h (4 x the median step 1h); set max_gap to hold the last value across it")
+    assert fetched.failures[0].error.endswith("row 5: 73h after the row before, longer than max_gap 4h (default: 4 x the median step 1h, at least 3h); set max_gap to hold the last value across it")
     allowed = CarbonParams.model_validate({**chain, "csv": {"path": str(trace), "max_gap": "3d2h"}})
     series = fetch_series(allowed, parse_instant("2024-01-01T00:00Z"), parse_instant("2024-01-02T00:00Z"), 0).series
     assert series.source == "csv" and series.at(parse_instant("2024-01-02T12:00Z")) == 90  # held, as asked

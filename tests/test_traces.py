@@ -45,7 +45,7 @@ def test_canonical_trace_is_utc_and_piecewise_constant(tmp_path):
         ("timestamp,carbon_intensity\n-1e17,1\n1704067200,2\n", r"row 2: timestamp -1e\+17 is not a UNIX time in seconds"),
         (
             "timestamp,carbon_intensity\n2024-01-01T00:00Z,1\n2024-01-01T01:00Z,2\n2024-01-01T02:00Z,3\n2024-01-04T03:00Z,4\n2024-01-04T04:00Z,5\n",
-            r"row 5: 73h after the row before, longer than max_gap 4h \(4 x the median step 1h\); set max_gap to hold the last value across it",
+            r"row 5: 73h after the row before, longer than max_gap 4h \(default: 4 x the median step 1h, at least 3h\); set max_gap to hold the last value across it",
         ),
         ("time,value\n2024-01-01T00:00Z,1\n", "no column 'timestamp'"),
         ("timestamp,carbon_intensity\n2024-01-01T00:00Z,1\n", "needs at least two rows"),
@@ -62,9 +62,9 @@ def test_a_folder_is_not_a_trace(tmp_path):
 
 
 def test_max_gap_decides_how_long_a_reading_may_be_held(tmp_path):
-    """Rows an hour apart around a 5 h hole: refused by default (4 x the median step), held when allowed."""
+    """Rows an hour apart around a 5 h hole: refused by default (4 x the median step, at least 3 h), held when allowed."""
     path = write(tmp_path, "timestamp,carbon_intensity\n" + "".join(f"2024-01-01T{h:02d}:00Z,{h}\n" for h in (0, 1, 2, 3, 4, 9, 10)))
-    with pytest.raises(UsageError, match=r"row 7: 5h after the row before, longer than max_gap 4h \(4 x the median step 1h\)"):
+    with pytest.raises(UsageError, match=r"row 7: 5h after the row before, longer than max_gap 4h \(default: 4 x the median step 1h, at least 3h\)"):
         load_trace(path)
     series = load_trace(path, TraceFormat(max_gap=5 * 3600))
     assert series.at(parse_instant("2024-01-01T08:00Z")) == 4  # held over the hole, as asked
@@ -102,7 +102,7 @@ def test_the_scrapes_holes_are_refused_unless_max_gap_allows_them():
     path = CARBON_DATA / "electricitymaps-api-scrape" / "GB.csv"
     if not path.exists():
         pytest.skip(f"{path} not found")
-    with pytest.raises(UsageError, match=r"GB.csv: row \d+: \d+h after the row before, longer than max_gap 4h \(4 x the median step 1h\)"):
+    with pytest.raises(UsageError, match=r"GB.csv: row \d+: \d+h after the row before, longer than max_gap 4h \(default: 4 x the median step 1h, at least 3h\)"):
         load_trace(path, "electricitymaps-scrape")
     assert len(load_trace(path, "electricitymaps-scrape", max_gap=31 * 3600).values) > 9000
 

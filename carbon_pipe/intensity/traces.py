@@ -24,7 +24,9 @@ from ..timeutil import format_duration
 from .series import MAX_INTENSITY, IntensitySeries
 
 LBS_PER_MWH_TO_G_PER_KWH = 0.45359237
-MAX_GAP_STEPS = 4  # a hole longer than this many median steps is refused unless max_gap allows it
+# By default a hole is refused when longer than MAX_GAP_STEPS median steps and MIN_DEFAULT_GAP: a regular trace's
+# missing rows, not the long even stretches of a trace written as change points (a row where the value changes).
+MAX_GAP_STEPS, MIN_DEFAULT_GAP = 4, 3 * 3600.0
 LAST_EPOCH_SECOND = 253402300800.0  # 10000-01-01T00:00Z: later UNIX seconds are another unit, not a date
 
 
@@ -156,15 +158,16 @@ def _intensities(values: pd.Series, unit: str, origin: str) -> np.ndarray:
 
 
 def _check_gaps(times: np.ndarray, rows: np.ndarray, max_gap: float | None, origin: str) -> float:
-    """The median step; a hole longer than `max_gap` (default MAX_GAP_STEPS x the median step) is refused, since
-    the reading before it would be held across it as if it were measured."""
+    """The median step; a hole longer than `max_gap` (by default the larger of MAX_GAP_STEPS median steps and
+    MIN_DEFAULT_GAP) is refused, since the reading before it would be held across it as if it were measured."""
     steps = np.diff(times)
     median = float(np.median(steps))
-    limit = MAX_GAP_STEPS * median if max_gap is None else max_gap
+    limit = max(MAX_GAP_STEPS * median, MIN_DEFAULT_GAP) if max_gap is None else max_gap
     too_long = (steps > limit).nonzero()[0]
     if len(too_long):
         first = too_long[0]
-        default = f" ({MAX_GAP_STEPS} x the median step {format_duration(median)})" if max_gap is None else ""
+        default = f" (default: {MAX_GAP_STEPS} x the median step {format_duration(median)}, at least {format_duration(MIN_DEFAULT_GAP)})"
+        default = default if max_gap is None else ""
         raise UsageError(
             f"{origin}: row {rows[first + 1]}: {format_duration(steps[first])} after the row before, longer than "
             f"max_gap {format_duration(limit)}{default}; set max_gap to hold the last value across it"
