@@ -9,6 +9,7 @@ this machine, one fresh `score` per policy (so each includes working out what th
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def zones(carbon: Path) -> dict[str, bt.Grid]:
     for name, file in (("DE 2020", "ger_ci.csv"), ("GB 2020", "gb_ci.csv"), ("FR 2020", "fr_ci.csv")):
         found[name] = bt.to_grid(load_trace(carbon / "lets-wait-awhile" / file, "lets-wait-awhile"), *YEAR_2020)
     for path in sorted((carbon / "electricitymaps-api-scrape").glob("*.csv")):
-        found[f"EM {path.stem}"] = bt.to_grid(load_trace(path, "electricitymaps-scrape"))
+        found[f"EM {path.stem}"] = bt.to_grid(load_trace(path, "electricitymaps-scrape", max_gap=math.inf))  # holes held
     return found
 
 

@@ -241,10 +241,13 @@ def backtest(
             since=option("--from", parse_instant, since),
             until=option("--until", parse_instant, until),
         )
+        import math
+
         from .intensity.traces import load_forecasts, load_trace
 
         vintages = load_forecasts(forecasts, forecast_format) if forecasts is not None else None
-        return bt.run(load_trace(trace, trace_format), setup, vintages)
+        # math.inf: the backtest holds the last reading across the trace's holes (README, Backtest: Semantics)
+        return bt.run(load_trace(trace, trace_format, max_gap=math.inf), setup, vintages)
 
     results = _run(prepare)
     if as_json:
