@@ -1,0 +1,175 @@
+"""The backtest's files: jobs CSV in (strict, naming the row of a bad value) and out, per-job results, and one
+backtest run from files, as the command runs it.
+
+A jobs file has one row per job: `arrival` and `duration`, and either `deadline` (latest finish) or `slack` (how long
+it may wait); optionally `id`, `nominal_start` (when a carbon-unaware scheduler would start it; default the
+arrival) and `interruptible` (true/false; without the column every job may be interrupted). Times are ISO-8601
+(UTC when they carry no offset); durations read like `4h`, `1h30min`, `5400` (seconds) or SLURM's `[D-]HH:MM:SS`.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .artifacts import atomic_path
+from .backtest import PER_JOB_COLUMNS, JobTable, Report, Setup, per_job_rows, run
+from .errors import CarbonPipeError, UsageError
+from .timeutil import format_duration, iso, parse_duration
+
+COLUMNS = ("id", "arrival", "duration", "deadline", "slack", "nominal_start", "interruptible")
+_SLURM_ELAPSED = re.compile(r"(?:(\d+)-)?(\d+):(\d{2}):(\d{2})")
+_TRUE, _FALSE = {"true", "1", "yes", "y"}, {"false", "0", "no", "n"}
+
+
+def load_jobs(path: str | Path) -> JobTable:
+    """Read and check a jobs file; a bad value is one line naming the file, the row and the column."""
+    import pandas as pd
+
+    origin = str(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except FileNotFoundError:
+        raise UsageError(f"{origin}: no such jobs file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{origin}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    unknown = [str(column) for column in frame.columns if column not in COLUMNS]
+    if unknown:
+        raise UsageError(f"{origin}: unknown column {unknown[0]!r} (known: {', '.join(COLUMNS)})")
+    for needed in ("arrival", "duration"):
+        if needed not in frame.columns:
+            raise UsageError(f"{origin}: no column {needed!r}")
+    if len(frame) == 0:
+        raise UsageError(f"{origin}: no jobs")
+    rows = _Rows(frame, origin)
+    arrival, duration = rows.times("arrival"), rows.durations("duration")
+    deadline = _deadlines(rows, arrival, duration)
+    nominal_given = rows.given("nominal_start")
+    nominal = np.where(nominal_given, rows.times("nominal_start", nominal_given), arrival) if nominal_given.any() else arrival
+    rows.check(nominal < arrival, "nominal_start", "is before the arrival")
+    rows.check(nominal + duration > deadline, "nominal_start", "leaves no room to finish by the deadline")
+    ids = frame["id"].to_numpy(dtype=str) if "id" in frame.columns else (np.arange(len(frame)) + 2).astype(str)
+    repeated = pd.Series(ids).duplicated().to_numpy()
+    rows.check(repeated, "id", "appears twice")
+    return JobTable(ids, arrival, duration, deadline, nominal, rows.flags("interruptible"), origin)
+
+
+def _deadlines(rows: "_Rows", arrival: np.ndarray, duration: np.ndarray) -> np.ndarray:
+    has_deadline, has_slack = rows.given("deadline"), rows.given("slack")
+    rows.check(has_deadline & has_slack, "deadline", "give a deadline or a slack, not both")
+    rows.check(~has_deadline & ~has_slack, "deadline", "missing (give a deadline or a slack)")
+    deadline = np.zeros(len(arrival))
+    if has_deadline.any():
+        deadline[has_deadline] = rows.times("deadline", has_deadline)[has_deadline]
+    if has_slack.any():
+        slack = rows.durations("slack", has_slack, positive=False)
+        deadline[has_slack] = (arrival + duration + slack)[has_slack]
+    rows.check(deadline < arrival + duration, "deadline", "leaves no room for the job between its arrival and deadline")
+    return deadline
+
+
+class _Rows:
+    """Column parsers that name the first bad row (its line in the file: the header is line 1)."""
+
+    def __init__(self, frame, origin: str) -> None:
+        self.frame, self.origin = frame, origin
+
+    def fail(self, index: int, column: str, problem: str):
+        value = self.frame[column].iloc[index] if column in self.frame else ""
+        raise UsageError(f"{self.origin}: row {index + 2}: {column} {value!r}: {problem}")
+
+    def check(self, bad: np.ndarray, column: str, problem: str) -> None:
+        if bad.any():
+            self.fail(int(np.flatnonzero(bad)[0]), column, problem)
+
+    def given(self, column: str) -> np.ndarray:
+        if column not in self.frame:
+            return np.zeros(len(self.frame), dtype=bool)
+        return self.frame[column].str.strip().ne("").to_numpy()
+
+    def times(self, column: str, given=None) -> np.ndarray:
+        """Epoch seconds where `given` (default: every row, each of which must hold a time); NaN elsewhere."""
+        import pandas as pd
+
+        if given is None:
+            self.check(~self.given(column), column, "missing")
+            given = np.ones(len(self.frame), dtype=bool)
+        text = self.frame[column].str.strip().where(given)
+        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+        self.check(parsed.isna().to_numpy() & given, column, "not an ISO-8601 time")
+        return (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+
+    def durations(self, column: str, given=None, positive: bool = True) -> np.ndarray:
+        text = self.frame[column].str.strip()
+        known = {value: _duration(value) for value in text.unique()}
+        seconds = text.map(known).to_numpy(dtype=float)
+        bad = np.isnan(seconds) & (True if given is None else given)
+        self.check(bad, column, "not a duration (use e.g. 4h, 1h30min, 5400 or 1-02:00:00)")
+        self.check(seconds <= 0 if positive else seconds < 0, column, "must be positive" if positive else "must not be negative")
+        return seconds
+
+    def flags(self, column: str) -> np.ndarray:
+        if column not in self.frame:
+            return np.ones(len(self.frame), dtype=bool)
+        text = self.frame[column].str.strip().str.lower()
+        self.check(~text.isin(_TRUE | _FALSE).to_numpy(), column, "not true or false")
+        return text.isin(_TRUE).to_numpy()
+
+
+def _duration(text: str) -> float:
+    """Seconds, or NaN when the text is not a duration."""
+    slurm = _SLURM_ELAPSED.fullmatch(text)
+    if slurm:
+        days, hours, minutes, seconds = (int(part or 0) for part in slurm.groups())
+        return days * 86400.0 + hours * 3600.0 + minutes * 60.0 + seconds
+    try:
+        return parse_duration(text) if text else float("nan")
+    except ValueError:
+        return float("nan")
+
+
+def write_jobs(path: str | Path, table: JobTable) -> None:
+    """A jobs file `load_jobs` reads back to the same jobs, written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("id", "arrival", "duration", "deadline", "nominal_start", "interruptible"))
+        for row in zip(table.ids, table.arrival, table.duration, table.deadline, table.nominal, table.interruptible):
+            job, arrival, duration, deadline, nominal, interruptible = row
+            writer.writerow((job, _iso(arrival), format_duration(duration), _iso(deadline), _iso(nominal), str(bool(interruptible)).lower()))
+
+
+def write_per_job(path: str | Path, report: Report) -> None:
+    """One row per job, policy and forecast draw: where it ran, how long it waited, what it emitted at 1 kW."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(PER_JOB_COLUMNS)
+        writer.writerows(per_job_rows(report))
+
+
+def _iso(seconds: float) -> str:
+    """ISO-8601 UTC to the second (a jobs file needs no microseconds)."""
+    return iso(round(float(seconds))).replace(".000000Z", "Z")
+
+
+def run_files(trace: Path, trace_format: str, setup: Setup, forecasts: Optional[Path] = None, forecast_format: str = "auto",
+              jobs: Optional[Path] = None, per_job: Optional[Path] = None) -> Report:  # fmt: skip
+    """Load the trace, the issued forecasts and the jobs file given, backtest, and write the per-job file if asked."""
+    from .traces import load_forecasts, load_trace
+
+    series = load_trace(trace, trace_format)
+    vintages = load_forecasts(forecasts, forecast_format) if forecasts is not None else None
+    table = load_jobs(jobs) if jobs is not None else None
+    try:
+        report = run(series, setup, vintages, table)
+    except MemoryError:
+        jobs_count = f"{len(table)} jobs" if table is not None else "evenly spaced jobs"
+        raise CarbonPipeError(
+            f"backtest: not enough memory for {len(series.values)} trace points and {jobs_count}; use a shorter period or fewer jobs"
+        ) from None
+    if per_job is not None:
+        write_per_job(per_job, report)
+    return report
