@@ -18,8 +18,10 @@ import numpy as np
 
 from .artifacts import atomic_path
 from .backtest import PER_JOB_COLUMNS, JobTable, Report, Setup, per_job_rows, run
+from .backtest.tables import iso_utc
+from .backtest.workload import AdHoc, Periodic, adhoc, periodic
 from .errors import CarbonPipeError, UsageError
-from .timeutil import format_duration, iso, parse_duration
+from .timeutil import format_duration, parse_duration
 
 COLUMNS = ("id", "arrival", "duration", "deadline", "slack", "nominal_start", "interruptible")
 _SLURM_ELAPSED = re.compile(r"(?:(\d+)-)?(\d+):(\d{2}):(\d{2})")
@@ -134,12 +136,22 @@ def _duration(text: str) -> float:
 
 def write_jobs(path: str | Path, table: JobTable) -> None:
     """A jobs file `load_jobs` reads back to the same jobs, written atomically."""
+    durations = {seconds: format_duration(seconds) for seconds in np.unique(table.duration)}
+    columns = (
+        table.ids, iso_utc(table.arrival), [durations[d] for d in table.duration], iso_utc(table.deadline), iso_utc(table.nominal),
+        np.where(table.interruptible, "true", "false"),
+    )  # fmt: skip
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(("id", "arrival", "duration", "deadline", "nominal_start", "interruptible"))
-        for row in zip(table.ids, table.arrival, table.duration, table.deadline, table.nominal, table.interruptible):
-            job, arrival, duration, deadline, nominal, interruptible = row
-            writer.writerow((job, _iso(arrival), format_duration(duration), _iso(deadline), _iso(nominal), str(bool(interruptible)).lower()))
+        writer.writerows(zip(*columns))
+
+
+def write_workload(path: str | Path, spec: Periodic | AdHoc) -> int:
+    """Generate a workload and write it as a jobs file; the number of jobs."""
+    table = periodic(spec, str(path)) if isinstance(spec, Periodic) else adhoc(spec, str(path))
+    write_jobs(path, table)
+    return len(table)
 
 
 def write_per_job(path: str | Path, report: Report) -> None:
@@ -150,26 +162,36 @@ def write_per_job(path: str | Path, report: Report) -> None:
         writer.writerows(per_job_rows(report))
 
 
-def _iso(seconds: float) -> str:
-    """ISO-8601 UTC to the second (a jobs file needs no microseconds)."""
-    return iso(round(float(seconds))).replace(".000000Z", "Z")
-
-
 def run_files(trace: Path, trace_format: str, setup: Setup, forecasts: Optional[Path] = None, forecast_format: str = "auto",
               jobs: Optional[Path] = None, per_job: Optional[Path] = None) -> Report:  # fmt: skip
-    """Load the trace, the issued forecasts and the jobs file given, backtest, and write the per-job file if asked."""
+    """Load the trace, the issued forecasts and the jobs file given, backtest, and write the per-job file if asked.
+
+    Inputs too large for the memory there is are one line, not a MemoryError.
+    """
     from .traces import load_forecasts, load_trace
 
-    series = load_trace(trace, trace_format)
-    vintages = load_forecasts(forecasts, forecast_format) if forecasts is not None else None
-    table = load_jobs(jobs) if jobs is not None else None
+    loaded: dict = {}
     try:
-        report = run(series, setup, vintages, table)
+        loaded["series"] = load_trace(trace, trace_format)
+        vintages = load_forecasts(forecasts, forecast_format) if forecasts is not None else None
+        loaded["table"] = load_jobs(jobs) if jobs is not None else None
+        report = run(loaded["series"], setup, vintages, loaded["table"])
     except MemoryError:
-        jobs_count = f"{len(table)} jobs" if table is not None else "evenly spaced jobs"
-        raise CarbonPipeError(
-            f"backtest: not enough memory for {len(series.values)} trace points and {jobs_count}; use a shorter period or fewer jobs"
-        ) from None
+        raise CarbonPipeError(f"backtest: not enough memory for {_size(loaded, trace)}; {_TOO_BIG}") from None
     if per_job is not None:
         write_per_job(per_job, report)
     return report
+
+
+_TOO_BIG = "use a shorter trace, fewer jobs or shorter job windows (rolling and interruptible need memory growing with the window squared)"
+
+
+def _size(loaded: dict, trace: Path) -> str:
+    """What was being backtested, as far as it got loaded."""
+    if "series" not in loaded:
+        return f"reading {trace}"
+    size = f"{len(loaded['series'].values)} trace points"
+    table = loaded.get("table")
+    if table is not None:
+        size += f" and {len(table)} jobs, the longest window {format_duration(float((table.deadline - table.arrival).max()))}"
+    return size

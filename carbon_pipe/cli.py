@@ -293,7 +293,7 @@ def workload_periodic(
 ) -> None:  # fmt: skip
     """Jobs at a nominal time (nightly at 01:00, or every 6h), each free to move within a window around it."""
     from .backtest import workload
-    from .backtest_io import write_jobs
+    from .backtest_io import write_workload
     from .timeutil import parse_duration, parse_instant
 
     def make() -> int:
@@ -303,9 +303,7 @@ def workload_periodic(
             at, _parsed("--every", parse_duration, every), days, _parsed("--before", parse_duration, before) if before else spread,
             _parsed("--after", parse_duration, after) if after else spread, timezone, interruptible,
         )  # fmt: skip
-        table = workload.periodic(spec, str(output))
-        write_jobs(output, table)
-        return len(table)
+        return write_workload(output, spec)
 
     _say(f"workload: {_run(lambda: _flagged(WORKLOAD_FLAGS, make))} jobs written to {output}")
 
@@ -326,7 +324,7 @@ def workload_adhoc(
 ) -> None:  # fmt: skip
     """Ad-hoc jobs on workdays with random arrivals and durations, each due by a calendar deadline; seeded."""
     from .backtest import workload
-    from .backtest_io import write_jobs
+    from .backtest_io import write_workload
     from .timeutil import parse_duration, parse_instant
 
     def make() -> int:
@@ -337,9 +335,7 @@ def workload_adhoc(
             deadline, days, arrivals, _parsed("--step", parse_duration, step), work_hours, _parsed("--grace", parse_duration, grace),
             timezone, seed, interruptible,
         )  # fmt: skip
-        table = workload.adhoc(spec, str(output))
-        write_jobs(output, table)
-        return len(table)
+        return write_workload(output, spec)
 
     _say(f"workload: {_run(lambda: _flagged(WORKLOAD_FLAGS, make))} jobs written to {output}")
 

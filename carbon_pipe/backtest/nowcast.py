@@ -57,7 +57,7 @@ class Nowcast:
             rows = np.arange(first, min(first + per_block, int(needed[-1]) + 1))
             corrected, noise = errors.advance(rows)
             moments = deviations.advance(rows)
-            wanted = needed[(needed >= rows[0]) & (needed <= rows[-1])]
+            wanted = needed[np.searchsorted(needed, rows[0]) : np.searchsorted(needed, rows[-1], side="right")]
             if len(wanted):
                 at = wanted - rows[0]
                 yield wanted, self._expect(wanted, corrected[at], noise[at], tuple(m[at] for m in moments))

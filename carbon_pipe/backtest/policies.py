@@ -96,7 +96,7 @@ def single_policy(policy: str, jobs: Jobs, knowledge: Knowledge, threshold: Opti
     if policy == "oracle":
         return Outcome.of_starts(jobs.arrival + _oracle_offsets(jobs, prefix), jobs, prefix)
     if policy == "forecast-window":
-        return Outcome.of_starts(jobs.arrival + _by_blocks(jobs, knowledge.believed, best_windows), jobs, prefix)
+        return Outcome.of_starts(jobs.arrival + _forecast_window_offsets(jobs, knowledge), jobs, prefix)
     raise ValueError(f"{policy!r} is not a policy")
 
 
@@ -112,24 +112,26 @@ def _actuals(grid: Grid, jobs: Jobs):
 
 def _beliefs(knowledge: Knowledge, jobs: Jobs):
     """For chosen jobs: the forecast as held at arrival (bridged to the last actual), to the latest deadline among them."""
-    return lambda chosen: knowledge.believed(jobs.arrival[chosen], int(jobs.span[chosen].max()))
+
+    def held(chosen: np.ndarray) -> np.ndarray:
+        return knowledge.believed(jobs.arrival[chosen], int(jobs.span[chosen].max()))
+
+    return held
 
 
-def job_blocks(jobs, width: int):
-    """Slices of jobs (in their order) with about JOB_CELLS jobs x points each."""
+def job_blocks(items, width: int):
+    """Slices of `items` (jobs, or indices of jobs) with about JOB_CELLS jobs x points each."""
     per_block = max(1, JOB_CELLS // max(width, 1))
-    return (slice(first, first + per_block) for first in range(0, len(jobs), per_block))
+    return (slice(first, first + per_block) for first in range(0, len(items), per_block))
 
 
-def _by_blocks(jobs: Jobs, belief, choose) -> np.ndarray:
-    """Start offsets chosen once at arrival, from the belief held then, a block of jobs at a time."""
+def _forecast_window_offsets(jobs: Jobs, knowledge: Knowledge) -> np.ndarray:
+    """The start with the lowest integrated forecast as held at arrival, a block of jobs at a time."""
     offsets = np.zeros(len(jobs), dtype=np.int64)
-    width = int(jobs.span.max())
-    for block in job_blocks(jobs, width):
+    for block in job_blocks(jobs, int(jobs.span.max())):
         span = int(jobs.span[block].max())
-        values = belief(jobs.arrival[block], span)
-        values = np.where(np.arange(span) < jobs.span[block, None], values, np.nan)
-        offsets[block] = choose(values, jobs.duration[block], jobs.slack[block])
+        values = np.where(np.arange(span) < jobs.span[block, None], knowledge.believed(jobs.arrival[block], span), np.nan)
+        offsets[block] = best_windows(values, jobs.duration[block], jobs.slack[block])
     return offsets
 
 
@@ -216,6 +218,7 @@ class _Rolling:
         self.jobs = jobs
         self.starts = jobs.arrival + jobs.slack
         self.pending = jobs.slack > 0
+        self.longest = int(jobs.slack.max())
 
     def rows(self) -> np.ndarray:
         """Every row where some job has a choice left: arrival to the point before its last start."""
@@ -227,14 +230,15 @@ class _Rolling:
 
     def feed(self, rows: np.ndarray, expected: np.ndarray) -> None:
         jobs = self.jobs
-        last = jobs.arrival + jobs.slack - 1  # the last row with a choice
-        active = self.pending & (jobs.arrival <= rows[-1]) & (last >= rows[0])
+        # jobs come in arrival order: only those arriving from rows[0] - the longest slack to rows[-1] can be deciding
+        first, end = np.searchsorted(jobs.arrival, rows[0] - self.longest), np.searchsorted(jobs.arrival, rows[-1], side="right")
+        near = np.arange(first, end)
+        active = near[self.pending[near] & (jobs.arrival[near] + jobs.slack[near] - 1 >= rows[0])]  # a choice left here
         unknown = np.isnan(expected)
         sums = np.pad(np.cumsum(np.where(unknown, 0.0, expected), axis=1), ((0, 0), (1, 0)))
         counts = np.pad(np.cumsum(unknown, axis=1), ((0, 0), (1, 0)))
         for duration in np.unique(jobs.duration[active]):
-            group = np.flatnonzero(active & (jobs.duration == duration))
-            self._decide(group, int(duration), rows, sums, counts)
+            self._decide(active[jobs.duration[active] == duration], int(duration), rows, sums, counts)
 
     def _decide(self, group: np.ndarray, duration: int, rows: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> None:
         jobs = self.jobs

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Iterator
 
 import numpy as np
 
-from ..timeutil import format_duration, iso
+from ..timeutil import format_duration
 from .runner import Report
 
 LISTED_DROPS = 20  # in the text table; the JSON lists every one
@@ -54,20 +55,25 @@ def _dropped_lines(report: Report) -> list[str]:
 PER_JOB_COLUMNS = ("id", "policy", "seed", "start", "finish", "runs", "wait_hours", "emissions_kg", "baseline_kg")
 
 
-def per_job_rows(report: Report) -> Iterator[list]:
+def per_job_rows(report: Report) -> Iterator[tuple]:
     """One row per job, policy and forecast draw (no draw for the policies that need no forecast)."""
     grid, jobs = report.grid, report.placement.jobs
     kg = grid.step / 3600 / 1000
     baseline = report.evaluation.baseline.cost * kg
-    seed = report.context["seed"]
     for policy, draw, outcome in report.evaluation.runs:
-        first, finish = outcome.first_start(), outcome.finish()
+        starts, ends = iso_utc(grid.time(outcome.start)), iso_utc(grid.time(outcome.start + outcome.length))
+        spans = np.char.add(np.char.add(starts, "/"), ends).astype(object)
         bounds = np.searchsorted(outcome.job, np.arange(len(jobs) + 1))
-        starts, ends = grid.time(outcome.start), grid.time(outcome.start + outcome.length)
-        label = "" if draw is None else str(seed + draw)
-        for j in range(len(jobs)):
-            runs = ";".join(f"{iso(a)}/{iso(b)}" for a, b in zip(starts[bounds[j] : bounds[j + 1]], ends[bounds[j] : bounds[j + 1]]))
-            yield [
-                jobs.ids[j], policy, label, iso(grid.time(first[j])), iso(grid.time(finish[j])), runs,
-                round((first[j] - jobs.arrival[j]) * grid.step / 3600, 6), outcome.cost[j] * kg, baseline[j],
-            ]  # fmt: skip
+        runs = spans[bounds[:-1]]
+        for j in np.flatnonzero(np.diff(bounds) > 1):
+            runs[j] = ";".join(spans[bounds[j] : bounds[j + 1]])
+        wait = np.round((outcome.first_start() - jobs.arrival) * grid.step / 3600, 6)
+        seed = "" if draw is None else str(report.context["seed"] + draw)
+        yield from zip(
+            jobs.ids, repeat(policy), repeat(seed), starts[bounds[:-1]], ends[bounds[1:] - 1], runs, wait, outcome.cost * kg, baseline
+        )  # fmt: skip
+
+
+def iso_utc(seconds: np.ndarray) -> np.ndarray:
+    """Epoch seconds -> ISO-8601 UTC strings to the second, for many times at once."""
+    return np.char.add(np.datetime_as_string(np.round(seconds).astype("datetime64[s]"), unit="s"), "Z")
