@@ -48,7 +48,7 @@ def _dropped_lines(report: Report) -> list[str]:
     lines = [f"dropped {len(dropped)} jobs (not scored):"]
     lines += [f"  {job}: {reason}" for job, reason in dropped[:LISTED_DROPS]]
     if len(dropped) > LISTED_DROPS:
-        lines.append(f"  ... and {len(dropped) - LISTED_DROPS} more (--json lists them all)")
+        lines.append(f"  ... and {len(dropped) - LISTED_DROPS} more (the JSON lists them all)")
     return lines
 
 
