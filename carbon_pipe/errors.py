@@ -21,6 +21,15 @@ class UsageError(CarbonPipeError):
     exit_code = 2
 
 
+class FieldError(UsageError):
+    """Bad input for a named concept (a job's duration, the forecast error); a front end may name its own flag for it."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+        self.detail = detail
+
+
 class ParamsError(UsageError):
     """params.yaml is unreadable or does not match the schema."""
 
