@@ -120,7 +120,7 @@ class CodeCarbonTasks:
         self.total = 0.0
         try:
             self.tracker = OfflineEmissionsTracker(
-                country_iso_code=country_iso_code, tracking_mode="process", save_to_file=False, log_level="error",
+                country_iso_code=country_iso_code, tracking_mode="process", output_methods=[], log_level="error",
                 allow_multiple_runs=True,
             )
             self.tracker.start_task()  # the first task sets up CodeCarbon's hardware (about a second): before any burst
