@@ -142,3 +142,13 @@ def test_profile_text_and_its_bad_inputs(workspace):
     text = profile_command().stdout
     assert "optimized / baseline, energy per sample: " in text
     assert "4 rounds of alternating bursts (ABBA order), 1 warm-up round(s) discarded" in text
+
+
+@pytest.mark.slow
+def test_the_stability_benchmark_reports_verdicts_and_the_budget(mnist_mirror):
+    from .test_benchmarks import bench
+
+    output = bench("profile_stability.py", "--runs", "2", "--train-samples", "2048", "--epochs", "1", "--no-load")
+    assert "verdicts agree: " in output and "every interval contains the median: " in output
+    assert "profiling / baseline run: energy " in output
+    assert len([line for line in output.splitlines() if line.lstrip().startswith(("1 ", "2 "))]) == 2
