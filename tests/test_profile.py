@@ -77,6 +77,23 @@ def test_the_gpu_path_profiles_with_the_nvml_counter(workspace, monkeypatch):
     )
 
 
+def test_candidates_are_profiled_in_mirrored_rounds_each_against_the_baseline(workspace, monkeypatch):
+    monkeypatch.setattr(counters, "nvml_energy_reader", gpu_at(300))
+    synthetic_dataset()
+    params = parse_params(tiny_params(profile=QUICK_PROFILE))
+    runs = {"baseline": params.baseline, "optimized": params.optimized,
+            "micro-32": params.baseline.model_copy(update={"batch_size": 32, "gradient_accumulation_steps": 2})}
+    profile = run_profile(params, runs, counters.open_counter("cuda", 0, "GBR", powercap=workspace / "none"))
+    assert [config.name for config in profile.configurations] == ["baseline", "optimized", "micro-32"]
+    assert [burst.configuration for burst in profile.bursts if burst.round in (0, 1)] == [
+        "baseline", "optimized", "micro-32", "micro-32", "optimized", "baseline"]
+    assert profile.configuration("baseline").ratio is None
+    for name in ("optimized", "micro-32"):
+        config = profile.configuration(name)
+        assert config.ratio.value == pytest.approx(config.j_per_sample.value / profile.configuration("baseline").j_per_sample.value)
+        assert config.ratio.contains(config.ratio.value) and config.verdict is not None
+
+
 def test_without_a_gpu_counter_or_rapl_codecarbon_is_read_through_its_task_api(tmp_path, monkeypatch):
     def no_counter(device_index):
         raise counters.CounterUnavailable("NVML total-energy counter: NVMLError_NotSupported: Not Supported")

@@ -10,13 +10,13 @@ configuration's step, which sets its steps per burst, and are left out of every 
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 
 from ..errors import ArtifactError
 from ..layout import DATASET_FILE, RUNS
-from ..params import Params, ProfileParams
+from ..params import Params, ProfileParams, RunParams
 from ..training.distributed import pick_device
 from .counters import EnergyCounter, open_counter
 from .result import Burst, EnergyProfile, summarize
@@ -37,11 +37,18 @@ def load_dataset() -> dict:
         raise ArtifactError(f"{DATASET_FILE}: unreadable ({exc.__class__.__name__}); run fetch-data again") from None
 
 
-def run_profile(params: Params, names: Sequence[str] = RUNS, counter: EnergyCounter | None = None) -> EnergyProfile:
-    """Energy and time per sample of each named configuration (the first is the baseline), measured paired."""
+def run_profile(
+    params: Params, runs: Mapping[str, RunParams] | None = None, counter: EnergyCounter | None = None
+) -> EnergyProfile:
+    """Energy and time per sample of each configuration (default: params' baseline and optimized), measured paired.
+
+    The first configuration is the baseline, and every other one's ratio is to it.
+    """
+    runs = runs or {name: params.run(name) for name in RUNS}
+    names = list(runs)
     device = pick_device(params.train.device)
     dataset = load_dataset()
-    configs = {name: configuration_steps(params, params.run(name), dataset, device) for name in names}
+    configs = {name: configuration_steps(params, run, dataset, device) for name, run in runs.items()}
     del dataset
     counter = counter or open_counter(device.type, device.index or 0, params.energy.country_iso_code)
     try:
