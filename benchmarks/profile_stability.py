@@ -61,40 +61,43 @@ def main() -> None:
     sections = {"data": {"train_limit": args.train_samples}}
     if args.epochs:
         sections["train"] = {"epochs": args.epochs}
+    print(f"profile stability: {args.runs} runs of `carbon-pipe profile` in a row, MNIST "
+          f"{args.train_samples or 'all'} training samples, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, "
+          f"{'no background load' if args.no_load else 'one core kept busy by a background process'}")
+    print(f"{'run':>3}  {'ratio':>6}  {'95 % interval':<17}  {'verdict':<25}{'baseline mJ/sample':>19}"
+          f"{'optimized mJ/sample':>20}{'profile mWh':>12}{'bursts s':>9}{'command s':>10}", flush=True)
     neighbour = None if args.no_load else busy_core()
     try:
         with scratch_project(project_params(**sections), prefix="carbon-pipe-profile-stability-"):
             runs = []
-            for _ in range(args.runs):
+            for index in range(1, args.runs + 1):
                 output, wall = command("profile", "--json")
                 runs.append({**json.loads(output), "command_seconds": wall})
+                print_run(index, runs[-1])
             _, baseline_wall = command("train", "--run", "baseline")
             baseline = json.loads(Path("metrics/baseline.json").read_text())
     finally:
         if neighbour is not None:
             neighbour.terminate()
             neighbour.wait()
-    report(args, runs, baseline, baseline_wall)
+    report(runs, baseline, baseline_wall)
 
 
-def report(args, runs: list[dict], baseline: dict, baseline_wall: float) -> None:
+def print_run(index: int, run: dict) -> None:
+    low, high = run["ratio_ci95"]
+    print(f"{index:>3}  {run['ratio']:>6.3f}  [{low:.3f}, {high:.3f}]   {run['verdict']:<25}"
+          f"{1e3 * run['baseline_j_per_sample']:>19.4f}{1e3 * run['optimized_j_per_sample']:>20.4f}"
+          f"{1e6 * run['profiling_energy_kwh']:>12.3f}{run['profiling_seconds']:>9.1f}{run['command_seconds']:>10.1f}",
+          flush=True)
+
+
+def report(runs: list[dict], baseline: dict, baseline_wall: float) -> None:
     median = statistics.median(run["ratio"] for run in runs)
-    first = runs[0]
-    print(f"profile stability: {len(runs)} runs of `carbon-pipe profile` in a row, MNIST "
-          f"{args.train_samples or 'all'} training samples, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, "
-          f"{'no background load' if args.no_load else 'one core kept busy by a background process'}; "
-          f"{first['rounds']} rounds, {first['warmup_rounds']} warm-up")
-    print(f"{'run':>3}  {'ratio':>6}  {'95 % interval':<17}  {'verdict':<25}{'baseline mJ/sample':>19}"
-          f"{'optimized mJ/sample':>20}{'profile mWh':>12}{'bursts s':>9}{'command s':>10}")
-    for index, run in enumerate(runs, 1):
-        low, high = run["ratio_ci95"]
-        print(f"{index:>3}  {run['ratio']:>6.3f}  [{low:.3f}, {high:.3f}]   {run['verdict']:<25}"
-              f"{1e3 * run['baseline_j_per_sample']:>19.4f}{1e3 * run['optimized_j_per_sample']:>20.4f}"
-              f"{1e6 * run['profiling_energy_kwh']:>12.3f}{run['profiling_seconds']:>9.1f}{run['command_seconds']:>10.1f}")
     agree = len({run["verdict"] for run in runs}) == 1
     contain = all(run["ratio_ci95"][0] <= median <= run["ratio_ci95"][1] for run in runs)
-    print(f"median ratio {median:.3f}; verdicts agree: {'yes' if agree else 'NO'}; "
-          f"every interval contains the median: {'yes' if contain else 'NO'}")
+    print(f"{runs[0]['rounds']} rounds, {runs[0]['warmup_rounds']} warm-up round(s) per profile; median ratio "
+          f"{median:.3f}; verdicts agree: {'yes' if agree else 'NO'}; every interval contains the median: "
+          f"{'yes' if contain else 'NO'}")
     energy_kwh = baseline["carbon_metrics"]["energy_consumed_kwh"]
     seconds = baseline["training_metrics"]["total_time_seconds"]
     print(f"baseline run (train --run baseline, {baseline['training_metrics']['epochs']} epochs): "
@@ -109,7 +112,7 @@ def report(args, runs: list[dict], baseline: dict, baseline_wall: float) -> None
     paired_share = [run["profiling_energy_kwh"] * 3.6e6 / (run["baseline_j_per_sample"] * run_samples) for run in runs]
     print(f"profiling / the baseline run's {run_samples} samples at the profile's own baseline J/sample (same load): "
           f"{spread(paired_share, ' %', 100)}")
-    print(f"energy method: {first['energy_method']}")
+    print(f"energy method: {runs[0]['energy_method']}")
 
 
 if __name__ == "__main__":
