@@ -10,7 +10,7 @@ configuration's step, which sets its steps per burst, and are left out of every 
 from __future__ import annotations
 
 import time
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence, TypeVar
 
 import torch
 
@@ -21,6 +21,8 @@ from ..training.distributed import pick_device
 from .counters import EnergyCounter, open_counter
 from .result import Burst, EnergyProfile, summarize
 from .steps import ConfigurationSteps, configuration_steps
+
+Result = TypeVar("Result")
 
 
 def burst_order(names: Sequence[str], round_index: int) -> list[str]:
@@ -55,11 +57,8 @@ def run_profile(
         bursts, steps = warm_up(configs, counter, params.profile)
         for round_index in range(params.profile.rounds):
             for position, name in enumerate(burst_order(names, round_index)):
-                before = counter.joules()
-                started = time.perf_counter()
-                samples = configs[name].take(steps[name])
-                seconds = time.perf_counter() - started
-                bursts.append(Burst(round_index, position, name, steps[name], samples, seconds, counter.joules() - before))
+                samples, seconds, joules = metered(counter, lambda: configs[name].take(steps[name]))
+                bursts.append(Burst(round_index, position, name, steps[name], samples, seconds, joules))
     finally:
         counter.close()
     precisions = {name: config.precision for name, config in configs.items()}
@@ -76,14 +75,26 @@ def warm_up(
     bursts, steps = [], {}
     for round_index in range(-profile.warmup_rounds, 0):
         for position, (name, config) in enumerate(configs.items()):
-            before = counter.joules()
-            started = time.perf_counter()
-            samples, step_ends = 0, []
-            while len(step_ends) < 2 or step_ends[-1] - started < profile.burst_seconds:
-                samples += config.take(1)
-                step_ends.append(time.perf_counter())
-            seconds = step_ends[-1] - started
-            bursts.append(Burst(round_index, position, name, len(step_ends), samples, seconds, counter.joules() - before))
-            pace = (step_ends[-1] - step_ends[0]) / (len(step_ends) - 1)
+            ends, seconds, joules = metered(counter, lambda: single_steps(config, profile.burst_seconds))
+            bursts.append(Burst(round_index, position, name, len(ends), sum(n for _, n in ends), seconds, joules))
+            pace = (ends[-1][0] - ends[0][0]) / (len(ends) - 1)
             steps[name] = max(1, round(profile.burst_seconds / pace))
     return bursts, steps
+
+
+def single_steps(config: ConfigurationSteps, seconds: float) -> list[tuple[float, int]]:
+    """One step at a time, at least two, until `seconds` have passed: when each step ended, and its samples."""
+    started, ends = time.perf_counter(), []
+    while len(ends) < 2 or ends[-1][0] - started < seconds:
+        samples = config.take(1)
+        ends.append((time.perf_counter(), samples))
+    return ends
+
+
+def metered(counter: EnergyCounter, work: Callable[[], Result]) -> tuple[Result, float, float]:
+    """`work` with the energy counter read just before and just after: (its result, seconds, joules)."""
+    before = counter.joules()
+    started = time.perf_counter()
+    result = work()
+    seconds = time.perf_counter() - started
+    return result, seconds, counter.joules() - before
