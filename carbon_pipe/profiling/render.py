@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from .result import EnergyProfile, Interval
 
 
@@ -34,7 +32,7 @@ def flat_summary(profile: EnergyProfile, compared: str = "optimized") -> dict:
         warmup_rounds=profile.warmup_rounds,
         profiling_energy_kwh=profile.profiling_energy_kwh,
         profiling_seconds=profile.profiling_seconds,
-        bursts=[{**asdict(burst), "warmup": burst.warmup} for burst in profile.bursts],
+        bursts=[burst.as_dict() for burst in profile.bursts],
     )
     return summary
 

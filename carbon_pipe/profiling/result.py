@@ -45,6 +45,13 @@ class Burst:
     def warmup(self) -> bool:
         return self.round < 0
 
+    def as_dict(self) -> dict:
+        return {**asdict(self), "warmup": self.warmup}
+
+    @classmethod
+    def from_dict(cls, row: dict) -> Burst:
+        return cls(**{key: value for key, value in row.items() if key != "warmup"})  # warmup follows from round
+
 
 @dataclass(frozen=True)
 class ConfigurationEnergy:
@@ -95,7 +102,7 @@ class EnergyProfile:
             "profiling_energy_kwh": self.profiling_energy_kwh,
             "profiling_seconds": self.profiling_seconds,
             "configurations": [asdict(config) for config in self.configurations],
-            "bursts": [asdict(burst) for burst in self.bursts],
+            "bursts": [burst.as_dict() for burst in self.bursts],
         }
 
     @classmethod
@@ -103,7 +110,7 @@ class EnergyProfile:
         """Rebuild a written profile from its burst table (its other figures are recomputed, not trusted)."""
         configs = data["configurations"]
         return summarize(
-            [Burst(**burst) for burst in data["bursts"]],
+            [Burst.from_dict(burst) for burst in data["bursts"]],
             baseline=data["baseline"],
             precisions={config["name"]: config["precision"] for config in configs},
             energy_method=data["energy_method"],
