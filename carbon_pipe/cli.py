@@ -194,6 +194,20 @@ def compare(params: Path = ParamsOption) -> None:
         _say(f"compare: not comparable: {result['not_comparable_reason']}")
 
 
+@app.command("profile")
+def profile(params: Path = ParamsOption, as_json: bool = JsonOption) -> None:
+    """Energy and time per training sample of baseline and optimized, measured paired, with 95 % intervals.
+
+    Short alternating bursts of both configurations in one process (the `profile` params section), on
+    stages/fetch-data/dataset.pt, with the most direct energy counter there is (NVML, RAPL, else CodeCarbon's model).
+    """
+    from .profiling import measure, render
+
+    config = _load(params)
+    result = _run(lambda: measure.run_profile(config))
+    _print_json(render.flat_summary(result)) if as_json else _show(render.render_text(result))
+
+
 def _parsed(flag: str, parse: Callable, text: Optional[str]):
     """An option parsed by `parse`, None when not given; a bad value is one line naming the flag."""
     if text is None:

@@ -72,3 +72,7 @@ class Interrupted(CarbonPipeError):
     def __init__(self, message: str, exit_code: int = 130) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class MeasurementError(CarbonPipeError):
+    """No energy could be measured where a measurement is the whole point (the profile): no counter, no model."""

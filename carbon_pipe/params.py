@@ -279,6 +279,18 @@ class RunParams(Section):
         return self.batch_size * self.gradient_accumulation_steps
 
 
+def _even(rounds: int) -> int:
+    if rounds % 2:
+        raise ValueError(f"must be even (each round's order mirrors the one before, ABBA), got {rounds}")
+    return rounds
+
+
+class ProfileParams(Section):
+    rounds: Annotated[int, Field(ge=4), AfterValidator(_even)] = 10
+    warmup_rounds: Annotated[int, Field(ge=1)] = 1
+    burst_seconds: Annotated[float, Field(gt=0)] = 0.25
+
+
 class Params(Section):
     """Every section must be present: DVC reads the same keys, and a missing section is a mistake, not a default."""
 
@@ -291,6 +303,7 @@ class Params(Section):
     energy: EnergyParams
     baseline: RunParams
     optimized: RunParams
+    profile: ProfileParams
 
     def run(self, name: str) -> RunParams:
         return {"baseline": self.baseline, "optimized": self.optimized}[name]
