@@ -9,12 +9,17 @@ this machine, one fresh `score` per policy (so each includes working out what th
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
 import numpy as np
 
 from carbon_pipe import backtest as bt
+from carbon_pipe.backtest.forecasts import SyntheticForecasts
+from carbon_pipe.backtest.grid import Grid, period, to_grid
+from carbon_pipe.backtest.jobs import periodic
+from carbon_pipe.backtest.scoring import PolicyScore, evaluate
 from carbon_pipe.intensity.traces import load_forecasts, load_trace
 from carbon_pipe.timeutil import parse_instant
 
@@ -24,24 +29,37 @@ MAIN_SCRAPE_ZONES = ("DE", "GB", "FR", "CA-ON", "US-CAL-CISO")
 POLICIES = ("forecast-window", "rolling", "interruptible", "oracle", "oracle-interruptible")
 
 
-def zones(carbon: Path) -> dict[str, bt.Grid]:
-    """name -> grid: DE/GB/FR 2020 first, then every Electricity Maps scrape."""
+class Zone:
+    """A whole trace on its grid and the period scored: jobs arrive in [first, end); earlier data is history."""
+
+    def __init__(self, grid: Grid, since: float | None = None, until: float | None = None) -> None:
+        self.grid, (self.first, self.end) = grid, period(grid, since, until)
+        self.values = grid.values[self.first : self.end]
+        self.step = grid.step
+
+
+def zones(carbon: Path) -> dict[str, Zone]:
+    """name -> zone: DE/GB/FR 2020 first, then every Electricity Maps scrape."""
     found = {}
     for name, file in (("DE 2020", "ger_ci.csv"), ("GB 2020", "gb_ci.csv"), ("FR 2020", "fr_ci.csv")):
-        found[name] = bt.to_grid(load_trace(carbon / "lets-wait-awhile" / file, "lets-wait-awhile"), *YEAR_2020)
+        found[name] = Zone(to_grid(load_trace(carbon / "lets-wait-awhile" / file, "lets-wait-awhile")), *YEAR_2020)
     for path in sorted((carbon / "electricitymaps-api-scrape").glob("*.csv")):
-        found[f"EM {path.stem}"] = bt.to_grid(load_trace(path, "electricitymaps-scrape"))
+        found[f"EM {path.stem}"] = Zone(to_grid(load_trace(path, "electricitymaps-scrape", max_gap=math.inf)))
     return found
 
 
-def scores(grid: bt.Grid, duration: float, slack: float, policies=POLICIES, error=0.1, threshold=None) -> dict[str, bt.PolicyScore]:
-    jobs = bt.make_jobs(grid, duration * HOUR, slack * HOUR, HOUR)
-    forecasts = bt.SyntheticForecasts(grid, error, 0)
-    min_chunk = max(1, int(np.ceil(HOUR / grid.step)))
-    return {s.policy: s for s in bt.score(list(policies), grid, jobs, forecasts, threshold, min_chunk)}
+def jobs_of(zone: Zone, duration: float, slack: float):
+    return periodic(zone.grid, duration * HOUR, slack * HOUR, HOUR, zone.first, zone.end)
 
 
-def fraction(score: bt.PolicyScore) -> str:
+def scores(zone: Zone, duration: float, slack: float, policies=POLICIES, error=0.1, threshold=None) -> dict[str, PolicyScore]:
+    forecasts = SyntheticForecasts(zone.grid, error, 0)
+    min_chunk = max(1, int(np.ceil(HOUR / zone.step)))
+    evaluation = evaluate(list(policies), zone.grid, jobs_of(zone, duration, slack), [forecasts], threshold, min_chunk)
+    return {s.policy: s for s in evaluation.scores}
+
+
+def fraction(score: PolicyScore) -> str:
     return "-" if score.fraction_of_oracle is None else f"{score.fraction_of_oracle:.3f}"
 
 
@@ -151,8 +169,8 @@ def real_forecasts(carbon: Path) -> str:
     rows = []
     for duration in (1, 3, 6):
         for slack in (12, 24, 48):
-            setup = bt.Setup(duration * HOUR, slack * HOUR, 0.5 * HOUR, ("forecast-window", "rolling", "oracle"))
-            s = {r["policy"]: r for r in bt.run(actuals, setup, vintages)}
+            setup = bt.Setup(("forecast-window", "rolling", "oracle"), duration * HOUR, slack * HOUR, 0.5 * HOUR)
+            s = {r["policy"]: r for r in bt.run(actuals, setup, vintages).as_dicts()}
             rows.append([f"{duration} h", f"{slack} h", str(s["oracle"]["jobs"]), f"{s['oracle']['savings_pct']:.1f}", f"{s['forecast-window']['fraction_of_oracle']:.3f}", f"{s['rolling']['fraction_of_oracle']:.3f}"])
     gb = "GB national, NESO forecasts as issued (33 vintages, 2023-03-14..18), a job every 30 min\n\n" + table(
         ["job", "slack", "jobs", "oracle %", "forecast-window (one-shot)", "rolling"], rows
@@ -162,8 +180,8 @@ def real_forecasts(carbon: Path) -> str:
     vintages = load_forecasts(folder / "watttime2023_caiso-north_forecast.csv", "watttime-caiso")
     rows = []
     for slack in (1, 4, 12):
-        setup = bt.Setup(HOUR, slack * HOUR, HOUR, ("forecast-window", "rolling", "oracle"))
-        s = {r["policy"]: r for r in bt.run(actuals, setup, vintages)}
+        setup = bt.Setup(("forecast-window", "rolling", "oracle"), HOUR, slack * HOUR, HOUR)
+        s = {r["policy"]: r for r in bt.run(actuals, setup, vintages).as_dicts()}
         rows.append(["1 h", f"{slack} h", str(s["oracle"]["jobs"]), f"{s['oracle']['savings_pct']:.1f}", f"{s['forecast-window']['fraction_of_oracle']:.3f}", f"{s['rolling']['fraction_of_oracle']:.3f}"])
     caiso = "WattTime CAISO_NORTH MOER, forecasts as issued every 5 min for the next 65 min (2023-06-08..07-08)\n\n" + table(
         ["job", "slack", "jobs", "oracle %", "forecast-window (one-shot)", "rolling"], rows
@@ -174,16 +192,16 @@ def real_forecasts(carbon: Path) -> str:
 def timings(all_zones: dict) -> str:
     rows = []
     for name, duration, slack in (("EM DE", 4, 24), ("EM DE", 12, 48), ("DE 2020", 4, 24), ("DE 2020", 12, 48)):
-        grid = all_zones[name]
-        jobs = bt.make_jobs(grid, duration * HOUR, slack * HOUR, HOUR)
-        forecasts = bt.SyntheticForecasts(grid, 0.1, 0)
-        cells = [f"{name} ({format(grid.step / 60, '.0f')}-min points)", f"{len(jobs.arrivals)}", f"{duration} h / {slack} h"]
-        for policy in ("now", "threshold", "forecast-window", "rolling", "interruptible", "oracle", "oracle-interruptible"):
+        zone = all_zones[name]
+        jobs = jobs_of(zone, duration, slack)
+        forecasts = SyntheticForecasts(zone.grid, 0.1, 0)
+        cells = [f"{name} ({format(zone.step / 60, '.0f')}-min points)", f"{len(jobs)}", f"{duration} h / {slack} h"]
+        for policy in bt.POLICIES:
             started = time.perf_counter()
-            bt.score([policy], grid, jobs, forecasts, threshold=300.0, min_chunk=max(1, int(np.ceil(HOUR / grid.step))))
+            evaluate([policy], zone.grid, jobs, [forecasts], threshold=300.0, min_chunk=max(1, int(np.ceil(HOUR / zone.step))))
             cells.append(f"{time.perf_counter() - started:.2f}")
         rows.append(cells)
-    header = ["trace", "jobs", "job / slack", "now", "threshold", "forecast-window", "rolling", "interruptible", "oracle", "oracle-interr."]
+    header = ["trace", "jobs", "job / slack", *bt.POLICIES]
     return "Seconds per policy (one fresh run each, 2-core machine)\n\n" + table(header, rows)
 
 

@@ -58,34 +58,19 @@ class NvmlEnergy:
     """GPU 0's total-energy counter (millijoules since the driver loaded; Volta or newer), read through NVML."""
 
     def __init__(self) -> None:
-        self.handle = None
-        self.error = None
+        from carbon_pipe.profiling.counters import CounterUnavailable, nvml_energy_reader
+
+        self.read, self.error = None, None
         try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            self.handle = self._visible_gpu(pynvml)
-            pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)  # fails here on GPUs without the counter
-            self.pynvml = pynvml
-        except Exception as exc:
-            self.handle, self.error = None, f"{exc.__class__.__name__}: {exc}"
-
-    @staticmethod
-    def _visible_gpu(pynvml):
-        """NVML numbers GPUs physically; CUDA_VISIBLE_DEVICES may renumber them, so match CUDA's device 0 by UUID."""
-        try:
-            import torch
-
-            uuid = str(torch.cuda.get_device_properties(0).uuid)
-            return pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
-        except Exception:
-            return pynvml.nvmlDeviceGetHandleByIndex(0)
+            self.read = nvml_energy_reader(0)
+        except CounterUnavailable as exc:
+            self.error = str(exc)
 
     def read_wh(self) -> float | None:
-        if self.handle is None:
+        if self.read is None:
             return None
         try:
-            return self.pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 3.6e6  # mJ -> Wh
+            return self.read() / 3.6e6  # mJ -> Wh
         except Exception as exc:
             self.error = f"{exc.__class__.__name__}: {exc}"
             return None

@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from .errors import ArtifactError
 from .secrets import redact, redact_data
@@ -23,25 +23,30 @@ os.umask(_UMASK)
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success fsync it and rename it over `path`."""
+    """Yield a temporary path beside `path`; on success fsync it and rename it over `path`. Any OSError on the way
+    (a read-only folder, a full disk) is one ArtifactError naming the file, and the old file stays as it was."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a writer that was killed
-        stale.unlink(missing_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp: Optional[Path] = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a writer that was killed
+            with contextlib.suppress(OSError):  # not ours to remove: harmless, it is never read
+                stale.unlink(missing_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
         yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; artifacts are ordinary files
         os.replace(tmp, target)
     except OSError as exc:  # disk full, file too large, read-only: one line, and the old file stays
-        kept = "the previous version is kept" if target.exists() else "nothing was written"
+        kept = "the previous version is kept" if os.path.exists(target) else "nothing was written"
         raise ArtifactError(f"cannot write {target}: {exc.strerror or exc}; {kept}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
 
 def md5sum(path: str | Path) -> str:

@@ -30,12 +30,22 @@ class UsageError(CarbonPipeError):
     exit_code = 2
 
 
+class FieldError(UsageError):
+    """Bad input for a named concept (a job's duration, the forecast error); a front end may name its own flag for
+    it."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+        self.detail = detail
+
+
 class ParamsError(UsageError):
     """params.yaml is unreadable or does not match the schema."""
 
 
 class DataError(UsageError):
-    """The dataset mirror is missing or a file in it is corrupt."""
+    """The dataset cannot be read: a missing mirror or corrupt file in it, a bad image folder, a failing data.class."""
 
 
 class SourceError(CarbonPipeError):
@@ -72,3 +82,7 @@ class Interrupted(CarbonPipeError):
     def __init__(self, message: str, stopped_by: signal.Signals = signal.SIGINT) -> None:
         super().__init__(message)
         self.exit_code = exit_code(stopped_by)
+
+
+class MeasurementError(CarbonPipeError):
+    """No energy could be measured where a measurement is the whole point (the profile): no counter, no model."""

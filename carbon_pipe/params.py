@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Callable, Literal, Optional, Union
 
 import yaml
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, ValidationInfo, model_validator
 
-from .datasets.catalog import DATASETS
+from .datasets.catalog import CUSTOM, DATASETS, FOLDER, OWN_DATASETS
 from .errors import ParamsError, deprecated
 from .intensity.settings import (
     CarbonParams,
@@ -36,13 +36,52 @@ def _instant(value: Any) -> Any:
 
 
 Instant = Annotated[float, BeforeValidator(_instant)]
-DatasetName = Annotated[str, AfterValidator(one_of(lambda: DATASETS, "dataset"))]
+DatasetName = Annotated[str, AfterValidator(one_of(lambda: [*DATASETS, *OWN_DATASETS], "dataset"))]
+
+
+def _only_for(kind: str) -> Callable[[Any, ValidationInfo], Any]:
+    """A validator for a key that `data.dataset: kind` needs and no other dataset reads (so a stale one is not
+    silently ignored)."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        dataset = info.data.get("dataset")
+        if dataset is None:  # data.dataset itself is invalid, and says so
+            return value
+        if dataset == kind and value is None:
+            raise ValueError(f"required when data.dataset is {kind}")
+        if dataset != kind and value is not None:
+            raise ValueError(f"only read when data.dataset is {kind} (it is {dataset})")
+        return value
+
+    return check
+
+
+def _function_path(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+        raise ValueError(f"expected 'package.module:function', got {value!r}")
+    return value
 
 
 class DataParams(Section):
-    dataset: DatasetName = "mnist"
+    dataset: DatasetName = "mnist"  # first: the keys below are checked against it
     train_limit: Optional[Annotated[int, Field(ge=1)]] = None
     test_limit: Optional[Annotated[int, Field(ge=1)]] = None
+    # dataset folder: the folder, how its images become tensors, and how a single tree is split
+    path: Annotated[Optional[Annotated[str, Field(min_length=1)]], AfterValidator(_only_for(FOLDER))] = None
+    image_size: Optional[Annotated[int, Field(ge=1, le=4096)]] = None
+    channels: Literal["auto", 1, 3] = "auto"
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    split_seed: Annotated[int, Field(ge=0)] = 0
+    # dataset custom: `class` is a Python keyword, so the field has another name and reads the key through its alias
+    class_path: Annotated[
+        Optional[Annotated[str, AfterValidator(_function_path)]], AfterValidator(_only_for(CUSTOM))
+    ] = Field(None, alias="class")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_absent_keys_too(cls, raw: Any) -> Any:
+        # An absent key is validated as null, so "required when ..." names it as params.yaml spells it (`class`).
+        return {"path": None, "class": None, **raw} if isinstance(raw, dict) else raw
 
 
 def _duration_or_auto(value: Any) -> Any:
@@ -117,6 +156,18 @@ class RunParams(Section):
         return self.batch_size * self.gradient_accumulation_steps
 
 
+def _even(rounds: int) -> int:
+    if rounds % 2:
+        raise ValueError(f"must be even (each round's order mirrors the one before, ABBA), got {rounds}")
+    return rounds
+
+
+class ProfileParams(Section):
+    rounds: Annotated[int, Field(ge=4), AfterValidator(_even)] = 10
+    warmup_rounds: Annotated[int, Field(ge=1)] = 1
+    burst_seconds: Annotated[float, Field(gt=0)] = 0.25
+
+
 class Params(Section):
     """Every section must be present: DVC reads the same keys, and a missing section is a mistake, not a default."""
 
@@ -129,6 +180,7 @@ class Params(Section):
     energy: EnergyParams
     baseline: RunParams
     optimized: RunParams
+    profile: ProfileParams
 
     def configuration(self, run_name: str) -> RunParams:
         """How the run called `run_name` (baseline or optimized) trains."""

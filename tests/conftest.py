@@ -108,3 +108,13 @@ def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture
+def fake_api():
+    """A misbehaving HTTP server on 127.0.0.1 (tests/fake_servers.py): trickles, gzip bombs, answers that change."""
+    from .fake_servers import FakeApi
+
+    api = FakeApi()
+    yield api
+    api.close()

@@ -49,3 +49,28 @@ def test_gpu_check_refuses_without_cuda_and_runs_its_cpu_path(mnist_mirror):
     for label in ("precision", "peak memory (MB", "samples/s", "test accuracy (%)", "GPU energy, NVML counter"):
         assert label in output
     assert "fp32" in output.splitlines()[2]  # the baseline's precision, as the run reported it
+
+
+def test_lets_wait_awhile_benchmark_reproduces_the_published_de_cells():
+    from .conftest import CARBON_DATA
+
+    if not (CARBON_DATA / "lets-wait-awhile").is_dir():
+        pytest.skip("Let's Wait Awhile traces not found")
+    output = bench("lets_wait_awhile.py", "--shared", str(CARBON_DATA.parents[1]), "--regions", "DE")
+    assert "16 published cells compared" in output and "(all within 0.15 pp)" in output
+    assert "| DE | ML next-workday | 5% | interr. | 7.92 | 7.93 | +0.01 |" in output
+
+
+def test_backtest_scale_benchmark_reports_every_policy():
+    output = bench("backtest_scale.py", "--repeats", "1", "--cases", "hourly-10k-jobs")
+    rows = [line for line in output.splitlines() if line.startswith("| ") and not line.startswith("| policy")]
+    assert [row.split(" | ")[0][2:] for row in rows] == [
+        "now",
+        "threshold",
+        "forecast-window",
+        "rolling",
+        "forecast-chunks",
+        "interruptible",
+        "oracle",
+        "oracle-interruptible",
+    ]

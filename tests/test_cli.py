@@ -13,7 +13,7 @@ def test_help_does_not_import_torch():
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert "HEAVY []" in result.stdout
-    for command in ("fetch-data", "wait-for-window", "train", "compare", "backtest"):
+    for command in ("fetch-data", "wait-for-window", "train", "compare", "backtest", "workload"):
         assert command in result.stdout
 
 

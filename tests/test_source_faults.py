@@ -130,7 +130,9 @@ def test_timeout_is_retried_then_reported(api, httpserver):
 
     httpserver.expect_request(api.data_path).respond_with_handler(slow)
     started = time.perf_counter()
-    with pytest.raises(SourceError, match=rf"{api.name}: GET .*{api.data_path}: timed out after 0.2 s \(2 attempts\)"):
+    with pytest.raises(
+        SourceError, match=rf"{api.name}: GET .*{api.data_path}: no complete answer within 0.2 s \(2 attempts\)"
+    ):
         source_for(api, server_url(httpserver)).series(START, END)
     assert time.perf_counter() - started < 3
 
@@ -218,7 +220,7 @@ def test_zero_is_a_value_not_missing(api, httpserver):
 
 def test_negative_intensity_is_refused(api, httpserver):
     httpserver.expect_request(api.data_path).respond_with_json(api.payload([120, -5]))
-    with pytest.raises(SourceError, match=r"\[1\]\.[\w.]+ is -5, not a non-negative intensity"):
+    with pytest.raises(SourceError, match=r"\[1\]\.[\w.]+ is -5, not an intensity \(0 to 10000 g/kWh\)"):
         source_for(api, server_url(httpserver)).series(START, END)
 
 

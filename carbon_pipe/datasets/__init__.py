@@ -1,1 +1,1 @@
-"""The datasets: what each one is (catalog) and how its files are fetched (torchvision, a local mirror)."""
+"""The datasets: what each is (catalog), how it is read (torchvision, a folder, data.class), what it becomes."""

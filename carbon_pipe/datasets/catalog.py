@@ -1,4 +1,5 @@
-"""The datasets carbon-pipe knows: what torchvision calls them, their normalisation, and where their mirror is.
+"""The datasets carbon-pipe knows: what torchvision calls them, their normalisation, and where their mirror is;
+and the names of the user's own kinds (an image folder, a function's datasets).
 
 Pure data, so the scheduler (which sizes the job) can read it without importing torch.
 """
@@ -34,3 +35,18 @@ DATASETS = {
         "CIFAR10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar-10-python.tar.gz", 50_000
     ),
 }
+
+# The user's own data: sizes and normalisation are only known once fetch-data has read it.
+FOLDER = "folder"  # an image folder, data.path
+CUSTOM = "custom"  # (train, test) torch Datasets from the function data.class names
+OWN_DATASETS = (FOLDER, CUSTOM)
+
+
+def source_of(data) -> dict:
+    """What decides the size of the whole training split (`data` is the params' DataParams). fetch-data records it
+    in its manifest; expected_duration: auto trusts that manifest's size only for the same source."""
+    if data.dataset == FOLDER:
+        return {"dataset": FOLDER, "path": data.path, "test_fraction": data.test_fraction}
+    if data.dataset == CUSTOM:
+        return {"dataset": CUSTOM, "class": data.class_path}
+    return {"dataset": data.dataset}

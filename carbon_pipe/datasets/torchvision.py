@@ -1,4 +1,5 @@
-"""MNIST, Fashion-MNIST or CIFAR-10 as uint8 tensors for fetch-data, from a local mirror or torchvision's download.
+"""The built-in datasets (MNIST, Fashion-MNIST, CIFAR-10) as uint8 tensors, from a local mirror or torchvision's
+download.
 
 Offline machines point an environment variable at a folder holding the dataset's original files (what
 torchvision would download); their md5 sums are checked before torchvision unpacks them.
@@ -10,11 +11,13 @@ import contextlib
 import io
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from ..artifacts import md5sum
 from ..errors import DataError
 from .catalog import DATASETS, DatasetSpec
+from .prepared import Prepared
 
 GENERIC_MIRROR_ENV = "CARBON_PIPE_DATA_MIRROR"
 
@@ -77,3 +80,21 @@ def as_tensors(split, limit: int | None):
     images = torch.as_tensor(split.data[:limit])
     images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)  # MNIST: N,H,W; CIFAR: N,H,W,C
     return images.contiguous().clone(), torch.as_tensor(split.targets[:limit], dtype=torch.int64).clone()
+
+
+def load_builtin(data) -> Prepared:
+    """A torchvision dataset (`data` is the params' DataParams), unpacked in the system's temporary folder: a
+    failure leaves nothing under stages/."""
+    import torch
+
+    spec = DATASETS[data.dataset]
+    variable, mirror = mirror_setting(spec)
+    with tempfile.TemporaryDirectory(prefix="carbon-pipe-download-") as workdir:
+        train, test = load_torchvision(data.dataset, Path(workdir))
+        train_images, train_labels = as_tensors(train, data.train_limit)
+        test_images, test_labels = as_tensors(test, data.test_limit)
+        classes = list(train.classes)
+    return Prepared(
+        data.dataset, f"local mirror ({variable})" if mirror else "torchvision download", classes,
+        train_images, train_labels, test_images, test_labels, torch.tensor(spec.mean), torch.tensor(spec.std),
+    )

@@ -14,6 +14,10 @@ import pandas as pd
 
 from ..timeutil import iso, parse_instant
 
+# gCO2/kWh. The dirtiest grids average under 1,500 (lignite plants alone reach ~1,200); a reading above this is a
+# unit error or garbage, and a number near the float maximum would turn every mean into inf or NaN.
+MAX_INTENSITY = 10_000.0
+
 
 class IntensityPoint(NamedTuple):
     start: float

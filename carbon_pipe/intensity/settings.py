@@ -123,7 +123,9 @@ class HttpSourceParams(Section):
     """What every HTTP source shares: where it lives and how hard to try before the next source."""
 
     base_url: HttpUrl
-    timeout: PositiveSeconds = 10.0  # per request (connect, read, write each)
+    timeout: PositiveSeconds = 10.0  # each request, from connecting to the last byte of the answer
+    source_timeout: PositiveSeconds = 60.0  # all of this source's requests, retries and waits together
+    max_response_mb: Annotated[float, Field(gt=0)] = 4.0  # a larger answer (once decompressed) fails the source
     retries: Annotated[int, Field(ge=0, le=10)] = 2  # after the first attempt
     backoff: Seconds = 1.0  # first retry waits this long, then twice as long each time
     max_retry_after: Seconds = 60.0  # a 429 asking to wait longer than this fails the source instead
@@ -172,6 +174,7 @@ class CsvSourceParams(Section):
     deduplicate: Optional[bool] = None
     drop_missing: Optional[bool] = None
     sort: Optional[bool] = None
+    max_gap: Optional[PositiveSeconds] = None  # longest hole a reading is held across; None: 4 x the median step, >= 3h
     region: Optional[str] = None  # label; default: the file name
 
 

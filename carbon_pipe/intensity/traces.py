@@ -3,24 +3,31 @@
 Canonical trace columns are `timestamp,carbon_intensity` (ISO-8601; UTC when a time has no offset; gCO2/kWh). A
 `TraceFormat` names other columns and units, and presets load the files in ../shared/data/carbon directly; the
 `auto` format picks the one preset whose columns the file has. Each point holds from its timestamp to the next
-one; the last holds for the median step.
+one; the last holds for the median step. A hole longer than `max_gap` is refused rather than bridged with a
+reading that was never measured there, and so is any value that is not an intensity (negative, infinite, absurd).
 
 Forecast files hold vintages: one row per (issue time, target time, forecast value), as published at the time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Optional
 
 import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
-from .series import IntensitySeries
+from ..timeutil import format_duration
+from .series import MAX_INTENSITY, IntensitySeries
 
 LBS_PER_MWH_TO_G_PER_KWH = 0.45359237
+# By default a hole is refused when longer than MAX_GAP_STEPS median steps and MIN_DEFAULT_GAP: a regular trace's
+# missing rows, not the long even stretches of a trace written as change points (a row where the value changes).
+MAX_GAP_STEPS, MIN_DEFAULT_GAP = 4, 3 * 3600.0
+LAST_EPOCH_SECOND = 253402300800.0  # 10000-01-01T00:00Z: later UNIX seconds are another unit, not a date
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,9 @@ class TraceFormat:
     deduplicate: bool = False  # keep the last row of a repeated timestamp (scraped feeds repeat rows)
     drop_missing: bool = False  # drop rows without a value instead of failing
     sort: bool = False  # sort by time instead of failing on out-of-order rows
+    max_gap: Optional[float] = (
+        None  # seconds a reading may be held across a hole; None: MAX_GAP_STEPS x the median step
+    )
 
 
 PRESETS: dict[str, TraceFormat] = {
@@ -104,17 +114,70 @@ def _read_csv(path: str | Path, kind: str) -> pd.DataFrame:
         raise UsageError(f"{path}: no such {kind} file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    except OSError as exc:  # a folder, a file we may not read
+        raise UsageError(f"{path}: cannot read the {kind} file ({exc.strerror or exc})") from None
+
+
+def _row(values: pd.Series, position: int) -> int:
+    """The file's line number of a row: the header is line 1, and dropped rows keep their numbers."""
+    return int(values.index[position]) + 2
 
 
 def parse_times(values: pd.Series, origin: str) -> np.ndarray:
-    """Times -> epoch seconds. Numbers are UNIX seconds; strings are ISO-8601, UTC unless they carry an offset."""
+    """Times -> epoch seconds. Numbers are UNIX seconds (years 1970 to 9999); strings are ISO-8601, UTC unless they
+    carry an offset. A missing time or one outside that range is an error naming its row."""
+    missing = values.isna().to_numpy().nonzero()[0]
+    if len(missing):
+        raise UsageError(f"{origin}: row {_row(values, missing[0])}: {values.name} is missing")
     if pd.api.types.is_numeric_dtype(values):
-        return values.to_numpy(dtype=float)
+        seconds = values.to_numpy(dtype=float)
+        outside = (~((seconds >= 0) & (seconds < LAST_EPOCH_SECOND))).nonzero()[0]
+        if len(outside):
+            first = outside[0]
+            raise UsageError(
+                f"{origin}: row {_row(values, first)}: {values.name} {seconds[first]:g} is not a UNIX time in seconds "
+                "(years 1970 to 9999; milliseconds need dividing by 1000)"
+            )
+        return seconds
     parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
     bad = parsed.isna().to_numpy().nonzero()[0]
     if len(bad):
-        raise UsageError(f"{origin}: row {bad[0] + 2}: cannot parse time {values.iloc[bad[0]]!r}")
+        raise UsageError(f"{origin}: row {_row(values, bad[0])}: cannot parse time {values.iloc[bad[0]]!r}")
     return (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+
+
+def _intensities(values: pd.Series, unit: str, origin: str) -> np.ndarray:
+    """Numbers -> gCO2/kWh, each from 0 to MAX_INTENSITY: infinities, negatives and absurd values name their row."""
+    intensity = _to_g_per_kwh(values.to_numpy(dtype=float), unit)
+    bad = (~((intensity >= 0) & (intensity <= MAX_INTENSITY))).nonzero()[0]
+    if len(bad):
+        first = bad[0]
+        raise UsageError(
+            f"{origin}: row {_row(values, first)}: {values.name} is {values.iloc[first]:g}"
+            f"{' lbs/MWh' if unit == 'lbs_per_mwh' else ''}, not an intensity (0 to {MAX_INTENSITY:g} g/kWh)"
+        )
+    return intensity
+
+
+def _check_gaps(times: np.ndarray, rows: np.ndarray, max_gap: float | None, origin: str) -> float:
+    """The median step; a hole longer than `max_gap` (by default the larger of MAX_GAP_STEPS median steps and
+    MIN_DEFAULT_GAP) is refused, since the reading before it would be held across it as if it were measured."""
+    steps = np.diff(times)
+    median = float(np.median(steps))
+    limit = max(MAX_GAP_STEPS * median, MIN_DEFAULT_GAP) if max_gap is None else max_gap
+    too_long = (steps > limit).nonzero()[0]
+    if len(too_long):
+        first = too_long[0]
+        default = (
+            f" (default: {MAX_GAP_STEPS} x the median step {format_duration(median)}, "
+            f"at least {format_duration(MIN_DEFAULT_GAP)})"
+        )
+        default = default if max_gap is None else ""
+        raise UsageError(
+            f"{origin}: row {rows[first + 1]}: {format_duration(steps[first])} after the row before, longer than "
+            f"max_gap {format_duration(limit)}{default}; set max_gap to hold the last value across it"
+        )
+    return median
 
 
 def frame_to_series(
@@ -134,28 +197,24 @@ def frame_to_series(
         )
     frame, values = frame[~missing], values[~missing]
     times = parse_times(frame[fmt.time_column], origin)
-    intensity = _to_g_per_kwh(values.to_numpy(dtype=float), fmt.unit)
-    if np.any(intensity < 0):
-        row = int(np.nonzero(intensity < 0)[0][0])
-        raise UsageError(f"{origin}: row {frame.index[row] + 2}: negative intensity {intensity[row]:g}")
+    intensity = _intensities(values, fmt.unit, origin)
+    rows = frame.index.to_numpy() + 2
     if fmt.sort:
         order = np.argsort(times, kind="stable")
-        times, intensity, rows = times[order], intensity[order], frame.index.to_numpy()[order]
-    else:
-        rows = frame.index.to_numpy()
+        times, intensity, rows = times[order], intensity[order], rows[order]
     steps = np.diff(times)
     if np.any(steps < 0):
         row = int(np.nonzero(steps < 0)[0][0]) + 1
-        raise UsageError(f"{origin}: row {rows[row] + 2}: timestamps out of order (set sort to accept)")
+        raise UsageError(f"{origin}: row {rows[row]}: timestamps out of order (set sort to accept)")
     if np.any(steps == 0):
         if not fmt.deduplicate:
             row = int(np.nonzero(steps == 0)[0][0]) + 1
-            raise UsageError(f"{origin}: row {rows[row] + 2}: duplicated timestamp (set deduplicate to keep the last)")
+            raise UsageError(f"{origin}: row {rows[row]}: duplicated timestamp (set deduplicate to keep the last)")
         keep = np.append(steps != 0, True)
-        times, intensity = times[keep], intensity[keep]
+        times, intensity, rows = times[keep], intensity[keep], rows[keep]
     if len(times) < 2:
         raise UsageError(f"{origin}: needs at least two rows with values to know the interval length")
-    step = float(np.median(np.diff(times)))
+    step = _check_gaps(times, rows, fmt.max_gap, origin)
     return IntensitySeries(
         boundaries=np.append(times, times[-1] + step),
         values=intensity,
@@ -166,11 +225,18 @@ def frame_to_series(
 
 
 def load_trace(
-    path: str | Path, fmt: TraceFormat | str = "canonical", source: str = "csv", region: str = ""
+    path: str | Path,
+    fmt: TraceFormat | str = "canonical",
+    source: str = "csv",
+    region: str = "",
+    max_gap: float | None = None,
 ) -> IntensitySeries:
-    """Read a trace CSV; `fmt` is a TraceFormat, the name of a preset, or 'auto'."""
+    """Read a trace CSV; `fmt` is a TraceFormat, the name of a preset, or 'auto'. `max_gap` (seconds) overrides the
+    format's: math.inf holds the last reading across any hole, as the backtest does."""
     frame = _read_csv(path, "trace")
     fmt = _pick_format(frame, fmt, PRESETS, str(path), "trace")
+    if max_gap is not None:
+        fmt = dataclasses.replace(fmt, max_gap=max_gap)
     return frame_to_series(frame, fmt, str(path), source, region or Path(path).stem)
 
 
@@ -182,19 +248,20 @@ def load_forecasts(path: str | Path, fmt: ForecastFormat | str = "auto") -> Fore
     for column in sorted(_needed_columns(fmt)):
         if column not in frame.columns:
             raise UsageError(f"{origin}: no column {column!r} (columns: {', '.join(map(str, frame.columns))})")
-    values = pd.to_numeric(frame[fmt.value_column], errors="coerce").to_numpy(dtype=float)
-    if np.isnan(values).any():
-        row = int(np.isnan(values).nonzero()[0][0])
+    numbers = pd.to_numeric(frame[fmt.value_column], errors="coerce")
+    if numbers.isna().any():
+        row = int(numbers.isna().to_numpy().nonzero()[0][0])
         raise UsageError(
             f"{origin}: row {row + 2}: {fmt.value_column} is missing or not a number "
             f"({frame[fmt.value_column].iloc[row]!r})"
         )
-    if len(values) == 0:
+    if len(numbers) == 0:
         raise UsageError(f"{origin}: no forecast rows")
+    values = _intensities(numbers, fmt.unit, origin)
     issued = parse_times(frame[fmt.issued_column], origin)
     target = parse_times(frame[fmt.target_column], origin)
     order = np.lexsort((target, issued))
-    issued, target, values = issued[order], target[order], _to_g_per_kwh(values[order], fmt.unit)
+    issued, target, values = issued[order], target[order], values[order]
     repeated = (np.diff(issued) == 0) & (np.diff(target) == 0)
     if repeated.any():
         row = int(order[int(repeated.nonzero()[0][0]) + 1])

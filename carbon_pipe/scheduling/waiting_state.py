@@ -33,14 +33,23 @@ if TYPE_CHECKING:
 SET_ASIDE = WAIT_STATE.with_name(WAIT_STATE.name + ".set-aside")  # the last state that was not resumed, for a look
 
 # What decides the stage's outputs, as dvc.yaml lists it for wait-for-window (deps relative to carbon_pipe/).
-SCHEDULING_PARAMS = ("carbon", "scheduler", "data.dataset", "data.train_limit", "train.epochs")
+SCHEDULING_PARAMS = (
+    "carbon",
+    "scheduler",
+    "data.dataset",
+    "data.train_limit",
+    "data.path",
+    "data.class",
+    "data.test_fraction",
+    "train.epochs",
+)
 SCHEDULING_CODE = ("pipeline/wait_for_window.py", "scheduling", "intensity", "datasets/catalog.py")
 PACKAGE = Path(__file__).resolve().parents[1]
 
 
 def wait_fingerprint(params: Params) -> str:
     """A digest of the params the stage reads and of its code: the same job, planned the same way."""
-    dumped = params.model_dump(mode="json")
+    dumped = params.model_dump(mode="json", by_alias=True)
     digest = hashlib.sha256()
     for key in SCHEDULING_PARAMS:
         value = dumped

@@ -74,10 +74,15 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
+def one_process(device: torch.device) -> Job:
+    """A job of one process on `device` (the profile, the benchmarks), outside torchrun."""
+    return Job(0, 1, 0, 0, device)
+
+
 def start(requested_device: str) -> Job:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
-        return Job(0, 1, 0, 0, pick_device(requested_device))
+        return one_process(pick_device(requested_device))
     local_rank = int(os.environ["LOCAL_RANK"])
     device = pick_device(requested_device, local_rank)
     if device.type == "cuda":

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator
 
-from ...errors import SourceError, UsageError
+from ...errors import CarbonPipeError, SourceError, UsageError
 from ...secrets import redact_data
 from ...timeutil import iso
 from ..series import IntensitySeries
@@ -60,24 +60,28 @@ def fetch_from(
     **options: Any,
 ) -> tuple[IntensitySeries, dict[str, Any]]:
     """One source's series from `start` towards `end` (and its details, if asked; they quote the payload, so
-    they are redacted); a series ending before `need_until` is a failure."""
-    source = get_source(carbon, name, **options)
+    they are redacted); a series ending before `need_until` is a failure. So is any error a source did not foresee
+    (a parser's blind spot): it costs that source, never the run."""
     try:
-        series = source.series(start, end)
-        if series.end < need_until:
-            raise SourceError(f"{name}: its data end at {iso(series.end)}, the plan needs them to {iso(need_until)}")
-        return series, redact_data(source.details()) if with_details else {}
-    finally:
-        source.close()
+        source = get_source(carbon, name, **options)
+        try:
+            series = source.series(start, end)
+            if series.end < need_until:
+                raise SourceError(
+                    f"{name}: its data end at {iso(series.end)}, the plan needs them to {iso(need_until)}"
+                )
+            return series, redact_data(source.details()) if with_details else {}
+        finally:
+            source.close()
+    except CarbonPipeError:
+        raise
+    except Exception as exc:  # not BaseException: Ctrl-C and SIGTERM still stop the wait
+        said = (str(exc).splitlines() or [""])[0][:200]
+        raise SourceError(f"{name}: the answer could not be used ({exc.__class__.__name__}: {said})") from None
 
 
 def fetch_series(
-    carbon: CarbonParams,
-    start: float,
-    end: float,
-    need_until: float,
-    with_details: bool = False,
-    **options: Any,
+    carbon: CarbonParams, start: float, end: float, need_until: float, with_details: bool = False, **options: Any
 ) -> Fetched:
     """The first source of the chain that delivers. With `carbon.fallback: false` the first failure is raised."""
     failures: list[SourceFailure] = []

@@ -17,12 +17,13 @@ from ...errors import SourceError
 from ...secrets import remember
 from ..traces import LBS_PER_MWH_TO_G_PER_KWH
 from .base import HttpSource, register
-from .http import HttpStatusError, expect, intensity_value, parse_time, shape_error
+from .http import HttpStatusError, as_number, expect, intensity_value, parse_time, shape_error, shown
 
 USERNAME_ENV, PASSWORD_ENV = "WATTTIME_USERNAME", "WATTTIME_PASSWORD"
 TOKEN_RENEW_AFTER = 25 * 60.0  # tokens last about 30 min; renew with a margin
 MAX_FORECAST_HOURS = 72
 UNIT_SCALE = {"lbs_co2_per_mwh": LBS_PER_MWH_TO_G_PER_KWH}
+DEFAULT_PERIOD, MAX_PERIOD = 300.0, 86400.0  # seconds a point holds: the API's 5 min; more than a day is garbage
 
 
 def watttime_time(moment: float) -> str:
@@ -77,7 +78,7 @@ class WattTimeSource(HttpSource):
     def series(self, start: float, end: float):
         hours = min(MAX_FORECAST_HOURS, max(0, math.ceil((end - start) / 3600)))
         ahead, meta = self.signal("v3/forecast", {"horizon_hours": hours})
-        scale, step = self.unit_scale(meta), float(meta.get("data_point_period_seconds") or 300)
+        scale, step = self.unit_scale(meta), self.period(meta)
         points: list[tuple[bool, float, dict]] = []
         first_ahead = min(
             (parse_time(p.get("point_time"), self.name, "data[].point_time") for p in ahead), default=None
@@ -97,8 +98,21 @@ class WattTimeSource(HttpSource):
         notes = [
             f"WattTime {self.settings.signal_type}: the marginal emissions rate of the next kWh, not the grid average"
         ]
-        notes += [f"WattTime warning: {w.get('message')}" for w in meta.get("warnings") or [] if isinstance(w, dict)]
+        warnings = expect(meta.get("warnings") or [], list, self.name, "meta.warnings")
+        notes += [f"WattTime warning: {w.get('message')}" for w in warnings if isinstance(w, dict)]
         return self.assemble(times, values, forecast, step, start, end, tuple(notes))
+
+    def period(self, meta: dict) -> float:
+        """Seconds each point holds (the API's default 300 when it does not say)."""
+        given = meta.get("data_point_period_seconds")
+        seconds = DEFAULT_PERIOD if given is None else as_number(given)
+        if seconds is None or not 0 < seconds <= MAX_PERIOD:
+            raise shape_error(
+                self.name,
+                f"meta.data_point_period_seconds is {shown(given)}, "
+                f"not a period in seconds (over 0, up to {MAX_PERIOD:g})",
+            )
+        return seconds
 
     def unit_scale(self, meta: dict) -> float:
         units = meta.get("units")
@@ -111,9 +125,11 @@ class WattTimeSource(HttpSource):
         try:
             data, _ = self.signal("v3/signal-index", {})
             point = data[0]
-            return {
-                "signal_index_percentile": float(expect(point.get("value"), (int, float), self.name, "data[0].value")),
-                "signal_index_time": point.get("point_time"),
-            }
+            percentile = as_number(point.get("value"))
+            if percentile is None or not 0 <= percentile <= 100:
+                raise shape_error(
+                    self.name, f"data[0].value is {shown(point.get('value'))}, not a percentile (0 to 100)"
+                )
+            return {"signal_index_percentile": percentile, "signal_index_time": point.get("point_time")}
         except (SourceError, IndexError) as exc:
             return {"signal_index_error": str(exc) or "empty data"}

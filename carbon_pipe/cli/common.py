@@ -1,0 +1,74 @@
+"""What every command shares: the Typer app, params loading, and one redacted line per error or result."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Callable, NoReturn, Optional, TypeVar
+
+import typer
+
+from ..errors import CarbonPipeError
+from ..secrets import redact, redact_data
+from ..signals import exit_code
+
+app = typer.Typer(
+    help="Carbon-aware, reproducible PyTorch training with honest, time-resolved emissions accounting.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ParamsOption = typer.Option(Path("params.yaml"), "--params", "-p", help="The params file (every knob lives there).")
+Result = TypeVar("Result")
+
+
+def _fail(exc: CarbonPipeError) -> NoReturn:
+    """One line per error on stderr, and the error's exit code."""
+    for line in redact(str(exc)).splitlines() or [exc.__class__.__name__]:
+        print(f"carbon-pipe: error: {line}", file=sys.stderr)
+    raise typer.Exit(exc.exit_code)
+
+
+def _handled(action: Callable[[], Result]) -> Result:
+    """Turn our typed errors into one line on stderr and a non-zero exit."""
+    try:
+        return action()
+    except CarbonPipeError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        print("carbon-pipe: interrupted", file=sys.stderr)
+        raise typer.Exit(exit_code(signal.SIGINT)) from None
+
+
+def _load(path: Path):
+    from ..params import load_params
+
+    return _handled(lambda: load_params(path))
+
+
+def _say(line: str) -> None:
+    print(redact(line), file=sys.stderr)
+
+
+def _show(text: str) -> None:
+    """Everything a command prints on stdout goes here: redacted, as every line that leaves the process is."""
+    print(redact(text))
+
+
+JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of text.")
+
+
+def _load_with(path: Path, **overrides: Optional[str]):
+    from ..params import with_overrides
+
+    config = _load(path)
+    return _handled(lambda: with_overrides(config, **overrides))
+
+
+def _print_json(data: dict | list) -> None:
+    """Strings redacted before encoding, so numbers stay numbers."""
+    import json
+
+    print(json.dumps(redact_data(data), indent=2))

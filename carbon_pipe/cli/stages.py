@@ -1,0 +1,159 @@
+"""The pipeline's commands (one per DVC stage), and `intensity`, `plan` and `profile`, which look without writing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import UsageError
+from .common import JsonOption, ParamsOption, _fail, _handled, _load, _load_with, _print_json, _say, _show, app
+
+
+@app.command("fetch-data")
+def fetch_data(params: Path = ParamsOption) -> None:
+    """Read data.dataset as uint8 tensors: mnist, fashion-mnist or cifar10 (offline: from the folder
+    $CARBON_PIPE_DATA_MIRROR names), an image folder (data.path) or a function's datasets (data.class)."""
+    from ..pipeline import fetch_data as stage
+
+    config = _load(params)
+    manifest = _handled(lambda: stage.run_stage(config.data))
+    _say(
+        f"fetch-data: {manifest['train_samples']} train / {manifest['test_samples']} test images ({manifest['origin']})"
+    )
+
+
+SourceOption = typer.Option(
+    None, "--source", help="Use these sources instead of carbon.sources (comma-separated chain, e.g. uk,mock)."
+)
+RegionOption = typer.Option(
+    None,
+    "--region",
+    help="Region of the first source (uk: national, 1-17 or an outcode; electricitymaps: zone; watttime: region).",
+)
+BaseUrlOption = typer.Option(None, "--base-url", help="Base URL of the first source (a mirror, proxy or test server).")
+
+
+@app.command("intensity")
+def intensity(
+    params: Path = ParamsOption,
+    as_json: bool = JsonOption,
+    source: Optional[str] = SourceOption,
+    region: Optional[str] = RegionOption,
+    base_url: Optional[str] = BaseUrlOption,
+) -> None:
+    """Show the carbon intensity now and the forecast from the configured sources (with fallback)."""
+    from ..scheduling import outlook
+    from ..scheduling.clock import make_clock
+
+    config = _load_with(params, sources=source, region=region, base_url=base_url)
+    summary = _handled(lambda: outlook.intensity_summary(config, make_clock(config).now()))
+    _print_json(summary) if as_json else _show(outlook.render_intensity(summary))
+
+
+@app.command("plan")
+def plan(
+    params: Path = ParamsOption,
+    as_json: bool = JsonOption,
+    source: Optional[str] = SourceOption,
+    region: Optional[str] = RegionOption,
+    base_url: Optional[str] = BaseUrlOption,
+    duration: Optional[str] = typer.Option(
+        None, "--duration", help="Job length instead of scheduler.expected_duration (e.g. 4h, or auto)."
+    ),
+    slack: Optional[str] = typer.Option(None, "--slack", help="Longest wait instead of scheduler.max_wait (e.g. 12h)."),
+) -> None:
+    """Plan the job's low-carbon window now with wait-for-window's planner; waits for nothing, writes nothing."""
+    from ..scheduling import outlook
+    from ..scheduling.clock import make_clock
+    from ..scheduling.duration import expected_duration
+
+    config = _load_with(params, sources=source, region=region, base_url=base_url, duration=duration, slack=slack)
+
+    def make_plan() -> dict:
+        estimate = expected_duration(config)
+        now = make_clock(config).now()
+        ahead = outlook.look_ahead(config, now, now, estimate.seconds)
+        return outlook.plan_summary(ahead, estimate.source, estimate.basis)
+
+    summary = _handled(make_plan)
+    _print_json(summary) if as_json else _show(outlook.render_plan(summary))
+
+
+@app.command("wait-for-window")
+def wait_for_window(params: Path = ParamsOption) -> None:
+    """Plan the low-carbon window; wait for it on the real clock (re-planning), record it on the simulated one."""
+    from ..pipeline import wait_for_window as stage
+
+    config = _load(params)
+    _say(_handled(lambda: stage.run_stage(config, _say)).line())
+
+
+@app.command("train")
+def train(
+    params: Path = ParamsOption,
+    run: Optional[str] = typer.Option(
+        None, "--run", "-r", help="baseline or optimized (default: optimized, the carbon-aware configuration)."
+    ),
+) -> None:
+    """Train one configuration with energy tracking; write the model, logs and metrics/<run>.json.
+
+    Resumes automatically from the checkpoint a stopped or killed run of the same configuration left in
+    stages/train-<run>/resume/. SIGTERM or SIGINT checkpoint and stop it. Runs under `torchrun` as DDP.
+    With an interruptible plan the optimized run trains in its chunks and pauses between them.
+    """
+    config = _load(params)
+    run_name = run or "optimized"
+    if run_name not in ("baseline", "optimized"):
+        _fail(UsageError(f"--run: expected baseline or optimized, got {run_name!r}"))
+    if run_name == "baseline":
+        from ..pipeline import train_baseline
+
+        summary = _handled(lambda: train_baseline.run_stage(config))
+    else:
+        from ..pipeline import train_optimized
+
+        summary = _handled(lambda: train_optimized.run_stage(config, _say))
+    if summary is None:  # a torchrun rank other than 0: rank 0 reports
+        return
+    carbon = summary["carbon_metrics"]
+    emissions = (
+        "unknown" if carbon["total_emissions_kg"] is None else f"{carbon['total_emissions_kg'] * 1000:.3f} g CO2"
+    )
+    _say(
+        f"train {run_name}: accuracy {summary['training_metrics']['final_accuracy']:.2f} %, "
+        f"{summary['training_metrics']['total_time_seconds']:.1f} s, {emissions}, precision {summary['precision']}"
+    )
+
+
+@app.command("compare")
+def compare(params: Path = ParamsOption) -> None:
+    """Write metrics/comparison.json, metrics/summary.json and stages/compare/ (report.md, charts, plot data)."""
+    _load(params)  # validated for consistency with the other stages; compare needs only artifacts
+    from ..pipeline import compare as stage
+
+    result = _handled(stage.run_stage)
+    if result["comparable"]:
+        savings, split = result["carbon_savings"], result["decomposition"]
+        _say(
+            f"compare: {savings['reduction_percentage']:.1f} % less CO2 "
+            f"(schedule {split['schedule_effect_kg'] * 1000:.3f} g + configuration "
+            f"{split['configuration_effect_kg'] * 1000:.3f} g)"
+        )
+    else:
+        _say(f"compare: not comparable: {result['not_comparable_reason']}")
+
+
+@app.command("profile")
+def profile(params: Path = ParamsOption, as_json: bool = JsonOption) -> None:
+    """Energy and time per training sample of baseline and optimized, measured paired, with 95 % intervals.
+
+    Short alternating bursts of both configurations in one process (the `profile` params section), on
+    stages/fetch-data/dataset.pt, with the most direct energy counter there is (NVML, RAPL, else CodeCarbon's model).
+    """
+    from ..profiling import measure, render
+
+    config = _load(params)
+    result = _handled(lambda: measure.run_profile(config))
+    _print_json(render.flat_summary(result)) if as_json else _show(render.render_text(result))

@@ -1,0 +1,1 @@
+"""Energy per training sample of configurations, measured paired: counters, bursts, and the statistics of a ratio."""
