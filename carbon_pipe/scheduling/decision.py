@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from ..artifacts import read_json, write_json
 from ..errors import ArtifactError
 from ..layout import DECISION_JSON, SCHEDULE_METRICS
-from ..params import Params, SchedulerParams
+from ..params import Params
 from ..timeutil import iso, parse_instant
 from .planner import Chunk
 
@@ -175,12 +175,22 @@ def chunk_records(chunks: tuple[Chunk, ...]) -> list[dict[str, Any]]:
     ]
 
 
-def _rule_settings(scheduler: SchedulerParams, rule: str, mode: str) -> dict[str, Optional[float]]:
-    """The knobs the rule and mode were held to (None for those they do not use)."""
+def _held_to(params: Params, submitted: float, estimate: DurationEstimate, rule: str, mode: str) -> dict[str, Any]:
+    """What every decision records of the job and the params it was planned under (the rule's own knobs, None for
+    those it does not use)."""
+    scheduler = params.scheduler
     return {
+        "submitted": submitted,
+        "clock": scheduler.clock,
+        "rule": rule,
+        "mode": mode,
+        "duration_source": estimate.source,
+        "duration_basis": estimate.basis,
+        "max_wait": scheduler.max_wait,
         "min_chunk": scheduler.min_chunk if mode == "interruptible" else None,
         "threshold": scheduler.threshold if rule == "threshold" else None,
         "min_saving_pct": scheduler.min_saving_pct if rule == "lowest-mean" else None,
+        "fallback": params.carbon.fallback,
     }
 
 
@@ -191,10 +201,7 @@ def decided(params: Params, waited: Waited, estimate: DurationEstimate) -> Decis
     now_mean = series.mean(submitted, submitted + plan.duration)
     where = outlook.record()
     return Decision(
-        submitted=submitted,
-        clock=params.scheduler.clock,
-        rule=plan.rule,
-        mode=plan.mode,
+        **_held_to(params, submitted, estimate, plan.rule, plan.mode),
         start=started,
         expected_end=None if started is None else plan.end,
         source=series.source,
@@ -204,15 +211,10 @@ def decided(params: Params, waited: Waited, estimate: DurationEstimate) -> Decis
         now_mean_intensity=now_mean,
         expected_saving_vs_now_pct=100.0 * (1 - plan.expected_mean_intensity / now_mean) if now_mean > 0 else 0.0,
         expected_duration=plan.duration,
-        duration_source=estimate.source,
-        duration_basis=estimate.basis,
-        max_wait=params.scheduler.max_wait,
-        **_rule_settings(params.scheduler, plan.rule, plan.mode),
         chunks=plan.chunks,
         reason=plan.reason,
         source_chain=tuple(where["source_chain"]),
         source_failures=tuple(where["source_failures"]),
-        fallback=params.carbon.fallback,
         locations=outlook.locations,
         replans=waited.replans,
         replan_failures=tuple(waited.replan_failures),
@@ -220,30 +222,21 @@ def decided(params: Params, waited: Waited, estimate: DurationEstimate) -> Decis
     )
 
 
+# What a wait stopped in its first fetch does not know: no plan, no start, no source.
+UNKNOWN = ("start", "expected_end", "source", "region", "initial_intensity", "expected_mean_intensity")
+UNKNOWN += ("now_mean_intensity", "expected_saving_vs_now_pct")
+NOTHING = ("chunks", "source_chain", "source_failures", "locations", "replan_failures", "series_notes")
+
+
 def undecided(params: Params, submitted: float, estimate: DurationEstimate) -> Decision:
     """What an attempt stopped in its first fetch knows: when the job was submitted, and that nothing started."""
-    scheduler = params.scheduler
     return Decision(
-        submitted=submitted,
-        clock=scheduler.clock,
-        rule=scheduler.rule,
-        mode=scheduler.mode,
-        **dict.fromkeys(("start", "expected_end", "source", "region", "initial_intensity")),
-        **dict.fromkeys(("expected_mean_intensity", "now_mean_intensity", "expected_saving_vs_now_pct")),
+        **_held_to(params, submitted, estimate, params.scheduler.rule, params.scheduler.mode),
+        **dict.fromkeys(UNKNOWN),
+        **dict.fromkeys(NOTHING, ()),
         expected_duration=estimate.seconds,
-        duration_source=estimate.source,
-        duration_basis=estimate.basis,
-        max_wait=scheduler.max_wait,
-        **_rule_settings(scheduler, scheduler.rule, scheduler.mode),
-        chunks=(),
         reason="stopped during the first fetch of intensities, before any plan was made",
-        source_chain=(),
-        source_failures=(),
-        fallback=params.carbon.fallback,
-        locations=(),
         replans=0,
-        replan_failures=(),
-        series_notes=(),
     )
 
 
