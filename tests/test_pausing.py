@@ -335,11 +335,11 @@ def test_a_failed_refetch_between_chunks_keeps_the_plan_and_is_recorded(workspac
     params = parse_params(project["raw"])
     decision = json.loads(Path("stages/wait-for-window/decision.json").read_text())
 
-    def report(line: str) -> None:  # the trace disappears once the first chunk is done
+    def say(line: str) -> None:  # the trace disappears once the first chunk is done
         if "pausing" in line:
             (workspace / "trace.csv").unlink(missing_ok=True)
 
-    summary = train_optimized.run_stage(params, say=report, clock=clock)
+    summary = train_optimized.run_stage(params, say=say, clock=clock)
     chunks = summary["scheduler_metrics"]["chunks"]
     assert chunks[1]["planned_start"] == decision["chunks"][1]["start"]  # the rest of the plan made before
     assert (
@@ -390,11 +390,11 @@ def test_after_a_resumed_wait_the_run_keeps_the_first_submissions_deadline(works
     decision = wait_for_window.run_stage(parse_params(raw), say=lambda line: None, clock=clock).record()
     assert parse_instant(decision["now"]) == submitted and len(decision["chunks"]) == 2  # two clean half-seconds
 
-    def report(line: str) -> None:
+    def say(line: str) -> None:
         if "pausing" in line:  # the first chunk is done: time flies past the first deadline
             clock.offset = submitted + 605 - time.time()
 
-    summary = train_optimized.run_stage(parse_params(raw), say=report, clock=clock)
+    summary = train_optimized.run_stage(parse_params(raw), say=say, clock=clock)
     chunks = summary["scheduler_metrics"]["chunks"]
     assert len(chunks) == 2 and chunks[1]["past_deadline"] is True
     assert_same_as_one_go(parse_params(raw))
