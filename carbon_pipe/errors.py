@@ -86,3 +86,11 @@ class Interrupted(CarbonPipeError):
 
 class MeasurementError(CarbonPipeError):
     """No energy could be measured where a measurement is the whole point (the profile): no counter, no model."""
+
+
+class CommandFailed(CarbonPipeError):
+    """Your own command (`carbon-pipe run`) could not start, or exited with an error: the stage exits with its code."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.exit_code = status

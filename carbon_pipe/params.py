@@ -168,6 +168,12 @@ class ProfileParams(Section):
     burst_seconds: Annotated[float, Field(gt=0)] = 0.25
 
 
+class CommandParams(Section):
+    """`carbon-pipe run`: how a command of your own is paused at a chunk's end."""
+
+    grace_period: PositiveSeconds = 30.0  # after SIGTERM, how long the command may take to exit before it is killed
+
+
 class Params(Section):
     """Every section must be present: DVC reads the same keys, and a missing section is a mistake, not a default."""
 
@@ -181,6 +187,7 @@ class Params(Section):
     baseline: RunParams
     optimized: RunParams
     profile: ProfileParams
+    command: CommandParams
 
     def configuration(self, run_name: str) -> RunParams:
         """How the run called `run_name` (baseline or optimized) trains."""

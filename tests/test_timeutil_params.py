@@ -96,7 +96,7 @@ def test_invalid_yaml_reports_the_line(tmp_path):
 def test_schema_defaults_match_the_committed_params():
     """Deleting a key from params.yaml must not silently change the experiment."""
     params = load_params(REPO / "params.yaml")
-    for name in ("data", "model", "carbon", "train", "energy", "profile"):
+    for name in ("data", "model", "carbon", "train", "energy", "profile", "command"):
         section = getattr(params, name)
         assert type(section)() == section, name
     assert type(params.scheduler)(now=params.scheduler.now) == params.scheduler

@@ -3,6 +3,7 @@
 # Importing a module registers its commands, in this order in --help: the pipeline's first.
 # isort: off
 from . import stages  # noqa: F401
+from . import runs  # noqa: F401
 from . import backtests  # noqa: F401
 # isort: on
 from .common import app

@@ -85,8 +85,9 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job,
     memory = MemoryUse(job.device)
 
     # -- this segment on the pipeline clock, and its energy, journalled there as it is measured
-    clock = place_segment(placement, segment, run_start, state, resume, job)
+    clock = place_segment(placement, segment, run_start, state.clock, resume, job)
     metering = Metering(params.energy, job, resume, clock)
+    metering.start()
 
     # -- the loop, its progress shown, SIGTERM and SIGINT turned into a checkpoint and a stop
     training = Training(

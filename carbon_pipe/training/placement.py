@@ -19,7 +19,7 @@ from ..timeutil import iso
 from . import distributed
 
 if TYPE_CHECKING:
-    from .resume import ResumeFolder, RunState
+    from .resume import ResumeFolder
     from .segments import Segment
 
 
@@ -62,15 +62,16 @@ class SegmentClock:
 
 
 def place_segment(
-    placement: Placement, segment: Segment, run_start: float, state: RunState, resume: ResumeFolder,
+    placement: Placement, segment: Segment, run_start: float, last_clock: Optional[float], resume: ResumeFolder,
     job: distributed.Job,
 ) -> SegmentClock:
-    """Never before the previous segment (of any node) ended: a run does not overlap itself. A planned segment
-    starts at its own start if that is later; on the wall clock a resumed one starts now; anything else starts
-    back to back after the previous one (the time between attempts is not on this clock)."""
+    """Never before the previous segment (of any node) ended, as its journal or `last_clock` (where its last
+    checkpoint sat) says: a run does not overlap itself. A planned segment starts at its own start if that is later;
+    on the wall clock a resumed one starts now; anything else starts back to back after the previous one (the time
+    between attempts is not on this clock)."""
     earlier = EnergyJournal.read(resume.journal(job.node)) if job.tracks_energy else []
     index = int(job.max(max((row["segment"] for row in earlier), default=-1))) + 1
-    ended = [row["clock_end"] for row in earlier] + [run_start if state.clock is None else state.clock]
+    ended = [row["clock_end"] for row in earlier] + [run_start if last_clock is None else last_clock]
     previous_end = job.max(max(ended))
     if segment.clock_start is not None:
         return SegmentClock(index, float(max(segment.clock_start, previous_end)))  # plain: no numpy in checkpoints
@@ -80,12 +81,13 @@ def place_segment(
 
 
 class Metering:
-    """One tracker per node (local rank 0): CodeCarbon measures the segment; each interval goes to the node's
-    journal, on the pipeline clock, as it is measured. A tracker that fails is noted, never fatal."""
+    """One tracker per node (local rank 0): CodeCarbon measures the segment from `start`; each interval goes to the
+    node's journal, on the pipeline clock, as it is measured. A tracker that fails is noted, never fatal."""
 
     def __init__(self, energy: EnergyParams, job: distributed.Job, resume: ResumeFolder, clock: SegmentClock) -> None:
         self.journal: Optional[EnergyJournal] = None
         self.meter: Optional[EnergyMeter] = None
+        self.clock = clock
         if not job.tracks_energy:
             return
         self.journal = EnergyJournal(resume.journal(job.node), clock.index, job.node, clock.now)
@@ -97,8 +99,13 @@ class Metering:
             tracking_mode="machine" if job.distributed else "process",  # under torchrun it measures the whole node
             output_file="emissions.csv" if job.node == 0 else f"emissions-node{job.node}.csv",
         )
-        clock.wall_origin = time.time()
-        self.meter.start(clock.wall_origin)
+
+    def start(self) -> None:
+        """The segment's clock starts with the measurement."""
+        self.clock.wall_origin = time.time()
+        if self.meter is None:
+            return
+        self.meter.start(self.clock.wall_origin)
         if self.meter.error:
             self.journal.note_error(self.meter.error)
 

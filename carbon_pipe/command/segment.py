@@ -1,0 +1,187 @@
+"""One segment of a command run: the command launched where the segment sits on the pipeline clock, measured while it
+runs, stopped when the segment's time budget is spent, and what it did kept in the resume folder.
+
+A `CommandRun` is what the chunk follower (training/segments.py) calls for each segment, as `train` is for the
+built-in loop. Its unit of progress is the command's run time: a "step" is one whole second of it, so chunk k of a
+recorded plan runs the command until its run time reaches the planned time of chunks 1..k, and the last chunk runs it
+to completion. A command that is still running when its budget is spent gets SIGTERM (its whole process group), then
+`command.grace_period` to checkpoint and exit before SIGKILL; the next segment launches it again, and it resumes from
+its own checkpoint. The resume folder (stages/train-<run>/resume/, not a DVC out) holds the energy journal, the
+progress so far, the command's checkpoint folder and the figures it reports, so `dvc repro` resumes too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from ..artifacts import read_json, write_json
+from ..emissions.meter import MeterReading
+from ..errors import CommandFailed, TrainingStopped
+from ..layout import resume_dir, run_metrics, train_dir
+from ..params import Params
+from ..timeutil import format_duration, iso
+from ..training import distributed
+from ..training.placement import Metering, Placement, SegmentClock, place_segment
+from ..training.resume import ResumeFolder, fingerprint
+from ..training.segments import Done, Segment
+from ..training.summary import write_summary
+from .process import Command, Ending, passed_on
+from .summary import account
+
+PROGRESS = "progress.json"  # in the resume folder: what the segments that ended did
+CHECKPOINTS = "checkpoint"  # the command's own checkpoint folder: $CARBON_PIPE_CHECKPOINT_DIR
+REPORTED = "metrics.json"  # what the command reports: $CARBON_PIPE_METRICS
+
+
+@dataclass
+class Progress:
+    """The run so far, as carbon-pipe saw it: updated after every segment that ended."""
+
+    fingerprint: str = ""  # the run it belongs to (the resume folder's)
+    seconds: float = 0.0  # the command's run time over those segments
+    clock: Optional[float] = None  # where the last one ended on the pipeline clock
+    segment_log: list[dict] = field(default_factory=list)  # where each sat, which "steps" (whole seconds) it ran
+    endings: list[dict] = field(default_factory=list)  # how each launch ended
+    peak_rss_mb: float = 0.0  # the largest resident memory of the command's process tree, summed
+
+    @property
+    def step(self) -> int:
+        return int(self.seconds)
+
+    def done(self) -> Optional[Done]:
+        """What the chunk follower counts: whole seconds of run time, and the last planned chunk run."""
+        if not self.segment_log:
+            return None
+        return Done(self.step, self.seconds, max(entry.get("chunk", 0) for entry in self.segment_log))
+
+    @classmethod
+    def read(cls, folder: Path, fingerprint: str) -> Progress:
+        """This run's progress; a fresh one if there is none, or only another run's."""
+        path = folder / PROGRESS
+        progress = cls(**read_json(path)) if path.is_file() else None
+        return progress if progress is not None and progress.fingerprint == fingerprint else cls(fingerprint)
+
+    def save(self, folder: Path) -> None:
+        write_json(folder / PROGRESS, asdict(self))
+
+
+def budget_of(segment: Segment, seconds_so_far: float) -> Optional[float]:
+    """Seconds this segment may run the command: its own budget, or what is left to the run time it ends at."""
+    budgets = [segment.max_seconds] if segment.max_seconds is not None else []
+    if segment.until_step is not None:
+        budgets.append(segment.until_step - seconds_so_far)
+    return min(budgets) if budgets else None
+
+
+class CommandRun:
+    """The run `name` of the command `argv`, placed on the clock by `placement`: call it with each Segment."""
+
+    def __init__(
+        self, params: Params, name: str, argv: Sequence[str], placement: Placement, say: Callable[[str], None]
+    ) -> None:
+        self.params, self.name, self.argv, self.placement, self.say = params, name, list(argv), placement, say
+        # Whose resume folder it is: the command line (settings belong on it: ${...} in dvc.yaml) and the clock.
+        self.resume = ResumeFolder(
+            resume_dir(name), fingerprint(command=self.argv, clock=placement.fingerprint_clock)
+        )
+        self.discarded: Optional[bool] = None  # whether a stale resume folder was thrown away at the first segment
+
+    @property
+    def reported_file(self) -> Path:
+        return self.resume.folder / REPORTED
+
+    def progress(self) -> Optional[Done]:
+        return Progress.read(self.resume.folder, self.resume.fingerprint).done()
+
+    def environment(self) -> dict[str, str]:
+        checkpoints = self.resume.folder / CHECKPOINTS
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        train_dir(self.name).mkdir(parents=True, exist_ok=True)
+        return {
+            **os.environ,
+            "CARBON_PIPE_RUN": self.name,
+            "CARBON_PIPE_OUT": str(train_dir(self.name).resolve()),
+            "CARBON_PIPE_METRICS": str(self.reported_file.resolve()),
+            "CARBON_PIPE_CHECKPOINT_DIR": str(checkpoints.resolve()),
+        }
+
+    def __call__(self, segment: Segment) -> Optional[dict]:
+        """Run the command for `segment`. Returns the run's summary once it exited 0 (its artifacts written); raises
+        TrainingStopped when the budget was spent or a signal stopped it, CommandFailed when it failed."""
+        discarded = self.resume.claim()
+        self.discarded = discarded if self.discarded is None else self.discarded
+        progress = Progress.read(self.resume.folder, self.resume.fingerprint)
+        budget = budget_of(segment, progress.seconds)
+        if budget is not None and budget <= 0:
+            raise TrainingStopped(f"run {self.name}: nothing to do in this segment, its budget is spent", progress.step)
+        job = distributed.one_process(torch.device("cpu"))  # one command, measured in process mode with its tree
+        run_start = self.placement.run_start()
+        clock = place_segment(self.placement, segment, run_start, progress.clock, self.resume, job)
+        metering = Metering(self.params.energy, job, self.resume, clock)  # CodeCarbon set up before the launch
+        with passed_on() as signals:
+            command = Command(self.argv, self.environment())
+            command.start(signals)
+            metering.start()  # just after the launch: the command is there when the tracker takes its baseline
+            ending = command.wait(budget, self.params.command.grace_period, signals)
+            exited = time.time()
+            reading = metering.stop()  # the command is a zombie still: its last CPU time is counted
+            command.finish()
+            self.record(progress, segment, clock, ending, exited, command.peak_rss_mb)
+        return self.outcome(progress, ending, reading, run_start)
+
+    def record(
+        self, progress: Progress, segment: Segment, clock: SegmentClock, ending: Ending, exited: float,
+        peak_rss_mb: float,
+    ) -> None:
+        """The launch's run time (to its exit) and place on the clock, kept in the resume folder."""
+        seconds, first_step = exited - clock.wall_origin, progress.step
+        progress.seconds += seconds
+        progress.clock = clock.now(exited)
+        progress.segment_log.append(
+            {
+                "segment": clock.index, **segment.note, "clock_start": iso(clock.start), "first_step": first_step,
+                "clock_end": iso(progress.clock), "last_step": progress.step,
+            }
+        )
+        progress.endings.append({"segment": clock.index, "seconds": seconds, **ending.record()})
+        progress.peak_rss_mb = max(progress.peak_rss_mb, peak_rss_mb)
+        progress.save(self.resume.folder)
+        if ending.paused and ending.killed:
+            self.say(
+                f"run {self.name}: the command did not exit within command.grace_period "
+                f"({format_duration(self.params.command.grace_period)}) of SIGTERM and was killed; "
+                "it resumes from its last checkpoint"
+            )
+
+    def outcome(
+        self, progress: Progress, ending: Ending, reading: Optional[MeterReading], run_start: float
+    ) -> Optional[dict]:
+        ran = f"after {format_duration(progress.seconds)} of run time"
+        if ending.passed_on is not None:
+            raise TrainingStopped(
+                f"run {self.name}: stopped by {signal.Signals(ending.passed_on).name} (the command: "
+                f"{ending.describe()}) {ran}; its energy is journalled in {self.resume.folder}/, run the same "
+                "command to resume",
+                progress.step,
+                ending.passed_on,
+            )
+        if ending.paused:
+            raise TrainingStopped(f"run {self.name}: paused as planned (time budget) {ran}", progress.step)
+        summary = account(self, progress, reading, ending, run_start)
+        if ending.status == 0:
+            self.resume.remove()  # finished: a later run starts afresh
+            return summary
+        write_summary(self.name, summary)  # what the failed run spent, reported, never lost
+        raise CommandFailed(
+            f"run {self.name}: the command failed ({ending.describe()}) {ran}; its energy so far is in "
+            f"{run_metrics(self.name)} and {train_dir(self.name)}/energy_intervals.csv, and {self.resume.folder}/ is "
+            "kept: run the same command to resume",
+            ending.status,
+        )

@@ -1,0 +1,77 @@
+"""`carbon-pipe run --run NAME -- COMMAND`: your own training command as a run, placed on the clock as `train` places
+its runs, its chunks followed as train-optimized follows them (command/ runs each segment).
+
+`baseline`, and any name other than `optimized`, sits at the job's submission time and runs in one go: the
+carbon-unaware reference. `optimized` sits where wait-for-window put it: in one go at the scheduled start (a flexible
+plan, simulated clock), in the recorded plan's chunks (interruptible, simulated clock), or live, sleeping and
+re-planning between chunks (real clock). The summary, with the chunks as they ran, is written once the command has
+finished.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+from ..intensity.horizon import read_horizon
+from ..params import Params
+from ..scheduling.clock import Clock, RealClock
+from ..scheduling.decision import Decision, read_decision
+from ..scheduling.replanning import Replanner
+from ..scheduling.waiting import Pause, Say, quiet
+from ..training.placement import Placement
+from ..training.segments import Segment, chunk_metrics, follow_live_plan, follow_recorded_plan
+from ..training.summary import write_summary
+from .train_optimized import placement as scheduled_placement
+
+SCHEDULED = "optimized"  # the run wait-for-window schedules
+MAPPING = {
+    "simulated": (
+        "simulated clock, a command: a step is one second of its run time; chunk k runs it until its run time "
+        "reaches the planned time of chunks 1..k, then it gets SIGTERM and command.grace_period to exit; the last "
+        "chunk runs it to completion; a chunk's measurements start at its planned start (or where the previous "
+        "chunk ended, if that ran over) and last as long as they took; pauses are recorded, not slept"
+    ),
+    "real": (
+        "real clock, a command: a step is one second of its run time; a chunk runs it until its planned end, then "
+        "it gets SIGTERM and command.grace_period to exit; between chunks the run sleeps, re-planning the work left "
+        "(the expected duration minus the run time so far) to be done by the first deadline; the last chunk runs "
+        "it to completion"
+    ),
+}
+
+
+def run_stage(
+    params: Params, name: str, argv: Sequence[str], say: Say = quiet, clock: Optional[Clock] = None,
+    pause: Optional[Pause] = None,
+) -> dict:
+    """The run's summary, once the command exited 0 (metrics/<name>.json written)."""
+    from ..command.segment import CommandRun  # torch and CodeCarbon: only once a command is to be run
+
+    horizon = read_horizon()
+    if name != SCHEDULED:
+        summary = CommandRun(params, name, argv, Placement.at_submission(horizon), say)(Segment())
+    else:
+        decision = read_decision()
+        run = CommandRun(params, name, argv, scheduled_placement(decision, horizon), say)
+        summary = follow(params, decision, run, clock or RealClock(), say, pause)
+    write_summary(name, summary)
+    return summary
+
+
+def follow(params: Params, decision: Decision, run, clock: Clock, say: Say, pause: Optional[Pause]) -> dict:
+    """The plan followed with the command: in one go, in the recorded chunks, or live, re-planning between them."""
+    if decision.mode != "interruptible" and decision.clock == "simulated":
+        return run(Segment())
+    title, seconds = f"run {run.name}", math.ceil(decision.expected_duration)  # the plan's work, in whole seconds
+    if decision.clock == "simulated":
+        summary = follow_recorded_plan(decision.chunks, seconds, run, run.progress(), say, title)
+    else:
+        replan = Replanner(params, decision, seconds, clock, say, pause, title)
+        summary = follow_live_plan(
+            decision.chunks, seconds, run, run.progress, replan, clock.now, say, title, run.resume.folder
+        )
+    segment_log = summary["training_metrics"]["segment_log"]
+    summary["scheduler_metrics"].update(chunk_metrics(segment_log, len(decision.chunks), decision.clock))
+    summary["scheduler_metrics"]["chunk_mapping"] = MAPPING[decision.clock]
+    return summary
