@@ -5,9 +5,10 @@ A `CommandRun` is what the chunk follower (training/segments.py) calls for each 
 built-in loop. Its unit of progress is the command's run time: a "step" is one whole second of it, so chunk k of a
 recorded plan runs the command until its run time reaches the planned time of chunks 1..k, and the last chunk runs it
 to completion. A command that is still running when its budget is spent gets SIGTERM (its whole process group), then
-`command.grace_period` to checkpoint and exit before SIGKILL; the next segment launches it again, and it resumes from
-its own checkpoint. The resume folder (stages/train-<run>/resume/, not a DVC out) holds the energy journal, the
-progress so far, the command's checkpoint folder and the figures it reports, so `dvc repro` resumes too.
+`command.grace_period` to checkpoint and exit before SIGKILL; unless it exited 0 (its training is complete), the next
+segment launches it again, and it resumes from its own checkpoint. The resume folder (stages/train-<run>/resume/,
+not a DVC out) holds the energy journal, the progress so far, the command's checkpoint folder and the figures it
+reports, so `dvc repro` resumes too.
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ class CommandRun:
                 progress.step,
                 ending.passed_on,
             )
-        if ending.paused:
+        if ending.paused and ending.status != 0:  # exit code 0 says the training is complete, SIGTERM or not
             raise TrainingStopped(f"run {self.name}: paused as planned (time budget) {ran}", progress.step)
         summary = account(self, progress, reading, ending, run_start)
         if ending.status == 0:

@@ -1,0 +1,271 @@
+"""`carbon-pipe run`: your own command as a run. Real processes, real CodeCarbon, real signals.
+
+Each test plans with wait-for-window (the mock curve, simulated clock) in a scratch folder, then runs small Python
+commands under `carbon-pipe run` as a user would: the installed command in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+
+from carbon_pipe.command.figures import read_reported
+from carbon_pipe.errors import UsageError
+from carbon_pipe.timeutil import parse_instant
+
+from .conftest import VENV_BIN, default_params, write_params
+
+# A command for the tests: burn CPU (itself, or in a grandchild through a child), sleep, note the signals it gets.
+TOOL = r'''
+import json, os, pathlib, signal, subprocess, sys, time
+
+def burn(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+mode, seconds = sys.argv[1], float(sys.argv[2])
+if mode == "self":
+    burn(seconds)
+elif mode == "grandchild":  # this process waits for a child, which waits for the grandchild that burns
+    subprocess.run([sys.executable, __file__, "child", str(seconds)], check=True)
+elif mode == "child":
+    subprocess.run([sys.executable, __file__, "self", str(seconds)], check=True)
+elif mode == "idle":
+    time.sleep(seconds)
+elif mode == "fail-once":  # fails the first time (after some work), succeeds when run again
+    burn(seconds)
+    if not pathlib.Path("failed-once").exists():
+        pathlib.Path("failed-once").touch()
+        sys.exit(3)
+    json.dump({"final_accuracy": 87.5, "train_samples": 10, "epochs": [{"epoch": 1, "test_accuracy": 87.5}],
+               "extra": {"note": "any"}}, open(os.environ["CARBON_PIPE_METRICS"], "w"))
+elif mode in ("note", "stubborn"):  # note each signal in a file; "stubborn" ignores them, "note" exits on one
+    role = sys.argv[3]
+    def noted(signum, frame):
+        pathlib.Path(f"{role}-got-{signal.Signals(signum).name}").touch()
+        if mode == "note":
+            sys.exit(128 + signum)
+    signal.signal(signal.SIGINT, noted)
+    signal.signal(signal.SIGTERM, noted)
+    if role == "parent":
+        child = subprocess.Popen([sys.executable, __file__, mode, str(seconds), "child"])
+    pathlib.Path(f"{role}-ready").write_text(str(os.getpid()))
+    time.sleep(seconds)
+'''
+
+
+def carbon_pipe(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([f"{VENV_BIN}/carbon-pipe", *args], capture_output=True, text=True, **kwargs)
+
+
+@pytest.fixture
+def planned(workspace) -> Path:
+    """Params with 1-second energy intervals, the tool, and a plan (the baseline sits at 18:00 submission)."""
+    params = default_params()
+    params["energy"]["measure_power_secs"] = 1
+    params["command"]["grace_period"] = "1s"
+    write_params(workspace, params)
+    (workspace / "tool.py").write_text(TOOL)
+    result = carbon_pipe("wait-for-window")
+    assert result.returncode == 0, result.stderr
+    return workspace
+
+
+def run(name: str, *command: str) -> subprocess.CompletedProcess:
+    return carbon_pipe("run", "--run", name, "--", sys.executable, "tool.py", *command)
+
+
+def intervals(name: str) -> pd.DataFrame:
+    frame = pd.read_csv(f"stages/train-{name}/energy_intervals.csv")
+    frame["start_s"], frame["end_s"] = frame["start"].map(parse_instant), frame["end"].map(parse_instant)
+    return frame
+
+
+def summary(name: str) -> dict:
+    return json.loads(Path(f"metrics/{name}.json").read_text())
+
+
+def time_weighted_intensity(start: float, end: float) -> float:
+    """From wait-for-window's intensity.csv, independently of carbon-pipe's accounting."""
+    series = pd.read_csv("stages/wait-for-window/intensity.csv")
+    starts, ends = series["start"].map(parse_instant).to_numpy(), series["end"].map(parse_instant).to_numpy()
+    overlap = np.clip(np.minimum(ends, end) - np.maximum(starts, start), 0, None)
+    return float((overlap * series["carbon_intensity"].to_numpy()).sum() / (end - start))
+
+
+@pytest.mark.slow
+def test_a_grandchilds_cpu_counts_as_the_commands_and_the_intervals_cover_the_run(planned):
+    """Six CPU-seconds burnt by the command's grandchild are measured as the same seconds burnt by the command itself
+    (within 20 %, never more: CodeCarbon's process mode sees a new process from its first 1-second sample on, and a
+    reaped one up to its last, so each level loses a little), and far above a command that sleeps as long."""
+    for mode in ("self", "grandchild", "idle"):
+        result = run(mode, mode, "6")
+        assert result.returncode == 0, result.stderr
+    cpu = {mode: intervals(mode)["cpu_energy_kwh"].sum() for mode in ("self", "grandchild", "idle")}
+    assert 0.8 * cpu["self"] <= cpu["grandchild"] <= 1.05 * cpu["self"]
+    assert cpu["idle"] < 0.05 * cpu["self"]
+
+    for mode in ("self", "grandchild"):
+        rows, run_summary = intervals(mode), summary(mode)
+        start = parse_instant(run_summary["scheduler_metrics"]["start"])
+        seconds = run_summary["training_metrics"]["total_time_seconds"]
+        assert rows["start_s"].iloc[0] == start == parse_instant("2025-01-15T18:00:00Z")  # at submission
+        assert (rows["start_s"].iloc[1:].to_numpy() == rows["end_s"].iloc[:-1].to_numpy()).all()  # back to back
+        assert start + seconds <= rows["end_s"].iloc[-1] <= start + seconds + 5  # to the end, plus the last reading
+        for row in rows.itertuples():
+            assert row.intensity_g_per_kwh == pytest.approx(time_weighted_intensity(row.start_s, row.end_s))
+        assert run_summary["carbon_metrics"]["total_emissions_kg"] == pytest.approx(
+            (rows["energy_kwh"] * rows["intensity_g_per_kwh"]).sum() / 1000, rel=1e-9
+        )
+        assert run_summary["carbon_metrics"]["energy_consumed_kwh"] == pytest.approx(rows["energy_kwh"].sum())
+
+
+def test_a_failing_command_fails_the_stage_with_its_code_and_keeps_its_energy(planned):
+    failed = run("baseline", "fail-once", "1.5")
+    assert failed.returncode == 3
+    assert failed.stderr.strip().splitlines()[-1].startswith(
+        "carbon-pipe: error: run baseline: the command failed (exit code 3) after "
+    )
+    first = summary("baseline")
+    assert first["command"]["status"] == "failed" and first["command"]["exit_code"] == 3
+    assert first["carbon_metrics"]["energy_consumed_kwh"] > 0 and first["carbon_metrics"]["energy_error"] is None
+    assert first["training_metrics"]["final_accuracy"] is None  # it reported nothing: null, and said so
+    assert "final_accuracy" in first["command"]["not_reported"]
+    assert set(intervals("baseline")["segment"]) == {0}
+    assert Path("stages/train-baseline/resume/energy-node0.csv").is_file()  # kept, so a rerun resumes
+
+    again = run("baseline", "fail-once", "1.5")  # `dvc repro` again: the same command, the journal kept
+    assert again.returncode == 0, again.stderr
+    second = summary("baseline")
+    assert second["command"]["status"] == "finished" and second["training_metrics"]["segments"] == 2
+    assert [launch["exit_code"] for launch in second["command"]["launches"]] == [3, 0]
+    assert set(intervals("baseline")["segment"]) == {0, 1}
+    assert second["carbon_metrics"]["energy_consumed_kwh"] > first["carbon_metrics"]["energy_consumed_kwh"]
+    assert second["training_metrics"]["final_accuracy"] == 87.5 and second["command"]["extra"] == {"note": "any"}
+    assert pd.read_csv("stages/train-baseline/epochs.csv").to_dict("records")[0]["test_accuracy"] == 87.5
+    assert not Path("stages/train-baseline/resume").exists()  # finished: nothing to resume
+
+
+def start_in_background(*command: str) -> subprocess.Popen:
+    """carbon-pipe in a session of its own: a signal the test sends reaches carbon-pipe only, not the command."""
+    return subprocess.Popen(
+        [f"{VENV_BIN}/carbon-pipe", "run", "--run", "baseline", "--", sys.executable, "tool.py", *command],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+
+
+def wait_for(path: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not Path(path).exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_is_passed_on_to_the_commands_process_group_and_its_energy_kept(planned):
+    process = start_in_background("note", "60", "parent")
+    wait_for("parent-ready")
+    wait_for("child-ready")
+    time.sleep(1.5)  # a measurement or two
+    os.kill(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert Path("parent-got-SIGINT").exists() and Path("child-got-SIGINT").exists()
+    assert stderr.strip().splitlines()[-1].startswith("carbon-pipe: error: run baseline: stopped by SIGINT")
+    journal = pd.read_csv("stages/train-baseline/resume/energy-node0.csv")
+    assert len(journal) >= 1 and (journal["segment"] == 0).all()  # journalled, for the rerun to account
+
+
+def test_a_second_signal_kills_a_command_that_ignores_the_first(planned):
+    process = start_in_background("stubborn", "60", "parent")
+    wait_for("parent-ready")
+    wait_for("child-ready")
+    os.kill(process.pid, signal.SIGTERM)
+    wait_for("parent-got-SIGTERM")
+    wait_for("child-got-SIGTERM")
+    time.sleep(0.5)
+    assert process.poll() is None  # it waits for the command, which ignored the signal
+    os.kill(process.pid, signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert process.returncode == 143
+    for role in ("parent", "child"):  # both killed: the whole group
+        assert not running(int(Path(f"{role}-ready").read_text()))
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for whoever adopted it)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_command_that_cannot_start_or_a_bad_run_name_is_one_line(planned):
+    missing = carbon_pipe("run", "--run", "baseline", "--", "no-such-command-here")
+    assert missing.returncode == 127
+    assert missing.stderr.strip() == "carbon-pipe: error: run: command not found: no-such-command-here"
+    bad = carbon_pipe("run", "--run", "../x", "--", "true")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "carbon-pipe: error: --run: '../x' is not a run name (letters, digits, '.', '_', '-')"
+    assert not Path("metrics/baseline.json").exists()
+
+
+def test_the_command_gets_its_run_folders_in_the_environment(planned):
+    script = (
+        "import json, os; json.dump({k: os.environ[k] for k in ('CARBON_PIPE_RUN', 'CARBON_PIPE_OUT', "
+        "'CARBON_PIPE_METRICS', 'CARBON_PIPE_CHECKPOINT_DIR')}, open('seen.json', 'w'))"
+    )
+    result = carbon_pipe("run", "--run", "mine", "--", sys.executable, "-c", script)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(Path("seen.json").read_text())
+    assert seen["CARBON_PIPE_RUN"] == "mine"
+    assert seen["CARBON_PIPE_OUT"] == str(planned.resolve() / "stages/train-mine")
+    assert Path(seen["CARBON_PIPE_METRICS"]).parent == Path(seen["CARBON_PIPE_CHECKPOINT_DIR"]).parent
+    assert Path(seen["CARBON_PIPE_CHECKPOINT_DIR"]).parent == planned.resolve() / "stages/train-mine/resume"
+    mine = summary("mine")
+    assert mine["scheduler_metrics"]["placement"].startswith("submission time")  # another name: like the baseline
+    assert mine["command"]["metrics_file_written"] is False
+    assert mine["command"]["not_reported"][:3] == ["final_accuracy", "final_loss", "test_loss"]
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ('{"final_acuracy": 90}', "final_acuracy: not a key of the contract (free-form figures go under extra)"),
+        ('{"final_accuracy": "90 %"}', "final_accuracy: Input should be a valid number"),
+        ('{"final_accuracy": 190}', "final_accuracy: Input should be less than or equal to 100"),
+        ('{"final_loss": NaN}', "final_loss: Input should be a finite number"),
+        ('{"epochs": [{"train_loss": 1.0}]}', "epochs.0.epoch: Field required"),
+        ('{"compile": "yes"}', "compile: Input should be a valid boolean"),
+        ("[1, 2]", "expected a JSON object, got list"),
+        ('{"final_accuracy": 9', "not valid JSON (Expecting ',' delimiter, line 1)"),
+    ],
+)
+def test_a_metrics_file_that_breaks_the_contract_is_one_line_naming_the_key(tmp_path, text, line):
+    path = tmp_path / "metrics.json"
+    path.write_text(text)
+    with pytest.raises(UsageError) as raised:
+        read_reported(path)
+    assert str(raised.value) == f"$CARBON_PIPE_METRICS ({path}): {line}"
+
+
+def test_a_metrics_file_keeps_what_it_says_and_nothing_else(tmp_path):
+    path = tmp_path / "metrics.json"
+    assert read_reported(path)[1] is False  # no file: every figure null
+    path.write_text('{"final_accuracy": 91, "epochs": [{"epoch": 1, "test_accuracy": 91, "seconds": 2.5}]}')
+    reported, found = read_reported(path)
+    assert found and reported.final_accuracy == 91.0 and reported.final_loss is None
+    assert reported.epoch_rows() == [
+        {"epoch": 1, "train_loss": None, "test_loss": None, "test_accuracy": 91.0, "seconds": 2.5}
+    ]
+    assert "final_accuracy" not in reported.not_reported() and "final_loss" in reported.not_reported()
