@@ -106,14 +106,19 @@ def time_weighted_intensity(start: float, end: float) -> float:
 
 @pytest.mark.slow
 def test_a_grandchilds_cpu_counts_as_the_commands_and_the_intervals_cover_the_run(planned):
-    """Six CPU-seconds burnt by the command's grandchild are measured as the same seconds burnt by the command itself
-    (within 20 %, never more: CodeCarbon's process mode sees a new process from its first 1-second sample on, and a
-    reaped one up to its last, so each level loses a little), and far above a command that sleeps as long."""
+    """Six CPU-seconds burnt by the command's grandchild are measured as the same seconds burnt by the command itself,
+    less what CodeCarbon's process mode cannot see: it samples the process tree every second, so it counts a new
+    process from its first sample and a reaped one up to its last (up to a second at each end of the grandchild,
+    and the child's few start-up milliseconds); never more. A command that sleeps as long costs next to nothing."""
     for mode in ("self", "grandchild", "idle"):
         result = run(mode, mode, "6")
         assert result.returncode == 0, result.stderr
     cpu = {mode: intervals(mode)["cpu_energy_kwh"].sum() for mode in ("self", "grandchild", "idle")}
-    assert 0.8 * cpu["self"] <= cpu["grandchild"] <= 1.05 * cpu["self"]
+    kernel = {mode: summary(mode)["command"]["launches"][0]["cpu_seconds"] for mode in ("self", "grandchild")}
+    assert kernel["self"] >= 6 and kernel["grandchild"] >= 6  # the burner is in the tree, as the kernel counts it
+    per_cpu_second = cpu["self"] / kernel["self"]  # the command itself is seen whole: there at start, a zombie at end
+    seen = cpu["grandchild"] / per_cpu_second
+    assert kernel["grandchild"] - 2.5 <= seen <= 1.05 * kernel["grandchild"]
     assert cpu["idle"] < 0.05 * cpu["self"]
 
     for mode in ("self", "grandchild"):

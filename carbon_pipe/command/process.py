@@ -10,6 +10,7 @@ the CPU time of its final moments is still visible to the meter.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import threading
@@ -96,17 +97,25 @@ def passed_on() -> Iterator[Signals]:
             signal.signal(sig, handler)
 
 
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class Command:
     """One launch of the command: `start`, then `wait` for it within a budget, then `finish` once it is measured."""
 
     def __init__(self, argv: Sequence[str], env: dict[str, str]) -> None:
         self.argv, self.env = list(argv), env
         self.process: Optional[subprocess.Popen] = None
+        self.started = 0.0  # time.monotonic() at its start: its budget counts from there
         self.peak_rss_mb = 0.0  # the largest sum of its processes' resident memory, sampled while it runs
+        self.cpu_seconds = 0.0  # the kernel's count, once it is reaped: its own and every process it waited for
 
     def start(self, signals: Signals) -> None:
         """In a process group of its own (so a terminal's Ctrl-C reaches it once, through us). A command that cannot
         be started is one line and the shell's exit code: 127 not found, 126 not executable."""
+        self.cpu_seconds = -_children_cpu_seconds()
         try:
             self.process = subprocess.Popen(self.argv, env=self.env, process_group=0)
         except FileNotFoundError:
@@ -115,13 +124,14 @@ class Command:
             raise CommandFailed(f"run: command not executable: {self.argv[0]}", 126) from None
         except OSError as exc:
             raise CommandFailed(f"run: cannot start {self.argv[0]}: {exc.strerror or exc}", 126) from None
+        self.started = time.monotonic()
         signals.attach(self.process.pid)
 
     def wait(self, budget: Optional[float], grace: float, signals: Signals) -> Ending:
-        """Until it exits. Once `budget` seconds have passed its group gets SIGTERM, and SIGKILL `grace` seconds
-        later if it is still running; a signal passed on by `signals` cancels that (the user decides, by insisting).
-        It is left a zombie, so its CPU time stays readable until `finish`."""
-        started = time.monotonic()
+        """Until it exits. Once `budget` seconds have passed since its start its group gets SIGTERM, and SIGKILL
+        `grace` seconds later if it is still running; a signal passed on by `signals` cancels that (the user decides,
+        by insisting). It is left a zombie, so its CPU time stays readable until `finish`."""
+        started = self.started
         sampled = started - MEMORY_SAMPLE_SECONDS + FIRST_SAMPLE_SECONDS  # once it has started, then every second
         paused_at: Optional[float] = None
         killed = False
@@ -174,3 +184,4 @@ class Command:
         except (ProcessLookupError, PermissionError):
             pass
         self.process.wait()
+        self.cpu_seconds += _children_cpu_seconds()

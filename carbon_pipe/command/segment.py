@@ -134,12 +134,12 @@ class CommandRun:
             exited = time.time()
             reading = metering.stop()  # the command is a zombie still: its last CPU time is counted
             command.finish()
-            self.record(progress, segment, clock, ending, exited, command.peak_rss_mb)
+            self.record(progress, segment, clock, ending, exited, command)
         return self.outcome(progress, ending, reading, run_start)
 
     def record(
         self, progress: Progress, segment: Segment, clock: SegmentClock, ending: Ending, exited: float,
-        peak_rss_mb: float,
+        command: Command,
     ) -> None:
         """The launch's run time (to its exit) and place on the clock, kept in the resume folder."""
         seconds, first_step = exited - clock.wall_origin, progress.step
@@ -151,8 +151,10 @@ class CommandRun:
                 "clock_end": iso(progress.clock), "last_step": progress.step,
             }
         )
-        progress.endings.append({"segment": clock.index, "seconds": seconds, **ending.record()})
-        progress.peak_rss_mb = max(progress.peak_rss_mb, peak_rss_mb)
+        progress.endings.append(
+            {"segment": clock.index, "seconds": seconds, "cpu_seconds": command.cpu_seconds, **ending.record()}
+        )
+        progress.peak_rss_mb = max(progress.peak_rss_mb, command.peak_rss_mb)
         progress.save(self.resume.folder)
         if ending.paused and ending.killed:
             self.say(

@@ -125,6 +125,8 @@ class EnergyMeter:
                 log_level="error",
                 allow_multiple_runs=True,
             )
+            # Its hardware detection (about a second) here, not in start(): what is measured starts with start().
+            self.tracker.get_detected_hardware()
         except Exception as exc:  # CodeCarbon can fail in many ways; training must not.
             self.error = f"CodeCarbon failed to initialise: {exc.__class__.__name__}: {exc}"
 
