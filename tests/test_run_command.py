@@ -23,7 +23,7 @@ from carbon_pipe.command.figures import read_reported
 from carbon_pipe.errors import UsageError
 from carbon_pipe.timeutil import parse_instant
 
-from .conftest import VENV_BIN, default_params, write_params
+from .conftest import REPO, VENV_BIN, default_params, write_params
 
 # A command for the tests: burn CPU (itself, or in a grandchild through a child), sleep, note the signals it gets.
 TOOL = r'''
@@ -274,3 +274,26 @@ def test_a_metrics_file_keeps_what_it_says_and_nothing_else(tmp_path):
         {"epoch": 1, "train_loss": None, "test_loss": None, "test_accuracy": 91.0, "seconds": 2.5}
     ]
     assert "final_accuracy" not in reported.not_reported() and "final_loss" in reported.not_reported()
+
+
+def test_two_command_runs_have_trains_keys_and_compare_reads_them_without_their_figures(planned):
+    """compare (and `dvc metrics diff` on its summary.json) read two command runs as two `train` runs; figures the
+    commands did not report stay null there (compare used to subtract them), and memory never sampled is n/a."""
+    assert run("baseline", "self", "1.5").returncode == 0
+    assert carbon_pipe("run", "--run", "optimized", "--", "true").returncode == 0  # over before a memory sample
+    trained = json.loads((REPO / "metrics/baseline.json").read_text())  # what `train` writes
+    for name in ("baseline", "optimized"):
+        mine = summary(name)
+        assert set(trained) <= set(mine)
+        for section in ("training_metrics", "carbon_metrics", "scheduler_metrics"):
+            assert set(trained[section]) <= set(mine[section]), section
+    assert summary("optimized")["memory_metrics"]["peak_memory_mb"] is None
+
+    compared = carbon_pipe("compare")
+    assert compared.returncode == 0, compared.stderr
+    key_metrics = json.loads(Path("metrics/summary.json").read_text())
+    assert key_metrics["baseline_co2_g"] > 0 and key_metrics["optimized_wait_h"] == 9
+    assert key_metrics["baseline_accuracy_pct"] is None and key_metrics["memory_reduction_pct"] is None
+    comparison = json.loads(Path("metrics/comparison.json").read_text())
+    assert comparison["comparable"] and comparison["accuracy_impact"]["difference_points"] is None
+    assert "| accuracy (%) | n/a | n/a |" in Path("stages/compare/report.md").read_text()

@@ -109,7 +109,7 @@ class Command:
         self.argv, self.env = list(argv), env
         self.process: Optional[subprocess.Popen] = None
         self.started = 0.0  # time.monotonic() at its start: its budget counts from there
-        self.peak_rss_mb = 0.0  # the largest sum of its processes' resident memory, sampled while it runs
+        self.peak_rss_mb: Optional[float] = None  # the largest sum of its processes' resident memory, sampled
         self.cpu_seconds = 0.0  # the kernel's count, once it is reaped: its own and every process it waited for
 
     def start(self, signals: Signals) -> None:
@@ -138,7 +138,8 @@ class Command:
         while (ended := self._exited()) is None:
             now = time.monotonic()
             if now - sampled >= MEMORY_SAMPLE_SECONDS:
-                self.peak_rss_mb, sampled = max(self.peak_rss_mb, self._tree_rss_mb()), now
+                self.sample_memory()
+                sampled = now
             if signals.received:
                 pass  # passed on: wait for it to exit, or for a second signal
             elif paused_at is None and budget is not None and now - started >= budget:
@@ -152,20 +153,20 @@ class Command:
         received = signals.received[0] if signals.received else None
         return Ending(code, by_signal, paused_at is not None, killed or len(signals.received) > 1, received)
 
-    def _tree_rss_mb(self) -> float:
+    def sample_memory(self) -> None:
         """The resident memory of the command and every process under it, summed (pages they share count twice)."""
         try:
             root = psutil.Process(self.process.pid)
             tree = [root, *root.children(recursive=True)]
-        except psutil.Error:  # it is exiting
-            return 0.0
+        except psutil.Error:  # it is exiting: no sample
+            return
         total = 0
         for process in tree:
             try:
                 total += process.memory_info().rss
             except psutil.Error:
                 pass
-        return total / 2**20
+        self.peak_rss_mb = max(self.peak_rss_mb or 0.0, total / 2**20)
 
     def _exited(self) -> Optional[tuple[Optional[int], Optional[int]]]:
         """(exit code, None) or (None, signal) once it has exited, without reaping it; None while it runs."""

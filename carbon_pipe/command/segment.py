@@ -50,7 +50,7 @@ class Progress:
     clock: Optional[float] = None  # where the last one ended on the pipeline clock
     segment_log: list[dict] = field(default_factory=list)  # where each sat, which "steps" (whole seconds) it ran
     endings: list[dict] = field(default_factory=list)  # how each launch ended
-    peak_rss_mb: float = 0.0  # the largest resident memory of the command's process tree, summed
+    peak_rss_mb: Optional[float] = None  # the largest resident memory of the command's process tree, summed
 
     @property
     def step(self) -> int:
@@ -154,7 +154,8 @@ class CommandRun:
         progress.endings.append(
             {"segment": clock.index, "seconds": seconds, "cpu_seconds": command.cpu_seconds, **ending.record()}
         )
-        progress.peak_rss_mb = max(progress.peak_rss_mb, command.peak_rss_mb)
+        sampled = [mb for mb in (progress.peak_rss_mb, command.peak_rss_mb) if mb is not None]
+        progress.peak_rss_mb = max(sampled, default=None)  # None: every launch ended before its first sample
         progress.save(self.resume.folder)
         if ending.paused and ending.killed:
             self.say(

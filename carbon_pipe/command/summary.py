@@ -102,6 +102,8 @@ def _training(reported: Reported, progress: Progress, rows: list[dict], discarde
 def _memory(reported: Reported, progress: Progress) -> dict:
     if reported.peak_memory_mb is not None:
         return {"peak_memory_mb": reported.peak_memory_mb, "method": "reported by the command (peak_memory_mb)"}
+    if progress.peak_rss_mb is None:
+        return {"peak_memory_mb": None, "method": "not measured: the command ended before its first memory sample"}
     return {"peak_memory_mb": progress.peak_rss_mb, "method": MEASURED_MEMORY}
 
 

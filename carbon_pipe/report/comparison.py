@@ -31,10 +31,16 @@ def _pct(part: float, whole: float) -> float | None:
     return 100.0 * part / whole if whole else None
 
 
-def _reduction(base: float, opt: float, keys: tuple[str, str, str], method: str) -> dict:
+def _difference(base: float | None, opt: float | None) -> float | None:
+    """base - opt, or None when either was not measured or not reported (a command run's figures may be null)."""
+    return None if base is None or opt is None else base - opt
+
+
+def _reduction(base: float | None, opt: float | None, keys: tuple[str, str, str], method: str) -> dict:
     """Baseline, optimized and the reduction under `keys`, the reduction in % of the baseline, and how measured."""
-    change = {keys[0]: base, keys[1]: opt, keys[2]: base - opt}
-    return {**change, "reduction_percentage": _pct(base - opt, base), "method": method}
+    reduction = _difference(base, opt)
+    percentage = None if reduction is None else _pct(reduction, base)
+    return {keys[0]: base, keys[1]: opt, keys[2]: reduction, "reduction_percentage": percentage, "method": method}
 
 
 def _scaled(value: float | None, factor: float) -> float | None:
@@ -127,7 +133,8 @@ def side_by_side(baseline: dict, optimized: dict, series: IntensitySeries) -> di
     scheduled = optimized["scheduler_metrics"]
     return {
         "accuracy_impact": {
-            "baseline_accuracy": base_acc, "optimized_accuracy": opt_acc, "difference_points": opt_acc - base_acc,
+            "baseline_accuracy": base_acc, "optimized_accuracy": opt_acc,
+            "difference_points": _difference(opt_acc, base_acc),
         },
         "memory_savings": _reduction(
             base_mem, opt_mem, ("baseline_peak_mb", "optimized_peak_mb", "reduction_mb"),
@@ -213,8 +220,9 @@ def _runs_table(result: dict, baseline: dict, optimized: dict) -> list[str]:
         "",
         "| | baseline | optimized |",
         "|---|---|---|",
-        row("batch x accumulation", lambda run: f"{run['batch_size']} x {run['gradient_accumulation_steps']}"),
-        f"| precision | {labels['baseline_precision']} | {labels['optimized_precision']} |",
+        row("batch x accumulation", lambda run: f"{_fmt(run['batch_size'], '')} x "
+            f"{_fmt(run['gradient_accumulation_steps'], '')}"),  # a command run may not report them: n/a
+        f"| precision | {_fmt(labels['baseline_precision'], '')} | {_fmt(labels['optimized_precision'], '')} |",
         row("start (pipeline clock)", lambda run: run["scheduler_metrics"]["start"]),
         row("ran in", _ran_in),
         row("CO2 (g)", lambda run: _milli(run["carbon_metrics"]["total_emissions_kg"])),
