@@ -21,7 +21,7 @@ import pytest
 
 from carbon_pipe.command.figures import read_reported
 from carbon_pipe.errors import UsageError
-from carbon_pipe.timeutil import parse_instant
+from carbon_pipe.timeutil import iso, parse_instant
 
 from .conftest import REPO, VENV_BIN, default_params, write_params
 
@@ -50,6 +50,24 @@ elif mode == "fail-once":  # fails the first time (after some work), succeeds wh
         sys.exit(3)
     json.dump({"final_accuracy": 87.5, "train_samples": 10, "epochs": [{"epoch": 1, "test_accuracy": 87.5}],
                "extra": {"note": "any"}}, open(os.environ["CARBON_PIPE_METRICS"], "w"))
+elif mode == "deaf-once":  # the first time, deaf to SIGTERM (killed after the grace period); then done at once
+    if not pathlib.Path("deaf-once").exists():
+        pathlib.Path("deaf-once").touch()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(seconds)
+elif mode == "ticks":  # `seconds` of work in quarter-second ticks; the count is its checkpoint, SIGTERM stops it
+    stops = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stops.append(signum))
+    saved = pathlib.Path(os.environ["CARBON_PIPE_CHECKPOINT_DIR"]) / "ticks"
+    ticks = int(saved.read_text()) if saved.exists() else 0
+    resumed_at = ticks
+    while ticks < seconds * 4 and not stops:
+        burn(0.25)
+        ticks += 1
+        saved.write_text(str(ticks))
+    if stops:
+        sys.exit(143)
+    json.dump({"extra": {"ticks": ticks, "resumed_at": resumed_at}}, open(os.environ["CARBON_PIPE_METRICS"], "w"))
 elif mode in ("note", "stubborn"):  # note each signal in a file; "stubborn" ignores them, "note" exits on one
     role = sys.argv[3]
     def noted(signum, frame):
@@ -297,3 +315,73 @@ def test_two_command_runs_have_trains_keys_and_compare_reads_them_without_their_
     comparison = json.loads(Path("metrics/comparison.json").read_text())
     assert comparison["comparable"] and comparison["accuracy_impact"]["difference_points"] is None
     assert "| accuracy (%) | n/a | n/a |" in Path("stages/compare/report.md").read_text()
+
+
+def test_a_command_deaf_to_sigterm_at_a_chunks_end_is_killed_after_the_grace_period_and_relaunched(planned):
+    """A 2-chunk plan (two clean 2-second stretches, simulated clock): the command gets SIGTERM when its run time
+    reaches the first chunk's 2 s, ignores it, is killed 1 s later (command.grace_period), and is launched again at
+    the second chunk, where it finishes. The pause is recorded, not slept."""
+    submitted = parse_instant("2025-01-15T18:00:00Z")
+    points = [(0, 400), (3 * 3600, 100), (3 * 3600 + 2, 400), (5 * 3600, 100), (5 * 3600 + 2, 400)]
+    points += [(hours * 3600, 400) for hours in (9, 15, 21, 24)]
+    Path("trace.csv").write_text(
+        "timestamp,carbon_intensity\n" + "".join(f"{iso(submitted + t)},{v}\n" for t, v in points)
+    )
+    params = default_params()
+    params["energy"]["measure_power_secs"] = 1
+    params["command"]["grace_period"] = "1s"
+    params["carbon"].update(sources=["csv"], csv={"path": "trace.csv"}, horizon="24h")
+    params["scheduler"].update(mode="interruptible", expected_duration="4s")
+    write_params(planned, params)
+    assert carbon_pipe("wait-for-window").returncode == 0
+
+    result = run("optimized", "deaf-once", "60")
+    assert result.returncode == 0, result.stderr
+    assert "did not exit within command.grace_period (1s) of SIGTERM and was killed" in result.stderr
+    optimized = summary("optimized")
+    first, second = optimized["command"]["launches"]
+    assert first["stopped_for_pause"] and first["killed_after_grace"] and first["signal"] == "SIGKILL"
+    assert 3 <= first["seconds"] < 5 and second["exit_code"] == 0
+    chunks = optimized["scheduler_metrics"]["chunks"]
+    assert [chunk["start"] for chunk in chunks] == [iso(submitted + 3 * 3600), iso(submitted + 5 * 3600)]
+    assert optimized["scheduler_metrics"]["pauses"][0]["slept"] is False
+    rows = intervals("optimized")
+    assert rows[rows["segment"] == 1]["start_s"].min() == submitted + 5 * 3600  # the second launch, at its chunk
+
+
+def test_on_the_real_clock_the_command_sleeps_to_each_chunk_and_the_work_left_is_replanned(planned):
+    """Clean seconds every 20 s on a real clock whose sleeps are instant: 2 s of planned work runs in 1-second
+    chunks, the command stopped at each chunk's end and launched again after a re-planned, slept pause; the work
+    beyond the plan (4 s in all) runs at once. Its own count of ticks carries it over to the end."""
+    from carbon_pipe.params import load_params
+    from carbon_pipe.pipeline import run_command, wait_for_window
+
+    from .test_pausing import OffsetClock
+
+    clock = OffsetClock()
+    first = int(clock.now()) + 3
+    lines = [f"{first - 10},400"] + [f"{first + 20 * k},100\n{first + 20 * k + 1},400" for k in range(90)]
+    Path("trace.csv").write_text("timestamp,carbon_intensity\n" + "\n".join(lines) + "\n")
+    params = default_params()
+    params["energy"]["measure_power_secs"] = 1
+    params["carbon"].update(sources=["csv"], csv={"path": "trace.csv"}, horizon="1h")
+    params["scheduler"].update(
+        clock="real", mode="interruptible", expected_duration="2s", max_wait="20min", replan_interval="1h"
+    )
+    write_params(planned, params)
+    config = load_params("params.yaml")
+    wait_for_window.run_stage(config, say=lambda line: None, clock=clock)
+    sleeps = len(clock.sleeps)
+    result = run_command.run_stage(config, "optimized", [sys.executable, "tool.py", "ticks", "4"], clock=clock)
+    metrics, launches = result["scheduler_metrics"], result["command"]["launches"]
+    assert len(metrics["chunks"]) >= 2 and len(launches) == len(metrics["chunks"])
+    assert all(launch["stopped_for_pause"] and launch["exit_code"] == 143 for launch in launches[:-1])
+    assert launches[-1]["exit_code"] == 0 and result["command"]["extra"]["ticks"] == 16
+    assert all(pause["slept"] for pause in metrics["pauses"]) and len(clock.sleeps) > sleeps
+    *planned_chunks, last = metrics["chunks"]
+    for chunk in planned_chunks[1:]:  # re-planned onto a clean second, started once it came
+        assert "replans" in chunk and (parse_instant(chunk["planned_start"]) - first) % 20 < 1
+        assert parse_instant(chunk["start"]) >= parse_instant(chunk["planned_start"])
+    # Its 2 planned seconds are spent: carbon-pipe knows no more of the work left, so the rest runs at once.
+    assert last["max_seconds"] is None and last["planned_start"] == last["planned_end"]
+    assert metrics["chunk_mapping"].startswith("real clock, a command:")
