@@ -385,3 +385,16 @@ def test_on_the_real_clock_the_command_sleeps_to_each_chunk_and_the_work_left_is
     # Its 2 planned seconds are spent: carbon-pipe knows no more of the work left, so the rest runs at once.
     assert last["max_seconds"] is None and last["planned_start"] == last["planned_end"]
     assert metrics["chunk_mapping"].startswith("real clock, a command:")
+
+
+def test_what_the_command_leaves_running_is_killed_and_another_command_line_starts_afresh(planned):
+    failed = carbon_pipe("run", "--run", "baseline", "--", "sh", "-c", "sleep 60 & echo $! > leftover.pid; exit 5")
+    assert failed.returncode == 5
+    assert not running(int(Path("leftover.pid").read_text()))  # its process group went with it
+    assert Path("stages/train-baseline/resume/energy-node0.csv").is_file()
+
+    other = run("baseline", "self", "0.5")  # another command line: not the failed run's to resume
+    assert other.returncode == 0, other.stderr
+    fresh = summary("baseline")
+    assert fresh["training_metrics"]["discarded_stale_checkpoint"] is True
+    assert fresh["training_metrics"]["segments"] == 1 and set(intervals("baseline")["segment"]) == {0}
