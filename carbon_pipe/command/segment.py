@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -135,6 +135,8 @@ class CommandRun:
             reading = metering.stop()  # the command is a zombie still: its last CPU time is counted
             command.finish()
             self.record(progress, segment, clock, ending, exited, command)
+        if signals.received and ending.passed_on is None and ending.paused and ending.status != 0:
+            ending = replace(ending, passed_on=signals.received[0])  # it came as the command paused: a stop
         return self.outcome(progress, ending, reading, run_start)
 
     def record(
