@@ -68,8 +68,10 @@ def build_model(class_path: str, kwargs: dict, image_shape: tuple[int, int, int]
     arguments = {name: value for name, value in offered.items() if name in accepted and name not in kwargs}
     try:
         return model_class(**arguments, **kwargs)
-    except TypeError as exc:
-        raise ModelError(f"model.kwargs: {class_path}: {exc}") from None
+    except Exception as exc:  # a wrong keyword (TypeError), or a value the layers refuse (width -1, 2.5): anything
+        first_line = (str(exc).splitlines() or [exc.__class__.__name__])[0]
+        given = ", ".join(f"{name}={value!r}" for name, value in kwargs.items()) or "none"
+        raise ModelError(f"model.kwargs: {class_path}: {first_line} (model.kwargs: {given})") from None
 
 
 @torch.no_grad()

@@ -69,7 +69,7 @@ class Splits:
 def seed_everything(seed: int, rank: int = 0) -> torch.Generator:
     """Seed every RNG (per rank, so ranks draw different dropout masks); return the data-order generator (shared)."""
     random.seed(seed + rank)
-    np.random.seed(seed + rank)
+    np.random.seed((seed + rank) % 2**32)  # NumPy takes 32 bits; params.seed is below 2**32, a rank may carry it over
     torch.manual_seed(seed + rank)
     torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
     return torch.Generator().manual_seed(seed)
