@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -77,9 +78,39 @@ def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, redact(text).encode("utf-8"))
 
 
+def json_text(data: Any) -> str:
+    """JSON as every file and `--json` answer gets it: strings redacted, numbers untouched (a secret's digits inside
+    a number are not that secret), and never NaN or Infinity, which strict readers refuse and which mean a number
+    went wrong upstream: one is a ValueError naming its key."""
+    data = redact_data(data)
+    try:
+        return json.dumps(data, indent=2, sort_keys=False, allow_nan=False)
+    except ValueError:
+        found = _non_finite(data, "")
+        if found is None:  # not a number's fault (a circular reference): as it was
+            raise
+        raise ValueError(f"{found[0]} is {found[1]}, and JSON holds no NaN or Infinity") from None
+
+
+def _non_finite(data: Any, key: str) -> Optional[tuple[str, float]]:
+    """The first non-finite float in `data` and its key path (`training_metrics.final_loss`, `chunks.0.end`)."""
+    if isinstance(data, float):
+        return None if math.isfinite(data) else (key or "the value", data)
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, (list, tuple)) else ()
+    for name, value in items:
+        found = _non_finite(value, f"{key}.{name}" if key else str(name))
+        if found is not None:
+            return found
+    return None
+
+
 def write_json(path: str | Path, data: Any) -> None:
-    """Strings redacted, numbers untouched (a secret's digits inside a number are not that secret)."""
-    write_bytes(path, (json.dumps(redact_data(data), indent=2, sort_keys=False) + "\n").encode("utf-8"))
+    """Refused, with nothing written, if a number in `data` is not finite."""
+    try:
+        text = json_text(data)
+    except ValueError as exc:
+        raise ArtifactError(f"cannot write {path}: {exc}; nothing was written") from None
+    write_bytes(path, (text + "\n").encode("utf-8"))
 
 
 def read_json(path: str | Path) -> Any:

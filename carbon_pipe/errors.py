@@ -76,6 +76,10 @@ class TrainingStopped(CarbonPipeError):
         return self.signal_number is None
 
 
+class TrainingDiverged(CarbonPipeError):
+    """The training loss became NaN or infinite: the run stops before that state is checkpointed or reported."""
+
+
 class Interrupted(CarbonPipeError):
     """A wait was stopped by Ctrl-C (exit 130) or SIGTERM (exit 143); what was decided so far has been recorded."""
 
