@@ -14,6 +14,11 @@ def deprecated(notice: str) -> None:
     print(f"carbon-pipe: deprecated: {redact(notice)}", file=sys.stderr)
 
 
+def notice(line: str) -> None:
+    """One line on stderr: something was found and handled (a corrupt file set aside), and what was done instead."""
+    print(f"carbon-pipe: note: {redact(line)}", file=sys.stderr)
+
+
 class CarbonPipeError(Exception):
     """Base class; `exit_code` is what the CLI exits with. The message is redacted as the error is made, so no
     credential a server echoed travels on in it (to a recorded failure, a log line, the terminal)."""
@@ -54,6 +59,10 @@ class SourceError(CarbonPipeError):
 
 class ArtifactError(CarbonPipeError):
     """An artifact an earlier stage should have written is missing or malformed."""
+
+
+class Busy(CarbonPipeError):
+    """Another process holds the folder this command writes (a second trainer of one run, a second wait)."""
 
 
 class ModelError(UsageError):

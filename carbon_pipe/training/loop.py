@@ -18,7 +18,7 @@ import torch
 
 from ..emissions.meter import EnergyJournal, MeterReading
 from ..errors import TrainingDiverged, TrainingStopped
-from ..layout import DATASET_FILE
+from ..layout import DATASET_FILE, train_dir
 from ..params import Params, RunParams
 from ..signals import stop_requests
 from ..timeutil import iso
@@ -39,25 +39,23 @@ from .summary import (
     write_outputs,
     write_summary,
 )
-from .trainer import Splits, Trainer, build_trainer, evaluate, seed_everything, steps_per_epoch
+from .trainer import Splits, Trainer, build_trainer, evaluate, read_dataset, seed_everything, steps_per_epoch
 
 
 def run_training(params: Params, run_name: str, placement: Placement, segment: Segment = Segment()) -> dict | None:
-    """Train one configuration (all of it, or the one segment given) in its own process group and write its
-    summary; return the summary on rank 0 once the run finished (None on the other ranks of a torchrun job)."""
-    job = distributed.start(params.train.device)
-    try:
+    """Train one configuration (all of it, or the one segment given) in its own process group, holding its folder
+    (a second trainer of the run is refused), and write its summary; return the summary on rank 0 once the run
+    finished (None on the other ranks of a torchrun job)."""
+    with distributed.running(params.train.device, train_dir(run_name), f"train {run_name}") as job:
         summary = train(params, run_name, segment, job, placement)
-    finally:
-        distributed.stop()
-    if summary is not None:
-        write_summary(run_name, summary)
+        if summary is not None:
+            write_summary(run_name, summary)
     return summary
 
 
 def total_steps(params: Params, run_name: str) -> int:
     """Optimizer steps of the whole run, from the size of the prepared training split."""
-    labels = torch.load(DATASET_FILE, weights_only=True, mmap=True)["train_labels"]
+    labels = read_dataset(DATASET_FILE, mmap=True)["train_labels"]
     return params.train.epochs * steps_per_epoch(len(labels), params.configuration(run_name))
 
 
