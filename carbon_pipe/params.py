@@ -296,10 +296,18 @@ def with_overrides(
     base_url: str | None = None,
     duration: str | None = None,
     slack: str | None = None,
+    clock: str | None = None,
+    now: str | None = None,
 ) -> Params:
     """One-off command-line overrides (`--source uk,mock --region 13 ...`); the region and base URL apply to
-    the first source of the chain."""
+    the first source of the chain. `--now` alone puts the call on the simulated clock at that time."""
     carbon, scheduler = with_source_overrides(params.carbon, sources, region, base_url), params.scheduler
+    if clock is not None:
+        scheduler = replaced(scheduler, "--clock", {"clock": clock})
+    if now is not None:
+        if scheduler.clock == "real" and clock is not None:
+            raise ParamsError("--now: a time to look from is for the simulated clock, not --clock real")
+        scheduler = replaced(scheduler, "--now", {"clock": "simulated", "now": now})
     if duration is not None:
         scheduler = replaced(scheduler, "--duration", {"expected_duration": duration})
     if slack is not None:
