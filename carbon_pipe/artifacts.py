@@ -64,7 +64,7 @@ def holding(folder: str | Path, what: str) -> Iterator[None]:
     try:
         handle = _lock(folder / LOCK_NAME, what)
     except OSError as exc:
-        raise ArtifactError(f"cannot lock {folder / LOCK_NAME}: {exc.strerror or exc}; nothing was written") from None
+        raise ArtifactError(f"cannot write {folder / LOCK_NAME}: {exc.strerror or exc}; nothing was written") from None
     try:
         os.ftruncate(handle, 0)
         os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)

@@ -18,6 +18,7 @@ import torch.distributed as dist
 
 from ..artifacts import holding
 from ..errors import Busy, CarbonPipeError, UsageError
+from ..signals import stop_requests
 
 
 @dataclass(frozen=True)
@@ -103,14 +104,16 @@ def stop() -> None:
 
 @contextmanager
 def running(requested_device: str, folder: Path, what: str) -> Iterator[Job]:
-    """The job's process group for the block, holding the run's `folder` for the whole job (artifacts.holding).
+    """The job's process group for the block, holding the run's `folder` for the whole job (artifacts.holding),
+    with SIGTERM and SIGINT recorded from start to end (signals.stop_requests): a signal between two segments, or
+    while one is set up, stops the next one after its first step, checkpointed, instead of killing the process.
 
     One lock per job, not per rank: rank 0 takes it (the folder may be shared by every node) and every rank waits
     for that before going on; if another process holds it, every rank stops with rank 0's line.
     """
     job = start(requested_device)
     try:
-        with contextlib.ExitStack() as held:
+        with contextlib.ExitStack() as held, stop_requests():
             refusal = None
             if job.is_main:
                 try:
