@@ -13,7 +13,7 @@ import yaml
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, ValidationInfo, model_validator
 
 from .datasets.catalog import CUSTOM, DATASETS, FOLDER, OWN_DATASETS
-from .errors import ParamsError, deprecated
+from .errors import ParamsError, UsageError, deprecated
 from .intensity.settings import (
     CarbonParams,
     Count,
@@ -69,10 +69,36 @@ def _only_for(kind: str) -> Callable[[Any, ValidationInfo], Any]:
     return check
 
 
-def _function_path(value: str) -> str:
+def _named(value: str, kind: str) -> str:
+    """'package.module:Name', the form of every params key that names user code (model.class, data.class)."""
     if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
-        raise ValueError(f"expected 'package.module:function', got {value!r}")
+        raise ValueError(f"expected 'package.module:{kind}', got {value!r}")
     return value
+
+
+def import_named(path: str, key: str, error: type[UsageError], kind: str = "") -> Any:
+    """The object `path` ('package.module:Name', from params `key`) names, importable from the installed packages
+    or the project folder; a module that fails to import, or lacks the name, is one `error` line naming the key."""
+    import importlib
+    import sys
+
+    module_name, name = path.split(":")
+    project = str(Path.cwd())
+    if project not in sys.path:  # the console script's sys.path lacks the project folder that `python -m` has
+        sys.path.insert(0, project)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # an import can fail with anything the module's own code raises
+        first_line = (str(exc).splitlines() or [""])[0]
+        raise error(f"{key}: cannot import {module_name!r} ({exc.__class__.__name__}: {first_line})") from None
+    found = getattr(module, name, None)
+    if found is None:
+        raise error(f"{key}: module {module_name!r} has no {kind}{name!r}")
+    return found
+
+
+def _function_path(value: str) -> str:
+    return _named(value, "function")
 
 
 class DataParams(Section):
@@ -125,8 +151,7 @@ MOVED_MODELS = "carbon_pipe.model:"  # the built-in models' module before it mov
 
 
 def _class_path(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
-        raise ValueError(f"expected 'package.module:ClassName', got {value!r}")
+    _named(value, "ClassName")
     if value.startswith(MOVED_MODELS):
         moved = value.replace(MOVED_MODELS, "carbon_pipe.training.model:")
         deprecated(f"model.class {value} is now {moved}")

@@ -4,8 +4,8 @@ test_resume.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -23,16 +23,12 @@ from .conftest import synthetic_dataset, tiny_params, write_params
 def finished(tmp_path_factory) -> Path:
     """A project whose every stage ran (on a tiny synthetic set)."""
     folder = tmp_path_factory.mktemp("finished")
-    previous = Path.cwd()
-    os.chdir(folder)
-    try:
+    with contextlib.chdir(folder):
         write_params(folder, tiny_params())
         synthetic_dataset()
         for command in (["wait-for-window"], ["train", "--run", "baseline"], ["train", "--run", "optimized"]):
             result = CliRunner().invoke(app, command)
             assert result.exit_code == 0, result.stderr
-    finally:
-        os.chdir(previous)
     return folder
 
 
