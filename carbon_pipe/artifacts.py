@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from .errors import ArtifactError
+from .errors import ArtifactError, Busy
 from .secrets import redact, redact_data
 
 _UMASK = os.umask(0)  # read once: the mode a plain open() would give new files
@@ -49,6 +50,58 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                 tmp.unlink(missing_ok=True)
 
 
+LOCK_NAME = ".lock"  # in the folder a command holds while it runs
+
+
+@contextlib.contextmanager
+def holding(folder: str | Path, what: str) -> Iterator[None]:
+    """Hold `folder` for this process while the block runs: an OS lock (flock) on its lock file, which the kernel
+    releases when the block ends or the process dies in any way (SIGKILL included), so no stale lock outlives its
+    holder. A second holder is refused at once, in one line naming the first one's pid (written in the file). The
+    lock file, and the folders made for it, go when the block ends: a refused command leaves nothing behind."""
+    folder = Path(folder)
+    made = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    try:
+        handle = _lock(folder / LOCK_NAME, what)
+    except OSError as exc:
+        raise ArtifactError(f"cannot write {folder / LOCK_NAME}: {exc.strerror or exc}; nothing was written") from None
+    try:
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # removed while held: a waiter that opened it sees and retries
+            (folder / LOCK_NAME).unlink()
+            for empty in made:  # deepest first; a folder something else was written to stays
+                empty.rmdir()
+        os.close(handle)
+
+
+def _lock(path: Path, what: str) -> int:
+    """An open, locked handle on the lock file at `path` (made if need be), or Busy naming the holder."""
+    import fcntl
+
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError:  # its folder went with the last holder's lock: make both again
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(handle, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(handle)
+            raise Busy(
+                f"{what}: {path.parent} is in use by process {pid} (it holds {path}): wait for it to end or stop "
+                "it, then run again; two at once would mix their state"
+            ) from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(handle).st_ino:
+                return handle
+        os.close(handle)  # locked a file its holder removed as it let go: lock the one there now
+
+
 def md5sum(path: str | Path) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as handle:
@@ -77,9 +130,39 @@ def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, redact(text).encode("utf-8"))
 
 
+def json_text(data: Any) -> str:
+    """JSON as every file and `--json` answer gets it: strings redacted, numbers untouched (a secret's digits inside
+    a number are not that secret), and never NaN or Infinity, which strict readers refuse and which mean a number
+    went wrong upstream: one is a ValueError naming its key."""
+    data = redact_data(data)
+    try:
+        return json.dumps(data, indent=2, sort_keys=False, allow_nan=False)
+    except ValueError:
+        found = _non_finite(data, "")
+        if found is None:  # not a number's fault (a circular reference): as it was
+            raise
+        raise ValueError(f"{found[0]} is {found[1]}, and JSON holds no NaN or Infinity") from None
+
+
+def _non_finite(data: Any, key: str) -> Optional[tuple[str, float]]:
+    """The first non-finite float in `data` and its key path (`training_metrics.final_loss`, `chunks.0.end`)."""
+    if isinstance(data, float):
+        return None if math.isfinite(data) else (key or "the value", data)
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, (list, tuple)) else ()
+    for name, value in items:
+        found = _non_finite(value, f"{key}.{name}" if key else str(name))
+        if found is not None:
+            return found
+    return None
+
+
 def write_json(path: str | Path, data: Any) -> None:
-    """Strings redacted, numbers untouched (a secret's digits inside a number are not that secret)."""
-    write_bytes(path, (json.dumps(redact_data(data), indent=2, sort_keys=False) + "\n").encode("utf-8"))
+    """Refused, with nothing written, if a number in `data` is not finite."""
+    try:
+        text = json_text(data)
+    except ValueError as exc:
+        raise ArtifactError(f"cannot write {path}: {exc}; nothing was written") from None
+    write_bytes(path, (text + "\n").encode("utf-8"))
 
 
 def read_json(path: str | Path) -> Any:
@@ -89,6 +172,16 @@ def read_json(path: str | Path) -> Any:
         raise ArtifactError(f"{path} is missing: run the stage that writes it first (dvc repro)") from None
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+
+
+def reason(exc: Exception) -> str:
+    """What is wrong with a file an earlier stage wrote, from the error reading it raised: `no 'rule'`, or the
+    error's first line (for one-line messages that name the file)."""
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]!r}" if exc.args else "a key is missing"
+    if isinstance(exc, AttributeError) and getattr(exc, "name", None):
+        return f"no {exc.name!r}"
+    return (str(exc).splitlines() or [exc.__class__.__name__])[0][:200]
 
 
 def write_csv(path: str | Path, frame: "Any") -> None:

@@ -14,6 +14,11 @@ def deprecated(notice: str) -> None:
     print(f"carbon-pipe: deprecated: {redact(notice)}", file=sys.stderr)
 
 
+def notice(line: str) -> None:
+    """One line on stderr: something was found and handled (a corrupt file set aside), and what was done instead."""
+    print(f"carbon-pipe: note: {redact(line)}", file=sys.stderr)
+
+
 class CarbonPipeError(Exception):
     """Base class; `exit_code` is what the CLI exits with. The message is redacted as the error is made, so no
     credential a server echoed travels on in it (to a recorded failure, a log line, the terminal)."""
@@ -56,6 +61,10 @@ class ArtifactError(CarbonPipeError):
     """An artifact an earlier stage should have written is missing or malformed."""
 
 
+class Busy(CarbonPipeError):
+    """Another process holds the folder this command writes (a second trainer of one run, a second wait)."""
+
+
 class ModelError(UsageError):
     """model.class cannot be imported or built, or the model does not fit the dataset's shapes."""
 
@@ -74,6 +83,10 @@ class TrainingStopped(CarbonPipeError):
     def planned(self) -> bool:
         """Stopped because the segment's budget was spent (a planned pause), not by a signal."""
         return self.signal_number is None
+
+
+class TrainingDiverged(CarbonPipeError):
+    """The training loss became NaN or infinite: the run stops before that state is checkpointed or reported."""
 
 
 class Interrupted(CarbonPipeError):

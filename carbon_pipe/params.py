@@ -7,32 +7,45 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional, Union
+from typing import Annotated, Any, Callable, Hashable, Literal, Optional, Union
 
 import yaml
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, ValidationInfo, model_validator
 
 from .datasets.catalog import CUSTOM, DATASETS, FOLDER, OWN_DATASETS
-from .errors import ParamsError, deprecated
+from .errors import ParamsError, UsageError, deprecated
 from .intensity.settings import (
     CarbonParams,
+    Count,
+    Intensity,
     PositiveSeconds,
     Seconds,
     Section,
+    at_least,
     check_carbon,
+    checked_duration,
     describe,
     one_of,
     replaced,
     with_source_overrides,
 )
-from .timeutil import parse_duration, parse_instant
+from .timeutil import format_duration, parse_instant
+
+# "now" on the simulated clock: from the UNIX epoch to 2100, so that now + a century of waiting and horizon stays a
+# date every clock, calendar and source can hold.
+EARLIEST, LATEST = 0.0, 4102444800.0  # 1970-01-01, 2100-01-01 (UTC)
+MOCK_POINTS = 5_000_000  # the most intensity points the mock source makes for one plan (1.75 million: a century)
 
 
 def _instant(value: Any) -> Any:
     # Epoch seconds pass through, so a validated section can be dumped and validated again.
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return parse_instant(value)
+        seconds = float(value)
+    else:
+        seconds = parse_instant(value)
+    if not EARLIEST <= seconds < LATEST:  # NaN fails too
+        raise ValueError(f"time {value!s} is outside 1970 to 2099")
+    return seconds
 
 
 Instant = Annotated[float, BeforeValidator(_instant)]
@@ -56,22 +69,48 @@ def _only_for(kind: str) -> Callable[[Any, ValidationInfo], Any]:
     return check
 
 
-def _function_path(value: str) -> str:
+def _named(value: str, kind: str) -> str:
+    """'package.module:Name', the form of every params key that names user code (model.class, data.class)."""
     if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
-        raise ValueError(f"expected 'package.module:function', got {value!r}")
+        raise ValueError(f"expected 'package.module:{kind}', got {value!r}")
     return value
+
+
+def import_named(path: str, key: str, error: type[UsageError], kind: str = "") -> Any:
+    """The object `path` ('package.module:Name', from params `key`) names, importable from the installed packages
+    or the project folder; a module that fails to import, or lacks the name, is one `error` line naming the key."""
+    import importlib
+    import sys
+
+    module_name, name = path.split(":")
+    project = str(Path.cwd())
+    if project not in sys.path:  # the console script's sys.path lacks the project folder that `python -m` has
+        sys.path.insert(0, project)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # an import can fail with anything the module's own code raises
+        first_line = (str(exc).splitlines() or [""])[0]
+        raise error(f"{key}: cannot import {module_name!r} ({exc.__class__.__name__}: {first_line})") from None
+    found = getattr(module, name, None)
+    if found is None:
+        raise error(f"{key}: module {module_name!r} has no {kind}{name!r}")
+    return found
+
+
+def _function_path(value: str) -> str:
+    return _named(value, "function")
 
 
 class DataParams(Section):
     dataset: DatasetName = "mnist"  # first: the keys below are checked against it
-    train_limit: Optional[Annotated[int, Field(ge=1)]] = None
-    test_limit: Optional[Annotated[int, Field(ge=1)]] = None
+    train_limit: Optional[Count] = None
+    test_limit: Optional[Count] = None
     # dataset folder: the folder, how its images become tensors, and how a single tree is split
     path: Annotated[Optional[Annotated[str, Field(min_length=1)]], AfterValidator(_only_for(FOLDER))] = None
     image_size: Optional[Annotated[int, Field(ge=1, le=4096)]] = None
     channels: Literal["auto", 1, 3] = "auto"
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
-    split_seed: Annotated[int, Field(ge=0)] = 0
+    split_seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
     # dataset custom: `class` is a Python keyword, so the field has another name and reads the key through its alias
     class_path: Annotated[
         Optional[Annotated[str, AfterValidator(_function_path)]], AfterValidator(_only_for(CUSTOM))
@@ -87,7 +126,7 @@ class DataParams(Section):
 def _duration_or_auto(value: Any) -> Any:
     if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
-    seconds = parse_duration(value)
+    seconds = checked_duration(value)
     if seconds <= 0:
         raise ValueError(f"duration must be positive or auto, got {value!r}")
     return seconds
@@ -99,11 +138,11 @@ class SchedulerParams(Section):
     rule: Literal["lowest-mean", "threshold", "now"] = "lowest-mean"
     mode: Literal["flexible", "interruptible"] = "flexible"
     min_chunk: Seconds = 0.0
-    threshold: Annotated[float, Field(ge=0)] = 250.0
+    threshold: Intensity = 250.0
     max_wait: Seconds = 12 * 3600.0
     # rule lowest-mean: a plan saving less than this % against starting now starts now (see the README)
-    min_saving_pct: Annotated[float, Field(ge=0, lt=100, allow_inf_nan=False)] = 0.1
-    replan_interval: PositiveSeconds = 1800.0
+    min_saving_pct: Annotated[float, Field(ge=0, lt=100)] = 0.1
+    replan_interval: Annotated[Seconds, at_least(1, "a second")] = 1800.0  # each re-plan fetches: no busy loop
     expected_duration: Annotated[Union[float, Literal["auto"]], BeforeValidator(_duration_or_auto)] = 600.0
     fallback_duration: PositiveSeconds = 600.0
 
@@ -112,8 +151,7 @@ MOVED_MODELS = "carbon_pipe.model:"  # the built-in models' module before it mov
 
 
 def _class_path(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
-        raise ValueError(f"expected 'package.module:ClassName', got {value!r}")
+    _named(value, "ClassName")
     if value.startswith(MOVED_MODELS):
         moved = value.replace(MOVED_MODELS, "carbon_pipe.training.model:")
         deprecated(f"model.class {value} is now {moved}")
@@ -130,22 +168,23 @@ class ModelParams(Section):
 
 
 class TrainParams(Section):
-    epochs: Annotated[int, Field(ge=1)] = 3
+    epochs: Count = 3
     learning_rate: Annotated[float, Field(gt=0)] = 3e-3
     lr_schedule: Literal["onecycle", "constant"] = "onecycle"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    eval_batch_size: Annotated[int, Field(ge=1)] = 1000
-    checkpoint_every: Annotated[int, Field(ge=1)] = 200  # optimizer steps between resume checkpoints
+    eval_batch_size: Count = 1000
+    checkpoint_every: Count = 200  # optimizer steps between resume checkpoints
 
 
 class EnergyParams(Section):
-    measure_power_secs: Annotated[float, Field(gt=0)] = 5.0
+    # CodeCarbon measures in a thread: under half a second it falls over itself (tracebacks from the thread)
+    measure_power_secs: Annotated[float, Field(ge=0.5, le=3600)] = 5.0
     # for CodeCarbon's static-average reference figure only
     country_iso_code: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "GBR"
 
 
 class RunParams(Section):
-    batch_size: Annotated[int, Field(ge=1)]
+    batch_size: Count
     gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024)] = 1
     mixed_precision: bool = False
     compile: bool = False        # torch.compile the model
@@ -163,9 +202,9 @@ def _even(rounds: int) -> int:
 
 
 class ProfileParams(Section):
-    rounds: Annotated[int, Field(ge=4), AfterValidator(_even)] = 10
-    warmup_rounds: Annotated[int, Field(ge=1)] = 1
-    burst_seconds: Annotated[float, Field(gt=0)] = 0.25
+    rounds: Annotated[Count, Field(ge=4), AfterValidator(_even)] = 10
+    warmup_rounds: Count = 1
+    burst_seconds: Annotated[float, Field(gt=0, le=3600)] = 0.25
 
 
 class CommandParams(Section):
@@ -177,7 +216,7 @@ class CommandParams(Section):
 class Params(Section):
     """Every section must be present: DVC reads the same keys, and a missing section is a mistake, not a default."""
 
-    seed: Annotated[int, Field(ge=0)]
+    seed: Annotated[int, Field(ge=0, lt=2**32)]  # NumPy's seeds are 32-bit
     data: DataParams
     model: ModelParams
     carbon: CarbonParams
@@ -203,12 +242,30 @@ def _check_consistency(params: Params, origin: str) -> Params:
             f"{origin}: scheduler.mode: interruptible needs rule lowest-mean, got rule {params.scheduler.rule}"
         )
     check_carbon(params.carbon, origin)
+    _check_mock_points(params, origin)
     return params
 
 
+def _check_mock_points(params: Params, origin: str) -> None:
+    """The mock curve is made point by point over the whole span a plan may use: a fine resolution over a long wait
+    would take minutes and gigabytes, so it is refused here, in one line, instead."""
+    carbon, scheduler = params.carbon, params.scheduler
+    if "mock" not in carbon.sources + [place.source for place in carbon.alternatives]:
+        return
+    duration = scheduler.expected_duration
+    job = scheduler.fallback_duration if duration == "auto" else duration
+    span = max(carbon.horizon, scheduler.max_wait + job)
+    if span / carbon.mock.resolution > MOCK_POINTS:
+        raise ParamsError(
+            f"{origin}: carbon.mock.resolution: {format_duration(carbon.mock.resolution)} over "
+            f"{format_duration(span)} (carbon.horizon, or scheduler.max_wait + the job) is "
+            f"{span / carbon.mock.resolution:,.0f} points, more than {MOCK_POINTS:,}: use a coarser resolution"
+        )
+
+
 def parse_params(raw: Any, origin: str = "params.yaml") -> Params:
-    if raw is None:
-        raw = {}
+    if raw is None:  # an empty file, or one of comments only: one line, not one per missing section
+        raise ParamsError(f"{origin} is empty: every section (seed, data, model, ...) is needed")
     if not isinstance(raw, dict):
         raise ParamsError(f"{origin}: expected a mapping of sections at the top level, got {type(raw).__name__}")
     try:
@@ -228,6 +285,24 @@ def parse_params(raw: Any, origin: str = "params.yaml") -> Params:
     return _check_consistency(params, origin)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the last silently, while DVC
+    refuses the file, so a pipeline would train with one value and DVC not run at all."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):  # SafeLoader's own check says so below
+                continue
+            if key in seen and key != "<<":
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_params(path: str | Path) -> Params:
     source = Path(path)
     try:
@@ -237,7 +312,7 @@ def load_params(path: str | Path) -> Params:
     except (IsADirectoryError, UnicodeDecodeError) as exc:
         raise ParamsError(f"{source}: cannot read params file ({exc.__class__.__name__})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -253,10 +328,18 @@ def with_overrides(
     base_url: str | None = None,
     duration: str | None = None,
     slack: str | None = None,
+    clock: str | None = None,
+    now: str | None = None,
 ) -> Params:
     """One-off command-line overrides (`--source uk,mock --region 13 ...`); the region and base URL apply to
-    the first source of the chain."""
+    the first source of the chain. `--now` alone puts the call on the simulated clock at that time."""
     carbon, scheduler = with_source_overrides(params.carbon, sources, region, base_url), params.scheduler
+    if clock is not None:
+        scheduler = replaced(scheduler, "--clock", {"clock": clock})
+    if now is not None:
+        if scheduler.clock == "real" and clock is not None:
+            raise ParamsError("--now: a time to look from is for the simulated clock, not --clock real")
+        scheduler = replaced(scheduler, "--now", {"clock": "simulated", "now": now})
     if duration is not None:
         scheduler = replaced(scheduler, "--duration", {"expected_duration": duration})
     if slack is not None:

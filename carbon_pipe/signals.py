@@ -8,6 +8,8 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+_OPEN: list[list[int]] = []  # the signals received in the outermost scope open now, which scopes inside it share
+
 
 @contextmanager
 def stop_requests(interrupt: bool = False) -> Iterator[list[int]]:
@@ -15,8 +17,10 @@ def stop_requests(interrupt: bool = False) -> Iterator[list[int]]:
 
     A second signal while the first is being handled is the user insisting: it stops at once, as without us.
     With `interrupt`, a signal also raises KeyboardInterrupt: a wait (a pause) has no step to finish first.
+    Scopes nest: one opened inside another shares its list, so a signal that came between two inner scopes (between
+    a plan's chunks, while the next one is set up) is in the list the next scope acts on, not lost or fatal.
     """
-    received: list[int] = []
+    received: list[int] = _OPEN[0] if _OPEN else []
     if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread only
         yield received
         return
@@ -30,11 +34,16 @@ def stop_requests(interrupt: bool = False) -> Iterator[list[int]]:
             raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    outermost = not _OPEN
+    if outermost:
+        _OPEN.append(received)
     try:
         yield received
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if outermost:
+            _OPEN.pop()
 
 
 def stopped_by(received: list[int]) -> signal.Signals:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -24,6 +25,8 @@ def parse_duration(text: str | int | float) -> float:
             if not parts or "".join(n + u for n, u in parts).lower() != compact.lower():
                 raise ValueError(f"invalid duration {text!r} (use e.g. 90s, 30min, 4h, 1h30min)")
             seconds = sum(float(n) * _UNIT_SECONDS[u.lower()] for n, u in parts)
+    if not math.isfinite(seconds):  # YAML's .nan and .inf: a NaN compares false everywhere and would mean "no wait"
+        raise ValueError(f"duration {text!r} is not a finite number of seconds")
     if seconds < 0:
         raise ValueError(f"duration {text!r} is negative")
     return seconds
@@ -33,6 +36,8 @@ def parse_instant(text: str | datetime) -> float:
     """ISO-8601 with an explicit offset or Z -> epoch seconds. Naive times are refused: whose 18:00?"""
     if isinstance(text, datetime):
         moment = text
+    elif not isinstance(text, str):  # a number or a list where a recorded time belongs: ValueError, as for bad text
+        raise ValueError(f"invalid time {text!r} (use ISO-8601, e.g. 2025-01-15T18:00:00+00:00)")
     else:
         try:
             moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))

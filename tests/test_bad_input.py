@@ -67,6 +67,13 @@ def raw_file(text: str) -> Callable[[Path], None]:
     return lambda folder: (folder / "params.yaml").write_text(text)
 
 
+def raw_file_edit(old: str, new: str) -> Callable[[Path], None]:
+    """The committed params.yaml, as text, with one edit (what a dict cannot hold: a repeated key, a bare date)."""
+    text = (Path(__file__).parents[1] / "params.yaml").read_text()
+    assert old in text
+    return raw_file(text.replace(old, new, 1))
+
+
 WAIT = ["wait-for-window", "--params", "params.yaml"]
 CASES = [
     # (id, setup, command, text the one line must contain)
@@ -174,6 +181,32 @@ CASES = [
         WAIT,
         "cannot parse time 'half past five'",
     ),
+    # issue 10, D11: numbers no stage can use, caught before the wait instead of after it (or never)
+    ("seed-beyond-32-bits", set_key("seed", 2**32), WAIT, "seed: Input should be less than 4294967296"),
+    ("nan-max-wait", set_key("scheduler.max_wait", float("nan")), WAIT, "scheduler.max_wait: duration nan is not a"),
+    ("inf-horizon", set_key("carbon.horizon", float("inf")), WAIT, "carbon.horizon: duration inf is not a finite"),
+    ("inf-duration", set_key("scheduler.expected_duration", float("inf")), WAIT, "scheduler.expected_duration: "),
+    ("huge-duration", set_key("scheduler.min_chunk", 1e20), WAIT, "scheduler.min_chunk: duration 1e+20 is longer"),
+    ("nan-backoff", set_key("carbon.uk.backoff", float("nan")), WAIT, "carbon.uk.backoff: duration nan is not a"),
+    ("inf-mock-peak", set_key("carbon.mock.peak", float("inf")), WAIT, "carbon.mock.peak: Input should be a finite"),
+    ("absurd-mock-peak", set_key("carbon.mock.peak", 1e6), WAIT, "carbon.mock.peak: Input should be less than or"),
+    ("inf-learning-rate", set_key("train.learning_rate", float("inf")), WAIT, "train.learning_rate: Input should be"),
+    ("now-in-9999", set_key("scheduler.now", "9999-06-01T00:00:00Z"), WAIT, "scheduler.now: time 9999-06-01T00:00:00Z"),
+    ("now-a-bare-date", raw_file_edit("now: \"2025-01-15T18:00:00+00:00\"", "now: 2025-01-15"), WAIT, "invalid time"),
+    ("millisecond-resolution", set_key("carbon.mock.resolution", 0.001), WAIT, "must be at least a minute (60s)"),
+    (
+        "minute-resolution-over-a-century",
+        with_params(lambda p: p["scheduler"].update(max_wait="36500d") or p["carbon"]["mock"].update(resolution=60)),
+        WAIT,
+        "carbon.mock.resolution: 1min over 876000h10min (carbon.horizon, or scheduler.max_wait + the job) is "
+        "52,560,010 points",
+    ),
+    ("microsecond-replans", set_key("scheduler.replan_interval", 0.001), WAIT, "must be at least a second"),
+    ("microsecond-measurements", set_key("energy.measure_power_secs", 1e-6), WAIT, "greater than or equal to 0.5"),
+    ("batch-beyond-int32", set_key("baseline.batch_size", 2**40), WAIT, "baseline.batch_size: Input should be less"),
+    ("duplicate-key", raw_file_edit("  max_wait: 12h", "  max_wait: 12h\n  max_wait: 2h"), WAIT, "duplicate key"),
+    ("empty-params", raw_file(""), WAIT, "params.yaml is empty"),
+    ("comments-only", raw_file("# nothing yet\n"), WAIT, "params.yaml is empty"),
     (
         "unknown-run",
         with_params(lambda p: None),

@@ -15,9 +15,10 @@ import torch
 from carbon_pipe.errors import ArtifactError, TrainingStopped
 from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import compare, wait_for_window
+from carbon_pipe.timeutil import parse_instant
 from carbon_pipe.training.segments import Segment
 
-from .conftest import run_training, synthetic_dataset, tiny_params
+from .conftest import default_params, run_training, synthetic_dataset, tiny_params
 from .test_resume import RESUME, assert_matches_reference, fast_params, prepare, reference  # noqa: F401 (fixture)
 
 
@@ -102,9 +103,14 @@ def test_a_run_that_outlasts_the_intensity_horizon_is_refused_before_writing(wor
     from .test_pausing import SLOW_MODEL
 
     (workspace / "slow_model.py").write_text(SLOW_MODEL)  # 0.2 s a forward pass: the run lasts several seconds
+    # Intensities for 3 s from the submission, one a second (finer than the mock source's minute points).
+    submitted = parse_instant(default_params()["scheduler"]["now"])
+    (workspace / "trace.csv").write_text(
+        "timestamp,carbon_intensity\n" + "".join(f"{submitted + second:.0f},300\n" for second in range(3))
+    )
     raw = tiny_params(
         model={"class": "slow_model:SlowCNN", "kwargs": {}},
-        carbon={"mock": {"resolution": "1s"}, "horizon": "2s"},
+        carbon={"sources": ["csv"], "csv": {"path": "trace.csv"}, "horizon": "2s"},
         scheduler={"rule": "now", "max_wait": "1s", "expected_duration": "1s"},
     )
     params = parse_params(raw)

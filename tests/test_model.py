@@ -47,6 +47,18 @@ def test_unknown_kwarg_names_the_key():
         build_model("carbon_pipe.training.model:SimpleCNN", {"depth": 3}, MNIST_SHAPE, 10)
 
 
+@pytest.mark.parametrize(
+    "width, message", [(-1, "negative dimension"), (2.5, "out_channels must be divisible by groups")]
+)
+def test_kwargs_the_layers_refuse_are_one_line_naming_them(width, message):
+    """Issue 10, D11: a ValueError or RuntimeError from the constructor, not only a TypeError, is one line."""
+    with pytest.raises(ModelError) as error:
+        build_model("carbon_pipe.training.model:SimpleCNN", {"width": width}, MNIST_SHAPE, 10)
+    text = str(error.value)
+    assert text.startswith("model.kwargs: carbon_pipe.training.model:SimpleCNN: ") and "\n" not in text
+    assert message in text and text.endswith(f"(model.kwargs: width={width})")
+
+
 def test_a_model_for_other_images_fails_its_first_batch_in_one_line():
     model = build_model(
         "carbon_pipe.training.model:SimpleCNN", {"image_size": 32}, MNIST_SHAPE, 10

@@ -58,7 +58,7 @@ from .conftest import default_params
         ),
         (
             lambda p: p["scheduler"].update(replan_interval="0s"),
-            "scheduler.replan_interval: Input should be greater than 0",
+            "scheduler.replan_interval: must be at least a second (1s), got 0 s",
         ),
         (lambda p: p["scheduler"].update(check_interval="5min"), "did you mean scheduler.replan_interval?"),
     ],

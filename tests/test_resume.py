@@ -109,6 +109,29 @@ def test_pause_then_resume_is_byte_identical(project, reference, until_step):
     assert len(pd.read_csv(RUN / "emissions.csv")) == 2  # CodeCarbon's own log keeps both segments' rows
 
 
+@pytest.mark.parametrize("both", [False, True], ids=["latest", "latest-and-previous"])
+def test_an_unreadable_checkpoint_is_set_aside_and_the_one_before_it_resumed(project, reference, capsys, both):
+    """Issue 10, D9: a truncated resume checkpoint failed every rerun until the folder was deleted by hand."""
+    params = parse_params(fast_params())  # checkpoints every 3 steps: 3, 6, 9, then the stop at 10
+    with pytest.raises(TrainingStopped):
+        run_training(params, "baseline", Segment(until_step=10))
+    latest, previous = RESUME / "checkpoint.pt", RESUME / "checkpoint.previous.pt"
+    assert torch.load(previous, weights_only=True)["step"] == 9
+    cut = latest.read_bytes()[:4096]
+    latest.write_bytes(cut)
+    if both:
+        previous.write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    summary = run_training(params, "baseline")
+    [note] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("carbon-pipe:")]
+    set_aside = RUN / "resume-checkpoint.pt.set-aside"  # beside the folder, which a finished run deletes
+    assert note.startswith(f"carbon-pipe: note: {latest} is unreadable (") and f"set aside as {set_aside}; " in note
+    assert note.endswith("starting afresh" if both else "resuming from the checkpoint before it (step 9)")
+    assert set_aside.read_bytes() == cut
+    assert_matches_reference(reference, summary)  # the same model bytes as a run never stopped
+    assert summary["training_metrics"]["resumed_at_step"] == (0 if both else 9)
+
+
 def start_training(folder: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "carbon_pipe.cli", "train", "--run", "baseline"],

@@ -80,6 +80,10 @@ def test_canonical_trace_is_utc_and_piecewise_constant(tmp_path):
             r"row 5: 73h after the row before, longer than max_gap 4h "
             r"\(default: 4 x the median step 1h, at least 3h\); set max_gap to hold the last value across it",
         ),
+        (
+            "timestamp,carbon_intensity\n1969-12-31T00:00Z,1\n2024-01-01T01:00Z,2\n",
+            r"row 2: timestamp '1969-12-31T00:00Z' is outside the years 1970 to 9999",
+        ),
         ("time,value\n2024-01-01T00:00Z,1\n", "no column 'timestamp'"),
         ("timestamp,carbon_intensity\n2024-01-01T00:00Z,1\n", "needs at least two rows"),
     ],
@@ -87,6 +91,17 @@ def test_canonical_trace_is_utc_and_piecewise_constant(tmp_path):
 def test_bad_rows_are_named(tmp_path, body, message):
     with pytest.raises(UsageError, match=message):
         load_trace(write(tmp_path, body))
+
+
+def test_times_past_2262_read_as_they_do_as_numbers(tmp_path):
+    """Issue 10, leftover: pandas' nanosecond times end in 2262; a later ISO time crashed parse_times
+    (OutOfBoundsDatetime) though the loader's range goes to 9999."""
+    hours = [10413792000 + 3600 * h for h in range(3)]  # 2300-01-01T00:00Z onwards
+    as_text = load_trace(write(tmp_path, "timestamp,carbon_intensity\n2300-01-01T00:00Z,1\n2300-01-01T01:00Z,2\n"
+                                          "2300-01-01T02:00:00.25+00:00,3\n"))
+    assert as_text.boundaries[:3].tolist() == [hours[0], hours[1], hours[2] + 0.25]
+    last = load_trace(write(tmp_path, "timestamp,carbon_intensity\n9999-12-31T22:00Z,1\n9999-12-31T23:00Z,2\n"))
+    assert last.boundaries[-1] == 253402300800.0  # 10000-01-01: the last point ends where the range does
 
 
 def test_a_folder_is_not_a_trace(tmp_path):

@@ -134,3 +134,13 @@ def test_a_source_fallback_is_carried_into_the_summaries(workspace, unused_port)
     result = compare.run_stage()
     assert result["labels"]["intensity_source_failures"] == [failure]
     assert "(after uk failed: uk: GET" in (workspace / "stages/compare/report.md").read_text()
+
+
+def test_the_largest_seed_seeds_every_rank():
+    """Issue 10, D11: params.seed may be 2**32 - 1 and rank 1 adds one: NumPy's 32-bit seed wraps, not fails."""
+    from carbon_pipe.training.trainer import seed_everything
+
+    seed_everything(2**32 - 1, rank=1)
+    drawn = np.random.get_state()[1].copy()
+    np.random.seed(0)
+    assert (drawn == np.random.get_state()[1]).all()

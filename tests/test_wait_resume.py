@@ -1,14 +1,16 @@
 """A rerun of an unfinished wait keeps the job's submission time and deadline; signals during the first fetch.
 
 The real-clock tests run the command as a process on the wall clock, on a trace written around the test's start:
-400 g/kWh, except 200 over [t0+14, t0+15) and a cleaner 100 over [t0+40, t0+41). With max_wait 30 s the first
-attempt (submitted within seconds of t0) can reach only the first dip. A rerun submitted afresh after t0+10 could
-reach the second, after the first attempt's deadline: a resumed one must not.
+400 g/kWh, except a second at 200 every 20 s from t0+14. The first attempt is submitted when the process gets
+there (S, however long it took to start) and plans the first dip after S. Once it is stopped, a cleaner 100 is
+added past its deadline (S + max_wait 30 s), and the rerun starts late enough that a fresh submission could reach
+it: a resumed one must not.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -36,9 +38,24 @@ MAX_WAIT = 30.0
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
 
-def two_dips(folder: Path, t0: float) -> None:
-    points = [(t0 - 10, 400), (t0 + 14, 200), (t0 + 15, 400), (t0 + 40, 100), (t0 + 41, 400), (t0 + 300, 400)]
-    (folder / "trace.csv").write_text("timestamp,carbon_intensity\n" + "".join(f"{t:.3f},{v}\n" for t, v in points))
+DIP_EVERY = 20.0
+
+
+def dips(folder: Path, t0: float, cleaner_at: float | None = None) -> None:
+    """400 g/kWh with a second at 200 every DIP_EVERY s from t0+14, and a second at 100 from `cleaner_at` (halfway
+    between two dips). Written whole, then renamed: a command re-reading it never sees half a file."""
+    points = {t0 - 10: 400, t0 + 300: 400}
+    for k in range(int(300 // DIP_EVERY)):
+        points.update({t0 + 14 + k * DIP_EVERY: 200, t0 + 15 + k * DIP_EVERY: 400})
+    if cleaner_at is not None:
+        points.update({cleaner_at: 100, cleaner_at + 1: 400})
+    text = "timestamp,carbon_intensity\n" + "".join(f"{t:.3f},{v}\n" for t, v in sorted(points.items()))
+    (folder / "trace.tmp").write_text(text)
+    (folder / "trace.tmp").replace(folder / "trace.csv")
+
+
+def first_dip_after(t0: float, moment: float) -> float:
+    return t0 + 14 + DIP_EVERY * max(0, math.ceil((moment - t0 - 14) / DIP_EVERY))
 
 
 def real_params(folder: Path, **scheduler) -> dict:
@@ -83,11 +100,10 @@ def run_to_the_end(folder: Path) -> tuple[dict, str]:
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
 def test_a_rerun_after_a_kill_or_sigterm_keeps_the_submission_and_deadline(workspace, signum):
     t0 = time.time()
-    two_dips(workspace, t0)
+    dips(workspace, t0)
     real_params(workspace)
     first = wait_command(workspace)
-    looked = first_look(first)
-    assert looked < t0 + 10, "the first attempt took over 10 s to start: the trace's timing assumes less"
+    looked = first_look(first)  # S: however long the process took to get here, the trace has a dip ahead
     first.send_signal(signum)
     _, rest = first.communicate(timeout=30)
     assert first.returncode == (-signal.SIGKILL if signum == signal.SIGKILL else 143), rest
@@ -95,7 +111,11 @@ def test_a_rerun_after_a_kill_or_sigterm_keeps_the_submission_and_deadline(works
         stopped = json.loads((workspace / DECISION_JSON).read_text())
         assert stopped["interrupted"] and stopped["signal"] == "SIGTERM" and stopped["start"] is None
         assert "Traceback" not in rest
-    time.sleep(max(0.0, t0 + 10.5 - time.time()))  # a fresh submission from here could wait for the 100 at t0+40
+    # The cleaner 100 halfway between two dips, a second or more past the first deadline (and its 1 s job); a fresh
+    # submission from 30 s before it on could wait for it.
+    cleaner = first_dip_after(t0, looked + MAX_WAIT + 1 - DIP_EVERY / 2) + DIP_EVERY / 2
+    dips(workspace, t0, cleaner_at=cleaner)
+    time.sleep(max(0.0, cleaner - MAX_WAIT + 0.5 - time.time()))
 
     decision, stderr = run_to_the_end(workspace)
     submitted = parse_instant(decision["now"])
@@ -108,7 +128,7 @@ def test_a_rerun_after_a_kill_or_sigterm_keeps_the_submission_and_deadline(works
     assert resumed["first_submitted"] == decision["now"] and resumed["attempts"] == 2
     [earlier] = resumed["earlier_attempts"]
     assert earlier["stopped_by"] == (None if signum == signal.SIGKILL else "SIGTERM")
-    assert parse_instant(earlier["planned_start"]) == pytest.approx(t0 + 14, abs=1.0)
+    assert parse_instant(earlier["planned_start"]) == pytest.approx(first_dip_after(t0, looked), abs=1.0)
     assert f"resuming the wait submitted at {decision['now']}" in stderr
     assert json.loads((workspace / HORIZON_JSON).read_text())["now"] == decision["now"]  # where the baseline sits
     assert not (workspace / WAIT_STATE).exists()  # a finished decision leaves no wait to resume
@@ -116,7 +136,7 @@ def test_a_rerun_after_a_kill_or_sigterm_keeps_the_submission_and_deadline(works
 
 def test_a_changed_param_between_attempts_starts_a_fresh_wait(workspace):
     t0 = time.time()
-    two_dips(workspace, t0)
+    dips(workspace, t0)
     real_params(workspace)
     first = wait_command(workspace)
     looked = first_look(first)

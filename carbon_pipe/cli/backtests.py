@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import typer
 
 from ..errors import UsageError
-from .common import Result, _handled, _say, app
+from .common import Result, _handled, _print_json, _say, app
 
 
 def _parsed(flag: str, parse: Callable, text: Optional[str]):
@@ -62,8 +62,6 @@ def backtest(
     as_json: bool = typer.Option(False, "--json", help="Print JSON: one object, or a list for several policies."),
 ) -> None:
     """Score scheduling policies on a historical trace against the baseline and the perfect-information optimum."""
-    import json
-
     from .. import backtest as bt
     from ..backtest.files import run_files
     from ..timeutil import parse_duration, parse_instant
@@ -88,7 +86,10 @@ def backtest(
 
     report = _handled(lambda: _flagged(BACKTEST_FLAGS, prepare))
     results = report.as_dicts()
-    print(json.dumps(results[0] if len(results) == 1 else results, indent=2) if as_json else bt.as_table(report))
+    if as_json:
+        _print_json(results[0] if len(results) == 1 else results)
+    else:
+        print(bt.as_table(report))
 
 
 workload_app = typer.Typer(help="Write a jobs file for `backtest --jobs`: periodic jobs, or ad-hoc jobs with calendar deadlines.", no_args_is_help=True)

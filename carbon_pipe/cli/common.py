@@ -9,8 +9,8 @@ from typing import Callable, NoReturn, Optional, TypeVar
 
 import typer
 
-from ..errors import CarbonPipeError
-from ..secrets import redact, redact_data
+from ..errors import ArtifactError, CarbonPipeError
+from ..secrets import redact
 from ..signals import exit_code
 
 app = typer.Typer(
@@ -68,7 +68,11 @@ def _load_with(path: Path, **overrides: Optional[str]):
 
 
 def _print_json(data: dict | list) -> None:
-    """Strings redacted before encoding, so numbers stay numbers."""
-    import json
+    """Strings redacted before encoding, so numbers stay numbers; never a NaN or an Infinity (one line instead)."""
+    from ..artifacts import json_text
 
-    print(json.dumps(redact_data(data), indent=2))
+    try:
+        text = json_text(data)
+    except ValueError as exc:
+        _fail(ArtifactError(f"cannot print the answer as JSON: {exc}"))
+    print(text)

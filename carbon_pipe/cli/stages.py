@@ -33,6 +33,12 @@ RegionOption = typer.Option(
     help="Region of the first source (uk: national, 1-17 or an outcode; electricitymaps: zone; watttime: region).",
 )
 BaseUrlOption = typer.Option(None, "--base-url", help="Base URL of the first source (a mirror, proxy or test server).")
+ClockOption = typer.Option(
+    None, "--clock", help="real: now is the wall clock; simulated: now is scheduler.now (instead of scheduler.clock)."
+)
+NowOption = typer.Option(
+    None, "--now", help="Look from this time (ISO-8601 with a zone) on the simulated clock, instead of scheduler.now."
+)
 
 
 @app.command("intensity")
@@ -42,12 +48,14 @@ def intensity(
     source: Optional[str] = SourceOption,
     region: Optional[str] = RegionOption,
     base_url: Optional[str] = BaseUrlOption,
+    clock: Optional[str] = ClockOption,
+    now: Optional[str] = NowOption,
 ) -> None:
     """Show the carbon intensity now and the forecast from the configured sources (with fallback)."""
     from ..scheduling import outlook
     from ..scheduling.clock import make_clock
 
-    config = _load_with(params, sources=source, region=region, base_url=base_url)
+    config = _load_with(params, sources=source, region=region, base_url=base_url, clock=clock, now=now)
     summary = _handled(lambda: outlook.intensity_summary(config, make_clock(config).now()))
     _print_json(summary) if as_json else _show(outlook.render_intensity(summary))
 
@@ -63,19 +71,23 @@ def plan(
         None, "--duration", help="Job length instead of scheduler.expected_duration (e.g. 4h, or auto)."
     ),
     slack: Optional[str] = typer.Option(None, "--slack", help="Longest wait instead of scheduler.max_wait (e.g. 12h)."),
+    clock: Optional[str] = ClockOption,
+    now: Optional[str] = NowOption,
 ) -> None:
     """Plan the job's low-carbon window now with wait-for-window's planner; waits for nothing, writes nothing."""
     from ..scheduling import outlook
     from ..scheduling.clock import make_clock
     from ..scheduling.duration import expected_duration
 
-    config = _load_with(params, sources=source, region=region, base_url=base_url, duration=duration, slack=slack)
+    config = _load_with(
+        params, sources=source, region=region, base_url=base_url, duration=duration, slack=slack, clock=clock, now=now
+    )
 
     def make_plan() -> dict:
         estimate = expected_duration(config)
-        now = make_clock(config).now()
-        ahead = outlook.look_ahead(config, now, now, estimate.seconds)
-        return outlook.plan_summary(ahead, estimate.source, estimate.basis)
+        moment = make_clock(config).now()
+        ahead = outlook.look_ahead(config, moment, moment, estimate.seconds)
+        return outlook.plan_summary(ahead, estimate.source, estimate.basis, config.scheduler.clock, moment)
 
     summary = _handled(make_plan)
     _print_json(summary) if as_json else _show(outlook.render_plan(summary))

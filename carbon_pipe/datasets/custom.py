@@ -10,12 +10,10 @@ it has one, else "0", "1", ...
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import DataError
+from ..params import import_named
 from .images import as_array, natural_channels
 from .prepared import Prepared, channel_stats, class_counts, own_data_manifest
 
@@ -32,18 +30,9 @@ def _describe(value: Any) -> str:
 
 def _import_function(class_path: str) -> Callable[[], Any]:
     """'package.module:function', importable from the installed packages or the project folder."""
-    module_name, name = class_path.split(":")
-    project = str(Path.cwd())
-    if project not in sys.path:  # the console script's sys.path lacks the project folder that `python -m` has
-        sys.path.insert(0, project)
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # an import can fail with anything the module's own code raises
-        raise DataError(
-            f"data.class: cannot import {module_name!r} ({exc.__class__.__name__}: {_first_line(exc)})"
-        ) from None
-    function = getattr(module, name, None)
+    function = import_named(class_path, "data.class", DataError, kind="function ")
     if not callable(function):
+        module_name, name = class_path.split(":")
         raise DataError(f"data.class: module {module_name!r} has no function {name!r}")
     return function
 

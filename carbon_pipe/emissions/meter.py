@@ -20,6 +20,7 @@ from codecarbon import OfflineEmissionsTracker
 from codecarbon.output_methods.base_output import BaseOutput
 
 from ..artifacts import write_bytes
+from ..errors import ArtifactError
 
 
 @dataclass(frozen=True)
@@ -221,8 +222,15 @@ class EnergyJournal:
         except FileNotFoundError:
             return []
         complete = text[: text.rfind("\n") + 1]
-        rows = list(csv.DictReader(io.StringIO(complete)))
-        return [
-            {key: (int(value) if key in ("segment", "node") else float(value)) for key, value in row.items()}
-            for row in rows
-        ]
+        reader = csv.DictReader(io.StringIO(complete))
+        try:
+            if tuple(reader.fieldnames or ()) != JOURNAL_COLUMNS:
+                raise ValueError(f"its header is {reader.fieldnames}, not {','.join(JOURNAL_COLUMNS)}")
+            return [
+                {key: (int(value) if key in ("segment", "node") else float(value)) for key, value in row.items()}
+                for row in reader
+            ]
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(
+                f"{path}: not an energy journal carbon-pipe wrote ({exc}): delete {path.parent} to start the run over"
+            ) from None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..artifacts import read_json, write_csv, write_json
+from ..artifacts import read_json, reason, write_csv, write_json
 from ..errors import ArtifactError
 from ..layout import HORIZON_JSON, INTENSITY_CSV
 from ..timeutil import iso, parse_instant
@@ -52,21 +52,31 @@ def remove_horizon() -> None:
 
 
 def read_horizon() -> Horizon:
-    """The horizon as wait-for-window wrote it; a missing or malformed file is one line."""
+    """The horizon as wait-for-window wrote it; a missing or malformed file is one line naming it."""
     record = read_json(HORIZON_JSON)
     try:
+        submitted, clock = parse_instant(record["now"]), record["clock"]
+        if clock not in ("simulated", "real"):
+            raise ValueError(f"clock {clock!r}")
+        source, region, notes = str(record["source"]), str(record["region"]), tuple(record["series_notes"])
+        chain, failures = tuple(record["source_chain"]), tuple(record["source_failures"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(
+            f"{HORIZON_JSON}: not a horizon wait-for-window wrote ({reason(exc)}): run wait-for-window again"
+        ) from None
+    return Horizon(submitted, clock, _read_series(source, region, notes), chain, failures)
+
+
+def _read_series(source: str, region: str, notes: tuple[str, ...]) -> IntensitySeries:
+    try:
         frame = pd.read_csv(INTENSITY_CSV)
+        return IntensitySeries.from_frame(frame, source, region, notes)
     except FileNotFoundError:
         raise ArtifactError(f"{INTENSITY_CSV} is missing: run wait-for-window first") from None
-    try:
-        notes = tuple(record["series_notes"])
-        series = IntensitySeries.from_frame(frame, record["source"], record["region"], notes)
-        return Horizon(
-            parse_instant(record["now"]),
-            record["clock"],
-            series,
-            tuple(record["source_chain"]),
-            tuple(record["source_failures"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ArtifactError(f"{HORIZON_JSON}: not a horizon wait-for-window wrote ({exc!r}): run it again") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{INTENSITY_CSV}: not a readable CSV ({reason(exc)}): run wait-for-window again") from None
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a column missing, a value that is no number
+        raise ArtifactError(
+            f"{INTENSITY_CSV}: not the series wait-for-window wrote ({reason(exc)}): run wait-for-window again"
+        ) from None
+

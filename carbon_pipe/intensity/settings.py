@@ -18,14 +18,42 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from ..errors import ParamsError, deprecated
 from ..timeutil import parse_duration
 
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
+# Longer is a mistake (a unit slip, 1e20): it would carry times past what the clocks and the calendar hold.
+LONGEST = 100 * 365.25 * 86400.0
+MINUTE = 60.0
+
+
+def checked_duration(value: Any) -> float:
+    """A duration in seconds: finite, not negative, at most a century."""
+    seconds = parse_duration(value)
+    if seconds > LONGEST:
+        raise ValueError(f"duration {value!r} is longer than a century")
+    return seconds
+
+
+Seconds = Annotated[float, BeforeValidator(checked_duration)]
 PositiveSeconds = Annotated[Seconds, Field(gt=0)]
 
 
-class Section(BaseModel):
-    """A section of params.yaml: frozen, and an unknown key is an error, not ignored."""
+def at_least(shortest: float, words: str) -> AfterValidator:
+    def check(seconds: float) -> float:
+        if seconds < shortest:
+            raise ValueError(f"must be at least {words} ({shortest:g}s), got {seconds:g} s")
+        return seconds
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    return AfterValidator(check)
+
+
+# How long an intensity point holds: finer than a minute only multiplies the points (0.001 s over 48 h: 173 million).
+Step = Annotated[Seconds, at_least(MINUTE, "a minute")]
+Count = Annotated[int, Field(ge=1, le=2**31 - 1)]  # a size or number of steps that every tensor index can hold
+
+
+class Section(BaseModel):
+    """A section of params.yaml: frozen, an unknown key is an error, not ignored, and every float is finite (YAML's
+    .nan and .inf, which compare false to every bound, are refused once here for every field)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def one_of(known: Callable[[], Any], what: str) -> Callable[[str], str]:
@@ -89,6 +117,8 @@ def _check_zone(name: str) -> str:
 
 
 TimeZoneName = Annotated[str, AfterValidator(_check_zone)]
+# gCO2/kWh, up to series.MAX_INTENSITY: a higher figure is past any grid (a unit error or garbage).
+Intensity = Annotated[float, Field(ge=0, le=10_000)]
 
 
 class MockParams(Section):
@@ -96,9 +126,9 @@ class MockParams(Section):
 
     region: str = "GB"  # a label recorded with every number
     timezone: TimeZoneName = "Europe/London"  # the curve peaks at peak_hour in this zone's local time
-    resolution: PositiveSeconds = 1800.0  # length of each point
-    peak: Annotated[float, Field(ge=0)] = 450.0
-    trough: Annotated[float, Field(ge=0)] = 200.0
+    resolution: Step = 1800.0  # length of each point
+    peak: Intensity = 450.0
+    trough: Intensity = 200.0
     peak_hour: Annotated[float, Field(ge=0, lt=24)] = 18.0
     trough_hour: Annotated[float, Field(ge=0, lt=24)] = 3.0
 
@@ -125,7 +155,8 @@ class HttpSourceParams(Section):
     base_url: HttpUrl
     timeout: PositiveSeconds = 10.0  # each request, from connecting to the last byte of the answer
     source_timeout: PositiveSeconds = 60.0  # all of this source's requests, retries and waits together
-    max_response_mb: Annotated[float, Field(gt=0)] = 4.0  # a larger answer (once decompressed) fails the source
+    # a larger answer (once decompressed) fails the source
+    max_response_mb: Annotated[float, Field(gt=0, le=1024)] = 4.0
     retries: Annotated[int, Field(ge=0, le=10)] = 2  # after the first attempt
     backoff: Seconds = 1.0  # first retry waits this long, then twice as long each time
     max_retry_after: Seconds = 60.0  # a 429 asking to wait longer than this fails the source instead
@@ -150,7 +181,7 @@ class UkSourceParams(HttpSourceParams):
 class ElectricityMapsParams(HttpSourceParams):
     base_url: HttpUrl = "https://api.electricitymap.org/v3"
     zone: Annotated[str, Field(min_length=1)] = "GB"
-    resolution: PositiveSeconds = 3600.0  # how long each point holds (the API is hourly)
+    resolution: Step = 3600.0  # how long each point holds (the API is hourly)
 
 
 class WattTimeParams(HttpSourceParams):

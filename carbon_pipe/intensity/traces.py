@@ -124,26 +124,31 @@ def _row(values: pd.Series, position: int) -> int:
 
 
 def parse_times(values: pd.Series, origin: str) -> np.ndarray:
-    """Times -> epoch seconds. Numbers are UNIX seconds (years 1970 to 9999); strings are ISO-8601, UTC unless they
-    carry an offset. A missing time or one outside that range is an error naming its row."""
+    """Times -> epoch seconds, in years 1970 to 9999. Numbers are UNIX seconds; strings are ISO-8601, UTC unless
+    they carry an offset. A missing time or one outside that range is an error naming its row."""
     missing = values.isna().to_numpy().nonzero()[0]
     if len(missing):
         raise UsageError(f"{origin}: row {_row(values, missing[0])}: {values.name} is missing")
-    if pd.api.types.is_numeric_dtype(values):
+    numeric = pd.api.types.is_numeric_dtype(values)
+    if numeric:
         seconds = values.to_numpy(dtype=float)
-        outside = (~((seconds >= 0) & (seconds < LAST_EPOCH_SECOND))).nonzero()[0]
-        if len(outside):
-            first = outside[0]
-            raise UsageError(
-                f"{origin}: row {_row(values, first)}: {values.name} {seconds[first]:g} is not a UNIX time in seconds "
-                "(years 1970 to 9999; milliseconds need dividing by 1000)"
-            )
-        return seconds
-    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
-    bad = parsed.isna().to_numpy().nonzero()[0]
-    if len(bad):
-        raise UsageError(f"{origin}: row {_row(values, bad[0])}: cannot parse time {values.iloc[bad[0]]!r}")
-    return (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+    else:
+        parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+        bad = parsed.isna().to_numpy().nonzero()[0]
+        if len(bad):
+            raise UsageError(f"{origin}: row {_row(values, bad[0])}: cannot parse time {values.iloc[bad[0]]!r}")
+        # Through microseconds: pandas' default nanoseconds end in 2262, and would fail on a later time.
+        seconds = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]").astype(np.int64) / 1e6
+    outside = (~((seconds >= 0) & (seconds < LAST_EPOCH_SECOND))).nonzero()[0]
+    if len(outside):
+        first = outside[0]
+        problem = (
+            f"{seconds[first]:g} is not a UNIX time in seconds (years 1970 to 9999; milliseconds need dividing by 1000)"
+            if numeric
+            else f"{values.iloc[first]!r} is outside the years 1970 to 9999"
+        )
+        raise UsageError(f"{origin}: row {_row(values, first)}: {values.name} {problem}")
+    return seconds
 
 
 def _intensities(values: pd.Series, unit: str, origin: str) -> np.ndarray:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from ..artifacts import read_json, write_json, write_text
+from ..artifacts import write_json, write_text
 from ..intensity.horizon import read_horizon
-from ..layout import COMPARISON_JSON, REPORT_MD, SUMMARY_METRICS, run_metrics
+from ..layout import COMPARISON_JSON, REPORT_MD, SUMMARY_METRICS
 from ..report.comparison import compare, key_metrics, render_report, write_plots
+from ..report.runs import read_run_summary
 from ..scheduling.decision import read_decision
 
 
 def run_stage() -> dict:
-    baseline, optimized = read_json(run_metrics("baseline")), read_json(run_metrics("optimized"))
+    baseline, optimized = read_run_summary("baseline"), read_run_summary("optimized")
     horizon, decision = read_horizon(), read_decision()
     result = compare(baseline, optimized, horizon.series)
     write_json(COMPARISON_JSON, result)

@@ -13,6 +13,7 @@ from typing import Optional
 
 from ..errors import UsageError
 from ..intensity.horizon import Horizon, read_horizon
+from ..layout import train_dir
 from ..params import Params
 from ..scheduling.clock import Clock, RealClock
 from ..scheduling.decision import Decision, read_decision
@@ -48,13 +49,10 @@ def run_stage(
     """The run's summary on rank 0 (None on the other ranks of a torchrun job)."""
     decision, horizon = read_decision(), read_horizon()
     placed = placement(decision, horizon)
-    job = distributed.start(params.train.device)  # one process group for all the chunks
-    try:
+    with distributed.running(params.train.device, train_dir(RUN), NAME) as job:  # one group for all the chunks
         summary = follow(params, decision, placed, job, clock or RealClock(), say, pause)
-    finally:
-        distributed.stop()
-    if summary is not None:
-        write_summary(RUN, summary)
+        if summary is not None:
+            write_summary(RUN, summary)
     return summary
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
+from ..artifacts import holding
 from ..errors import Interrupted
 from ..intensity.horizon import Horizon, remove_horizon, write_horizon
-from ..layout import DECISION_JSON
+from ..layout import DECISION_JSON, WINDOW_DIR
 from ..params import Params
 from ..scheduling.clock import Clock, make_clock
 from ..scheduling.decision import Decision, decided, undecided, write_decision
-from ..scheduling.duration import expected_duration
+from ..scheduling.duration import DurationEstimate, expected_duration
 from ..scheduling.outlook import check_reach
 from ..scheduling.waiting import Say, Waited, quiet, wait_for_window
 from ..scheduling.waiting_state import begin_wait
@@ -24,9 +25,15 @@ from ..timeutil import iso
 
 
 def run_stage(params: Params, say: Say = quiet, clock: Optional[Clock] = None, **source_options: Any) -> Decision:
+    """Plan (and on the real clock wait) holding the stage's folder: a second wait on the project is refused, as
+    two would share one resumable state and overwrite each other's decision."""
     estimate = expected_duration(params)
-    check_reach(params, estimate.seconds)
-    clock = clock or make_clock(params)
+    check_reach(params, estimate.seconds)  # bad params first: one line, and not even a lock file written
+    with holding(WINDOW_DIR, "wait-for-window"):
+        return _wait(params, estimate, say, clock or make_clock(params), **source_options)
+
+
+def _wait(params: Params, estimate: DurationEstimate, say: Say, clock: Clock, **source_options: Any) -> Decision:
     state = begin_wait(params, clock.now(), say)
     waited: Optional[Waited] = None
     # SIGTERM ends a wait as Ctrl-C does, with what is known recorded: in the first fetch too.

@@ -8,7 +8,6 @@ import pandas as pd
 
 from ..artifacts import write_csv
 from ..emissions.accounting import Decomposition, profile_emissions_kg, without_pauses
-from ..errors import ArtifactError
 from ..intensity.horizon import Horizon
 from ..intensity.series import IntensitySeries
 from ..layout import (
@@ -19,12 +18,12 @@ from ..layout import (
     RUNS,
     TIMELINE_CSV,
     TIMELINE_PNG,
-    train_dir,
 )
 from ..scheduling.decision import Decision
 from ..timeutil import format_duration, parse_instant
 from . import charts
 from .plot_data import cumulative_emissions, cumulative_frame, epochs_frame, run_span, timeline_frame, window_spans
+from .runs import load_intervals, read_run_csv
 
 
 def _pct(part: float, whole: float) -> float | None:
@@ -50,21 +49,6 @@ def _scaled(value: float | None, factor: float) -> float | None:
 def _clock_time(instant: str | float) -> str:
     moment = parse_instant(instant) if isinstance(instant, str) else instant
     return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%H:%M UTC")
-
-
-def read_run_csv(run_name: str, filename: str) -> pd.DataFrame:
-    path = train_dir(run_name) / filename
-    try:
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise ArtifactError(f"{path} is missing: run train --run {run_name} first") from None
-
-
-def load_intervals(run_name: str) -> pd.DataFrame:
-    frame = read_run_csv(run_name, "energy_intervals.csv")
-    frame["start_s"] = [parse_instant(t) for t in frame["start"]]
-    frame["end_s"] = [parse_instant(t) for t in frame["end"]]
-    return frame
 
 
 def compare(baseline: dict, optimized: dict, series: IntensitySeries) -> dict:

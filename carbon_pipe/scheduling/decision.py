@@ -7,10 +7,11 @@ One writer (`write_decision`: decision.json and its flat summary metrics/schedul
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..artifacts import read_json, write_json
+from ..artifacts import read_json, reason, write_json
 from ..errors import ArtifactError
 from ..layout import DECISION_JSON, SCHEDULE_METRICS
 from ..params import Params
@@ -147,13 +148,20 @@ class Decision:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Decision:
+        """decision.json read back; a record that is not one (a key missing, a number that is text) is a
+        KeyError, TypeError or ValueError."""
+        if not isinstance(record, dict):
+            raise TypeError(f"a JSON {type(record).__name__}, not an object")
         values = {}
         for field in dataclasses.fields(cls):
-            value = record[RENAMED.get(field.name, field.name)]
+            key = RENAMED.get(field.name, field.name)
+            value = record[key]
             if field.name in ("submitted", "start", "expected_end"):
                 value = _instant(value)
             elif field.name == "chunks":
-                value = tuple(Chunk(parse_instant(c["start"]), parse_instant(c["end"]), c[PER_KWH]) for c in value)
+                value = tuple(_chunk(chunk) for chunk in value)
+            elif "float" in str(field.type):  # a number, or null where it may be: text here would fail much later
+                value = None if value is None and "Optional" in str(field.type) else _number(value, key)
             elif isinstance(value, list):
                 value = tuple(value)
             values[field.name] = value
@@ -166,6 +174,16 @@ def _iso(moment: Optional[float]) -> Optional[str]:
 
 def _instant(text: Optional[str]) -> Optional[float]:
     return None if text is None else parse_instant(text)
+
+
+def _chunk(record: dict[str, Any]) -> Chunk:
+    return Chunk(parse_instant(record["start"]), parse_instant(record["end"]), _number(record[PER_KWH], PER_KWH))
+
+
+def _number(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{key} is {value!r}, not a number")
+    return float(value)
 
 
 def chunk_records(chunks: tuple[Chunk, ...]) -> list[dict[str, Any]]:
@@ -265,7 +283,9 @@ def read_decision() -> Decision:
     try:
         decision = Decision.from_record(read_json(DECISION_JSON))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ArtifactError(f"{DECISION_JSON}: not a decision wait-for-window wrote ({exc!r}): run it again") from None
+        raise ArtifactError(
+            f"{DECISION_JSON}: not a decision wait-for-window wrote ({reason(exc)}): run wait-for-window again"
+        ) from None
     if decision.interrupted:
         raise ArtifactError(f"{DECISION_JSON}: wait-for-window was interrupted before a start was chosen; run it again")
     return decision

@@ -120,10 +120,14 @@ def look_ahead(
     return Outlook(chosen, plan, locations if params.carbon.alternatives else (), tuple(failures))
 
 
-def plan_summary(outlook: Outlook, duration_source: str, duration_basis: str) -> dict[str, Any]:
-    """`carbon-pipe plan --json`."""
+def plan_summary(
+    outlook: Outlook, duration_source: str, duration_basis: str, clock: str, now: float
+) -> dict[str, Any]:
+    """`carbon-pipe plan --json`: the plan made at `now` on `clock` (simulated: scheduler.now or --now)."""
     plan = outlook.plan
     return {
+        "clock": clock,
+        "now": iso(now),
         "source": outlook.series.source,
         "region": outlook.series.region,
         "start": iso(plan.start),
@@ -151,6 +155,7 @@ def intensity_summary(params: Params, now: float, **options: Any) -> dict[str, A
     return {
         "source": series.source,
         "region": series.region,
+        "clock": params.scheduler.clock,
         "now": iso(now),
         "current_intensity": series.at(now),
         "forecast": [
@@ -175,11 +180,23 @@ def sparkline(values: list[float]) -> str:
     return "".join(SPARK[min(len(SPARK) - 1, int((v - low) / span * len(SPARK)))] for v in values)
 
 
+def clock_line(summary: dict[str, Any]) -> list[str]:
+    """On the simulated clock "now" is not the wall clock's: say so, and how to look from the wall clock."""
+    if summary["clock"] != "simulated":
+        return []
+    return [
+        f"simulated clock: now is {summary['now']} (scheduler.now, or --now), not the wall clock's time; "
+        "--clock real looks from the wall clock"
+    ]
+
+
 def render_intensity(summary: dict[str, Any]) -> str:
     values = [point["carbon_intensity"] for point in summary["forecast"]]
     lowest = min(summary["forecast"], key=lambda point: point["carbon_intensity"])
+    simulated = ", simulated clock" if summary["clock"] == "simulated" else ""
     lines = [
-        f"{summary['source']} {summary['region']}: {summary['current_intensity']:.0f} gCO2/kWh now ({summary['now']})",
+        f"{summary['source']} {summary['region']}: {summary['current_intensity']:.0f} gCO2/kWh now "
+        f"({summary['now']}{simulated})",
         f"next {len(values)} points: {sparkline(values)}  {min(values):.0f}-{max(values):.0f} g/kWh, "
         f"lowest from {lowest['timestamp']}",
     ]
@@ -191,7 +208,7 @@ def render_intensity(summary: dict[str, Any]) -> str:
     ]
     lines += [f"fell back: {failure['error']}" for failure in summary["source_failures"]]
     lines += [f"note: {note}" for note in summary["series_notes"]]
-    return "\n".join(lines)
+    return "\n".join(lines + clock_line(summary))
 
 
 def render_plan(summary: dict[str, Any]) -> str:
@@ -214,4 +231,4 @@ def render_plan(summary: dict[str, Any]) -> str:
         for p in summary["locations"]
     ]
     lines += [f"fell back: {failure['error']}" for failure in summary["source_failures"]]
-    return "\n".join(lines)
+    return "\n".join(lines + clock_line(summary))

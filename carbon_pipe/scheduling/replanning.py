@@ -60,7 +60,8 @@ class Replanner:
         plan, self.planned_start = None, None
         with stop_requests(interrupt=True) as received:  # SIGTERM as well as SIGINT ends the pause
             try:
-                plan = self.wait(left, previous, outcome)
+                if not received:  # one that came since the chunk ended stops the pause before it begins
+                    plan = self.wait(left, previous, outcome)
             except KeyboardInterrupt:  # in the first look ahead, or in the kept plan's sleep
                 pass
         if plan is None:

@@ -6,13 +6,19 @@ torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK (the no
 
 from __future__ import annotations
 
+import contextlib
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
 
-from ..errors import UsageError
+from ..artifacts import holding
+from ..errors import Busy, CarbonPipeError, UsageError
+from ..signals import stop_requests
 
 
 @dataclass(frozen=True)
@@ -94,3 +100,31 @@ def start(requested_device: str) -> Job:
 def stop() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def running(requested_device: str, folder: Path, what: str) -> Iterator[Job]:
+    """The job's process group for the block, holding the run's `folder` for the whole job (artifacts.holding),
+    with SIGTERM and SIGINT recorded from start to end (signals.stop_requests): a signal between two segments, or
+    while one is set up, stops the next one after its first step, checkpointed, instead of killing the process.
+
+    One lock per job, not per rank: rank 0 takes it (the folder may be shared by every node) and every rank waits
+    for that before going on; if another process holds it, every rank stops with rank 0's line.
+    """
+    job = start(requested_device)
+    try:
+        with contextlib.ExitStack() as held, stop_requests():
+            refusal = None
+            if job.is_main:
+                try:
+                    held.enter_context(holding(folder, what))
+                except CarbonPipeError as exc:
+                    refusal = exc
+            refused = job.gather(str(refusal) if refusal else None)[0]
+            if refusal is not None:
+                raise refusal
+            if refused is not None:
+                raise Busy(refused)
+            yield job
+    finally:
+        stop()

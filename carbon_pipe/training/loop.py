@@ -9,6 +9,7 @@ command resumes the run, and on CPU the final model is byte-identical to an unin
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -16,8 +17,8 @@ from typing import Optional
 import torch
 
 from ..emissions.meter import EnergyJournal, MeterReading
-from ..errors import TrainingStopped
-from ..layout import DATASET_FILE
+from ..errors import TrainingDiverged, TrainingStopped
+from ..layout import DATASET_FILE, train_dir
 from ..params import Params, RunParams
 from ..signals import stop_requests
 from ..timeutil import iso
@@ -38,25 +39,23 @@ from .summary import (
     write_outputs,
     write_summary,
 )
-from .trainer import Splits, Trainer, build_trainer, evaluate, seed_everything, steps_per_epoch
+from .trainer import Splits, Trainer, build_trainer, evaluate, read_dataset, seed_everything, steps_per_epoch
 
 
 def run_training(params: Params, run_name: str, placement: Placement, segment: Segment = Segment()) -> dict | None:
-    """Train one configuration (all of it, or the one segment given) in its own process group and write its
-    summary; return the summary on rank 0 once the run finished (None on the other ranks of a torchrun job)."""
-    job = distributed.start(params.train.device)
-    try:
+    """Train one configuration (all of it, or the one segment given) in its own process group, holding its folder
+    (a second trainer of the run is refused), and write its summary; return the summary on rank 0 once the run
+    finished (None on the other ranks of a torchrun job)."""
+    with distributed.running(params.train.device, train_dir(run_name), f"train {run_name}") as job:
         summary = train(params, run_name, segment, job, placement)
-    finally:
-        distributed.stop()
-    if summary is not None:
-        write_summary(run_name, summary)
+        if summary is not None:
+            write_summary(run_name, summary)
     return summary
 
 
 def total_steps(params: Params, run_name: str) -> int:
     """Optimizer steps of the whole run, from the size of the prepared training split."""
-    labels = torch.load(DATASET_FILE, weights_only=True, mmap=True)["train_labels"]
+    labels = read_dataset(DATASET_FILE, mmap=True)["train_labels"]
     return params.train.epochs * steps_per_epoch(len(labels), params.configuration(run_name))
 
 
@@ -132,6 +131,8 @@ class Training:
             "segment": self.clock.index, **self.segment.note, "clock_start": iso(self.clock.start),
             "first_step": self.state.step,
         }
+        # The first step whose loss was NaN or infinite (0: none yet), kept on the device: no sync per step.
+        self.first_non_finite = torch.zeros((), dtype=torch.int64, device=self.job.device)
 
     def epochs(self, signals: list[int], bar: ProgressBar) -> None:
         """Each optimizer step trains on exactly one effective batch, the short last one of an epoch included."""
@@ -149,8 +150,12 @@ class Training:
             part_start = time.time()
             bar.describe(f"{self.run_name} epoch {epoch}/{params.train.epochs}")
             for group in order.split(self.config.effective_batch_size)[done:]:
-                state.epoch_loss += trainer.step(self.data.train, group)
+                loss = trainer.step(self.data.train, group)
+                state.epoch_loss += loss
                 state.step += 1
+                self.first_non_finite = torch.where(
+                    (self.first_non_finite == 0) & ~torch.isfinite(loss), state.step, self.first_non_finite
+                )
                 bar.advance(len(group))
                 seconds = time.time() - self.clock.wall_origin
                 reason = stop_reason(signals, self.segment, state.step, seconds, state.step == state.total_steps)
@@ -158,12 +163,14 @@ class Training:
                 if stopping or state.step % params.train.checkpoint_every == 0:
                     state.epoch_seconds += time.time() - part_start
                     part_start = time.time()
+                    self.check_finite()
                     self.checkpoint()
                 if stopping:
                     raise self.stopped(reason, signals)
             if self.job.device.type == "cuda":
                 torch.cuda.synchronize(self.job.device)  # count the queued GPU work in this epoch's time
             state.epoch_seconds += time.time() - part_start
+            self.check_finite()
             self.evaluate(epoch, bar)
             state.order_state = self.order_rng.get_state()
             self.checkpoint()
@@ -187,6 +194,21 @@ class Training:
         bar.print(
             f"{self.run_name} epoch {epoch}: loss {record['train_loss']:.4f}, accuracy {accuracy:.2f} %, "
             f"{record['samples_per_second']:.0f} samples/s"
+        )
+
+    def check_finite(self) -> None:
+        """Where the loop syncs anyway (a checkpoint, an epoch's end): a NaN or infinite loss since the last check
+        stops the run before that state is saved, evaluated or reported. Every rank calls it (the earliest step of
+        any rank counts)."""
+        step = -self.job.max(-float(self.first_non_finite.item() or math.inf))
+        if math.isinf(step):
+            return
+        params, config = self.params, self.config
+        precision = ", or mixed_precision: false" if config.mixed_precision else ""
+        raise TrainingDiverged(
+            f"train {self.run_name}: the training loss is not finite (NaN or infinite) at step {int(step)} of "
+            f"{self.state.total_steps}: the training diverged; try a lower train.learning_rate (now "
+            f"{params.train.learning_rate:g}){precision}; no model or metrics were written"
         )
 
     def checkpoint(self) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import sys
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..params import import_named
 
 # Offered to a model's constructor when it has a parameter of that name and model.kwargs does not set it.
 DATASET_ARGUMENTS = ("in_channels", "image_size", "num_classes")
@@ -45,17 +43,7 @@ class SimpleCNN(nn.Module):
 
 def load_model_class(class_path: str) -> type[nn.Module]:
     """'package.module:ClassName' -> the class, importable from the installed packages or the project folder."""
-    module_name, class_name = class_path.split(":")
-    project = str(Path.cwd())
-    if project not in sys.path:  # the console script's sys.path lacks the project folder that `python -m` has
-        sys.path.insert(0, project)
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # an import can fail with anything the module's own code raises
-        raise ModelError(f"model.class: cannot import {module_name!r} ({exc.__class__.__name__}: {exc})") from None
-    found = getattr(module, class_name, None)
-    if found is None:
-        raise ModelError(f"model.class: module {module_name!r} has no {class_name!r}")
+    found = import_named(class_path, "model.class", ModelError)
     if not (isinstance(found, type) and issubclass(found, nn.Module)):
         raise ModelError(f"model.class: {class_path} is not a torch.nn.Module subclass")
     return found
@@ -68,8 +56,10 @@ def build_model(class_path: str, kwargs: dict, image_shape: tuple[int, int, int]
     arguments = {name: value for name, value in offered.items() if name in accepted and name not in kwargs}
     try:
         return model_class(**arguments, **kwargs)
-    except TypeError as exc:
-        raise ModelError(f"model.kwargs: {class_path}: {exc}") from None
+    except Exception as exc:  # a wrong keyword (TypeError), or a value the layers refuse (width -1, 2.5): anything
+        first_line = (str(exc).splitlines() or [exc.__class__.__name__])[0]
+        given = ", ".join(f"{name}={value!r}" for name, value in kwargs.items()) or "none"
+        raise ModelError(f"model.kwargs: {class_path}: {first_line} (model.kwargs: {given})") from None
 
 
 @torch.no_grad()

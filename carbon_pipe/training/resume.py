@@ -1,7 +1,9 @@
 """What resuming needs: the resume folder, the fingerprint that says whose it is, the run's state and the RNGs'.
 
 A stopped or killed run leaves stages/train-<run>/resume/ behind: `checkpoint.pt` (the latest step checkpoint,
-written atomically) and one energy journal per node. The folder is not a DVC out, so `dvc repro` does not delete
+written atomically), `checkpoint.previous.pt` (the one before it) and one energy journal per node. A checkpoint
+that cannot be read (a disk fault, a copy cut short) is set aside beside the folder, for a look, and the run
+resumes from the one before it, or from scratch, saying so. The folder is not a DVC out, so `dvc repro` does not delete
 it before rerunning the stage; its `fingerprint` names the configuration it belongs to, so a run with other
 params, data or placement on the clock starts afresh instead of resuming someone else's state. A run that
 finishes deletes the folder, so a finished run never resumes.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import shutil
 import time
@@ -22,6 +25,7 @@ import numpy as np
 import torch
 
 from ..artifacts import md5sum, save_torch, write_bytes
+from ..errors import notice
 from ..layout import DATASET_FILE, resume_dir
 from ..params import Params
 from ..timeutil import iso
@@ -38,28 +42,51 @@ class ResumeFolder:
         self.folder = folder
         self.fingerprint = fingerprint
         self.checkpoint = folder / "checkpoint.pt"
+        self.previous = folder / "checkpoint.previous.pt"  # a fallback should the latest prove unreadable
+        # Outside the folder, which a finished run deletes: kept for a look (the last one only), git-ignored.
+        self.set_aside = folder.with_name(f"{folder.name}-checkpoint.pt.set-aside")
 
     def journal(self, node: int) -> Path:
         return self.folder / f"energy-node{node}.csv"
 
     def claim(self) -> bool:
         """Keep the folder if it belongs to this configuration, else start it afresh; True if stale state was
-        discarded."""
+        discarded. Rank 0 only: an unreadable latest checkpoint is set aside here, with one line on stderr."""
         marker = self.folder / "fingerprint"
         if marker.is_file() and marker.read_text(encoding="utf-8").strip() == self.fingerprint:
+            self._set_aside_unreadable()
             return False
         stale = self.folder.exists()
         shutil.rmtree(self.folder, ignore_errors=True)
         write_bytes(marker, f"{self.fingerprint}\n".encode())  # a hash, not prose: never redacted
         return stale
 
+    def _set_aside_unreadable(self) -> None:
+        _, problem = _read(self.checkpoint)
+        if problem is None:
+            return
+        self.checkpoint.replace(self.set_aside)
+        earlier = self.load()
+        then = f"resuming from the checkpoint before it (step {earlier['step']})" if earlier else "starting afresh"
+        notice(f"{self.checkpoint} is unreadable ({problem}): set aside as {self.set_aside}; {then}")
+
     def load(self) -> dict | None:
-        if not self.checkpoint.is_file():
-            return None
-        state = torch.load(self.checkpoint, weights_only=True)
-        return state if state.get("fingerprint") == self.fingerprint else None
+        """The latest readable checkpoint of this configuration, if any (every rank reads it)."""
+        for path in (self.checkpoint, self.previous):
+            state, _ = _read(path)
+            if state is not None:
+                return state if state["fingerprint"] == self.fingerprint else None
+        return None
 
     def save(self, state: dict) -> None:
+        """The latest is kept as the previous (a second name for the same file, so no copy), then the new one is
+        written over the latest (atomically: a failed write leaves the latest as it was)."""
+        if self.checkpoint.is_file():
+            self.previous.unlink(missing_ok=True)
+            try:
+                os.link(self.checkpoint, self.previous)
+            except OSError:  # a filesystem without hard links: a copy
+                write_bytes(self.previous, self.checkpoint.read_bytes())
         save_torch(self.checkpoint, state)
 
     def remove(self) -> None:
@@ -72,6 +99,25 @@ class ResumeFolder:
             return None
         chunk = max((entry.get("chunk", 0) for entry in saved["segment_log"]), default=0)
         return Done(saved["step"], saved["seconds"], chunk)
+
+
+# What resuming reads of a checkpoint (RunState.resumed, Trainer.load_state_dict); `segment_log` came later.
+CHECKPOINT_KEYS = (
+    "fingerprint", "step", "epochs", "seconds", "epoch_seconds", "epoch_start", "clock", "epoch_loss",
+    "data_order_rng", "rng", "model", "optimizer", "scaler", "lr_schedule",
+)
+
+
+def _read(path: Path) -> tuple[Optional[dict], Optional[str]]:
+    """The checkpoint at `path`, or None and why it cannot be resumed (no reason: there is none)."""
+    try:
+        state = torch.load(path, weights_only=True)
+    except FileNotFoundError:
+        return None, None
+    except Exception as exc:  # a truncated zip, pickled garbage, an I/O error: torch raises many kinds
+        return None, f"{exc.__class__.__name__}: {(str(exc).splitlines() or [''])[0].split('. ')[0][:200]}"
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    return (None, f"no {', '.join(missing)} in it") if missing else (state, None)
 
 
 def fingerprint(**parts) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import ArtifactError
 from ..params import Params, RunParams
 from . import distributed
 from .model import build_model, check_fits
@@ -59,17 +60,36 @@ class Splits:
 
     @classmethod
     def load(cls, path: Path, device: torch.device, channels_last: bool = False) -> Splits:
-        dataset = torch.load(path, weights_only=True)
+        dataset = read_dataset(path)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         train = DeviceData.load(dataset, "train", device, memory_format)
         test = DeviceData.load(dataset, "test", device, memory_format)
         return cls(train, test, list(dataset["classes"]), dataset["dataset"])
 
 
+DATASET_KEYS = ("dataset", "classes", "mean", "std", "train_images", "train_labels", "test_images", "test_labels")
+
+
+def read_dataset(path: Path, mmap: bool = False) -> dict[str, Any]:
+    """fetch-data's dataset.pt (datasets/prepared.py writes it); missing, unreadable or incomplete is one line."""
+    again = "run fetch-data again (dvc repro fetch-data, or dvc checkout to restore the cached copy)"
+    try:
+        dataset = torch.load(path, weights_only=True, mmap=mmap)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} is missing: run fetch-data first (dvc repro fetch-data)") from None
+    except Exception as exc:  # a truncated zip, garbage: torch raises many kinds
+        first_line = (str(exc).splitlines() or [exc.__class__.__name__])[0][:200]
+        raise ArtifactError(f"{path} is unreadable ({exc.__class__.__name__}: {first_line}): {again}") from None
+    missing = [key for key in DATASET_KEYS if not isinstance(dataset, dict) or key not in dataset]
+    if missing:
+        raise ArtifactError(f"{path} has no {', '.join(missing)}: not a dataset fetch-data wrote; {again}")
+    return dataset
+
+
 def seed_everything(seed: int, rank: int = 0) -> torch.Generator:
     """Seed every RNG (per rank, so ranks draw different dropout masks); return the data-order generator (shared)."""
     random.seed(seed + rank)
-    np.random.seed(seed + rank)
+    np.random.seed((seed + rank) % 2**32)  # NumPy takes 32 bits; params.seed is below 2**32, a rank may carry it over
     torch.manual_seed(seed + rank)
     torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
     return torch.Generator().manual_seed(seed)
