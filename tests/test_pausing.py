@@ -411,3 +411,34 @@ def test_after_a_resumed_wait_the_run_keeps_the_first_submissions_deadline(works
     chunks = summary["scheduler_metrics"]["chunks"]
     assert len(chunks) == 2 and chunks[1]["past_deadline"] is True
     assert_same_as_one_go(parse_params(raw))
+
+
+@dataclass
+class HeldClock(OffsetClock):
+    """The wall clock, where a sleep really passes (up to `held` seconds) and the rest is skipped: each pause
+    holds the process for a measurable time."""
+
+    held: float = 0.6
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(min(seconds, self.held))
+        super().sleep(max(0.0, seconds - self.held))
+
+
+def test_on_the_real_clock_the_run_profiles_first_and_is_metered_through_its_pauses(workspace):
+    clock = HeldClock()
+    project = real_clock_project(workspace, clock, profile=True)
+    params = parse_params(project["raw"])
+    summary = train_optimized.run_stage(params, clock=clock)
+    rows = intervals()
+    phases = rows.groupby("segment")["phase"].first()
+    assert phases.iloc[0] == "profile" and summary["profile"]["segment"] == 0
+    assert summary["scheduler_metrics"]["start"] == summary["profile"]["clock_start"]  # the run began with it
+    idle = rows[rows["phase"] == "idle"]
+    pauses = summary["scheduler_metrics"]["pauses"]
+    assert pauses and idle["segment"].nunique() >= len(pauses) and idle["energy_kwh"].sum() > 0
+    sci = summary["sci"]
+    assert sci["held_idle_energy_kwh"] == pytest.approx(idle["energy_kwh"].sum(), rel=1e-12)
+    assert sci["energy_kwh"] == pytest.approx(rows["energy_kwh"].sum(), rel=1e-12) and "real clock" in sci["held_idle"]
+    assert summary["carbon_metrics"]["total_emissions_kg"] == pytest.approx(rows["emissions_kg"].sum(), rel=1e-12)
+    assert_same_as_one_go(params)
