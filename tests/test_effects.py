@@ -324,3 +324,36 @@ def test_auto_trains_its_choice_reports_it_and_the_choice_pinned_gives_the_same_
     write_params(workspace, raw)
     run_training(parse_params(raw), "optimized")  # the choice pinned
     assert (RUN / "model.pt").read_bytes() == chosen_bytes
+
+
+def test_sigterm_during_the_profile_stops_once_it_is_recorded_and_the_rerun_trains_without_profiling(workspace):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    raw = tiny_params(profile={"rounds": 10, "burst_seconds": 0.3})  # a profile of several seconds
+    write_params(workspace, raw)
+    synthetic_dataset()
+    wait_for_window.run_stage(parse_params(raw), say=lambda line: None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "carbon_pipe.cli", "train", "--run", "optimized"], cwd=workspace, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    journal = RUN / "resume" / "energy-node0.csv"
+    deadline = time.time() + 120
+    while not (journal.is_file() and len(journal.read_text().splitlines()) > 1):  # the profile is being metered
+        assert process.poll() is None and time.time() < deadline, process.stderr.read() if process.poll() else ""
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped by SIGTERM after its energy profile, before training" in stderr.strip().splitlines()[-1]
+    kept = json.loads((RUN / "resume" / "profile.json").read_text())
+    assert not (RUN / "resume" / "checkpoint.pt").exists()
+
+    summary = train_optimized.run_stage(parse_params(raw))
+    rows = pd.read_csv(RUN / "energy_intervals.csv")
+    assert rows.groupby("segment")["phase"].first().tolist() == ["profile", "training"]
+    assert json.loads((RUN / "profile.json").read_text())["profile"]["bursts"] == kept["profile"]["bursts"]
+    assert summary["profile"]["energy_kwh"] == pytest.approx(rows.loc[rows["phase"] == "profile", "energy_kwh"].sum())

@@ -69,8 +69,8 @@ def measure_segment(
     steady_allocator(params.train.steady_allocator)
     segment = Segment(clock_start=now() if placement.follows_wall_clock else None)
     clock = place_segment(placement, segment, placement.run_start(), None, resume, job)
-    metering = Metering(params.energy, job, resume, clock, PROFILE)
-    with stop_requests() as signals:
+    with stop_requests() as signals:  # from before the meter starts: its first interval can come during its start
+        metering = Metering(params.energy, job, resume, clock, PROFILE)
         try:
             trained, profile, choice = profile_configurations(params, job.device)
         finally:
