@@ -1,13 +1,14 @@
 """Does `carbon-pipe profile` give the same answer three times in a row under load, and what does profiling cost?
 
-    python benchmarks/profile_stability.py [--runs 3] [--train-samples N] [--epochs 3] [--no-load]
+    python benchmarks/profile_stability.py [--runs 3] [--repeats 1] [--train-samples N] [--epochs 3] [--no-load]
 
 In a scratch project on the default params (full MNIST unless --train-samples), with a background process keeping
 one CPU core busy (started and stopped here): `carbon-pipe profile --json` --runs times in a row, each in its own
-process as a user runs it, then `carbon-pipe train --run baseline` once. Prints each run's ratio (optimized /
-baseline energy per sample), its 95 % interval and verdict; whether the verdicts agree and every interval contains
-the median of the ratios; and the profile's energy and time against the baseline run's (the budget: 10 %).
-Torch runs with OMP_NUM_THREADS=1 unless it is set. Three to four minutes on full MNIST.
+process as a user runs it (--repeats such sets), then `carbon-pipe train --run baseline` once. Prints each run's
+ratio (optimized / baseline energy per sample), its 95 % interval and verdict; for each set, whether the verdicts
+agree and every interval contains the median of its ratios, and how many sets held both; and the profile's energy
+and time against the baseline run's (the budget: 10 %). Torch runs with OMP_NUM_THREADS=1 unless it is set. Three
+to four minutes per set on full MNIST.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from common import REPO, project_params, scratch_project  # noqa: E402
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="profile runs in a row")
+    parser.add_argument("--repeats", type=int, default=1, help="sets of --runs profile runs")
     parser.add_argument("--train-samples", type=int, default=None, help="default: all 60000")
     parser.add_argument("--epochs", type=int, default=None, help="of the baseline run (default: params.yaml's)")
     parser.add_argument("--no-load", action="store_true", help="no background process")
@@ -69,18 +71,23 @@ def main() -> None:
     neighbour = None if args.no_load else busy_core()
     try:
         with scratch_project(project_params(**sections), prefix="carbon-pipe-profile-stability-"):
-            runs = []
-            for index in range(1, args.runs + 1):
-                output, wall = command("profile", "--json")
-                runs.append({**json.loads(output), "command_seconds": wall})
-                print_run(index, runs[-1])
+            sets = []
+            for repeat in range(args.repeats):
+                sets.append([])
+                for index in range(1, args.runs + 1):
+                    output, wall = command("profile", "--json")
+                    sets[-1].append({**json.loads(output), "command_seconds": wall})
+                    print_run(index, sets[-1][-1])
+                print(f"set {repeat + 1}: {agreement(sets[-1])}", flush=True)
             _, baseline_wall = command("train", "--run", "baseline")
             baseline = json.loads(Path("metrics/baseline.json").read_text())
     finally:
         if neighbour is not None:
             neighbour.terminate()
             neighbour.wait()
-    report(runs, baseline, baseline_wall)
+    held = sum(agreement(runs).endswith("both held") for runs in sets)
+    print(f"{held} of {len(sets)} set(s) of {args.runs} runs: same verdict and every interval contains the median")
+    report([run for runs in sets for run in runs], baseline, baseline_wall)
 
 
 def print_run(index: int, run: dict) -> None:
@@ -91,13 +98,17 @@ def print_run(index: int, run: dict) -> None:
           flush=True)
 
 
-def report(runs: list[dict], baseline: dict, baseline_wall: float) -> None:
+def agreement(runs: list[dict]) -> str:
+    """Whether one set of runs gave the same verdict, each interval holding the median of their ratios."""
     median = statistics.median(run["ratio"] for run in runs)
     agree = len({run["verdict"] for run in runs}) == 1
     contain = all(run["ratio_ci95"][0] <= median <= run["ratio_ci95"][1] for run in runs)
-    print(f"{runs[0]['rounds']} rounds, {runs[0]['warmup_rounds']} warm-up round(s) per profile; median ratio "
-          f"{median:.3f}; verdicts agree: {'yes' if agree else 'NO'}; every interval contains the median: "
-          f"{'yes' if contain else 'NO'}")
+    return (f"median ratio {median:.3f}; verdicts agree: {'yes' if agree else 'NO'}; every interval contains the "
+            f"median: {'yes' if contain else 'NO'}" + ("; both held" if agree and contain else ""))
+
+
+def report(runs: list[dict], baseline: dict, baseline_wall: float) -> None:
+    print(f"{runs[0]['rounds']} rounds, {runs[0]['warmup_rounds']} warm-up round(s) per profile")
     energy_kwh = baseline["carbon_metrics"]["energy_consumed_kwh"]
     seconds = baseline["training_metrics"]["total_time_seconds"]
     print(f"baseline run (train --run baseline, {baseline['training_metrics']['epochs']} epochs): "

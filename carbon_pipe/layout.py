@@ -41,5 +41,10 @@ def resume_dir(run_name: str) -> Path:
     return train_dir(run_name) / "resume"
 
 
+def run_profile_file(run_name: str) -> Path:
+    """The energy profile a run measured before training (train-optimized's first segment)."""
+    return train_dir(run_name) / "profile.json"
+
+
 def run_metrics(run_name: str) -> Path:
     return METRICS_DIR / f"{run_name}.json"

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Hashable, Literal, Optional, Union
 
 import yaml
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from .datasets.catalog import CUSTOM, DATASETS, FOLDER, OWN_DATASETS
 from .errors import ParamsError, UsageError, deprecated
@@ -174,6 +182,7 @@ class TrainParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     eval_batch_size: Count = 1000
     checkpoint_every: Count = 200  # optimizer steps between resume checkpoints
+    steady_allocator: bool = True  # pin glibc malloc's thresholds (training/allocator.py)
 
 
 class EnergyParams(Section):
@@ -181,18 +190,55 @@ class EnergyParams(Section):
     measure_power_secs: Annotated[float, Field(ge=0.5, le=3600)] = 5.0
     # for CodeCarbon's static-average reference figure only
     country_iso_code: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "GBR"
+    # SCI's embodied share: the hardware's manufacturing and disposal emissions over its service life (estimates)
+    embodied_kg: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] = 1000.0
+    lifetime_years: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 4.0
+
+
+def _mixed_precision(value: Any) -> Any:
+    if isinstance(value, bool) or value in ("bf16", "fp16"):
+        return value
+    raise ValueError(f"expected true, false, bf16 or fp16, got {value!r}")
 
 
 class RunParams(Section):
     batch_size: Count
     gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024)] = 1
-    mixed_precision: bool = False
+    # true: fp16 + GradScaler on CUDA, bf16 on CPUs with bf16; or name one: bf16 | fp16 (CUDA only)
+    mixed_precision: Annotated[Union[bool, Literal["bf16", "fp16"]], PlainValidator(_mixed_precision)] = False
     compile: bool = False        # torch.compile the model
     channels_last: bool = False  # NHWC memory format for the model and its input batches
 
     @property
     def effective_batch_size(self) -> int:
         return self.batch_size * self.gradient_accumulation_steps
+
+    def how(self) -> dict[str, Any]:
+        """How it trains: the fields a configuration is made of (not how one is chosen)."""
+        return self.model_dump(include=set(RunParams.model_fields))
+
+
+def _only_for_auto(value: Any, info: ValidationInfo) -> Any:
+    if value is not None and info.data.get("choose") == "explicit":
+        raise ValueError("only read when optimized.choose is auto")
+    return value
+
+
+class OptimizedParams(RunParams):
+    """The carbon-aware run: the configuration given (explicit), or the one `carbon-pipe train` measures to be the
+    cheapest per sample within a memory budget (auto; profiling/candidates.py)."""
+
+    choose: Literal["explicit", "auto"] = "explicit"  # before memory_budget_mb, which is checked against it
+    memory_budget_mb: Annotated[
+        Optional[Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)]], AfterValidator(_only_for_auto)
+    ] = None
+    auto_compile: Literal["gpu", "always", "never"] = "gpu"  # auto: which candidates try torch.compile
+
+    def decides(self) -> dict[str, Any]:
+        """What decides how the run trains: the configuration (explicit), or how one is chosen (auto)."""
+        if self.choose == "explicit":
+            return self.how()
+        return self.model_dump(include={"choose", "memory_budget_mb", "auto_compile"})
 
 
 def _even(rounds: int) -> int:
@@ -205,6 +251,7 @@ class ProfileParams(Section):
     rounds: Annotated[Count, Field(ge=4), AfterValidator(_even)] = 10
     warmup_rounds: Count = 1
     burst_seconds: Annotated[float, Field(gt=0, le=3600)] = 0.25
+    before_training: bool = True  # train-optimized profiles first, as the run's first measured segment
 
 
 class CommandParams(Section):
@@ -224,13 +271,17 @@ class Params(Section):
     train: TrainParams
     energy: EnergyParams
     baseline: RunParams
-    optimized: RunParams
+    optimized: OptimizedParams
     profile: ProfileParams
     command: CommandParams
 
     def configuration(self, run_name: str) -> RunParams:
-        """How the run called `run_name` (baseline or optimized) trains."""
+        """How the run called `run_name` (baseline or optimized) trains (auto: the fields a choice pinned)."""
         return {"baseline": self.baseline, "optimized": self.optimized}[run_name]
+
+    def decides(self, run_name: str) -> dict[str, Any]:
+        """What of the run's own section decides its training (for resume fingerprints)."""
+        return self.optimized.decides() if run_name == "optimized" else self.baseline.how()
 
 
 def _check_consistency(params: Params, origin: str) -> Params:
@@ -241,6 +292,8 @@ def _check_consistency(params: Params, origin: str) -> Params:
         raise ParamsError(
             f"{origin}: scheduler.mode: interruptible needs rule lowest-mean, got rule {params.scheduler.rule}"
         )
+    if params.optimized.choose == "auto" and not params.profile.before_training:
+        raise ParamsError(f"{origin}: optimized.choose: auto needs profile.before_training: true (it measures)")
     check_carbon(params.carbon, origin)
     _check_mock_points(params, origin)
     return params

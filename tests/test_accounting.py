@@ -35,10 +35,14 @@ def test_decomposition_worked_by_hand():
     starts, ends, energy = np.array([3600.0, 5400.0]), np.array([5400.0, 7200.0]), np.array([0.5, 0.5])
     optimized_kg = profile_emissions_kg(series, starts, ends, energy)  # ran in the clean hour: 1 kWh x 100 g
     at_baseline = profile_emissions_kg(series, starts, ends, energy, shift=-3600.0)  # the same profile an hour earlier
-    split = Decomposition(baseline_kg=0.6, optimized_kg=optimized_kg, optimized_at_baseline_start_kg=at_baseline)
+    split = Decomposition(
+        baseline_kg=0.6, optimized_training_kg=optimized_kg, optimized_training_at_baseline_start_kg=at_baseline,
+        overhead_kg=0.05,  # its profile, charged where it ran
+    )
     assert (optimized_kg, at_baseline) == pytest.approx((0.1, 0.4))
     assert split.schedule_effect_kg == pytest.approx(0.3)  # when: 0.4 kg -> 0.1 kg
     assert split.configuration_effect_kg == pytest.approx(0.2)  # how: 0.6 kg -> 0.4 kg at the same time
+    assert split.reduction_kg == pytest.approx(0.6 - 0.1 - 0.05) == pytest.approx(0.3 + 0.2 - 0.05)
 
 
 def test_no_shift_means_no_schedule_effect():
@@ -68,5 +72,5 @@ def test_a_chunked_run_is_placed_at_the_baseline_start_in_one_go():
     at_baseline = profile_emissions_kg(series, *without_pauses(starts, ends), energy, shift=-7200.0)
     kept_pause = profile_emissions_kg(series, starts, ends, energy, shift=-7200.0)
     assert (optimized_kg, at_baseline, kept_pause) == pytest.approx((0.1, 0.35, 0.25))  # in one go: hours 0 and 1
-    split = Decomposition(baseline_kg=0.6, optimized_kg=optimized_kg, optimized_at_baseline_start_kg=at_baseline)
+    split = Decomposition(0.6, optimized_kg, at_baseline)
     assert split.schedule_effect_kg == pytest.approx(0.25) and split.configuration_effect_kg == pytest.approx(0.25)

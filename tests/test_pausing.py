@@ -104,14 +104,18 @@ def test_interruptible_run_shows_its_chunks_and_emits_less_than_flexible(trace_p
     assert [(c["start"], c["end"]) for c in decision["chunks"]] == [
         (iso(hours(3) + 300), iso(hours(3) + 600)), (iso(hours(5)), iso(hours(5) + 300))
     ]
-    # The energy log shows each chunk at its clock time: one segment per chunk, starting where the chunk does.
+    # The energy log shows each chunk at its clock time: the profile first, where the first chunk starts, then one
+    # training segment per chunk, the first after the profile, the second where its chunk starts.
     rows = intervals()
-    assert sorted(rows["segment"].unique()) == [0, 1]
-    for segment, chunk in enumerate(decision["chunks"]):
+    profiled = rows[rows["phase"] == "profile"]
+    assert set(profiled["segment"]) == {0}
+    assert profiled["start_s"].min() == parse_instant(decision["chunks"][0]["start"])
+    starts = [profiled["end_s"].max(), parse_instant(decision["chunks"][1]["start"])]
+    for segment, chunk, start in zip((1, 2), decision["chunks"], starts):
         mine = rows[rows["segment"] == segment]
-        assert mine["start_s"].min() == parse_instant(chunk["start"])
-        assert mine["end_s"].max() < parse_instant(chunk["end"])  # a second of work fits in a 5-min chunk
-        assert (mine["intensity_g_per_kwh"] == 100).all()
+        assert set(mine["phase"]) == {"training"} and mine["start_s"].min() == pytest.approx(start, abs=1e-5)
+        assert mine["end_s"].max() < parse_instant(chunk["end"])  # seconds of work fit in a 5-min chunk
+    assert (rows["intensity_g_per_kwh"] == 100).all()
     # Half the 32 steps (512 samples / 16) in each chunk; the pause recorded, not slept.
     metrics = chunked["scheduler_metrics"]
     assert [(c["first_step"], c["last_step"], c["until_step"]) for c in metrics["chunks"]] == [
@@ -141,12 +145,13 @@ def test_compare_takes_the_pauses_out_of_the_counterfactual(trace_project):
     split = result["decomposition"]
     # Run in one go from 18:00 the profile meets only 400 g/kWh; keeping its two-hour pause would have put the
     # second chunk at 19:55, in the 300 g/kWh evening.
-    energy = intervals()["energy_kwh"].sum()
-    assert split["optimized_at_baseline_start_kg"] == pytest.approx(energy * 400 / 1000, rel=1e-12)
+    rows = intervals()
+    energy = rows.loc[rows["phase"] == "training", "energy_kwh"].sum()
+    assert split["optimized_training_at_baseline_start_kg"] == pytest.approx(energy * 400 / 1000, rel=1e-12)
     assert split["schedule_effect_kg"] == pytest.approx(energy * (400 - 100) / 1000, rel=1e-9)
     baseline_energy = pd.read_csv("stages/train-baseline/energy_intervals.csv")["energy_kwh"].sum()  # all at 400
-    assert split["configuration_effect_kg"] == pytest.approx((baseline_energy - energy) * 400 / 1000, rel=1e-9)
-    assert "without its pauses" in split["method"]
+    assert split["configuration_effect_naive_kg"] == pytest.approx((baseline_energy - energy) * 400 / 1000, rel=1e-9)
+    assert "no pauses" in split["method"]["schedule_effect"]
     report = Path("stages/compare/report.md").read_text()
     assert "2 chunks" in report
 
@@ -160,11 +165,12 @@ def test_a_chunk_stopped_midway_resumes_after_where_it_stopped(trace_project):
     with pytest.raises(TrainingStopped) as spent:  # a budget already spent trains and measures nothing
         run_training(params, "optimized", Segment(until_step=5))
     assert spent.value.step == 5 and spent.value.planned
-    summary = train_optimized.run_stage(params)
+    summary = train_optimized.run_stage(params)  # profiles first (segment 1), then trains on
     rows = intervals()
-    assert sorted(rows["segment"].unique()) == [0, 1, 2]
+    assert rows.groupby("segment")["phase"].first().tolist() == ["training", "profile", "training", "training"]
     first_end = rows[rows["segment"] == 0]["end_s"].max()
     assert rows[rows["segment"] == 1]["start_s"].min() == pytest.approx(first_end, abs=1e-5)  # after, not over it
+    assert rows[rows["segment"] == 2]["start_s"].min() == pytest.approx(rows[rows["segment"] == 1]["end_s"].max())
     chunks = summary["scheduler_metrics"]["chunks"]
     assert [(c["chunk"], c["first_step"], c["last_step"], c["segments"]) for c in chunks] == [
         (1, 0, 16, 2),
@@ -232,9 +238,12 @@ class SlowCNN(SimpleCNN):
 '''
 
 
-def real_clock_project(folder: Path, clock: OffsetClock, period: int = 30, mode: str = "interruptible") -> dict:
+def real_clock_project(
+    folder: Path, clock: OffsetClock, period: int = 30, mode: str = "interruptible", profile: bool = False
+) -> dict:
     """A trace from just after now: 400 g/kWh, except half a second at 100 every `period` s from `first`. The job
-    (4 steps of at least 0.2 s) is planned at 1 s, so its first chunk, half a second, cannot hold all of it."""
+    (4 steps of at least 0.2 s) is planned at 1 s, so its first chunk, half a second, cannot hold all of it. Unless
+    `profile`, the run does not profile first: its profile (seconds) would outlast the first half-second chunk."""
     first = math.ceil(clock.now()) + 3
     lines = [f"{first - 10},400"]
     for k in range(1800 // period):
@@ -247,6 +256,7 @@ def real_clock_project(folder: Path, clock: OffsetClock, period: int = 30, mode:
     raw["scheduler"].update(clock="real", expected_duration="1s", max_wait="10min", replan_interval="1h")
     raw["carbon"].update(horizon="20min")
     raw["optimized"].update(batch_size=16, gradient_accumulation_steps=1)  # 4 steps
+    raw["profile"].update(before_training=profile)
     write_params(folder, raw)
     wait_for_window.run_stage(
         parse_params(raw), say=lambda line: None, clock=clock
@@ -283,10 +293,13 @@ def test_real_clock_sleeps_to_each_chunk_and_replans_the_work_left(workspace):
     assert all(pause["slept"] and pause["seconds"] > 20 for pause in pauses)
     assert sum(clock.sleeps[waited_for_window:]) == pytest.approx(sum(pause["seconds"] for pause in pauses), abs=10)
     assert chunks[-1]["last_step"] == 4 and sum(chunk["steps"] for chunk in chunks) == 4
-    # Each chunk's energy sits on the clock where the chunk ran: one segment each, starting at the chunk's start.
+    # Each chunk's energy sits on the clock where the chunk ran: one training segment each, starting at the chunk's
+    # start; between them the meter ran on through each pause (the hardware is held), a segment of phase idle.
     rows = intervals()
-    assert sorted(rows["segment"].unique()) == list(range(len(chunks)))
-    for segment, chunk in enumerate(chunks):
+    phases = rows.groupby("segment")["phase"].first()
+    training = phases[phases == "training"].index.tolist()
+    assert len(training) == len(chunks) and phases.tolist().count("idle") >= len(pauses)
+    for segment, chunk in zip(training, chunks):
         assert rows[rows["segment"] == segment]["start_s"].min() == pytest.approx(
             parse_instant(chunk["start"]), abs=1e-3
         )
@@ -446,3 +459,34 @@ def test_nested_stop_scopes_share_what_came_between_them():
             assert second == [signal.SIGTERM] and second is outer
     with stop_requests() as later:  # a scope opened afresh starts empty
         assert later == []
+
+
+@dataclass
+class HeldClock(OffsetClock):
+    """The wall clock, where a sleep really passes (up to `held` seconds) and the rest is skipped: each pause
+    holds the process for a measurable time."""
+
+    held: float = 0.6
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(min(seconds, self.held))
+        super().sleep(max(0.0, seconds - self.held))
+
+
+def test_on_the_real_clock_the_run_profiles_first_and_is_metered_through_its_pauses(workspace):
+    clock = HeldClock()
+    project = real_clock_project(workspace, clock, profile=True)
+    params = parse_params(project["raw"])
+    summary = train_optimized.run_stage(params, clock=clock)
+    rows = intervals()
+    phases = rows.groupby("segment")["phase"].first()
+    assert phases.iloc[0] == "profile" and summary["profile"]["segment"] == 0
+    assert summary["scheduler_metrics"]["start"] == summary["profile"]["clock_start"]  # the run began with it
+    idle = rows[rows["phase"] == "idle"]
+    pauses = summary["scheduler_metrics"]["pauses"]
+    assert pauses and idle["segment"].nunique() >= len(pauses) and idle["energy_kwh"].sum() > 0
+    sci = summary["sci"]
+    assert sci["held_idle_energy_kwh"] == pytest.approx(idle["energy_kwh"].sum(), rel=1e-12)
+    assert sci["energy_kwh"] == pytest.approx(rows["energy_kwh"].sum(), rel=1e-12) and "real clock" in sci["held_idle"]
+    assert summary["carbon_metrics"]["total_emissions_kg"] == pytest.approx(rows["emissions_kg"].sum(), rel=1e-12)
+    assert_same_as_one_go(params)

@@ -19,7 +19,7 @@ from carbon_pipe.layout import (
     TIMELINE_CSV,
 )
 from carbon_pipe.params import parse_params
-from carbon_pipe.pipeline import compare, wait_for_window
+from carbon_pipe.pipeline import compare, train_optimized, wait_for_window
 from carbon_pipe.report.plot_data import (
     cumulative_emissions,
     cumulative_frame,
@@ -125,7 +125,7 @@ def reported(tmp_path_factory):
         params = parse_params(tiny_params(train={"epochs": 2}))
         synthetic_dataset(train=256, test=64)
         wait_for_window.run_stage(params, say=lambda line: None)
-        summaries = {run: run_training(params, run) for run in ("baseline", "optimized")}
+        summaries = {"baseline": run_training(params, "baseline"), "optimized": train_optimized.run_stage(params)}
         compare.run_stage()
         yield folder, summaries
 
@@ -167,9 +167,12 @@ def test_key_metrics_are_flat_numbers(reported):
     assert metrics["optimized_co2_g"] == pytest.approx(
         summaries["optimized"]["carbon_metrics"]["total_emissions_kg"] * 1000
     )
-    assert metrics["schedule_effect_g"] + metrics["configuration_effect_g"] == pytest.approx(
+    parts = metrics["schedule_effect_g"] + metrics["configuration_effect_g"] + metrics["remainder_g"]
+    assert parts - metrics["profiling_overhead_g"] - metrics["held_idle_g"] == pytest.approx(
         metrics["baseline_co2_g"] - metrics["optimized_co2_g"]
     )
+    for name in ("schedule_effect_g", "configuration_effect_g", "configuration_ratio"):
+        assert metrics[f"{name}_low"] <= metrics[name] <= metrics[f"{name}_high"]
 
 
 def test_charts_redraw_to_the_same_bytes_and_draw_chunks(reported):

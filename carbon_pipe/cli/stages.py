@@ -148,10 +148,12 @@ def compare(params: Path = ParamsOption) -> None:
     result = _handled(stage.run_stage)
     if result["comparable"]:
         savings, split = result["carbon_savings"], result["decomposition"]
+        paired = split["configuration_effect_kg"]
         _say(
-            f"compare: {savings['reduction_percentage']:.1f} % less CO2 "
-            f"(schedule {split['schedule_effect_kg'] * 1000:.3f} g + configuration "
-            f"{split['configuration_effect_kg'] * 1000:.3f} g)"
+            f"compare: {savings['reduction_percentage']:.1f} % less CO2; schedule effect "
+            f"{split['schedule_effect_kg'] * 1000:.4g} g, configuration effect "
+            + ("not profiled" if paired is None else f"{paired * 1000:.4g} g (paired)")
+            + f", naive two-run {split['configuration_effect_naive_kg'] * 1000:.4g} g; {split['verdict_text']}"
         )
     else:
         _say(f"compare: not comparable: {result['not_comparable_reason']}")

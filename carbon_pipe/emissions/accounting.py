@@ -11,6 +11,10 @@ import numpy as np
 
 from ..intensity.series import IntensitySeries
 
+# What a run spends energy on (the `phase` of each measured interval): training, the energy profile before it, and
+# the hardware held idle through a real-clock pause.
+TRAINING, PROFILE, IDLE = "training", "profile", "idle"
+
 
 def interval_intensity(series: IntensitySeries, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Time-weighted mean intensity over each [start, end] (the value in force for a zero-length interval)."""
@@ -61,21 +65,48 @@ def without_pauses(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np
 
 @dataclass(frozen=True)
 class Decomposition:
-    """reduction = schedule effect (when it ran) + configuration effect (how it trained), exactly."""
+    """reduction = schedule effect (when its training ran) + configuration effect measured by the two runs (how it
+    trained) - what the optimized run spent besides training (its profile, hardware held idle), exactly."""
 
     baseline_kg: float
-    optimized_kg: float
-    optimized_at_baseline_start_kg: float
+    optimized_training_kg: float
+    optimized_training_at_baseline_start_kg: float
+    overhead_kg: float = 0.0  # the optimized run's profile and held-idle energy, as charged
 
     @property
     def reduction_kg(self) -> float:
-        return self.baseline_kg - self.optimized_kg
+        return self.baseline_kg - self.optimized_training_kg - self.overhead_kg
 
     @property
     def schedule_effect_kg(self) -> float:
-        return self.optimized_at_baseline_start_kg - self.optimized_kg
+        return self.optimized_training_at_baseline_start_kg - self.optimized_training_kg
 
     @property
     def configuration_effect_kg(self) -> float:
-        return self.baseline_kg - self.optimized_at_baseline_start_kg
+        return self.baseline_kg - self.optimized_training_at_baseline_start_kg
 
+
+SECONDS_PER_YEAR = 365 * 24 * 3600  # a year as the SCI specification's worked example counts one
+
+
+def embodied_share_kg(embodied_kg: float, lifetime_years: float, held_seconds: float, devices: int = 1) -> float:
+    """SCI's M = TE x TiR / EL x RR / ToR: the devices' embodied emissions over their lifetime, for the time the run
+    held them, each device reserved whole (resource share 1)."""
+    return embodied_kg * devices * held_seconds / (lifetime_years * SECONDS_PER_YEAR)
+
+
+@dataclass(frozen=True)
+class SoftwareCarbonIntensity:
+    """SCI = (E x I + M) per R (ISO/IEC 21031:2024), R one training run or 1,000 of its training samples."""
+
+    operational_kg: float  # E x I: each measured interval's energy x the grid's intensity then
+    embodied_kg: float  # M
+    samples: int
+
+    @property
+    def per_run_kg(self) -> float:
+        return self.operational_kg + self.embodied_kg
+
+    @property
+    def per_thousand_samples_kg(self) -> float:
+        return self.per_run_kg * 1000 / self.samples

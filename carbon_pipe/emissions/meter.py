@@ -21,6 +21,7 @@ from codecarbon.output_methods.base_output import BaseOutput
 
 from ..artifacts import write_bytes
 from ..errors import ArtifactError
+from .accounting import TRAINING
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,8 @@ class EnergyMeter:
 
 
 JOURNAL_COLUMNS = (
-    "segment", "node", "clock_start", "clock_end", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh"
+    "segment", "node", "clock_start", "clock_end", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh",
+    "phase",
 )
 
 
@@ -172,14 +174,17 @@ class EnergyJournal:
     """An append-only CSV of every measured interval, placed on the pipeline clock, fsynced as it is written.
 
     It outlives the process: a resumed run reads the intervals of all earlier segments from it. A kill in the
-    middle of an append leaves at most a torn last line, which `read` drops.
+    middle of an append leaves at most a torn last line, which `read` drops. Each segment has one `phase`.
     """
 
-    def __init__(self, path: Path, segment: int, node: int, to_clock: Callable[[float], float]) -> None:
+    def __init__(
+        self, path: Path, segment: int, node: int, to_clock: Callable[[float], float], phase: str = TRAINING
+    ) -> None:
         self.path = path
         self.segment = segment
         self.node = node
         self.to_clock = to_clock
+        self.phase = phase
         if not path.exists():
             write_bytes(path, (",".join(JOURNAL_COLUMNS) + "\n").encode())
         else:  # cut a line torn by a kill, so this segment's lines start on a fresh line
@@ -193,7 +198,8 @@ class EnergyJournal:
             interval.energy_kwh, interval.cpu_energy_kwh, interval.gpu_energy_kwh, interval.ram_energy_kwh,
         )
         # repr of a Python float round-trips exactly (CodeCarbon may hand over numpy floats, whose repr differs)
-        line = ",".join([str(self.segment), str(self.node), *(repr(float(value)) for value in values)]) + "\n"
+        fields = [str(self.segment), str(self.node), *(repr(float(value)) for value in values), self.phase]
+        line = ",".join(fields) + "\n"
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()
@@ -224,13 +230,16 @@ class EnergyJournal:
         complete = text[: text.rfind("\n") + 1]
         reader = csv.DictReader(io.StringIO(complete))
         try:
-            if tuple(reader.fieldnames or ()) != JOURNAL_COLUMNS:
+            if tuple(reader.fieldnames or ()) not in (JOURNAL_COLUMNS, JOURNAL_COLUMNS[:-1]):  # before phases: training
                 raise ValueError(f"its header is {reader.fieldnames}, not {','.join(JOURNAL_COLUMNS)}")
-            return [
-                {key: (int(value) if key in ("segment", "node") else float(value)) for key, value in row.items()}
-                for row in reader
-            ]
+            return [{key: _journal_value(key, row.get(key)) for key in JOURNAL_COLUMNS} for row in reader]
         except (TypeError, ValueError) as exc:
             raise ArtifactError(
                 f"{path}: not an energy journal carbon-pipe wrote ({exc}): delete {path.parent} to start the run over"
             ) from None
+
+
+def _journal_value(key: str, value: str | None) -> int | float | str:
+    if key == "phase":
+        return value or TRAINING  # a journal from before phases were recorded held training only
+    return int(value) if key in ("segment", "node") else float(value)

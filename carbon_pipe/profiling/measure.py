@@ -12,15 +12,13 @@ from __future__ import annotations
 import time
 from typing import Callable, Mapping, Sequence, TypeVar
 
-import torch
-
-from ..errors import ArtifactError
-from ..layout import DATASET_FILE, RUNS
+from ..layout import RUNS
 from ..params import Params, ProfileParams, RunParams
+from ..training.allocator import steady_allocator
 from ..training.distributed import pick_device
 from .counters import EnergyCounter, open_counter
 from .result import Burst, EnergyProfile, summarize
-from .steps import ConfigurationSteps, configuration_steps
+from .steps import ConfigurationSteps, TrainSplit, configuration_steps
 
 Result = TypeVar("Result")
 
@@ -30,34 +28,25 @@ def burst_order(names: Sequence[str], round_index: int) -> list[str]:
     return list(names) if round_index % 2 == 0 else list(reversed(names))
 
 
-def load_dataset() -> dict:
-    if not DATASET_FILE.exists():
-        raise ArtifactError(
-            f"{DATASET_FILE}: not found; run `carbon-pipe fetch-data` (or `dvc repro fetch-data`) first"
-        )
-    try:
-        return torch.load(DATASET_FILE, weights_only=True)
-    except Exception as exc:
-        raise ArtifactError(f"{DATASET_FILE}: unreadable ({exc.__class__.__name__}); run fetch-data again") from None
-
-
 def run_profile(
-    params: Params, runs: Mapping[str, RunParams] | None = None, counter: EnergyCounter | None = None
+    params: Params, runs: Mapping[str, RunParams] | None = None, counter: EnergyCounter | None = None,
+    split: TrainSplit | None = None, profile: ProfileParams | None = None,
 ) -> EnergyProfile:
     """Energy and time per sample of each configuration (default: params' baseline and optimized), measured paired.
 
-    The first configuration is the baseline, and every other one's ratio is to it.
+    The first configuration is the baseline, and every other one's ratio is to it. `profile` replaces the params'
+    section (auto shares a round's time among its candidates).
     """
     runs = runs or {name: params.configuration(name) for name in RUNS}
-    names = list(runs)
-    device = pick_device(params.train.device)
-    dataset = load_dataset()
-    configs = {name: configuration_steps(params, run, dataset, device) for name, run in runs.items()}
-    del dataset
+    names, profile = list(runs), profile or params.profile
+    steady_allocator(params.train.steady_allocator)  # as the train stages run
+    split = split or TrainSplit.load(pick_device(params.train.device))
+    device = split.data.labels.device
+    configs = {name: configuration_steps(params, run, split) for name, run in runs.items()}
     counter = counter or open_counter(device.type, device.index or 0, params.energy.country_iso_code)
     try:
-        bursts, steps = warm_up(configs, counter, params.profile)
-        for round_index in range(params.profile.rounds):
+        bursts, steps = warm_up(configs, counter, profile)
+        for round_index in range(profile.rounds):
             for position, name in enumerate(burst_order(names, round_index)):
                 samples, seconds, joules = metered(counter, lambda: configs[name].take(steps[name]))
                 bursts.append(Burst(round_index, position, name, steps[name], samples, seconds, joules))

@@ -3,15 +3,19 @@
 Each step is `Trainer.step`, the one the train stages make (training/trainer.py): the same model and seed,
 micro-batches with exact accumulation, the same precision, compile and memory format. The LR schedule is held
 constant: a step costs the same at any rate, and a one-cycle schedule would refuse steps past the run's length.
+Every configuration steps on one copy of the training split on the device.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
 
+from ..errors import ArtifactError
+from ..layout import DATASET_FILE
 from ..params import Params, RunParams
 from ..training import distributed
 from ..training.trainer import DeviceData, Splits, build_trainer, seed_everything
@@ -23,6 +27,34 @@ class ConfigurationSteps:
     precision: str  # what really runs, as the train stage reports it
 
 
+@dataclass(frozen=True)
+class TrainSplit:
+    """The prepared training split on the device, shared by every configuration profiled."""
+
+    data: DeviceData
+    classes: list[str]
+    dataset: str
+
+    @classmethod
+    def load(cls, device: torch.device) -> TrainSplit:
+        if not DATASET_FILE.exists():
+            raise ArtifactError(
+                f"{DATASET_FILE}: not found; run `carbon-pipe fetch-data` (or `dvc repro fetch-data`) first"
+            )
+        try:
+            prepared = torch.load(DATASET_FILE, weights_only=True)
+        except Exception as exc:
+            raise ArtifactError(
+                f"{DATASET_FILE}: unreadable ({exc.__class__.__name__}); run fetch-data again"
+            ) from None
+        data = DeviceData.load(prepared, "train", device, torch.contiguous_format)
+        return cls(data, list(prepared["classes"]), prepared["dataset"])
+
+    @property
+    def megabytes(self) -> float:
+        return (self.data.images.nbytes + self.data.labels.nbytes) / 2**20
+
+
 def effective_batches(samples: int, batch: int, seed: int, device: torch.device) -> Iterator[torch.Tensor]:
     """Shuffled effective batches, epoch after epoch, in the train stage's order for this seed."""
     order_rng = torch.Generator().manual_seed(seed)
@@ -30,14 +62,14 @@ def effective_batches(samples: int, batch: int, seed: int, device: torch.device)
         yield from torch.randperm(samples, generator=order_rng).to(device).split(batch)
 
 
-def configuration_steps(params: Params, run: RunParams, dataset: dict, device: torch.device) -> ConfigurationSteps:
+def configuration_steps(params: Params, run: RunParams, split: TrainSplit) -> ConfigurationSteps:
     seed_everything(params.seed)  # every configuration starts from the same weights and data order
     memory_format = torch.channels_last if run.channels_last else torch.contiguous_format
-    data = DeviceData.load(dataset, "train", device, memory_format)
+    data = dataclasses.replace(split.data, memory_format=memory_format)  # the batches' format; the tensors shared
+    device = data.labels.device
     constant = params.model_copy(update={"train": params.train.model_copy(update={"lr_schedule": "constant"})})
-    trainer = build_trainer(
-        constant, run, Splits(data, data, list(dataset["classes"]), dataset["dataset"]), distributed.one_process(device)
-    )
+    splits = Splits(data, data, split.classes, split.dataset)
+    trainer = build_trainer(constant, run, splits, distributed.one_process(device))
     trainer.wrap(run.compile)
     trainer.trained.train()
     batches = effective_batches(len(data), run.effective_batch_size, params.seed, device)

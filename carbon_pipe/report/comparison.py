@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Optional
 
 import pandas as pd
 
 from ..artifacts import write_csv
-from ..emissions.accounting import Decomposition, profile_emissions_kg, without_pauses
+from ..emissions.accounting import PROFILE
 from ..intensity.horizon import Horizon
 from ..intensity.series import IntensitySeries
 from ..layout import (
@@ -18,12 +19,16 @@ from ..layout import (
     RUNS,
     TIMELINE_CSV,
     TIMELINE_PNG,
+    run_profile_file,
 )
+from ..profiling.record import RunProfile
 from ..scheduling.decision import Decision
 from ..timeutil import format_duration, parse_instant
 from . import charts
+from .effects import effects
 from .plot_data import cumulative_emissions, cumulative_frame, epochs_frame, run_span, timeline_frame, window_spans
 from .runs import load_intervals, read_run_csv
+from .sections import choice_section, savings_section, sci_section
 
 
 def _pct(part: float, whole: float) -> float | None:
@@ -51,12 +56,24 @@ def _clock_time(instant: str | float) -> str:
     return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%H:%M UTC")
 
 
+def read_profile(optimized: dict) -> tuple[Optional[RunProfile], Optional[str]]:
+    """The optimized run's profile, or why it has none (a torchrun job; a run driven by another script)."""
+    section = optimized.get("profile") or {"skipped": "not profiled: the optimized run's summary has no profile"}
+    if section.get("skipped"):
+        return None, section["skipped"]
+    return RunProfile.read(run_profile_file("optimized")), None
+
+
 def compare(baseline: dict, optimized: dict, series: IntensitySeries) -> dict:
     base_iv, opt_iv = load_intervals("baseline"), load_intervals("optimized")
     comparable = bool(len(base_iv)) and bool(len(opt_iv))
     result: dict = {"comparable": comparable}
     if comparable:
+        profile, not_profiled = read_profile(optimized)
         result.update(savings(optimized, base_iv, opt_iv, series, baseline["scheduler_metrics"]["start"]))
+        result["decomposition"] = effects(
+            base_iv, opt_iv, series, parse_instant(baseline["scheduler_metrics"]["start"]), profile, not_profiled
+        )
     else:
         reasons = [
             f"{name}: {summary['carbon_metrics'].get('energy_error') or 'no energy intervals'}"
@@ -65,43 +82,32 @@ def compare(baseline: dict, optimized: dict, series: IntensitySeries) -> dict:
         ]
         result["not_comparable_reason"] = "energy unknown for " + "; ".join(reasons)
     result.update(side_by_side(baseline, optimized, series))
+    result["sci"] = {"baseline": baseline.get("sci"), "optimized": optimized.get("sci")}
+    result["optimized_choice"] = (optimized.get("profile") or {}).get("choice")
     return result
 
 
 def savings(
     optimized: dict, base_iv: pd.DataFrame, opt_iv: pd.DataFrame, series: IntensitySeries, baseline_start: str
 ) -> dict:
-    """The reduction in CO2 and energy, and the CO2 reduction split into its schedule and configuration effects."""
+    """The reduction in CO2 and energy, and the profiling energy against the baseline's."""
     base_kg, opt_kg = float(base_iv["emissions_kg"].sum()), float(opt_iv["emissions_kg"].sum())
-    # The counterfactual "the optimized run, started when the baseline was, in one go": its own profile, pauses
-    # taken out, moved to the baseline's start. The gap between its run start and first measurement is kept.
-    shift = parse_instant(baseline_start) - parse_instant(optimized["scheduler_metrics"]["start"])
-    starts, ends = without_pauses(opt_iv["start_s"].to_numpy(), opt_iv["end_s"].to_numpy())
-    at_baseline_start = profile_emissions_kg(series, starts, ends, opt_iv["energy_kwh"].to_numpy(), shift)
-    split = Decomposition(base_kg, opt_kg, at_baseline_start)
     base_kwh, opt_kwh = float(base_iv["energy_kwh"].sum()), float(opt_iv["energy_kwh"].sum())
+    profiling_kwh = float(opt_iv.loc[opt_iv["phase"] == PROFILE, "energy_kwh"].sum())
     return {
         "carbon_savings": {
             "baseline_emissions_kg": base_kg,
             "optimized_emissions_kg": opt_kg,
-            "reduction_kg": split.reduction_kg,
-            "reduction_percentage": _pct(split.reduction_kg, base_kg),
+            "reduction_kg": base_kg - opt_kg,
+            "reduction_percentage": _pct(base_kg - opt_kg, base_kg),
         },
-        "energy": _reduction(
-            base_kwh, opt_kwh, ("baseline_kwh", "optimized_kwh", "reduction_kwh"),
-            optimized["carbon_metrics"]["energy_method"],
-        ),
-        "decomposition": {
-            "schedule_effect_kg": split.schedule_effect_kg,
-            "configuration_effect_kg": split.configuration_effect_kg,
-            "schedule_effect_percentage": _pct(split.schedule_effect_kg, base_kg),
-            "configuration_effect_percentage": _pct(split.configuration_effect_kg, base_kg),
-            "optimized_at_baseline_start_kg": split.optimized_at_baseline_start_kg,
-            "method": (
-                "schedule effect = the optimized run's own energy profile placed at the baseline's start (in one go, "
-                "without its pauses) minus the same profile where it ran; configuration effect = baseline minus "
-                "that re-placed profile"
+        "energy": {
+            **_reduction(
+                base_kwh, opt_kwh, ("baseline_kwh", "optimized_kwh", "reduction_kwh"),
+                optimized["carbon_metrics"]["energy_method"],
             ),
+            "profiling_kwh": profiling_kwh,
+            "profiling_percentage_of_baseline": _pct(profiling_kwh, base_kwh),
         },
     }
 
@@ -151,16 +157,33 @@ def key_metrics(result: dict, baseline: dict, optimized: dict) -> dict:
     runs = {"baseline": baseline, "optimized": optimized}
 
     def per_run(name: str, section: str, key: str, factor: float = 1.0) -> dict:
-        return {f"{run}_{name}": _scaled(summary[section][key], factor) for run, summary in runs.items()}
+        return {
+            f"{run}_{name}": _scaled((summary.get(section) or {}).get(key), factor) for run, summary in runs.items()
+        }
 
     savings, split = result.get("carbon_savings", {}), result.get("decomposition", {})
+
+    def with_interval(name: str, key: str, factor: float = 1000) -> dict:
+        bounds = split.get(f"{key}_ci95") or (None, None)
+        return {name: _scaled(split.get(key), factor), f"{name}_low": _scaled(bounds[0], factor),
+                f"{name}_high": _scaled(bounds[1], factor)}
+
     return {
         **per_run("co2_g", "carbon_metrics", "total_emissions_kg", 1000),
         "co2_reduction_pct": savings.get("reduction_percentage"),
-        "schedule_effect_g": _scaled(split.get("schedule_effect_kg"), 1000),
-        "configuration_effect_g": _scaled(split.get("configuration_effect_kg"), 1000),
+        **with_interval("schedule_effect_g", "schedule_effect_kg"),
+        **with_interval("configuration_effect_g", "configuration_effect_kg"),
+        **with_interval("configuration_ratio", "configuration_ratio", 1.0),
+        "configuration_effect_naive_g": _scaled(split.get("configuration_effect_naive_kg"), 1000),
+        "remainder_g": _scaled(split.get("remainder_kg"), 1000),
+        "profiling_overhead_g": _scaled(split.get("profiling_overhead_kg"), 1000),
+        "profiling_energy_pct_of_baseline": result.get("energy", {}).get("profiling_percentage_of_baseline"),
+        "held_idle_g": _scaled(split.get("held_idle_kg"), 1000),
         **per_run("energy_wh", "carbon_metrics", "energy_consumed_kwh", 1000),
         "energy_reduction_pct": result.get("energy", {}).get("reduction_percentage"),
+        **per_run("sci_g_per_run", "sci", "per_run_g"),
+        **per_run("sci_g_per_1000_samples", "sci", "per_1000_samples_g"),
+        **per_run("sci_embodied_g", "sci", "embodied_g"),
         **per_run("accuracy_pct", "training_metrics", "final_accuracy"),
         **per_run("peak_memory_mb", "memory_metrics", "peak_memory_mb"),
         "memory_reduction_pct": result["memory_savings"]["reduction_percentage"],
@@ -221,31 +244,12 @@ def _runs_table(result: dict, baseline: dict, optimized: dict) -> list[str]:
     ]
 
 
-def _savings_table(result: dict) -> list[str]:
-    if not result["comparable"]:
-        return ["## Savings", "", f"Not comparable: {result['not_comparable_reason']}."]
-    savings, split = result["carbon_savings"], result["decomposition"]
-    return [
-        "## Savings, split by cause",
-        "",
-        "| | g CO2 | % of the baseline's |",
-        "|---|---|---|",
-        f"| *when* it ran (schedule effect) | {_milli(split['schedule_effect_kg'])} "
-        f"| {_fmt(split['schedule_effect_percentage'], '.1f')} |",
-        f"| *how* it trained (configuration effect) | {_milli(split['configuration_effect_kg'])} "
-        f"| {_fmt(split['configuration_effect_percentage'], '.1f')} |",
-        f"| **total reduction** | **{_milli(savings['reduction_kg'])}** "
-        f"| **{_fmt(savings['reduction_percentage'], '.1f')}** |",
-        "",
-        f"{split['method']}.",
-    ]
-
-
 def render_report(
     result: dict, baseline: dict, optimized: dict, figures: tuple[tuple[str, str, str], ...] = ()
 ) -> str:
     """The report as markdown; `figures` are (heading, PNG file beside the report, caption)."""
-    lines = _runs_table(result, baseline, optimized) + _savings_table(result)
+    lines = _runs_table(result, baseline, optimized) + savings_section(result) + sci_section(result["sci"])
+    lines += choice_section(result["optimized_choice"])
     for heading, filename, caption in figures:
         lines += ["", f"## {heading}", "", f"![{heading}]({filename})", "", caption]
     if figures:

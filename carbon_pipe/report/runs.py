@@ -11,6 +11,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from ..artifacts import read_json, reason
+from ..emissions.accounting import TRAINING
 from ..errors import ArtifactError
 from ..layout import run_metrics, train_dir
 from ..timeutil import parse_instant
@@ -91,6 +92,8 @@ def read_run_csv(run_name: str, filename: str) -> pd.DataFrame:
 def load_intervals(run_name: str) -> pd.DataFrame:
     """energy_intervals.csv with its times as epoch seconds (`start_s`, `end_s`)."""
     frame = read_run_csv(run_name, "energy_intervals.csv")
+    if "phase" not in frame:  # written before runs had phases: training only
+        frame["phase"] = TRAINING
     try:
         frame["start_s"] = [parse_instant(t) for t in frame["start"]]
         frame["end_s"] = [parse_instant(t) for t in frame["end"]]

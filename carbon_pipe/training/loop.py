@@ -23,6 +23,7 @@ from ..params import Params, RunParams
 from ..signals import stop_requests
 from ..timeutil import iso
 from . import distributed
+from .allocator import steady_allocator
 from .placement import Metering, Placement, SegmentClock, place_segment
 from .progress import ProgressBar
 from .resume import ResumeFolder, RunState, resume_folder
@@ -34,6 +35,7 @@ from .summary import (
     energy_intervals,
     measured_segment_log,
     scheduler_metrics,
+    sci_metrics,
     summarize,
     training_metrics,
     write_outputs,
@@ -64,7 +66,8 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job,
     is spent, a signal came); once the run finished, writes its artifacts and returns its summary (rank 0)."""
     config, run_start = params.configuration(run_name), placement.run_start()
 
-    # -- setup: every RNG seeded, the data as whole uint8 tensors on the device, the model and how it steps
+    # -- setup: a steady heap, every RNG seeded, the data as whole uint8 tensors on the device, the model and its step
+    steady_allocator(params.train.steady_allocator)
     order_rng = seed_everything(params.seed, job.rank)
     data = Splits.load(DATASET_FILE, job.device, config.channels_last)
     trainer = build_trainer(params, config, data, job)
@@ -252,6 +255,9 @@ def account(
     )
     scheduled = scheduler_metrics(horizon, run_start, placement.why, carbon)
     summary = summarize(training.run_name, training.config, progress, carbon, scheduled)
+    samples = len(training.data.train) * training.params.train.epochs
+    nodes = max(1, intervals["node"].nunique())
+    summary["sci"] = sci_metrics(carbon, training.params.energy, samples, nodes, horizon.simulated)
     summary["memory_metrics"] = combine_memory(peaks)
     summary.update(
         device=job.device.type,
@@ -261,6 +267,7 @@ def account(
         model_class=training.params.model.class_path,
         compile=training.config.compile,
         channels_last=training.config.channels_last,
+        allocator=steady_allocator(training.params.train.steady_allocator),
     )
     write_outputs(
         training.run_name, training.trainer.model, training.saved, training.state.epochs, intervals, training.resume

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
+from ..emissions.accounting import IDLE, TRAINING
 from ..emissions.meter import EnergyJournal, EnergyMeter, MeterReading
 from ..intensity.horizon import Horizon
 from ..params import EnergyParams
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from .resume import ResumeFolder
     from .segments import Segment
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -31,6 +34,7 @@ class Placement:
     horizon: Horizon
     start: Optional[float]
     why: str
+    began: Optional[float] = None  # a real start that already began on the clock (the run's profile, before training)
 
     @classmethod
     def at_submission(cls, horizon: Horizon) -> Placement:
@@ -41,8 +45,10 @@ class Placement:
         return self.start is None
 
     def run_start(self) -> float:
-        """The run's start on the pipeline clock (for a real start: now)."""
-        return time.time() if self.start is None else self.start
+        """The run's start on the pipeline clock (for a real start: when it began, else now)."""
+        if self.start is not None:
+            return self.start
+        return time.time() if self.began is None else self.began
 
     @property
     def fingerprint_clock(self) -> str:
@@ -62,16 +68,16 @@ class SegmentClock:
 
 
 def place_segment(
-    placement: Placement, segment: Segment, run_start: float, last_clock: Optional[float], resume: ResumeFolder,
-    job: distributed.Job,
+    placement: Placement, segment: Segment, run_start: float, checkpoint_clock: Optional[float],
+    resume: ResumeFolder, job: distributed.Job,
 ) -> SegmentClock:
-    """Never before the previous segment (of any node) ended, as its journal or `last_clock` (where its last
-    checkpoint sat) says: a run does not overlap itself. A planned segment starts at its own start if that is later;
-    on the wall clock a resumed one starts now; anything else starts back to back after the previous one (the time
-    between attempts is not on this clock)."""
+    """Never before the previous segment (of any node) ended, nor before the last checkpoint (`checkpoint_clock`): a
+    run does not overlap itself. A planned segment starts at its own start if that is later; on the wall clock a
+    resumed one starts now; anything else starts back to back after the previous one (the time between attempts is
+    not on this clock)."""
     earlier = EnergyJournal.read(resume.journal(job.node)) if job.tracks_energy else []
-    index = int(job.max(max((row["segment"] for row in earlier), default=-1))) + 1
-    ended = [row["clock_end"] for row in earlier] + [run_start if last_clock is None else last_clock]
+    index = next_segment(earlier, job)
+    ended = [row["clock_end"] for row in earlier] + [run_start if checkpoint_clock is None else checkpoint_clock]
     previous_end = job.max(max(ended))
     if segment.clock_start is not None:
         return SegmentClock(index, float(max(segment.clock_start, previous_end)))  # plain: no numpy in checkpoints
@@ -80,17 +86,25 @@ def place_segment(
     return SegmentClock(index, previous_end)
 
 
+def next_segment(earlier: list[dict], job: distributed.Job) -> int:
+    """The number of the run's next segment, after those in its journals (of every node)."""
+    return int(job.max(max((row["segment"] for row in earlier), default=-1))) + 1
+
+
 class Metering:
     """One tracker per node (local rank 0): CodeCarbon measures the segment from `start`; each interval goes to the
     node's journal, on the pipeline clock, as it is measured. A tracker that fails is noted, never fatal."""
 
-    def __init__(self, energy: EnergyParams, job: distributed.Job, resume: ResumeFolder, clock: SegmentClock) -> None:
+    def __init__(
+        self, energy: EnergyParams, job: distributed.Job, resume: ResumeFolder, clock: SegmentClock,
+        phase: str = TRAINING,
+    ) -> None:
         self.journal: Optional[EnergyJournal] = None
         self.meter: Optional[EnergyMeter] = None
         self.clock = clock
         if not job.tracks_energy:
             return
-        self.journal = EnergyJournal(resume.journal(job.node), clock.index, job.node, clock.now)
+        self.journal = EnergyJournal(resume.journal(job.node), clock.index, job.node, clock.now, phase)
         self.meter = EnergyMeter(
             resume.folder,  # CodeCarbon appends a row per segment there; copied whole (atomically) at the end
             energy.country_iso_code,
@@ -117,3 +131,20 @@ class Metering:
         if reading.error:
             self.journal.note_error(reading.error)
         return reading
+
+
+def held_idle(
+    replan: Callable[..., T], energy: EnergyParams, job: distributed.Job, resume: ResumeFolder, now: Callable[[], float]
+) -> Callable[..., T]:
+    """`replan`, metered: a real-clock pause keeps the process and its device, so the meter runs through it (a
+    segment of phase idle), and the energy of holding the hardware idle is the run's."""
+
+    def metered(*args, **kwargs) -> T:
+        earlier = EnergyJournal.read(resume.journal(job.node)) if job.tracks_energy else []
+        metering = Metering(energy, job, resume, SegmentClock(next_segment(earlier, job), now()), IDLE)
+        try:
+            return replan(*args, **kwargs)
+        finally:
+            metering.stop()
+
+    return metered

@@ -163,7 +163,7 @@ def resume_folder(params: Params, run_name: str, placement: Placement, world_siz
                 "seed": params.seed,
                 "model": params.model.model_dump(by_alias=True),
                 "train": params.train.model_dump(exclude={"checkpoint_every"}),
-                "run": params.configuration(run_name).model_dump(),
+                "run": params.decides(run_name),  # auto: how the choice is made; the choice is kept in the folder
             },
             dataset_md5=md5sum(DATASET_FILE),
             world_size=world_size,

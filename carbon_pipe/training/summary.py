@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import resource
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -13,29 +14,37 @@ import psutil
 import torch
 
 from ..artifacts import save_torch, write_bytes, write_csv, write_json
-from ..emissions.accounting import emissions_kg, interval_intensity
+from ..emissions.accounting import (
+    IDLE,
+    SoftwareCarbonIntensity,
+    embodied_share_kg,
+    emissions_kg,
+    interval_intensity,
+)
 from ..emissions.meter import MeterReading
 from ..errors import ArtifactError
 from ..intensity.horizon import Horizon
 from ..intensity.series import IntensitySeries
 from ..layout import run_metrics, train_dir
-from ..params import RunParams
+from ..params import EnergyParams, RunParams
 from ..timeutil import iso, parse_instant
 from .resume import ResumeFolder
 
 INTERVAL_COLUMNS = [
     "start", "end", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "intensity_g_per_kwh",
-    "emissions_kg", "segment", "node",
+    "emissions_kg", "segment", "node", "phase",
 ]
 
 
 class MemoryUse:
-    """Peak memory while training: CUDA's allocator peak since the start, or the process's peak RSS on a CPU."""
+    """Peak memory while training: CUDA's allocator peak since the start, or the process's peak RSS on a CPU, reset
+    where Linux allows it (so a profile that ran before training in the same process is not counted)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+        self.reset = reset_peak_rss()
         self.rss_before_training_mb = psutil.Process().memory_info().rss / 2**20
 
     def peak(self) -> dict:
@@ -45,14 +54,35 @@ class MemoryUse:
                 "peak_reserved_mb": torch.cuda.max_memory_reserved(self.device) / 2**20,
                 "method": "CUDA caching allocator: max_memory_allocated after reset_peak_memory_stats at run start",
             }
+        since = "since training began (VmHWM, reset then)" if self.reset else "since the process started (ru_maxrss)"
+        peak = peak_rss_mb() if self.reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return {
-            "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_memory_mb": peak,
             "rss_before_training_mb": self.rss_before_training_mb,
             "method": (
-                "process peak RSS (includes the Python/PyTorch runtime and the dataset, not only training; "
-                "rss_before_training_mb is what was resident before the loop)"
+                f"process peak RSS {since}: includes the Python/PyTorch runtime and the dataset, not only training; "
+                "rss_before_training_mb is what was resident before the loop"
             ),
         }
+
+
+PROC_STATUS, CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux: writing 5 to clear_refs)."""
+    try:
+        CLEAR_REFS.write_text("5")
+        return peak_rss_mb() > 0
+    except (OSError, ValueError):
+        return False
+
+
+def peak_rss_mb() -> float:
+    for line in PROC_STATUS.read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise ValueError("no VmHWM in /proc/self/status")
 
 
 def combine_memory(per_rank: list[dict]) -> dict:
@@ -89,6 +119,7 @@ def energy_intervals(rows: list[dict], series: IntensitySeries) -> pd.DataFrame:
             "emissions_kg": emissions_kg(energy, intensity),
             "segment": [row["segment"] for row in rows],
             "node": [row["node"] for row in rows],
+            "phase": [row["phase"] for row in rows],
         },
         columns=INTERVAL_COLUMNS,
     )
@@ -125,10 +156,8 @@ def carbon_metrics(
     known = len(intervals) > 0 and not energy_errors
     energy = float(intervals["energy_kwh"].sum()) if known else None
     emissions = float(intervals["emissions_kg"].sum()) if known else None
-    tracked_seconds = None
-    if known:  # time under measurement; nodes measure side by side, so their overlapping intervals count once
-        durations = intervals["end"].map(parse_instant) - intervals["start"].map(parse_instant)
-        tracked_seconds = float(durations.sum()) / intervals["node"].nunique()
+    phases = by_phase(intervals) if known else {}
+    tracked_seconds = sum(phase["seconds"] for phase in phases.values()) if known else None
     # CodeCarbon's static figure is its country factor x energy: the factor from this segment, the energy of all
     segment_energy = sum(interval.energy_kwh for interval in reading.intervals) if reading is not None else 0.0
     static_factor = None
@@ -141,12 +170,64 @@ def carbon_metrics(
         "mean_intensity_g_per_kwh": 1000 * emissions / energy if energy else None,
         "intensity_source": horizon.series.source,
         "intensity_source_failures": list(horizon.source_failures),  # sources that failed before it served
+        "measured_seconds": tracked_seconds,
+        "by_phase": phases,
         "energy_method": reading.method if known and reading is not None else "unknown",
         "energy_error": "; ".join(energy_errors) or (None if known else "CodeCarbon recorded no measurement"),
         "codecarbon_static_average_emissions_kg": static_factor * energy if static_factor is not None else None,
         "codecarbon_static_average_note": (
             f"CodeCarbon's {reading.codecarbon_country if reading else ''} annual-average intensity x the run's "
             "energy over all its segments and nodes; not time-resolved, kept for reference only"
+        ),
+    }
+
+
+def by_phase(intervals: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Energy, emissions and measured seconds of each phase: training, the profile before it, hardware held idle.
+    Nodes measure side by side, so their overlapping intervals count once in the seconds."""
+    seconds = intervals["end"].map(parse_instant) - intervals["start"].map(parse_instant)
+    return {
+        str(phase): {
+            "energy_kwh": float(rows["energy_kwh"].sum()),
+            "emissions_kg": float(rows["emissions_kg"].sum()),
+            "seconds": float(seconds[rows.index].sum()) / intervals["node"].nunique(),
+        }
+        for phase, rows in intervals.groupby("phase", sort=True)
+    }
+
+
+HELD_IDLE = {
+    True: "simulated clock: the pauses are recorded, not slept, so no hardware is held and E has no held idle energy",
+    False: "real clock: the meter runs through every pause, so the energy of the hardware held idle is measured in E",
+}
+
+
+def sci_metrics(carbon: dict[str, Any], energy: EnergyParams, samples: int, nodes: int, simulated: bool) -> dict:
+    """SCI (ISO/IEC 21031:2024) of the run: (E x I + M) per R, R one run and 1,000 training samples."""
+    known = carbon["total_emissions_kg"] is not None
+    held_seconds = carbon["measured_seconds"] if known else None
+    sci = None
+    if known:
+        embodied = embodied_share_kg(energy.embodied_kg, energy.lifetime_years, held_seconds, nodes)
+        sci = SoftwareCarbonIntensity(carbon["total_emissions_kg"], embodied, samples)
+    return {
+        "per_run_g": sci.per_run_kg * 1000 if sci else None,
+        "per_1000_samples_g": sci.per_thousand_samples_kg * 1000 if sci else None,
+        "operational_g": sci.operational_kg * 1000 if sci else None,
+        "embodied_g": sci.embodied_kg * 1000 if sci else None,
+        "energy_kwh": carbon["energy_consumed_kwh"],
+        "held_idle_energy_kwh": carbon["by_phase"].get(IDLE, {}).get("energy_kwh", 0.0) if known else None,
+        "held_seconds": held_seconds,
+        "samples": samples,
+        "devices": nodes,
+        "embodied_kg_per_device": energy.embodied_kg,
+        "lifetime_years": energy.lifetime_years,
+        "held_idle": HELD_IDLE[simulated],
+        "method": (
+            "SCI = (E x I + M) per R: E every measured interval of the run (training, its profile, hardware held "
+            "idle), I the location-based grid intensity at each interval's time (no market-based instruments), M = "
+            "energy.embodied_kg x the measured (held) time / energy.lifetime_years, each device reserved whole; "
+            "R one training run, and 1,000 training samples"
         ),
     }
 

@@ -100,12 +100,19 @@ def steps_per_epoch(samples: int, config: RunParams) -> int:
     return -(-samples // config.effective_batch_size)
 
 
-def pick_precision(mixed: bool, device: torch.device) -> tuple[torch.dtype | None, str]:
-    """FP16 with loss scaling on CUDA, bf16 autocast on CPUs that support it, fp32 otherwise."""
+def pick_precision(mixed: bool | str, device: torch.device) -> tuple[torch.dtype | None, str]:
+    """`mixed` true: FP16 with loss scaling on CUDA, bf16 autocast on CPUs that support it, fp32 otherwise; or the
+    one named (bf16, or fp16 on CUDA)."""
     if not mixed:
         return None, "fp32"
     if device.type == "cuda":
-        return torch.float16, "fp16-autocast+gradscaler"
+        if mixed != "bf16":
+            return torch.float16, "fp16-autocast+gradscaler"
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16, "bf16-autocast"
+        return None, "fp32 (bf16 requested; this GPU has no bf16 support)"
+    if mixed == "fp16":
+        return None, "fp32 (fp16 requested; on a CPU mixed precision is bf16)"
     if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return torch.bfloat16, "bf16-autocast"
     return None, "fp32 (mixed precision requested; this CPU has no bf16 support)"

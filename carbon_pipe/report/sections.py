@@ -1,0 +1,120 @@
+"""The report's sections on savings, SCI and auto's choice: markdown lines from comparison.json's figures."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+def fmt(value, spec: str = ".4g") -> str:
+    return "n/a" if value is None else f"{value:{spec}}"
+
+
+def grams(value: Optional[float]) -> str:  # kg -> g
+    return fmt(None if value is None else value * 1000)
+
+
+def grams_interval(value: Optional[float], bounds: Optional[list[float]]) -> str:
+    if bounds is None:
+        return grams(value)
+    return f"{grams(value)} [{grams(bounds[0])}, {grams(bounds[1])}]"
+
+
+def savings_section(result: dict) -> list[str]:
+    if not result["comparable"]:
+        return ["## Savings", "", f"Not comparable: {result['not_comparable_reason']}."]
+    savings, split = result["carbon_savings"], result["decomposition"]
+
+    def row(label: str, key: str, sign: float = 1.0) -> str:
+        value, bounds, share = split[key], split.get(f"{key}_ci95"), split[key.replace("_kg", "_percentage")]
+        shown = grams_interval(None if value is None else sign * value, bounds)
+        return f"| {label} | {shown} | {fmt(None if share is None else sign * share, '.1f')} |"
+
+    lines = [
+        "## Savings, split by cause",
+        "",
+        f"**Configuration verdict** (paired profile, energy per training sample): {split['verdict_text']}.",
+        "",
+        "| | g CO2 [95 % interval] | % of the baseline's |",
+        "|---|---|---|",
+        row("*when* it ran (schedule effect)", "schedule_effect_kg"),
+        row("*how* it trained (configuration effect, paired profile)", "configuration_effect_kg"),
+        row("remainder: run-to-run noise (naive two-run difference minus the paired estimate)", "remainder_kg"),
+        row("profiling overhead (charged to the optimized run)", "profiling_overhead_kg", -1.0),
+    ]
+    if split["held_idle_kg"]:
+        lines.append(row("hardware held idle through pauses (real clock)", "held_idle_kg", -1.0))
+    lines += [
+        f"| **total measured reduction** | **{grams(savings['reduction_kg'])}** "
+        f"| **{fmt(savings['reduction_percentage'], '.1f')}** |",
+        "",
+        f"Beside it, the naive two-run configuration effect: {grams(split['configuration_effect_naive_kg'])} g "
+        f"({fmt(split['configuration_effect_naive_percentage'], '.1f')} %): "
+        f"{split['method']['configuration_effect_naive']}.",
+        "",
+        f"How the parts add up: {split['method']['adds_up']}. Schedule effect: {split['method']['schedule_effect']}. "
+        f"Configuration effect: {split['method']['configuration_effect']}.",
+    ]
+    return lines
+
+
+def sci_section(sci: dict) -> list[str]:
+    """SCI = (E x I + M) per R, both runs side by side."""
+    runs = ("baseline", "optimized")
+
+    def row(label: str, key: str, spec: str = ".4g", factor: float = 1.0) -> str:
+        values = (sci[run].get(key) for run in runs)
+        return f"| {label} | " + " | ".join(fmt(None if v is None else v * factor, spec) for v in values) + " |"
+
+    if not all(sci.get(run) for run in runs):
+        return ["", "## Software Carbon Intensity", "", "Not available: a run's summary carries no SCI."]
+    first = sci["baseline"]
+    return [
+        "",
+        "## Software Carbon Intensity (ISO/IEC 21031:2024)",
+        "",
+        "| | baseline | optimized |",
+        "|---|---|---|",
+        row("SCI, g CO2e per training run", "per_run_g"),
+        row("SCI, g CO2e per 1,000 training samples", "per_1000_samples_g"),
+        row("E x I, operational (g)", "operational_g"),
+        row("M, embodied share (g)", "embodied_g"),
+        row("E, energy (Wh)", "energy_kwh", factor=1000),
+        row("of which hardware held idle (Wh)", "held_idle_energy_kwh", factor=1000),
+        row("time the hardware was held (s)", "held_seconds", ".1f"),
+        "",
+        f"{first['method']}. M assumes {fmt(first['embodied_kg_per_device'], 'g')} kg per device over "
+        f"{fmt(first['lifetime_years'], 'g')} years (params `energy.embodied_kg`, `energy.lifetime_years`; the "
+        f"defaults are estimates). Held idle: {sci['optimized']['held_idle']}.",
+    ]
+
+
+def choice_section(choice: Optional[dict]) -> list[str]:
+    """auto's candidates, what each measured, and which it trained."""
+    if not choice:
+        return []
+    budget = choice["memory_budget_mb"]
+    lines = [
+        "",
+        "## optimized: auto, the candidates",
+        "",
+        f"Memory budget: {'none' if budget is None else f'{budget:g} MB'}. Chosen: **{choice['chosen']}**, "
+        f"{choice['why']}. Peak memory: {choice['memory_method']}.",
+        "",
+        "| candidate | precision | peak memory (MB) | within budget | mJ/sample [95 %] | ratio to baseline [95 %] |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in choice["candidates"]:
+        energy = "not profiled" if row["j_per_sample"] is None else (
+            f"{row['j_per_sample'] * 1e3:.4f} [{row['j_per_sample_ci95'][0] * 1e3:.4f}, "
+            f"{row['j_per_sample_ci95'][1] * 1e3:.4f}]"
+        )
+        ratio = "n/a" if row["ratio"] is None else (
+            f"{row['ratio']:.3f}" + (f" [{row['ratio_ci95'][0]:.3f}, {row['ratio_ci95'][1]:.3f}]"
+                                     if row["ratio_ci95"] else "")
+        )
+        name = f"**{row['name']}**" if row["chosen"] else row["name"]
+        lines.append(
+            f"| {name} | {row['precision'] or 'n/a'} | {row['peak_memory_mb']:.1f} | "
+            f"{'yes' if row['within_budget'] else 'no'} | {energy} | {ratio} |"
+        )
+    return lines
