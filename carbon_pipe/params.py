@@ -14,7 +14,6 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     Field,
-    PlainValidator,
     ValidationError,
     ValidationInfo,
     model_validator,
@@ -38,6 +37,14 @@ from .intensity.settings import (
     with_source_overrides,
 )
 from .timeutil import format_duration, parse_instant
+from .training.settings import (
+    CommandParams,
+    EnergyParams,
+    OptimizedParams,
+    ProfileParams,
+    RunParams,
+    TrainParams,
+)
 
 # "now" on the simulated clock: from the UNIX epoch to 2100, so that now + a century of waiting and horizon stays a
 # date every clock, calendar and source can hold.
@@ -173,91 +180,6 @@ class ModelParams(Section):
         "carbon_pipe.training.model:SimpleCNN", alias="class"
     )
     kwargs: dict[str, Any] = {}
-
-
-class TrainParams(Section):
-    epochs: Count = 3
-    learning_rate: Annotated[float, Field(gt=0)] = 3e-3
-    lr_schedule: Literal["onecycle", "constant"] = "onecycle"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    eval_batch_size: Count = 1000
-    checkpoint_every: Count = 200  # optimizer steps between resume checkpoints
-    steady_allocator: bool = True  # pin glibc malloc's thresholds (training/allocator.py)
-
-
-class EnergyParams(Section):
-    # CodeCarbon measures in a thread: under half a second it falls over itself (tracebacks from the thread)
-    measure_power_secs: Annotated[float, Field(ge=0.5, le=3600)] = 5.0
-    # for CodeCarbon's static-average reference figure only
-    country_iso_code: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "GBR"
-    # SCI's embodied share: the hardware's manufacturing and disposal emissions over its service life (estimates)
-    embodied_kg: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] = 1000.0
-    lifetime_years: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 4.0
-
-
-def _mixed_precision(value: Any) -> Any:
-    if isinstance(value, bool) or value in ("bf16", "fp16"):
-        return value
-    raise ValueError(f"expected true, false, bf16 or fp16, got {value!r}")
-
-
-class RunParams(Section):
-    batch_size: Count
-    gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024)] = 1
-    # true: fp16 + GradScaler on CUDA, bf16 on CPUs with bf16; or name one: bf16 | fp16 (CUDA only)
-    mixed_precision: Annotated[Union[bool, Literal["bf16", "fp16"]], PlainValidator(_mixed_precision)] = False
-    compile: bool = False        # torch.compile the model
-    channels_last: bool = False  # NHWC memory format for the model and its input batches
-
-    @property
-    def effective_batch_size(self) -> int:
-        return self.batch_size * self.gradient_accumulation_steps
-
-    def how(self) -> dict[str, Any]:
-        """How it trains: the fields a configuration is made of (not how one is chosen)."""
-        return self.model_dump(include=set(RunParams.model_fields))
-
-
-def _only_for_auto(value: Any, info: ValidationInfo) -> Any:
-    if value is not None and info.data.get("choose") == "explicit":
-        raise ValueError("only read when optimized.choose is auto")
-    return value
-
-
-class OptimizedParams(RunParams):
-    """The carbon-aware run: the configuration given (explicit), or the one `carbon-pipe train` measures to be the
-    cheapest per sample within a memory budget (auto; profiling/candidates.py)."""
-
-    choose: Literal["explicit", "auto"] = "explicit"  # before memory_budget_mb, which is checked against it
-    memory_budget_mb: Annotated[
-        Optional[Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)]], AfterValidator(_only_for_auto)
-    ] = None
-    auto_compile: Literal["gpu", "always", "never"] = "gpu"  # auto: which candidates try torch.compile
-
-    def decides(self) -> dict[str, Any]:
-        """What decides how the run trains: the configuration (explicit), or how one is chosen (auto)."""
-        if self.choose == "explicit":
-            return self.how()
-        return self.model_dump(include={"choose", "memory_budget_mb", "auto_compile"})
-
-
-def _even(rounds: int) -> int:
-    if rounds % 2:
-        raise ValueError(f"must be even (each round's order mirrors the one before, ABBA), got {rounds}")
-    return rounds
-
-
-class ProfileParams(Section):
-    rounds: Annotated[Count, Field(ge=4), AfterValidator(_even)] = 10
-    warmup_rounds: Count = 1
-    burst_seconds: Annotated[float, Field(gt=0, le=3600)] = 0.25
-    before_training: bool = True  # train-optimized profiles first, as the run's first measured segment
-
-
-class CommandParams(Section):
-    """`carbon-pipe run`: how a command of your own is paused at a chunk's end."""
-
-    grace_period: PositiveSeconds = 30.0  # after SIGTERM, how long the command may take to exit before it is killed
 
 
 class Params(Section):

@@ -17,7 +17,8 @@ from typing import Any, Callable
 import torch
 
 from ..errors import UsageError
-from ..params import Params, RunParams
+from ..params import Params
+from ..training.settings import RunParams
 from .counters import EnergyCounter
 from .measure import run_profile
 from .record import BASELINE

@@ -71,6 +71,7 @@ def measure_segment(
     clock = place_segment(placement, segment, placement.run_start(), None, resume, job)
     with stop_requests() as signals:  # from before the meter starts: its first interval can come during its start
         metering = Metering(params.energy, job, resume, clock, PROFILE)
+        metering.start()
         try:
             trained, profile, choice = profile_configurations(params, job.device)
         finally:

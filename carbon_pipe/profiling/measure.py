@@ -13,9 +13,10 @@ import time
 from typing import Callable, Mapping, Sequence, TypeVar
 
 from ..layout import RUNS
-from ..params import Params, ProfileParams, RunParams
+from ..params import Params
 from ..training.allocator import steady_allocator
 from ..training.distributed import pick_device
+from ..training.settings import ProfileParams, RunParams
 from .counters import EnergyCounter, open_counter
 from .result import Burst, EnergyProfile, summarize
 from .steps import ConfigurationSteps, TrainSplit, configuration_steps

@@ -16,8 +16,9 @@ import torch
 
 from ..errors import ArtifactError
 from ..layout import DATASET_FILE
-from ..params import Params, RunParams
+from ..params import Params
 from ..training import distributed
+from ..training.settings import RunParams
 from ..training.trainer import DeviceData, Splits, build_trainer, seed_everything
 
 

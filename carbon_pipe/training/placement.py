@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 from ..emissions.accounting import IDLE, TRAINING
 from ..emissions.meter import EnergyJournal, EnergyMeter, MeterReading
 from ..intensity.horizon import Horizon
-from ..params import EnergyParams
 from ..timeutil import iso
 from . import distributed
+from .settings import EnergyParams
 
 if TYPE_CHECKING:
     from .resume import ResumeFolder
@@ -142,6 +142,7 @@ def held_idle(
     def metered(*args, **kwargs) -> T:
         earlier = EnergyJournal.read(resume.journal(job.node)) if job.tracks_energy else []
         metering = Metering(energy, job, resume, SegmentClock(next_segment(earlier, job), now()), IDLE)
+        metering.start()
         try:
             return replan(*args, **kwargs)
         finally:

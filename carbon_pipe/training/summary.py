@@ -26,9 +26,9 @@ from ..errors import ArtifactError
 from ..intensity.horizon import Horizon
 from ..intensity.series import IntensitySeries
 from ..layout import run_metrics, train_dir
-from ..params import EnergyParams, RunParams
 from ..timeutil import iso, parse_instant
 from .resume import ResumeFolder
+from .settings import EnergyParams, RunParams
 
 INTERVAL_COLUMNS = [
     "start", "end", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "intensity_g_per_kwh",

@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ArtifactError
-from ..params import Params, RunParams
+from ..params import Params
 from . import distributed
 from .model import build_model, check_fits
+from .settings import RunParams
 
 
 @dataclass
