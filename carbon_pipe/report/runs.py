@@ -29,29 +29,33 @@ def _is_time(value: Any) -> bool:
     return True
 
 
-NUMBER, MAYBE_NUMBER, TEXT, FLAG, TIME = "a number", "a number or null", "text", "true or false", "a time"
+NUMBER, MAYBE_NUMBER, TEXT, MAYBE_TEXT, FLAG, TIME = (
+    "a number", "a number or null", "text", "text or null", "true or false", "a time"
+)
 CHECKS: dict[str, Callable[[Any], bool]] = {
     NUMBER: _is_number,
     MAYBE_NUMBER: lambda value: value is None or _is_number(value),
     TEXT: lambda value: isinstance(value, str),
+    MAYBE_TEXT: lambda value: value is None or isinstance(value, str),
     FLAG: lambda value: isinstance(value, bool),
     TIME: _is_time,
 }
-# Every field of a run's summary that the comparison, the report and the charts read without a default.
+# Every field of a run's summary that the comparison, the report and the charts read without a default. A run of
+# your own command (`carbon-pipe run`) leaves null what it did not report, and its memory when never sampled.
 SUMMARY_FIELDS = {
-    "training_metrics.final_accuracy": NUMBER,
+    "training_metrics.final_accuracy": MAYBE_NUMBER,
     "training_metrics.total_time_seconds": NUMBER,
     "carbon_metrics.total_emissions_kg": MAYBE_NUMBER,
     "carbon_metrics.energy_consumed_kwh": MAYBE_NUMBER,
     "carbon_metrics.mean_intensity_g_per_kwh": MAYBE_NUMBER,
     "carbon_metrics.energy_method": TEXT,
-    "memory_metrics.peak_memory_mb": NUMBER,
+    "memory_metrics.peak_memory_mb": MAYBE_NUMBER,
     "memory_metrics.method": TEXT,
     "scheduler_metrics.start": TIME,
     "scheduler_metrics.wait_seconds": NUMBER,
     "scheduler_metrics.clock": TEXT,
     "scheduler_metrics.simulated_clock": FLAG,
-    "precision": TEXT,
+    "precision": MAYBE_TEXT,
 }
 CSV_COLUMNS = {
     "energy_intervals.csv": ("start", "end", "energy_kwh", "emissions_kg"),
