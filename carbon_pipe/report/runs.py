@@ -57,6 +57,7 @@ SUMMARY_FIELDS = {
     "scheduler_metrics.simulated_clock": FLAG,
     "precision": MAYBE_TEXT,
 }
+MISSING = object()  # a key that is not there, unlike one that is null
 CSV_COLUMNS = {
     "energy_intervals.csv": ("start", "end", "energy_kwh", "emissions_kg"),
     "epochs.csv": ("epoch", "train_loss", "test_loss", "test_accuracy"),
@@ -67,11 +68,11 @@ def read_run_summary(run_name: str) -> dict:
     path = run_metrics(run_name)
     summary = read_json(path)
     for key, kind in SUMMARY_FIELDS.items():
-        value = summary
+        value: Any = summary
         for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if not CHECKS[kind](value):
-            problem = "missing" if value is None else f"{value!r}, not {kind}"
+            value = value.get(part, MISSING) if isinstance(value, dict) else MISSING
+        if value is MISSING or not CHECKS[kind](value):
+            problem = "missing" if value is MISSING else f"{'null' if value is None else repr(value)}, not {kind}"
             raise ArtifactError(
                 f"{path}: not a run summary train wrote ({key} is {problem}): run train --run {run_name} again"
             )
