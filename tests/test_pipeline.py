@@ -92,24 +92,33 @@ def test_numbers_re_derive_from_the_artifacts(project):
         summary = json.loads((project / f"metrics/{run}.json").read_text())
         assert rows["emissions_kg"].sum() == pytest.approx(summary["carbon_metrics"]["total_emissions_kg"], rel=1e-12)
         assert (rows["emissions_kg"] - rows["energy_kwh"] * rows["intensity_g_per_kwh"] / 1000).abs().max() < 1e-18
-    # The schedule effect, recomputed by hand: the optimized run's intervals moved to the baseline's start and
-    # charged from intensity.csv with plain loops (no carbon_pipe code involved).
+    # The schedule effect, recomputed by hand: the optimized run's training intervals moved to the baseline's start
+    # (the run in one go from there, its profile first) and charged from intensity.csv with plain loops (no
+    # carbon_pipe code involved).
     grid = [(parse_instant(r.start), parse_instant(r.end), r.carbon_intensity)
             for r in pd.read_csv(project / "stages/wait-for-window/intensity.csv").itertuples()]
+    optimized_rows = pd.read_csv(project / "stages/train-optimized/energy_intervals.csv")
+    assert optimized_rows["phase"].iloc[0] == "profile" and set(optimized_rows["phase"]) == {"profile", "training"}
     shift = parse_instant(json.loads((project / "metrics/baseline.json").read_text())["scheduler_metrics"]["start"]) - \
-        parse_instant(json.loads((project / "metrics/optimized.json").read_text())["scheduler_metrics"]["start"])
+        min(parse_instant(start) for start in optimized_rows["start"])
     at_baseline_kg = 0.0
-    for row in pd.read_csv(project / "stages/train-optimized/energy_intervals.csv").itertuples():
+    training = optimized_rows[optimized_rows["phase"] == "training"]
+    for row in training.itertuples():
         start, end = parse_instant(row.start) + shift, parse_instant(row.end) + shift
         overlap = [(min(end, b) - max(start, a), value) for a, b, value in grid if min(end, b) > max(start, a)]
         mean = sum(length * value for length, value in overlap) / sum(length for length, _ in overlap)
         at_baseline_kg += row.energy_kwh * mean / 1000
     comparison = json.loads((project / "metrics/comparison.json").read_text())
     split, savings = comparison["decomposition"], comparison["carbon_savings"]
-    optimized_kg = json.loads((project / "metrics/optimized.json").read_text())["carbon_metrics"]["total_emissions_kg"]
-    assert split["schedule_effect_kg"] == pytest.approx(at_baseline_kg - optimized_kg, rel=1e-6)
-    assert split["configuration_effect_kg"] == pytest.approx(
+    training_kg = training["emissions_kg"].sum()
+    profile_kg = optimized_rows.loc[optimized_rows["phase"] == "profile", "emissions_kg"].sum()
+    assert split["schedule_effect_kg"] == pytest.approx(at_baseline_kg - training_kg, rel=1e-6)
+    assert split["configuration_effect_naive_kg"] == pytest.approx(
         savings["baseline_emissions_kg"] - at_baseline_kg, rel=1e-6
+    )
+    assert split["profiling_overhead_kg"] == pytest.approx(profile_kg, rel=1e-12) and profile_kg > 0
+    assert savings["reduction_kg"] == pytest.approx(
+        split["schedule_effect_kg"] + split["configuration_effect_naive_kg"] - profile_kg, rel=1e-9
     )
     assert split["schedule_effect_kg"] > 0  # 18:00 peak vs 03:00 trough of the default curve
 
@@ -195,17 +204,23 @@ def test_an_interruptible_plan_trains_in_its_chunks_through_dvc(project):
         decision = json.loads((project / "stages/wait-for-window/decision.json").read_text())
         chunks = json.loads((project / "metrics/optimized.json").read_text())["scheduler_metrics"]["chunks"]
         assert len(decision["chunks"]) == len(chunks) == 2
-        assert [c["start"] for c in chunks] == [c["start"] for c in decision["chunks"]]
         rows = pd.read_csv(project / "stages/train-optimized/energy_intervals.csv")
-        assert [rows[rows["segment"] == s]["start"].min() for s in (0, 1)] == [c["start"] for c in chunks]
-        # In one go from 18:00 the whole profile sits in the 30-min point of the evening peak, whatever its pauses.
+        starts = {segment: parse_instant(group["start"].min()) for segment, group in rows.groupby("segment")}
+        profile_end = parse_instant(rows[rows["phase"] == "profile"]["end"].max())
+        # The profile opens the first chunk's window (segment 0); the first chunk trains when it ends, the second at
+        # its planned start; each chunk's recorded start is its first interval's.
+        assert starts[0] == parse_instant(decision["chunks"][0]["start"])
+        assert starts[1] == parse_instant(chunks[0]["start"]) == pytest.approx(profile_end, abs=1e-3)
+        assert starts[2] == parse_instant(chunks[1]["start"]) == parse_instant(decision["chunks"][1]["start"])
+        # In one go from 18:00 the whole training sits in the 30-min point of the evening peak, whatever its pauses.
         grid = pd.read_csv(project / "stages/wait-for-window/intensity.csv")
         peak = grid[grid["start"].map(parse_instant) == parse_instant("2025-01-15T18:00:00Z")][
             "carbon_intensity"
         ].item()
         split = json.loads((project / "metrics/comparison.json").read_text())["decomposition"]
-        assert split["optimized_at_baseline_start_kg"] == pytest.approx(
-            rows["energy_kwh"].sum() * peak / 1000, rel=1e-9
+        trained = rows[rows["phase"] == "training"]
+        assert split["optimized_training_at_baseline_start_kg"] == pytest.approx(
+            trained["energy_kwh"].sum() * peak / 1000, rel=1e-9
         )
         assert "up to date" in dvc(project, "status").stdout.lower() or dvc(project, "status").stdout.strip() in (
             "",
