@@ -122,3 +122,26 @@ def test_every_figure_is_the_burst_table_summarised():
         "optimized",
         "baseline",
     ]
+
+
+def test_an_unbounded_ratio_is_written_as_null_and_read_back():
+    """A baseline whose counter barely moved against its noise (a CodeCarbon model estimate under load) leaves the
+    ratio's interval unbounded; the profile record, the run's summary and comparison.json hold it as null (JSON has
+    no infinity) instead of failing the run, and the verdict is no measurable difference."""
+    import json
+
+    from carbon_pipe.profiling.record import RunProfile
+    from carbon_pipe.report.sections import grams_interval
+
+    baseline = [1e-6] * 8 + [2.5e-2, 2.5e-2]  # its spread twice its mean: the counter moved in two bursts of ten
+    optimized = [5e-3] * 10
+    profile = summarize(bursts_from({"baseline": baseline, "optimized": optimized}), "baseline",
+                        {"baseline": "fp32", "optimized": "bf16"}, "model")
+    ratio = profile.configuration("optimized").ratio
+    assert ratio.low == -np.inf and ratio.high == np.inf and ratio.bounds == [None, None]
+    record = RunProfile(0, 0.0, 1.0, "optimized", profile)
+    written = json.dumps(record.as_dict(), allow_nan=False)
+    assert json.loads(written)["ratio_ci95"] == [None, None]
+    back = RunProfile.from_dict(json.loads(written))
+    assert back.verdict == statistics.NO_DIFFERENCE and back.ratio.bounds == [None, None]
+    assert grams_interval(1e-3, [None, None]) == "1 [-inf, +inf]"

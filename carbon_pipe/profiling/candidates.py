@@ -141,9 +141,9 @@ def choice_record(
             "name": name, **run.how(), "precision": config.precision if config else None,
             "peak_memory_mb": memory[name], "within_budget": budget is None or memory[name] <= budget,
             "j_per_sample": config.j_per_sample.value if config else None,
-            "j_per_sample_ci95": [config.j_per_sample.low, config.j_per_sample.high] if config else None,
+            "j_per_sample_ci95": config.j_per_sample.bounds if config else None,
             "ratio": config.ratio.value if config and config.ratio else (1.0 if config else None),
-            "ratio_ci95": [config.ratio.low, config.ratio.high] if config and config.ratio else None,
+            "ratio_ci95": config.ratio.bounds if config and config.ratio else None,
             "chosen": name == chosen,
         })
     over = len(runs) - len(profiled)

@@ -128,7 +128,7 @@ def attach_profile(summary: dict, profiled: Profiled) -> None:
 
 
 def interval(value: Interval) -> dict:
-    return {"value": value.value, "ci95": [value.low, value.high]}
+    return {"value": value.value, "ci95": value.bounds}
 
 
 def write_record(profiled: Profiled) -> None:

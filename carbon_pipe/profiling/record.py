@@ -61,7 +61,7 @@ class RunProfile:
             "clock_end": iso(self.clock_end),
             "trained": self.trained,
             "ratio": self.ratio.value,
-            "ratio_ci95": [self.ratio.low, self.ratio.high],
+            "ratio_ci95": self.ratio.bounds,
             "verdict": self.verdict,
             "verdict_text": self.verdict_text(),
             "choice": self.choice,

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from .result import EnergyProfile, Interval
-
-
-def bounds(interval: Interval) -> list[float]:
-    return [interval.low, interval.high]
+from .result import EnergyProfile
 
 
 def flat_summary(profile: EnergyProfile, compared: str = "optimized") -> dict:
@@ -15,16 +11,16 @@ def flat_summary(profile: EnergyProfile, compared: str = "optimized") -> dict:
     for config in profile.configurations:
         summary.update({
             f"{config.name}_j_per_sample": config.j_per_sample.value,
-            f"{config.name}_j_per_sample_ci95": bounds(config.j_per_sample),
+            f"{config.name}_j_per_sample_ci95": config.j_per_sample.bounds,
             f"{config.name}_s_per_sample": config.s_per_sample.value,
-            f"{config.name}_s_per_sample_ci95": bounds(config.s_per_sample),
+            f"{config.name}_s_per_sample_ci95": config.s_per_sample.bounds,
             f"{config.name}_precision": config.precision,
             f"{config.name}_steps_per_burst": config.steps_per_burst,
         })
     ratio = profile.configuration(compared)
     summary.update(
         ratio=ratio.ratio.value,
-        ratio_ci95=bounds(ratio.ratio),
+        ratio_ci95=ratio.ratio.bounds,
         verdict=ratio.verdict,
         energy_method=profile.energy_method,
         interval_method=profile.interval_method,

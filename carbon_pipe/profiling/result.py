@@ -28,6 +28,16 @@ class Interval:
     def contains(self, value: float) -> bool:
         return self.low <= value <= self.high
 
+    @property
+    def bounds(self) -> list[float | None]:
+        """[low, high] for JSON, which holds no infinity: null where the interval is unbounded (a ratio whose
+        baseline energy per sample was not clearly away from zero: the counter moved less than its noise)."""
+        return [bound if np.isfinite(bound) else None for bound in (self.low, self.high)]
+
+    def as_dict(self) -> dict:
+        low, high = self.bounds
+        return {"value": self.value, "low": low, "high": high}
+
 
 @dataclass(frozen=True)
 class Burst:
@@ -62,6 +72,10 @@ class ConfigurationEnergy:
     s_per_sample: Interval
     ratio: Interval | None  # j_per_sample / the baseline's, paired by round; None for the baseline
     verdict: str | None  # less, more, or no measurable difference (energy per sample vs the baseline)
+
+    def as_dict(self) -> dict:
+        intervals = {"j_per_sample": self.j_per_sample, "s_per_sample": self.s_per_sample, "ratio": self.ratio}
+        return {**asdict(self), **{key: value and value.as_dict() for key, value in intervals.items()}}
 
 
 @dataclass(frozen=True)
@@ -101,7 +115,7 @@ class EnergyProfile:
             "warmup_rounds": self.warmup_rounds,
             "profiling_energy_kwh": self.profiling_energy_kwh,
             "profiling_seconds": self.profiling_seconds,
-            "configurations": [asdict(config) for config in self.configurations],
+            "configurations": [config.as_dict() for config in self.configurations],
             "bursts": [burst.as_dict() for burst in self.bursts],
         }
 

@@ -70,13 +70,16 @@ def effects(
     }
     if profile is not None:
         ratio, energy = profile.ratio, profile.profile.configuration(profile.trained).j_per_sample
+        low, high = ratio.bounds  # None: unbounded
         configuration = base_kg * (1 - ratio.value)
         split.update(
-            schedule_effect_kg_ci95=scaled(schedule, energy.low / energy.value, energy.high / energy.value),
+            schedule_effect_kg_ci95=scaled(schedule, energy.low / energy.value, energy.high / energy.value)
+            if energy.value > 0 else None,  # a counter that never moved gives no relative width
             configuration_effect_kg=configuration,
-            configuration_effect_kg_ci95=[base_kg * (1 - ratio.high), base_kg * (1 - ratio.low)],
+            configuration_effect_kg_ci95=[None if high is None else base_kg * (1 - high),
+                                          None if low is None else base_kg * (1 - low)],
             configuration_ratio=ratio.value,
-            configuration_ratio_ci95=[ratio.low, ratio.high],
+            configuration_ratio_ci95=[low, high],
             verdict=profile.verdict,
             verdict_text=profile.verdict_text(),
             remainder_kg=naive - configuration,

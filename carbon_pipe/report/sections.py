@@ -13,10 +13,13 @@ def grams(value: Optional[float]) -> str:  # kg -> g
     return fmt(None if value is None else value * 1000)
 
 
-def grams_interval(value: Optional[float], bounds: Optional[list[float]]) -> str:
+def grams_interval(value: Optional[float], bounds: Optional[list[Optional[float]]]) -> str:
+    """The value and its interval in g; a bound JSON holds as null is unbounded (-inf, +inf)."""
     if bounds is None:
         return grams(value)
-    return f"{grams(value)} [{grams(bounds[0])}, {grams(bounds[1])}]"
+    low = "-inf" if bounds[0] is None else grams(bounds[0])
+    high = "+inf" if bounds[1] is None else grams(bounds[1])
+    return f"{grams(value)} [{low}, {high}]"
 
 
 def savings_section(result: dict) -> list[str]:
