@@ -237,3 +237,20 @@ def test_with_fallback_off_a_failing_source_is_an_error_and_nothing_is_written(w
     with pytest.raises(SourceError, match="uk: GET .*cannot connect"):
         wait_for_window.run_stage(params, say=lambda line: None)
     assert not (workspace / "stages").exists()
+
+
+def test_a_slow_refetch_is_not_hidden_in_the_recorded_start(monkeypatch):
+    """Re-try of issue 10, D4: a re-plan whose fetch ran past the planned start (a source answering slowly, cut only by
+    its source_timeout) recorded the start as the time the fetch began, and fetched once more before starting."""
+    params = params_with(clock="real", rule="threshold", threshold=100, max_wait="2h", replan_interval="25min")
+    clock = RecordingClock(SUBMITTED)
+    fetch = waiting.look_ahead
+
+    def slow_fetch(*args, **kwargs):
+        clock.current += 40.0  # what a trickling source costs before its source_timeout gives up
+        return fetch(*args, **kwargs)
+
+    monkeypatch.setattr(waiting, "look_ahead", slow_fetch)
+    waited = waiting.wait_for_window(params, 600.0, clock)
+    assert waited.started == clock.current  # the recorded start is when the wait really ended
+    assert waited.started - (SUBMITTED + 2 * 3600) <= 40.0  # at most the one fetch that began by the deadline

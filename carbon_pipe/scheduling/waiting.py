@@ -127,6 +127,7 @@ def wait_for_window(
                     outlook = look_ahead(params, submitted, now, duration, deadline, **source_options)
                     on_plan(outlook, now)
                     replans += 1
+                now = clock.now()  # a slow fetch may have run past the planned start: start then, recorded as then
         except KeyboardInterrupt:
             return Waited(outlook, None, submitted, replans, replan_failures)
     started = outlook.plan.start if clock.simulated else now
