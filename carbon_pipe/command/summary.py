@@ -15,7 +15,7 @@ from ..emissions.meter import EnergyJournal, MeterReading
 from ..errors import UsageError
 from ..layout import train_dir
 from ..timeutil import parse_instant
-from ..training.summary import carbon_metrics, energy_intervals, measured_segment_log, scheduler_metrics
+from ..training.summary import carbon_metrics, energy_intervals, measured_segment_log, scheduler_metrics, sci_metrics
 from .figures import EPOCH_COLUMNS, Reported, read_reported
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ def account(
         **{key: getattr(reported, key) for key in ("device", "precision", "world_size", "dataset", "model_class")},
         "compile": reported.compile,
         "channels_last": reported.channels_last,
+        "allocator": NOT_OURS,
+        "sci": sci_metrics(carbon, run.params.energy, _samples(reported), 1, horizon.simulated),
         "command": {
             "argv": run.argv,
             "status": "finished" if ending.status == 0 else "failed",
@@ -68,6 +70,16 @@ def account(
     }
     _write_outputs(run.name, run.resume.folder, intervals, reported)
     return summary
+
+
+NOT_OURS = "not set by carbon-pipe: your command's own process (train.steady_allocator is carbon-pipe train's)"
+
+
+def _samples(reported: Reported) -> Optional[int]:
+    """Training samples over the run, for SCI per 1,000: only when the command reported both factors."""
+    if reported.train_samples is None or reported.epochs is None:
+        return None
+    return reported.train_samples * len(reported.epochs)
 
 
 def _figures(path: Path, strict: bool) -> tuple[Reported, bool, Optional[str]]:

@@ -202,8 +202,11 @@ HELD_IDLE = {
 }
 
 
-def sci_metrics(carbon: dict[str, Any], energy: EnergyParams, samples: int, nodes: int, simulated: bool) -> dict:
-    """SCI (ISO/IEC 21031:2024) of the run: (E x I + M) per R, R one run and 1,000 training samples."""
+def sci_metrics(
+    carbon: dict[str, Any], energy: EnergyParams, samples: Optional[int], nodes: int, simulated: bool
+) -> dict:
+    """SCI (ISO/IEC 21031:2024) of the run: (E x I + M) per R, R one run and 1,000 training samples (null when the
+    samples are unknown: a command of your own that did not report them)."""
     known = carbon["total_emissions_kg"] is not None
     held_seconds = carbon["measured_seconds"] if known else None
     sci = None
@@ -212,7 +215,7 @@ def sci_metrics(carbon: dict[str, Any], energy: EnergyParams, samples: int, node
         sci = SoftwareCarbonIntensity(carbon["total_emissions_kg"], embodied, samples)
     return {
         "per_run_g": sci.per_run_kg * 1000 if sci else None,
-        "per_1000_samples_g": sci.per_thousand_samples_kg * 1000 if sci else None,
+        "per_1000_samples_g": sci.per_thousand_samples_kg * 1000 if sci and samples else None,
         "operational_g": sci.operational_kg * 1000 if sci else None,
         "embodied_g": sci.embodied_kg * 1000 if sci else None,
         "energy_kwh": carbon["energy_consumed_kwh"],
