@@ -57,6 +57,10 @@ class SourceError(CarbonPipeError):
     """A carbon-intensity source failed (network, HTTP status, payload shape)."""
 
 
+class FetchCutShort(SourceError):
+    """A source ran out of the time a re-plan gave it (until the job's latest start): the wait keeps its plan."""
+
+
 class ArtifactError(CarbonPipeError):
     """An artifact an earlier stage should have written is missing or malformed."""
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -254,3 +255,40 @@ def test_a_slow_refetch_is_not_hidden_in_the_recorded_start(monkeypatch):
     waited = waiting.wait_for_window(params, 600.0, clock)
     assert waited.started == clock.current  # the recorded start is when the wait really ended
     assert waited.started - (SUBMITTED + 2 * 3600) <= 40.0  # at most the one fetch that began by the deadline
+
+
+def uk_payload_around(moment: float, value: float = 300.0) -> dict:
+    """The UK API's /intensity answer: 30-min slots from an hour before `moment` to five hours after, all `value`."""
+    first = moment // 1800 * 1800 - 3600
+
+    def at(epoch: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(epoch))
+
+    slots = [(first + 1800 * i, first + 1800 * (i + 1)) for i in range(12)]
+    return {"data": [{"from": at(a), "to": at(b), "intensity": {"forecast": value, "actual": None}} for a, b in slots]}
+
+
+@pytest.mark.parametrize("fallback", [True, False], ids=["fallback", "no-fallback"])
+def test_a_slow_refetch_is_cut_at_the_latest_start(fake_api, fallback):
+    """Re-try of issue 10, D4, on the wall clock: a re-plan whose source trickles was cut only by its source_timeout
+    (here 10 s), so the job started that long past its latest start. Now the whole re-fetch gets the time left to
+    the latest start; cut there, the wait keeps its plan (with fallback off too) and records why."""
+    from .fake_servers import json_answer, trickle
+
+    fake_api.on("/intensity/", json_answer(uk_payload_around(time.time())), trickle(every=0.2, for_seconds=30))
+    uk = {"base_url": fake_api.url, "timeout": "10s", "source_timeout": "10s", "retries": 0}
+    params = params_with(
+        {"sources": ["uk"], "uk": uk, "fallback": fallback},
+        clock="real", rule="threshold", threshold=100, max_wait="2s", replan_interval="1s", expected_duration="1s",
+    )
+    waited = waiting.wait_for_window(params, 1.0, waiting.RealClock(), pause=lambda seconds, *_: time.sleep(seconds))
+    latest = waited.submitted + 2.0
+    assert waited.started <= latest + 1.5, f"started {waited.started - latest:.1f} s past the latest start"
+    assert len(fake_api.requests) == 2 and waited.replans == 0  # the first fetch, then the re-plan's, cut
+    [failure] = waited.replan_failures
+    assert re.search(
+        r"uk: GET \S+: no complete answer within the time left to the latest start \S+Z \(1 attempt\); "
+        r"kept the plan made before$",
+        failure,
+    ), failure
+    assert waited.outlook.plan.start == latest  # the plan made before: above the threshold, start at the latest

@@ -132,3 +132,22 @@ def test_the_intensity_command_ends_at_the_timeout_then_falls_back(workspace, fa
     assert chained.returncode == 0 and seconds < 2 + CLI_START_MARGIN, chained.stderr
     shown = json.loads(chained.stdout)
     assert shown["source"] == "mock" and "no complete answer within 2 s" in shown["source_failures"][0]["error"]
+
+
+def test_a_source_gets_no_more_than_the_time_until_it_is_given(fake_api):
+    """A re-plan's `until` (issue 10, D4): it cuts a source before its source_timeout, and a source whose time is
+    already spent is not tried; local sources take the option and ignore it."""
+    from carbon_pipe.errors import FetchCutShort
+    from carbon_pipe.intensity.sources import Until
+
+    fake_api.on("/intensity/", trickle(every=0.2, for_seconds=15))
+    section = {"base_url": fake_api.url, "timeout": "10s", "source_timeout": "10s", "retries": 0}
+    carbon = CarbonParams.model_validate({"sources": ["uk", "mock"], "uk": section})
+    started = time.monotonic()
+    with pytest.raises(FetchCutShort, match=r"no complete answer within the time left to X \(1 attempt\)$"):
+        get_source(carbon, "uk", until=Until.after(1.0, "the time left to X")).series(START, END)
+    assert time.monotonic() - started < 1 + MARGIN
+    with pytest.raises(FetchCutShort, match=r"uk: GET \S+: not tried, the time left to X spent"):
+        get_source(carbon, "uk", until=Until.after(-1.0, "the time left to X")).series(START, END)
+    assert len(fake_api.requests) == 1
+    assert get_source(carbon, "mock", until=Until.after(-1.0, "the time left to X")).series(START, END).end >= END

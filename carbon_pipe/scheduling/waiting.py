@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Iterator, Optional
 
-from ..intensity.sources import on_source_failure
+from ..errors import FetchCutShort
+from ..intensity.sources import Until, on_source_failure
 from ..params import Params
 from ..timeutil import format_duration, iso
 from .clock import Clock, RealClock
-from .outlook import Outlook, look_ahead
+from .outlook import Outlook, latest_start, look_ahead
 
 Say = Callable[[str], None]  # one line of progress for whoever runs the command (stderr)
 Pause = Callable[[float, Outlook, float], None]  # (seconds, what is planned, when the next re-plan is due)
@@ -82,6 +84,19 @@ class Waited:
     replan_failures: list[str]
 
 
+def replanned(params: Params, fetch: Callable[[], Outlook], kept: Callable[[str], None]) -> Optional[Outlook]:
+    """A re-plan: `fetch`'s outlook, or None to keep the last plan, why told to `kept` (a source failure with
+    fallback on, or a fetch cut at the latest start)."""
+    try:
+        with on_source_failure(params.carbon, kept):
+            return fetch()
+    except FetchCutShort as exc:
+        # Kept with fallback off too: the job must start by its latest start, and failing the wait there would be
+        # worse than starting on the plan it has. (The first fetch is not cut: it has no plan to keep.)
+        kept(str(exc))
+    return None
+
+
 def wait_for_window(
     params: Params,
     duration: float,
@@ -97,7 +112,8 @@ def wait_for_window(
 
     The deadline is fixed at submission + max_wait and each pause ends at the planned start or the next
     re-plan, so the wait never overshoots. A re-fetch that fails keeps the last plan (recorded), unless
-    fallback is off. On the simulated clock one plan is made and the wait is recorded, not slept.
+    fallback is off; one cut at the latest start keeps it in any case. On the simulated clock one plan is made
+    and the wait is recorded, not slept.
     A paused interruptible job waits for its next chunk the same way: `submitted` is when the job was
     submitted (default: now), `duration` the work left and `deadline` when all of it must be done.
     `on_plan` is told of every plan made.
@@ -107,6 +123,8 @@ def wait_for_window(
     outlook = look_ahead(params, submitted, now, duration, deadline, **source_options)
     on_plan(outlook, now)
     replans, replan_failures = 0, []
+    # The latest the work may start: a flexible job's latest start, or what a paused job's deadline leaves.
+    start_by = latest_start(params, submitted) if deadline is None else deadline - duration
 
     def kept_the_last_plan(error: str) -> None:
         replan_failures.append(f"{iso(now)}: {error}; kept the plan made before")
@@ -123,10 +141,12 @@ def wait_for_window(
                 )
                 sleep_for(step, outlook, now + step)
                 now = clock.now()
-                with on_source_failure(params.carbon, kept_the_last_plan):
-                    outlook = look_ahead(params, submitted, now, duration, deadline, **source_options)
-                    on_plan(outlook, now)
-                    replans += 1
+                # The whole re-fetch (fallback chain, alternatives) gets only the time left to the latest start.
+                until = Until.after(start_by - now, f"the time left to the latest start {iso(start_by)}")
+                fetch = partial(look_ahead, params, submitted, now, duration, deadline, until=until, **source_options)
+                if (fresh := replanned(params, fetch, kept_the_last_plan)) is not None:
+                    on_plan(fresh, now)
+                    outlook, replans = fresh, replans + 1
                 now = clock.now()  # a slow fetch may have run past the planned start: start then, recorded as then
         except KeyboardInterrupt:
             return Waited(outlook, None, submitted, replans, replan_failures)

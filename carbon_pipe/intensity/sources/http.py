@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import zlib
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Iterator, Optional
@@ -21,7 +22,7 @@ from typing import Any, Callable, Iterator, Optional
 import httpx
 
 from ... import __version__
-from ...errors import SourceError
+from ...errors import FetchCutShort, SourceError
 from ...secrets import redact
 from ..series import MAX_INTENSITY
 from ..settings import HttpSourceParams
@@ -70,6 +71,19 @@ def _api_message(content: bytes) -> str:
             # Redacted before it is cut short or its whitespace folded: either could split a secret it echoes.
             return ": " + " ".join(redact(message).split())[:200]
     return ""
+
+
+@dataclass(frozen=True)
+class Until:
+    """A moment (time.monotonic()) every request of a fetch must end by, whatever source_timeout leaves, and what it
+    is, for the messages: a re-plan's fetch may not run past the job's latest start."""
+
+    monotonic: float
+    what: str
+
+    @classmethod
+    def after(cls, seconds: float, what: str) -> "Until":
+        return cls(time.monotonic() + seconds, what)
 
 
 class _Retry(Exception):
@@ -145,11 +159,15 @@ class JsonClient:
         headers: Optional[dict[str, str]] = None,
         transport: Optional[httpx.BaseTransport] = None,
         sleep: Callable[[float], None] = time.sleep,
+        until: Optional[Until] = None,
     ) -> None:
         self.source = source
         self.settings = settings
         self.sleep = sleep
+        self.until = until
         self.source_deadline: Optional[float] = None  # set by the first request: source_timeout counts from there
+        self.budget = f"source_timeout {settings.source_timeout:g} s"
+        self.spent: type[SourceError] = SourceError  # what running out of the budget raises
         self.client = httpx.Client(
             base_url=settings.base_url + "/",
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": ", ".join(ZLIB_WINDOW), **(headers or {})},
@@ -167,28 +185,31 @@ class JsonClient:
     def get(self, path: str, params: Optional[dict[str, Any]] = None, **request: Any) -> Any:
         """The decoded JSON body. Retries timeouts, connection failures, 5xx and 429; not other 4xx, bad JSON or an
         answer over max_response_mb. Each request ends within `timeout`, all of this source's within
-        `source_timeout` (waits between retries included): a wait that would pass it is not waited."""
+        `source_timeout` or by `until`, whichever comes first (waits between retries included): a wait that would
+        pass it is not waited."""
         where = f"{self.source}: {self.endpoint(path)}"
         if self.source_deadline is None:
             self.source_deadline = time.monotonic() + self.settings.source_timeout
-        budget = f"source_timeout {self.settings.source_timeout:g} s"
+            if self.until is not None and self.until.monotonic < self.source_deadline:
+                self.source_deadline, self.budget, self.spent = self.until.monotonic, self.until.what, FetchCutShort
+        budget, spent = self.budget, self.spent
         attempts = self.settings.retries + 1
         for attempt in range(1, attempts + 1):
             left = self.source_deadline - time.monotonic()
             if left <= 0:
-                raise SourceError(f"{where}: not tried, {budget} spent on the requests before it")
+                raise spent(f"{where}: not tried, {budget} spent on the requests before it")
             try:
                 return self._attempt(where, path, params, request, min(left, self.settings.timeout))
             except _Retry as retry:
                 problem, wait = retry.problem, retry.wait
             if problem == NO_ANSWER:
                 if left <= self.settings.timeout:  # the source's time, not the request's, ran out
-                    raise SourceError(f"{where}: {NO_ANSWER} within {budget} ({_attempts(attempt)})")
+                    raise spent(f"{where}: {NO_ANSWER} within {budget} ({_attempts(attempt)})")
                 problem = f"{NO_ANSWER} within {self.settings.timeout:g} s"
             wait = self.settings.backoff * 2 ** (attempt - 1) if wait is None else wait
             if attempt < attempts:
                 if time.monotonic() + wait >= self.source_deadline:
-                    raise SourceError(
+                    raise spent(
                         f"{where}: {problem}; waiting {wait:g} s would pass {budget} ({_attempts(attempt)})"
                     )
                 self.sleep(wait)
