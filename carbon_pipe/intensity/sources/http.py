@@ -166,8 +166,6 @@ class JsonClient:
         self.sleep = sleep
         self.until = until
         self.source_deadline: Optional[float] = None  # set by the first request: source_timeout counts from there
-        self.budget = f"source_timeout {settings.source_timeout:g} s"
-        self.spent: type[SourceError] = SourceError  # what running out of the budget raises
         self.client = httpx.Client(
             base_url=settings.base_url + "/",
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": ", ".join(ZLIB_WINDOW), **(headers or {})},
@@ -189,10 +187,11 @@ class JsonClient:
         pass it is not waited."""
         where = f"{self.source}: {self.endpoint(path)}"
         if self.source_deadline is None:
-            self.source_deadline = time.monotonic() + self.settings.source_timeout
-            if self.until is not None and self.until.monotonic < self.source_deadline:
-                self.source_deadline, self.budget, self.spent = self.until.monotonic, self.until.what, FetchCutShort
-        budget, spent = self.budget, self.spent
+            own = time.monotonic() + self.settings.source_timeout
+            self.source_deadline = own if self.until is None else min(own, self.until.monotonic)
+        cut = self.until is not None and self.source_deadline == self.until.monotonic  # `until` comes first
+        budget = self.until.what if cut else f"source_timeout {self.settings.source_timeout:g} s"
+        spent = FetchCutShort if cut else SourceError  # what running out of the budget raises
         attempts = self.settings.retries + 1
         for attempt in range(1, attempts + 1):
             left = self.source_deadline - time.monotonic()
