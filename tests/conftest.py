@@ -103,6 +103,20 @@ def run_training(params, run_name: str, segment=None) -> dict | None:
     return train_optimized.run_segment(params, segment)
 
 
+def tiny_pipeline(train: int) -> dict:
+    """The five stages as `dvc repro` runs them, in the current folder, on `train` random images and 2 epochs (the
+    optimized run profiles first); returns the two runs' summaries."""
+    from carbon_pipe.params import parse_params
+    from carbon_pipe.pipeline import compare, train_baseline, train_optimized, wait_for_window
+
+    params = parse_params(tiny_params(train={"epochs": 2}))
+    synthetic_dataset(train=train, test=64)
+    wait_for_window.run_stage(params, say=lambda line: None)
+    summaries = {"baseline": train_baseline.run_stage(params), "optimized": train_optimized.run_stage(params)}
+    compare.run_stage()
+    return summaries
+
+
 @pytest.fixture
 def unused_port() -> int:
     """A local port nothing listens on: connecting to it is refused."""

@@ -24,7 +24,7 @@ from carbon_pipe.timeutil import parse_instant
 from carbon_pipe.training import distributed
 from carbon_pipe.training.segments import Segment
 
-from .conftest import run_training, synthetic_dataset, tiny_params, write_params
+from .conftest import run_training, synthetic_dataset, tiny_params, tiny_pipeline, write_params
 
 RUN = Path("stages/train-optimized")
 T975 = {3: 3.182446305, 5: 2.570581836, 9: 2.262157163}  # Student's t at 97.5 %, by degrees of freedom (tables)
@@ -41,12 +41,7 @@ def piped(tmp_path_factory):
     folder = tmp_path_factory.mktemp("effects")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
-        params = parse_params(tiny_params(train={"epochs": 2}))
-        synthetic_dataset(train=384, test=64)
-        wait_for_window.run_stage(params, say=lambda line: None)
-        run_training(params, "baseline")
-        train_optimized.run_stage(params)
-        compare.run_stage()
+        tiny_pipeline(train=384)
         yield folder
 
 

@@ -1,12 +1,16 @@
 """The profile's statistics on synthetic bursts with a known ratio: interval coverage, drift, verdicts,
 re-derivation."""
 
+import json
+
 import numpy as np
 import pytest
 
 from carbon_pipe.profiling import statistics
 from carbon_pipe.profiling.measure import burst_order
+from carbon_pipe.profiling.record import RunProfile
 from carbon_pipe.profiling.result import Burst, EnergyProfile, summarize
+from carbon_pipe.report.sections import grams_interval
 
 
 def synthetic_rounds(ratio: float, rounds: int, seeds: int, noise: float = 0.05, drift: float = 0.3, seed: int = 0):
@@ -128,11 +132,6 @@ def test_an_unbounded_ratio_is_written_as_null_and_read_back():
     """A baseline whose counter barely moved against its noise (a CodeCarbon model estimate under load) leaves the
     ratio's interval unbounded; the profile record, the run's summary and comparison.json hold it as null (JSON has
     no infinity) instead of failing the run, and the verdict is no measurable difference."""
-    import json
-
-    from carbon_pipe.profiling.record import RunProfile
-    from carbon_pipe.report.sections import grams_interval
-
     baseline = [1e-6] * 8 + [2.5e-2, 2.5e-2]  # its spread twice its mean: the counter moved in two bursts of ten
     optimized = [5e-3] * 10
     profile = summarize(bursts_from({"baseline": baseline, "optimized": optimized}), "baseline",

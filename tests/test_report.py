@@ -18,8 +18,7 @@ from carbon_pipe.layout import (
     SUMMARY_METRICS,
     TIMELINE_CSV,
 )
-from carbon_pipe.params import parse_params
-from carbon_pipe.pipeline import compare, train_optimized, wait_for_window
+from carbon_pipe.pipeline import compare
 from carbon_pipe.report.plot_data import (
     cumulative_emissions,
     cumulative_frame,
@@ -30,7 +29,7 @@ from carbon_pipe.report.plot_data import (
 from carbon_pipe.scheduling.planner import Chunk
 from carbon_pipe.timeutil import iso, parse_instant
 
-from .conftest import run_training, synthetic_dataset, tiny_params
+from .conftest import tiny_pipeline
 
 HOUR = 3600.0
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -122,12 +121,7 @@ def reported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
-        params = parse_params(tiny_params(train={"epochs": 2}))
-        synthetic_dataset(train=256, test=64)
-        wait_for_window.run_stage(params, say=lambda line: None)
-        summaries = {"baseline": run_training(params, "baseline"), "optimized": train_optimized.run_stage(params)}
-        compare.run_stage()
-        yield folder, summaries
+        yield folder, tiny_pipeline(train=256)
 
 
 def test_report_shows_charts_that_exist_and_are_pngs(reported):
