@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 ENVIRONMENT = ("ELECTRICITYMAPS_API_TOKEN", "WATTTIME_USERNAME", "WATTTIME_PASSWORD")
 REDACTED = "[redacted]"
@@ -34,6 +34,11 @@ def from_environment(variable: str) -> Optional[str]:
     if not value.isprintable():
         raise ValueError(f"${variable} holds a control character (a line break or tab inside the value)")
     return value
+
+
+def withheld(environment: Mapping[str, str]) -> dict[str, str]:
+    """`environment` without the credential variables: what a process carbon-pipe starts for you gets."""
+    return {name: value for name, value in environment.items() if name not in ENVIRONMENT}
 
 
 def remember(*values: str) -> None:

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from ..errors import UsageError
+from ..layout import COMPARISON_JSON, SCHEDULE_METRICS, SUMMARY_METRICS
 from .common import ParamsOption, _fail, _handled, _load, _say, app
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # it names a folder and a metrics file
+MAX_RUN_NAME = 100  # stages/train-<name> and metrics/<name>.json, within the 255 bytes a file name may have
+# metrics/<name>.json files other stages write: a run of that name would overwrite them
+TAKEN = {path.stem.lower() for path in (SCHEDULE_METRICS, COMPARISON_JSON, SUMMARY_METRICS)}
+
+
+def run_name_problem(name: str) -> Optional[str]:
+    """Why `name` cannot name a run (None: it can)."""
+    if not RUN_NAME.fullmatch(name):
+        return f"{name!r} is not a run name (letters, digits, '.', '_', '-')"
+    if len(name) > MAX_RUN_NAME:
+        return f"a run name of {len(name)} characters, more than {MAX_RUN_NAME}"
+    if name.lower() in TAKEN:
+        return f"{name!r} is taken: metrics/{name}.json is another stage's file; choose another name"
+    return None
 
 
 @app.command("run")
@@ -33,8 +49,9 @@ def run(
     fails the stage with its exit code, its energy so far reported.
     """
     config = _load(params)
-    if not RUN_NAME.fullmatch(run_name):
-        _fail(UsageError(f"--run: {run_name!r} is not a run name (letters, digits, '.', '_', '-')"))
+    problem = run_name_problem(run_name)
+    if problem is not None:
+        _fail(UsageError(f"--run: {problem}"))
     from ..pipeline import run_command
 
     summary = _handled(lambda: run_command.run_stage(config, run_name, command, _say))

@@ -24,9 +24,10 @@ import torch
 
 from ..artifacts import read_json, write_json
 from ..emissions.meter import MeterReading
-from ..errors import CommandFailed, TrainingStopped
+from ..errors import ArtifactError, CommandFailed, TrainingStopped
 from ..layout import resume_dir, run_metrics, train_dir
 from ..params import Params
+from ..secrets import withheld
 from ..timeutil import format_duration, iso
 from ..training import distributed
 from ..training.placement import Metering, Placement, SegmentClock, place_segment
@@ -102,11 +103,13 @@ class CommandRun:
         return Progress.read(self.resume.folder, self.resume.fingerprint).done()
 
     def environment(self) -> dict[str, str]:
+        """carbon-pipe's environment without the intensity sources' credentials (training never needs them, and a
+        command that prints its environment would show them), and the run's folders."""
         checkpoints = self.resume.folder / CHECKPOINTS
         checkpoints.mkdir(parents=True, exist_ok=True)
         train_dir(self.name).mkdir(parents=True, exist_ok=True)
         return {
-            **os.environ,
+            **withheld(os.environ),
             "CARBON_PIPE_RUN": self.name,
             "CARBON_PIPE_OUT": str(train_dir(self.name).resolve()),
             "CARBON_PIPE_METRICS": str(self.reported_file.resolve()),
@@ -166,6 +169,13 @@ class CommandRun:
                 "it resumes from its last checkpoint"
             )
 
+    def kept(self, exc: ArtifactError) -> ArtifactError:
+        """A write that failed once the command had ended: the run stays resumable, and the line says so."""
+        return ArtifactError(
+            f"{exc}; run {self.name}: {self.resume.folder}/ is kept (its energy journal and progress): free space and "
+            "run the same command to write the run's files"
+        )
+
     def outcome(
         self, progress: Progress, ending: Ending, reading: Optional[MeterReading], run_start: float
     ) -> Optional[dict]:
@@ -180,9 +190,11 @@ class CommandRun:
             )
         if ending.paused and ending.status != 0:  # exit code 0 says the training is complete, SIGTERM or not
             raise TrainingStopped(f"run {self.name}: paused as planned (time budget) {ran}", progress.step)
-        summary = account(self, progress, reading, ending, run_start)
-        if ending.status == 0:
-            self.resume.remove()  # finished: a later run starts afresh
+        try:
+            summary = account(self, progress, reading, ending, run_start)
+        except ArtifactError as exc:
+            raise self.kept(exc) from None
+        if ending.status == 0:  # the caller writes the summary, then removes the resume folder
             return summary
         write_summary(self.name, summary)  # what the failed run spent, reported, never lost
         raise CommandFailed(

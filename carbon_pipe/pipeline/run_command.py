@@ -13,7 +13,10 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
+from ..artifacts import holding
+from ..errors import ArtifactError
 from ..intensity.horizon import read_horizon
+from ..layout import train_dir
 from ..params import Params
 from ..scheduling.clock import Clock, RealClock
 from ..scheduling.decision import Decision, read_decision
@@ -45,18 +48,31 @@ def run_stage(
     params: Params, name: str, argv: Sequence[str], say: Say = quiet, clock: Optional[Clock] = None,
     pause: Optional[Pause] = None,
 ) -> dict:
-    """The run's summary, once the command exited 0 (metrics/<name>.json written)."""
+    """The run's summary, once the command exited 0 (metrics/<name>.json written). The run's folder is held for the
+    whole run, as `train` holds it: a second run of that name (or `train --run` of it) is refused in one line."""
     from ..command.segment import CommandRun  # torch and CodeCarbon: only once a command is to be run
 
     horizon = read_horizon()
-    if name != SCHEDULED:
-        summary = CommandRun(params, name, argv, Placement.at_submission(horizon), say)(Segment())
-    else:
-        decision = read_decision()
-        run = CommandRun(params, name, argv, scheduled_placement(decision, horizon), say)
-        summary = follow(params, decision, run, clock or RealClock(), say, pause)
-    write_summary(name, summary)
+    decision = read_decision() if name == SCHEDULED else None
+    with holding(train_dir(name), f"run {name}"):
+        if decision is None:
+            run = CommandRun(params, name, argv, Placement.at_submission(horizon), say)
+            summary = run(Segment())
+        else:
+            run = CommandRun(params, name, argv, scheduled_placement(decision, horizon), say)
+            summary = follow(params, decision, run, clock or RealClock(), say, pause)
+        finish(run, summary)
     return summary
+
+
+def finish(run, summary: dict) -> None:
+    """The summary written, then the resume folder removed: a summary that cannot be written (a full disk, a
+    file-size limit) leaves the run resumable, and the message says what is on disk."""
+    try:
+        write_summary(run.name, summary)
+    except ArtifactError as exc:
+        raise run.kept(exc) from None
+    run.resume.remove()  # finished: a later run starts afresh
 
 
 def follow(params: Params, decision: Decision, run, clock: Clock, say: Say, pause: Optional[Pause]) -> dict:
