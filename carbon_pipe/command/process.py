@@ -5,10 +5,18 @@ The group, not only the command's first process, receives each signal: that is w
 Ctrl-C in a terminal deliver, so workers and launchers inside the command see what they would see there. A command
 that has exited stays a zombie (waited for with WNOWAIT) until the caller has taken its last energy measurement, so
 the CPU time of its final moments is still visible to the meter.
+
+A process that leaves the group (a daemon that double-forks into a session of its own) would outlive the command,
+unmeasured, if it were re-parented to init. carbon-pipe is made a child subreaper (Linux's PR_SET_CHILD_SUBREAPER), so
+such orphans are re-parented to carbon-pipe instead: they stay in its process tree, which the meter measures, and are
+found and ended when the command ends, and named in the run's summary.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import os
 import resource
 import signal
@@ -27,6 +35,8 @@ from ..signals import exit_code
 POLL_SECONDS = 0.05  # how often the wait looks whether the command has exited (no CPU worth measuring)
 MEMORY_SAMPLE_SECONDS = 1.0  # how often it sums the resident memory of the command's processes
 FIRST_SAMPLE_SECONDS = 0.2  # the first sample: after the exec (before it, the child is a copy of carbon-pipe)
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+REAP_ROUNDS = 20  # killing a process re-parents its children to us: look again until none is left
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,17 @@ def passed_on() -> Iterator[Signals]:
             signal.signal(sig, handler)
 
 
+@functools.cache
+def adopt_orphans() -> bool:
+    """Make this process the subreaper of every process it starts (True: it is): a descendant whose parent exits is
+    re-parented here, not to init, so a daemon that escaped the command's group can still be found and ended."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # not Linux
+        return False
+
+
 def _children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -111,11 +132,15 @@ class Command:
         self.started = 0.0  # time.monotonic() at its start: its budget counts from there
         self.peak_rss_mb: Optional[float] = None  # the largest sum of its processes' resident memory, sampled
         self.cpu_seconds = 0.0  # the kernel's count, once it is reaped: its own and every process it waited for
+        self.escaped: list[dict] = []  # processes it left running outside its group, ended by `finish`
+        self.ours: set[int] = set()  # carbon-pipe's own processes when it started: never the command's
 
     def start(self, signals: Signals) -> None:
         """In a process group of its own (so a terminal's Ctrl-C reaches it once, through us). A command that cannot
         be started is one line and the shell's exit code: 127 not found, 126 not executable."""
         self.cpu_seconds = -_children_cpu_seconds()
+        adopt_orphans()
+        self.ours = {process.pid for process in psutil.Process().children(recursive=True)}
         try:
             self.process = subprocess.Popen(self.argv, env=self.env, process_group=0)
         except FileNotFoundError:
@@ -184,5 +209,54 @@ class Command:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        self.end_descendants()
         self.process.wait()
         self.cpu_seconds += _children_cpu_seconds()
+
+    def end_descendants(self) -> None:
+        """Kill and reap every process the command left under carbon-pipe (its group's, now orphans, and those that
+        left the group, adopted as their parents exited), noting the ones that had left it. Processes in
+        carbon-pipe's own group that it had before the launch are not the command's and are left alone."""
+        me, own_group = psutil.Process(), os.getpgrp()
+        seen: set[int] = set()
+        for _ in range(REAP_ROUNDS):
+            left = []
+            for process in me.children(recursive=True):
+                try:
+                    group = os.getpgid(process.pid)
+                except OSError:
+                    continue
+                if process.pid == self.process.pid or process.pid in self.ours or group == own_group:
+                    continue
+                if group != self.process.pid and process.pid not in seen and _running(process):
+                    self.escaped.append({"pid": process.pid, "name": _name(process)})
+                seen.add(process.pid)
+                left.append(process)
+            if not left:
+                return
+            for process in left:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
+            psutil.wait_procs([process for process in left if _parent(process) == me.pid], timeout=1)
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return process.name()
+    except psutil.Error:
+        return "?"
+
+
+def _running(process: psutil.Process) -> bool:
+    """Alive, not a zombie waiting to be reaped (one that exited on its own escaped nothing)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _parent(process: psutil.Process) -> Optional[int]:
+    try:
+        return process.ppid()
+    except psutil.Error:
+        return None

@@ -157,11 +157,20 @@ class CommandRun:
             }
         )
         progress.endings.append(
-            {"segment": clock.index, "seconds": seconds, "cpu_seconds": command.cpu_seconds, **ending.record()}
+            {
+                "segment": clock.index, "seconds": seconds, "cpu_seconds": command.cpu_seconds, **ending.record(),
+                "escaped_ended": command.escaped,
+            }
         )
         sampled = [mb for mb in (progress.peak_rss_mb, command.peak_rss_mb) if mb is not None]
         progress.peak_rss_mb = max(sampled, default=None)  # None: every launch ended before its first sample
         progress.save(self.resume.folder)
+        if command.escaped:
+            names = ", ".join(f"{found['name']} {found['pid']}" for found in command.escaped)
+            self.say(
+                f"run {self.name}: the command left {len(command.escaped)} process(es) running outside its process "
+                f"group ({names}): measured while they ran, then ended"
+            )
         if ending.paused and ending.killed:
             self.say(
                 f"run {self.name}: the command did not exit within command.grace_period "
