@@ -54,3 +54,35 @@ def stopped_by(received: list[int]) -> signal.Signals:
 def exit_code(signum: int) -> int:
     """The shell's convention for a command stopped by a signal: 128 + its number (130 Ctrl-C, 143 SIGTERM)."""
     return 128 + int(signum)
+
+
+@contextmanager
+def user_code(what: str, error: type[Exception]) -> Iterator[None]:
+    """Around calls into the user's code (data.class, model.class): a SystemExit it raises (`sys.exit()`, `exit()`),
+    or a KeyboardInterrupt without a Ctrl-C, would end the command, maybe with success and nothing written. Either
+    is one `error` line naming `what` instead. A real Ctrl-C goes on as a KeyboardInterrupt."""
+    pressed: list[int] = []
+    original = signal.getsignal(signal.SIGINT)
+    listening = callable(original) and threading.current_thread() is threading.main_thread()
+
+    def noted(signum, frame) -> None:
+        pressed.append(signum)
+        original(signum, frame)
+
+    if listening:
+        signal.signal(signal.SIGINT, noted)
+    try:
+        yield
+    except Exception:
+        raise
+    except KeyboardInterrupt:
+        if pressed:
+            raise
+        raise error(f"{what} raised KeyboardInterrupt with no Ctrl-C pressed: raise an Exception instead") from None
+    except SystemExit as exc:
+        raise error(f"{what} called sys.exit({exc.code!r}): your code must return or raise, not exit") from None
+    except BaseException as exc:  # a BaseException of its own: not an error the checks can name
+        raise error(f"{what} raised {exc.__class__.__name__}, which is not an Exception: raise an Exception") from None
+    finally:
+        if listening:
+            signal.signal(signal.SIGINT, original)

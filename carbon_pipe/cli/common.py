@@ -40,6 +40,8 @@ def _handled(action: Callable[[], Result]) -> Result:
     except KeyboardInterrupt:
         print("carbon-pipe: interrupted", file=sys.stderr)
         raise typer.Exit(exit_code(signal.SIGINT)) from None
+    except SystemExit as exc:  # carbon-pipe never exits from inside a stage: your code (model.class, ...) did
+        _fail(CarbonPipeError(f"your code called sys.exit({exc.code!r}) inside the stage, which was not completed"))
 
 
 def _load(path: Path):

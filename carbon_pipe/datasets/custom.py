@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from ..errors import DataError
 from ..params import import_named
+from ..signals import user_code
 from .images import as_array, natural_channels
 from .prepared import Prepared, channel_stats, class_counts, own_data_manifest
 
@@ -144,7 +145,13 @@ def _classes(train: Any, top_label: int, where: str) -> list[str]:
 
 
 def load_custom(data) -> Prepared:
-    """data.dataset custom (`data` is the params' DataParams) as whole tensors."""
+    """data.dataset custom (`data` is the params' DataParams) as whole tensors; an exit from the user's code (the
+    import, the function, the datasets) is refused, so fetch-data never ends with success and nothing written."""
+    with user_code(f"data.class: {data.class_path}", DataError):
+        return _load(data)
+
+
+def _load(data) -> Prepared:
     where = f"data.class: {data.class_path}"
     train, test = _datasets(data.class_path)
     train_images, train_labels, train_floats = _materialise(train, f"{where}: the train dataset", data.train_limit)

@@ -9,6 +9,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ..params import import_named
+from ..signals import user_code
 
 # Offered to a model's constructor when it has a parameter of that name and model.kwargs does not set it.
 DATASET_ARGUMENTS = ("in_channels", "image_size", "num_classes")
@@ -50,6 +51,11 @@ def load_model_class(class_path: str) -> type[nn.Module]:
 
 
 def build_model(class_path: str, kwargs: dict, image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    with user_code(f"model.class: {class_path}", ModelError):  # an exit from its import or constructor: refused
+        return _build(class_path, kwargs, image_shape, num_classes)
+
+
+def _build(class_path: str, kwargs: dict, image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     model_class = load_model_class(class_path)
     offered = dict(zip(DATASET_ARGUMENTS, (image_shape[0], image_shape[1], num_classes)))
     accepted = inspect.signature(model_class).parameters
@@ -68,7 +74,10 @@ def check_fits(model: nn.Module, images: torch.Tensor, num_classes: int, class_p
     mid-run."""
     model.eval()
     try:
-        logits = model(images)
+        with user_code(f"model.class: {class_path}", ModelError):
+            logits = model(images)
+    except ModelError:
+        raise
     except Exception as exc:
         first_line = (str(exc).splitlines() or [exc.__class__.__name__])[0]
         raise ModelError(
