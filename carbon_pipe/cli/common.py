@@ -8,12 +8,42 @@ from pathlib import Path
 from typing import Callable, NoReturn, Optional, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from ..errors import ArtifactError, CarbonPipeError
 from ..secrets import redact
 from ..signals import exit_code
 
+# How a loader, the C library and torch's allocator say it
+OUT_OF_MEMORY = ("failed to map segment", "cannot allocate memory", "can't allocate memory", "out of memory")
+
+
+def _out_of_memory(exc: BaseException) -> Optional[str]:
+    """The line for a lack of memory (None: `exc` is something else): a MemoryError, or a library (torch's shared
+    objects) that cannot be mapped into memory, typically under a `ulimit -v`."""
+    text = (str(exc).splitlines() or [""])[0]
+    if not (isinstance(exc, MemoryError) or any(sign in text.lower() for sign in OUT_OF_MEMORY)):
+        return None
+    what = f"cannot load a library ({text})" if isinstance(exc, ImportError) else f"out of memory ({text})"
+    return f"{what}: too little memory for this process (a `ulimit -v` or cgroup limit?): raise the limit, run again"
+
+
+class _Commands(TyperGroup):
+    """Every command, with a lack of memory (even while importing torch) as one line and exit 1, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (MemoryError, ImportError, OSError, RuntimeError) as exc:  # RuntimeError: torch's allocator
+            line = _out_of_memory(exc)
+            if line is None:
+                raise
+            print(f"carbon-pipe: error: {redact(line)}", file=sys.stderr)
+            raise typer.Exit(1) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Carbon-aware, reproducible PyTorch training with honest, time-resolved emissions accounting.",
     no_args_is_help=True,
     add_completion=False,

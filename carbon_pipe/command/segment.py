@@ -131,7 +131,12 @@ class CommandRun:
         metering = Metering(self.params.energy, job, self.resume, clock)  # CodeCarbon set up before the launch
         with passed_on() as signals:
             command = Command(self.argv, self.environment())
-            command.start(signals)
+            try:
+                command.start(signals)
+            except CommandFailed:
+                if not progress.segment_log:  # never launched: nothing to resume, nothing left behind
+                    self.resume.remove()
+                raise
             metering.start()  # just after the launch: the command is there when the tracker takes its baseline
             ending = command.wait(budget, self.params.command.grace_period, signals)
             exited = time.time()

@@ -58,7 +58,11 @@ def profile_first(params: Params, placement: Placement, job: Job, now: Callable[
     if saved.is_file():
         record = RunProfile.read(saved)
     else:
-        record = measure_segment(params, placement, job, resume, discarded, now)
+        try:
+            record = measure_segment(params, placement, job, resume, discarded, now)
+        except UsageError:  # refused before training (no candidate fits optimized.memory_budget_mb): nothing to resume
+            resume.remove()
+            raise
     return Profiled(pinned(params, record), record)
 
 
