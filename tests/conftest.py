@@ -21,8 +21,37 @@ CARBON_DATA = SHARED / "data" / "carbon"
 VENV_BIN = str(Path(sys.executable).parent)
 
 
+# The tests' params: the schema's defaults, and the values it leaves to a project's params.yaml (the seed, the
+# simulated clock's now, the two runs' batch shapes), fixed here. Never the working copy's params.yaml: `dvc exp run
+# -S ...` rewrites it (values and formatting), and the suite must not follow an experiment.
+SEED = 42
+OWN_VALUES = {
+    "scheduler": {"now": "2025-01-15T18:00:00+00:00"},
+    "baseline": {"batch_size": 64},
+    "optimized": {"batch_size": 16, "gradient_accumulation_steps": 4, "mixed_precision": True},
+}
+
+
 def default_params() -> dict:
-    return yaml.safe_load((REPO / "params.yaml").read_text())
+    """A fresh copy of the tests' params, as a params.yaml would hold them (durations in seconds)."""
+    from carbon_pipe.params import Params
+
+    raw: dict = {"seed": SEED}
+    for name, field in Params.model_fields.items():
+        if name != "seed":
+            section = field.annotation.model_validate(OWN_VALUES.get(name, {}))
+            raw[name] = {**section.model_dump(mode="json", by_alias=True), **OWN_VALUES.get(name, {})}
+    return raw
+
+
+def committed_params_text() -> str:
+    """params.yaml as committed (HEAD), not as an experiment left the working copy; skips outside a git checkout."""
+    import subprocess
+
+    shown = subprocess.run(["git", "-C", str(REPO), "show", "HEAD:params.yaml"], capture_output=True, text=True)
+    if shown.returncode != 0:
+        pytest.skip(f"no committed params.yaml to read (git show: {shown.stderr.strip()})")
+    return shown.stdout
 
 
 def tiny_params(**sections) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import REPO
+from .conftest import REPO, default_params, write_params
 
 PACKAGE = REPO / "carbon_pipe"
 # Shared plumbing: edits to these must not retrain, so no stage lists them; what they import is theirs to keep light.
@@ -125,11 +125,12 @@ def test_the_baseline_imports_nothing_of_the_scheduler_or_the_sources():
     assert {"carbon_pipe/intensity/horizon.py", "carbon_pipe/training/loop.py"} <= code
 
 
-def test_loading_params_imports_no_network_code():
+def test_loading_params_imports_no_network_code(tmp_path):
     script = (
         "import sys; from carbon_pipe.params import load_params; load_params(sys.argv[1]); print(sorted(sys.modules))"
     )
-    result = subprocess.run([sys.executable, "-c", script, str(REPO / "params.yaml")], capture_output=True, text=True)
+    path = write_params(tmp_path, default_params())
+    result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     loaded = result.stdout
     assert "'httpx'" not in loaded and "carbon_pipe.intensity.sources" not in loaded and "'torch'" not in loaded

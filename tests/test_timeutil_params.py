@@ -7,7 +7,7 @@ from carbon_pipe.errors import ParamsError
 from carbon_pipe.params import load_params, parse_params
 from carbon_pipe.timeutil import format_duration, iso, parse_duration, parse_instant
 
-from .conftest import REPO, default_params, write_params
+from .conftest import committed_params_text, default_params, write_params
 
 
 @pytest.mark.parametrize(
@@ -42,8 +42,9 @@ def test_instants_need_a_zone_and_round_trip():
     assert format_duration(9 * 3600 + 30 * 60) == "9h30min"
 
 
-def test_committed_params_are_valid():
-    params = load_params(REPO / "params.yaml")
+def test_committed_params_are_valid(tmp_path):
+    (tmp_path / "params.yaml").write_text(committed_params_text())
+    params = load_params(tmp_path / "params.yaml")
     assert params.baseline.effective_batch_size == params.optimized.effective_batch_size == 64
     assert params.optimized.gradient_accumulation_steps == 4 and params.optimized.mixed_precision
     assert params.scheduler.clock == "simulated" and params.train.epochs == 3
@@ -93,13 +94,16 @@ def test_invalid_yaml_reports_the_line(tmp_path):
         load_params(tmp_path / "params.yaml")
 
 
-def test_schema_defaults_match_the_committed_params():
-    """Deleting a key from params.yaml must not silently change the experiment."""
-    params = load_params(REPO / "params.yaml")
+def test_schema_defaults_match_the_committed_params(tmp_path):
+    """Deleting a key from params.yaml must not silently change the experiment; and the tests, which run on the
+    schema's defaults (never the working copy an experiment rewrites), run on what is committed."""
+    (tmp_path / "params.yaml").write_text(committed_params_text())
+    params = load_params(tmp_path / "params.yaml")
     for name in ("data", "model", "carbon", "train", "energy", "profile", "command"):
         section = getattr(params, name)
         assert type(section)() == section, name
     assert type(params.scheduler)(now=params.scheduler.now) == params.scheduler
+    assert parse_params(default_params()) == params
 
 
 def test_old_spellings_keep_working_with_one_notice_each(workspace):
