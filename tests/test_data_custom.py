@@ -200,6 +200,28 @@ CASES = [
         "make",
         "the train dataset sample 0: KeyError: 0",
     ),
+    # Exits from your code would end fetch-data with success and nothing written (the old dataset.pt left for DVC).
+    ("exits", "import sys\ndef make():\n    sys.exit()\n", "make", "called sys.exit(None): your code must return"),
+    ("exits-at-import", "import sys\nsys.exit(0)\ndef make():\n    pass\n", "make", "called sys.exit(0)"),
+    (
+        "exits-from-a-dataset",
+        "import sys\nclass Quits(torch.utils.data.Dataset):\n    def __len__(self):\n        sys.exit(3)\n"
+        "def make():\n    return Quits(), Quits()\n",
+        "make",
+        "called sys.exit(3)",
+    ),
+    (
+        "interrupts-itself",
+        "def make():\n    raise KeyboardInterrupt\n",
+        "make",
+        "raised KeyboardInterrupt with no Ctrl-C pressed: raise an Exception instead",
+    ),
+    (
+        "a-base-exception",
+        "class Stop(BaseException):\n    pass\ndef make():\n    raise Stop()\n",
+        "make",
+        "raised Stop, which is not an Exception",
+    ),
 ]
 
 
@@ -216,6 +238,17 @@ def test_a_bad_data_class_is_one_line_and_writes_nothing(workspace, module, sour
     assert result.exit_code == 2, result.stderr or result.output
     assert len(lines) == 1 and lines[0].startswith("carbon-pipe: error: data.class: ") and expected in lines[0], lines
     assert {path for path in set(workspace.rglob("*")) - before if "__pycache__" not in path.parts} == set()
+
+
+@pytest.mark.parametrize("function", ["sys:exit", "builtins:exit", "builtins:quit"])
+def test_a_data_class_that_is_an_exit_is_refused_in_one_line(workspace, function):
+    write_params(workspace, tiny_params(data={"dataset": "custom", "class": function}))
+    result = cli(workspace, "fetch-data")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"carbon-pipe: error: data.class: {function} called sys.exit(None): your code must return or raise, not exit"
+    )
+    assert not (workspace / "stages").exists()
 
 
 def test_pil_images_and_uint8_tensors_are_taken_as_they_are(workspace, module):

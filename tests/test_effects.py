@@ -321,6 +321,18 @@ def test_auto_trains_its_choice_reports_it_and_the_choice_pinned_gives_the_same_
     assert (RUN / "model.pt").read_bytes() == chosen_bytes
 
 
+@pytest.mark.slow
+def test_a_memory_budget_no_candidate_fits_is_one_line_and_leaves_nothing_to_resume(workspace):
+    from carbon_pipe.errors import UsageError
+
+    params = parse_params(tiny_params(optimized={"choose": "auto", "memory_budget_mb": 1}))
+    synthetic_dataset()
+    wait_for_window.run_stage(params, say=lambda line: None)
+    with pytest.raises(UsageError, match=r"optimized.memory_budget_mb: 1 MB fits no candidate \(the smallest needs "):
+        train_optimized.run_stage(params)
+    assert not RUN.exists()  # no resume folder (nothing was trained), and the run's folder went with its lock
+
+
 def test_sigterm_during_the_profile_stops_once_it_is_recorded_and_the_rerun_trains_without_profiling(workspace):
     import os
     import signal

@@ -5,6 +5,7 @@ and functions and modules stay short."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,10 @@ def test_few_top_level_modules_and_each_room_says_its_concern():
         docstring = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
         summary = (docstring or "").split("\n\n")[0]
         assert summary and "\n" not in summary, f"{relative(init)}: a first line saying what lives there"
+
+
+def test_no_test_reads_the_working_copys_params():
+    """`dvc exp run -S ...` rewrites params.yaml, values and formatting: tests build their params from the schema's
+    defaults (conftest.default_params), or read the committed file (conftest.committed_params_text)."""
+    working_copy = re.compile(r'(REPO|parents\[\d\])\s*/\s*"params\.yaml"')
+    assert [path.name for path in sorted((REPO / "tests").glob("*.py")) if working_copy.search(path.read_text())] == []

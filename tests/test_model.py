@@ -71,6 +71,49 @@ def test_a_model_for_other_images_fails_its_first_batch_in_one_line():
     )
 
 
+EXITING = """
+import sys
+from torch import nn
+
+class ExitsWhenBuilt(nn.Module):
+    def __init__(self):
+        sys.exit(0)
+
+class ExitsWhenCalled(nn.Module):
+    def forward(self, images):
+        raise SystemExit("done")
+
+class InterruptsItself(nn.Module):
+    def forward(self, images):
+        raise KeyboardInterrupt
+"""
+
+
+def test_a_model_that_exits_or_interrupts_itself_is_one_line(workspace, monkeypatch):
+    monkeypatch.syspath_prepend(str(workspace))
+    (workspace / "exiting_models.py").write_text(EXITING)
+    with pytest.raises(ModelError, match=r"^model.class: exiting_models:ExitsWhenBuilt called sys.exit\(0\): "):
+        build_model("exiting_models:ExitsWhenBuilt", {}, MNIST_SHAPE, 10)
+    for name, message in (("ExitsWhenCalled", "called sys.exit('done')"), ("InterruptsItself", "no Ctrl-C pressed")):
+        model = build_model(f"exiting_models:{name}", {}, MNIST_SHAPE, 10)
+        with pytest.raises(ModelError, match=f"^model.class: exiting_models:{name} ") as error:
+            check_fits(model, torch.zeros(2, *MNIST_SHAPE), 10, f"exiting_models:{name}", "mnist")
+        assert message in str(error.value)
+
+
+def test_an_exit_from_your_code_later_in_a_stage_is_one_line_not_a_success(capsys):
+    import typer
+
+    from carbon_pipe.cli.common import _handled
+
+    with pytest.raises(typer.Exit) as exited:
+        _handled(lambda: sys.exit(0))
+    assert exited.value.exit_code == 1
+    assert capsys.readouterr().err.strip() == (
+        "carbon-pipe: error: your code called sys.exit(0) inside the stage, which was not completed"
+    )
+
+
 def test_wrong_number_of_logits_is_named():
     model = SimpleCNN(num_classes=7)
     with pytest.raises(

@@ -237,6 +237,10 @@ def test_a_command_that_cannot_start_or_a_bad_run_name_is_one_line(planned):
     missing = carbon_pipe("run", "--run", "baseline", "--", "no-such-command-here")
     assert missing.returncode == 127
     assert missing.stderr.strip() == "carbon-pipe: error: run: command not found: no-such-command-here"
+    Path("not-executable.sh").write_text("true\n")
+    refused = carbon_pipe("run", "--run", "baseline", "--", "./not-executable.sh")
+    assert refused.returncode == 126
+    assert not Path("stages/train-baseline").exists()  # never launched: no resume folder left to resume
     bad = carbon_pipe("run", "--run", "../x", "--", "true")
     assert bad.returncode == 2
     assert bad.stderr.strip() == "carbon-pipe: error: --run: '../x' is not a run name (letters, digits, '.', '_', '-')"
