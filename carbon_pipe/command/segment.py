@@ -183,11 +183,15 @@ class CommandRun:
                 "it resumes from its last checkpoint"
             )
 
-    def kept(self, exc: ArtifactError) -> ArtifactError:
-        """A write that failed once the command had ended: the run stays resumable, and the line says so."""
+    def kept(self, exc: ArtifactError, outputs_written: bool = False) -> ArtifactError:
+        """A write that failed once the command had ended: the run stays resumable, and the line says what is where."""
+        written = (
+            f"its energy_intervals.csv, epochs.csv and CodeCarbon log are in {train_dir(self.name)}/, but not its "
+            "summary; " if outputs_written else ""
+        )
         return ArtifactError(
-            f"{exc}; run {self.name}: {self.resume.folder}/ is kept (its energy journal and progress): free space and "
-            "run the same command to write the run's files"
+            f"{exc}; run {self.name}: {written}{self.resume.folder}/ is kept (its energy journal and progress): free "
+            "space and run the same command to write the run's files"
         )
 
     def outcome(

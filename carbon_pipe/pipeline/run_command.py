@@ -67,11 +67,11 @@ def run_stage(
 
 def finish(run, summary: dict) -> None:
     """The summary written, then the resume folder removed: a summary that cannot be written (a full disk, a
-    file-size limit) leaves the run resumable, and the message says what is on disk."""
+    file-size limit) leaves the run resumable, and the line says what is on disk."""
     try:
         write_summary(run.name, summary)
     except ArtifactError as exc:
-        raise run.kept(exc) from None
+        raise run.kept(exc, outputs_written=True) from None
     run.resume.remove()  # finished: a later run starts afresh
 
 
