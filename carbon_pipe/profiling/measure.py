@@ -28,8 +28,6 @@ from .counters import open_counter
 from .result import Burst, EnergyProfile, Stopping, per_process, summarize
 from .worker import Finished, Request, Twin, serve
 
-SETTLED, BUDGET, PLANNED = "settled", "budget spent", "every planned process run"
-
 
 def say(line: str) -> None:
     """Progress on stderr: a terminal and a stage's log both see it."""
@@ -76,21 +74,20 @@ def sequential(parent, request: Request, bursts: list[Burst], counter, progress)
     profile, epochs = request.profile, request.params.train.epochs
     planned, within = profile.processes, profile.settle_within_pct / 100
     names = list(request.runs)
-    for process in range(planned):
+    process = 0
+    while True:  # stop_reason ends it by the last planned process
         finished = one_process(parent, replace(request, process=process), bursts, planned, progress)
         spent = counter.joules()
         baseline = per_process(bursts, names[0], "joules").mean()
         budget = profile.budget_pct / 100 * baseline * finished.train_samples * epochs
-        stopping = Stopping(planned, within, PLANNED, budget, spent)
+        stopping = Stopping(planned, within, statistics.PLANNED, budget, spent)
         summary = summarize(bursts, names[0], finished.precisions, finished.energy_method, stopping)
         ratios = [config.ratio for config in summary.configurations if config.ratio is not None]
         progress(look_line(process + 1, planned, ratios, spent, budget))
-        if process + 1 >= statistics.FIRST_LOOK and all(statistics.settled(r.low, r.high, within) for r in ratios):
-            return Stopping(planned, within, SETTLED, budget, spent), finished
-        # the first looks' processes run whatever they cost: with fewer there is no interval to stop on
-        if statistics.FIRST_LOOK <= process + 1 < planned and spent * (process + 2) / (process + 1) > budget:
-            return Stopping(planned, within, BUDGET, budget, spent), finished
-    return stopping, finished
+        reason = statistics.stop_reason(process + 1, planned, [(r.low, r.high) for r in ratios], within, spent, budget)
+        if reason is not None:
+            return replace(stopping, reason=reason), finished
+        process += 1
 
 
 def one_process(parent, request: Request, bursts: list[Burst], planned: int, progress) -> Finished:

@@ -129,3 +129,21 @@ def settled(low: float, high: float, within: float) -> bool:
     """A verdict that more processes would not change: the interval clear of 1 (less or more), or inside
     1 +- within (no difference larger than `within`, a fraction)."""
     return high < 1 or low > 1 or (1 - within <= low and high <= 1 + within)
+
+
+SETTLED, BUDGET, PLANNED = "settled", "budget spent", "every planned process run"
+
+
+def stop_reason(
+    processes: int, planned: int, intervals: list[tuple[float, float]], within: float, spent: float, budget: float
+) -> str | None:
+    """Whether to stop after `processes` of `planned` worker processes, and why: every ratio's interval settled (from
+    the first look on), the next process expected to overrun the budget (its cost the mean so far; the first looks'
+    processes run whatever they cost, with fewer there is no interval), or the last planned one done. None: go on."""
+    if processes >= FIRST_LOOK and all(settled(low, high, within) for low, high in intervals):
+        return SETTLED
+    if processes >= planned:
+        return PLANNED
+    if processes >= FIRST_LOOK and spent * (processes + 1) / processes > budget:
+        return BUDGET
+    return None
