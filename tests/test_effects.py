@@ -18,6 +18,7 @@ from carbon_pipe.intensity.horizon import read_horizon
 from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import compare, train_optimized, wait_for_window
 from carbon_pipe.profiling import candidates, first_segment
+from carbon_pipe.profiling.result import Interval, describe
 from carbon_pipe.profiling.steps import TrainSplit
 from carbon_pipe.scheduling.decision import read_decision
 from carbon_pipe.timeutil import parse_instant
@@ -66,10 +67,11 @@ def test_the_profile_is_the_optimized_runs_first_segment_charged_and_counted(pip
     assert profile_kg > 0 and carbon["total_emissions_kg"] == pytest.approx(sum(r["emissions_kg"] for r in rows))
     assert carbon["by_phase"]["profile"]["emissions_kg"] == pytest.approx(profile_kg, rel=1e-12)
     assert optimized["profile"]["energy_kwh"] == pytest.approx(profile_kwh, rel=1e-12)
-    assert optimized["profile"]["verdict_text"].endswith(
-        f"ratio {optimized['profile']['ratio']:.3f} [{optimized['profile']['ratio_ci95'][0]:.3f}, "
-        f"{optimized['profile']['ratio_ci95'][1]:.3f}]"
+    shown = describe(Interval(optimized["profile"]["ratio"], *optimized["profile"]["ratio_ci95"]))
+    assert f"energy per sample: {shown} (95 % sequential interval over 3 fresh processes x 2 rounds; stopped: " in (
+        optimized["profile"]["verdict_text"]
     )
+    assert optimized["profile"]["processes"] == 3 and optimized["profile"]["stopping"]["spent_joules"] > 0
     # Shown separately: the overhead row of the report, and the flat metrics.
     baseline_kwh = sum(row["energy_kwh"] for row in rows_of(piped / "stages/train-baseline/energy_intervals.csv"))
     metrics = read(piped, "metrics/summary.json")

@@ -140,3 +140,25 @@ def test_the_verdict_checks_benchmark_prints_coverage_aa_and_budget(mnist_mirror
     assert re.search(r"^as the machine is: \d of 1 .* say no measurable difference", output, re.M)
     assert re.search(r"^beside a busy core: \d of 1 ", output, re.M)
     assert re.search(r"^median [\d.]+ \([\d.]+-[\d.]+, n=2\) % \(budget 10", output, re.M)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_process_fails_the_profile_in_one_line(workspace):
+    """A worker killed from outside (out of memory, an operator): one line naming it, exit 1, nothing printed."""
+    import psutil
+
+    synthetic_dataset()
+    write_params(workspace, tiny_params(profile={**QUICK_PROFILE, "burst_seconds": 0.5}))
+    command = subprocess.Popen([sys.executable, "-m", "carbon_pipe.cli", "profile"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    killed = False
+    while not killed and time.monotonic() < deadline and command.poll() is None:
+        for server in psutil.Process(command.pid).children():
+            for worker in server.children():  # the fork server's children are the workers
+                worker.kill()
+                killed = True
+        time.sleep(0.05)
+    stdout, stderr = command.communicate(timeout=120)
+    assert killed and command.returncode == 1 and stdout == ""
+    assert stderr.strip().splitlines()[-1] == "carbon-pipe: error: profile worker process 1 failed (exit code -9)"

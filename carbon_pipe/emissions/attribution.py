@@ -13,6 +13,7 @@ figure before 3.0 (from memory makers' DDR3/DDR4 power). Both are recorded with 
 
 from __future__ import annotations
 
+import logging
 import resource
 import time
 from dataclasses import asdict, dataclass
@@ -47,6 +48,7 @@ def codecarbon_coefficients() -> Coefficients:
     table is read once per process)."""
     from codecarbon.core.cpu import TDP
 
+    logging.getLogger("codecarbon").setLevel(logging.ERROR)  # its notes on an unknown CPU: the source says it
     tdp, cpus = TDP(), psutil.cpu_count() or 1
     watts = tdp.tdp if tdp.tdp else 4 * cpus  # CodeCarbon's default per thread when it knows no TDP
     source = f"CodeCarbon's TDP for {tdp.model or 'an unknown CPU'}: {watts:g} W over {cpus} logical CPUs; RAM 3 W/8 GB"

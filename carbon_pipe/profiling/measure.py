@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from dataclasses import replace
 from typing import Callable, Mapping, Optional
 
@@ -22,6 +23,7 @@ from ..emissions.attribution import codecarbon_coefficients
 from ..errors import CarbonPipeError, MeasurementError
 from ..layout import RUNS
 from ..params import Params
+from ..training.distributed import pick_device
 from ..training.settings import ProfileParams, RunParams
 from . import statistics
 from .counters import open_counter
@@ -31,8 +33,6 @@ from .worker import Finished, Request, Twin, serve
 
 def say(line: str) -> None:
     """Progress on stderr: a terminal and a stage's log both see it."""
-    import sys
-
     print(f"profile: {line}", file=sys.stderr, flush=True)
 
 
@@ -45,13 +45,11 @@ def run_profile(
     The first configuration is the baseline, and every other one's ratio is to it. `profile` replaces the params'
     section (auto shares a round's time among its candidates); `twin` adds a costlier copy of one configuration.
     """
-    import torch
-
     runs = dict(runs or {name: params.configuration(name) for name in RUNS})
     profile = profile or params.profile
-    device_type = "cuda" if params.train.device != "cpu" and torch.cuda.is_available() else "cpu"
+    device = pick_device(params.train.device)
     coefficients = codecarbon_coefficients()
-    counter = open_counter(device_type, 0, coefficients)  # the whole profile's: the server and workers included
+    counter = open_counter(device.type, device.index or 0, coefficients)  # the whole profile's: workers' included
     request = Request(0, params, runs, profile, coefficients, twin)
     bursts: list[Burst] = []
     context = multiprocessing.get_context("spawn")
@@ -97,7 +95,12 @@ def one_process(parent, request: Request, bursts: list[Burst], planned: int, pro
     error: Optional[BaseException] = None
     measured = 0
     while True:
-        kind, payload = parent.recv()
+        try:
+            kind, payload = parent.recv()
+        except (EOFError, OSError):
+            raise MeasurementError(
+                f"profile worker process {request.process + 1}: the process that forks the workers exited"
+            ) from None
         if kind == "burst":
             bursts.append(payload)
             measured += not payload.warmup
