@@ -17,7 +17,8 @@ from carbon_pipe.errors import TrainingStopped
 from carbon_pipe.intensity.horizon import read_horizon
 from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import compare, train_optimized, wait_for_window
-from carbon_pipe.profiling import candidates, counters, first_segment
+from carbon_pipe.profiling import candidates, first_segment
+from carbon_pipe.profiling.result import Interval, describe
 from carbon_pipe.profiling.steps import TrainSplit
 from carbon_pipe.scheduling.decision import read_decision
 from carbon_pipe.timeutil import parse_instant
@@ -66,10 +67,11 @@ def test_the_profile_is_the_optimized_runs_first_segment_charged_and_counted(pip
     assert profile_kg > 0 and carbon["total_emissions_kg"] == pytest.approx(sum(r["emissions_kg"] for r in rows))
     assert carbon["by_phase"]["profile"]["emissions_kg"] == pytest.approx(profile_kg, rel=1e-12)
     assert optimized["profile"]["energy_kwh"] == pytest.approx(profile_kwh, rel=1e-12)
-    assert optimized["profile"]["verdict_text"].endswith(
-        f"ratio {optimized['profile']['ratio']:.3f} [{optimized['profile']['ratio_ci95'][0]:.3f}, "
-        f"{optimized['profile']['ratio_ci95'][1]:.3f}]"
+    shown = describe(Interval(optimized["profile"]["ratio"], *optimized["profile"]["ratio_ci95"]))
+    assert f"energy per sample: {shown} (95 % sequential interval over 3 fresh processes x 2 rounds; stopped: " in (
+        optimized["profile"]["verdict_text"]
     )
+    assert optimized["profile"]["processes"] == 3 and optimized["profile"]["stopping"]["spent_joules"] > 0
     # Shown separately: the overhead row of the report, and the flat metrics.
     baseline_kwh = sum(row["energy_kwh"] for row in rows_of(piped / "stages/train-baseline/energy_intervals.csv"))
     metrics = read(piped, "metrics/summary.json")
@@ -222,7 +224,8 @@ import torch
 
 
 class KnownCost(torch.nn.Module):
-    """Each forward pass sleeps a known time: 0.15 of it under bf16 autocast, 2.5 times it on channels_last input.
+    """Each forward pass spins for a known CPU time: 0.15 of it under bf16 autocast, 2.5 times it on channels_last input
+    (spinning, not sleeping: the process tree is charged its CPU time).
     Its activations are spread wide (about 0.9 MB a sample, kept for the backward pass), its weights few, so its
     training memory grows with the micro-batch."""
 
@@ -234,7 +237,9 @@ class KnownCost(torch.nn.Module):
 
     def forward(self, images):
         factor = 0.15 if torch.is_autocast_enabled("cpu") else 1.0
-        time.sleep(self.delay * factor * (1.0 if images.is_contiguous() else 2.5))
+        end = time.process_time() + self.delay * factor * (1.0 if images.is_contiguous() else 2.5)
+        while time.process_time() < end:
+            pass
         features = images.flatten(1)
         wide = features.unsqueeze(-1).expand(-1, -1, len(self.scale)) * self.scale
         return self.out(wide.mean(-1))
@@ -258,15 +263,15 @@ def colour_dataset(train: int = 64, test: int = 32, size: int = 12) -> None:
 
 
 def known_cost(name: str) -> float:
-    """Seconds of sleep per sample, in delays, of a candidate called e.g. 2x4-bf16-channels_last (effective 8)."""
+    """CPU seconds spun per sample, in delays, of a candidate called e.g. 2x4-bf16-channels_last (effective 8)."""
     split, precision, layout = name.split("-")[:3]
     forwards = int(split.split("x")[1])
     return forwards * (0.15 if precision == "bf16" else 1.0) * (2.5 if layout == "channels_last" else 1.0) / 8
 
 
 def test_auto_picks_the_cheapest_candidate_within_the_memory_budget(workspace, monkeypatch):
-    """Candidates of a model whose cost is known; energy read from a counter that draws a constant 100 W, so it
-    follows time; a budget under the peak of the cheapest candidate."""
+    """Candidates of a model whose cost is known (CPU time, which the process tree's energy follows); a budget under
+    the peak of the cheapest candidate."""
     monkeypatch.syspath_prepend(str(workspace))
     (workspace / "known_cost.py").write_text(KNOWN_COST_MODEL)
     colour_dataset()
@@ -287,8 +292,7 @@ def test_auto_picks_the_cheapest_candidate_within_the_memory_budget(workspace, m
     assert within and cheapest not in within
     expected = min(within, key=known_cost)
     params = params.model_copy(update={"optimized": params.optimized.model_copy(update={"memory_budget_mb": budget})})
-    watts = counters.NvmlCounter(lambda: int(time.perf_counter() * 100 * 1000), 0)  # 100 W, in millijoules
-    chosen, profile, choice = candidates.choose_configuration(params, cpu, watts)
+    chosen, profile, choice = candidates.choose_configuration(params, cpu)
     assert ("8x1-fp32-contiguous" if chosen == "baseline" else chosen) == expected
     table = {row["name"]: row for row in choice["candidates"]}
     assert table[chosen]["chosen"] and table[chosen]["within_budget"] and choice["memory_budget_mb"] == budget

@@ -1,4 +1,5 @@
-"""carbon-pipe profile: the energy counters (RAPL on a fake sysfs, NVML faked at its reader) and the real command."""
+"""carbon-pipe profile: the energy counters (RAPL on a fake sysfs, NVML faked at its reader) and the real command, its
+fresh worker processes, checks and budget."""
 
 import json
 import re
@@ -8,13 +9,13 @@ import time
 
 import pytest
 
-from carbon_pipe.params import parse_params
+from carbon_pipe.emissions.attribution import Coefficients
 from carbon_pipe.profiling import counters
-from carbon_pipe.profiling.measure import run_profile
 
 from .conftest import synthetic_dataset, tiny_params, write_params
 
-QUICK_PROFILE = {"rounds": 4, "warmup_rounds": 1, "burst_seconds": 0.05}
+QUICK_PROFILE = {"processes": 3, "rounds": 2, "warmup_rounds": 1, "burst_seconds": 0.05}
+COEFFICIENTS = Coefficients(4.0, 0.375, "test")
 
 
 def zone(root, name: str, label: str, energy_uj: int, max_range_uj: int = 1_000_000):
@@ -35,7 +36,7 @@ def test_rapl_adds_packages_and_dram_across_wrap_around(tmp_path):
     core = zone(tmp_path, "intel-rapl:0:0", "core", 5)  # inside the package's count: left out
     dram = zone(tmp_path, "intel-rapl:0:1", "dram", 100)
     psys = zone(tmp_path, "intel-rapl:1", "psys", 0)  # the platform, overlapping the package: left out
-    counter = counters.open_counter("cpu", 0, "GBR", powercap=tmp_path)
+    counter = counters.open_counter("cpu", 0, COEFFICIENTS, powercap=tmp_path)
     assert isinstance(counter, counters.RaplCounter)
     assert counter.method == "CPU: RAPL counters (measured: package-0, dram)"
     advance(package, 995_000), advance(dram, 600), advance(core, 900_000), advance(psys, 900_000)
@@ -53,68 +54,12 @@ def gpu_at(watts: float):
 
 def test_on_cuda_the_nvml_counter_is_read_and_rapl_added_where_readable(tmp_path, monkeypatch):
     monkeypatch.setattr(counters, "nvml_energy_reader", gpu_at(300))
-    alone = counters.open_counter("cuda", 0, "GBR", powercap=tmp_path)
+    alone = counters.open_counter("cuda", 0, COEFFICIENTS, powercap=tmp_path)
     assert isinstance(alone, counters.NvmlCounter)
     assert alone.method.startswith("GPU 0: NVML total-energy counter (measured); CPU and RAM not counted (RAPL: no")
     zone(tmp_path, "intel-rapl:0", "package-0", 0)
-    both = counters.open_counter("cuda", 0, "GBR", powercap=tmp_path)
+    both = counters.open_counter("cuda", 0, COEFFICIENTS, powercap=tmp_path)
     assert both.method == "GPU 0: NVML total-energy counter (measured); CPU: RAPL counters (measured: package-0)"
-
-
-def test_the_gpu_path_profiles_with_the_nvml_counter(workspace, monkeypatch):
-    """The profile as it runs on a GPU, its counter the NVML one (faked at its reader; the steps run on the CPU)."""
-    monkeypatch.setattr(counters, "nvml_energy_reader", gpu_at(300))
-    synthetic_dataset()
-    params = parse_params(tiny_params(profile=QUICK_PROFILE))
-    counter = counters.open_counter("cuda", 0, "GBR", powercap=workspace / "no-powercap")
-    profile = run_profile(params, counter=counter)
-    assert profile.energy_method.startswith("GPU 0: NVML total-energy counter")
-    assert len(profile.bursts) == 10
-    for burst in profile.bursts:  # 300 W over each burst, to the counter's millijoule
-        assert burst.joules == pytest.approx(300 * burst.seconds, abs=0.05 + 0.01 * burst.joules)
-    optimized = profile.configuration("optimized")
-    assert optimized.ratio.value == pytest.approx(
-        optimized.j_per_sample.value / profile.configuration("baseline").j_per_sample.value
-    )
-
-
-def test_candidates_are_profiled_in_mirrored_rounds_each_against_the_baseline(workspace, monkeypatch):
-    monkeypatch.setattr(counters, "nvml_energy_reader", gpu_at(300))
-    synthetic_dataset()
-    params = parse_params(tiny_params(profile=QUICK_PROFILE))
-    runs = {"baseline": params.baseline, "optimized": params.optimized,
-            "micro-32": params.baseline.model_copy(update={"batch_size": 32, "gradient_accumulation_steps": 2})}
-    profile = run_profile(params, runs, counters.open_counter("cuda", 0, "GBR", powercap=workspace / "none"))
-    assert [config.name for config in profile.configurations] == ["baseline", "optimized", "micro-32"]
-    assert [burst.configuration for burst in profile.bursts if burst.round in (0, 1)] == [
-        "baseline", "optimized", "micro-32", "micro-32", "optimized", "baseline"]
-    assert profile.configuration("baseline").ratio is None
-    for name in ("optimized", "micro-32"):
-        config = profile.configuration(name)
-        assert config.ratio.value == pytest.approx(
-            config.j_per_sample.value / profile.configuration("baseline").j_per_sample.value
-        )
-        assert config.ratio.contains(config.ratio.value) and config.verdict is not None
-
-
-def test_without_a_gpu_counter_or_rapl_codecarbon_is_read_through_its_task_api(tmp_path, monkeypatch):
-    def no_counter(device_index):
-        raise counters.CounterUnavailable("NVML total-energy counter: NVMLError_NotSupported: Not Supported")
-
-    monkeypatch.setattr(counters, "nvml_energy_reader", no_counter)
-    counter = counters.open_counter("cuda", 0, "GBR", powercap=tmp_path)
-    try:
-        assert counter.method.startswith("CodeCarbon's model via its task API (")
-        assert counter.method.endswith(
-            "no direct counter: NVML total-energy counter: NVMLError_NotSupported: Not Supported"
-        )
-        first = counter.joules()
-        end = time.perf_counter() + 0.2
-        while time.perf_counter() < end:  # a fifth of a second of work
-            pass
-        assert counter.joules() > first > 0
-    finally:
-        counter.close()
 
 
 def profile_command(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -126,12 +71,17 @@ def profile_command(*args: str, check: bool = True) -> subprocess.CompletedProce
     return result
 
 
+@pytest.mark.slow
 def test_profile_json_is_consistent_with_its_bursts(workspace):
+    """Each fresh worker process runs its warm-up and its ABBA rounds; the figures are the burst table summarised
+    across processes, and what the profile spent is counted against its budget."""
     synthetic_dataset()
     write_params(workspace, tiny_params(profile=QUICK_PROFILE))
-    report = json.loads(profile_command("--json").stdout)
-    for key in ("baseline_j_per_sample", "optimized_j_per_sample", "ratio", "ratio_ci95", "verdict", "energy_method",
-                "profiling_energy_kwh", "bursts", "baseline_s_per_sample_ci95", "optimized_precision"):
+    result = profile_command("--json")
+    report = json.loads(result.stdout)
+    for key in ("baseline_j_per_sample", "optimized_j_per_sample", "ratio", "ratio_ci95", "verdict", "verdict_text",
+                "energy_method", "profiling_energy_kwh", "bursts", "baseline_s_per_sample_ci95", "processes",
+                "stopping"):
         assert key in report, key
     assert report["ratio"] == pytest.approx(
         report["optimized_j_per_sample"] / report["baseline_j_per_sample"], rel=1e-12
@@ -139,48 +89,76 @@ def test_profile_json_is_consistent_with_its_bursts(workspace):
     low, high = report["ratio_ci95"]
     assert low <= report["ratio"] <= high
     assert report["verdict"] == ("less" if high < 1 else "more" if low > 1 else "no measurable difference")
-    assert report["profiling_energy_kwh"] > 0
-    assert report["profiling_energy_kwh"] == pytest.approx(
-        sum(b["joules"] for b in report["bursts"]) / 3.6e6, rel=1e-12
-    )
-    assert [b["configuration"] for b in report["bursts"] if not b["warmup"]] == [
-        "baseline",
-        "optimized",
-        "optimized",
-        "baseline",
-    ] * 2
-    assert report["energy_method"].startswith("CodeCarbon's model") or "measured" in report["energy_method"]
+    assert report["processes"] == 3 and report["rounds"] == 2  # the tiny job's budget: the first look's three
+    assert {b["process"] for b in report["bursts"]} == {0, 1, 2}
+    for process in range(3):
+        measured = [b["configuration"] for b in report["bursts"] if b["process"] == process and not b["warmup"]]
+        assert measured == ["baseline", "optimized", "optimized", "baseline"]
+    stopping = report["stopping"]
+    assert stopping["planned_processes"] == 3 and stopping["reason"] in ("settled", "every planned process run")
+    assert stopping["spent_joules"] > report["profiling_energy_kwh"] * 3.6e6 > 0  # start-up costs on top of bursts
+    assert "process-tree" in report["energy_method"] or "measured" in report["energy_method"]
     assert report["baseline_precision"] == "fp32"
-
-
-def test_profile_text_and_its_bad_inputs(workspace):
-    write_params(workspace, tiny_params(profile=QUICK_PROFILE))
-    missing = profile_command(check=False)
-    assert missing.returncode == 1 and missing.stdout == ""
-    assert missing.stderr.strip() == (
-        "carbon-pipe: error: stages/fetch-data/dataset.pt: not found; run `carbon-pipe fetch-data` "
-        "(or `dvc repro fetch-data`) first"
-    )
-    write_params(workspace, tiny_params(profile={**QUICK_PROFILE, "rounds": 5}))
-    odd = profile_command(check=False)
-    assert odd.returncode == 2
-    assert odd.stderr.strip() == (
-        "carbon-pipe: error: params.yaml: profile.rounds: must be even (each round's order mirrors the one before, "
-        "ABBA), got 5"
-    )
-    synthetic_dataset()
-    write_params(workspace, tiny_params(profile=QUICK_PROFILE))
-    text = profile_command().stdout
-    assert "optimized / baseline, energy per sample: " in text
-    assert "4 rounds of alternating bursts (ABBA order), 1 warm-up round(s) discarded" in text
+    assert re.search(r"^profile: process 3 of at most 3: 4 bursts, 2 rounds$", result.stderr, re.M)  # progress
 
 
 @pytest.mark.slow
-def test_the_stability_benchmark_reports_verdicts_and_the_budget(mnist_mirror):
+def test_profile_text_checks_and_bad_inputs(workspace):
+    write_params(workspace, tiny_params(profile=QUICK_PROFILE))
+    missing = profile_command(check=False)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.strip().splitlines()[-1] == (
+        "carbon-pipe: error: stages/fetch-data/dataset.pt: not found; run `carbon-pipe fetch-data` "
+        "(or `dvc repro fetch-data`) first"
+    )
+    write_params(workspace, tiny_params(profile={**QUICK_PROFILE, "rounds": 1_000_000}))
+    endless = profile_command(check=False)
+    assert endless.returncode == 2
+    assert endless.stderr.strip() == (
+        "carbon-pipe: error: params.yaml: profile.rounds: Input should be less than or equal to 40"
+    )
+    write_params(workspace, tiny_params(profile=QUICK_PROFILE))
+    wrong = profile_command("--check", "ab", check=False)
+    assert wrong.returncode == 2 and wrong.stderr.strip() == (
+        "carbon-pipe: error: --check: 'ab' is not one of aa, sensitivity"
+    )
+    synthetic_dataset()
+    text = profile_command("--check", "sensitivity").stdout
+    assert "3 fresh worker process(es) x 2 rounds of alternating bursts (ABBA order)" in text
+    assert "twin / baseline, energy per sample: " in text
+    assert re.search(r"^check sensitivity: expected more \(work ratio 1\.250\), got ", text, re.M)
+    assert re.search(r"^stopped: .* after 3 of at most 3 processes", text, re.M)
+
+
+@pytest.mark.slow
+def test_the_verdict_checks_benchmark_prints_coverage_aa_and_budget(mnist_mirror):
     from .test_benchmarks import bench
 
-    output = bench("profile_stability.py", "--runs", "2", "--train-samples", "2048", "--epochs", "1", "--no-load")
-    assert "verdicts agree: " in output and "every interval contains the median: " in output
-    assert "profiling / baseline run: energy " in output
-    runs = [line for line in output.splitlines() if line.lstrip().startswith(("1 ", "2 ")) and "[" in line]
-    assert len(runs) == 2 and re.search(r"^[01] of 1 set\(s\) of 2 runs: same verdict", output, re.M)
+    output = bench("verdict_checks.py", "--only", "coverage,aa,budget", "--runs", "1", "--seeds", "200",
+                   "--train-samples", "1024", "--epochs", "1")
+    assert re.search(r"^ratio 1.0, variation 5%, 6 planned, budget 6: corrected \d+ of 200 \(", output, re.M)
+    assert re.search(r"^as the machine is: \d of 1 .* say no measurable difference", output, re.M)
+    assert re.search(r"^beside a busy core: \d of 1 ", output, re.M)
+    assert re.search(r"^median [\d.]+ \([\d.]+-[\d.]+, n=2\) % \(budget 10", output, re.M)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_process_fails_the_profile_in_one_line(workspace):
+    """A worker killed from outside (out of memory, an operator): one line naming it, exit 1, nothing printed."""
+    import psutil
+
+    synthetic_dataset()
+    write_params(workspace, tiny_params(profile={**QUICK_PROFILE, "burst_seconds": 0.5}))
+    command = subprocess.Popen([sys.executable, "-m", "carbon_pipe.cli", "profile"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    killed = False
+    while not killed and time.monotonic() < deadline and command.poll() is None:
+        for server in psutil.Process(command.pid).children():
+            for worker in server.children():  # the fork server's children are the workers
+                worker.kill()
+                killed = True
+        time.sleep(0.05)
+    stdout, stderr = command.communicate(timeout=120)
+    assert killed and command.returncode == 1 and stdout == ""
+    assert stderr.strip().splitlines()[-1] == "carbon-pipe: error: profile worker process 1 failed (exit code -9)"

@@ -159,15 +159,46 @@ def compare(params: Path = ParamsOption) -> None:
         _say(f"compare: not comparable: {result['not_comparable_reason']}")
 
 
+@app.command("diff")
+def diff(
+    a: str = typer.Argument(..., help="A git revision (or `workspace`: the working tree)."),
+    b: str = typer.Argument("workspace", help="Another revision, or `workspace` (the default)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Two runs' key metrics (metrics/summary.json) side by side: with the same params and code every difference is
+    marked run-to-run noise; otherwise energy, CO2 and time differences inside the measured noise band are marked
+    within noise, not change."""
+    from ..report import diff as compare_runs
+
+    result = _handled(lambda: compare_runs.diff(a, b))
+    _print_json(result) if as_json else _show(compare_runs.render(result))
+
+
+CheckOption = typer.Option(
+    None, "--check",
+    help="Check the method on this machine instead: aa (the baseline against itself: expect no measurable "
+    "difference) or sensitivity (against its twin doing profile.twin_extra_work_pct more work per sample: "
+    "expect more).",
+)
+
+
 @app.command("profile")
-def profile(params: Path = ParamsOption, as_json: bool = JsonOption) -> None:
+def profile(params: Path = ParamsOption, as_json: bool = JsonOption, check: Optional[str] = CheckOption) -> None:
     """Energy and time per training sample of baseline and optimized, measured paired, with 95 % intervals.
 
-    Short alternating bursts of both configurations in one process (the `profile` params section), on
-    stages/fetch-data/dataset.pt, with the most direct energy counter there is (NVML, RAPL, else CodeCarbon's model).
+    Alternating bursts of both configurations in several fresh worker processes (the `profile` params section),
+    stopped when the verdict is settled or profile.budget_pct of the baseline's energy is spent, on
+    stages/fetch-data/dataset.pt, with the most direct energy counter there is (NVML, RAPL, else the process tree's
+    model estimate). Progress goes to stderr.
     """
-    from ..profiling import measure, render
+    from ..profiling import checks, render
 
     config = _load(params)
-    result = _handled(lambda: measure.run_profile(config))
-    _print_json(render.flat_summary(result)) if as_json else _show(render.render_text(result))
+    if check not in (None, *checks.CHECKS):
+        _fail(UsageError(f"--check: {check!r} is not one of {', '.join(checks.CHECKS)}"))
+    result = _handled(lambda: checks.run(config, check))
+    compared = checks.compared(check)
+    if as_json:
+        _print_json({**render.flat_summary(result, compared), **checks.expectation(result, check, config)})
+    else:
+        _show(render.render_text(result) + checks.expectation_text(result, check, config))

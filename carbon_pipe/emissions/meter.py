@@ -3,6 +3,11 @@
 CodeCarbon calls `live_out(total, delta)` after each measurement and `out(total, delta)` once at stop with
 the remainder, so the recorded deltas add up exactly to the run's total energy. Each interval is also appended
 to a journal as it arrives, so the energy of a run segment that is killed survives it.
+
+Where CodeCarbon has no counter for the CPU (no RAPL), the hook charges each interval's CPU and RAM energy from the
+process tree's own CPU time and resident memory instead (attribution.py), in process mode; CodeCarbon still times
+the intervals, finds the hardware and measures a GPU through NVML. Its own figure for each interval is kept beside
+ours (`codecarbon_energy_kwh`), for reference.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from codecarbon.output_methods.base_output import BaseOutput
 from ..artifacts import write_bytes
 from ..errors import ArtifactError
 from .accounting import TRAINING
+from .attribution import Coefficients, TreeEnergy, codecarbon_coefficients
 
 
 @dataclass(frozen=True)
@@ -32,26 +38,43 @@ class EnergyInterval:
     cpu_energy_kwh: float
     gpu_energy_kwh: float
     ram_energy_kwh: float
+    codecarbon_energy_kwh: float  # CodeCarbon's own figure, for reference (the same as energy_kwh unless attributed)
 
 
 class IntervalRecorder(BaseOutput):
-    """Turns CodeCarbon's per-measurement deltas into back-to-back wall-clock intervals."""
+    """Turns CodeCarbon's per-measurement deltas into back-to-back wall-clock intervals; with `coefficients`, their
+    CPU and RAM energy charged from the process tree (its GPU energy stays CodeCarbon's)."""
 
-    def __init__(self, on_interval: Callable[[EnergyInterval], None] | None = None) -> None:
+    def __init__(
+        self, on_interval: Callable[[EnergyInterval], None] | None = None, coefficients: Coefficients | None = None
+    ) -> None:
         self.intervals: list[EnergyInterval] = []
         self.on_interval = on_interval
+        self.coefficients = coefficients
+        self.tree: TreeEnergy | None = None
+        self._charged = (0.0, 0.0)
         self._last = time.time()
 
     def begin(self, wall_time: float) -> None:
         self._last = wall_time
+        if self.coefficients is not None:
+            self.tree, self._charged = TreeEnergy(self.coefficients), (0.0, 0.0)
+
+    def _attributed(self) -> tuple[float, float]:
+        """The tree's CPU and RAM kWh since the last interval."""
+        cpu, ram = self.tree.joules()
+        delta = ((cpu - self._charged[0]) / 3.6e6, (ram - self._charged[1]) / 3.6e6)
+        self._charged = (cpu, ram)
+        return delta
 
     def _record(self, delta) -> None:
         now = time.time()
         if delta.energy_consumed == 0 and now - self._last < 1e-3:
             return  # the empty remainder CodeCarbon reports when stop() follows a measurement
-        interval = EnergyInterval(
-            self._last, now, delta.energy_consumed, delta.cpu_energy, delta.gpu_energy, delta.ram_energy
-        )
+        cpu, gpu, ram = float(delta.cpu_energy), float(delta.gpu_energy), float(delta.ram_energy)
+        if self.tree is not None:
+            cpu, ram = self._attributed()
+        interval = EnergyInterval(self._last, now, cpu + gpu + ram, cpu, gpu, ram, float(delta.energy_consumed))
         self.intervals.append(interval)
         self._last = now
         if self.on_interval is not None:
@@ -76,10 +99,18 @@ class MeterReading:
     hardware: list[str] = field(default_factory=list)
 
 
-def describe_method(hardware: list[str]) -> str:
-    """Say how each component's energy was obtained, from CodeCarbon's hardware descriptions."""
-    parts = []
+def cpu_is_modelled(hardware: list[str]) -> bool:
+    """CodeCarbon has no counter for the CPU (no RAPL): its CPU figure is a model."""
+    return not any(item.startswith("CPU(") and "Rapl" in item for item in hardware)
+
+
+def describe_method(hardware: list[str], coefficients: Coefficients | None = None) -> str:
+    """Say how each component's energy was obtained, from CodeCarbon's hardware descriptions (and the process
+    tree's coefficients, where they charged the CPU and RAM)."""
+    parts = [coefficients.describe()] if coefficients is not None else []
     for item in hardware:
+        if coefficients is not None and item.startswith(("CPU(", "RAM(")):
+            continue
         if item.startswith("CPU("):
             if "Rapl" in item:
                 parts.append("CPU: RAPL counters (measured)")
@@ -114,6 +145,7 @@ class EnergyMeter:
         self.error: str | None = None
         self.started_at = time.time()
         self.tracker: OfflineEmissionsTracker | None = None
+        self.coefficients: Coefficients | None = None
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         try:
             self.tracker = OfflineEmissionsTracker(
@@ -129,6 +161,9 @@ class EnergyMeter:
             )
             # Its hardware detection (about a second) here, not in start(): what is measured starts with start().
             self.tracker.get_detected_hardware()
+            # Under torchrun (machine mode) the node is measured whole; in process mode, without RAPL, the tree is.
+            if tracking_mode == "process" and cpu_is_modelled(list(self.tracker._conf.get("hardware", []))):
+                self.coefficients = self.recorder.coefficients = codecarbon_coefficients()
         except Exception as exc:  # CodeCarbon can fail in many ways; training must not.
             self.error = f"CodeCarbon failed to initialise: {exc.__class__.__name__}: {exc}"
 
@@ -156,7 +191,7 @@ class EnergyMeter:
                 self.error = "CodeCarbon recorded no measurement (it failed silently; check its CODECARBON_* settings)"
         return MeterReading(
             intervals=list(self.recorder.intervals) if self.error is None else [],
-            method=describe_method(hardware) if self.error is None else "unknown",
+            method=describe_method(hardware, self.coefficients) if self.error is None else "unknown",
             codecarbon_emissions_kg=emissions if self.error is None else None,
             codecarbon_country=self.country,
             error=self.error,
@@ -166,7 +201,7 @@ class EnergyMeter:
 
 JOURNAL_COLUMNS = (
     "segment", "node", "clock_start", "clock_end", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh",
-    "phase",
+    "phase", "codecarbon_energy_kwh",
 )
 
 
@@ -198,7 +233,10 @@ class EnergyJournal:
             interval.energy_kwh, interval.cpu_energy_kwh, interval.gpu_energy_kwh, interval.ram_energy_kwh,
         )
         # repr of a Python float round-trips exactly (CodeCarbon may hand over numpy floats, whose repr differs)
-        fields = [str(self.segment), str(self.node), *(repr(float(value)) for value in values), self.phase]
+        fields = [
+            str(self.segment), str(self.node), *(repr(float(value)) for value in values), self.phase,
+            repr(float(interval.codecarbon_energy_kwh)),
+        ]
         line = ",".join(fields) + "\n"
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line)
@@ -230,13 +268,21 @@ class EnergyJournal:
         complete = text[: text.rfind("\n") + 1]
         reader = csv.DictReader(io.StringIO(complete))
         try:
-            if tuple(reader.fieldnames or ()) not in (JOURNAL_COLUMNS, JOURNAL_COLUMNS[:-1]):  # before phases: training
+            # older journals: before CodeCarbon's own figure was kept beside ours, and before phases (training only)
+            if tuple(reader.fieldnames or ()) not in (JOURNAL_COLUMNS, JOURNAL_COLUMNS[:-1], JOURNAL_COLUMNS[:-2]):
                 raise ValueError(f"its header is {reader.fieldnames}, not {','.join(JOURNAL_COLUMNS)}")
-            return [{key: _journal_value(key, row.get(key)) for key in JOURNAL_COLUMNS} for row in reader]
+            return [_journal_row(row) for row in reader]
         except (TypeError, ValueError) as exc:
             raise ArtifactError(
                 f"{path}: not an energy journal carbon-pipe wrote ({exc}): delete {path.parent} to start the run over"
             ) from None
+
+
+def _journal_row(row: dict) -> dict:
+    values = {key: _journal_value(key, row.get(key)) for key in JOURNAL_COLUMNS if key != "codecarbon_energy_kwh"}
+    reference = row.get("codecarbon_energy_kwh")  # a journal from before it was kept: CodeCarbon's was the figure
+    values["codecarbon_energy_kwh"] = values["energy_kwh"] if reference is None else float(reference)
+    return values
 
 
 def _journal_value(key: str, value: str | None) -> int | float | str:

@@ -19,7 +19,6 @@ import torch
 from ..errors import UsageError
 from ..params import Params
 from ..training.settings import RunParams
-from .counters import EnergyCounter
 from .measure import run_profile
 from .record import BASELINE
 from .result import EnergyProfile
@@ -105,9 +104,7 @@ def pick(energy: dict[str, float], memory: dict[str, float], budget: float | Non
     return min(fitting, key=lambda name: energy[name])
 
 
-def choose_configuration(
-    params: Params, device: torch.device, counter: EnergyCounter | None = None
-) -> tuple[str, EnergyProfile, dict]:
+def choose_configuration(params: Params, device: torch.device) -> tuple[str, EnergyProfile, dict]:
     """(the chosen candidate's name, the paired profile of those within the budget, the choice's record)."""
     runs, budget, split = candidate_runs(params, device), params.optimized.memory_budget_mb, TrainSplit.load(device)
     peak_memory_mb(params, params.baseline, split)  # once unrecorded: one-time allocations (kernel caches) go here
@@ -120,9 +117,7 @@ def choose_configuration(
         )
     profiled = {BASELINE: params.baseline, **{name: runs[name] for name in fitting if name != BASELINE}}
     shared_round = params.profile.burst_seconds * 2 / len(profiled)  # an ordinary profile's round, shared
-    profile = run_profile(
-        params, profiled, counter, split, params.profile.model_copy(update={"burst_seconds": shared_round})
-    )
+    profile = run_profile(params, profiled, params.profile.model_copy(update={"burst_seconds": shared_round}))
     energy = {config.name: config.j_per_sample.value for config in profile.configurations if config.name in fitting}
     chosen = pick(energy, memory, budget)
     return chosen, profile, choice_record(params, runs, memory, profile, chosen, device)

@@ -2,17 +2,16 @@
 
 Each counter reports the joules used since it was opened. In order of preference: the GPU's own total-energy
 counter through NVML (when training on CUDA), the CPU's RAPL counters in /sys/class/powercap (where they are
-readable: since 2020 most kernels make them root-only), both added up when both are there; otherwise CodeCarbon's
-model (CPU load x TDP, a RAM power model), read through its public task API.
+readable: since 2020 most kernels make them root-only), both added up when both are there; otherwise the model
+estimate of the process tree's own CPU time and memory (emissions/attribution.py), as the train stages' meter charges.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Callable, Protocol
 
-from ..errors import MeasurementError
+from ..emissions.attribution import Coefficients, TreeEnergy
 
 POWERCAP = Path("/sys/class/powercap")
 
@@ -108,41 +107,19 @@ def zone_name(zone: Path) -> str:
         return zone.name
 
 
-class CodeCarbonTasks:
-    """CodeCarbon's energy model through its public task API: each reading closes the running task, opens the next."""
+class TreeCounter:
+    """The process tree's CPU time and resident memory x power coefficients (emissions/attribution.py): the model
+    estimate charged where no counter is readable, the same the train stages' meter charges then."""
 
-    def __init__(self, country_iso_code: str, unavailable: list[str]) -> None:
-        from codecarbon import OfflineEmissionsTracker
-
-        from ..emissions.meter import describe_method
-
-        logging.getLogger("codecarbon").setLevel(logging.ERROR)
-        self.total = 0.0
-        try:
-            self.tracker = OfflineEmissionsTracker(
-                country_iso_code=country_iso_code, tracking_mode="process", output_methods=[], log_level="error",
-                allow_multiple_runs=True,
-            )
-            self.tracker.start_task()  # the first task sets up CodeCarbon's hardware (about a second): before any burst
-            hardware = list(self.tracker._conf.get("hardware", []))  # CodeCarbon's own descriptions, as meter.py reads
-        except Exception as exc:
-            raise MeasurementError(
-                f"no energy counter: {'; '.join(unavailable)}; CodeCarbon failed: {exc.__class__.__name__}: {exc}"
-            ) from None
-        self.method = f"CodeCarbon's model via its task API ({describe_method(hardware)}); no direct counter: " + (
-            "; ".join(unavailable)
-        )
+    def __init__(self, coefficients: Coefficients, unavailable: list[str]) -> None:
+        self.tree = TreeEnergy(coefficients)
+        self.method = f"{coefficients.describe()}; no direct counter: " + "; ".join(unavailable)
 
     def joules(self) -> float:
-        task = self.tracker.stop_task()
-        if task is None:
-            raise MeasurementError("CodeCarbon's task API returned no measurement")
-        self.total += task.energy_consumed * 3.6e6
-        self.tracker.start_task()
-        return self.total
+        return sum(self.tree.joules())
 
     def close(self) -> None:
-        self.tracker.stop_task()
+        pass
 
 
 class Sum:
@@ -161,14 +138,14 @@ class Sum:
 
 
 def open_counter(
-    device_type: str, device_index: int, country_iso_code: str, powercap: Path = POWERCAP
+    device_type: str, device_index: int, coefficients: Coefficients, powercap: Path = POWERCAP
 ) -> EnergyCounter:
-    """The most direct counters for training on this device; CodeCarbon's model when there are none."""
+    """The most direct counters for training on this device; the process tree's model estimate when there are none."""
     if device_type == "cuda":
         try:
             gpu = NvmlCounter(nvml_energy_reader(device_index), device_index)
         except CounterUnavailable as exc:  # RAPL alone would leave out the GPU, where most of the energy goes
-            return CodeCarbonTasks(country_iso_code, [str(exc)])
+            return TreeCounter(coefficients, [str(exc)])
         try:
             return Sum([gpu, RaplCounter.open(powercap)])
         except CounterUnavailable as exc:
@@ -177,4 +154,4 @@ def open_counter(
     try:
         return RaplCounter.open(powercap)
     except CounterUnavailable as exc:
-        return CodeCarbonTasks(country_iso_code, [str(exc)])
+        return TreeCounter(coefficients, [str(exc)])

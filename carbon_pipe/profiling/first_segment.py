@@ -121,8 +121,10 @@ def attach_profile(summary: dict, profiled: Profiled) -> None:
         "emissions_kg": spent.get("emissions_kg"),
         "bursts_energy_kwh": record.profile.profiling_energy_kwh,  # the profile's own counter, bursts only
         "counter": record.profile.energy_method,
-        "rounds": record.profile.rounds,
+        "processes": record.profile.processes,
+        "rounds": record.profile.rounds,  # in each process
         "warmup_rounds": record.profile.warmup_rounds,
+        "stopping": record.profile.stopping.as_dict(),
         "baseline_j_per_sample": interval(baseline.j_per_sample),
         "trained_j_per_sample": interval(trained.j_per_sample),
         "file": str(run_profile_file(RUN)),

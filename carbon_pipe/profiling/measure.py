@@ -1,92 +1,126 @@
-"""`carbon-pipe profile`: short bursts of each configuration, alternating, with the energy counter read in between.
+"""`carbon-pipe profile`: paired bursts of each configuration in several fresh worker processes, stopped sequentially.
 
-All configurations train in one process on the same data, in rounds: each round runs one burst of every
-configuration, and the order mirrors from one round to the next (AB BA AB BA ..., with three ABC CBA ...), so a
-drift that is linear in time (the machine warming, a neighbour's load rising) adds as much to every configuration
-over each two rounds. The warm-up rounds come first (first allocations, kernel choice, torch.compile): they time each
-configuration's step, which sets its steps per burst, and are left out of every figure but the energy spent.
+Each worker process (worker.py) runs warm-up rounds, then `profile.rounds` rounds of one burst of every
+configuration, the order mirrored from round to round (ABBA), with the energy counter read in between. The process
+is the unit of variance: each one's mean energy per sample is one pair, and the ratio's interval is built across
+processes. After each process, from the third on, the profile looks: it stops when the verdict is settled (the
+interval clear of 1, or inside 1 +- settle_within_pct), when the next process would overrun the energy budget
+(budget_pct of the baseline's expected training energy), or after the planned processes. The first three always
+run (with fewer there is no interval): on a job too small for them the profile says it spent more than its budget.
+Each look's interval is corrected for all the planned looks (statistics.sequential_level), so stopping early keeps
+its coverage.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Callable, Mapping, Sequence, TypeVar
+import multiprocessing
+import os
+import sys
+from dataclasses import replace
+from typing import Callable, Mapping, Optional
 
+from ..emissions.attribution import codecarbon_coefficients
+from ..errors import CarbonPipeError, MeasurementError
 from ..layout import RUNS
 from ..params import Params
-from ..training.allocator import steady_allocator
 from ..training.distributed import pick_device
 from ..training.settings import ProfileParams, RunParams
-from .counters import EnergyCounter, open_counter
-from .result import Burst, EnergyProfile, summarize
-from .steps import ConfigurationSteps, TrainSplit, configuration_steps
+from . import statistics
+from .counters import open_counter
+from .result import Burst, EnergyProfile, Stopping, per_process, summarize
+from .worker import Finished, Request, Twin, serve
 
-Result = TypeVar("Result")
 
-
-def burst_order(names: Sequence[str], round_index: int) -> list[str]:
-    """The configurations' order in a measured round: as given in even rounds, reversed in odd ones (ABBA)."""
-    return list(names) if round_index % 2 == 0 else list(reversed(names))
+def say(line: str) -> None:
+    """Progress on stderr: a terminal and a stage's log both see it."""
+    print(f"profile: {line}", file=sys.stderr, flush=True)
 
 
 def run_profile(
-    params: Params, runs: Mapping[str, RunParams] | None = None, counter: EnergyCounter | None = None,
-    split: TrainSplit | None = None, profile: ProfileParams | None = None,
+    params: Params, runs: Mapping[str, RunParams] | None = None, profile: ProfileParams | None = None,
+    twin: Twin | None = None, progress: Callable[[str], None] = say,
 ) -> EnergyProfile:
     """Energy and time per sample of each configuration (default: params' baseline and optimized), measured paired.
 
     The first configuration is the baseline, and every other one's ratio is to it. `profile` replaces the params'
-    section (auto shares a round's time among its candidates).
+    section (auto shares a round's time among its candidates); `twin` adds a costlier copy of one configuration.
     """
-    runs = runs or {name: params.configuration(name) for name in RUNS}
-    names, profile = list(runs), profile or params.profile
-    steady_allocator(params.train.steady_allocator)  # as the train stages run
-    split = split or TrainSplit.load(pick_device(params.train.device))
-    device = split.data.labels.device
-    configs = {name: configuration_steps(params, run, split) for name, run in runs.items()}
-    counter = counter or open_counter(device.type, device.index or 0, params.energy.country_iso_code)
+    runs = dict(runs or {name: params.configuration(name) for name in RUNS})
+    profile = profile or params.profile
+    device = pick_device(params.train.device)
+    coefficients = codecarbon_coefficients()
+    counter = open_counter(device.type, device.index or 0, coefficients)  # the whole profile's: workers' included
+    request = Request(0, params, runs, profile, coefficients, twin)
+    bursts: list[Burst] = []
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    server = context.Process(target=serve, args=(child, os.getcwd()), name="carbon-pipe-profile", daemon=True)
+    server.start()
     try:
-        bursts, steps = warm_up(configs, counter, profile)
-        for round_index in range(profile.rounds):
-            for position, name in enumerate(burst_order(names, round_index)):
-                samples, seconds, joules = metered(counter, lambda: configs[name].take(steps[name]))
-                bursts.append(Burst(round_index, position, name, steps[name], samples, seconds, joules))
+        stopping, finished = sequential(parent, request, bursts, counter, progress)
     finally:
+        parent.send(None)
+        server.join(timeout=30)
+        if server.is_alive():
+            server.kill()
         counter.close()
-    precisions = {name: config.precision for name, config in configs.items()}
-    return summarize(bursts, names[0], precisions, counter.method)
+    return summarize(bursts, next(iter(finished.precisions)), finished.precisions, finished.energy_method, stopping)
 
 
-def warm_up(
-    configs: dict[str, ConfigurationSteps], counter: EnergyCounter, profile: ProfileParams
-) -> tuple[list[Burst], dict[str, int]]:
-    """Warm-up bursts of single steps for burst_seconds each; the last round's pace sets each one's steps per burst.
-
-    The pace leaves out a burst's first step, which pays for allocations (and compiling) on the first round.
-    """
-    bursts, steps = [], {}
-    for round_index in range(-profile.warmup_rounds, 0):
-        for position, (name, config) in enumerate(configs.items()):
-            ends, seconds, joules = metered(counter, lambda: single_steps(config, profile.burst_seconds))
-            bursts.append(Burst(round_index, position, name, len(ends), sum(n for _, n in ends), seconds, joules))
-            pace = (ends[-1][0] - ends[0][0]) / (len(ends) - 1)
-            steps[name] = max(1, round(profile.burst_seconds / pace))
-    return bursts, steps
-
-
-def single_steps(config: ConfigurationSteps, seconds: float) -> list[tuple[float, int]]:
-    """One step at a time, at least two, until `seconds` have passed: when each step ended, and its samples."""
-    started, ends = time.perf_counter(), []
-    while len(ends) < 2 or ends[-1][0] - started < seconds:
-        samples = config.take(1)
-        ends.append((time.perf_counter(), samples))
-    return ends
+def sequential(parent, request: Request, bursts: list[Burst], counter, progress) -> tuple[Stopping, Finished]:
+    """Worker after worker until the verdict is settled, the budget would be overrun, or every planned one ran."""
+    profile, epochs = request.profile, request.params.train.epochs
+    planned, within = profile.processes, profile.settle_within_pct / 100
+    names = list(request.runs)
+    process = 0
+    while True:  # stop_reason ends it by the last planned process
+        finished = one_process(parent, replace(request, process=process), bursts, planned, progress)
+        spent = counter.joules()
+        baseline = per_process(bursts, names[0], "joules").mean()
+        budget = profile.budget_pct / 100 * baseline * finished.train_samples * epochs
+        stopping = Stopping(planned, within, statistics.PLANNED, budget, spent)
+        summary = summarize(bursts, names[0], finished.precisions, finished.energy_method, stopping)
+        ratios = [config.ratio for config in summary.configurations if config.ratio is not None]
+        progress(look_line(process + 1, planned, ratios, spent, budget))
+        reason = statistics.stop_reason(process + 1, planned, [(r.low, r.high) for r in ratios], within, spent, budget)
+        if reason is not None:
+            return replace(stopping, reason=reason), finished
+        process += 1
 
 
-def metered(counter: EnergyCounter, work: Callable[[], Result]) -> tuple[Result, float, float]:
-    """`work` with the energy counter read just before and just after: (its result, seconds, joules)."""
-    before = counter.joules()
-    started = time.perf_counter()
-    result = work()
-    seconds = time.perf_counter() - started
-    return result, seconds, counter.joules() - before
+def one_process(parent, request: Request, bursts: list[Burst], planned: int, progress) -> Finished:
+    """Run one fresh worker; its bursts join `bursts`. A worker's error is raised here, as it was raised there."""
+    parent.send(request)
+    finished: Optional[Finished] = None
+    error: Optional[BaseException] = None
+    measured = 0
+    while True:
+        try:
+            kind, payload = parent.recv()
+        except (EOFError, OSError):
+            raise MeasurementError(
+                f"profile worker process {request.process + 1}: the process that forks the workers exited"
+            ) from None
+        if kind == "burst":
+            bursts.append(payload)
+            measured += not payload.warmup
+        elif kind == "done":
+            finished = payload
+        elif kind == "error":
+            error = payload
+        elif kind == "exited":
+            break
+    if isinstance(error, CarbonPipeError):
+        raise error
+    if error is not None or finished is None:
+        cause = f"{error.__class__.__name__}: {error}" if error is not None else f"exit code {payload}"
+        raise MeasurementError(f"profile worker process {request.process + 1} failed ({cause})")
+    progress(f"process {request.process + 1} of at most {planned}: {measured} bursts, {request.profile.rounds} rounds")
+    return finished
+
+
+def look_line(processes: int, planned: int, ratios: list, spent: float, budget: float) -> str:
+    shown = ", ".join(
+        f"ratio {r.value:.3f} [{r.low:.3f}, {r.high:.3f}]" if processes >= 2 else f"ratio {r.value:.3f}" for r in ratios
+    )
+    return f"after {processes} of at most {planned} processes: {shown}; spent {spent:.1f} J of a {budget:.1f} J budget"

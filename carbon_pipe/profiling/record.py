@@ -15,7 +15,7 @@ from ..artifacts import read_json, write_json
 from ..errors import ArtifactError
 from ..timeutil import iso, parse_instant
 from . import statistics
-from .result import EnergyProfile, Interval
+from .result import EnergyProfile, Interval, describe
 
 BASELINE = "baseline"
 
@@ -41,18 +41,18 @@ class RunProfile:
         return statistics.verdict(self.ratio.low, self.ratio.high)
 
     def verdict_text(self) -> str:
-        """The verdict in words, e.g. 'the optimized configuration uses less energy per sample: ratio 0.83 [0.76,
-        0.92]'."""
-        ratio = self.ratio
+        """The verdict in words with its interval and how it was measured, e.g. 'the optimized configuration against
+        the baseline, energy per sample: no measurable difference: within -4.1 % / +6.3 % (95 % sequential interval
+        over 4 fresh processes x 2 rounds; stopped: budget spent)'. No signed point effect where nothing is known."""
         if self.trained == BASELINE:
             return "auto chose the baseline's own configuration: no configuration effect (ratio 1 by construction)"
         which = "the optimized configuration" + (f" ({self.trained}, chosen by auto)" if self.choice else "")
-        words = {
-            statistics.LESS: f"{which} uses less energy per sample",
-            statistics.MORE: f"{which} uses more energy per sample",
-            statistics.NO_DIFFERENCE: f"no measurable difference in energy per sample between {which} and the baseline",
-        }[self.verdict]
-        return f"{words}: ratio {ratio.value:.3f} [{ratio.low:.3f}, {ratio.high:.3f}]"
+        profile = self.profile
+        how = (
+            f"95 % sequential interval over {profile.processes} fresh processes x {profile.rounds} rounds; "
+            f"stopped: {profile.stopping.reason}"
+        )
+        return f"{which} against the baseline, energy per sample: {describe(self.ratio)} ({how})"
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .result import EnergyProfile
+from .result import EnergyProfile, describe
 
 
 def flat_summary(profile: EnergyProfile, compared: str = "optimized") -> dict:
@@ -22,10 +22,13 @@ def flat_summary(profile: EnergyProfile, compared: str = "optimized") -> dict:
         ratio=ratio.ratio.value,
         ratio_ci95=ratio.ratio.bounds,
         verdict=ratio.verdict,
+        verdict_text=describe(ratio.ratio),
         energy_method=profile.energy_method,
         interval_method=profile.interval_method,
+        processes=profile.processes,
         rounds=profile.rounds,
         warmup_rounds=profile.warmup_rounds,
+        stopping=profile.stopping.as_dict(),
         profiling_energy_kwh=profile.profiling_energy_kwh,
         profiling_seconds=profile.profiling_seconds,
         bursts=[burst.as_dict() for burst in profile.bursts],
@@ -34,9 +37,10 @@ def flat_summary(profile: EnergyProfile, compared: str = "optimized") -> dict:
 
 
 def render_text(profile: EnergyProfile) -> str:
+    stop = profile.stopping
     lines = [
-        f"energy per training sample, paired: {profile.rounds} rounds of alternating bursts (ABBA order), "
-        f"{profile.warmup_rounds} warm-up round(s) discarded",
+        f"energy per training sample, paired: {profile.processes} fresh worker process(es) x {profile.rounds} rounds "
+        f"of alternating bursts (ABBA order), {profile.warmup_rounds} warm-up round(s) each discarded",
         f"energy: {profile.energy_method}",
         f"{'configuration':<16}{'precision':<26}{'steps/burst':>12}  {'mJ/sample [95 %]':<28}{'ms/sample [95 %]':<24}",
     ]
@@ -48,12 +52,12 @@ def render_text(profile: EnergyProfile) -> str:
         lines.append(f"{config.name:<16}{config.precision:<26}{config.steps_per_burst:>12}  {energy:<28}{time}")
     for config in profile.configurations:
         if config.ratio is not None:
-            lines.append(
-                f"{config.name} / {profile.baseline}, energy per sample: {config.ratio.value:.3f} "
-                f"[{config.ratio.low:.3f}, {config.ratio.high:.3f}]: {config.verdict}"
-            )
+            lines.append(f"{config.name} / {profile.baseline}, energy per sample: {describe(config.ratio)}")
     lines += [
         f"interval: {profile.interval_method}",
-        f"profiling spent {profile.profiling_energy_kwh * 1e3:.4f} Wh in {profile.profiling_seconds:.1f} s of bursts",
+        f"stopped: {stop.reason} after {profile.processes} of at most {stop.planned_processes} processes; "
+        f"no difference counts as settled inside +-{100 * stop.settle_within:g} %",
+        f"profiling spent {stop.spent_joules:.1f} J (worker start-up included) of a {stop.budget_joules:.1f} J budget; "
+        f"its bursts {profile.profiling_energy_kwh * 3.6e6:.1f} J in {profile.profiling_seconds:.1f} s",
     ]
     return "\n".join(lines)

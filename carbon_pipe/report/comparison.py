@@ -64,6 +64,19 @@ def read_profile(optimized: dict) -> tuple[Optional[RunProfile], Optional[str]]:
     return RunProfile.read(run_profile_file("optimized")), None
 
 
+def noise_band(profile: Optional[RunProfile]) -> dict:
+    """How far apart two runs of the same params and code may land, from the profile's spread between processes
+    (`carbon-pipe diff` marks differences inside it as noise)."""
+    return {
+        "energy_noise_pct": profile.profile.run_to_run_band_pct("joules") if profile else None,
+        "time_noise_pct": profile.profile.run_to_run_band_pct("seconds") if profile else None,
+        "method": (
+            "95 % band of the relative difference of two runs: Student's t x sqrt(2) x the baseline's coefficient of "
+            "variation of energy (time) per sample between the profile's fresh processes"
+        ),
+    }
+
+
 def compare(baseline: dict, optimized: dict, series: IntensitySeries) -> dict:
     base_iv, opt_iv = load_intervals("baseline"), load_intervals("optimized")
     comparable = bool(len(base_iv)) and bool(len(opt_iv))
@@ -74,6 +87,7 @@ def compare(baseline: dict, optimized: dict, series: IntensitySeries) -> dict:
         result["decomposition"] = effects(
             base_iv, opt_iv, series, parse_instant(baseline["scheduler_metrics"]["start"]), profile, not_profiled
         )
+        result["noise"] = noise_band(profile)
     else:
         reasons = [
             f"{name}: {summary['carbon_metrics'].get('energy_error') or 'no energy intervals'}"
@@ -189,6 +203,8 @@ def key_metrics(result: dict, baseline: dict, optimized: dict) -> dict:
         "memory_reduction_pct": result["memory_savings"]["reduction_percentage"],
         **per_run("time_s", "training_metrics", "total_time_seconds"),
         "optimized_wait_h": result["time"]["optimized_wait_seconds"] / 3600,
+        "energy_noise_pct": result.get("noise", {}).get("energy_noise_pct"),
+        "time_noise_pct": result.get("noise", {}).get("time_noise_pct"),
     }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..profiling.statistics import NO_DIFFERENCE
+
 
 def fmt(value, spec: str = ".4g") -> str:
     return "n/a" if value is None else f"{value:{spec}}"
@@ -22,6 +24,13 @@ def grams_interval(value: Optional[float], bounds: Optional[list[Optional[float]
     return f"{grams(value)} [{low}, {high}]"
 
 
+def unknown_sign(bounds: Optional[list[Optional[float]]]) -> str:
+    """An effect whose interval holds zero: only its interval, in g."""
+    low = "-inf" if not bounds or bounds[0] is None else grams(bounds[0])
+    high = "+inf" if not bounds or bounds[1] is None else grams(bounds[1])
+    return f"no measurable difference: between {low} and {high}"
+
+
 def savings_section(result: dict) -> list[str]:
     if not result["comparable"]:
         return ["## Savings", "", f"Not comparable: {result['not_comparable_reason']}."]
@@ -29,13 +38,15 @@ def savings_section(result: dict) -> list[str]:
 
     def row(label: str, key: str, sign: float = 1.0) -> str:
         value, bounds, share = split[key], split.get(f"{key}_ci95"), split[key.replace("_kg", "_percentage")]
+        if key == "configuration_effect_kg" and split["verdict"] == NO_DIFFERENCE:
+            return f"| {label} | {unknown_sign(bounds)} | n/a |"  # no signed point effect where none is measurable
         shown = grams_interval(None if value is None else sign * value, bounds)
         return f"| {label} | {shown} | {fmt(None if share is None else sign * share, '.1f')} |"
 
     lines = [
         "## Savings, split by cause",
         "",
-        f"**Configuration verdict** (paired profile, energy per training sample): {split['verdict_text']}.",
+        f"Configuration verdict (paired profile, energy per training sample): {split['verdict_text']}.",
         "",
         "| | g CO2 [95 % interval] | % of the baseline's |",
         "|---|---|---|",

@@ -83,9 +83,16 @@ def _even(rounds: int) -> int:
 
 
 class ProfileParams(Section):
-    rounds: Annotated[Count, Field(ge=4), AfterValidator(_even)] = 10
-    warmup_rounds: Count = 1
-    burst_seconds: Annotated[float, Field(gt=0, le=3600)] = 0.25
+    """The paired energy profile (profiling/measure.py). Bounded so that no value runs for hours: at most 12
+    processes x (10 warm-up + 40 measured rounds) x the configurations x 5 s bursts, and the budget stops it sooner."""
+
+    processes: Annotated[int, Field(ge=3, le=12)] = 6  # the most fresh worker processes (it looks from the third)
+    rounds: Annotated[Count, Field(le=40), AfterValidator(_even)] = 2  # measured rounds in each process
+    warmup_rounds: Annotated[Count, Field(le=10)] = 1
+    burst_seconds: Annotated[float, Field(gt=0, le=5)] = 0.15
+    budget_pct: Annotated[float, Field(gt=0, le=100)] = 10.0  # of the baseline's expected training energy
+    settle_within_pct: Annotated[float, Field(gt=0, le=50)] = 5.0  # no difference is settled inside 1 +- this %
+    twin_extra_work_pct: Annotated[float, Field(gt=0, le=300)] = 25.0  # the sensitivity twin's extra work per sample
     before_training: bool = True  # train-optimized profiles first, as the run's first measured segment
 
 

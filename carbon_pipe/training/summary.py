@@ -32,7 +32,7 @@ from .settings import EnergyParams, RunParams
 
 INTERVAL_COLUMNS = [
     "start", "end", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "intensity_g_per_kwh",
-    "emissions_kg", "segment", "node", "phase",
+    "emissions_kg", "segment", "node", "phase", "codecarbon_energy_kwh",
 ]
 
 
@@ -120,6 +120,7 @@ def energy_intervals(rows: list[dict], series: IntensitySeries) -> pd.DataFrame:
             "segment": [row["segment"] for row in rows],
             "node": [row["node"] for row in rows],
             "phase": [row["phase"] for row in rows],
+            "codecarbon_energy_kwh": [row["codecarbon_energy_kwh"] for row in rows],
         },
         columns=INTERVAL_COLUMNS,
     )
@@ -173,6 +174,8 @@ def carbon_metrics(
         "measured_seconds": tracked_seconds,
         "by_phase": phases,
         "energy_method": reading.method if known and reading is not None else "unknown",
+        # what CodeCarbon alone would have charged (machine-level RAM, wall-time driven), for reference
+        "codecarbon_energy_kwh": float(intervals["codecarbon_energy_kwh"].sum()) if known else None,
         "energy_error": "; ".join(energy_errors) or (None if known else "CodeCarbon recorded no measurement"),
         "codecarbon_static_average_emissions_kg": static_factor * energy if static_factor is not None else None,
         "codecarbon_static_average_note": (

@@ -1,0 +1,173 @@
+"""The profile's fresh worker processes: one server that imports torch once, then forks a fresh worker per request.
+
+Spawning a fresh interpreter per worker would import torch each time (seconds of CPU, more than the profile's whole
+budget on a small job); forking the current process could inherit its threads (the energy meter's, torch's pool).
+So the server is spawned once, single-threaded, with torch imported and no torch op run, and each worker is forked
+from it: a new process with its own thread pool, allocations, scheduling and neighbours, that builds every
+configuration afresh, warms up, runs its rounds of bursts and exits. It shares the server's address layout, one of
+the things pyperf's spawned workers vary; the A/A check (`carbon-pipe profile --check aa`) shows what is left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from multiprocessing.connection import Connection
+from typing import Callable, Optional, TypeVar
+
+from ..emissions.attribution import Coefficients
+from ..params import Params
+from ..training.allocator import steady_allocator
+from ..training.distributed import pick_device
+from ..training.settings import ProfileParams, RunParams
+from .counters import EnergyCounter, open_counter
+from .result import Burst
+from .steps import ConfigurationSteps, TrainSplit, configuration_steps
+
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class Twin:
+    """The sensitivity twin: the configuration `of`, doing `extra` more optimizer steps per burst than it counts
+    samples for (a known extra amount of work per sample, e.g. 0.25: one more step for every four)."""
+
+    name: str
+    of: str
+    extra: float
+
+    @property
+    def fraction(self) -> Fraction:
+        return Fraction(self.extra).limit_denominator(20)
+
+    def counted_steps(self, steps: int) -> int:
+        """At least `steps`, a multiple of the fraction's denominator, so the extra steps are exactly `fraction`."""
+        return -(-steps // self.fraction.denominator) * self.fraction.denominator
+
+    def extra_steps(self, steps: int) -> int:
+        return int(steps * self.fraction)
+
+    @property
+    def work_ratio(self) -> float:
+        return float(1 + self.fraction)
+
+
+@dataclass(frozen=True)
+class Request:
+    process: int
+    params: Params
+    runs: dict[str, RunParams]
+    profile: ProfileParams
+    coefficients: Coefficients
+    twin: Optional[Twin] = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A worker's last message: its counter, what really ran, and the training split's size."""
+
+    energy_method: str
+    precisions: dict[str, str]
+    train_samples: int
+
+
+def burst_order(names: list[str], round_index: int) -> list[str]:
+    """The configurations' order in a measured round: as given in even rounds, reversed in odd ones (ABBA), so a
+    drift linear in time adds as much to every configuration over each two rounds."""
+    return list(names) if round_index % 2 == 0 else list(reversed(names))
+
+
+def serve(connection: Connection, cwd: str) -> None:
+    """The server's loop: fork a worker per request, wait for it, say how it exited; None ends the server."""
+    os.chdir(cwd)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what a Ctrl-C stops
+    while (request := connection.recv()) is not None:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                work(request, connection.send)
+            except BaseException as exc:  # every failure goes to the parent, as it is
+                connection.send(("error", exc))
+                code = 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        connection.send(("exited", os.waitstatus_to_exitcode(status)))
+
+
+def work(request: Request, send: Callable[[tuple], None]) -> None:
+    """One worker process: every configuration built afresh, warm-up rounds, then the measured rounds of bursts."""
+    params, profile = request.params, request.profile
+    steady_allocator(params.train.steady_allocator)  # as the train stages run
+    device = pick_device(params.train.device)
+    split = TrainSplit.load(device)
+    configs = {name: configuration_steps(params, run, split) for name, run in request.runs.items()}
+    if request.twin is not None:
+        configs[request.twin.name] = with_extra_work(configs[request.twin.name], request.twin)
+    counter = open_counter(device.type, device.index or 0, request.coefficients)
+    names = list(configs)
+    try:
+        steps = warm_up(request.process, configs, counter, profile, send)
+        if request.twin is not None:  # both bursts as long (a burst's fixed costs alike), the twin's extra on top
+            steps[request.twin.of] = steps[request.twin.name] = request.twin.counted_steps(steps[request.twin.of])
+        for round_index in range(profile.rounds):
+            for position, name in enumerate(burst_order(names, round_index)):
+                samples, seconds, joules = metered(counter, lambda: configs[name].take(steps[name]))
+                send(("burst", Burst(round_index, position, name, steps[name], samples, seconds, joules,
+                                     request.process)))
+    finally:
+        counter.close()
+    precisions = {name: config.precision for name, config in configs.items()}
+    send(("done", Finished(counter.method, precisions, len(split.data))))
+
+
+def with_extra_work(config: ConfigurationSteps, twin: Twin) -> ConfigurationSteps:
+    """The twin: each burst of n steps also makes twin.extra_steps(n) more, whose samples are not counted."""
+
+    def take(steps: int) -> int:
+        samples = config.take(steps)
+        config.take(twin.extra_steps(steps))
+        return samples
+
+    return ConfigurationSteps(take, config.precision)
+
+
+def warm_up(
+    process: int, configs: dict[str, ConfigurationSteps], counter: EnergyCounter, profile: ProfileParams,
+    send: Callable[[tuple], None],
+) -> dict[str, int]:
+    """Warm-up bursts of single steps for burst_seconds each; the last round's pace sets each one's steps per burst.
+
+    The pace leaves out a burst's first step, which pays for allocations (and compiling) on the first round.
+    """
+    steps = {}
+    for round_index in range(-profile.warmup_rounds, 0):
+        for position, (name, config) in enumerate(configs.items()):
+            ends, seconds, joules = metered(counter, lambda: single_steps(config, profile.burst_seconds))
+            samples = sum(n for _, n in ends)
+            send(("burst", Burst(round_index, position, name, len(ends), samples, seconds, joules, process)))
+            pace = (ends[-1][0] - ends[0][0]) / (len(ends) - 1)
+            steps[name] = max(1, round(profile.burst_seconds / pace))
+    return steps
+
+
+def single_steps(config: ConfigurationSteps, seconds: float) -> list[tuple[float, int]]:
+    """One step at a time, at least two, until `seconds` have passed: when each step ended, and its samples."""
+    started, ends = time.perf_counter(), []
+    while len(ends) < 2 or ends[-1][0] - started < seconds:
+        samples = config.take(1)
+        ends.append((time.perf_counter(), samples))
+    return ends
+
+
+def metered(counter: EnergyCounter, work: Callable[[], Result]) -> tuple[Result, float, float]:
+    """`work` with the energy counter read just before and just after: (its result, seconds, joules)."""
+    before = counter.joules()
+    started = time.perf_counter()
+    result = work()
+    seconds = time.perf_counter() - started
+    return result, seconds, counter.joules() - before
