@@ -143,6 +143,19 @@ def test_a_summary_that_cannot_be_written_keeps_the_run_resumable_and_says_what_
 
 
 @pytest.mark.usefixtures("planned")
+def test_a_command_that_removes_carbon_pipes_resume_folder_is_refused_in_one_line():
+    """The folder holds the energy journal: measured intervals (one a second here) keep coming after it is gone."""
+    removes = 'rm -rf "$(dirname "$CARBON_PIPE_CHECKPOINT_DIR")"; sleep 2.5'
+    result = carbon_pipe("run", "--run", "mine", "--", "sh", "-c", removes)
+    assert result.returncode == 1, result.stderr
+    assert one_line(result).startswith(
+        "carbon-pipe: error: run mine: the command removed or changed stages/train-mine/resume/ while it ran"
+    )
+    left = sorted(str(path) for path in Path("stages").rglob("*") if "train-mine" in path.parts)
+    assert left == [] and not Path("metrics/mine.json").exists()
+
+
+@pytest.mark.usefixtures("planned")
 def test_a_nan_in_the_reported_extra_is_refused_before_anything_is_written():
     script = "import json, os; open(os.environ['CARBON_PIPE_METRICS'], 'w').write('{\"extra\": {\"x\": NaN}}')"
     result = carbon_pipe("run", "--run", "mine", "--", sys.executable, "-c", script)

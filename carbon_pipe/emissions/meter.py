@@ -200,6 +200,7 @@ class EnergyJournal:
         # repr of a Python float round-trips exactly (CodeCarbon may hand over numpy floats, whose repr differs)
         fields = [str(self.segment), str(self.node), *(repr(float(value)) for value in values), self.phase]
         line = ",".join(fields) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # removed under a run: the run finds out, not this thread
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()
@@ -207,6 +208,7 @@ class EnergyJournal:
 
     def note_error(self, message: str) -> None:
         """A segment whose tracker failed makes the whole run's energy unknown; the note outlives the process."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.errors_path(self.path), "a", encoding="utf-8") as handle:
             handle.write(f"segment {self.segment}: {message}".replace("\n", " ") + "\n")
 
