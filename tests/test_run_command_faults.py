@@ -80,6 +80,7 @@ def test_credentials_are_withheld_from_the_command_and_redacted_from_what_it_rep
         ('{"extra": {"loss": NaN}}', "extra.loss: nan is not a finite number (JSON holds no NaN or Infinity)"),
         ('{"extra": {"big": [1e999]}}', "extra.big.0: inf is not a finite number"),
         ('{"extra": ' + "[" * 40 + "]" * 40 + "}", "extra: nested more than 32 levels deep"),
+        ('{"epochs": [' + ",".join(['{"epoch": 1}'] * 10_001) + "]}", "epochs: List should have at most 10000 items"),
     ],
 )
 def test_a_metrics_file_no_summary_can_hold_is_one_line(tmp_path, text, line):
