@@ -212,7 +212,7 @@ def test_torch_that_cannot_load_for_lack_of_memory_is_one_line(workspace):
     import resource
 
     write_params(workspace, default_params())
-    limit = 700 * 2**20  # enough for the CLI and the params, not for torch's libraries
+    limit = 400 * 2**20  # enough for the CLI and the params (300 MB is), not for torch's libraries
 
     def limited() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
