@@ -131,7 +131,10 @@ def test_a_summary_that_cannot_be_written_keeps_the_run_resumable_and_says_what_
     failed = carbon_pipe("run", "--run", "mine", "--", sys.executable, "tool.py", "self", "0.3")
     assert failed.returncode == 1
     line = one_line(failed)
-    assert line.startswith("carbon-pipe: error: cannot write metrics/mine.json: ")
+    assert line.startswith(
+        "carbon-pipe: error: run mine: its energy_intervals.csv, epochs.csv and CodeCarbon log are in "
+        "stages/train-mine/, its summary is not: cannot write metrics/mine.json: "
+    )
     assert "stages/train-mine/resume/ is kept" in line and "run the same command" in line
     assert Path("stages/train-mine/resume/progress.json").is_file()
 

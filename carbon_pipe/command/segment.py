@@ -199,11 +199,11 @@ class CommandRun:
     def kept(self, exc: ArtifactError, outputs_written: bool = False) -> ArtifactError:
         """A write that failed once the command had ended: the run stays resumable, and the line says what is where."""
         written = (
-            f"its energy_intervals.csv, epochs.csv and CodeCarbon log are in {train_dir(self.name)}/, but not its "
-            "summary; " if outputs_written else ""
+            f"its energy_intervals.csv, epochs.csv and CodeCarbon log are in {train_dir(self.name)}/, its summary is "
+            "not: " if outputs_written else ""
         )
         return ArtifactError(
-            f"{exc}; run {self.name}: {written}{self.resume.folder}/ is kept (its energy journal and progress): free "
+            f"run {self.name}: {written}{exc}; {self.resume.folder}/ is kept (its energy journal and progress): free "
             "space and run the same command to write the run's files"
         )
 
