@@ -80,6 +80,7 @@ def test_credentials_are_withheld_from_the_command_and_redacted_from_what_it_rep
         ('{"extra": {"loss": NaN}}', "extra.loss: nan is not a finite number (JSON holds no NaN or Infinity)"),
         ('{"extra": {"big": [1e999]}}', "extra.big.0: inf is not a finite number"),
         ('{"extra": ' + "[" * 40 + "]" * 40 + "}", "extra: nested more than 32 levels deep"),
+        ('{"epochs": [' + ",".join(['{"epoch": 1}'] * 10_001) + "]}", "epochs: List should have at most 10000 items"),
     ],
 )
 def test_a_metrics_file_no_summary_can_hold_is_one_line(tmp_path, text, line):
@@ -130,7 +131,10 @@ def test_a_summary_that_cannot_be_written_keeps_the_run_resumable_and_says_what_
     failed = carbon_pipe("run", "--run", "mine", "--", sys.executable, "tool.py", "self", "0.3")
     assert failed.returncode == 1
     line = one_line(failed)
-    assert line.startswith("carbon-pipe: error: cannot write metrics/mine.json: ")
+    assert line.startswith(
+        "carbon-pipe: error: run mine: its energy_intervals.csv, epochs.csv and CodeCarbon log are in "
+        "stages/train-mine/, its summary is not: cannot write metrics/mine.json: "
+    )
     assert "stages/train-mine/resume/ is kept" in line and "run the same command" in line
     assert Path("stages/train-mine/resume/progress.json").is_file()
 
@@ -140,6 +144,19 @@ def test_a_summary_that_cannot_be_written_keeps_the_run_resumable_and_says_what_
     resumed = summary("mine")
     assert [launch["exit_code"] for launch in resumed["command"]["launches"]] == [0, 0]  # the first launch kept
     assert not Path("stages/train-mine/resume").exists()
+
+
+@pytest.mark.usefixtures("planned")
+def test_a_command_that_removes_carbon_pipes_resume_folder_is_refused_in_one_line():
+    """The folder holds the energy journal: measured intervals (one a second here) keep coming after it is gone."""
+    removes = 'rm -rf "$(dirname "$CARBON_PIPE_CHECKPOINT_DIR")"; sleep 2.5'
+    result = carbon_pipe("run", "--run", "mine", "--", "sh", "-c", removes)
+    assert result.returncode == 1, result.stderr
+    assert one_line(result).startswith(
+        "carbon-pipe: error: run mine: the command removed or changed stages/train-mine/resume/ while it ran"
+    )
+    left = sorted(str(path) for path in Path("stages").rglob("*") if "train-mine" in path.parts)
+    assert left == [] and not Path("metrics/mine.json").exists()
 
 
 @pytest.mark.usefixtures("planned")
@@ -198,7 +215,7 @@ def test_torch_that_cannot_load_for_lack_of_memory_is_one_line(workspace):
     import resource
 
     write_params(workspace, default_params())
-    limit = 700 * 2**20  # enough for the CLI and the params, not for torch's libraries
+    limit = 400 * 2**20  # enough for the CLI and the params (300 MB is), not for torch's libraries
 
     def limited() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

@@ -27,7 +27,8 @@ Percent = Annotated[Finite, Field(ge=0, le=100)]
 Count = Annotated[int, Field(strict=True, ge=0)]
 Positive = Annotated[int, Field(strict=True, ge=1)]
 
-MAX_BYTES = 16 * 2**20  # a figures file; a larger one is data by mistake, and parsing it would cost gigabytes
+MAX_BYTES = 4 * 2**20  # a figures file; a larger one is data by mistake, and parsing it would cost gigabytes
+MAX_EPOCHS = 10_000  # rows of epochs.csv; each is a validated object, so a million would take minutes and a GB
 MAX_DEPTH = 32  # nesting under `extra`: deeper would not survive being copied and written
 EPOCH_COLUMNS = ["epoch", "train_loss", "test_loss", "test_accuracy"]  # what compare's epoch charts read
 
@@ -54,7 +55,7 @@ class Reported(BaseModel):
     test_loss: Optional[Finite] = None
     train_samples: Optional[Count] = None  # samples in one epoch of training
     samples_per_second: Optional[NonNegative] = None
-    epochs: Optional[list[Epoch]] = None
+    epochs: Optional[Annotated[list[Epoch], Field(max_length=MAX_EPOCHS)]] = None
     peak_memory_mb: Optional[NonNegative] = None  # e.g. torch.cuda.max_memory_allocated; else carbon-pipe's RSS
     batch_size: Optional[Positive] = None
     gradient_accumulation_steps: Optional[Positive] = None

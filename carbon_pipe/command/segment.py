@@ -140,8 +140,11 @@ class CommandRun:
             metering.start()  # just after the launch: the command is there when the tracker takes its baseline
             ending = command.wait(budget, self.params.command.grace_period, signals)
             exited = time.time()
+            intact = self.resume.owned()  # before the meter's last write, which makes the folder again if need be
             reading = metering.stop()  # the command is a zombie still: its last CPU time is counted
             command.finish()
+            if not intact:
+                raise self.state_lost()
             self.record(progress, segment, clock, ending, exited, command)
         if signals.received and ending.passed_on is None and ending.paused and ending.status != 0:
             ending = replace(ending, passed_on=signals.received[0])  # it came as the command paused: a stop
@@ -183,14 +186,24 @@ class CommandRun:
                 "it resumes from its last checkpoint"
             )
 
+    def state_lost(self) -> ArtifactError:
+        """The command removed (or replaced) carbon-pipe's resume folder while it ran: what was measured before that is
+        gone, so no honest account of the run is left; the rest goes too, and the next run starts afresh."""
+        self.resume.remove()
+        return ArtifactError(
+            f"run {self.name}: the command removed or changed {self.resume.folder}/ while it ran (carbon-pipe's energy "
+            "journal and progress; its own files belong in $CARBON_PIPE_CHECKPOINT_DIR): the run's energy cannot be "
+            "accounted; nothing was written, run it again to start afresh"
+        )
+
     def kept(self, exc: ArtifactError, outputs_written: bool = False) -> ArtifactError:
         """A write that failed once the command had ended: the run stays resumable, and the line says what is where."""
         written = (
-            f"its energy_intervals.csv, epochs.csv and CodeCarbon log are in {train_dir(self.name)}/, but not its "
-            "summary; " if outputs_written else ""
+            f"its energy_intervals.csv, epochs.csv and CodeCarbon log are in {train_dir(self.name)}/, its summary is "
+            "not: " if outputs_written else ""
         )
         return ArtifactError(
-            f"{exc}; run {self.name}: {written}{self.resume.folder}/ is kept (its energy journal and progress): free "
+            f"run {self.name}: {written}{exc}; {self.resume.folder}/ is kept (its energy journal and progress): free "
             "space and run the same command to write the run's files"
         )
 

@@ -238,6 +238,7 @@ class EnergyJournal:
             repr(float(interval.codecarbon_energy_kwh)),
         ]
         line = ",".join(fields) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # removed under a run: the run finds out, not this thread
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()
@@ -245,6 +246,7 @@ class EnergyJournal:
 
     def note_error(self, message: str) -> None:
         """A segment whose tracker failed makes the whole run's energy unknown; the note outlives the process."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.errors_path(self.path), "a", encoding="utf-8") as handle:
             handle.write(f"segment {self.segment}: {message}".replace("\n", " ") + "\n")
 

@@ -61,6 +61,14 @@ class ResumeFolder:
         write_bytes(marker, f"{self.fingerprint}\n".encode())  # a hash, not prose: never redacted
         return stale
 
+    def owned(self) -> bool:
+        """Whether the folder still carries this configuration's fingerprint (nothing else removed or replaced it)."""
+        marker = self.folder / "fingerprint"
+        try:
+            return marker.read_text(encoding="utf-8").strip() == self.fingerprint
+        except (OSError, UnicodeDecodeError):
+            return False
+
     def _set_aside_unreadable(self) -> None:
         _, problem = _read(self.checkpoint)
         if problem is None:
