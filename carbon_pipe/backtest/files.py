@@ -17,8 +17,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..artifacts import atomic_path
+from ..artifacts import input_file, write_rows
 from ..errors import CarbonPipeError, UsageError
+from ..intensity.traces import LAST_EPOCH_SECOND
 from ..timeutil import format_duration, parse_duration
 from .jobs import JobTable
 from .runner import Report, Setup, run
@@ -35,12 +36,7 @@ def load_jobs(path: str | Path) -> JobTable:
     import pandas as pd
 
     origin = str(path)
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except FileNotFoundError:
-        raise UsageError(f"{origin}: no such jobs file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{origin}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    frame = _read_jobs(input_file(path, "jobs"), origin)
     unknown = [str(column) for column in frame.columns if column not in COLUMNS]
     if unknown:
         raise UsageError(f"{origin}: unknown column {unknown[0]!r} (known: {', '.join(COLUMNS)})")
@@ -60,6 +56,37 @@ def load_jobs(path: str | Path) -> JobTable:
     repeated = pd.Series(ids).duplicated().to_numpy()
     rows.check(repeated, "id", "appears twice")
     return JobTable(ids, arrival, duration, deadline, nominal, rows.flags("interruptible"), origin)
+
+
+def _read_jobs(path: Path, origin: str):
+    """The file as text cells; a row with more fields than the header is named (pandas would otherwise take the
+    first column as an index and blame the column beside the one at fault, or drop the extra field)."""
+    import warnings
+
+    import pandas as pd
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, index_col=False)
+    except (pd.errors.ParserWarning, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        long_row = _long_row(path) if isinstance(exc, (pd.errors.ParserWarning, pd.errors.ParserError)) else None
+        if long_row is not None:
+            raise UsageError(f"{origin}: row {long_row}: more fields than the header has columns") from None
+        raise UsageError(f"{origin}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    except OSError as exc:
+        raise UsageError(f"{origin}: cannot read the jobs file ({exc.strerror or exc})") from None
+
+
+def _long_row(path: Path) -> Optional[int]:
+    """The line of the first row with more fields than the header (the header is line 1), if there is one."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = csv.reader(handle)
+            width = len(next(rows, []))
+            return next((rows.line_num for row in rows if len(row) > width), None)
+    except (csv.Error, UnicodeDecodeError):
+        return None
 
 
 def _deadlines(rows: "_Rows", arrival: np.ndarray, duration: np.ndarray) -> np.ndarray:
@@ -105,7 +132,11 @@ class _Rows:
         text = self.frame[column].str.strip().where(given)
         parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
         self.check(parsed.isna().to_numpy() & given, column, "not an ISO-8601 time")
-        return (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+        # Through microseconds, as a trace's times: nanoseconds end in 2262 (an overflow, not a message).
+        seconds = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]").astype(np.int64) / 1e6
+        seconds[~given] = np.nan
+        self.check(given & ~((seconds >= 0) & (seconds < LAST_EPOCH_SECOND)), column, "is outside the years 1970 to 9999")
+        return seconds
 
     def durations(self, column: str, given=None, positive: bool = True) -> np.ndarray:
         text = self.frame[column].str.strip()
@@ -143,10 +174,7 @@ def write_jobs(path: str | Path, table: JobTable) -> None:
         table.ids, iso_utc(table.arrival), [durations[d] for d in table.duration], iso_utc(table.deadline), iso_utc(table.nominal),
         np.where(table.interruptible, "true", "false"),
     )  # fmt: skip
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(("id", "arrival", "duration", "deadline", "nominal_start", "interruptible"))
-        writer.writerows(zip(*columns))
+    write_rows(path, ("id", "arrival", "duration", "deadline", "nominal_start", "interruptible"), zip(*columns))
 
 
 def write_workload(path: str | Path, spec: Periodic | AdHoc) -> int:
@@ -158,10 +186,7 @@ def write_workload(path: str | Path, spec: Periodic | AdHoc) -> int:
 
 def write_per_job(path: str | Path, report: Report) -> None:
     """One row per job, policy and forecast draw: where it ran, how long it waited, what it emitted at 1 kW."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(PER_JOB_COLUMNS)
-        writer.writerows(per_job_rows(report))
+    write_rows(path, PER_JOB_COLUMNS, per_job_rows(report))
 
 
 def run_files(trace: Path, trace_format: str, setup: Setup, forecasts: Optional[Path] = None, forecast_format: str = "auto",

@@ -34,6 +34,7 @@ def _flagged(flags: dict[str, str], action: Callable[[], Result]) -> Result:
 BACKTEST_FLAGS = {
     "duration": "--duration", "slack": "--slack", "every": "--every", "minimum chunk": "--min-chunk", "policy": "--policy",
     "forecast error": "--forecast-error", "forecast error in g/kWh": "--forecast-error-g", "threshold": "--threshold", "seeds": "--seeds",
+    "seed": "--seed", "period": "--from/--until",
 }  # fmt: skip
 
 
@@ -102,6 +103,7 @@ InterruptibleOption = typer.Option(False, "--interruptible", help="Let the inter
 WORKLOAD_FLAGS = {
     "at": "--at", "every": "--every", "duration": "--duration", "count": "--count", "days": "--days", "arrivals": "--arrivals",
     "durations": "--durations", "deadline": "--deadline", "work hours": "--work-hours", "timezone": "--timezone",
+    "step": "--step", "seed": "--seed", "period": "--from/--until",
 }  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from typing import Literal, Optional
 import numpy as np
 import pandas as pd
 
+from ..artifacts import input_file
 from ..errors import UsageError
 from ..timeutil import format_duration
 from .series import MAX_INTENSITY, IntensitySeries
@@ -109,9 +110,7 @@ def _needed_columns(fmt: TraceFormat | ForecastFormat) -> set[str]:
 
 def _read_csv(path: str | Path, kind: str) -> pd.DataFrame:
     try:
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such {kind} file") from None
+        return pd.read_csv(input_file(path, kind))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
     except OSError as exc:  # a folder, a file we may not read
