@@ -112,6 +112,18 @@ def import_named(path: str, key: str, error: type[UsageError], kind: str = "") -
     return found
 
 
+DEFAULT_DATA_PATH = "data/images"
+
+
+def _data_folder(value: Any) -> Any:
+    if value is None:
+        raise ValueError(
+            f"must name a folder: fetch-data depends on it in dvc.yaml whatever the dataset (default {DEFAULT_DATA_PATH}, "
+            "which holds only a .gitkeep)"
+        )
+    return value
+
+
 def _function_path(value: str) -> str:
     return _named(value, "function")
 
@@ -120,8 +132,10 @@ class DataParams(Section):
     dataset: DatasetName = "mnist"  # first: the keys below are checked against it
     train_limit: Optional[Count] = None
     test_limit: Optional[Count] = None
-    # dataset folder: the folder, how its images become tensors, and how a single tree is split
-    path: Annotated[Optional[Annotated[str, Field(min_length=1)]], AfterValidator(_only_for(FOLDER))] = None
+    # dataset folder: the folder, how its images become tensors, and how a single tree is split. dvc.yaml names it
+    # in fetch-data's deps (${data.path}) whatever the dataset, so it always names one: the default holds only a
+    # .gitkeep, and DVC sees every image added, changed or removed under it.
+    path: Annotated[str, BeforeValidator(_data_folder), Field(min_length=1)] = DEFAULT_DATA_PATH
     image_size: Optional[Annotated[int, Field(ge=1, le=4096)]] = None
     channels: Literal["auto", 1, 3] = "auto"
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
@@ -135,7 +149,7 @@ class DataParams(Section):
     @classmethod
     def _check_absent_keys_too(cls, raw: Any) -> Any:
         # An absent key is validated as null, so "required when ..." names it as params.yaml spells it (`class`).
-        return {"path": None, "class": None, **raw} if isinstance(raw, dict) else raw
+        return {"class": None, **raw} if isinstance(raw, dict) else raw
 
 
 def _duration_or_auto(value: Any) -> Any:
