@@ -16,10 +16,10 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from .errors import ArtifactError, Busy, UsageError
-from .secrets import redact, redact_data
+from .secrets import redact, redact_data, redactor
 
 _UMASK = os.umask(0)  # read once: the mode a plain open() would give new files
 os.umask(_UMASK)
@@ -211,12 +211,12 @@ def reason(exc: Exception) -> str:
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def inert_cell(value: Any) -> Any:
-    """A CSV cell as written: text redacted, and text a spreadsheet would run as a formula prefixed with a quote
-    (shown as text, never evaluated). Numbers stay numbers, negative ones included."""
+def inert_cell(value: Any, clean: Callable[[str], str] = redact) -> Any:
+    """A CSV cell as written: text redacted (by `clean`), and text a spreadsheet would run as a formula prefixed
+    with a quote (shown as text, never evaluated). Numbers stay numbers, negative ones included."""
     if not isinstance(value, str):
         return value
-    text = redact(value)
+    text = clean(value)
     return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
@@ -226,9 +226,10 @@ def write_rows(path: str | Path, header: Iterable[str], rows: Iterable[Iterable[
     count = 0
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow([inert_cell(name) for name in header])
+        clean = redactor()
+        writer.writerow([inert_cell(name, clean) for name in header])
         for row in rows:
-            writer.writerow([inert_cell(cell) for cell in row])
+            writer.writerow([inert_cell(cell, clean) for cell in row])
             count += 1
     return count
 
@@ -237,9 +238,9 @@ def write_csv(path: str | Path, frame: "Any") -> None:
     """Write a pandas DataFrame without its index: its column names and text cells through inert_cell, numbers
     untouched."""
     text_columns = [name for name in frame.columns if frame[name].dtype == object]
-    frame = frame.copy()
+    frame, clean = frame.copy(), redactor()
     for name in text_columns:
-        frame[name] = frame[name].map(inert_cell)
-    frame.columns = [inert_cell(str(name)) for name in frame.columns]
+        frame[name] = frame[name].map(lambda cell: inert_cell(cell, clean))
+    frame.columns = [inert_cell(str(name), clean) for name in frame.columns]
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)

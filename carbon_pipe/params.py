@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from .datasets.catalog import CUSTOM, DATASETS, FOLDER, OWN_DATASETS
+from .datasets.catalog import CUSTOM, DATASETS, OWN_DATASETS
 from .errors import ParamsError, UsageError, deprecated
 from .intensity.settings import (
     CarbonParams,
@@ -118,8 +118,8 @@ DEFAULT_DATA_PATH = "data/images"
 def _data_folder(value: Any) -> Any:
     if value is None:
         raise ValueError(
-            f"must name a folder: fetch-data depends on it in dvc.yaml whatever the dataset (default {DEFAULT_DATA_PATH}, "
-            "which holds only a .gitkeep)"
+            "must name a folder: fetch-data depends on it in dvc.yaml whatever the dataset "
+            f"(default {DEFAULT_DATA_PATH}, which holds only a .gitkeep)"
         )
     return value
 

@@ -30,7 +30,8 @@ def fetch_data_status(project) -> list:
 
 
 def git(project, *args) -> None:
-    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=project, check=True, capture_output=True)
+    command = ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args]
+    subprocess.run(command, cwd=project, check=True, capture_output=True)
 
 
 @pytest.fixture
@@ -56,7 +57,8 @@ def manifest(project) -> dict:
 def test_an_added_changed_or_removed_image_reruns_fetch_data_and_exp_run_follows_a_new_path(project):
     folder(project / "data/images")
     folder(project / "data/other", per_class={"cat": (3, 1), "dog": (3, 1)})
-    write_params(project, tiny_params(data={"dataset": "folder", "path": "data/images", "train_limit": None, "test_limit": None}))
+    data = {"dataset": "folder", "path": "data/images", "train_limit": None, "test_limit": None}
+    write_params(project, tiny_params(data=data))
     dvc(project, "repro", "fetch-data")
     assert fetch_data_status(project) == [] and manifest(project)["train_samples"] == 10
     changed = [{"changed deps": {"data/images": "modified"}}]
