@@ -237,7 +237,12 @@ def write_rows(path: str | Path, header: Iterable[str], rows: Iterable[Iterable[
 def write_csv(path: str | Path, frame: "Any") -> None:
     """Write a pandas DataFrame without its index: its column names and text cells through inert_cell, numbers
     untouched."""
-    text_columns = [name for name in frame.columns if frame[name].dtype == object]
+    from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype
+
+    # Text is object or (pandas 3) str dtype: everything but numbers and times.
+    text_columns = [
+        name for name in frame.columns if not (is_numeric_dtype(frame[name]) or is_datetime64_any_dtype(frame[name]))
+    ]
     frame, clean = frame.copy(), redactor()
     for name in text_columns:
         frame[name] = frame[name].map(lambda cell: inert_cell(cell, clean))
