@@ -119,9 +119,26 @@ def input_file(path: str | Path, kind: str) -> Path:
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the {kind} file ({exc.strerror or exc})") from None
     if not stat.S_ISREG(mode):
-        what = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-        raise UsageError(f"{path}: not a {kind} file ({what})")
+        raise UsageError(f"{path}: not a {kind} file ({_kind(mode)})")
     return Path(path)
+
+
+def output_file(path: str | Path, kind: str) -> Path:
+    """`path` if a file may be written there: absent, a regular file or a link (replaced, as every artifact is).
+    Anything else is one line, exit 2, before any work: renaming over /dev/null would replace the device."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return Path(path)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the {kind} file there ({exc.strerror or exc})") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise UsageError(f"{path}: not a file to write the {kind} to ({_kind(mode)})")
+    return Path(path)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
 def md5sum(path: str | Path) -> str:

@@ -9,8 +9,10 @@ import os
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from carbon_pipe.artifacts import inert_cell, write_csv, write_rows
+from carbon_pipe.cli import app
 
 from .test_backtest_jobs import backtest, read_per_job, stamp, write_jobs, write_trace
 
@@ -108,3 +110,17 @@ def test_every_csv_writer_makes_text_cells_and_headers_inert_and_leaves_numbers(
     frame = pd.read_csv(tmp_path / "frame.csv")
     assert list(frame.columns) == ["'+loss", "note"] and list(frame["'+loss"]) == [-0.5, 0.25]
     assert list(frame["note"]) == ["'=HYPERLINK(1)", "fine"]
+
+
+def test_an_output_that_is_not_a_file_is_refused_and_left_as_it_was(tmp_path, trace):
+    """Writing renames a finished file over the target: over /dev/null that would replace the device itself. (Only
+    targets inside tmp_path here: a regression must not replace a real device.)"""
+    for what, path in special_files(tmp_path).items():
+        if what == "a device":
+            continue
+        result = backtest("--trace", trace, "--policy", "now", "--per-job", path)
+        assert one_line(result) == f"carbon-pipe: error: {path}: not a file to write the per-job results to ({what})"
+        workload = CliRunner().invoke(app, ["workload", "periodic", "-o", str(path), "--from", "2024-01-01T00:00Z",
+                                            "--until", "2024-01-02T00:00Z", "--duration", "1h", "--every", "1h"])  # fmt: skip
+        assert one_line(workload) == f"carbon-pipe: error: {path}: not a file to write the jobs to ({what})"
+    assert (tmp_path / "fifo.csv").is_fifo() and not list(tmp_path.glob(".*.tmp"))

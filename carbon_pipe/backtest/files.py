@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..artifacts import input_file, write_rows
+from ..artifacts import input_file, output_file, write_rows
 from ..errors import CarbonPipeError, UsageError
 from ..intensity.traces import LAST_EPOCH_SECOND
 from ..timeutil import format_duration, parse_duration
@@ -179,6 +179,7 @@ def write_jobs(path: str | Path, table: JobTable) -> None:
 
 def write_workload(path: str | Path, spec: Periodic | AdHoc) -> int:
     """Generate a workload and write it as a jobs file; the number of jobs."""
+    output_file(path, "jobs")
     table = periodic(spec, str(path)) if isinstance(spec, Periodic) else adhoc(spec, str(path))
     write_jobs(path, table)
     return len(table)
@@ -197,6 +198,8 @@ def run_files(trace: Path, trace_format: str, setup: Setup, forecasts: Optional[
     """
     from ..intensity.traces import load_forecasts, load_trace
 
+    if per_job is not None:
+        output_file(per_job, "per-job results")
     loaded: dict = {}
     try:
         loaded["series"] = load_trace(trace, trace_format, max_gap=math.inf)  # held across holes (see Semantics)
