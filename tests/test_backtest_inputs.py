@@ -61,6 +61,11 @@ def test_a_bad_jobs_row_is_named_without_a_traceback(tmp_path, trace, rows, mess
     assert message in one_line(backtest("--trace", trace, "--jobs", jobs))
 
 
+def test_a_column_named_twice_is_named(tmp_path, trace):
+    jobs = write_jobs(tmp_path / "jobs.csv", [["a", "b", stamp(1), "1h", "1h"]], columns=("id", "id", "arrival", "duration", "slack"))
+    assert one_line(backtest("--trace", trace, "--jobs", jobs)).endswith("jobs.csv: column 'id' appears twice in the header")
+
+
 def test_a_bad_trace_exits_2_as_bad_input_does(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("timestamp,carbon_intensity\nyesterday,1\n2024-01-01T01:00Z,2\n")

@@ -50,6 +50,13 @@ def workload(tmp_path, kind, *args):
         ("adhoc", [*PERIOD, *ADHOC, "--arrivals", "17:00-09:00"], "--arrivals: '17:00-09:00' ends before it starts"),
         ("adhoc", [*PERIOD, "--count", "10", "--durations", "2h-1h", "--deadline", "finish"],
          "--durations: need a positive shortest duration, at most the longest"),
+        ("adhoc", [*PERIOD, *ADHOC, "--grace", "87600000h"],
+         "--from/--until: job 0's deadline falls outside the years 1970 to 9999"),
+        ("periodic", [*PERIOD, "--duration", "1h", "--at", "01:00", "--before", "87600000h"],
+         "--from/--until: job 0's arrival falls outside the years 1970 to 9999"),
+        ("adhoc", ["--from", "9999-12-30T00:00Z", "--until", "9999-12-31T23:00Z", "--count", "3", "--durations", "1h",
+                   "--deadline", "next workday 09:00", "--days", "all"],
+         "--from/--until: jobs would fall after the year 9999"),
     ],
 )  # fmt: skip
 def test_a_workload_too_large_or_malformed_is_one_line_naming_the_option(tmp_path, kind, args, message):

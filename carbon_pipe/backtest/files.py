@@ -18,9 +18,8 @@ from typing import Optional
 import numpy as np
 
 from ..artifacts import input_file, output_file, write_rows
-from ..errors import CarbonPipeError, UsageError
-from ..intensity.traces import LAST_EPOCH_SECOND
-from ..timeutil import format_duration, parse_duration
+from ..errors import CarbonPipeError, FieldError, UsageError
+from ..timeutil import LAST_EPOCH_SECOND, format_duration, parse_duration
 from .jobs import JobTable
 from .runner import Report, Setup, run
 from .tables import PER_JOB_COLUMNS, iso_utc, per_job_rows
@@ -37,6 +36,10 @@ def load_jobs(path: str | Path) -> JobTable:
 
     origin = str(path)
     frame = _read_jobs(input_file(path, "jobs"), origin)
+    for column in map(str, frame.columns):  # pandas renames a repeated column 'id' to 'id.1'
+        repeated = re.fullmatch(r"(.+)\.\d+", column)
+        if repeated and repeated[1] in frame.columns:
+            raise UsageError(f"{origin}: column {repeated[1]!r} appears twice in the header")
     unknown = [str(column) for column in frame.columns if column not in COLUMNS]
     if unknown:
         raise UsageError(f"{origin}: unknown column {unknown[0]!r} (known: {', '.join(COLUMNS)})")
@@ -180,7 +183,10 @@ def write_jobs(path: str | Path, table: JobTable) -> None:
 def write_workload(path: str | Path, spec: Periodic | AdHoc) -> int:
     """Generate a workload and write it as a jobs file; the number of jobs."""
     output_file(path, "jobs")
-    table = periodic(spec, str(path)) if isinstance(spec, Periodic) else adhoc(spec, str(path))
+    try:
+        table = periodic(spec, str(path)) if isinstance(spec, Periodic) else adhoc(spec, str(path))
+    except OverflowError:  # a calendar rule stepping past year 9999
+        raise FieldError("period", "jobs would fall after the year 9999: move the period or shorten the spans") from None
     write_jobs(path, table)
     return len(table)
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 from ..errors import FieldError
+from ..timeutil import LAST_EPOCH_SECOND
 from .jobs import JobTable
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -236,6 +237,11 @@ def _local_days(since: float, until: float, zone: ZoneInfo, minutes: float) -> l
 
 def _table(arrival, duration, deadline, nominal, interruptible: bool, origin: str) -> JobTable:
     count = len(arrival)
+    for name, times in (("arrival", arrival), ("deadline", deadline)):  # nominal lies between them
+        outside = np.flatnonzero(~((np.asarray(times) >= 0) & (np.asarray(times) < LAST_EPOCH_SECOND)))
+        if len(outside):
+            raise FieldError("period", f"job {outside[0]}'s {name} falls outside the years 1970 to 9999 (a trace's): "
+                                       "move the period or shorten the durations, window or grace")  # fmt: skip
     return JobTable(np.arange(count).astype(str), np.asarray(arrival, float), np.asarray(duration, float),
                     np.asarray(deadline, float), np.asarray(nominal, float), np.full(count, interruptible), origin)  # fmt: skip
 

@@ -21,14 +21,13 @@ import pandas as pd
 
 from ..artifacts import input_file
 from ..errors import UsageError
-from ..timeutil import format_duration
+from ..timeutil import LAST_EPOCH_SECOND, format_duration
 from .series import MAX_INTENSITY, IntensitySeries
 
 LBS_PER_MWH_TO_G_PER_KWH = 0.45359237
 # By default a hole is refused when longer than MAX_GAP_STEPS median steps and MIN_DEFAULT_GAP: a regular trace's
 # missing rows, not the long even stretches of a trace written as change points (a row where the value changes).
 MAX_GAP_STEPS, MIN_DEFAULT_GAP = 4, 3 * 3600.0
-LAST_EPOCH_SECOND = 253402300800.0  # 10000-01-01T00:00Z: later UNIX seconds are another unit, not a date
 
 
 @dataclass(frozen=True)
