@@ -113,6 +113,7 @@ def import_named(path: str, key: str, error: type[UsageError], kind: str = "") -
 
 
 DEFAULT_DATA_PATH = "data/images"
+OUTPUT_FOLDERS = ("stages", "metrics")  # what the stages write, under the project folder
 
 
 def _data_folder(value: Any) -> Any:
@@ -121,6 +122,15 @@ def _data_folder(value: Any) -> Any:
             "must name a folder: fetch-data depends on it in dvc.yaml whatever the dataset "
             f"(default {DEFAULT_DATA_PATH}, which holds only a .gitkeep)"
         )
+    if isinstance(value, str) and value.strip():
+        project = Path.cwd().resolve()
+        folder = (project / value).resolve()
+        # A dependency holding the stage's own outputs would change with every run and never be clean.
+        if project.is_relative_to(folder) or any(folder.is_relative_to(project / name) for name in OUTPUT_FOLDERS):
+            raise ValueError(
+                f"{value!r} overlaps the pipeline's own outputs ({', '.join(f'{name}/' for name in OUTPUT_FOLDERS)}), "
+                f"which change with every run: name your image folder (default {DEFAULT_DATA_PATH})"
+            )
     return value
 
 

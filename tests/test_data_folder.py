@@ -275,6 +275,16 @@ def test_many_unreadable_images_are_named_up_to_ten_then_counted(workspace):
     "data, expected",
     [
         (
+            {"dataset": "folder", "path": "stages/fetch-data"},
+            "data.path: 'stages/fetch-data' overlaps the pipeline's own outputs (stages/, metrics/), which change with "
+            "every run: name your image folder (default data/images)",
+        ),
+        (
+            {"dataset": "mnist", "path": ".."},
+            "data.path: '..' overlaps the pipeline's own outputs (stages/, metrics/), which change with every run: "
+            "name your image folder (default data/images)",
+        ),
+        (
             {"dataset": "mnist", "path": None},
             "data.path: must name a folder: fetch-data depends on it in dvc.yaml whatever the dataset (default "
             "data/images, which holds only a .gitkeep)",
