@@ -61,6 +61,15 @@ def test_a_bad_jobs_row_is_named_without_a_traceback(tmp_path, trace, rows, mess
     assert message in one_line(backtest("--trace", trace, "--jobs", jobs))
 
 
+def test_a_trace_or_forecast_row_with_an_extra_field_is_named(tmp_path, trace):
+    extra = tmp_path / "extra.csv"
+    extra.write_text("timestamp,carbon_intensity\n2024-01-01T00:00Z,1\n2024-01-01T01:00Z,2,7\n")
+    assert one_line(backtest("--trace", extra)).endswith("extra.csv: row 3: more fields than the header has columns")
+    extra.write_text("issued_at,target_time,carbon_intensity\n2024-01-01T00:00Z,2024-01-01T01:00Z,5,6\n")
+    forecasts = backtest("--trace", trace, "--forecasts", extra, "--policy", "forecast-window")
+    assert one_line(forecasts).endswith("extra.csv: row 2: more fields than the header has columns")
+
+
 def test_a_column_named_twice_is_named(tmp_path, trace):
     jobs = write_jobs(tmp_path / "jobs.csv", [["a", "b", stamp(1), "1h", "1h"]], columns=("id", "id", "arrival", "duration", "slack"))
     assert one_line(backtest("--trace", trace, "--jobs", jobs)).endswith("jobs.csv: column 'id' appears twice in the header")

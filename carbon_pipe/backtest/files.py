@@ -9,7 +9,6 @@ arrival) and `interruptible` (true/false; without the column every job may be in
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from pathlib import Path
@@ -17,8 +16,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..artifacts import input_file, output_file, write_rows
+from ..artifacts import output_file, write_rows
 from ..errors import CarbonPipeError, FieldError, UsageError
+from ..intensity.traces import read_table
 from ..timeutil import LAST_EPOCH_SECOND, format_duration, parse_duration
 from .jobs import JobTable
 from .runner import Report, Setup, run
@@ -35,7 +35,7 @@ def load_jobs(path: str | Path) -> JobTable:
     import pandas as pd
 
     origin = str(path)
-    frame = _read_jobs(input_file(path, "jobs"), origin)
+    frame = read_table(path, "jobs", dtype=str, keep_default_na=False, skipinitialspace=True)
     for column in map(str, frame.columns):  # pandas renames a repeated column 'id' to 'id.1'
         repeated = re.fullmatch(r"(.+)\.\d+", column)
         if repeated and repeated[1] in frame.columns:
@@ -59,37 +59,6 @@ def load_jobs(path: str | Path) -> JobTable:
     repeated = pd.Series(ids).duplicated().to_numpy()
     rows.check(repeated, "id", "appears twice")
     return JobTable(ids, arrival, duration, deadline, nominal, rows.flags("interruptible"), origin)
-
-
-def _read_jobs(path: Path, origin: str):
-    """The file as text cells; a row with more fields than the header is named (pandas would otherwise take the
-    first column as an index and blame the column beside the one at fault, or drop the extra field)."""
-    import warnings
-
-    import pandas as pd
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, index_col=False)
-    except (pd.errors.ParserWarning, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        long_row = _long_row(path) if isinstance(exc, (pd.errors.ParserWarning, pd.errors.ParserError)) else None
-        if long_row is not None:
-            raise UsageError(f"{origin}: row {long_row}: more fields than the header has columns") from None
-        raise UsageError(f"{origin}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    except OSError as exc:
-        raise UsageError(f"{origin}: cannot read the jobs file ({exc.strerror or exc})") from None
-
-
-def _long_row(path: Path) -> Optional[int]:
-    """The line of the first row with more fields than the header (the header is line 1), if there is one."""
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = csv.reader(handle)
-            width = len(next(rows, []))
-            return next((rows.line_num for row in rows if len(row) > width), None)
-    except (csv.Error, UnicodeDecodeError):
-        return None
 
 
 def _deadlines(rows: "_Rows", arrival: np.ndarray, duration: np.ndarray) -> np.ndarray:
