@@ -1,22 +1,25 @@
 """Atomic artifact writes: a reader (or a kill) sees the old file or the new one, never a torn one.
 
 Text, JSON and CSV are redacted on the way out (secrets.py): the last line of defence for a credential that
-reached an output some other way. Bytes are written as given (checkpoints, models, machine-read markers).
+reached an output some other way. Bytes are written as given (checkpoints, models, machine-read markers). CSV text
+cells are also made inert for spreadsheets (`inert_cell`), since job ids and metric names come from users.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
-from .errors import ArtifactError, Busy
-from .secrets import redact, redact_data
+from .errors import ArtifactError, Busy, UsageError
+from .secrets import redact, redact_data, redactor
 
 _UMASK = os.umask(0)  # read once: the mode a plain open() would give new files
 os.umask(_UMASK)
@@ -102,6 +105,42 @@ def _lock(path: Path, what: str) -> int:
         os.close(handle)  # locked a file its holder removed as it let go: lock the one there now
 
 
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+          (stat.S_ISSOCK, "a socket"))  # fmt: skip
+
+
+def input_file(path: str | Path, kind: str) -> Path:
+    """`path` if it is a regular file (a link to one is too); else one line, exit 2, before a byte is read: a FIFO
+    would block, /dev/zero never ends, a folder is a traceback in whichever reader meets it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such {kind} file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the {kind} file ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path}: not a {kind} file ({_kind(mode)})")
+    return Path(path)
+
+
+def output_file(path: str | Path, kind: str) -> Path:
+    """`path` if a file may be written there: absent, a regular file or a link (replaced, as every artifact is).
+    Anything else is one line, exit 2, before any work: renaming over /dev/null would replace the device."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return Path(path)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the {kind} file there ({exc.strerror or exc})") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise UsageError(f"{path}: not a file to write the {kind} to ({_kind(mode)})")
+    return Path(path)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
 def md5sum(path: str | Path) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as handle:
@@ -184,12 +223,46 @@ def reason(exc: Exception) -> str:
     return (str(exc).splitlines() or [exc.__class__.__name__])[0][:200]
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (=cmd|' /C calc'!A0, @SUM(...), +1-2), or
+# strips the tab or carriage return and reads what follows as one (OWASP's CSV injection list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert_cell(value: Any, clean: Callable[[str], str] = redact) -> Any:
+    """A CSV cell as written: text redacted (by `clean`), and text a spreadsheet would run as a formula prefixed
+    with a quote (shown as text, never evaluated). Numbers stay numbers, negative ones included."""
+    if not isinstance(value, str):
+        return value
+    text = clean(value)
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+def write_rows(path: str | Path, header: Iterable[str], rows: Iterable[Iterable[Any]]) -> int:
+    """Write a CSV row by row (`rows` may be a generator: nothing is held whole), every cell through inert_cell;
+    the number of rows written."""
+    count = 0
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        clean = redactor()
+        writer.writerow([inert_cell(name, clean) for name in header])
+        for row in rows:
+            writer.writerow([inert_cell(cell, clean) for cell in row])
+            count += 1
+    return count
+
+
 def write_csv(path: str | Path, frame: "Any") -> None:
-    """Write a pandas DataFrame without its index; text columns redacted, numbers untouched."""
-    text_columns = [name for name in frame.columns if frame[name].dtype == object]
-    if text_columns:
-        frame = frame.copy()
-        for name in text_columns:
-            frame[name] = frame[name].map(redact_data)
+    """Write a pandas DataFrame without its index: its column names and text cells through inert_cell, numbers
+    untouched."""
+    from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype
+
+    # Text is object or (pandas 3) str dtype: everything but numbers and times.
+    text_columns = [
+        name for name in frame.columns if not (is_numeric_dtype(frame[name]) or is_datetime64_any_dtype(frame[name]))
+    ]
+    frame, clean = frame.copy(), redactor()
+    for name in text_columns:
+        frame[name] = frame[name].map(lambda cell: inert_cell(cell, clean))
+    frame.columns = [inert_cell(str(name), clean) for name in frame.columns]
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from .datasets.catalog import CUSTOM, DATASETS, FOLDER, OWN_DATASETS
+from .datasets.catalog import CUSTOM, DATASETS, OWN_DATASETS
 from .errors import ParamsError, UsageError, deprecated
 from .intensity.settings import (
     CarbonParams,
@@ -112,6 +112,28 @@ def import_named(path: str, key: str, error: type[UsageError], kind: str = "") -
     return found
 
 
+DEFAULT_DATA_PATH = "data/images"
+OUTPUT_FOLDERS = ("stages", "metrics")  # what the stages write, under the project folder
+
+
+def _data_folder(value: Any) -> Any:
+    if value is None:
+        raise ValueError(
+            "must name a folder: fetch-data depends on it in dvc.yaml whatever the dataset "
+            f"(default {DEFAULT_DATA_PATH}, which holds only a .gitkeep)"
+        )
+    if isinstance(value, str) and value.strip():
+        project = Path.cwd().resolve()
+        folder = (project / value).resolve()
+        # A dependency holding the stage's own outputs would change with every run and never be clean.
+        if project.is_relative_to(folder) or any(folder.is_relative_to(project / name) for name in OUTPUT_FOLDERS):
+            raise ValueError(
+                f"{value!r} overlaps the pipeline's own outputs ({', '.join(f'{name}/' for name in OUTPUT_FOLDERS)}), "
+                f"which change with every run: name your image folder (default {DEFAULT_DATA_PATH})"
+            )
+    return value
+
+
 def _function_path(value: str) -> str:
     return _named(value, "function")
 
@@ -120,8 +142,10 @@ class DataParams(Section):
     dataset: DatasetName = "mnist"  # first: the keys below are checked against it
     train_limit: Optional[Count] = None
     test_limit: Optional[Count] = None
-    # dataset folder: the folder, how its images become tensors, and how a single tree is split
-    path: Annotated[Optional[Annotated[str, Field(min_length=1)]], AfterValidator(_only_for(FOLDER))] = None
+    # dataset folder: the folder, how its images become tensors, and how a single tree is split. dvc.yaml names it
+    # in fetch-data's deps (${data.path}) whatever the dataset, so it always names one: the default holds only a
+    # .gitkeep, and DVC sees every image added, changed or removed under it.
+    path: Annotated[str, BeforeValidator(_data_folder), Field(min_length=1)] = DEFAULT_DATA_PATH
     image_size: Optional[Annotated[int, Field(ge=1, le=4096)]] = None
     channels: Literal["auto", 1, 3] = "auto"
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
@@ -135,7 +159,7 @@ class DataParams(Section):
     @classmethod
     def _check_absent_keys_too(cls, raw: Any) -> Any:
         # An absent key is validated as null, so "required when ..." names it as params.yaml spells it (`class`).
-        return {"path": None, "class": None, **raw} if isinstance(raw, dict) else raw
+        return {"class": None, **raw} if isinstance(raw, dict) else raw
 
 
 def _duration_or_auto(value: Any) -> Any:

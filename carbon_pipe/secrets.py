@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 ENVIRONMENT = ("ELECTRICITYMAPS_API_TOKEN", "WATTTIME_USERNAME", "WATTTIME_PASSWORD")
 REDACTED = "[redacted]"
@@ -62,6 +62,12 @@ def _without(text: str, forms: tuple[str, ...]) -> str:
         if form in text:
             text = text.replace(form, REDACTED)
     return text
+
+
+def redactor() -> Callable[[str], str]:
+    """`redact` with the secrets known now, for many strings in a row (a CSV's cells): the environment read once."""
+    forms = _forms()
+    return lambda text: _without(text, forms)
 
 
 def redact(text: str) -> str:

@@ -6,6 +6,7 @@ import math
 import re
 from datetime import datetime, timedelta, timezone
 
+LAST_EPOCH_SECOND = 253402300800.0  # 10000-01-01T00:00Z: later UNIX seconds are another unit, not a date
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|min|m|s)", re.IGNORECASE)
 _UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "min": 60.0, "m": 60.0, "s": 1.0}
 

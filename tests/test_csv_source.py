@@ -90,7 +90,7 @@ def test_a_hole_in_the_trace_fails_the_source_unless_max_gap_allows_it(tmp_path)
         ),
         ("timestamp,carbon_intensity\n1704067200,1\n,2\n1704074400,3\n", "row 3: timestamp is missing"),
         ("timestamp,carbon_intensity\n1704067200,1\n1e17,2\n", "row 3: timestamp 1e+17 is not a UNIX time in seconds"),
-        (None, "cannot read the trace file (Is a directory)"),
+        (None, "not a trace file (a folder)"),
     ],
     ids=["inf", "empty-time", "epoch-1e17", "a-folder"],
 )

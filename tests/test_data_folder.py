@@ -238,7 +238,7 @@ FOLDER_CASES = [
         "folder-without-path",
         lambda root: folder(root),
         {"path": None},
-        ["params.yaml: data.path: required when data.dataset is folder"],
+        ["params.yaml: data.path: must name a folder: fetch-data depends on it in dvc.yaml whatever the dataset"],
     ),
 ]
 
@@ -274,7 +274,21 @@ def test_many_unreadable_images_are_named_up_to_ten_then_counted(workspace):
 @pytest.mark.parametrize(
     "data, expected",
     [
-        ({"dataset": "mnist", "path": "images"}, "data.path: only read when data.dataset is folder (it is mnist)"),
+        (
+            {"dataset": "folder", "path": "stages/fetch-data"},
+            "data.path: 'stages/fetch-data' overlaps the pipeline's own outputs (stages/, metrics/), which change with "
+            "every run: name your image folder (default data/images)",
+        ),
+        (
+            {"dataset": "mnist", "path": ".."},
+            "data.path: '..' overlaps the pipeline's own outputs (stages/, metrics/), which change with every run: "
+            "name your image folder (default data/images)",
+        ),
+        (
+            {"dataset": "mnist", "path": None},
+            "data.path: must name a folder: fetch-data depends on it in dvc.yaml whatever the dataset (default "
+            "data/images, which holds only a .gitkeep)",
+        ),
         (
             {"dataset": "folder", "path": "images", "channels": 2},
             "data.channels: Input should be 'auto', 1 or 3, got 2",

@@ -47,6 +47,7 @@ def project(tmp_path_factory, request):
     shutil.copytree(REPO / "carbon_pipe", folder / "carbon_pipe", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "custom_models", folder / "custom_models", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "dvc.yaml", folder)
+    shutil.copytree(REPO / "data", folder / "data")  # data.path's default: fetch-data's dep in dvc.yaml
     shutil.copy(REPO / ".dvcignore", folder)
     shutil.copytree(REPO / ".dvc", folder / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
     write_params(folder, tiny_params())

@@ -77,6 +77,7 @@ def test_tokens_never_reach_params_lock_outputs_or_logs(tmp_path, httpserver):
     shutil.copytree(REPO / "carbon_pipe", project / "carbon_pipe", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "custom_models", project / "custom_models", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "dvc.yaml", project)
+    shutil.copytree(REPO / "data", project / "data")  # data.path's default: fetch-data's dep in dvc.yaml
     shutil.copytree(REPO / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
     params = tiny_params()
     # The chain's WattTime login is refused, Electricity Maps serves; the WattTime alternative logs in, is cleaner,

@@ -105,7 +105,7 @@ def test_times_past_2262_read_as_they_do_as_numbers(tmp_path):
 
 
 def test_a_folder_is_not_a_trace(tmp_path):
-    with pytest.raises(UsageError, match=rf"^{tmp_path}: cannot read the trace file \(Is a directory\)$"):
+    with pytest.raises(UsageError, match=rf"^{tmp_path}: not a trace file \(a folder\)$"):
         load_trace(tmp_path)
 
 

@@ -9,7 +9,6 @@ arrival) and `interruptible` (true/false; without the column every job may be in
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from pathlib import Path
@@ -17,9 +16,10 @@ from typing import Optional
 
 import numpy as np
 
-from ..artifacts import atomic_path
-from ..errors import CarbonPipeError, UsageError
-from ..timeutil import format_duration, parse_duration
+from ..artifacts import output_file, write_rows
+from ..errors import CarbonPipeError, FieldError, UsageError
+from ..intensity.traces import read_table
+from ..timeutil import LAST_EPOCH_SECOND, format_duration, parse_duration
 from .jobs import JobTable
 from .runner import Report, Setup, run
 from .tables import PER_JOB_COLUMNS, iso_utc, per_job_rows
@@ -35,12 +35,11 @@ def load_jobs(path: str | Path) -> JobTable:
     import pandas as pd
 
     origin = str(path)
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except FileNotFoundError:
-        raise UsageError(f"{origin}: no such jobs file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{origin}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    frame = read_table(path, "jobs", dtype=str, keep_default_na=False, skipinitialspace=True)
+    for column in map(str, frame.columns):  # pandas renames a repeated column 'id' to 'id.1'
+        repeated = re.fullmatch(r"(.+)\.\d+", column)
+        if repeated and repeated[1] in frame.columns:
+            raise UsageError(f"{origin}: column {repeated[1]!r} appears twice in the header")
     unknown = [str(column) for column in frame.columns if column not in COLUMNS]
     if unknown:
         raise UsageError(f"{origin}: unknown column {unknown[0]!r} (known: {', '.join(COLUMNS)})")
@@ -105,7 +104,11 @@ class _Rows:
         text = self.frame[column].str.strip().where(given)
         parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
         self.check(parsed.isna().to_numpy() & given, column, "not an ISO-8601 time")
-        return (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+        # Through microseconds, as a trace's times: nanoseconds end in 2262 (an overflow, not a message).
+        seconds = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]").astype(np.int64) / 1e6
+        seconds[~given] = np.nan
+        self.check(given & ~((seconds >= 0) & (seconds < LAST_EPOCH_SECOND)), column, "is outside the years 1970 to 9999")
+        return seconds
 
     def durations(self, column: str, given=None, positive: bool = True) -> np.ndarray:
         text = self.frame[column].str.strip()
@@ -143,25 +146,23 @@ def write_jobs(path: str | Path, table: JobTable) -> None:
         table.ids, iso_utc(table.arrival), [durations[d] for d in table.duration], iso_utc(table.deadline), iso_utc(table.nominal),
         np.where(table.interruptible, "true", "false"),
     )  # fmt: skip
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(("id", "arrival", "duration", "deadline", "nominal_start", "interruptible"))
-        writer.writerows(zip(*columns))
+    write_rows(path, ("id", "arrival", "duration", "deadline", "nominal_start", "interruptible"), zip(*columns))
 
 
 def write_workload(path: str | Path, spec: Periodic | AdHoc) -> int:
     """Generate a workload and write it as a jobs file; the number of jobs."""
-    table = periodic(spec, str(path)) if isinstance(spec, Periodic) else adhoc(spec, str(path))
+    output_file(path, "jobs")
+    try:
+        table = periodic(spec, str(path)) if isinstance(spec, Periodic) else adhoc(spec, str(path))
+    except OverflowError:  # a calendar rule stepping past year 9999
+        raise FieldError("period", "jobs would fall after the year 9999: move the period or shorten the spans") from None
     write_jobs(path, table)
     return len(table)
 
 
 def write_per_job(path: str | Path, report: Report) -> None:
     """One row per job, policy and forecast draw: where it ran, how long it waited, what it emitted at 1 kW."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(PER_JOB_COLUMNS)
-        writer.writerows(per_job_rows(report))
+    write_rows(path, PER_JOB_COLUMNS, per_job_rows(report))
 
 
 def run_files(trace: Path, trace_format: str, setup: Setup, forecasts: Optional[Path] = None, forecast_format: str = "auto",
@@ -172,6 +173,8 @@ def run_files(trace: Path, trace_format: str, setup: Setup, forecasts: Optional[
     """
     from ..intensity.traces import load_forecasts, load_trace
 
+    if per_job is not None:
+        output_file(per_job, "per-job results")
     loaded: dict = {}
     try:
         loaded["series"] = load_trace(trace, trace_format, max_gap=math.inf)  # held across holes (see Semantics)

@@ -85,6 +85,11 @@ def period(grid: Grid, since: Optional[float], until: Optional[float]) -> tuple[
     first = 0 if since is None else int(np.ceil(grid.index(since) - 1e-9))
     end = len(grid) if until is None else int(np.ceil(grid.index(until) - 1e-9))
     first, end = max(first, 0), min(end, len(grid))
+    if since is not None and until is not None and until <= since:
+        raise FieldError("period", f"the end {iso(until)} is not after the start {iso(since)}")
     if end - first < 2:
-        raise UsageError("fewer than two trace points in the chosen period")
+        chosen = f"{'the start' if since is None else iso(since)} to {'the end' if until is None else iso(until)}"
+        raise FieldError(
+            "period", f"fewer than two trace points from {chosen}: the trace covers {iso(grid.start)} to {iso(grid.end)}"
+        )
     return first, end

@@ -102,6 +102,8 @@ def _forecasts(grid: Grid, setup: Setup, vintages: Optional["ForecastVintages"])
     synthetic = setup.forecast_error is not None or setup.forecast_error_g is not None
     if setup.seeds < 1:
         raise FieldError("seeds", "must be at least 1")
+    if setup.seed < 0:
+        raise FieldError("seed", "must not be negative")
     if vintages is not None:
         if synthetic:
             raise FieldError("forecast error", "synthetic forecasts and issued forecasts exclude each other")

@@ -68,7 +68,7 @@ def per_job_rows(report: Report) -> Iterator[tuple]:
         for j in np.flatnonzero(np.diff(bounds) > 1):
             runs[j] = ";".join(spans[bounds[j] : bounds[j + 1]])
         wait = np.round((outcome.first_start() - jobs.arrival) * grid.step / 3600, 6)
-        seed = "" if draw is None else str(report.context["seed"] + draw)
+        seed = "" if draw is None else report.context["seed"] + draw
         yield from zip(
             jobs.ids, repeat(policy), repeat(seed), starts[bounds[:-1]], ends[bounds[1:] - 1], runs, wait, outcome.cost * kg, baseline
         )  # fmt: skip

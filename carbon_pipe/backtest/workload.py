@@ -5,15 +5,17 @@ Pure: seeded, no clock. Calendar rules work in local time (`timezone`); every ti
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Callable, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
 from ..errors import FieldError
+from ..timeutil import LAST_EPOCH_SECOND
 from .jobs import JobTable
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -69,11 +71,13 @@ def periodic(spec: Periodic, origin: str = "periodic workload") -> JobTable:
         raise FieldError("duration", "must be positive")
     if (spec.at is None) == (spec.every is None):
         raise FieldError("at", "give a time of day or a spacing (every), one of them")
+    _check_period(spec.since, spec.until)
     if spec.at is not None:
         clock, allowed = _clock(spec.at, "at"), _days(spec.days)
         nominal = [t for t in _local_days(spec.since, spec.until, zone, clock) if spec.since <= t < spec.until]
         nominal = np.array([t for t in nominal if _weekday(t, zone) in allowed], dtype=float)
     elif spec.every > 0:
+        _check_count(math.ceil((spec.until - spec.since) / spec.every), "every", "space them further apart")
         nominal = np.arange(spec.since, spec.until, spec.every, dtype=float)
     else:
         raise FieldError("every", "must be positive")
@@ -81,29 +85,55 @@ def periodic(spec: Periodic, origin: str = "periodic workload") -> JobTable:
 
 
 def adhoc(spec: AdHoc, origin: str = "ad-hoc workload") -> JobTable:
-    zone, rng = _zone(spec.timezone), np.random.default_rng(spec.seed)
+    zone = _zone(spec.timezone)
     if spec.count < 1:
         raise FieldError("count", "must be at least 1")
+    _check_count(spec.count, "count", "ask for fewer")
+    if not 0 <= spec.seed < 2**63:
+        raise FieldError("seed", f"must be from 0 to 2**63 - 1, got {spec.seed}")
+    if spec.step <= 0:
+        raise FieldError("step", "must be positive")
+    _check_period(spec.since, spec.until)
+    shortest, longest = spec.durations
+    if not 0 < shortest <= longest:
+        raise FieldError("durations", "need a positive shortest duration, at most the longest")
+    rng = np.random.default_rng(spec.seed)
     due = deadline_rule(spec.deadline, spec.work_hours, zone)
-    low, high = (_clock(part, "arrivals") for part in _pair(spec.arrivals, "arrivals"))
+    low, high = _window(spec.arrivals, "arrivals")
     slots = np.arange(low, high + 1, spec.step / 60) * 60.0  # seconds after local midnight
     midnights = [t for t in _local_days(spec.since, spec.until, zone, 0) if spec.since <= t < spec.until]
-    usable = [t for t in midnights if _weekday(t, zone) in _days(spec.days)]
-    if not usable or len(slots) == 0 or spec.step <= 0:
+    allowed = _days(spec.days)
+    days = [(t, _existing(slots, t, zone)) for t in midnights if _weekday(t, zone) in allowed]
+    days = [(t, times) for t, times in days if len(times)]
+    if not days:
         raise FieldError("days", "no day and time in the period to arrive at")
-    per_day = rng.multinomial(spec.count, np.full(len(usable), 1 / len(usable)))
+    per_day = rng.multinomial(spec.count, np.full(len(days), 1 / len(days)))
     arrival = np.concatenate([
-        [_at(midnight, offset, zone) for offset in np.sort(slots[rng.integers(0, len(slots), k)])]
-        for midnight, k in zip(usable, per_day)
+        [_at(midnight, offset, zone) for offset in np.sort(times[rng.integers(0, len(times), k)])]
+        for (midnight, times), k in zip(days, per_day)
     ])  # fmt: skip
-    shortest, longest = spec.durations
-    choices = np.arange(shortest, longest + 1e-9, spec.step)
-    if shortest <= 0 or len(choices) == 0:
-        raise FieldError("durations", "need a positive shortest duration, at most the longest")
-    duration = choices[rng.integers(0, len(choices), spec.count)]
+    # Whole steps from the shortest, drawn by index: the choices are never listed (1s-100y would be 25 GiB).
+    choices = math.floor((longest - shortest) / spec.step + 1e-9) + 1
+    duration = shortest + spec.step * rng.integers(0, choices, spec.count)
     finish = arrival + duration
     deadline = np.array([due(t) for t in finish]) + spec.grace
     return _table(arrival, duration, deadline, arrival, spec.interruptible, origin)
+
+
+MAX_JOBS = 1_000_000  # a workload's jobs: about a century of hourly jobs, a CSV of some 80 MB
+
+
+def _check_count(count: float, field: str, advice: str) -> None:
+    if count > MAX_JOBS:
+        raise FieldError(field, f"{count:.0f} jobs, more than a workload holds ({MAX_JOBS:,}): {advice} or shorten the period")
+
+
+def _check_period(since: float, until: float) -> None:
+    if until <= since:
+        raise FieldError("period", "the period is empty: --until must come after --from")
+    days = math.ceil((until - since) / 86400)
+    if days > MAX_JOBS:  # calendar rules visit every day: bound them as the jobs are
+        raise FieldError("period", f"{days:,} days, longer than a workload spans ({MAX_JOBS:,} days)")
 
 
 def deadline_rule(text: str, work_hours: Optional[str], zone: ZoneInfo) -> Callable[[float], float]:
@@ -119,7 +149,7 @@ def deadline_rule(text: str, work_hours: Optional[str], zone: ZoneInfo) -> Calla
         raise FieldError("deadline", f"{text!r} is not a rule (use finish, 'next workday 09:00', 'next Mon,Thu 09:00', 'next day 09:00' or {LWA_RULE})")
     days = {"workday": WORKDAYS, "day": frozenset(range(7))}.get(words[1]) or _days(words[1], "deadline")
     clock = _clock(words[2], "deadline")
-    hours = None if work_hours is None else tuple(_clock(part, "work hours") for part in _pair(work_hours, "work hours"))
+    hours = None if work_hours is None else _window(work_hours, "work hours")
 
     def due(t: float) -> float:
         local = datetime.fromtimestamp(t, zone)
@@ -155,10 +185,46 @@ def _shift(moment: datetime, days: int) -> float:
 
 
 def _at(midnight: float, seconds: float, zone, days_ahead: int = 0) -> float:
-    """Local midnight's date, `days_ahead` days on, at `seconds` after its midnight, as epoch seconds."""
+    """Local midnight's date, `days_ahead` days on, at `seconds` after its midnight, as epoch seconds. A time the
+    clocks skip (spring forward) is the moment they jump, as cron does, not an hour after it."""
     day = datetime.fromtimestamp(midnight, zone).date() + timedelta(days=days_ahead)
     clock = (datetime.min + timedelta(seconds=float(seconds))).time()
-    return datetime.combine(day, clock, tzinfo=zone).timestamp()
+    moment = datetime.combine(day, clock, tzinfo=zone)
+    t = moment.timestamp()
+    if datetime.fromtimestamp(t, zone).replace(tzinfo=None) != moment.replace(tzinfo=None):
+        gap = _skipped(day, zone)
+        return _day_start(day, zone) + gap[0] if gap else t
+    return t
+
+
+def _day_start(day: date, zone) -> float:
+    return datetime.combine(day, time(), tzinfo=zone).timestamp()
+
+
+def _offset(t: float, zone) -> float:
+    return datetime.fromtimestamp(t, zone).utcoffset().total_seconds()
+
+
+def _skipped(day: date, zone) -> Optional[tuple[float, float]]:
+    """The wall-clock times of `day` a change of clocks skips, as seconds after the day's start, if any."""
+    start, end = _day_start(day, zone), _day_start(day + timedelta(days=1), zone)
+    opening = datetime.fromtimestamp(start, zone)
+    if opening.date() == day and opening.time() != time():  # midnight itself is skipped: the day opens later
+        return 0.0, (opening - opening.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds()
+    jump = _offset(end, zone) - _offset(start, zone)
+    if jump <= 0:
+        return None
+    low, high = start, end  # the offset changes in (low, high]; changes fall on whole seconds
+    while high - low > 1:
+        middle = math.floor((low + high) / 2)
+        low, high = (middle, high) if _offset(middle, zone) == _offset(start, zone) else (low, middle)
+    return high - start, high - start + jump
+
+
+def _existing(slots: np.ndarray, midnight: float, zone) -> np.ndarray:
+    """The slots (seconds after local midnight) that exist on that day's wall clock."""
+    gap = _skipped(datetime.fromtimestamp(midnight, zone).date(), zone)
+    return slots if gap is None else slots[(slots < gap[0]) | (slots >= gap[1])]
 
 
 def _local_days(since: float, until: float, zone: ZoneInfo, minutes: float) -> list[float]:
@@ -171,6 +237,11 @@ def _local_days(since: float, until: float, zone: ZoneInfo, minutes: float) -> l
 
 def _table(arrival, duration, deadline, nominal, interruptible: bool, origin: str) -> JobTable:
     count = len(arrival)
+    for name, times in (("arrival", arrival), ("deadline", deadline)):  # nominal lies between them
+        outside = np.flatnonzero(~((np.asarray(times) >= 0) & (np.asarray(times) < LAST_EPOCH_SECOND)))
+        if len(outside):
+            raise FieldError("period", f"job {outside[0]}'s {name} falls outside the years 1970 to 9999 (a trace's): "
+                                       "move the period or shorten the durations, window or grace")  # fmt: skip
     return JobTable(np.arange(count).astype(str), np.asarray(arrival, float), np.asarray(duration, float),
                     np.asarray(deadline, float), np.asarray(nominal, float), np.full(count, interruptible), origin)  # fmt: skip
 
@@ -192,6 +263,14 @@ def _clock(text: str, field: str) -> float:
     if not match or int(match[1]) > 23 or int(match[2]) > 59:
         raise FieldError(field, f"{text!r} is not a time of day (use HH:MM, e.g. 09:00)")
     return int(match[1]) * 60 + int(match[2])
+
+
+def _window(text: str, field: str) -> tuple[float, float]:
+    """'HH:MM-HH:MM' -> minutes after midnight of both ends; the end may not come before the start."""
+    low, high = (_clock(part, field) for part in _pair(text, field))
+    if high < low:
+        raise FieldError(field, f"{text!r} ends before it starts (a window within one day, e.g. 09:00-17:00)")
+    return low, high
 
 
 def _pair(text: str, field: str) -> tuple[str, str]:

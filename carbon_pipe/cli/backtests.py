@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -31,9 +32,24 @@ def _flagged(flags: dict[str, str], action: Callable[[], Result]) -> Result:
         raise UsageError(f"{flags.get(exc.field, exc.field)}: {exc.detail}") from None
 
 
+def _stoppable(action: Callable[[], Result]) -> Result:
+    """SIGTERM or SIGINT ends the command as Ctrl-C would, through Python: a file being written is removed (the
+    previous one stays), never left behind as a hidden temporary; exit 128 + the signal."""
+    from ..signals import exit_code, stop_requests, stopped_by
+
+    with stop_requests(interrupt=True) as received:
+        try:
+            return action()
+        except KeyboardInterrupt:
+            stopped = stopped_by(received)
+            print(f"carbon-pipe: stopped by {stopped.name}; no file was written (an earlier one is kept)", file=sys.stderr)
+            raise typer.Exit(exit_code(stopped)) from None
+
+
 BACKTEST_FLAGS = {
     "duration": "--duration", "slack": "--slack", "every": "--every", "minimum chunk": "--min-chunk", "policy": "--policy",
     "forecast error": "--forecast-error", "forecast error in g/kWh": "--forecast-error-g", "threshold": "--threshold", "seeds": "--seeds",
+    "seed": "--seed", "period": "--from/--until",
 }  # fmt: skip
 
 
@@ -84,7 +100,7 @@ def backtest(
         )
         return run_files(trace, trace_format, setup, forecasts, forecast_format, jobs, per_job)
 
-    report = _handled(lambda: _flagged(BACKTEST_FLAGS, prepare))
+    report = _handled(lambda: _stoppable(lambda: _flagged(BACKTEST_FLAGS, prepare)))
     results = report.as_dicts()
     if as_json:
         _print_json(results[0] if len(results) == 1 else results)
@@ -102,6 +118,7 @@ InterruptibleOption = typer.Option(False, "--interruptible", help="Let the inter
 WORKLOAD_FLAGS = {
     "at": "--at", "every": "--every", "duration": "--duration", "count": "--count", "days": "--days", "arrivals": "--arrivals",
     "durations": "--durations", "deadline": "--deadline", "work hours": "--work-hours", "timezone": "--timezone",
+    "step": "--step", "seed": "--seed", "period": "--from/--until",
 }  # fmt: skip
 
 
@@ -131,7 +148,7 @@ def workload_periodic(
         )  # fmt: skip
         return write_workload(output, spec)
 
-    _say(f"workload: {_handled(lambda: _flagged(WORKLOAD_FLAGS, make))} jobs written to {output}")
+    _say(f"workload: {_handled(lambda: _stoppable(lambda: _flagged(WORKLOAD_FLAGS, make)))} jobs written to {output}")
 
 
 @workload_app.command("adhoc")
@@ -163,4 +180,4 @@ def workload_adhoc(
         )  # fmt: skip
         return write_workload(output, spec)
 
-    _say(f"workload: {_handled(lambda: _flagged(WORKLOAD_FLAGS, make))} jobs written to {output}")
+    _say(f"workload: {_handled(lambda: _stoppable(lambda: _flagged(WORKLOAD_FLAGS, make)))} jobs written to {output}")

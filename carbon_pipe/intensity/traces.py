@@ -11,6 +11,7 @@ Forecast files hold vintages: one row per (issue time, target time, forecast val
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,15 +20,15 @@ from typing import Literal, Optional
 import numpy as np
 import pandas as pd
 
+from ..artifacts import input_file
 from ..errors import UsageError
-from ..timeutil import format_duration
+from ..timeutil import LAST_EPOCH_SECOND, format_duration
 from .series import MAX_INTENSITY, IntensitySeries
 
 LBS_PER_MWH_TO_G_PER_KWH = 0.45359237
 # By default a hole is refused when longer than MAX_GAP_STEPS median steps and MIN_DEFAULT_GAP: a regular trace's
 # missing rows, not the long even stretches of a trace written as change points (a row where the value changes).
 MAX_GAP_STEPS, MIN_DEFAULT_GAP = 4, 3 * 3600.0
-LAST_EPOCH_SECOND = 253402300800.0  # 10000-01-01T00:00Z: later UNIX seconds are another unit, not a date
 
 
 @dataclass(frozen=True)
@@ -107,15 +108,35 @@ def _needed_columns(fmt: TraceFormat | ForecastFormat) -> set[str]:
     return {value for key, value in vars(fmt).items() if key.endswith("_column")}
 
 
-def _read_csv(path: str | Path, kind: str) -> pd.DataFrame:
+def read_table(path: str | Path, kind: str, **options) -> pd.DataFrame:
+    """A CSV file the user named, as a table; each way it can be unreadable is one line naming it. A row with more
+    fields than the header is named: pandas would take the first column as an index and shift the rest, so the
+    error would blame the column beside the one at fault."""
+    import warnings
+
+    path = input_file(path, kind)
     try:
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such {kind} file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(path, index_col=False, **options)
+    except (pd.errors.ParserWarning, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        long_row = None if isinstance(exc, (pd.errors.EmptyDataError, UnicodeDecodeError)) else _long_row(path)
+        if long_row is not None:
+            raise UsageError(f"{path}: row {long_row}: more fields than the header has columns") from None
         raise UsageError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    except OSError as exc:  # a folder, a file we may not read
+    except OSError as exc:  # a file we may not read
         raise UsageError(f"{path}: cannot read the {kind} file ({exc.strerror or exc})") from None
+
+
+def _long_row(path: Path) -> Optional[int]:
+    """The line of the first row with more fields than the header (the header is line 1), if there is one."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = csv.reader(handle)
+            width = len(next(rows, []))
+            return next((rows.line_num for row in rows if len(row) > width), None)
+    except (csv.Error, UnicodeDecodeError):
+        return None
 
 
 def _row(values: pd.Series, position: int) -> int:
@@ -238,7 +259,7 @@ def load_trace(
 ) -> IntensitySeries:
     """Read a trace CSV; `fmt` is a TraceFormat, the name of a preset, or 'auto'. `max_gap` (seconds) overrides the
     format's: math.inf holds the last reading across any hole, as the backtest does."""
-    frame = _read_csv(path, "trace")
+    frame = read_table(path, "trace")
     fmt = _pick_format(frame, fmt, PRESETS, str(path), "trace")
     if max_gap is not None:
         fmt = dataclasses.replace(fmt, max_gap=max_gap)
@@ -247,7 +268,7 @@ def load_trace(
 
 def load_forecasts(path: str | Path, fmt: ForecastFormat | str = "auto") -> ForecastVintages:
     """Read issued forecast vintages; every row needs an issue time, a target time and a value."""
-    frame = _read_csv(path, "forecast")
+    frame = read_table(path, "forecast")
     origin = str(path)
     fmt = _pick_format(frame, fmt, FORECAST_PRESETS, origin, "forecast")
     for column in sorted(_needed_columns(fmt)):
