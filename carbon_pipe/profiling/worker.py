@@ -10,7 +10,9 @@ the things pyperf's spawned workers vary; the A/A check (`carbon-pipe profile --
 
 from __future__ import annotations
 
+import mmap
 import os
+import secrets
 import signal
 import time
 from dataclasses import dataclass
@@ -100,16 +102,24 @@ def serve(connection: Connection, cwd: str) -> None:
 
 
 def work(request: Request, send: Callable[[tuple], None]) -> None:
-    """One worker process: every configuration built afresh, warm-up rounds, then the measured rounds of bursts."""
+    """One worker process: every configuration built afresh, warm-up rounds, then the measured rounds of bursts.
+
+    Workers forked from one server would each start with the same memory layout, so whatever that layout favours
+    (one configuration's tensors landing where the caches alias) would repeat in every one of them and never show
+    as variation between processes. So each worker shifts its heap and its mappings by a random amount, and every
+    other worker builds and runs the configurations in reverse order: such effects vary from process to process,
+    and the interval, built across processes, takes them in.
+    """
     params, profile = request.params, request.profile
     steady_allocator(params.train.steady_allocator)  # as the train stages run
+    mapping, _heap_block = shifted_layout()  # held until the worker exits
     device = pick_device(params.train.device)
     split = TrainSplit.load(device)
-    configs = {name: configuration_steps(params, run, split) for name, run in request.runs.items()}
+    names = list(request.runs) if request.process % 2 == 0 else list(reversed(request.runs))
+    configs = {name: configuration_steps(params, request.runs[name], split) for name in names}
     if request.twin is not None:
         configs[request.twin.name] = with_extra_work(configs[request.twin.name], request.twin)
     counter = open_counter(device.type, device.index or 0, request.coefficients)
-    names = list(configs)
     try:
         steps = warm_up(request.process, configs, counter, profile, send)
         if request.twin is not None:  # both bursts as long (a burst's fixed costs alike), the twin's extra on top
@@ -121,8 +131,18 @@ def work(request: Request, send: Callable[[tuple], None]) -> None:
                                      request.process)))
     finally:
         counter.close()
-    precisions = {name: config.precision for name, config in configs.items()}
+        mapping.close()
+    precisions = {name: configs[name].precision for name in request.runs}
     send(("done", Finished(counter.method, precisions, len(split.data))))
+
+
+def shifted_layout() -> tuple[mmap.mmap, bytearray]:
+    """A random number of pages mapped and touched, and a random-sized block of heap, to hold before anything is
+    built: this worker's later allocations land at addresses its siblings' do not."""
+    pages = 1 + secrets.randbelow(4096)  # up to 16 MB: past the caches' aliasing periods
+    mapping = mmap.mmap(-1, pages * mmap.PAGESIZE)
+    mapping.write(b"\1" * len(mapping))
+    return mapping, bytearray(1 + secrets.randbelow(1 << 16))
 
 
 def with_extra_work(config: ConfigurationSteps, twin: Twin) -> ConfigurationSteps:
