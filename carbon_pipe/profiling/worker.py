@@ -1,5 +1,7 @@
 """The profile's fresh worker processes: one server that imports torch once, then forks a fresh worker per request.
 
+`python -m carbon_pipe.profiling.worker FD` is the server; measure.py starts it and talks to it over FD.
+
 Spawning a fresh interpreter per worker would import torch each time (seconds of CPU, more than the profile's whole
 budget on a small job); forking the current process could inherit its threads (the energy meter's, torch's pool).
 So the server is spawned once, single-threaded, with torch imported and no torch op run, and each worker is forked
@@ -14,6 +16,7 @@ import mmap
 import os
 import secrets
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -82,9 +85,8 @@ def burst_order(names: list[str], round_index: int) -> list[str]:
     return list(names) if round_index % 2 == 0 else list(reversed(names))
 
 
-def serve(connection: Connection, cwd: str) -> None:
+def serve(connection: Connection) -> None:
     """The server's loop: fork a worker per request, wait for it, say how it exited; None ends the server."""
-    os.chdir(cwd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what a Ctrl-C stops
     while (request := connection.recv()) is not None:
         pid = os.fork()
@@ -191,3 +193,9 @@ def metered(counter: EnergyCounter, work: Callable[[], Result]) -> tuple[Result,
     result = work()
     seconds = time.perf_counter() - started
     return result, seconds, counter.joules() - before
+
+
+if __name__ == "__main__":  # started by measure.start_server, with its end of the connection's file descriptor
+    from carbon_pipe.profiling import worker  # this module by its name, so what it sends unpickles as the parent's
+
+    worker.serve(Connection(int(sys.argv[1])))
