@@ -13,10 +13,12 @@ its coverage.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import socket
+import subprocess
 import sys
 from dataclasses import replace
+from multiprocessing.connection import Connection
 from typing import Callable, Mapping, Optional
 
 from ..emissions.attribution import codecarbon_coefficients
@@ -28,7 +30,7 @@ from ..training.settings import ProfileParams, RunParams
 from . import statistics
 from .counters import open_counter
 from .result import Burst, EnergyProfile, Stopping, per_process, summarize
-from .worker import Finished, Request, Twin, serve
+from .worker import Finished, Request, Twin
 
 
 def say(line: str) -> None:
@@ -52,19 +54,36 @@ def run_profile(
     counter = open_counter(device.type, device.index or 0, coefficients)  # the whole profile's: workers' included
     request = Request(0, params, runs, profile, coefficients, twin)
     bursts: list[Burst] = []
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    server = context.Process(target=serve, args=(child, os.getcwd()), name="carbon-pipe-profile", daemon=True)
-    server.start()
+    parent, server = start_server()
     try:
         stopping, finished = sequential(parent, request, bursts, counter, progress)
     finally:
-        parent.send(None)
-        server.join(timeout=30)
-        if server.is_alive():
+        try:
+            parent.send(None)
+        except OSError:  # it is gone already
+            pass
+        parent.close()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
             server.kill()
+            server.wait()
         counter.close()
     return summarize(bursts, next(iter(finished.precisions)), finished.precisions, finished.energy_method, stopping)
+
+
+def start_server() -> tuple[Connection, subprocess.Popen]:
+    """The worker server (worker.py), a fresh interpreter started as `python -m`, with this process's sys.path and
+    working folder (never re-running the caller's own script, as multiprocessing's spawn would), and a connection to
+    it. Only the server holds the other end, so its exit is an end of file here, never a wait for ever."""
+    ours, theirs = socket.socketpair()
+    path = os.pathsep.join(entry for entry in sys.path if entry)
+    with theirs:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "carbon_pipe.profiling.worker", str(theirs.fileno())], pass_fds=[theirs.fileno()],
+            env={**os.environ, "PYTHONPATH": path},
+        )
+    return Connection(ours.detach()), server
 
 
 def sequential(parent, request: Request, bursts: list[Burst], counter, progress) -> tuple[Stopping, Finished]:

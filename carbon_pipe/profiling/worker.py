@@ -1,5 +1,7 @@
 """The profile's fresh worker processes: one server that imports torch once, then forks a fresh worker per request.
 
+`python -m carbon_pipe.profiling.worker FD` is the server; measure.py starts it and talks to it over FD.
+
 Spawning a fresh interpreter per worker would import torch each time (seconds of CPU, more than the profile's whole
 budget on a small job); forking the current process could inherit its threads (the energy meter's, torch's pool).
 So the server is spawned once, single-threaded, with torch imported and no torch op run, and each worker is forked
@@ -10,8 +12,11 @@ the things pyperf's spawned workers vary; the A/A check (`carbon-pipe profile --
 
 from __future__ import annotations
 
+import mmap
 import os
+import secrets
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -80,9 +85,8 @@ def burst_order(names: list[str], round_index: int) -> list[str]:
     return list(names) if round_index % 2 == 0 else list(reversed(names))
 
 
-def serve(connection: Connection, cwd: str) -> None:
+def serve(connection: Connection) -> None:
     """The server's loop: fork a worker per request, wait for it, say how it exited; None ends the server."""
-    os.chdir(cwd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what a Ctrl-C stops
     while (request := connection.recv()) is not None:
         pid = os.fork()
@@ -100,16 +104,24 @@ def serve(connection: Connection, cwd: str) -> None:
 
 
 def work(request: Request, send: Callable[[tuple], None]) -> None:
-    """One worker process: every configuration built afresh, warm-up rounds, then the measured rounds of bursts."""
+    """One worker process: every configuration built afresh, warm-up rounds, then the measured rounds of bursts.
+
+    Workers forked from one server would each start with the same memory layout, so whatever that layout favours
+    (one configuration's tensors landing where the caches alias) would repeat in every one of them and never show
+    as variation between processes. So each worker shifts its heap and its mappings by a random amount, and every
+    other worker builds and runs the configurations in reverse order: such effects vary from process to process,
+    and the interval, built across processes, takes them in.
+    """
     params, profile = request.params, request.profile
     steady_allocator(params.train.steady_allocator)  # as the train stages run
+    mapping, _heap_block = shifted_layout()  # held until the worker exits
     device = pick_device(params.train.device)
     split = TrainSplit.load(device)
-    configs = {name: configuration_steps(params, run, split) for name, run in request.runs.items()}
+    names = list(request.runs) if request.process % 2 == 0 else list(reversed(request.runs))
+    configs = {name: configuration_steps(params, request.runs[name], split) for name in names}
     if request.twin is not None:
         configs[request.twin.name] = with_extra_work(configs[request.twin.name], request.twin)
     counter = open_counter(device.type, device.index or 0, request.coefficients)
-    names = list(configs)
     try:
         steps = warm_up(request.process, configs, counter, profile, send)
         if request.twin is not None:  # both bursts as long (a burst's fixed costs alike), the twin's extra on top
@@ -121,8 +133,18 @@ def work(request: Request, send: Callable[[tuple], None]) -> None:
                                      request.process)))
     finally:
         counter.close()
-    precisions = {name: config.precision for name, config in configs.items()}
+        mapping.close()
+    precisions = {name: configs[name].precision for name in request.runs}
     send(("done", Finished(counter.method, precisions, len(split.data))))
+
+
+def shifted_layout() -> tuple[mmap.mmap, bytearray]:
+    """A random number of pages mapped and touched, and a random-sized block of heap, to hold before anything is
+    built: this worker's later allocations land at addresses its siblings' do not."""
+    pages = 1 + secrets.randbelow(4096)  # up to 16 MB: past the caches' aliasing periods
+    mapping = mmap.mmap(-1, pages * mmap.PAGESIZE)
+    mapping.write(b"\1" * len(mapping))
+    return mapping, bytearray(1 + secrets.randbelow(1 << 16))
 
 
 def with_extra_work(config: ConfigurationSteps, twin: Twin) -> ConfigurationSteps:
@@ -171,3 +193,9 @@ def metered(counter: EnergyCounter, work: Callable[[], Result]) -> tuple[Result,
     result = work()
     seconds = time.perf_counter() - started
     return result, seconds, counter.joules() - before
+
+
+if __name__ == "__main__":  # started by measure.start_server, with its end of the connection's file descriptor
+    from carbon_pipe.profiling import worker  # this module by its name, so what it sends unpickles as the parent's
+
+    worker.serve(Connection(int(sys.argv[1])))
