@@ -16,9 +16,25 @@ from ..signals import exit_code
 app = typer.Typer(
     help="Carbon-aware, reproducible PyTorch training with honest, time-resolved emissions accounting.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from .. import __version__
+
+        print(f"carbon-pipe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Carbon-aware, reproducible PyTorch training with honest, time-resolved emissions accounting."""
 
 ParamsOption = typer.Option(Path("params.yaml"), "--params", "-p", help="The params file (every knob lives there).")
 Result = TypeVar("Result")

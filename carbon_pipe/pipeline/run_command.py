@@ -22,7 +22,6 @@ from ..scheduling.waiting import Pause, Say, quiet
 from ..training.placement import Placement
 from ..training.segments import Segment, chunk_metrics, follow_live_plan, follow_recorded_plan
 from ..training.summary import write_summary
-from .train_optimized import placement as scheduled_placement
 
 SCHEDULED = "optimized"  # the run wait-for-window schedules
 MAPPING = {
@@ -53,7 +52,7 @@ def run_stage(
         summary = CommandRun(params, name, argv, Placement.at_submission(horizon), say)(Segment())
     else:
         decision = read_decision()
-        run = CommandRun(params, name, argv, scheduled_placement(decision, horizon), say)
+        run = CommandRun(params, name, argv, Placement.scheduled(decision, horizon), say)
         summary = follow(params, decision, run, clock or RealClock(), say, pause)
     write_summary(name, summary)
     return summary
