@@ -148,7 +148,7 @@ def _duration_or_auto(value: Any) -> Any:
 
 
 class SchedulerParams(Section):
-    clock: Literal["simulated", "real"] = "simulated"
+    clock: Literal["simulated", "real"] = "real"  # simulated needs `now`
     now: Optional[Instant] = None
     rule: Literal["lowest-mean", "threshold", "now"] = "lowest-mean"
     mode: Literal["flexible", "interruptible"] = "flexible"
@@ -183,19 +183,21 @@ class ModelParams(Section):
 
 
 class Params(Section):
-    """Every section must be present: DVC reads the same keys, and a missing section is a mistake, not a default."""
+    """A key or section left out takes the schema's default (`carbon-pipe params --defaults` prints them all), so a
+    project's params file holds only what differs. A section that a dvc.yaml stage lists must be in the file, even
+    empty (`energy: {}`): DVC reads it from there."""
 
-    seed: Annotated[int, Field(ge=0, lt=2**32)]  # NumPy's seeds are 32-bit
-    data: DataParams
-    model: ModelParams
-    carbon: CarbonParams
-    scheduler: SchedulerParams
-    train: TrainParams
-    energy: EnergyParams
-    baseline: RunParams
-    optimized: OptimizedParams
-    profile: ProfileParams
-    command: CommandParams
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 42  # NumPy's seeds are 32-bit
+    data: DataParams = DataParams()
+    model: ModelParams = ModelParams()
+    carbon: CarbonParams = CarbonParams()
+    scheduler: SchedulerParams = SchedulerParams()
+    train: TrainParams = TrainParams()
+    energy: EnergyParams = EnergyParams()
+    baseline: RunParams = RunParams()
+    optimized: OptimizedParams = OptimizedParams()
+    profile: ProfileParams = ProfileParams()
+    command: CommandParams = CommandParams()
 
     def configuration(self, run_name: str) -> RunParams:
         """How the run called `run_name` (baseline or optimized) trains (auto: the fields a choice pinned)."""
@@ -239,8 +241,8 @@ def _check_mock_points(params: Params, origin: str) -> None:
 
 
 def parse_params(raw: Any, origin: str = "params.yaml") -> Params:
-    if raw is None:  # an empty file, or one of comments only: one line, not one per missing section
-        raise ParamsError(f"{origin} is empty: every section (seed, data, model, ...) is needed")
+    if raw is None:  # an empty file, or one of comments only: `{}` is how to say "all defaults"
+        raise ParamsError(f"{origin} is empty: write {{}} to take every default, or the keys that differ")
     if not isinstance(raw, dict):
         raise ParamsError(f"{origin}: expected a mapping of sections at the top level, got {type(raw).__name__}")
     try:
@@ -276,6 +278,29 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+def default_params() -> Params:
+    """Every key at the schema's default: what a project without a params file plans and meters with."""
+    return _check_consistency(Params(), "the defaults")
+
+
+def defaults_yaml() -> str:
+    """The full params file of the defaults (`carbon-pipe params --defaults`); durations in seconds."""
+    header = (
+        "# carbon-pipe's defaults: every key a params file may hold. Durations are in seconds here; a params file\n"
+        "# may also write them with a unit (30min, 12h). A key left out of your params.yaml takes this value.\n"
+    )
+    body = yaml.safe_dump(Params().model_dump(mode="json", by_alias=True), sort_keys=False, allow_unicode=True)
+    return header + body
+
+
+def params_or_defaults(path: Optional[Path], default: Path = Path("params.yaml")) -> Params:
+    """The params file named, else ./params.yaml when there is one, else the defaults (a command run outside a
+    project: `plan`, `intensity`)."""
+    if path is None and not default.is_file():
+        return default_params()
+    return load_params(default if path is None else path)
 
 
 def load_params(path: str | Path) -> Params:

@@ -9,7 +9,7 @@ from typing import Callable, NoReturn, Optional, TypeVar
 
 import typer
 
-from ..errors import ArtifactError, CarbonPipeError
+from ..errors import ArtifactError, CarbonPipeError, UsageError
 from ..secrets import redact
 from ..signals import exit_code
 
@@ -62,6 +62,21 @@ def _load(path: Path):
     from ..params import load_params
 
     return _handled(lambda: load_params(path))
+
+
+TRAIN_EXTRA = (
+    "pip install 'carbon-pipe[train]' (CPU-only: pip install torch torchvision "
+    "--index-url https://download.pytorch.org/whl/cpu first)"
+)
+
+
+def _needs_torch(command: str) -> None:
+    """The built-in trainer's commands need the `train` extra; without it, one line saying what to install."""
+    import importlib.util
+
+    missing = [name for name in ("torch", "torchvision") if importlib.util.find_spec(name) is None]
+    if missing:
+        _fail(UsageError(f"{command} is the built-in trainer's and needs {' and '.join(missing)}: {TRAIN_EXTRA}"))
 
 
 def _say(line: str) -> None:

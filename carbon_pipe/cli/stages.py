@@ -8,13 +8,26 @@ from typing import Optional
 import typer
 
 from ..errors import UsageError
-from .common import JsonOption, ParamsOption, _fail, _handled, _load, _load_with, _print_json, _say, _show, app
+from .common import (
+    JsonOption,
+    ParamsOption,
+    _fail,
+    _handled,
+    _load,
+    _load_with,
+    _needs_torch,
+    _print_json,
+    _say,
+    _show,
+    app,
+)
 
 
 @app.command("fetch-data")
 def fetch_data(params: Path = ParamsOption) -> None:
     """Read data.dataset as uint8 tensors: mnist, fashion-mnist or cifar10 (offline: from the folder
     $CARBON_PIPE_DATA_MIRROR names), an image folder (data.path) or a function's datasets (data.class)."""
+    _needs_torch("fetch-data")
     from ..pipeline import fetch_data as stage
 
     config = _load(params)
@@ -115,6 +128,7 @@ def train(
     stages/train-<run>/resume/. SIGTERM or SIGINT checkpoint and stop it. Runs under `torchrun` as DDP.
     With an interruptible plan the optimized run trains in its chunks and pauses between them.
     """
+    _needs_torch("train")
     config = _load(params)
     run_name = run or "optimized"
     if run_name not in ("baseline", "optimized"):
@@ -166,6 +180,7 @@ def profile(params: Path = ParamsOption, as_json: bool = JsonOption) -> None:
     Short alternating bursts of both configurations in one process (the `profile` params section), on
     stages/fetch-data/dataset.pt, with the most direct energy counter there is (NVML, RAPL, else CodeCarbon's model).
     """
+    _needs_torch("profile")
     from ..profiling import measure, render
 
     config = _load(params)
