@@ -285,16 +285,6 @@ def default_params() -> Params:
     return _check_consistency(Params(), "the defaults")
 
 
-def defaults_yaml() -> str:
-    """The full params file of the defaults (`carbon-pipe params --defaults`); durations in seconds."""
-    header = (
-        "# carbon-pipe's defaults: every key a params file may hold. Durations are in seconds here; a params file\n"
-        "# may also write them with a unit (30min, 12h). A key left out of your params.yaml takes this value.\n"
-    )
-    body = yaml.safe_dump(Params().model_dump(mode="json", by_alias=True), sort_keys=False, allow_unicode=True)
-    return header + body
-
-
 def params_or_defaults(path: Optional[Path], default: Path = Path("params.yaml")) -> Params:
     """The params file named, else ./params.yaml when there is one, else the defaults (a command run outside a
     project: `plan`, `intensity`)."""
