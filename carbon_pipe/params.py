@@ -311,6 +311,13 @@ def load_params(path: str | Path) -> Params:
     return parse_params(raw, origin=str(source))
 
 
+def _with_unit(option: str, value: str) -> str:
+    """A duration on the command line needs its unit: `--duration 90` is 90 seconds in params, 90 minutes in CATS."""
+    if not re.fullmatch(r"\s*[0-9.]+\s*", value):
+        return value
+    raise ParamsError(f"{option}: {value} has no unit; write {value}min (or {value}s, {value}h)")
+
+
 def with_overrides(
     params: Params,
     sources: str | None = None,
@@ -320,10 +327,11 @@ def with_overrides(
     slack: str | None = None,
     clock: str | None = None,
     now: str | None = None,
+    trace: str | None = None,
 ) -> Params:
     """One-off command-line overrides (`--source uk,mock --region 13 ...`); the region and base URL apply to
     the first source of the chain. `--now` alone puts the call on the simulated clock at that time."""
-    carbon, scheduler = with_source_overrides(params.carbon, sources, region, base_url), params.scheduler
+    carbon, scheduler = with_source_overrides(params.carbon, sources, region, base_url, trace), params.scheduler
     if clock is not None:
         scheduler = replaced(scheduler, "--clock", {"clock": clock})
     if now is not None:
@@ -331,7 +339,8 @@ def with_overrides(
             raise ParamsError("--now: a time to look from is for the simulated clock, not --clock real")
         scheduler = replaced(scheduler, "--now", {"clock": "simulated", "now": now})
     if duration is not None:
-        scheduler = replaced(scheduler, "--duration", {"expected_duration": duration})
+        value = duration if duration.strip().lower() == "auto" else _with_unit("--duration", duration)
+        scheduler = replaced(scheduler, "--duration", {"expected_duration": value})
     if slack is not None:
-        scheduler = replaced(scheduler, "--slack", {"max_wait": slack})
+        scheduler = replaced(scheduler, "--max-wait", {"max_wait": _with_unit("--max-wait", slack)})
     return _check_consistency(params.model_copy(update={"carbon": carbon, "scheduler": scheduler}), "options")

@@ -37,6 +37,10 @@ def main(
     """Carbon-aware, reproducible PyTorch training with honest, time-resolved emissions accounting."""
 
 ParamsOption = typer.Option(Path("params.yaml"), "--params", "-p", help="The params file (every knob lives there).")
+# `plan` and `intensity` stand alone: without a params file they take the schema's defaults (the real clock).
+LookParamsOption = typer.Option(
+    None, "--params", "-p", help="The params file (default: ./params.yaml if there is one, else the defaults)."
+)
 Result = TypeVar("Result")
 
 
@@ -91,10 +95,11 @@ def _show(text: str) -> None:
 JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of text.")
 
 
-def _load_with(path: Path, **overrides: Optional[str]):
-    from ..params import with_overrides
+def _load_with(path: Optional[Path], **overrides: Optional[str]):
+    """The params file (or, with `path` None and no ./params.yaml, the defaults) with command-line overrides."""
+    from ..params import params_or_defaults, with_overrides
 
-    config = _load(path)
+    config = _handled(lambda: params_or_defaults(path))
     return _handled(lambda: with_overrides(config, **overrides))
 
 
