@@ -40,15 +40,27 @@ MAPPING = {
 }
 
 
+def plan_here(params: Params, unplanned: str, say: Say) -> None:
+    """Outside a pipeline, where no wait-for-window has run: plan now as it would (writing its files), either for
+    the low-carbon window (`plan`: on the real clock, waiting for it) or to start at once (`now`)."""
+    from ..intensity.settings import replaced
+    from .wait_for_window import run_stage as wait
+
+    if unplanned == "now":
+        params = params.model_copy(update={"scheduler": replaced(params.scheduler, "--unplanned", {"rule": "now"})})
+    wait(params, say)
+
+
 def run_stage(
     params: Params, name: str, argv: Sequence[str], say: Say = quiet, clock: Optional[Clock] = None,
-    pause: Optional[Pause] = None,
+    pause: Optional[Pause] = None, planned_here: bool = False,
 ) -> dict:
-    """The run's summary, once the command exited 0 (metrics/<name>.json written)."""
+    """The run's summary, once the command exited 0 (metrics/<name>.json written). `planned_here`: the run follows
+    the plan it made itself (plan_here), whatever its name."""
     from ..command.segment import CommandRun  # torch and CodeCarbon: only once a command is to be run
 
     horizon = read_horizon()
-    if name != SCHEDULED:
+    if name != SCHEDULED and not planned_here:
         summary = CommandRun(params, name, argv, Placement.at_submission(horizon), say)(Segment())
     else:
         decision = read_decision()
