@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from ..errors import UsageError
-from .common import _fail, _handled, _say, _show, app
+from .common import JsonOption, _fail, _handled, _print_json, _say, _show, app
 
 KINDS = {"1": "dataset", "2": "folder", "3": "command"}
 
@@ -79,3 +79,21 @@ def params(
     from ..scaffold.project import defaults_yaml
 
     _show(defaults_yaml().rstrip("\n"))
+
+
+@app.command("experiments")
+def experiments(
+    markdown: bool = typer.Option(False, "--md", help="A markdown table (for a pull request or a job summary)."),
+    all_commits: bool = typer.Option(False, "--all-commits", "-A", help="Every commit's experiments (dvc's -A)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """The project's DVC experiments side by side: the params that differ, CO2, the schedule and configuration
+    effects with their 95 % intervals, accuracy, time, wait and energy (from `dvc exp show --json`)."""
+    from ..report import experiments as view
+
+    shown = _handled(lambda: view.exp_show(["-A"] if all_commits else []))
+    rows = view.experiments(shown)
+    if as_json:
+        _print_json([{"name": row.name, "params": row.params, "summary": row.summary} for row in rows])
+        return
+    _show(view.render(*view.table(rows), markdown=markdown))
