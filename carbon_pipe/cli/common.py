@@ -76,11 +76,11 @@ TRAIN_EXTRA = (
 
 def _needs_torch(command: str) -> None:
     """The built-in trainer's commands need the `train` extra; without it, one line saying what to install."""
-    import importlib.util
-
-    missing = [name for name in ("torch", "torchvision") if importlib.util.find_spec(name) is None]
-    if missing:
-        _fail(UsageError(f"{command} is the built-in trainer's and needs {' and '.join(missing)}: {TRAIN_EXTRA}"))
+    try:
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+    except ImportError as exc:
+        _fail(UsageError(f"{command} is the built-in trainer's and needs {exc.name or 'torch'}: {TRAIN_EXTRA}"))
 
 
 def _say(line: str) -> None:
