@@ -63,6 +63,14 @@ class WindowPlan:
         )
 
 
+def _seconds(config) -> float:
+    from ..errors import UsageError
+
+    if config.scheduler.expected_duration == "auto":
+        raise UsageError("duration: give the job's length (auto scales a pipeline's last run)")
+    return float(config.scheduler.expected_duration)
+
+
 def plan(
     duration: Duration,
     max_wait: Duration = "12h",
@@ -82,7 +90,7 @@ def plan(
     from ..scheduling.outlook import check_reach, look_ahead
 
     config = api_params(params, source, region, base_url, trace, duration, max_wait)
-    seconds = float(config.scheduler.expected_duration)
+    seconds = _seconds(config)
     check_reach(config, seconds)
     now = time.time()
     return WindowPlan.of(look_ahead(config, now, now, seconds), now)
@@ -108,7 +116,7 @@ def wait_for_window(
     from ..scheduling.waiting import wait_for_window as wait
 
     config = api_params(params, source, region, base_url, trace, duration, max_wait)
-    seconds = float(config.scheduler.expected_duration)
+    seconds = _seconds(config)
     check_reach(config, seconds)
     clock = RealClock()
     waited = wait(config, seconds, clock, say or quiet, pause=lambda left, outlook, replan_at: clock.sleep(left))
