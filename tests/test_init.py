@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from carbon_pipe.params import Params, parse_params
-from carbon_pipe.report.experiments import experiments, render, table
+from carbon_pipe.scaffold.experiments import experiments, render, table
 from carbon_pipe.scaffold.project import defaults_yaml
 
 from .conftest import VENV_BIN

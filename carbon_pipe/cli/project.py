@@ -89,7 +89,7 @@ def experiments(
 ) -> None:
     """The project's DVC experiments side by side: the params that differ, CO2, the schedule and configuration
     effects with their 95 % intervals, accuracy, time, wait and energy (from `dvc exp show --json`)."""
-    from ..report import experiments as view
+    from ..scaffold import experiments as view
 
     shown = _handled(lambda: view.exp_show(["-A"] if all_commits else []))
     rows = view.experiments(shown)
