@@ -172,7 +172,7 @@ def _duration_or_auto(value: Any) -> Any:
 
 
 class SchedulerParams(Section):
-    clock: Literal["simulated", "real"] = "simulated"
+    clock: Literal["simulated", "real"] = "real"  # simulated needs `now`
     now: Optional[Instant] = None
     rule: Literal["lowest-mean", "threshold", "now"] = "lowest-mean"
     mode: Literal["flexible", "interruptible"] = "flexible"
@@ -207,19 +207,21 @@ class ModelParams(Section):
 
 
 class Params(Section):
-    """Every section must be present: DVC reads the same keys, and a missing section is a mistake, not a default."""
+    """A key or section left out takes the schema's default (`carbon-pipe params --defaults` prints them all), so a
+    project's params file holds only what differs. A section that a dvc.yaml stage lists must be in the file, even
+    empty (`energy: {}`): DVC reads it from there."""
 
-    seed: Annotated[int, Field(ge=0, lt=2**32)]  # NumPy's seeds are 32-bit
-    data: DataParams
-    model: ModelParams
-    carbon: CarbonParams
-    scheduler: SchedulerParams
-    train: TrainParams
-    energy: EnergyParams
-    baseline: RunParams
-    optimized: OptimizedParams
-    profile: ProfileParams
-    command: CommandParams
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 42  # NumPy's seeds are 32-bit
+    data: DataParams = DataParams()
+    model: ModelParams = ModelParams()
+    carbon: CarbonParams = CarbonParams()
+    scheduler: SchedulerParams = SchedulerParams()
+    train: TrainParams = TrainParams()
+    energy: EnergyParams = EnergyParams()
+    baseline: RunParams = RunParams()
+    optimized: OptimizedParams = OptimizedParams()
+    profile: ProfileParams = ProfileParams()
+    command: CommandParams = CommandParams()
 
     def configuration(self, run_name: str) -> RunParams:
         """How the run called `run_name` (baseline or optimized) trains (auto: the fields a choice pinned)."""
@@ -263,8 +265,8 @@ def _check_mock_points(params: Params, origin: str) -> None:
 
 
 def parse_params(raw: Any, origin: str = "params.yaml") -> Params:
-    if raw is None:  # an empty file, or one of comments only: one line, not one per missing section
-        raise ParamsError(f"{origin} is empty: every section (seed, data, model, ...) is needed")
+    if raw is None:  # an empty file, or one of comments only: `{}` is how to say "all defaults"
+        raise ParamsError(f"{origin} is empty: write {{}} to take every default, or the keys that differ")
     if not isinstance(raw, dict):
         raise ParamsError(f"{origin}: expected a mapping of sections at the top level, got {type(raw).__name__}")
     try:
@@ -302,6 +304,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def default_params() -> Params:
+    """Every key at the schema's default: what a project without a params file plans and meters with."""
+    return _check_consistency(Params(), "the defaults")
+
+
+def params_or_defaults(path: Optional[Path], default: Path = Path("params.yaml")) -> Params:
+    """The params file named, else ./params.yaml when there is one, else the defaults (a command run outside a
+    project: `plan`, `intensity`)."""
+    if path is None and not default.is_file():
+        return default_params()
+    return load_params(default if path is None else path)
+
+
 def load_params(path: str | Path) -> Params:
     source = Path(path)
     try:
@@ -320,6 +335,13 @@ def load_params(path: str | Path) -> Params:
     return parse_params(raw, origin=str(source))
 
 
+def _with_unit(option: str, value: str) -> str:
+    """A duration on the command line needs its unit: `--duration 90` is 90 seconds in params, 90 minutes in CATS."""
+    if not re.fullmatch(r"\s*[0-9.]+\s*", value):
+        return value
+    raise ParamsError(f"{option}: {value} has no unit; write {value}min (or {value}s, {value}h)")
+
+
 def with_overrides(
     params: Params,
     sources: str | None = None,
@@ -329,10 +351,11 @@ def with_overrides(
     slack: str | None = None,
     clock: str | None = None,
     now: str | None = None,
+    trace: str | None = None,
 ) -> Params:
     """One-off command-line overrides (`--source uk,mock --region 13 ...`); the region and base URL apply to
     the first source of the chain. `--now` alone puts the call on the simulated clock at that time."""
-    carbon, scheduler = with_source_overrides(params.carbon, sources, region, base_url), params.scheduler
+    carbon, scheduler = with_source_overrides(params.carbon, sources, region, base_url, trace), params.scheduler
     if clock is not None:
         scheduler = replaced(scheduler, "--clock", {"clock": clock})
     if now is not None:
@@ -340,7 +363,8 @@ def with_overrides(
             raise ParamsError("--now: a time to look from is for the simulated clock, not --clock real")
         scheduler = replaced(scheduler, "--now", {"clock": "simulated", "now": now})
     if duration is not None:
-        scheduler = replaced(scheduler, "--duration", {"expected_duration": duration})
+        value = duration if duration.strip().lower() == "auto" else _with_unit("--duration", duration)
+        scheduler = replaced(scheduler, "--duration", {"expected_duration": value})
     if slack is not None:
-        scheduler = replaced(scheduler, "--slack", {"max_wait": slack})
+        scheduler = replaced(scheduler, "--max-wait", {"max_wait": _with_unit("--max-wait", slack)})
     return _check_consistency(params.model_copy(update={"carbon": carbon, "scheduler": scheduler}), "options")

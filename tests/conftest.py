@@ -26,7 +26,7 @@ VENV_BIN = str(Path(sys.executable).parent)
 # -S ...` rewrites it (values and formatting), and the suite must not follow an experiment.
 SEED = 42
 OWN_VALUES = {
-    "scheduler": {"now": "2025-01-15T18:00:00+00:00"},
+    "scheduler": {"clock": "simulated", "now": "2025-01-15T18:00:00+00:00"},
     "baseline": {"batch_size": 64},
     "optimized": {"batch_size": 16, "gradient_accumulation_steps": 4, "mixed_precision": True},
 }

@@ -74,3 +74,8 @@ def test_backtest_scale_benchmark_reports_every_policy():
         "oracle",
         "oracle-interruptible",
     ]
+
+
+def test_api_import_benchmark_prints_both_figures():
+    output = bench("api_import.py", "--runs", "2")
+    assert "from carbon_pipe import track, plan, wait_for_window'" in output and "carbon-pipe --help:" in output

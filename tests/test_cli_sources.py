@@ -174,7 +174,7 @@ def test_with_fallback_off_one_error_line_and_a_non_zero_exit(workspace, unused_
         (["--source", "nope"], "--source: Input should be"),
         (["--region", "Mars"], "--region: expected national, a region id 1-17 or a postcode"),
         (["--duration", "soon"], "--duration: invalid duration 'soon'"),
-        (["--slack", "-1h"], "--slack: invalid duration '-1h'"),
+        (["--slack", "-1h"], "--max-wait: invalid duration '-1h'"),
         (["--source", "mock", "--base-url", "http://x"], "--base-url: source mock has no base URL"),
         (["--base-url", "ftp://x"], "--base-url: expected an http(s) URL"),
     ],

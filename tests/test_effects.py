@@ -23,6 +23,7 @@ from carbon_pipe.profiling.steps import TrainSplit
 from carbon_pipe.scheduling.decision import read_decision
 from carbon_pipe.timeutil import parse_instant
 from carbon_pipe.training import distributed
+from carbon_pipe.training.placement import Placement
 from carbon_pipe.training.segments import Segment
 
 from .conftest import run_training, synthetic_dataset, tiny_params, tiny_pipeline, write_params
@@ -197,7 +198,7 @@ def test_profiling_leaves_the_model_bytes_as_they_are(planned):
 
 
 def test_a_resumed_optimized_run_does_not_profile_again(planned):
-    placed = train_optimized.placement(read_decision(), read_horizon())
+    placed = Placement.scheduled(read_decision(), read_horizon())
     first_segment.profile_first(planned, placed, distributed.one_process(torch.device("cpu")), time.time)
     kept = json.loads((RUN / "resume" / "profile.json").read_text())
     with pytest.raises(TrainingStopped):  # training begins after the profile, then stops (as a SIGTERM would)

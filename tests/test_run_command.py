@@ -300,7 +300,8 @@ def test_a_metrics_file_keeps_what_it_says_and_nothing_else(tmp_path):
 
 def test_two_command_runs_have_trains_keys_and_compare_reads_them_without_their_figures(planned):
     """compare (and `dvc metrics diff` on its summary.json) read two command runs as two `train` runs; figures the
-    commands did not report stay null there (compare used to subtract them), and memory never sampled is n/a."""
+    commands did not report stay null there (compare used to subtract them), and the report says "not reported" for
+    them, with no rows of the energy profile that command runs never have."""
     assert run("baseline", "self", "1.5").returncode == 0
     assert carbon_pipe("run", "--run", "optimized", "--", "true").returncode == 0  # over before a memory sample
     trained = json.loads((REPO / "metrics/baseline.json").read_text())  # what `train` writes
@@ -318,7 +319,9 @@ def test_two_command_runs_have_trains_keys_and_compare_reads_them_without_their_
     assert key_metrics["baseline_accuracy_pct"] is None and key_metrics["memory_reduction_pct"] is None
     comparison = json.loads(Path("metrics/comparison.json").read_text())
     assert comparison["comparable"] and comparison["accuracy_impact"]["difference_points"] is None
-    assert "| accuracy (%) | n/a | n/a |" in Path("stages/compare/report.md").read_text()
+    report = Path("stages/compare/report.md").read_text()
+    assert "| accuracy (%) | not reported | not reported |" in report and "n/a" not in report.split("## Software")[0]
+    assert "| peak memory (MB) | " in report and "profiling overhead (charged" not in report
 
 
 def test_a_command_deaf_to_sigterm_at_a_chunks_end_is_killed_after_the_grace_period_and_relaunched(planned):

@@ -102,7 +102,11 @@ def test_schema_defaults_match_the_committed_params(tmp_path):
     for name in ("data", "model", "carbon", "train", "energy", "profile", "command"):
         section = getattr(params, name)
         assert type(section)() == section, name
-    assert type(params.scheduler)(now=params.scheduler.now) == params.scheduler
+    # The repository's pipeline runs on the simulated clock; without a params file the default is the real one.
+    assert type(params.scheduler)(clock="simulated", now=params.scheduler.now) == params.scheduler
+    assert params.seed == type(params).model_fields["seed"].default
+    for name in ("baseline", "optimized"):
+        assert getattr(params, name) == type(getattr(params, name))(), name
     assert parse_params(default_params()) == params
 
 

@@ -10,7 +10,7 @@ from typing import Callable, NoReturn, Optional, TypeVar
 import typer
 from typer.core import TyperGroup
 
-from ..errors import ArtifactError, CarbonPipeError
+from ..errors import ArtifactError, CarbonPipeError, UsageError
 from ..secrets import redact
 from ..signals import exit_code
 
@@ -46,11 +46,31 @@ app = typer.Typer(
     cls=_Commands,
     help="Carbon-aware, reproducible PyTorch training with honest, time-resolved emissions accounting.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from .. import __version__
+
+        print(f"carbon-pipe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Carbon-aware, reproducible PyTorch training with honest, time-resolved emissions accounting."""
+
 ParamsOption = typer.Option(Path("params.yaml"), "--params", "-p", help="The params file (every knob lives there).")
+# `plan` and `intensity` stand alone: without a params file they take the schema's defaults (the real clock).
+LookParamsOption = typer.Option(
+    None, "--params", "-p", help="The params file (default: ./params.yaml if there is one, else the defaults)."
+)
 Result = TypeVar("Result")
 
 
@@ -80,6 +100,21 @@ def _load(path: Path):
     return _handled(lambda: load_params(path))
 
 
+TRAIN_EXTRA = (
+    "pip install 'carbon-pipe[train]' (CPU-only: pip install torch torchvision "
+    "--index-url https://download.pytorch.org/whl/cpu first)"
+)
+
+
+def _needs_torch(command: str) -> None:
+    """The built-in trainer's commands need the `train` extra; without it, one line saying what to install."""
+    try:
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+    except ImportError as exc:
+        _fail(UsageError(f"{command} is the built-in trainer's and needs {exc.name or 'torch'}: {TRAIN_EXTRA}"))
+
+
 def _say(line: str) -> None:
     print(redact(line), file=sys.stderr)
 
@@ -92,10 +127,11 @@ def _show(text: str) -> None:
 JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of text.")
 
 
-def _load_with(path: Path, **overrides: Optional[str]):
-    from ..params import with_overrides
+def _load_with(path: Optional[Path], **overrides: Optional[str]):
+    """The params file (or, with `path` None and no ./params.yaml, the defaults) with command-line overrides."""
+    from ..params import params_or_defaults, with_overrides
 
-    config = _load(path)
+    config = _handled(lambda: params_or_defaults(path))
     return _handled(lambda: with_overrides(config, **overrides))
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperCommand
 
 from ..errors import UsageError
 from ..layout import COMPARISON_JSON, SCHEDULE_METRICS, SUMMARY_METRICS
-from .common import ParamsOption, _fail, _handled, _load, _say, app
+from .common import LookParamsOption, _fail, _handled, _load_with, _say, app
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # it names a folder and a metrics file
 MAX_RUN_NAME = 100  # stages/train-<name> and metrics/<name>.json, within the 255 bytes a file name may have
@@ -29,14 +31,37 @@ def run_name_problem(name: str) -> Optional[str]:
     return None
 
 
-@app.command("run")
+class CommandAfterDashes(TyperCommand):
+    """`run` takes the command after `--`: an option of `run`'s own it does not know, before any `--`, is most
+    likely the command's, so the error says where it goes instead of only that there is no such option."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        known = {name for param in self.get_params(ctx) for name in (*param.opts, *param.secondary_opts)}
+        for word in args:
+            if word == "--":
+                break
+            if word.startswith("-") and word.split("=")[0] not in known:
+                print(
+                    f"carbon-pipe: error: run has no option {word}: your command's own options go after `--`, "
+                    f"as in carbon-pipe run --run NAME -- python train.py {word} ...",
+                    file=sys.stderr,
+                )
+                raise typer.Exit(2)
+        return super().parse_args(ctx, args)
+
+
+@app.command("run", cls=CommandAfterDashes)
 def run(
     command: list[str] = typer.Argument(
         ..., metavar="COMMAND", help="Your training command and its arguments, after -- ."
     ),
-    params: Path = ParamsOption,
+    params: Optional[Path] = LookParamsOption,
     run_name: str = typer.Option(
         ..., "--run", "-r", help="baseline, optimized (scheduled by wait-for-window), or a name of your own."
+    ),
+    unplanned: str = typer.Option(
+        "now", "--unplanned", help="Without a plan here (no wait-for-window has run, no dvc.yaml): start now, or "
+        "plan (wait for the low-carbon window first, on the params' clock)."
     ),
 ) -> None:
     """Run your own training COMMAND as a run: its process tree's energy over time, emissions on the pipeline
@@ -48,13 +73,24 @@ def run(
     resume from its own checkpoint. Ctrl-C and SIGTERM are passed on to it; a second one kills it. A failing command
     fails the stage with its exit code, its energy so far reported.
     """
-    config = _load(params)
+    config = _load_with(params)
     problem = run_name_problem(run_name)
     if problem is not None:
         _fail(UsageError(f"--run: {problem}"))
+    if unplanned not in ("now", "plan"):
+        _fail(UsageError(f"--unplanned: expected now or plan, got {unplanned!r}"))
+    from ..layout import HORIZON_JSON
     from ..pipeline import run_command
 
-    summary = _handled(lambda: run_command.run_stage(config, run_name, command, _say))
+    planned_here = not HORIZON_JSON.is_file() and not Path("dvc.yaml").is_file()
+    if planned_here:
+        _say(
+            f"run: no plan here ({HORIZON_JSON} is missing and there is no dvc.yaml): "
+            + ("planning the low-carbon window now" if unplanned == "plan" else "starting now (--unplanned plan waits "
+               "for the low-carbon window)")
+        )
+        _handled(lambda: run_command.plan_here(config, unplanned, _say))
+    summary = _handled(lambda: run_command.run_stage(config, run_name, command, _say, planned_here=planned_here))
     training, carbon = summary["training_metrics"], summary["carbon_metrics"]
     accuracy = training["final_accuracy"]
     emissions = carbon["total_emissions_kg"]

@@ -8,13 +8,27 @@ from typing import Optional
 import typer
 
 from ..errors import UsageError
-from .common import JsonOption, ParamsOption, _fail, _handled, _load, _load_with, _print_json, _say, _show, app
+from .common import (
+    JsonOption,
+    LookParamsOption,
+    ParamsOption,
+    _fail,
+    _handled,
+    _load,
+    _load_with,
+    _needs_torch,
+    _print_json,
+    _say,
+    _show,
+    app,
+)
 
 
 @app.command("fetch-data")
 def fetch_data(params: Path = ParamsOption) -> None:
     """Read data.dataset as uint8 tensors: mnist, fashion-mnist or cifar10 (offline: from the folder
     $CARBON_PIPE_DATA_MIRROR names), an image folder (data.path) or a function's datasets (data.class)."""
+    _needs_torch("fetch-data")
     from ..pipeline import fetch_data as stage
 
     config = _load(params)
@@ -41,51 +55,74 @@ NowOption = typer.Option(
 )
 
 
+TraceOption = typer.Option(
+    None, "--trace", help="A trace CSV as the source (its format told by its columns, as backtest tells it)."
+)
+
+
+def _replayed(config, reach: float):
+    """On a trace of the past, the last moment it covers (one line says so); the clock's now otherwise."""
+    from ..scheduling import outlook
+    from ..scheduling.clock import make_clock
+
+    moved, note = _handled(lambda: outlook.replayed(config, make_clock(config).now(), reach))
+    if note is not None:
+        _say(f"carbon-pipe: note: {note}")
+    return moved, make_clock(moved).now()
+
+
 @app.command("intensity")
 def intensity(
-    params: Path = ParamsOption,
+    params: Optional[Path] = LookParamsOption,
     as_json: bool = JsonOption,
     source: Optional[str] = SourceOption,
     region: Optional[str] = RegionOption,
     base_url: Optional[str] = BaseUrlOption,
+    trace: Optional[str] = TraceOption,
     clock: Optional[str] = ClockOption,
     now: Optional[str] = NowOption,
 ) -> None:
     """Show the carbon intensity now and the forecast from the configured sources (with fallback)."""
     from ..scheduling import outlook
-    from ..scheduling.clock import make_clock
 
-    config = _load_with(params, sources=source, region=region, base_url=base_url, clock=clock, now=now)
-    summary = _handled(lambda: outlook.intensity_summary(config, make_clock(config).now()))
+    config = _load_with(params, sources=source, region=region, base_url=base_url, clock=clock, now=now, trace=trace)
+    config, moment = _replayed(config, config.carbon.horizon)
+    summary = _handled(lambda: outlook.intensity_summary(config, moment))
     _print_json(summary) if as_json else _show(outlook.render_intensity(summary))
 
 
 @app.command("plan")
 def plan(
-    params: Path = ParamsOption,
+    params: Optional[Path] = LookParamsOption,
     as_json: bool = JsonOption,
     source: Optional[str] = SourceOption,
     region: Optional[str] = RegionOption,
     base_url: Optional[str] = BaseUrlOption,
+    trace: Optional[str] = TraceOption,
     duration: Optional[str] = typer.Option(
-        None, "--duration", help="Job length instead of scheduler.expected_duration (e.g. 4h, or auto)."
+        None, "--duration", help="Job length instead of scheduler.expected_duration, with its unit (90min, 4h; auto)."
     ),
-    slack: Optional[str] = typer.Option(None, "--slack", help="Longest wait instead of scheduler.max_wait (e.g. 12h)."),
+    max_wait: Optional[str] = typer.Option(
+        None, "--max-wait", "--slack", help="Longest wait instead of scheduler.max_wait (e.g. 12h)."
+    ),
     clock: Optional[str] = ClockOption,
     now: Optional[str] = NowOption,
 ) -> None:
-    """Plan the job's low-carbon window now with wait-for-window's planner; waits for nothing, writes nothing."""
+    """Plan the job's low-carbon window now with wait-for-window's planner; waits for nothing, writes nothing.
+    Without a params file: the defaults, on the real clock."""
     from ..scheduling import outlook
-    from ..scheduling.clock import make_clock
-    from ..scheduling.duration import expected_duration
+    from ..scheduling.duration import DurationEstimate, expected_duration
 
     config = _load_with(
-        params, sources=source, region=region, base_url=base_url, duration=duration, slack=slack, clock=clock, now=now
+        params, sources=source, region=region, base_url=base_url, duration=duration, slack=max_wait, clock=clock,
+        now=now, trace=trace,
     )
+    estimate = expected_duration(config)
+    if duration is not None and estimate.source == "params":  # the figure the option gave, not the params file's
+        estimate = DurationEstimate(estimate.seconds, "option", "--duration")
+    config, moment = _replayed(config, config.scheduler.max_wait + estimate.seconds)
 
     def make_plan() -> dict:
-        estimate = expected_duration(config)
-        moment = make_clock(config).now()
         ahead = outlook.look_ahead(config, moment, moment, estimate.seconds)
         return outlook.plan_summary(ahead, estimate.source, estimate.basis, config.scheduler.clock, moment)
 
@@ -115,6 +152,7 @@ def train(
     stages/train-<run>/resume/. SIGTERM or SIGINT checkpoint and stop it. Runs under `torchrun` as DDP.
     With an interruptible plan the optimized run trains in its chunks and pauses between them.
     """
+    _needs_torch("train")
     config = _load(params)
     run_name = run or "optimized"
     if run_name not in ("baseline", "optimized"):
@@ -191,6 +229,7 @@ def profile(params: Path = ParamsOption, as_json: bool = JsonOption, check: Opti
     stages/fetch-data/dataset.pt, with the most direct energy counter there is (NVML, RAPL, else the process tree's
     model estimate). Progress goes to stderr.
     """
+    _needs_torch("profile")
     from ..profiling import checks, render
 
     config = _load(params)

@@ -20,8 +20,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-import torch
-
 from ..artifacts import read_json, write_json
 from ..emissions.meter import MeterReading
 from ..errors import ArtifactError, CommandFailed, TrainingStopped
@@ -125,7 +123,7 @@ class CommandRun:
         budget = budget_of(segment, progress.seconds)
         if budget is not None and budget <= 0:
             raise TrainingStopped(f"run {self.name}: nothing to do in this segment, its budget is spent", progress.step)
-        job = distributed.one_process(torch.device("cpu"))  # one command, measured in process mode with its tree
+        job = distributed.one_process(None)  # one command, measured in process mode with its tree
         run_start = self.placement.run_start()
         clock = place_segment(self.placement, segment, run_start, progress.clock, self.resume, job)
         metering = Metering(self.params.energy, job, self.resume, clock)  # CodeCarbon set up before the launch

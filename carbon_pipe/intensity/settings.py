@@ -193,7 +193,7 @@ class WattTimeParams(HttpSourceParams):
 def _trace_presets() -> Any:
     from .traces import PRESETS  # pandas: only when params are validated, never on --help
 
-    return PRESETS
+    return ["auto", *PRESETS]  # auto: the one preset whose columns the file has
 
 
 class CsvSourceParams(Section):
@@ -289,9 +289,18 @@ def check_carbon(carbon: CarbonParams, origin: str) -> None:
 
 
 def with_source_overrides(
-    carbon: CarbonParams, sources: str | None = None, region: str | None = None, base_url: str | None = None
+    carbon: CarbonParams,
+    sources: str | None = None,
+    region: str | None = None,
+    base_url: str | None = None,
+    trace: str | None = None,
 ) -> CarbonParams:
-    """`--source uk,mock --region 13 --base-url ...`: the region and base URL apply to the chain's first source."""
+    """`--source uk,mock --region 13 --base-url ...`: the region and base URL apply to the chain's first source.
+    `--trace FILE` is the csv source on that file, its format told by its columns, first in the chain (unless
+    --source names the chain)."""
+    if trace is not None:
+        chain = carbon.sources if sources is not None else ["csv"]
+        carbon = replaced(carbon, "--trace", {"sources": chain, "csv": {"path": trace, "preset": "auto"}})
     if sources is not None:
         carbon = replaced(carbon, "--source", {"sources": [name.strip() for name in sources.split(",")]})
     primary = carbon.sources[0]

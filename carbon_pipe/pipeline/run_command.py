@@ -25,7 +25,6 @@ from ..scheduling.waiting import Pause, Say, quiet
 from ..training.placement import Placement
 from ..training.segments import Segment, chunk_metrics, follow_live_plan, follow_recorded_plan
 from ..training.summary import write_summary
-from .train_optimized import placement as scheduled_placement
 
 SCHEDULED = "optimized"  # the run wait-for-window schedules
 MAPPING = {
@@ -44,22 +43,34 @@ MAPPING = {
 }
 
 
+def plan_here(params: Params, unplanned: str, say: Say) -> None:
+    """Outside a pipeline, where no wait-for-window has run: plan now as it would (writing its files), either for
+    the low-carbon window (`plan`: on the real clock, waiting for it) or to start at once (`now`)."""
+    from ..intensity.settings import replaced
+    from .wait_for_window import run_stage as wait
+
+    if unplanned == "now":
+        params = params.model_copy(update={"scheduler": replaced(params.scheduler, "--unplanned", {"rule": "now"})})
+    wait(params, say)
+
+
 def run_stage(
     params: Params, name: str, argv: Sequence[str], say: Say = quiet, clock: Optional[Clock] = None,
-    pause: Optional[Pause] = None,
+    pause: Optional[Pause] = None, planned_here: bool = False,
 ) -> dict:
     """The run's summary, once the command exited 0 (metrics/<name>.json written). The run's folder is held for the
-    whole run, as `train` holds it: a second run of that name (or `train --run` of it) is refused in one line."""
+    whole run, as `train` holds it: a second run of that name (or `train --run` of it) is refused in one line.
+    `planned_here`: the run follows the plan it made itself (plan_here), whatever its name."""
     from ..command.segment import CommandRun  # torch and CodeCarbon: only once a command is to be run
 
     horizon = read_horizon()
-    decision = read_decision() if name == SCHEDULED else None
+    decision = read_decision() if name == SCHEDULED or planned_here else None
     with holding(train_dir(name), f"run {name}"):
         if decision is None:
             run = CommandRun(params, name, argv, Placement.at_submission(horizon), say)
             summary = run(Segment())
         else:
-            run = CommandRun(params, name, argv, scheduled_placement(decision, horizon), say)
+            run = CommandRun(params, name, argv, Placement.scheduled(decision, horizon), say)
             summary = follow(params, decision, run, clock or RealClock(), say, pause)
         finish(run, summary)
     return summary

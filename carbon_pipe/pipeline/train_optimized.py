@@ -15,7 +15,7 @@ import dataclasses
 from typing import Optional
 
 from ..errors import UsageError
-from ..intensity.horizon import Horizon, read_horizon
+from ..intensity.horizon import read_horizon
 from ..layout import train_dir
 from ..params import Params
 from ..profiling.first_segment import attach_profile, profile_first, write_record
@@ -34,17 +34,10 @@ RUN = "optimized"  # the run wait-for-window schedules
 NAME = f"train {RUN}"
 
 
-def placement(decision: Decision, horizon: Horizon) -> Placement:
-    """The scheduled start (simulated clock), or when the run really starts after waiting (real clock)."""
-    if horizon.simulated:
-        return Placement(horizon, decision.start, f"scheduled start ({decision.rule} rule, simulated clock)")
-    return Placement(horizon, None, "actual start after waiting (real clock)")
-
-
 def run_segment(params: Params, segment: Segment = Segment()) -> dict | None:
     """The optimized configuration in one go (or the one segment given) where the decision put it, whatever its
     chunks: what an interruptible run must match byte for byte."""
-    return run_training(params, RUN, placement(read_decision(), read_horizon()), segment)
+    return run_training(params, RUN, Placement.scheduled(read_decision(), read_horizon()), segment)
 
 
 def run_stage(
@@ -53,7 +46,7 @@ def run_stage(
     """The run's summary on rank 0 (None on the other ranks of a torchrun job). The energy profile comes first, as
     the run's first measured segment (profiling/first_segment.py); auto makes its choice there."""
     decision, horizon, clock = read_decision(), read_horizon(), clock or RealClock()
-    placed = placement(decision, horizon)
+    placed = Placement.scheduled(decision, horizon)
     with distributed.running(params.train.device, train_dir(RUN), NAME) as job:  # one group: profile and chunks
         profiled = profile_first(params, placed, job, clock.now)
         if profiled.record is not None and placed.follows_wall_clock:  # the run began with its profile

@@ -223,6 +223,11 @@ def _milli(value) -> str:  # kg -> g, kWh -> Wh: fewer leading zeros
     return _fmt(_scaled(value, 1000))
 
 
+def _reported(value, spec: str = ".4g") -> str:
+    """A run's own figure: one a command run did not report is said to be so."""
+    return "not reported" if value is None else f"{value:{spec}}"
+
+
 def _runs_table(result: dict, baseline: dict, optimized: dict) -> list[str]:
     """The two runs side by side, and how each figure was obtained."""
     labels = result["labels"]
@@ -243,16 +248,17 @@ def _runs_table(result: dict, baseline: dict, optimized: dict) -> list[str]:
         "",
         "| | baseline | optimized |",
         "|---|---|---|",
-        row("batch x accumulation", lambda run: f"{_fmt(run['batch_size'], '')} x "
-            f"{_fmt(run['gradient_accumulation_steps'], '')}"),  # a command run may not report them: n/a
-        f"| precision | {_fmt(labels['baseline_precision'], '')} | {_fmt(labels['optimized_precision'], '')} |",
+        row("batch x accumulation", lambda run: "not reported" if run["batch_size"] is None else
+            f"{run['batch_size']} x {_reported(run['gradient_accumulation_steps'], '')}"),
+        f"| precision | {_reported(labels['baseline_precision'], '')} | "
+        f"{_reported(labels['optimized_precision'], '')} |",
         row("start (pipeline clock)", lambda run: run["scheduler_metrics"]["start"]),
         row("ran in", _ran_in),
         row("CO2 (g)", lambda run: _milli(run["carbon_metrics"]["total_emissions_kg"])),
         row("energy (Wh)", lambda run: _milli(run["carbon_metrics"]["energy_consumed_kwh"])),
         row("mean intensity (g/kWh)", lambda run: _fmt(run["carbon_metrics"]["mean_intensity_g_per_kwh"], ".1f")),
-        row("peak memory (MB)", lambda run: _fmt(run["memory_metrics"]["peak_memory_mb"], ".1f")),
-        row("accuracy (%)", lambda run: _fmt(run["training_metrics"]["final_accuracy"], ".2f")),
+        row("peak memory (MB)", lambda run: _reported(run["memory_metrics"]["peak_memory_mb"], ".1f")),
+        row("accuracy (%)", lambda run: _reported(run["training_metrics"]["final_accuracy"], ".2f")),
         row("training time (s)", lambda run: _fmt(run["training_metrics"]["total_time_seconds"], ".1f")),
         "",
         f"Peak memory: {result['memory_savings']['method']}.",

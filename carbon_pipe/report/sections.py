@@ -51,10 +51,13 @@ def savings_section(result: dict) -> list[str]:
         "| | g CO2 [95 % interval] | % of the baseline's |",
         "|---|---|---|",
         row("*when* it ran (schedule effect)", "schedule_effect_kg"),
-        row("*how* it trained (configuration effect, paired profile)", "configuration_effect_kg"),
-        row("remainder: run-to-run noise (naive two-run difference minus the paired estimate)", "remainder_kg"),
-        row("profiling overhead (charged to the optimized run)", "profiling_overhead_kg", -1.0),
     ]
+    if split["configuration_effect_kg"] is not None or split["profiling_overhead_kg"]:
+        lines += [  # rows of the paired profile: a run that never profiled (a command run) has none of them
+            row("*how* it trained (configuration effect, paired profile)", "configuration_effect_kg"),
+            row("remainder: run-to-run noise (naive two-run difference minus the paired estimate)", "remainder_kg"),
+            row("profiling overhead (charged to the optimized run)", "profiling_overhead_kg", -1.0),
+        ]
     if split["held_idle_kg"]:
         lines.append(row("hardware held idle through pauses (real clock)", "held_idle_kg", -1.0))
     lines += [

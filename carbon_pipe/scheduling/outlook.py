@@ -120,6 +120,25 @@ def look_ahead(
     return Outlook(chosen, plan, locations if params.carbon.alternatives else (), tuple(failures))
 
 
+def replayed(params: Params, now: float, ahead: float) -> tuple[Params, str | None]:
+    """A trace file that does not hold the real `now` (a record of the past) is looked at from the last moment
+    that leaves `ahead` seconds of it, on the simulated clock, and a note says so; one that holds now: as it is."""
+    from ..intensity.sources.csv_trace import CsvTraceSource
+    from ..params import with_overrides
+
+    if params.scheduler.clock != "real" or params.carbon.sources[0] != "csv":
+        return params, None
+    trace = CsvTraceSource(params.carbon).whole()
+    if trace.start <= now < trace.end:
+        return params, None
+    moment = max(trace.start, (trace.end - ahead) // 60 * 60)
+    note = (
+        f"{params.carbon.csv.path} covers {iso(trace.start)} to {iso(trace.end)}, not now: looking from "
+        f"{iso(moment)}, the last time it covers {ahead / 3600:g} h ahead (--now picks another)"
+    )
+    return with_overrides(params, now=iso(moment)), note
+
+
 def plan_summary(
     outlook: Outlook, duration_source: str, duration_basis: str, clock: str, now: float
 ) -> dict[str, Any]:

@@ -11,14 +11,14 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from ..artifacts import holding
 from ..errors import Busy, CarbonPipeError, UsageError
 from ..signals import stop_requests
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Job:
     world_size: int
     local_rank: int
     node: int
-    device: torch.device
+    device: Optional[torch.device]  # None: a command's job (`carbon-pipe run`), which holds no device of its own
 
     @property
     def is_main(self) -> bool:
@@ -45,17 +45,24 @@ class Job:
 
     def barrier(self) -> None:
         if self.distributed:
+            import torch.distributed as dist
+
             dist.barrier()
 
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sum a device tensor over all ranks, in place."""
         if self.distributed:
+            import torch.distributed as dist
+
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
     def max(self, value: float) -> float:
         if not self.distributed:
             return value
+        import torch
+        import torch.distributed as dist
+
         tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
         return float(tensor.item())
@@ -67,12 +74,16 @@ class Job:
         """Every rank's `obj`, in rank order, on every rank."""
         if not self.distributed:
             return [obj]
+        import torch.distributed as dist
+
         gathered = [None] * self.world_size
         dist.all_gather_object(gathered, obj)
         return gathered
 
 
 def pick_device(requested: str, local_rank: int = 0) -> torch.device:
+    import torch
+
     if requested == "cuda" and not torch.cuda.is_available():
         raise UsageError("train.device is 'cuda' but no CUDA device is available")
     if requested == "cpu" or not torch.cuda.is_available():
@@ -80,8 +91,8 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
-def one_process(device: torch.device) -> Job:
-    """A job of one process on `device` (the profile, the benchmarks), outside torchrun."""
+def one_process(device: Optional[torch.device]) -> Job:
+    """A job of one process on `device` (the profile, the benchmarks, a command), outside torchrun."""
     return Job(0, 1, 0, 0, device)
 
 
@@ -89,6 +100,9 @@ def start(requested_device: str) -> Job:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return one_process(pick_device(requested_device))
+    import torch
+    import torch.distributed as dist
+
     local_rank = int(os.environ["LOCAL_RANK"])
     device = pick_device(requested_device, local_rank)
     if device.type == "cuda":
@@ -98,6 +112,8 @@ def start(requested_device: str) -> Job:
 
 
 def stop() -> None:
+    import torch.distributed as dist
+
     if dist.is_initialized():
         dist.destroy_process_group()
 

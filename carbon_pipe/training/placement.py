@@ -20,6 +20,7 @@ from . import distributed
 from .settings import EnergyParams
 
 if TYPE_CHECKING:
+    from ..scheduling.decision import Decision
     from .resume import ResumeFolder
     from .segments import Segment
 
@@ -39,6 +40,13 @@ class Placement:
     @classmethod
     def at_submission(cls, horizon: Horizon) -> Placement:
         return cls(horizon, horizon.submitted, "submission time (carbon-unaware: no waiting)")
+
+    @classmethod
+    def scheduled(cls, decision: Decision, horizon: Horizon) -> Placement:
+        """The scheduled start (simulated clock), or when the run really starts after waiting (real clock)."""
+        if horizon.simulated:
+            return cls(horizon, decision.start, f"scheduled start ({decision.rule} rule, simulated clock)")
+        return cls(horizon, None, "actual start after waiting (real clock)")
 
     @property
     def follows_wall_clock(self) -> bool:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
-import torch
 
 from ..artifacts import md5sum, save_torch, write_bytes
 from ..errors import notice
@@ -33,6 +32,8 @@ from . import distributed
 from .segments import Done
 
 if TYPE_CHECKING:
+    import torch
+
     from .placement import Placement, SegmentClock
     from .trainer import Trainer
 
@@ -118,6 +119,8 @@ CHECKPOINT_KEYS = (
 
 def _read(path: Path) -> tuple[Optional[dict], Optional[str]]:
     """The checkpoint at `path`, or None and why it cannot be resumed (no reason: there is none)."""
+    import torch
+
     try:
         state = torch.load(path, weights_only=True)
     except FileNotFoundError:
@@ -136,6 +139,8 @@ def fingerprint(**parts) -> str:
 
 def capture_rng() -> dict:
     """Every random-number state that training can touch, in types torch.load(weights_only=True) accepts."""
+    import torch
+
     numpy_state = np.random.get_state()
     return {
         "python": random.getstate(),
@@ -151,6 +156,8 @@ def capture_rng() -> dict:
 
 
 def restore_rng(state: dict) -> None:
+    import torch
+
     random.setstate(state["python"])
     numpy_state = state["numpy"]
     np.random.set_state(
@@ -201,6 +208,8 @@ class RunState:
         job: distributed.Job,
     ) -> RunState:
         """A fresh run's state, or the state `saved`, restored into the trainer and every RNG."""
+        import torch
+
         state = cls(torch.zeros((), dtype=torch.float64, device=job.device), total_steps)
         if saved is None:
             return state

@@ -37,7 +37,9 @@ def _mixed_precision(value: Any) -> Any:
 
 
 class RunParams(Section):
-    batch_size: Count
+    """How a configuration trains; the defaults are the baseline's, the carbon-unaware reference."""
+
+    batch_size: Count = 64
     gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024)] = 1
     # true: fp16 + GradScaler on CUDA, bf16 on CPUs with bf16; or name one: bf16 | fp16 (CUDA only)
     mixed_precision: Annotated[Union[bool, Literal["bf16", "fp16"]], PlainValidator(_mixed_precision)] = False
@@ -63,6 +65,10 @@ class OptimizedParams(RunParams):
     """The carbon-aware run: the configuration given (explicit), or the one `carbon-pipe train` measures to be the
     cheapest per sample within a memory budget (auto; profiling/candidates.py)."""
 
+    # The defaults: the baseline's effective batch of 64 in steps of 16, with mixed precision.
+    batch_size: Count = 16
+    gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024)] = 4
+    mixed_precision: Annotated[Union[bool, Literal["bf16", "fp16"]], PlainValidator(_mixed_precision)] = True
     choose: Literal["explicit", "auto"] = "explicit"  # before memory_budget_mb, which is checked against it
     memory_budget_mb: Annotated[
         Optional[Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)]], AfterValidator(_only_for_auto)

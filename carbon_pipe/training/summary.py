@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import resource
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import pandas as pd
 import psutil
-import torch
 
 from ..artifacts import save_torch, write_bytes, write_csv, write_json
 from ..emissions.accounting import (
@@ -30,6 +29,9 @@ from ..timeutil import iso, parse_instant
 from .resume import ResumeFolder
 from .settings import EnergyParams, RunParams
 
+if TYPE_CHECKING:
+    import torch
+
 INTERVAL_COLUMNS = [
     "start", "end", "energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "intensity_g_per_kwh",
     "emissions_kg", "segment", "node", "phase", "codecarbon_energy_kwh",
@@ -43,12 +45,16 @@ class MemoryUse:
     def __init__(self, device: torch.device) -> None:
         self.device = device
         if device.type == "cuda":
+            import torch
+
             torch.cuda.reset_peak_memory_stats(device)
         self.reset = reset_peak_rss()
         self.rss_before_training_mb = psutil.Process().memory_info().rss / 2**20
 
     def peak(self) -> dict:
         if self.device.type == "cuda":
+            import torch
+
             return {
                 "peak_memory_mb": torch.cuda.max_memory_allocated(self.device) / 2**20,
                 "peak_reserved_mb": torch.cuda.max_memory_reserved(self.device) / 2**20,

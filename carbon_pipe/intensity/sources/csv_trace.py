@@ -13,7 +13,7 @@ import numpy as np
 from ...errors import SourceError
 from ...timeutil import iso
 from ..series import IntensitySeries
-from ..traces import PRESETS, TraceFormat, load_trace
+from ..traces import PRESETS, TraceFormat, detect_format, load_trace
 from .base import IntensitySource, register
 
 
@@ -26,12 +26,19 @@ class CsvTraceSource(IntensitySource):
 
     def trace_format(self) -> TraceFormat:
         chosen = {field.name: getattr(self.settings, field.name) for field in dataclasses.fields(TraceFormat)}
-        return dataclasses.replace(PRESETS[self.settings.preset], **{k: v for k, v in chosen.items() if v is not None})
+        preset = self.settings.preset
+        # auto: the one preset whose columns the file has, as the backtest picks it
+        base = detect_format(self.settings.path) if preset == "auto" else PRESETS[preset]
+        return dataclasses.replace(base, **{k: v for k, v in chosen.items() if v is not None})
 
-    def series(self, start: float, end: float) -> IntensitySeries:
+    def whole(self) -> IntensitySeries:
+        """The whole trace, loaded once."""
         if self.trace is None:
             self.trace = load_trace(self.settings.path, self.trace_format(), self.name, self.region)
-        trace = self.trace
+        return self.trace
+
+    def series(self, start: float, end: float) -> IntensitySeries:
+        trace = self.whole()
         if not trace.start <= start < trace.end:
             raise SourceError(
                 f"{self.name}: {self.settings.path} covers {iso(trace.start)} to {iso(trace.end)}, not {iso(start)}"
