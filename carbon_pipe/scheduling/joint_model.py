@@ -7,8 +7,8 @@ intensity over the run, exactly. An interruptible job has one binary per cell of
 adding up to at least its duration. Per cell, the jobs holding it (a run holds every cell it touches) number at
 most the workers. Minimising the sum is exact on the grid.
 
-Beyond MAX_EXACT_VARIABLES binaries, HiGHS is asked for a plan within HEURISTIC_GAP of its bound in at most
-HEURISTIC_SECONDS: the plan it returns is labelled a heuristic and carries that bound.
+Beyond MAX_EXACT_VARIABLES binaries, or when HiGHS cannot prove the optimum within EXACT_SECONDS, the plan is a
+heuristic (see `_rounded`) labelled as such, with the bound it is measured against.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from .joint import QueuedJob
 
 EPS = 1e-6  # seconds: times this close are the same instant
-MAX_EXACT_VARIABLES = 40_000
+MAX_EXACT_VARIABLES = 20_000
 EXACT_GAP = 1e-7  # HiGHS's relative gap for a plan called exact: float rounding, no more
+EXACT_SECONDS = 10.0  # past this, HiGHS's best plan so far (or, with none, the heuristic) with its bound
+INFEASIBLE = 2  # scipy's milp status
 HEURISTIC_GAP = 0.005
 HEURISTIC_SECONDS = 20.0
 ROUNDING_TOLERANCE = 1e-6  # a relaxed value this close to 0 or 1 is whole
@@ -54,13 +56,17 @@ class Model:
 def solve(jobs: Sequence["QueuedJob"], series: IntensitySeries, workers: int, now: float, step: float) -> Solution:
     model = build(jobs, series, now, step)
     capacity = np.full(len(model.edges) - 1, workers)
-    exact = len(model.cost) <= MAX_EXACT_VARIABLES
+    exact, chosen, bound = len(model.cost) <= MAX_EXACT_VARIABLES, None, np.nan
     if exact:
-        chosen, bound = _integer(_problem(model, capacity, np.arange(len(jobs))), exact=True)
-        if chosen is None:
-            _raise_culprit(jobs, model, workers, bound, relaxed=False)
-    else:
-        chosen, bound = _rounded(jobs, model, capacity)
+        chosen, bound, status = _integer(_problem(model, capacity, np.arange(len(jobs))), exact=True)
+        if chosen is None and status == INFEASIBLE:
+            _raise_culprit(jobs, model, workers, status, relaxed=False)
+        exact = status == 0
+    if not exact:  # too large, or out of time: the heuristic, or HiGHS's best plan so far if that is better
+        rounded, lp_bound = _rounded(jobs, model, capacity)
+        if chosen is None or model.cost[rounded].sum() < model.cost[chosen].sum():
+            chosen = rounded
+        bound = lp_bound if not np.isfinite(bound) else max(bound, lp_bound)
     spans: list[list[tuple[float, float]]] = [[] for _ in jobs]
     for v in np.flatnonzero(chosen):
         spans[model.job[v]].append((float(model.start[v]), float(model.end[v])))
@@ -78,7 +84,7 @@ def _rounded(jobs: Sequence["QueuedJob"], model: Model, capacity: np.ndarray) ->
     everyone = np.arange(len(jobs))
     x, bound = _relaxation(_problem(model, capacity, everyone))
     if x is None:
-        _raise_culprit(jobs, model, int(capacity[0]), 2, relaxed=True)
+        _raise_culprit(jobs, model, int(capacity[0]), INFEASIBLE, relaxed=True)
     split = (x > ROUNDING_TOLERANCE) & (x < 1 - ROUNDING_TOLERANCE)
     undecided = np.unique(model.job[split])
     fixed = (x > 0.5) & ~np.isin(model.job, undecided)
@@ -88,7 +94,7 @@ def _rounded(jobs: Sequence["QueuedJob"], model: Model, capacity: np.ndarray) ->
     if placed is not None:
         return fixed | placed, bound
     for free, keep, base in ((left, undecided, fixed), (capacity, everyone, np.zeros_like(fixed))):
-        rest, _ = _integer(_problem(model, free, keep), exact=False)
+        rest, _, _ = _integer(_problem(model, free, keep), exact=False)
         if rest is not None:
             return base | rest, bound
     raise FieldError("jobs", f"no plan found for {len(jobs)} jobs within the solver's limits")
@@ -201,20 +207,22 @@ def _problem(model: Model, capacity: np.ndarray, keep: np.ndarray, allowed: np.n
     return Problem(variables, model.cost[variables], matrix, lower, upper, len(model.cost))
 
 
-def _integer(problem: Problem, exact: bool, feasibility: bool = False) -> tuple[np.ndarray | None, float]:
-    """(chosen variables of the whole model, HiGHS's lower bound), or (None, HiGHS's status) without a plan."""
+def _integer(problem: Problem, exact: bool, feasibility: bool = False) -> tuple[np.ndarray | None, float, int]:
+    """(chosen variables of the whole model or None, HiGHS's lower bound, its status: 0 proven, 1 out of time)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     cost = np.zeros(len(problem.cost)) if feasibility else problem.cost
-    options = {"mip_rel_gap": EXACT_GAP} if exact else {"mip_rel_gap": HEURISTIC_GAP, "time_limit": HEURISTIC_SECONDS}
+    options = {"mip_rel_gap": EXACT_GAP, "time_limit": EXACT_SECONDS} if exact else {
+        "mip_rel_gap": HEURISTIC_GAP, "time_limit": HEURISTIC_SECONDS
+    }
     constraint = LinearConstraint(problem.matrix, problem.lower, problem.upper)
     result = milp(cost, integrality=np.ones(len(cost)), bounds=Bounds(0, 1), constraints=constraint, options=options)
     if result.x is None:
-        return None, result.status
+        return None, np.nan, result.status
     chosen = np.zeros(problem.size, dtype=bool)
     chosen[problem.variables] = result.x > 0.5
     bound = getattr(result, "mip_dual_bound", None)
-    return chosen, float(result.fun if bound is None or not np.isfinite(bound) else bound)
+    return chosen, float(result.fun if bound is None or not np.isfinite(bound) else bound), result.status
 
 
 def _relaxation(problem: Problem, feasibility: bool = False) -> tuple[np.ndarray | None, float]:
@@ -254,7 +262,7 @@ def _trim(spans: list[tuple[float, float]], duration: float) -> list[tuple[float
 def _raise_culprit(jobs: Sequence["QueuedJob"], model: Model, workers: int, status: int, relaxed: bool) -> None:
     """No plan: name the first job, by deadline, that the workers cannot fit beside those due before it (judged by
     the relaxation when the programme is too large to prove: a job that does not fit there does not fit at all)."""
-    if status != 2:  # not proven infeasible: a limit stopped the search before a plan was found
+    if status != INFEASIBLE:  # not proven infeasible: a limit stopped the search before a plan was found
         raise FieldError("jobs", f"no plan found for {len(jobs)} jobs within the solver's limits")
     capacity = np.full(len(model.edges) - 1, workers)
     order = np.array(sorted(range(len(jobs)), key=lambda j: (jobs[j].deadline, j)))
