@@ -1,6 +1,7 @@
 """Many experiments, few workers: what the joint plan saves against first-come and the stampede, and what it costs.
 
     python benchmarks/joint_queue.py [--parts savings,vintages,scale] [--seeds 3] [--repeats 3] [--days 14]
+                                     [--entries 1000,100]
 
 - savings: sweep workloads on the DE, GB and FR 2020 traces (Let's Wait Awhile), synthetic forecasts with 10 %
   error (--seeds draws): `sweep-evening` is 12 experiments of 1-4 h submitted at 17:00 UTC every day, due 48 h
@@ -124,9 +125,9 @@ def scale_once(entries: int) -> dict:
     return {"seconds": seconds, "peak_mb": peak, "gap": plan.gap, "method": plan.method}
 
 
-def scale(repeats: int) -> None:
+def scale(repeats: int, sizes: list[int]) -> None:
     print(f"\n== scale: entries over a week, 30-min steps, 8 workers, each plan in a fresh process x {repeats}")
-    for entries in (1000, 100):
+    for entries in sizes:
         runs = []
         for _ in range(repeats):
             out = subprocess.run(
@@ -148,6 +149,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--entries", default="1000,100", help="Plan sizes for the scale part, comma-separated.")
     parser.add_argument("--scale-once", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scale_once:
@@ -159,7 +161,7 @@ def main() -> None:
     if "vintages" in parts:
         vintages()
     if "scale" in parts:
-        scale(args.repeats)
+        scale(args.repeats, [int(size) for size in args.entries.split(",")])
 
 
 if __name__ == "__main__":
