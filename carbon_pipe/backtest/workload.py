@@ -1,4 +1,5 @@
-"""Workloads to backtest, generated: jobs repeated around a nominal time, and ad-hoc jobs with calendar deadlines.
+"""Workloads to backtest, generated: jobs repeated around a nominal time, ad-hoc jobs with calendar deadlines, and
+sweeps (many experiments submitted together).
 
 Pure: seeded, no clock. Calendar rules work in local time (`timezone`); every time handed out is epoch seconds.
 """
@@ -60,6 +61,25 @@ class AdHoc:
     step: float = 1800.0
     work_hours: Optional[str] = None
     grace: float = 0.0
+    timezone: str = "UTC"
+    seed: int = 0
+    interruptible: bool = False
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """`count` experiments submitted together at `at` (local) on each of `days` in [since, until), like a
+    hyperparameter sweep queued at the end of a working day. Each runs a seeded random whole number of `step`s from
+    `durations` (both ends included) and all are due `deadline` seconds after their submission."""
+
+    since: float
+    until: float
+    count: int
+    at: str
+    durations: tuple[float, float]
+    deadline: float
+    days: str = "all"
+    step: float = 1800.0
     timezone: str = "UTC"
     seed: int = 0
     interruptible: bool = False
@@ -134,6 +154,34 @@ def _check_period(since: float, until: float) -> None:
     days = math.ceil((until - since) / 86400)
     if days > MAX_JOBS:  # calendar rules visit every day: bound them as the jobs are
         raise FieldError("period", f"{days:,} days, longer than a workload spans ({MAX_JOBS:,} days)")
+
+
+def sweep(spec: Sweep, origin: str = "sweep workload") -> JobTable:
+    zone, rng = _zone(spec.timezone), np.random.default_rng(spec.seed)
+    if spec.count < 1:
+        raise FieldError("count", "must be at least 1")
+    if not spec.step > 0:
+        raise FieldError("step", "must be positive")
+    _check_period(spec.since, spec.until)
+    _check_count(spec.count * math.ceil((spec.until - spec.since) / 86400), "count", "ask for fewer")
+    shortest, longest = spec.durations
+    if longest > shortest and (longest - shortest) / spec.step > MAX_JOBS:
+        raise FieldError("step", f"more than {MAX_JOBS:,} durations between the shortest and the longest")
+    choices = np.arange(shortest, longest + 1e-9, spec.step)
+    if not shortest > 0 or len(choices) == 0:
+        raise FieldError("durations", "need a positive shortest duration, at most the longest")
+    if spec.deadline < longest:
+        raise FieldError("deadline", "leaves the longest experiment no room to run")
+    clock, allowed = _clock(spec.at, "at"), _days(spec.days)
+    submitted = [t for t in _local_days(spec.since, spec.until, zone, clock) if spec.since <= t < spec.until]
+    submitted = np.array([t for t in submitted if _weekday(t, zone) in allowed], dtype=float)
+    if len(submitted) == 0:
+        raise FieldError("days", "no day in the period to submit on")
+    arrival = np.repeat(submitted, spec.count)
+    duration = choices[rng.integers(0, len(choices), len(arrival))]
+    table = _table(arrival, duration, arrival + spec.deadline, arrival, spec.interruptible, origin)
+    names = [f"{datetime.fromtimestamp(t, zone):%Y-%m-%d}.{k}" for t in submitted for k in range(spec.count)]
+    return JobTable(np.array(names), *(getattr(table, f) for f in ("arrival", "duration", "deadline", "nominal", "interruptible")), origin)
 
 
 def deadline_rule(text: str, work_hours: Optional[str], zone: ZoneInfo) -> Callable[[float], float]:
