@@ -252,7 +252,7 @@ def frame_to_series(
 
 def detect_format(path: str | Path) -> TraceFormat:
     """The one preset whose columns the trace file has (the `auto` format)."""
-    return _pick_format(_read_csv(path, "trace"), "auto", PRESETS, str(path), "trace")
+    return _pick_format(read_table(path, "trace"), "auto", PRESETS, str(path), "trace")
 
 
 def load_trace(
