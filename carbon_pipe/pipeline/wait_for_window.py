@@ -1,8 +1,9 @@
 """The wait-for-window stage: fetch the intensity horizon, plan, wait for the plan (real clock) or record it.
 
 Writes the decision (scheduling/decision.py) and the horizon the train stages are charged with
-(intensity/horizon.py). A rerun of a wait that was stopped or killed resumes it (scheduling/waiting_state.py). An experiment the queue
-started in its slot ($CARBON_PIPE_QUEUE_SLOT, scheduling/queued.py) does not wait again: it records the queue's slot.
+(intensity/horizon.py). A rerun of a wait that was stopped or killed resumes it (scheduling/waiting_state.py).
+An experiment the queue started in its slot ($CARBON_PIPE_QUEUE_SLOT, scheduling/queued.py) does not wait again:
+it records the queue's slot.
 """
 
 from __future__ import annotations

@@ -54,7 +54,9 @@ def _panel(axis, series: IntensitySeries, plan: JointPlan, title: str, workers: 
     axis.xaxis.set_major_formatter(mdates.DateFormatter("%d %H:%M", tz=timezone.utc))
 
 
-def write_gantt(path: str | Path, series: IntensitySeries, joint: JointPlan, first_come: JointPlan, workers: int) -> None:
+def write_gantt(
+    path: str | Path, series: IntensitySeries, joint: JointPlan, first_come: JointPlan, workers: int
+) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -72,8 +72,11 @@ def settle(entry: Entry, now: float, launched: set[str]) -> Optional[dict]:
 
 
 class Runner:
-    def __init__(self, params: Params, workers: int, say: Say, clock: Clock, replan_every: float) -> None:
+    def __init__(
+        self, params: Params, workers: int, say: Say, clock: Clock, replan_every: float, step: Optional[float]
+    ) -> None:
         self.params, self.workers, self.say, self.clock = params, check_workers(workers), say, clock
+        self.grid = step  # the planning grid (None: the joint planner's default)
         self.replan_every, self.planned_at = replan_every, float("-inf")
         self.children: dict[str, subprocess.Popen] = {}
 
@@ -82,7 +85,8 @@ class Runner:
         plan (the first one has none to keep, so its error is raised before anything starts)."""
         pending, running = queue.in_state("queued"), queue.in_state("started")
         try:
-            plan = plan_queue(pending, running, forecast(self.params, pending + running, now), self.workers, now)
+            series = forecast(self.params, pending + running, now)
+            plan = plan_queue(pending, running, series, self.workers, now, self.grid)
         except CarbonPipeError as exc:
             if first or any(entry.slot is None for entry in pending):
                 raise
@@ -121,7 +125,8 @@ class Runner:
             outcome = settle(entry, now, set(self.children))
             if outcome is not None:
                 update(entry.name, **outcome)
-                self.say(f"queue: {entry.name} {outcome['state']}" + (f": {outcome['note']}" if outcome["note"] else ""))
+                said = f": {outcome['note']}" if outcome["note"] else ""
+                self.say(f"queue: {entry.name} {outcome['state']}{said}")
         queue = read_queue()
         pending, running = queue.in_state("queued"), queue.in_state("started")
         if not pending and not running:
@@ -135,11 +140,14 @@ class Runner:
         return True
 
 
-def run_queue(params: Params, workers: int, say: Say, replan_every: Optional[float] = None, tick: float = 1.0,
-              clock: Optional[Clock] = None) -> Queue:
+def run_queue(
+    params: Params, workers: int, say: Say, replan_every: Optional[float] = None, step: Optional[float] = None,
+    tick: float = 1.0, clock: Optional[Clock] = None,
+) -> Queue:
     """Run the queue until every entry is done, failed or cancelled. SIGTERM or Ctrl-C stop following it (the
     experiments running go on; run again to follow them)."""
-    runner = Runner(params, workers, say, clock or RealClock(), replan_every or params.scheduler.replan_interval)
+    every = replan_every or params.scheduler.replan_interval
+    runner = Runner(params, workers, say, clock or RealClock(), every, step)
     with holding(QUEUE_DIR / "run", "queue run"), stop_requests(interrupt=True) as received:
         try:
             first = True

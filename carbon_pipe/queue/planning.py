@@ -4,9 +4,9 @@ planned on (fetched from the configured sources, as wait-for-window fetches), an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
-from ..errors import FieldError, SourceError, UsageError
+from ..errors import FieldError, UsageError
 from ..intensity.series import IntensitySeries
 from ..intensity.sources import fetch_series
 from ..params import Params
@@ -55,12 +55,13 @@ def check_entries(entries: Sequence[Entry], now: float) -> None:
 
 
 def plan_queue(
-    pending: Sequence[Entry], running: Sequence[Entry], series: IntensitySeries, workers: int, now: float
+    pending: Sequence[Entry], running: Sequence[Entry], series: IntensitySeries, workers: int, now: float,
+    step: Optional[float] = None,
 ) -> JointPlan:
     """The joint plan of the entries not started yet, around those running (which keep their workers)."""
     check_entries(pending, now)
     jobs = [running_job(entry, now) for entry in running] + [job_of(entry) for entry in pending]
-    return plan_jobs(jobs, series, workers, now)
+    return plan_jobs(jobs, series, workers, now, step=step)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,9 @@ class Comparison:
     now_g: dict[str, float]  # each entry started now (or at its arrival), alone
 
 
-def compare_plans(entries: Sequence[Entry], series: IntensitySeries, workers: int, now: float) -> Comparison:
+def compare_plans(
+    entries: Sequence[Entry], series: IntensitySeries, workers: int, now: float, step: Optional[float] = None
+) -> Comparison:
     check_entries(entries, now)
     jobs = [job_of(entry) for entry in entries]
     now_g = {}
@@ -81,7 +84,7 @@ def compare_plans(entries: Sequence[Entry], series: IntensitySeries, workers: in
         begin = max(now, job.arrival)
         now_g[job.name] = job.power_kw * series.mean(begin, begin + job.duration) * job.duration / 3600
     return Comparison(
-        plan_jobs(jobs, series, workers, now),
+        plan_jobs(jobs, series, workers, now, step=step),
         first_come_plan(jobs, series, workers, now),
         own_best_window_plan(jobs, series, workers, now),
         now_g,

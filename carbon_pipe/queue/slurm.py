@@ -76,13 +76,15 @@ def _begin(entry: Entry, now: float, say: Say) -> float:
     return entry.slot.start
 
 
-def submit(params: Params, workers: int, project: Path, say: Say, now: float) -> list[Entry]:
+def submit(
+    params: Params, workers: int, project: Path, say: Say, now: float, step: Optional[float] = None
+) -> list[Entry]:
     """Plan the entries not started, submit those not submitted, move those pending to their new slot."""
     check_workers(workers)
     queue = read_queue()
     pending = [entry for entry in queue.in_state("queued", "started") if _pending(entry)]
     running = [entry for entry in queue.in_state("started") if not _pending(entry)]
-    plan = plan_queue(pending, running, forecast(params, pending + running, now), workers, now)
+    plan = plan_queue(pending, running, forecast(params, pending + running, now), workers, now, step)
     with changing() as fresh:
         for slot in plan.slots:
             if any(slot.name == entry.name for entry in pending):
@@ -154,6 +156,14 @@ def refresh(now: float) -> list[tuple[Entry, Optional[dict[str, str]]]]:
     return rows
 
 
-def cancel_job(entry: Entry) -> None:
-    if entry.slurm_job is not None:
-        _slurm("scancel", str(entry.slurm_job))
+def cancel_entries(names: list[str]) -> list[Entry]:
+    """The entries named, checked first (each must be queued, or pending on SLURM), their SLURM jobs cancelled."""
+    queue = read_queue()
+    entries = [queue.named(name) for name in names]
+    for entry in entries:
+        if not _pending(entry):
+            raise UsageError(f"entry {entry.name}: {entry.state}, not waiting to start: nothing to cancel")
+    for entry in entries:
+        if entry.slurm_job is not None:
+            _slurm("scancel", str(entry.slurm_job))
+    return entries

@@ -86,7 +86,8 @@ def _checked(raw: object) -> Queue:
         if where[:1] == ["entries"] and len(where) > 1 and isinstance(where[1], int):
             index = where[1]
             entries = raw.get("entries") if isinstance(raw, dict) else None
-            name = entries[index].get("name") if isinstance(entries, list) and isinstance(entries[index], dict) else None
+            found = entries[index] if isinstance(entries, list) and index < len(entries) else None
+            name = found.get("name") if isinstance(found, dict) else None
             what, where = f"entry {index + 1}" + (f" ({name})" if isinstance(name, str) else ""), where[2:]
         field = ".".join(map(str, where)) or "itself"
         raise UsageError(f"{QUEUE_FILE}: {what}: {field}: {error['msg']}; edited by hand? nothing was run") from None
