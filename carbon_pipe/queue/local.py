@@ -21,7 +21,7 @@ from ..scheduling.clock import Clock, RealClock
 from ..scheduling.queued import QueueSlot
 from ..signals import stop_requests, stopped_by
 from ..timeutil import iso
-from .planning import check_workers, forecast, plan_queue
+from .planning import check_workers, forecast, plan_queue, worth_moving
 from .store import QUEUE_DIR, Entry, Queue, Slot, changing, pid_alive, read_queue, update
 
 Say = Callable[[str], None]
@@ -31,6 +31,7 @@ WRAPPER = (
     'folder=$1; shift; set -C; { echo $$ > "$folder/began"; } 2>/dev/null || exit 75; set +C; '
     '"$@" > "$folder/log" 2>&1; echo $? > "$folder/exit.tmp" && mv -f "$folder/exit.tmp" "$folder/exit"'
 )
+SLOT_TOLERANCE = 1e-3  # the planner rounds its starts to microseconds
 LAUNCH_GRACE = 30.0  # seconds a launched wrapper has to take its marker before the entry counts as not begun
 
 
@@ -93,6 +94,9 @@ class Runner:
             self.say(f"queue: re-plan failed at {iso(now)}, keeping the last plan: {exc}")
             self.planned_at = now
             return
+        self.planned_at = now
+        if not worth_moving(pending, plan, series, now, self.params.scheduler.min_saving_pct):
+            return
         slots = {slot.name: slot for slot in plan.slots}
         with changing() as fresh:
             for entry in fresh.in_state("queued"):
@@ -100,7 +104,6 @@ class Runner:
                     slot = slots[entry.name]
                     entry.slot = Slot(start=slot.start, end=slot.end, expected_g=slot.expected_g, planned_at=now,
                                       method=plan.method)
-        self.planned_at = now
         self.say(f"queue: planned {len(pending)} entr{'y' if len(pending) == 1 else 'ies'} at {iso(now)} "
                  f"({plan.method}, {plan.total_g:.3f} g expected with those running)")
 
@@ -134,7 +137,8 @@ class Runner:
         if pending and (first or now >= self.planned_at + self.replan_every or any(e.slot is None for e in pending)):
             self.replan(queue, now, first)
             pending = read_queue().in_state("queued")
-        due = sorted((entry for entry in pending if entry.slot and entry.slot.start <= now), key=lambda e: e.slot.start)
+        due = sorted((e for e in pending if e.slot and e.slot.start <= now + SLOT_TOLERANCE),
+                     key=lambda e: e.slot.start)
         for entry in due[: max(0, self.workers - len(running))]:
             self.launch(entry, now)
         return True

@@ -120,11 +120,11 @@ def plan_summary(comparison: Comparison, workers: int, source: str) -> dict[str,
 
 
 def render_table(summary: dict[str, Any]) -> str:
-    header = f"{'entry':<14} {'start (UTC)':<17} {'end':<17} {'expected g':>10} {'vs now':>8} {'vs own best':>11}"
+    header = f"{'entry':<14} {'start (UTC)':<19} {'end':<19} {'expected g':>10} {'vs now':>8} {'vs own best':>11}"
     lines = [header, "-" * len(header)]
     for row in summary["entries"]:
         lines.append(
-            f"{row['entry']:<14} {row['start'][:16]:<17} {row['end'][:16]:<17} {row['expected_g']:>10.3f} "
+            f"{row['entry']:<14} {row['start'][:19]:<19} {row['end'][:19]:<19} {row['expected_g']:>10.3f} "
             f"{-row['saving_vs_now_pct']:>+7.1f}% {-row['vs_own_best_pct']:>+10.1f}%"
         )
     lines.append(
@@ -133,3 +133,21 @@ def render_table(summary: dict[str, Any]) -> str:
         f"({summary['saving_vs_first_come_pct']:.1f} % saved); gap to the LP bound {100 * summary['gap']:.2f} %"
     )
     return "\n".join(lines)
+
+
+def worth_moving(pending: Sequence[Entry], fresh: JointPlan, series: IntensitySeries, now: float,
+                 min_saving_pct: float) -> bool:
+    """Whether a re-plan should replace the last plan: only if every entry had a slot still ahead and the fresh
+    plan saves more than `min_saving_pct` against keeping those slots on the fresh forecast. Equal plans are many
+    in a flat trough, and a solver picks any of them: adopting each would let the starts drift later, re-plan
+    after re-plan, until they fall out of the trough."""
+    if any(entry.slot is None or entry.slot.start < now for entry in pending):
+        return True
+    names = {entry.name for entry in pending}
+    fresh_g = sum(slot.expected_g for slot in fresh.slots if slot.name in names)
+    kept_g = sum(
+        entry.power_kw * series.mean(entry.slot.start, entry.slot.end) * (entry.slot.end - entry.slot.start) / 3600
+        for entry in pending
+        if entry.slot is not None
+    )
+    return fresh_g < kept_g * (1 - min_saving_pct / 100)
