@@ -213,3 +213,25 @@ def test_a_restarted_runner_settles_what_its_predecessor_started(project):
     finally:
         os.kill(sleeper.pid, 9)
         sleeper.wait()
+
+
+def test_cancel_takes_queued_entries_out_and_refuses_finished_ones(project):
+    add("-S", "train.epochs=1,2", "--name", "c", "--duration", "1h")
+    assert cli("queue", "cancel", "c-2").exit_code == 0
+    assert [entry.state for entry in read_queue().entries] == ["queued", "cancelled"]
+    result = cli("queue", "cancel", "c-2")
+    assert result.exit_code == 2 and "entry c-2: cancelled, not waiting to start" in result.output
+    result = cli("queue", "cancel", "nope")
+    assert result.exit_code == 2 and "entry nope: not in the queue" in result.output
+
+
+def test_a_slot_already_past_is_clamped_to_now_and_said(project):
+    """SLURM drops a --begin in the past: the job begins now instead, and the user is told which entry moved."""
+    from carbon_pipe.queue.slurm import _begin
+    from carbon_pipe.queue.store import Entry, Slot
+
+    said = []
+    entry = Entry(name="late", overrides={}, arrival=0, deadline=9000, duration=60, duration_basis="", power_kw=0.1,
+                  power_basis="", slot=Slot(start=1000, end=1060, expected_g=1, planned_at=900, method="milp"))
+    assert _begin(entry, 1005.0, said.append) == 1005.0 and "late: its slot" in said[0] and "begins now" in said[0]
+    assert _begin(entry, 990.0, said.append) == 1000.0 and len(said) == 1

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -52,6 +53,15 @@ def test_jobs_pend_until_their_slots_then_run_and_their_experiments_come_back(tm
                            capture_output=True, text=True)
     assert again.returncode == 0 and again.stderr.count("moved to") == 2, again.stderr
     assert {name: entry["slurm_job"] for name, entry in queue_state(project).items()} == jobs
+
+    # While the first runs, status reads its real start back from squeue.
+    first = min(entries, key=lambda name: entries[name]["slot"]["start"])
+    wait_until(lambda: squeue(jobs[first])[0] == "RUNNING", 200, "the first job to run")
+    status = subprocess.run([*cli, "status", "--json"], cwd=project, env=env, capture_output=True, text=True)
+    row = next(row for row in json.loads(status.stdout) if row["entry"] == first)
+    assert row["slurm"]["state"] == "RUNNING", row
+    assert row["started"].startswith(datetime.fromisoformat(row["slurm"]["start"]).astimezone(timezone.utc)
+                                     .strftime("%Y-%m-%dT%H:%M:%S")), row
 
     wait_until(lambda: all(squeue(job)[0] == "GONE" for job in jobs.values()), 300, "both SLURM jobs to finish")
     status = subprocess.run([*cli, "status", "--json"], cwd=project, env=env, capture_output=True, text=True)

@@ -72,6 +72,11 @@ def settle(entry: Entry, now: float, launched: set[str]) -> Optional[dict]:
             "note": f"its process {pid} ended without an exit status (killed); output in {folder / 'log'}"}
 
 
+def local_running(queue: Queue) -> list[Entry]:
+    """The entries started here (those handed to SLURM are SLURM's to run and `queue status`'s to follow)."""
+    return [entry for entry in queue.in_state("started") if entry.slurm_job is None]
+
+
 class Runner:
     def __init__(
         self, params: Params, workers: int, say: Say, clock: Clock, replan_every: float, step: Optional[float]
@@ -84,7 +89,7 @@ class Runner:
     def replan(self, queue: Queue, now: float, first: bool) -> None:
         """The entries not started yet, planned again around the running ones; a failed re-plan keeps the last
         plan (the first one has none to keep, so its error is raised before anything starts)."""
-        pending, running = queue.in_state("queued"), queue.in_state("started")
+        pending, running = queue.in_state("queued"), local_running(queue)
         try:
             series = forecast(self.params, pending + running, now)
             plan = plan_queue(pending, running, series, self.workers, now, self.grid)
@@ -124,14 +129,14 @@ class Runner:
             if child.poll() is not None:
                 del self.children[name]
         queue = read_queue()
-        for entry in queue.in_state("started"):
+        for entry in local_running(queue):
             outcome = settle(entry, now, set(self.children))
             if outcome is not None:
                 update(entry.name, **outcome)
                 said = f": {outcome['note']}" if outcome["note"] else ""
                 self.say(f"queue: {entry.name} {outcome['state']}{said}")
         queue = read_queue()
-        pending, running = queue.in_state("queued"), queue.in_state("started")
+        pending, running = queue.in_state("queued"), local_running(queue)
         if not pending and not running:
             return False
         if pending and (first or now >= self.planned_at + self.replan_every or any(e.slot is None for e in pending)):

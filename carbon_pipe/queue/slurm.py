@@ -140,8 +140,8 @@ def refresh(now: float) -> list[tuple[Entry, Optional[dict[str, str]]]]:
         if entry.slurm_job is not None and entry.state == "started":
             began, ended = entry.folder / "began", entry.folder / "exit"
             fields: dict = {}
-            if began.exists() and entry.started_at is None:
-                fields["started_at"] = began.stat().st_mtime
+            if entry.started_at is None and (started := _started(seen, began)) is not None:
+                fields["started_at"] = started
             if ended.exists():
                 code = int(ended.read_text().strip() or 1)
                 fields.update(state="done" if code == 0 else "failed", exit_code=code,
@@ -154,6 +154,19 @@ def refresh(now: float) -> list[tuple[Entry, Optional[dict[str, str]]]]:
                 entry = update(entry.name, **fields)
         rows.append((entry, seen))
     return rows
+
+
+def _started(seen: Optional[dict[str, str]], began: Path) -> Optional[float]:
+    """When the job really began: SLURM's start time while it knows the job (the controller's local time), else
+    when the job's wrapper took its marker."""
+    from datetime import datetime
+
+    if seen is not None and seen["state"] not in ("PENDING", "CONFIGURING"):
+        try:
+            return datetime.strptime(seen["start"], "%Y-%m-%dT%H:%M:%S").timestamp()
+        except ValueError:
+            pass
+    return began.stat().st_mtime if began.exists() else None
 
 
 def cancel_entries(names: list[str]) -> list[Entry]:
