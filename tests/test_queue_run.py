@@ -78,3 +78,27 @@ def test_entries_run_in_their_slots_one_at_a_time_and_exactly_once_across_a_kill
     for name, metrics in experiments.items():
         # Started by the queue: wait-for-window recorded the queue's slot, counted from the arrival, no new wait.
         assert metrics["rule"] == "queue" and metrics["wait_s"] > 0 and metrics["saving_vs_arrival_pct"] > 0, name
+
+
+def test_a_pipeline_the_queue_started_reports_its_window_and_saving_against_its_arrival(workspace, monkeypatch):
+    """The five stages under a queue slot: the optimized run is charged from when the queue started it, and the
+    summary `dvc exp show` reads carries its CO2, energy, its window (hours after the arrival) and the saving of that
+    window against starting at the arrival."""
+    from carbon_pipe.scheduling.queued import QueueSlot
+
+    from .conftest import tiny_pipeline
+
+    now = time.time()
+    arrival = now - 5 * 3600  # queued in the evening peak of the mock curve, started five hours later
+    slot = QueueSlot("sweep-1", arrival, now - 1, now + 60, 0.5, 2, "milp", now - 30)
+    for key, value in slot.environment().items():
+        monkeypatch.setenv(key, value)
+    tiny_pipeline(train=256)
+    decision = json.loads((workspace / "stages/wait-for-window/decision.json").read_text())
+    summary = json.loads((workspace / "metrics/summary.json").read_text())
+    assert decision["rule"] == "queue" and "sweep-1" in decision["reason"]
+    assert summary["optimized_wait_h"] == pytest.approx((decision["wait_seconds"]) / 3600)
+    assert summary["optimized_wait_h"] == pytest.approx(5, abs=0.01)
+    assert summary["optimized_co2_g"] > 0 and summary["optimized_energy_wh"] > 0
+    # The window's saving against starting at the arrival, measured and as planned, agree in sign.
+    assert (summary["schedule_effect_g"] > 0) == (decision["expected_saving_vs_now_pct"] > 0)
