@@ -22,12 +22,14 @@ def check_workers(workers: int) -> int:
 
 
 def forecast(params: Params, entries: Sequence[Entry], now: float) -> IntensitySeries:
-    """The intensities from the earliest arrival to the latest deadline (and carbon.horizon ahead of now), from
-    carbon.sources with their fallback, as wait-for-window fetches them."""
+    """The intensities from the earliest arrival towards the latest deadline, from carbon.sources with their
+    fallback, as wait-for-window fetches them. A source must reach carbon.horizon ahead of now (or the last deadline,
+    if sooner) and at least far enough to run every entry from now; the planner keeps entries inside what it got."""
     start = min([now, *(entry.arrival for entry in entries)])
-    need_until = max([now, *(entry.deadline for entry in entries)])
-    fetched = fetch_series(params.carbon, start, max(need_until, now + params.carbon.horizon), need_until)
-    return fetched.series
+    last_deadline = max([now, *(entry.deadline for entry in entries)])
+    runnable = max([now, *(max(entry.arrival, now) + entry.duration for entry in entries)])
+    need_until = max(runnable, min(last_deadline, now + params.carbon.horizon))
+    return fetch_series(params.carbon, start, max(last_deadline, now + params.carbon.horizon), need_until).series
 
 
 def job_of(entry: Entry) -> QueuedJob:
