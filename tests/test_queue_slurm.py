@@ -48,11 +48,19 @@ def test_jobs_pend_until_their_slots_then_run_and_their_experiments_come_back(tm
         state, reason, _ = squeue(job)
         assert (state, reason) == ("PENDING", "BeginTime"), (name, state, reason)
 
-    # A re-plan (submitting again) moves the pending jobs with scontrol; here the plan stands, so they stay put.
+    # A fresh forecast puts the trough 30 s later: submitting again re-plans and moves the pending jobs there.
+    (project / "trace.csv").write_text(trace(now, 10, [400] * 17 + [100] * 12 + [400] * 45))
     again = subprocess.run([*cli, "submit", "--slurm", "--workers", "1", "--step", "10s"], cwd=project, env=env,
                            capture_output=True, text=True)
     assert again.returncode == 0 and again.stderr.count("moved to") == 2, again.stderr
-    assert {name: entry["slurm_job"] for name, entry in queue_state(project).items()} == jobs
+    entries = queue_state(project)
+    assert {name: entry["slurm_job"] for name, entry in entries.items()} == jobs
+    for name, entry in entries.items():
+        assert entry["slot"]["start"] >= now - 60 + 170 - 0.01, name  # in the new trough
+        start = datetime.strptime(squeue(jobs[name])[2], "%Y-%m-%dT%H:%M:%S").timestamp()
+        assert abs(start - entry["slot"]["start"]) <= 1.0, (name, start - entry["slot"]["start"])
+        assert json.loads((project / ".dvc/tmp/carbon-pipe-queue/entries" / name / "slot.json").read_text())[
+            "start"] == entry["slot"]["start"]
 
     # While the first runs, status reads its real start back from squeue.
     first = min(entries, key=lambda name: entries[name]["slot"]["start"])

@@ -143,35 +143,15 @@ def submit(
 def status(as_json: bool = JsonOption) -> None:
     """Every entry: its state, planned slot, real start (SLURM's, for submitted jobs) and outcome."""
     from ..queue import slurm as cluster
-    from ..timeutil import iso
 
-    rows = _handled(lambda: cluster.refresh(time.time()))
-    records = [
-        {
-            "entry": entry.name, "state": entry.state, "overrides": entry.overrides,
-            "slot_start": None if entry.slot is None else iso(entry.slot.start),
-            "started": None if entry.started_at is None else iso(entry.started_at),
-            "finished": None if entry.finished_at is None else iso(entry.finished_at),
-            "slurm_job": entry.slurm_job, "slurm": seen, "note": entry.note,
-        }
-        for entry, seen in rows
-    ]
-    if as_json:
-        _print_json(records)
-        return
-    for row in records:
-        slurm = "" if row["slurm"] is None else f"  SLURM {row['slurm_job']} {row['slurm']['state']} " \
-            f"({row['slurm']['reason']}, start {row['slurm']['start']})"
-        _show(f"{row['entry']:<14} {row['state']:<9} slot {str(row['slot_start'])[:19]:<19} "
-              f"started {str(row['started'])[:19]:<19}{slurm}" + (f"  {row['note']}" if row["note"] else ""))
+    records = _handled(lambda: cluster.status_records(time.time()))
+    _print_json(records) if as_json else _show(cluster.render_status(records))
 
 
 @queue_app.command("cancel")
 def cancel(names: list[str] = typer.Argument(..., help="Entries to cancel (queued, or pending on SLURM).")) -> None:
     """Cancel entries not started yet (a SLURM job still pending is scancel'ed); a finished one stays recorded."""
     from ..queue.slurm import cancel_entries
-    from ..queue.store import update
 
     for entry in _handled(lambda: cancel_entries(names)):
-        update(entry.name, state="cancelled")
         _say(f"queue: cancelled {entry.name}")

@@ -12,11 +12,14 @@ import math
 import shlex
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..artifacts import write_text
 from ..errors import CarbonPipeError, UsageError
 from ..params import Params
+from ..scheduling.queued import SLOT_VARIABLE
 from ..timeutil import iso
 from .local import WRAPPER, slot_of
 from .planning import check_workers, forecast, plan_queue
@@ -47,22 +50,26 @@ def clone_for(entry: Entry, project: Path) -> Path:
     return work
 
 
-def batch_script(entry: Entry, work: Path, workers: int) -> str:
-    """Runs the experiment through the local wrapper (one begin, one exit status), then pushes it to the project."""
+def batch_script(entry: Entry, work: Path) -> str:
+    """Runs the experiment through the local wrapper (one begin, one exit status), then pushes it to the project.
+    The slot is read from the entry's slot.json as the job begins, so a job moved by a re-plan records its new slot."""
     overrides = " ".join(shlex.quote(f"-S{key}={value}") for key, value in entry.overrides.items())
-    environment = slot_of(entry, workers).environment()
-    exports = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in environment.items())
     folder = shlex.quote(str(entry.folder.resolve()))
     experiment = f"dvc exp run -n {shlex.quote(entry.name)} {overrides}"
     push = f"dvc exp push --no-cache origin {shlex.quote(entry.name)}"
     return (
-        f"#!/bin/sh\ncd {shlex.quote(str(work))}\n{exports}"
+        f"#!/bin/sh\ncd {shlex.quote(str(work))}\n{SLOT_VARIABLE}=$(cat {folder}/slot.json); export {SLOT_VARIABLE}\n"
         f"sh -c {shlex.quote(WRAPPER)} carbon-pipe-queue {folder} sh -c {shlex.quote(f'{experiment} && {push}')}\n"
         f"exit $(cat {folder}/exit 2>/dev/null || echo 1)\n"
     )
 
 
-def _timing(entry: Entry, begin: float, now: float) -> list[str]:
+def write_slot(entry: Entry, workers: int) -> None:
+    write_text(entry.folder / "slot.json", slot_of(entry, workers).environment()[SLOT_VARIABLE] + "\n")
+
+
+def _timing(entry: Entry, begin: float) -> list[str]:
+    now = time.time()  # SLURM takes times relative to when it is called, not to when the plan was made
     limit = max(1, math.ceil(entry.duration * TIME_MARGIN / 60))
     deadline = max(entry.deadline, begin + limit * 60 + 60)  # SLURM refuses a job whose time limit passes it
     return [f"--begin=now+{max(0, round(begin - now))}", f"--deadline=now+{round(deadline - now)}", f"--time={limit}"]
@@ -81,6 +88,7 @@ def submit(
 ) -> list[Entry]:
     """Plan the entries not started, submit those not submitted, move those pending to their new slot."""
     check_workers(workers)
+    refresh(now)  # what ended since, and the real starts of what runs
     queue = read_queue()
     pending = [entry for entry in queue.in_state("queued", "started") if _pending(entry)]
     running = [entry for entry in queue.in_state("started") if not _pending(entry)]
@@ -94,14 +102,16 @@ def submit(
         if entry.name not in {each.name for each in pending}:
             continue
         begin = _begin(entry, now, say)
+        write_slot(entry, workers)
         if entry.slurm_job is not None:
-            _slurm("scontrol", "update", f"JobId={entry.slurm_job}", f"StartTime=now+{max(0, round(begin - now))}")
+            _slurm("scontrol", "update", f"JobId={entry.slurm_job}",
+                   f"StartTime=now+{max(0, round(begin - time.time()))}")
             say(f"queue: {entry.name}: SLURM job {entry.slurm_job} moved to {iso(begin)}")
             continue
         work = clone_for(entry, project)
         script = entry.folder / "job.sh"
-        script.write_text(batch_script(entry, work, workers), encoding="utf-8")
-        job = int(_slurm("sbatch", "--parsable", f"--job-name=cq-{entry.name}", *_timing(entry, begin, now),
+        write_text(script, batch_script(entry, work))
+        job = int(_slurm("sbatch", "--parsable", f"--job-name=cq-{entry.name}", *_timing(entry, begin),
                          f"--output={entry.folder.resolve() / 'slurm.out'}", str(script.resolve())).split(";")[0])
         update(entry.name, state="started", slurm_job=job, note=f"SLURM job {job}, begins {iso(begin)}")
         say(f"queue: {entry.name}: SLURM job {job} begins {iso(begin)}")
@@ -179,4 +189,34 @@ def cancel_entries(names: list[str]) -> list[Entry]:
     for entry in entries:
         if entry.slurm_job is not None:
             _slurm("scancel", str(entry.slurm_job))
+        update(entry.name, state="cancelled")
     return entries
+
+
+def status_records(now: float) -> list[dict]:
+    """`queue status`: every entry as it stands, with SLURM's view of its job."""
+    def moment(seconds: Optional[float]) -> Optional[str]:
+        return None if seconds is None else iso(seconds)
+
+    return [
+        {
+            "entry": entry.name, "state": entry.state, "overrides": entry.overrides,
+            "slot_start": None if entry.slot is None else iso(entry.slot.start),
+            "started": moment(entry.started_at), "finished": moment(entry.finished_at), "exit_code": entry.exit_code,
+            "slurm_job": entry.slurm_job, "slurm": seen, "note": entry.note,
+        }
+        for entry, seen in refresh(now)
+    ]
+
+
+def render_status(records: list[dict]) -> str:
+    lines = []
+    for row in records:
+        seen = row["slurm"]
+        slurm = "" if seen is None else f"  SLURM {row['slurm_job']} {seen['state']} ({seen['reason']}, " \
+            f"start {seen['start']})"
+        lines.append(
+            f"{row['entry']:<14} {row['state']:<9} slot {str(row['slot_start'])[:19]:<19} "
+            f"started {str(row['started'])[:19]:<19}{slurm}" + (f"  {row['note']}" if row["note"] else "")
+        )
+    return "\n".join(lines) or "the queue is empty"
