@@ -257,3 +257,22 @@ def test_sigterm_stops_following_the_queue_in_one_line_and_loses_nothing(project
     (entry,) = read_queue().entries
     assert entry.state == "queued" and entry.slot is not None and entry.slot.start > now + 3600
     assert not entry.folder.exists()
+
+
+def test_an_entry_whose_latest_start_passed_is_recorded_as_missed_and_the_rest_go_on(project):
+    from carbon_pipe.params import load_params
+    from carbon_pipe.queue.local import Runner
+    from carbon_pipe.scheduling.clock import SimulatedClock
+
+    from .queue_project import trace
+
+    now = time.time()
+    (project / "trace.csv").write_text(trace(now, 600, [300 - 5 * k for k in range(40)]))
+    cli("queue", "add", "--name", "gone", "--duration", "1h", "--arrival", time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 2 * 3600)), "--slack", "90min")
+    cli("queue", "add", "--name", "kept", "--duration", "1h", "--slack", "5h")
+    said = []
+    assert Runner(load_params("params.yaml"), 1, said.append, SimulatedClock(now), 60.0, None).step(first=True)
+    gone, kept = read_queue().entries
+    assert gone.state == "failed" and gone.note.startswith("missed: its latest start") and "gone missed" in said[0]
+    assert kept.state == "queued" and kept.slot is not None

@@ -135,6 +135,12 @@ class Runner:
                 update(entry.name, **outcome)
                 said = f": {outcome['note']}" if outcome["note"] else ""
                 self.say(f"queue: {entry.name} {outcome['state']}{said}")
+        for entry in read_queue().in_state("queued"):
+            if entry.deadline - entry.duration < now:
+                note = f"missed: its latest start {iso(entry.deadline - entry.duration)} passed before a worker or " \
+                       "`queue run` could start it; not started"
+                update(entry.name, state="failed", finished_at=now, note=note)
+                self.say(f"queue: {entry.name} {note}")
         queue = read_queue()
         pending, running = queue.in_state("queued"), local_running(queue)
         if not pending and not running:
