@@ -61,7 +61,6 @@ def make_project(folder: Path, trace_text: str) -> Path:
     (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     (folder / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML, sort_keys=False))
     (folder / "work.py").write_text(WORK)
-    (folder / ".gitignore").write_text("queue_plan.png\n")
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"],
                     ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny project"]):
         subprocess.run(command, cwd=folder, check=True, capture_output=True)

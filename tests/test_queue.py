@@ -90,7 +90,7 @@ def test_zero_workers_is_refused_before_anything_runs(project):
     for command in (["plan", "--now", ARRIVAL], ["run"], ["submit", "--slurm"]):
         result = cli("queue", *command, "--workers", "0")
         assert result.exit_code == 2 and "--workers: at least one worker" in result.output, result.output
-    assert read_queue().entries[0].state == "queued" and not (project / "queue_plan.png").exists()
+    assert read_queue().entries[0].state == "queued" and not (QUEUE_FILE.parent / "plan.png").exists()
 
 
 @pytest.mark.parametrize(

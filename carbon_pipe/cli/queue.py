@@ -75,8 +75,8 @@ def add(
 @queue_app.command("plan")
 def plan(
     workers: int = WorkersOption,
-    png: Path = typer.Option(Path("queue_plan.png"), "--png", help="Where to draw the plan (a Gantt over the "
-                             "forecast, beside first-come)."),
+    png: Path = typer.Option(Path(".dvc/tmp/carbon-pipe-queue/plan.png"), "--png", help="Where to draw the plan "
+                             "(a Gantt over the forecast, beside first-come)."),
     now: Optional[str] = typer.Option(None, "--now", help="Plan as if now were this time (default: the clock)."),
     step: Optional[str] = StepOption,
     as_json: bool = JsonOption,
