@@ -6,6 +6,7 @@ from . import stages  # noqa: F401
 from . import runs  # noqa: F401
 from . import backtests  # noqa: F401
 from . import project  # noqa: F401
+from . import queue  # noqa: F401
 # isort: on
 from .common import app
 

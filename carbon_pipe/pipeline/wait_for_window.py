@@ -2,11 +2,14 @@
 
 Writes the decision (scheduling/decision.py) and the horizon the train stages are charged with
 (intensity/horizon.py). A rerun of a wait that was stopped or killed resumes it (scheduling/waiting_state.py).
+An experiment the queue started in its slot ($CARBON_PIPE_QUEUE_SLOT, scheduling/queued.py) does not wait again:
+it records the queue's slot.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, Optional
 
 from ..artifacts import holding
@@ -17,7 +20,8 @@ from ..params import Params
 from ..scheduling.clock import Clock, make_clock
 from ..scheduling.decision import Decision, decided, undecided, write_decision
 from ..scheduling.duration import DurationEstimate, expected_duration
-from ..scheduling.outlook import check_reach
+from ..scheduling.outlook import check_reach, look_ahead
+from ..scheduling.queued import QueueSlot, queue_slot
 from ..scheduling.waiting import Say, Waited, quiet, wait_for_window
 from ..scheduling.waiting_state import begin_wait
 from ..signals import stop_requests, stopped_by
@@ -29,8 +33,29 @@ def run_stage(params: Params, say: Say = quiet, clock: Optional[Clock] = None, *
     two would share one resumable state and overwrite each other's decision."""
     estimate = expected_duration(params)
     check_reach(params, estimate.seconds)  # bad params first: one line, and not even a lock file written
+    slot = queue_slot()
     with holding(WINDOW_DIR, "wait-for-window"):
+        if slot is not None:
+            return _queued(params, slot, **source_options)
         return _wait(params, estimate, say, clock or make_clock(params), **source_options)
+
+
+def _queued(params: Params, slot: QueueSlot, **source_options: Any) -> Decision:
+    """Started by the queue in its slot: the intensities from the entry's arrival (its saving is against starting
+    then), the slot as the plan, no wait. Recorded, not slept, at the moment it really started: the train stages
+    charge the run there and do not wait again."""
+    started = time.time()
+    scheduler = params.scheduler.model_copy(update={"clock": "simulated", "now": started})
+    params = params.model_copy(update={"scheduler": scheduler})
+    duration = slot.end - slot.start
+    outlook = look_ahead(params, slot.arrival, started, duration, **source_options)
+    outlook = dataclasses.replace(outlook, plan=slot.plan(outlook.series, started))
+    estimate = DurationEstimate(duration, "queue", f"the queue's expected duration for entry {slot.entry}")
+    decision = decided(params, Waited(outlook, started, slot.arrival, 0, []), estimate)
+    write_horizon(Horizon(decision.submitted, decision.clock, outlook.series, decision.source_chain,
+                          decision.source_failures))
+    write_decision(decision)
+    return decision
 
 
 def _wait(params: Params, estimate: DurationEstimate, say: Say, clock: Clock, **source_options: Any) -> Decision:

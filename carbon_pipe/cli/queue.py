@@ -1,0 +1,157 @@
+"""`carbon-pipe queue`: many DVC experiments planned jointly into low-carbon windows under K workers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import UsageError
+from .common import JsonOption, ParamsOption, _fail, _handled, _load, _print_json, _say, _show, app
+
+queue_app = typer.Typer(help="Queue DVC experiments, plan them together into low-carbon windows, run them locally "
+                        "or on SLURM.", no_args_is_help=True)
+app.add_typer(queue_app, name="queue")
+
+WorkersOption = typer.Option(1, "--workers", "-K", help="At most this many experiments run at once.")
+StepOption = typer.Option(None, "--step", help="The planning grid (e.g. 15min); default: the forecast's own step, "
+                          "at least 15 min.")
+
+
+def _seconds(value: Optional[str], option: str) -> Optional[float]:
+    from ..timeutil import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        _fail(UsageError(f"{option}: {exc}"))
+
+
+def _instant(value: Optional[str], option: str) -> Optional[float]:
+    from ..timeutil import parse_instant
+
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        _fail(UsageError(f"{option}: {exc}"))
+
+
+@queue_app.command("add")
+def add(
+    overrides: list[str] = typer.Option([], "--set-param", "-S", help="key=value of params.yaml; key=a,b,c queues "
+                                        "one entry per value, several such -S a grid (as dvc exp run --queue)."),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="The entry's (and experiment's) name; a grid "
+                                       "gets NAME-1, NAME-2, ..."),
+    duration: str = typer.Option("auto", "--duration", help="Expected run time, or auto: the last measured run "
+                                 "of this configuration, else scheduler.fallback_duration."),
+    power: Optional[float] = typer.Option(None, "--power", help="Expected mean power in kW (default: measured, "
+                                          "else 0.2)."),
+    deadline: Optional[str] = typer.Option(None, "--deadline", help="Finish by this time (ISO-8601 with a zone)."),
+    slack: Optional[str] = typer.Option(None, "--slack", help="Finish within this long of now (e.g. 12h). Default: "
+                                        "scheduler.max_wait + the duration."),
+    arrival: Optional[str] = typer.Option(None, "--arrival", help="When the entry counts as queued (default: now); "
+                                          "for planning against a past trace."),
+    params: Path = ParamsOption,
+) -> None:
+    """Queue one DVC experiment per combination of the -S values. Every entry is checked before any is added."""
+    from ..queue.entries import add_entries
+
+    _load(params)
+    moment = _instant(arrival, "--arrival") or time.time()
+    added = _handled(lambda: add_entries(
+        params, overrides, name, duration, power, _instant(deadline, "--deadline"), _seconds(slack, "--slack"), moment
+    ))
+    for entry in added:
+        _say(f"queued {entry.name}: {entry.duration:.0f} s ({entry.duration_basis}), {entry.power_kw:g} kW, "
+             f"deadline in {(entry.deadline - entry.arrival) / 3600:.2f} h")
+
+
+@queue_app.command("plan")
+def plan(
+    workers: int = WorkersOption,
+    png: Path = typer.Option(Path(".dvc/tmp/carbon-pipe-queue/plan.png"), "--png", help="Where to draw the plan "
+                             "(a Gantt over the forecast, beside first-come)."),
+    now: Optional[str] = typer.Option(None, "--now", help="Plan as if now were this time (default: the clock)."),
+    step: Optional[str] = StepOption,
+    as_json: bool = JsonOption,
+    params: Path = ParamsOption,
+) -> None:
+    """Plan the queued entries together (at most K at once) and show the plan beside first-come and each entry's own
+    best window. Nothing is started."""
+    from ..queue import planning
+    from ..queue.gantt import write_gantt
+    from ..queue.store import read_queue
+
+    config = _load(params)
+    _handled(lambda: planning.check_workers(workers))
+    moment = _instant(now, "--now") or time.time()
+    entries = _handled(read_queue).in_state("queued")
+    if not entries:
+        _fail(UsageError("queue plan: no queued entries (carbon-pipe queue add -S key=value first)"))
+    series = _handled(lambda: planning.forecast(config, entries, moment))
+    comparison = _handled(lambda: planning.compare_plans(entries, series, workers, moment, _seconds(step, "--step")))
+    write_gantt(png, series, comparison.joint, comparison.first_come, workers)
+    summary = planning.plan_summary(comparison, workers, f"{series.source} {series.region}")
+    _print_json({**summary, "png": str(png)}) if as_json else _show(planning.render_table(summary) + f"\nplot: {png}")
+
+
+@queue_app.command("run")
+def run(
+    workers: int = WorkersOption,
+    replan_interval: Optional[str] = typer.Option(None, "--replan-interval", help="Re-fetch and re-plan the entries "
+                                                  "not started this often (default: scheduler.replan_interval)."),
+    step: Optional[str] = StepOption,
+    params: Path = ParamsOption,
+) -> None:
+    """Follow the plan on the real clock: each entry starts in its slot as `dvc exp run --temp`, never more than K
+    at once. Safe to stop and run again: nothing starts twice, nothing is lost."""
+    from ..queue.local import run_queue
+
+    config = _load(params)
+    every, grid = _seconds(replan_interval, "--replan-interval"), _seconds(step, "--step")
+    queue = _handled(lambda: run_queue(config, workers, _say, every, grid))
+    done, failed = queue.in_state("done"), queue.in_state("failed")
+    _say(f"queue: {len(done)} done, {len(failed)} failed" + "".join(f"; {e.name}: {e.note}" for e in failed))
+    if failed:
+        raise typer.Exit(1)
+
+
+@queue_app.command("submit")
+def submit(
+    slurm: bool = typer.Option(False, "--slurm", help="Hand each entry to SLURM (sbatch --begin at its slot)."),
+    workers: int = WorkersOption,
+    step: Optional[str] = StepOption,
+    params: Path = ParamsOption,
+) -> None:
+    """Plan the entries not started and submit each to SLURM at its slot, in its own clone of the committed project;
+    again later, it re-plans and moves the jobs still pending. Results come back as DVC experiments."""
+    from ..queue import slurm as cluster
+
+    if not slurm:
+        _fail(UsageError("queue submit: only --slurm is supported (queue run runs the queue here)"))
+    config = _load(params)
+    _handled(lambda: cluster.submit(config, workers, Path.cwd(), _say, time.time(), _seconds(step, "--step")))
+
+
+@queue_app.command("status")
+def status(as_json: bool = JsonOption) -> None:
+    """Every entry: its state, planned slot, real start (SLURM's, for submitted jobs) and outcome."""
+    from ..queue import slurm as cluster
+
+    records = _handled(lambda: cluster.status_records(time.time()))
+    _print_json(records) if as_json else _show(cluster.render_status(records))
+
+
+@queue_app.command("cancel")
+def cancel(names: list[str] = typer.Argument(..., help="Entries to cancel (queued, or pending on SLURM).")) -> None:
+    """Cancel entries not started yet (a SLURM job still pending is scancel'ed); a finished one stays recorded."""
+    from ..queue.slurm import cancel_entries
+
+    for entry in _handled(lambda: cancel_entries(names)):
+        _say(f"queue: cancelled {entry.name}")

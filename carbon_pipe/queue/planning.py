@@ -1,0 +1,161 @@
+"""The queue's plan: its entries as jobs for the joint planner (scheduling/joint.py, pure), the forecast they are
+planned on (fetched from the configured sources, as wait-for-window fetches), and the plan's table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from ..errors import FieldError, UsageError
+from ..intensity.series import IntensitySeries
+from ..intensity.sources import fetch_series
+from ..params import Params
+from ..scheduling.joint import JointPlan, QueuedJob, first_come_plan, own_best_window_plan, plan_jobs
+from ..timeutil import iso
+from .store import Entry
+
+
+def check_workers(workers: int) -> int:
+    if workers < 1:
+        raise UsageError(f"--workers: at least one worker is needed to run anything, got {workers}")
+    return workers
+
+
+def forecast(params: Params, entries: Sequence[Entry], now: float) -> IntensitySeries:
+    """The intensities from the earliest arrival towards the latest deadline, from carbon.sources with their
+    fallback, as wait-for-window fetches them. A source must reach carbon.horizon ahead of now (or the last deadline,
+    if sooner) and at least far enough to run every entry from now; the planner keeps entries inside what it got."""
+    start = min([now, *(entry.arrival for entry in entries)])
+    last_deadline = max([now, *(entry.deadline for entry in entries)])
+    runnable = max([now, *(max(entry.arrival, now) + entry.duration for entry in entries)])
+    need_until = max(runnable, min(last_deadline, now + params.carbon.horizon))
+    return fetch_series(params.carbon, start, max(last_deadline, now + params.carbon.horizon), need_until).series
+
+
+def job_of(entry: Entry) -> QueuedJob:
+    return QueuedJob(entry.name, entry.arrival, entry.deadline, entry.duration, entry.power_kw)
+
+
+def running_job(entry: Entry, now: float) -> QueuedJob:
+    """A started entry holds a worker until its expected end (at least until now): fixed, not planned."""
+    started = now if entry.started_at is None else entry.started_at  # a SLURM job whose start is not known yet
+    left = max(started + entry.duration - now, 1.0)
+    return QueuedJob(entry.name, now, now + left, left, entry.power_kw)
+
+
+def check_entries(entries: Sequence[Entry], now: float) -> None:
+    """Each entry can still be placed: one line naming the first that cannot."""
+    for entry in entries:
+        if entry.deadline <= entry.arrival:
+            raise FieldError(f"entry {entry.name}", f"its deadline {iso(entry.deadline)} is before its arrival")
+        if entry.duration > entry.deadline - max(entry.arrival, now):
+            raise FieldError(
+                f"entry {entry.name}",
+                f"its duration {entry.duration:.0f} s is longer than the time left to its deadline "
+                f"{iso(entry.deadline)} ({max(0.0, entry.deadline - max(entry.arrival, now)):.0f} s)",
+            )
+
+
+def plan_queue(
+    pending: Sequence[Entry], running: Sequence[Entry], series: IntensitySeries, workers: int, now: float,
+    step: Optional[float] = None,
+) -> JointPlan:
+    """The joint plan of the entries not started yet, around those running (which keep their workers)."""
+    check_entries(pending, now)
+    jobs = [running_job(entry, now) for entry in running] + [job_of(entry) for entry in pending]
+    return plan_jobs(jobs, series, workers, now, step=step)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The queue's plan beside the carbon-agnostic first-come plan and each entry's own best window alone."""
+
+    joint: JointPlan
+    first_come: JointPlan
+    stampede: JointPlan  # each entry takes its own best window, K workers serve them in that order
+    own_best: JointPlan  # each entry in its own best window as if it ran alone (a worker each)
+    now_g: dict[str, float]  # each entry started now (or at its arrival), alone
+
+
+def compare_plans(
+    entries: Sequence[Entry], series: IntensitySeries, workers: int, now: float, step: Optional[float] = None
+) -> Comparison:
+    check_entries(entries, now)
+    jobs = [job_of(entry) for entry in entries]
+    now_g = {}
+    for job in jobs:
+        begin = max(now, job.arrival)
+        now_g[job.name] = job.power_kw * series.mean(begin, begin + job.duration) * job.duration / 3600
+    return Comparison(
+        plan_jobs(jobs, series, workers, now, step=step),
+        first_come_plan(jobs, series, workers, now),
+        own_best_window_plan(jobs, series, workers, now),
+        own_best_window_plan(jobs, series, len(jobs), now),
+        now_g,
+    )
+
+
+def _pct(planned: float, other: float) -> float:
+    return 100.0 * (1 - planned / other) if other > 0 else 0.0
+
+
+def plan_rows(comparison: Comparison) -> list[dict[str, Any]]:
+    own = {slot.name: slot for slot in comparison.own_best.slots}
+    rows = []
+    for slot in comparison.joint.slots:
+        now_g, own_g = comparison.now_g[slot.name], own[slot.name].expected_g
+        rows.append({
+            "entry": slot.name, "start": iso(slot.start), "end": iso(slot.end), "expected_g": slot.expected_g,
+            "now_g": now_g, "saving_vs_now_pct": _pct(slot.expected_g, now_g),
+            "own_best_g": own_g, "vs_own_best_pct": _pct(slot.expected_g, own_g),
+        })
+    return rows
+
+
+def plan_summary(comparison: Comparison, workers: int, source: str) -> dict[str, Any]:
+    joint, first = comparison.joint, comparison.first_come
+    return {
+        "workers": workers, "method": joint.method, "source": source,
+        "total_g": joint.total_g, "lower_bound_g": joint.lower_bound_g, "gap": joint.gap,
+        "first_come_total_g": first.total_g, "saving_vs_first_come_pct": _pct(joint.total_g, first.total_g),
+        "own_best_window_total_g": comparison.stampede.total_g,
+        "own_best_window_late": list(comparison.stampede.late),
+        "first_come_late": list(first.late),
+        "entries": plan_rows(comparison),
+    }
+
+
+def render_table(summary: dict[str, Any]) -> str:
+    header = f"{'entry':<14} {'start (UTC)':<19} {'end':<19} {'expected g':>10} {'vs now':>8} {'vs own best':>11}"
+    lines = [header, "-" * len(header)]
+    for row in summary["entries"]:
+        lines.append(
+            f"{row['entry']:<14} {row['start'][:19]:<19} {row['end'][:19]:<19} {row['expected_g']:>10.3f} "
+            f"{-row['saving_vs_now_pct']:>+7.1f}% {-row['vs_own_best_pct']:>+10.1f}%"
+        )
+    lines.append(
+        f"{summary['method']} plan for {summary['workers']} worker(s) on {summary['source']}: "
+        f"{summary['total_g']:.3f} g, first-come {summary['first_come_total_g']:.3f} g "
+        f"({summary['saving_vs_first_come_pct']:.1f} % saved), each in its own best window "
+        f"{summary['own_best_window_total_g']:.3f} g ({len(summary['own_best_window_late'])} late); "
+        f"gap to the LP bound {100 * summary['gap']:.2f} %"
+    )
+    return "\n".join(lines)
+
+
+def worth_moving(pending: Sequence[Entry], fresh: JointPlan, series: IntensitySeries, now: float,
+                 min_saving_pct: float) -> bool:
+    """Whether a re-plan should replace the last plan: only if every entry had a slot still ahead and the fresh
+    plan saves more than `min_saving_pct` against keeping those slots on the fresh forecast. Equal plans are many
+    in a flat trough, and a solver picks any of them: adopting each would let the starts drift later, re-plan
+    after re-plan, until they fall out of the trough."""
+    if any(entry.slot is None or entry.slot.start < now for entry in pending):
+        return True
+    names = {entry.name for entry in pending}
+    fresh_g = sum(slot.expected_g for slot in fresh.slots if slot.name in names)
+    kept_g = sum(
+        entry.power_kw * series.mean(entry.slot.start, entry.slot.end) * (entry.slot.end - entry.slot.start) / 3600
+        for entry in pending
+        if entry.slot is not None
+    )
+    return fresh_g < kept_g * (1 - min_saving_pct / 100)

@@ -1,0 +1,72 @@
+"""A slot the experiment queue planned: handed to wait-for-window in $CARBON_PIPE_QUEUE_SLOT, so an experiment the
+queue started at its slot does not wait again and its decision records the queue's plan.
+
+One writer (`QueueSlot.environment`, used by carbon_pipe/queue) and one reader (`queue_slot`, wait-for-window).
+An environment variable, not a params key: the slot is when this one run was started, not a setting of the project,
+and DVC would otherwise record it as a parameter every experiment differs in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+from ..errors import UsageError
+from ..intensity.series import IntensitySeries
+from ..timeutil import iso
+from .planner import Plan
+
+SLOT_VARIABLE = "CARBON_PIPE_QUEUE_SLOT"
+
+
+@dataclass(frozen=True)
+class QueueSlot:
+    """Where the queue put one entry: times are epoch seconds."""
+
+    entry: str
+    arrival: float  # when the entry was queued: the experiment's submission, so its saving is against starting then
+    start: float  # its planned start
+    end: float
+    expected_g: float
+    workers: int
+    method: str  # how the plan was made (the joint planner's method)
+    planned_at: float  # when that plan was made
+
+    def environment(self) -> dict[str, str]:
+        return {SLOT_VARIABLE: json.dumps(asdict(self), sort_keys=True)}
+
+    def plan(self, series: IntensitySeries, started: float) -> Plan:
+        """What wait-for-window records: one chunk from when the experiment really started, for the planned length."""
+        from .planner import Chunk
+
+        duration = self.end - self.start
+        mean = series.mean(started, started + duration)
+        chunk = Chunk(started, started + duration, mean)
+        why = (
+            f"started by the carbon-pipe queue in its slot {iso(self.start)} to {iso(self.end)} (entry {self.entry}, "
+            f"{self.method} plan for {self.workers} worker(s) made at {iso(self.planned_at)}, "
+            f"{self.expected_g:.3g} g expected); no wait of its own"
+        )
+        return Plan("queue", (chunk,), mean, series.mean(self.arrival, self.arrival + duration), why)
+
+
+def queue_slot(environ: Optional[dict[str, str]] = None) -> Optional[QueueSlot]:
+    """The slot this process was started in, or None when the queue did not start it."""
+    text = (os.environ if environ is None else environ).get(SLOT_VARIABLE)
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+        slot = QueueSlot(
+            entry=str(record["entry"]),
+            **{key: float(record[key]) for key in ("arrival", "start", "end", "expected_g", "planned_at")},
+            workers=int(record["workers"]),
+            method=str(record["method"]),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"${SLOT_VARIABLE}: not a slot the queue wrote ({exc.__class__.__name__}: {exc})") from None
+    if not slot.arrival <= slot.start < slot.end:
+        raise UsageError(f"${SLOT_VARIABLE}: entry {slot.entry}: its slot must start after arrival and end after start")
+    return slot
