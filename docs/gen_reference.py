@@ -295,11 +295,13 @@ def params_page() -> str:
         sections.setdefault(row[0].split(".")[0].removesuffix("[]"), []).append(row)
     for section, rows in sections.items():
         model = _inner_model(Params.model_fields[section].annotation)
-        doc = model.__dict__.get("__doc__") if model else None
+        doc = (model.__dict__.get("__doc__") if model else None) or written.get(section, ("", ""))[1]
         lines += [f"## `{section}`", ""]
         if doc:
             lines += [inspect.cleandoc(doc).replace("\n", " "), ""]
         lines += ["| key | type | default | checks | in params.yaml | help |", "|---|---|---|---|---|---|"]
+        # a section's own row would repeat its heading
+        rows = [row for row in rows if row[0] != section or row[1] != "section"]
         lines += ["| " + " | ".join(_cell(cell) for cell in (f"`{row[0]}`", *row[1:])) + " |" for row in rows]
         lines.append("")
     return "\n".join(lines)

@@ -55,6 +55,8 @@ def test_the_params_reference_gives_each_key_its_bounds_and_help(reference):
     assert "pin glibc malloc's thresholds" in rows["train.steady_allocator"]
     assert "each request, from connecting to the last byte" in rows["carbon.watttime.timeout"]
     assert rows["carbon.csv.time_column"].startswith("| `carbon.csv.time_column` | str or `null` |")
+    # a section's comment, continued on the line below it in params.yaml, introduces its table
+    assert "measured paired: carbon-pipe profile, and train-optimized's first segment" in reference.params_page()
 
 
 def test_the_cli_reference_gives_every_command_and_option_its_help(reference):
