@@ -177,7 +177,11 @@ def describe_check(item: Any) -> str | None:
         return doc.split("\n\n")[0].replace("\n", " ").rstrip(".")
     name = func.__qualname__.split(".<locals>")[0].lstrip("_").replace("_", " ")
     if func.__closure__:
-        return f"{name}: {', '.join(_closure_value(cell.cell_contents) for cell in func.__closure__)}"
+        values = [cell.cell_contents for cell in func.__closure__]
+        # a factory given a function of the allowed values (and a label): the values say it all
+        listed = [_listed(value) for value in values if callable(value) and not isinstance(value, type)]
+        shown = [text for text in listed if text] or [repr(value) for value in values]
+        return f"{name}: {', '.join(shown)}"
     return name
 
 
@@ -190,14 +194,13 @@ def _number(value: Any) -> str:
     return _yaml(value)
 
 
-def _closure_value(value: Any) -> str:
-    if callable(value) and not isinstance(value, type):
-        try:
-            made = value()
-        except Exception:  # a function of arguments: shown by name
-            return getattr(value, "__name__", "a function")
-        return ", ".join(map(str, made)) if isinstance(made, (list, tuple, dict)) else str(made)
-    return repr(value)
+def _listed(function: Any) -> str:
+    """What a function of no arguments returns, as a list in words; '' for one that takes arguments."""
+    try:
+        made = function()
+    except TypeError:  # a function of arguments: not a list of values
+        return ""
+    return ", ".join(map(str, made)) if isinstance(made, (list, tuple, dict)) else str(made)
 
 
 def params_rows(model: type, prefix: str, written: dict[str, tuple[str, str]]) -> Iterator[tuple[str, ...]]:
@@ -218,7 +221,7 @@ def params_rows(model: type, prefix: str, written: dict[str, tuple[str, str]]) -
             text = "duration" + text.removeprefix("float")
             default = _duration(field.default) if isinstance(field.default, float) else default
         value, comment = written.get(key, ("", ""))
-        help_text = field.description or comment or notes.get(name, "")
+        help_text = field.description or _plain(comment or notes.get(name, ""))
         inner = _inner_model(field.annotation)
         if inner is not None and text == "section":
             nested.append((key, inner))
@@ -246,7 +249,7 @@ def _duration_rule() -> str:
         for field in model.model_fields.values():
             for item in [*field.metadata, *_unwrap(field.annotation)[1]]:
                 if _function_name(item) == DURATION:
-                    return (describe_check(item) or "").lower()
+                    return (describe_check(item) or "").split(": ", 1)[-1]
     return ""
 
 
@@ -277,6 +280,14 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _plain(text: str) -> str:
+    """Help text as plain text in markdown: its <, > and * are characters, not HTML or emphasis (`code` is kept)."""
+    parts = text.split("`")
+    for index in range(0, len(parts), 2):  # outside code spans
+        parts[index] = parts[index].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("*", "\\*")
+    return "`".join(parts)
+
+
 def params_page() -> str:
     from carbon_pipe.params import Params
 
@@ -287,7 +298,7 @@ def params_page() -> str:
         "Generated from the schema (`carbon_pipe/params.py` and the sections it imports) and the comments in",
         "`params.yaml` at every docs build, by `docs/gen_reference.py`: it cannot drift from the code. What happens to",
         "a bad value is in [Params and bad input](../params.md). A duration reads `90s`, `30min`, `4h` or `1h30min`",
-        f"(its default here in seconds); every duration is checked: {_duration_rule()}.",
+        f"(its default here in seconds), and each is checked: {_duration_rule()}.",
         "",
     ]
     sections: dict[str, list[tuple[str, ...]]] = {}
@@ -330,11 +341,11 @@ def cli_page() -> str:
         "Generated from the Typer app (`carbon_pipe/cli/`) at every docs build, by `docs/gen_reference.py`: each",
         "command's and option's help is the one `carbon-pipe COMMAND --help` prints.",
         "",
-        inspect.cleandoc(root.help or ""),
+        _plain(inspect.cleandoc(root.help or "")),
         "",
     ]
     for name, command in _commands(root, ""):
-        lines += [f"## `carbon-pipe {name}`", "", inspect.cleandoc(command.help or ""), ""]
+        lines += [f"## `carbon-pipe {name}`", "", _plain(inspect.cleandoc(command.help or "")), ""]
         params = [param for param in command.params if not getattr(param, "hidden", False)]
         if not params:
             continue
@@ -344,7 +355,7 @@ def cli_page() -> str:
             if type(param).__name__.endswith("Argument"):
                 names = f"`{param.name.upper()}`" + (" ..." if param.nargs == -1 else "")
             default = "required" if param.required else f"`{_yaml(param.default)}`"
-            help_text = getattr(param, "help", "") or ""
+            help_text = _plain(getattr(param, "help", "") or "")
             cells = (names, default, help_text)
             lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
         lines.append("")
