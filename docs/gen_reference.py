@@ -12,6 +12,7 @@ and the tests (tests/test_docs.py); `python docs/gen_reference.py --check` says 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import io
 import re
@@ -72,30 +73,37 @@ def source_comments(model: type) -> dict[str, str]:
     """{field: comment} from the schema's source: the comment on a field's line, or the comment lines above it."""
     found: dict[str, str] = {}
     for cls in reversed(model.__mro__):
-        if cls.__module__.startswith("pydantic") or not hasattr(cls, "model_fields"):
+        if not cls.__module__.startswith("pydantic") and hasattr(cls, "model_fields"):
+            found.update(_class_comments(cls))
+    return found
+
+
+@functools.cache
+def _class_comments(cls: type) -> dict[str, str]:
+    """The comments beside the fields one class defines (its source is read once: inspect parses the module)."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    comments: dict[int, str] = {}
+    code_lines: set[int] = set()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            comments[token.start[0]] = token.string.lstrip("#").strip()
+        elif token.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+            code_lines.add(token.start[0])
+    found: dict[str, str] = {}
+    for number, line in enumerate(source.splitlines(), start=1):
+        match = re.match(r"^    ([A-Za-z_]\w*)\s*:", line)
+        if not match or match.group(1) not in cls.__dict__.get("__annotations__", {}):
             continue
-        try:
-            source = inspect.getsource(cls)
-        except (OSError, TypeError):
-            continue
-        comments: dict[int, str] = {}
-        code_lines: set[int] = set()
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.COMMENT:
-                comments[token.start[0]] = token.string.lstrip("#").strip()
-            elif token.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
-                code_lines.add(token.start[0])
-        for number, line in enumerate(source.splitlines(), start=1):
-            match = re.match(r"^    ([A-Za-z_]\w*)\s*:", line)
-            if not match or match.group(1) not in cls.__dict__.get("__annotations__", {}):
-                continue
-            above, previous = [], number - 1
-            while previous in comments and previous not in code_lines:
-                above.insert(0, comments[previous])
-                previous -= 1
-            text = comments.get(number) or " ".join(above)
-            if text:
-                found[match.group(1)] = text
+        above, previous = [], number - 1
+        while previous in comments and previous not in code_lines:
+            above.insert(0, comments[previous])
+            previous -= 1
+        text = comments.get(number) or " ".join(above)
+        if text:
+            found[match.group(1)] = text
     return found
 
 

@@ -23,6 +23,16 @@ def reference():
     return module
 
 
+@pytest.fixture(scope="module")
+def params_page(reference):
+    return reference.params_page()
+
+
+@pytest.fixture(scope="module")
+def params_rows(params_page):
+    return {row.split(" | ")[0].strip("| `"): row for row in params_page.splitlines() if row.startswith("| `")}
+
+
 def leaf_keys(mapping: dict, prefix: str = "") -> list[str]:
     keys = []
     for key, value in mapping.items():
@@ -35,9 +45,8 @@ def test_the_committed_reference_pages_are_what_the_code_generates(reference):
     assert reference.stale_pages() == [], "run python docs/gen_reference.py and commit docs/reference/"
 
 
-def test_the_params_reference_lists_every_key_of_params_yaml_with_its_value(reference):
-    page = reference.params_page()
-    rows = {row.split(" | ")[0].strip("| `"): row for row in page.splitlines() if row.startswith("| `")}
+def test_the_params_reference_lists_every_key_of_params_yaml_with_its_value(params_rows):
+    rows = params_rows
     keys = leaf_keys(yaml.safe_load((REPO / "params.yaml").read_text()))
     assert len(keys) > 50
     missing = [key for key in keys if key not in rows]
@@ -46,8 +55,8 @@ def test_the_params_reference_lists_every_key_of_params_yaml_with_its_value(refe
     assert "`1800` (30min)" in rows["scheduler.replan_interval"]  # the schema's default
 
 
-def test_the_params_reference_gives_each_key_its_bounds_and_help(reference):
-    rows = {row.split(" | ")[0].strip("| `"): row for row in reference.params_page().splitlines() if "| `" in row}
+def test_the_params_reference_gives_each_key_its_bounds_and_help(params_page, params_rows):
+    rows = params_rows
     assert ">= 0; < 2^32" in rows["seed"]
     assert "> 0; <= 1024" in rows["carbon.uk.max_response_mb"]
     assert "mnist, fashion-mnist, cifar10, folder, custom" in rows["data.dataset"]
@@ -56,7 +65,7 @@ def test_the_params_reference_gives_each_key_its_bounds_and_help(reference):
     assert "each request, from connecting to the last byte" in rows["carbon.watttime.timeout"]
     assert rows["carbon.csv.time_column"].startswith("| `carbon.csv.time_column` | str or `null` |")
     # a section's comment, continued on the line below it in params.yaml, introduces its table
-    assert "measured paired: carbon-pipe profile, and train-optimized's first segment" in reference.params_page()
+    assert "measured paired: carbon-pipe profile, and train-optimized's first segment" in params_page
 
 
 def test_the_cli_reference_gives_every_command_and_option_its_help(reference):
