@@ -1,4 +1,5 @@
-"""Backtest report on the shared carbon traces: prints the markdown tables of the README's "Backtest results".
+"""Backtest report on the shared carbon traces: prints the markdown tables of docs/results.md's
+"Backtest: policies on the shared traces".
 
     python benchmarks/backtest_report.py [--shared ../shared]
 

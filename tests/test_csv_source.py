@@ -107,7 +107,7 @@ def test_an_unreadable_trace_is_the_csv_sources_recorded_failure(tmp_path, conte
 
 def test_backtest_refuses_values_no_grid_has_and_holds_across_holes(tmp_path):
     """Two 1e308 readings made the backtest report savings 0.0 with a NaN mean; now one line, exit 2. Holes are held
-    there, as its README section says, so the 73 h one is no error."""
+    there, as the backtest's Semantics (docs/backtest.md) say, so the 73 h one is no error."""
     trace = tmp_path / "trace.csv"
     hours = [f"2024-01-{1 + h // 24:02d}T{h % 24:02d}:00Z,{200 + (h * 37) % 90}" for h in range(24 * 4)]
     trace.write_text(

@@ -1,4 +1,4 @@
-"""The fault table in the README, the rows not covered elsewhere: a tracker that fails, and a full disk at a
+"""The fault table (docs/faults.md), the rows not covered elsewhere: a tracker that fails, and a full disk at a
 checkpoint. Both use real failures (a CodeCarbon setting it cannot parse; a file-size limit the kernel enforces)."""
 
 from __future__ import annotations

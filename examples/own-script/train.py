@@ -1,6 +1,6 @@
 """Train a small classifier on the points prepare.py wrote: a plain PyTorch script that carbon-pipe runs as it is.
 
-What `carbon-pipe run` asks of it (the contract in carbon-pipe's README, "Your own training script"):
+What `carbon-pipe run` asks of it (the contract in carbon-pipe's docs/own-code.md, "Your own training script"):
 - on SIGTERM it finishes the current step, checkpoints to $CARBON_PIPE_CHECKPOINT_DIR and exits;
 - started again, it resumes from that checkpoint, to the same model bytes as a run in one go (on a CPU);
 - it writes its model to $CARBON_PIPE_OUT and its accuracy and losses to $CARBON_PIPE_METRICS.
