@@ -74,3 +74,12 @@ def test_backtest_scale_benchmark_reports_every_policy():
         "oracle",
         "oracle-interruptible",
     ]
+
+
+def test_joint_queue_benchmark_prints_savings_and_plan_sizes():
+    output = bench(
+        "joint_queue.py", "--parts", "savings,scale", "--days", "2", "--seeds", "1", "--entries", "40", "--repeats", "1"
+    )
+    assert "sweep-evening" in output and "sweep-morning" in output
+    assert [line.split()[0] for line in output.splitlines() if line[:2] in ("DE", "GB", "FR")] == ["DE", "GB", "FR"] * 2
+    assert "40 entries:" in output and "gap to the LP bound" in output

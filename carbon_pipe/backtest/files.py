@@ -23,7 +23,7 @@ from ..timeutil import format_duration, parse_duration
 from .jobs import JobTable
 from .runner import Report, Setup, run
 from .tables import PER_JOB_COLUMNS, iso_utc, per_job_rows
-from .workload import AdHoc, Periodic, adhoc, periodic
+from .workload import AdHoc, Periodic, Sweep, adhoc, periodic, sweep
 
 COLUMNS = ("id", "arrival", "duration", "deadline", "slack", "nominal_start", "interruptible")
 _SLURM_ELAPSED = re.compile(r"(?:(\d+)-)?(\d+):(\d{2}):(\d{2})")
@@ -149,9 +149,10 @@ def write_jobs(path: str | Path, table: JobTable) -> None:
         writer.writerows(zip(*columns))
 
 
-def write_workload(path: str | Path, spec: Periodic | AdHoc) -> int:
+def write_workload(path: str | Path, spec: Periodic | AdHoc | Sweep) -> int:
     """Generate a workload and write it as a jobs file; the number of jobs."""
-    table = periodic(spec, str(path)) if isinstance(spec, Periodic) else adhoc(spec, str(path))
+    make = {Periodic: periodic, AdHoc: adhoc, Sweep: sweep}[type(spec)]
+    table = make(spec, str(path))
     write_jobs(path, table)
     return len(table)
 
@@ -165,8 +166,9 @@ def write_per_job(path: str | Path, report: Report) -> None:
 
 
 def run_files(trace: Path, trace_format: str, setup: Setup, forecasts: Optional[Path] = None, forecast_format: str = "auto",
-              jobs: Optional[Path] = None, per_job: Optional[Path] = None) -> Report:  # fmt: skip
+              jobs: Optional[Path] = None, per_job: Optional[Path] = None, capacity: Optional[int] = None):  # fmt: skip
     """Load the trace, the issued forecasts and the jobs file given, backtest, and write the per-job file if asked.
+    With a capacity, the policies of many jobs sharing that many workers (capacity_report.py) instead.
 
     Inputs too large for the memory there is are one line, not a MemoryError.
     """
@@ -177,6 +179,10 @@ def run_files(trace: Path, trace_format: str, setup: Setup, forecasts: Optional[
         loaded["series"] = load_trace(trace, trace_format, max_gap=math.inf)  # held across holes (see Semantics)
         vintages = load_forecasts(forecasts, forecast_format) if forecasts is not None else None
         loaded["table"] = load_jobs(jobs) if jobs is not None else None
+        if capacity is not None:
+            from .capacity_report import run_capacity
+
+            return run_capacity(loaded["series"], setup, capacity, vintages, loaded["table"])
         report = run(loaded["series"], setup, vintages, loaded["table"])
     except MemoryError:
         raise CarbonPipeError(f"backtest: not enough memory for {_size(loaded, trace)}; {_TOO_BIG}") from None

@@ -66,9 +66,9 @@ def run(series: IntensitySeries, setup: Setup, vintages: Optional["ForecastVinta
     check_policies(policies)
     grid = to_grid(series)
     first, end = period(grid, setup.since, setup.until)
-    draws = _forecasts(grid, setup, vintages)
+    draws = forecast_draws(grid, setup, vintages)
     not_before = float(draws[0].issues[0]) if vintages is not None else None
-    placement = _jobs(grid, setup, table, first, end, not_before)
+    placement = placed_jobs(grid, setup, table, first, end, not_before)
     min_chunk = grid.slots(setup.min_chunk, "minimum chunk") if setup.min_chunk is not None else max(1, int(np.ceil(3600 / grid.step)))
     evaluation = evaluate(policies, grid, placement.jobs, draws, setup.threshold, min_chunk, setup.per_job)
     context = {
@@ -98,7 +98,7 @@ def _lengths(setup: Setup) -> dict[str, float]:
     return {name: default if getattr(setup, name) is None else getattr(setup, name) for name, default in PERIODIC_DEFAULTS.items()}
 
 
-def _forecasts(grid: Grid, setup: Setup, vintages: Optional["ForecastVintages"]) -> list[Forecasts]:
+def forecast_draws(grid: Grid, setup: Setup, vintages: Optional["ForecastVintages"]) -> list[Forecasts]:
     synthetic = setup.forecast_error is not None or setup.forecast_error_g is not None
     if setup.seeds < 1:
         raise FieldError("seeds", "must be at least 1")
@@ -114,7 +114,7 @@ def _forecasts(grid: Grid, setup: Setup, vintages: Optional["ForecastVintages"])
     return [SyntheticForecasts(grid, error, setup.seed + k, setup.forecast_error_g) for k in range(setup.seeds)]
 
 
-def _jobs(grid: Grid, setup: Setup, table: Optional[JobTable], first: int, end: int, not_before: Optional[float]) -> Placement:
+def placed_jobs(grid: Grid, setup: Setup, table: Optional[JobTable], first: int, end: int, not_before: Optional[float]) -> Placement:
     if table is None:
         lengths = _lengths(setup)
         return Placement(periodic(grid, lengths["duration"], lengths["slack"], lengths["every"], first, end, not_before))

@@ -1,4 +1,5 @@
-"""Workloads to backtest, generated: jobs repeated around a nominal time, and ad-hoc jobs with calendar deadlines.
+"""Workloads to backtest, generated: jobs repeated around a nominal time, ad-hoc jobs with calendar deadlines, and
+sweeps (many experiments submitted together).
 
 Pure: seeded, no clock. Calendar rules work in local time (`timezone`); every time handed out is epoch seconds.
 """
@@ -63,6 +64,25 @@ class AdHoc:
     interruptible: bool = False
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """`count` experiments submitted together at `at` (local) on each of `days` in [since, until), like a
+    hyperparameter sweep queued at the end of a working day. Each runs a seeded random whole number of `step`s from
+    `durations` (both ends included) and all are due `deadline` seconds after their submission."""
+
+    since: float
+    until: float
+    count: int
+    at: str
+    durations: tuple[float, float]
+    deadline: float
+    days: str = "all"
+    step: float = 1800.0
+    timezone: str = "UTC"
+    seed: int = 0
+    interruptible: bool = False
+
+
 def periodic(spec: Periodic, origin: str = "periodic workload") -> JobTable:
     zone = _zone(spec.timezone)
     if spec.duration <= 0:
@@ -104,6 +124,30 @@ def adhoc(spec: AdHoc, origin: str = "ad-hoc workload") -> JobTable:
     finish = arrival + duration
     deadline = np.array([due(t) for t in finish]) + spec.grace
     return _table(arrival, duration, deadline, arrival, spec.interruptible, origin)
+
+
+def sweep(spec: Sweep, origin: str = "sweep workload") -> JobTable:
+    zone, rng = _zone(spec.timezone), np.random.default_rng(spec.seed)
+    if spec.count < 1:
+        raise FieldError("count", "must be at least 1")
+    if not spec.step > 0:
+        raise FieldError("step", "must be positive")
+    shortest, longest = spec.durations
+    choices = np.arange(shortest, longest + 1e-9, spec.step)
+    if not shortest > 0 or len(choices) == 0:
+        raise FieldError("durations", "need a positive shortest duration, at most the longest")
+    if spec.deadline < longest:
+        raise FieldError("deadline", "leaves the longest experiment no room to run")
+    clock, allowed = _clock(spec.at, "at"), _days(spec.days)
+    submitted = [t for t in _local_days(spec.since, spec.until, zone, clock) if spec.since <= t < spec.until]
+    submitted = np.array([t for t in submitted if _weekday(t, zone) in allowed], dtype=float)
+    if len(submitted) == 0:
+        raise FieldError("days", "no day in the period to submit on")
+    arrival = np.repeat(submitted, spec.count)
+    duration = choices[rng.integers(0, len(choices), len(arrival))]
+    table = _table(arrival, duration, arrival + spec.deadline, arrival, spec.interruptible, origin)
+    names = [f"{datetime.fromtimestamp(t, zone):%Y-%m-%d}.{k}" for t in submitted for k in range(spec.count)]
+    return JobTable(np.array(names), *(getattr(table, f) for f in ("arrival", "duration", "deadline", "nominal", "interruptible")), origin)
 
 
 def deadline_rule(text: str, work_hours: Optional[str], zone: ZoneInfo) -> Callable[[float], float]:

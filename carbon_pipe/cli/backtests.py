@@ -34,6 +34,7 @@ def _flagged(flags: dict[str, str], action: Callable[[], Result]) -> Result:
 BACKTEST_FLAGS = {
     "duration": "--duration", "slack": "--slack", "every": "--every", "minimum chunk": "--min-chunk", "policy": "--policy",
     "forecast error": "--forecast-error", "forecast error in g/kWh": "--forecast-error-g", "threshold": "--threshold", "seeds": "--seeds",
+    "capacity": "--capacity",
 }  # fmt: skip
 
 
@@ -48,7 +49,7 @@ def backtest(
     slack: Optional[str] = typer.Option(None, help="Evenly spaced jobs: how long each may wait after it arrives (default 24h)."),
     every: Optional[str] = typer.Option(None, help="Evenly spaced jobs: one arrives this often from the period's start (default 1h)."),
     policy: list[str] = typer.Option(
-        [], "--policy", help="now, threshold, forecast-window, rolling, forecast-chunks, interruptible, oracle, oracle-interruptible; repeat or comma-separate. Default: all (threshold only with --threshold)."
+        [], "--policy", help="now, threshold, forecast-window, rolling, forecast-chunks, interruptible, oracle, oracle-interruptible (with --capacity: fcfs, greedy, joint, oracle-capacity); repeat or comma-separate. Default: all (threshold only with --threshold)."
     ),
     forecast_error: Optional[float] = typer.Option(None, help="Synthetic forecast error: noise sd as a fraction of the whole trace's mean (default 0.1)."),
     forecast_error_g: Optional[float] = typer.Option(None, help="Synthetic forecast error: noise sd in gCO2/kWh."),
@@ -59,6 +60,7 @@ def backtest(
     since: Optional[str] = typer.Option(None, "--from", help="Score jobs arriving from this time on (ISO-8601 with zone); earlier data stays history."),
     until: Optional[str] = typer.Option(None, "--until", help="Score jobs arriving before this time (evenly spaced jobs also finish by it)."),
     per_job: Optional[Path] = typer.Option(None, "--per-job", help="Write one CSV row per job and policy: start(s), finish, wait, emissions."),
+    capacity: Optional[int] = typer.Option(None, "--capacity", help="Jobs share this many workers: score fcfs, greedy, joint and oracle-capacity instead (see docs/joint-planning.md)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: one object, or a list for several policies."),
 ) -> None:
     """Score scheduling policies on a historical trace against the baseline and the perfect-information optimum."""
@@ -82,12 +84,18 @@ def backtest(
             until=_parsed("--until", parse_instant, until),
             per_job=per_job is not None,
         )
-        return run_files(trace, trace_format, setup, forecasts, forecast_format, jobs, per_job)
+        if capacity is not None and per_job is not None:
+            raise UsageError("--per-job: not written for a backtest with --capacity")
+        return run_files(trace, trace_format, setup, forecasts, forecast_format, jobs, per_job, capacity)
 
     report = _handled(lambda: _flagged(BACKTEST_FLAGS, prepare))
     results = report.as_dicts()
     if as_json:
         _print_json(results[0] if len(results) == 1 else results)
+    elif capacity is not None:
+        from ..backtest.capacity_report import capacity_table
+
+        print(capacity_table(report))
     else:
         print(bt.as_table(report))
 
@@ -101,7 +109,7 @@ TimezoneOption = typer.Option("UTC", help="Time zone of the times of day, days a
 InterruptibleOption = typer.Option(False, "--interruptible", help="Let the interruptible policies run these jobs in pieces.")
 WORKLOAD_FLAGS = {
     "at": "--at", "every": "--every", "duration": "--duration", "count": "--count", "days": "--days", "arrivals": "--arrivals",
-    "durations": "--durations", "deadline": "--deadline", "work hours": "--work-hours", "timezone": "--timezone",
+    "durations": "--durations", "deadline": "--deadline", "work hours": "--work-hours", "timezone": "--timezone", "step": "--step",
 }  # fmt: skip
 
 
@@ -160,6 +168,35 @@ def workload_adhoc(
             (_parsed("--durations", parse_duration, shortest), _parsed("--durations", parse_duration, longest or shortest)),
             deadline, days, arrivals, _parsed("--step", parse_duration, step), work_hours, _parsed("--grace", parse_duration, grace),
             timezone, seed, interruptible,
+        )  # fmt: skip
+        return write_workload(output, spec)
+
+    _say(f"workload: {_handled(lambda: _flagged(WORKLOAD_FLAGS, make))} jobs written to {output}")
+
+
+@workload_app.command("sweep")
+def workload_sweep(
+    output: Path = OutputOption, since: str = SinceOption, until: str = UntilOption,
+    count: int = typer.Option(..., help="Experiments submitted together each time."),
+    at: str = typer.Option(..., help="Local time of day they are submitted (HH:MM)."),
+    durations: str = typer.Option(..., help="Shortest-longest run, both included, every --step (e.g. 1h-4h)."),
+    deadline: str = typer.Option(..., help="All are due this long after their submission (e.g. 48h)."),
+    days: str = typer.Option("all", help="Weekdays they are submitted on (all, Mon-Fri, Mon,Thu)."),
+    step: str = typer.Option("30min", help="Spacing of the durations."),
+    timezone: str = TimezoneOption, interruptible: bool = InterruptibleOption,
+    seed: int = typer.Option(0, help="Seed of the durations."),
+) -> None:  # fmt: skip
+    """Sweeps: COUNT experiments submitted together at a time of day, with a spread of durations and one deadline."""
+    from ..backtest import workload
+    from ..backtest.files import write_workload
+    from ..timeutil import parse_duration, parse_instant
+
+    def make() -> int:
+        shortest, _, longest = durations.partition("-")
+        spec = workload.Sweep(
+            _parsed("--from", parse_instant, since), _parsed("--until", parse_instant, until), count, at,
+            (_parsed("--durations", parse_duration, shortest), _parsed("--durations", parse_duration, longest or shortest)),
+            _parsed("--deadline", parse_duration, deadline), days, _parsed("--step", parse_duration, step), timezone, seed, interruptible,
         )  # fmt: skip
         return write_workload(output, spec)
 

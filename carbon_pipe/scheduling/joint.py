@@ -80,7 +80,7 @@ def plan_jobs(
     if not step > 0:
         raise FieldError("step", f"must be positive, not {step:g}")
     solution = solve(jobs, series, workers, now, step)
-    slots = tuple(_slot(job, series, spans) for job, spans in zip(jobs, solution.spans))
+    slots = tuple(slot(job, series, spans) for job, spans in zip(jobs, solution.spans))
     total = sum(slot.expected_g for slot in slots)
     bound = total if solution.exact else min(total, solution.bound_g)
     return JointPlan(slots, "milp" if solution.exact else "heuristic", total, bound, step)
@@ -91,7 +91,7 @@ def first_come_plan(jobs: Sequence[QueuedJob], series: IntensitySeries, workers:
     check_jobs(jobs, series, workers, now, capacity=False)
     order = sorted(range(len(jobs)), key=lambda j: (_earliest(jobs[j], now), j))
     wanted = [(_earliest(jobs[j], now), j, jobs[j].duration) for j in order]
-    return _baseline("first-come", jobs, series, _serve(wanted, workers))
+    return _baseline("first-come", jobs, series, serve(wanted, workers))
 
 
 def own_best_window_plan(jobs: Sequence[QueuedJob], series: IntensitySeries, workers: int, now: float) -> JointPlan:
@@ -100,9 +100,9 @@ def own_best_window_plan(jobs: Sequence[QueuedJob], series: IntensitySeries, wor
     check_jobs(jobs, series, workers, now, capacity=False)
     wanted = []
     for j, job in enumerate(jobs):
-        for chunk in _own_best(job, series, now).chunks:
+        for chunk in own_best(job, series, now).chunks:
             wanted.append((chunk.start, j, chunk.duration))
-    return _baseline("own-best-window", jobs, series, _serve(sorted(wanted), workers))
+    return _baseline("own-best-window", jobs, series, serve(sorted(wanted), workers))
 
 
 def default_step(series: IntensitySeries) -> float:
@@ -149,14 +149,15 @@ def _earliest(job: QueuedJob, now: float) -> float:
     return max(job.arrival, now)
 
 
-def _own_best(job: QueuedJob, series: IntensitySeries, now: float):
+def own_best(job: QueuedJob, series: IntensitySeries, now: float):
+    """The job's single-job plan from `now`: its best window, or its cheapest chunks if it is interruptible."""
     earliest, latest_end = _earliest(job, now), min(job.deadline, series.end)
     if job.interruptible:
         return interruptible_plan(series, earliest, latest_end, job.duration)
     return lowest_mean_start(series, earliest, latest_end - job.duration, job.duration)
 
 
-def _serve(wanted: list[tuple[float, int, float]], workers: int) -> dict[int, list[tuple[float, float]]]:
+def serve(wanted: list[tuple[float, int, float]], workers: int) -> dict[int, list[tuple[float, float]]]:
     """Pieces (wanted start, job, length) in order, each on the worker free first, not before the job's last piece."""
     free = [0.0] * workers
     spans: dict[int, list[tuple[float, float]]] = {}
@@ -171,13 +172,13 @@ def _serve(wanted: list[tuple[float, int, float]], workers: int) -> dict[int, li
 
 def _baseline(method: str, jobs: Sequence[QueuedJob], series: IntensitySeries, spans: dict) -> JointPlan:
     """The plan of a baseline; a piece running past the series is costed at the series' last value, not dropped."""
-    slots = tuple(_slot(job, series, spans[j]) for j, job in enumerate(jobs))
+    slots = tuple(slot(job, series, spans[j]) for j, job in enumerate(jobs))
     late = tuple(job.name for job, slot in zip(jobs, slots) if slot.end > job.deadline + 1e-6)
     total = sum(slot.expected_g for slot in slots)
     return JointPlan(slots, method, total, total, 0.0, late)
 
 
-def _slot(job: QueuedJob, series: IntensitySeries, spans: list[tuple[float, float]]) -> JobSlot:
+def slot(job: QueuedJob, series: IntensitySeries, spans: list[tuple[float, float]]) -> JobSlot:
     """Touching spans merged into chunks, each costed exactly on the series (held at its last value past its end)."""
     merged: list[list[float]] = []
     for start, end in sorted(spans):

@@ -7,8 +7,8 @@ intensity over the run, exactly. An interruptible job has one binary per cell of
 adding up to at least its duration. Per cell, the jobs holding it (a run holds every cell it touches) number at
 most the workers. Minimising the sum is exact on the grid.
 
-Beyond MAX_EXACT_VARIABLES binaries, HiGHS is asked for a plan within HEURISTIC_GAP of its bound in at most
-HEURISTIC_SECONDS: the plan it returns is labelled a heuristic and carries that bound.
+Beyond MAX_EXACT_VARIABLES binaries, or when HiGHS cannot prove the optimum within EXACT_SECONDS, the plan is a
+heuristic (see `_rounded`) labelled as such, with the bound it is measured against.
 """
 
 from __future__ import annotations
@@ -25,10 +25,13 @@ if TYPE_CHECKING:
     from .joint import QueuedJob
 
 EPS = 1e-6  # seconds: times this close are the same instant
-MAX_EXACT_VARIABLES = 40_000
+MAX_EXACT_VARIABLES = 20_000
 EXACT_GAP = 1e-7  # HiGHS's relative gap for a plan called exact: float rounding, no more
+EXACT_SECONDS = 10.0  # past this, HiGHS's best plan so far (or, with none, the heuristic) with its bound
+INFEASIBLE = 2  # scipy's milp status
 HEURISTIC_GAP = 0.005
 HEURISTIC_SECONDS = 20.0
+ROUNDING_TOLERANCE = 1e-6  # a relaxed value this close to 0 or 1 is whole
 
 
 @dataclass(frozen=True)
@@ -52,20 +55,71 @@ class Model:
 
 def solve(jobs: Sequence["QueuedJob"], series: IntensitySeries, workers: int, now: float, step: float) -> Solution:
     model = build(jobs, series, now, step)
-    exact = len(model.cost) <= MAX_EXACT_VARIABLES
-    result = _milp(model, workers, np.arange(len(jobs)), exact)
-    if result.x is None:
-        _raise_culprit(jobs, model, workers, result)
-    chosen = np.flatnonzero(result.x > 0.5)
+    capacity = np.full(len(model.edges) - 1, workers)
+    exact, chosen, bound = len(model.cost) <= MAX_EXACT_VARIABLES, None, np.nan
+    if exact:
+        chosen, bound, status = _integer(_problem(model, capacity, np.arange(len(jobs))), exact=True)
+        if chosen is None and status == INFEASIBLE:
+            _raise_culprit(jobs, model, workers, status, relaxed=False)
+        exact = status == 0
+    if not exact:  # too large, or out of time: the heuristic, or HiGHS's best plan so far if that is better
+        rounded, lp_bound = _rounded(jobs, model, capacity)
+        if chosen is None or model.cost[rounded].sum() < model.cost[chosen].sum():
+            chosen = rounded
+        bound = lp_bound if not np.isfinite(bound) else max(bound, lp_bound)
     spans: list[list[tuple[float, float]]] = [[] for _ in jobs]
-    for v in chosen:
+    for v in np.flatnonzero(chosen):
         spans[model.job[v]].append((float(model.start[v]), float(model.end[v])))
     for j, job in enumerate(jobs):
         if job.interruptible:
             spans[j] = _trim(sorted(spans[j]), job.duration)
-    proven = result.status == 0 and exact
-    bound = float(getattr(result, "mip_dual_bound", np.nan))
-    return Solution(spans, proven, bound if np.isfinite(bound) else float(result.fun))
+    return Solution(spans, exact, bound)
+
+
+def _rounded(jobs: Sequence["QueuedJob"], model: Model, capacity: np.ndarray) -> tuple[np.ndarray, float]:
+    """Too large to prove: solve the relaxation (its optimum is the bound) and keep the jobs it already places
+    whole. The rest go, one at a time by deadline, where the relaxation put most of them and capacity is left,
+    else at their cheapest free start; should one not fit, HiGHS places them all in the capacity left, and at last
+    all jobs at once, within HEURISTIC_GAP or HEURISTIC_SECONDS."""
+    everyone = np.arange(len(jobs))
+    x, bound = _relaxation(_problem(model, capacity, everyone))
+    if x is None:
+        _raise_culprit(jobs, model, int(capacity[0]), INFEASIBLE, relaxed=True)
+    split = (x > ROUNDING_TOLERANCE) & (x < 1 - ROUNDING_TOLERANCE)
+    undecided = np.unique(model.job[split])
+    fixed = (x > 0.5) & ~np.isin(model.job, undecided)
+    left = capacity - np.bincount(model.cells[fixed[model.cells[:, 0]], 1], minlength=len(capacity))
+    by_deadline = sorted(undecided, key=lambda j: (jobs[j].deadline, j))
+    placed = _place_in_turn(model, x, by_deadline, left)
+    if placed is not None:
+        return fixed | placed, bound
+    for free, keep, base in ((left, undecided, fixed), (capacity, everyone, np.zeros_like(fixed))):
+        rest, _, _ = _integer(_problem(model, free, keep), exact=False)
+        if rest is not None:
+            return base | rest, bound
+    raise FieldError("jobs", f"no plan found for {len(jobs)} jobs within the solver's limits")
+
+
+def _place_in_turn(model: Model, x: np.ndarray, order: Sequence[int], left: np.ndarray) -> np.ndarray | None:
+    """Each job in turn on its free variables, those the relaxation weighted most first, then the cheapest; None
+    when one finds no room."""
+    left = left.copy()
+    chosen = np.zeros(len(model.cost), dtype=bool)
+    job_from = np.searchsorted(model.job, np.arange(len(model.need) + 1))  # variables are built job by job
+    cell_from = np.searchsorted(model.cells[:, 0], np.arange(len(model.cost) + 1))
+    for j in order:
+        variables = np.arange(job_from[j], job_from[j + 1])
+        wanted = model.need[j]
+        for v in variables[np.lexsort((model.cost[variables], -x[variables]))]:
+            held = model.cells[cell_from[v] : cell_from[v + 1], 1]
+            if np.all(left[held] > 0):
+                chosen[v], left[held] = True, left[held] - 1
+                wanted -= model.end[v] - model.start[v] if model.interruptible[j] else 1.0
+                if wanted <= EPS:
+                    break
+        if wanted > EPS:
+            return None
+    return chosen
 
 
 def grid_edges(series: IntensitySeries, now: float, end: float, step: float) -> np.ndarray:
@@ -113,54 +167,84 @@ def _cells(job: "QueuedJob", now: float, edges: np.ndarray) -> tuple[np.ndarray,
     return edges[:-1][inside], edges[1:][inside]
 
 
-def _milp(model: Model, workers: int, keep: np.ndarray, exact: bool, feasibility: bool = False):
-    """Solve for the jobs in `keep` (indices): all of them, or a subset when looking for the one that does not fit."""
-    from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import coo_matrix
+@dataclass(frozen=True)
+class Problem:
+    """The programme for some of the jobs: one column per variable in `variables`, rows lower <= A x <= upper."""
 
-    used = np.isin(model.job, keep)
+    variables: np.ndarray  # indices into the model's variables
+    cost: np.ndarray
+    matrix: object  # scipy.sparse CSR: each job's assignment row, then the crowded cells' capacity rows
+    lower: np.ndarray
+    upper: np.ndarray
+    size: int  # variables in the whole model
+
+
+def _problem(model: Model, capacity: np.ndarray, keep: np.ndarray, allowed: np.ndarray | None = None) -> Problem:
+    """The jobs in `keep` (sorted indices), with `capacity` workers free in each cell, using only the `allowed`
+    variables (default: all of theirs)."""
+    from scipy.sparse import coo_matrix, vstack
+
+    used = np.isin(model.job, keep) & (True if allowed is None else allowed)
     variables = np.flatnonzero(used)
     index = np.full(len(model.cost), -1)
     index[variables] = np.arange(len(variables))
     rows = np.searchsorted(keep, model.job[variables])
-    width = np.where(model.interruptible[model.job[variables]], model.end[variables] - model.start[variables], 1.0)
+    stretch = model.interruptible[model.job[variables]]
+    width = np.where(stretch, model.end[variables] - model.start[variables], 1.0)
     assign = coo_matrix((width, (rows, np.arange(len(variables)))), shape=(len(keep), len(variables)))
-    need = model.need[keep]
-    constraints = [
-        LinearConstraint(assign, need - EPS * model.interruptible[keep], np.where(model.interruptible[keep], np.inf, 1))
-    ]
+    lower = model.need[keep] - EPS * model.interruptible[keep]
+    upper = np.where(model.interruptible[keep], np.inf, 1.0)
     pairs = model.cells[used[model.cells[:, 0]]]
-    capacity = _capacity_rows(pairs, index, model.job, workers, len(variables))
-    if capacity is not None:
-        constraints.append(capacity)
-    cost = np.zeros(len(variables)) if feasibility else model.cost[variables]
-    options = {"mip_rel_gap": EXACT_GAP} if exact else {"mip_rel_gap": HEURISTIC_GAP, "time_limit": HEURISTIC_SECONDS}
-    result = milp(
-        cost, integrality=np.ones(len(variables)), bounds=Bounds(0, 1), constraints=constraints, options=options
-    )
-    if result.x is not None:
-        full = np.zeros(len(model.cost))
-        full[variables] = result.x
-        result.x = full
-    return result
-
-
-def _capacity_rows(pairs: np.ndarray, index: np.ndarray, job: np.ndarray, workers: int, width: int):
-    """Cell rows only where more jobs could be running than there are workers: the others cannot bind."""
-    from scipy.optimize import LinearConstraint
-    from scipy.sparse import coo_matrix
-
-    if len(pairs) == 0:
-        return None
-    holders = np.unique(np.stack([pairs[:, 1], job[pairs[:, 0]]], axis=1), axis=0)
+    # Rows only for cells where more jobs could run than there are workers free: the others cannot bind.
+    holders = np.unique(np.stack([pairs[:, 1], model.job[pairs[:, 0]]], axis=1), axis=0)
     cells, crowd = np.unique(holders[:, 0], return_counts=True)
-    crowded = cells[crowd > workers]
-    if len(crowded) == 0:
-        return None
+    crowded = cells[crowd > capacity[cells]]
     pairs = pairs[np.isin(pairs[:, 1], crowded)]
     rows = np.searchsorted(crowded, pairs[:, 1])
-    matrix = coo_matrix((np.ones(len(pairs)), (rows, index[pairs[:, 0]])), shape=(len(crowded), width))
-    return LinearConstraint(matrix, -np.inf, workers)
+    limits = coo_matrix((np.ones(len(pairs)), (rows, index[pairs[:, 0]])), shape=(len(crowded), len(variables)))
+    matrix = vstack([assign, limits]).tocsr()
+    lower, upper = np.concatenate([lower, np.full(len(crowded), -np.inf)]), np.concatenate([upper, capacity[crowded]])
+    return Problem(variables, model.cost[variables], matrix, lower, upper, len(model.cost))
+
+
+def _integer(problem: Problem, exact: bool, feasibility: bool = False) -> tuple[np.ndarray | None, float, int]:
+    """(chosen variables of the whole model or None, HiGHS's lower bound, its status: 0 proven, 1 out of time)."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    cost = np.zeros(len(problem.cost)) if feasibility else problem.cost
+    options = {"mip_rel_gap": EXACT_GAP, "time_limit": EXACT_SECONDS} if exact else {
+        "mip_rel_gap": HEURISTIC_GAP, "time_limit": HEURISTIC_SECONDS
+    }
+    constraint = LinearConstraint(problem.matrix, problem.lower, problem.upper)
+    result = milp(cost, integrality=np.ones(len(cost)), bounds=Bounds(0, 1), constraints=constraint, options=options)
+    if result.x is None:
+        return None, np.nan, result.status
+    chosen = np.zeros(problem.size, dtype=bool)
+    chosen[problem.variables] = result.x > 0.5
+    bound = getattr(result, "mip_dual_bound", None)
+    return chosen, float(result.fun if bound is None or not np.isfinite(bound) else bound), result.status
+
+
+def _relaxation(problem: Problem, feasibility: bool = False) -> tuple[np.ndarray | None, float]:
+    """The linear relaxation by HiGHS's interior point method (the fastest of its LP methods on these)."""
+    from scipy.optimize import linprog
+    from scipy.sparse import vstack
+
+    equal = problem.lower == problem.upper
+    below = np.isfinite(problem.upper) & ~equal
+    above = np.isfinite(problem.lower) & ~equal
+    a_ub = vstack([problem.matrix[below], -problem.matrix[above]])
+    b_ub = np.concatenate([problem.upper[below], -problem.lower[above]])
+    cost = np.zeros(len(problem.cost)) if feasibility else problem.cost
+    result = linprog(
+        cost, A_ub=a_ub, b_ub=b_ub, A_eq=problem.matrix[equal], b_eq=problem.lower[equal], bounds=(0, 1),
+        method="highs-ipm",
+    )  # fmt: skip
+    if result.x is None:
+        return None, float("nan")
+    x = np.zeros(problem.size)
+    x[problem.variables] = result.x
+    return x, float(result.fun)
 
 
 def _trim(spans: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
@@ -175,18 +259,19 @@ def _trim(spans: list[tuple[float, float]], duration: float) -> list[tuple[float
     return spans
 
 
-def _raise_culprit(jobs: Sequence["QueuedJob"], model: Model, workers: int, result) -> None:
-    """No plan: name the first job, by deadline, that the workers cannot fit beside those due before it."""
-    if result.status not in (2,):  # not proven infeasible: a time limit with no plan found yet
-        raise FieldError("jobs", f"no plan found for {len(jobs)} jobs within the solver's limits ({result.message})")
+def _raise_culprit(jobs: Sequence["QueuedJob"], model: Model, workers: int, status: int, relaxed: bool) -> None:
+    """No plan: name the first job, by deadline, that the workers cannot fit beside those due before it (judged by
+    the relaxation when the programme is too large to prove: a job that does not fit there does not fit at all)."""
+    if status != INFEASIBLE:  # not proven infeasible: a limit stopped the search before a plan was found
+        raise FieldError("jobs", f"no plan found for {len(jobs)} jobs within the solver's limits")
+    capacity = np.full(len(model.edges) - 1, workers)
     order = np.array(sorted(range(len(jobs)), key=lambda j: (jobs[j].deadline, j)))
-    low, high = 1, len(order)  # the shortest infeasible prefix lies in [low, high]
+    low, high = 1, len(order)  # the shortest prefix that does not fit lies in [low, high]
     while low < high:
         middle = (low + high) // 2
-        if _milp(model, workers, np.sort(order[:middle]), True, feasibility=True).x is None:
-            high = middle
-        else:
-            low = middle + 1
+        problem = _problem(model, capacity, np.sort(order[:middle]))
+        fits = (_relaxation(problem, True) if relaxed else _integer(problem, True, feasibility=True))[0] is not None
+        low, high = (middle + 1, high) if fits else (low, middle)
     culprit = jobs[order[low - 1]]
     raise FieldError(
         f"job {culprit.name}",
