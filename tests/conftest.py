@@ -41,6 +41,9 @@ def default_params() -> dict:
         if name != "seed":
             section = field.annotation.model_validate(OWN_VALUES.get(name, {}))
             raw[name] = {**section.model_dump(mode="json", by_alias=True), **OWN_VALUES.get(name, {})}
+    # The trace preset's override keys left out, as params.yaml leaves them (given as null, a real-clock wait on a
+    # csv trace behaved differently in test_wait_resume.py: not yet explained)
+    raw["carbon"]["csv"] = {key: value for key, value in raw["carbon"]["csv"].items() if value is not None}
     return raw
 
 
