@@ -51,6 +51,8 @@ def parse_args() -> argparse.Namespace:
                         help="training samples of the attribution's baseline runs (default: --train-samples)")
     parser.add_argument("--attribution-epochs", type=int, default=None, help="their epochs (default: --epochs)")
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument("--aa-where", choices=("both", "quiet", "busy"), default="both",
+                        help="A/A on the machine as it is, beside a busy core, or both")
     args = parser.parse_args()
     args.only = set(args.only.split(","))
     if args.only - set(SECTIONS):
@@ -174,12 +176,15 @@ def budget_shares(runs: list[dict]) -> list[float]:
 def profile_sections(args: argparse.Namespace, spent: list[dict]) -> None:
     if "aa" in args.only:
         print(f"\n## A/A: the baseline against itself, {args.runs} processes each (target >= 19 of 20)")
-        quiet = profiles(args.runs, "--check", "aa")
-        print(f"as the machine is: {verdict_counts(quiet, 'no measurable difference')}")
-        with BusyCore():
-            busy = profiles(args.runs, "--check", "aa")
-        print(f"beside a busy core: {verdict_counts(busy, 'no measurable difference')}")
-        spent += quiet + busy
+        if args.aa_where in ("both", "quiet"):
+            quiet = profiles(args.runs, "--check", "aa")
+            print(f"as the machine is: {verdict_counts(quiet, 'no measurable difference')}")
+            spent += quiet
+        if args.aa_where in ("both", "busy"):
+            with BusyCore():
+                busy = profiles(args.runs, "--check", "aa")
+            print(f"beside a busy core: {verdict_counts(busy, 'no measurable difference')}")
+            spent += busy
     if "sensitivity" in args.only:
         print(f"\n## sensitivity: the baseline against its costlier twin beside a busy core, {args.runs} processes")
         with BusyCore():

@@ -32,15 +32,18 @@ def test_the_tree_counts_this_process_and_children_that_have_exited():
 
 
 def test_the_tree_counts_a_live_child_as_it_runs():
-    child = subprocess.Popen([sys.executable, "-c", SPIN.format(seconds=30)])
+    child = subprocess.Popen([sys.executable, "-c", SPIN.format(seconds=60)])
     try:
-        first = tree_usage()
-        time.sleep(1.0)
-        second = tree_usage()
+        first, child_first = tree_usage(), psutil.Process(child.pid).cpu_times()
+        deadline = time.monotonic() + 30
+        while psutil.Process(child.pid).cpu_times().user - child_first.user < 0.2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # however loaded the machine, until the child has spun a fifth of a second
+        second, child_second = tree_usage(), psutil.Process(child.pid).cpu_times()
     finally:
         child.kill()
         child.wait()
-    assert second.cpu_seconds - first.cpu_seconds > 0.1  # the child spun while this process slept
+    spun = child_second.user + child_second.system - child_first.user - child_first.system
+    assert spun >= 0.2 and second.cpu_seconds - first.cpu_seconds >= spun  # the child's time is the tree's
     assert second.rss_bytes > psutil.Process().memory_info().rss  # the child's resident memory counts too
 
 
@@ -81,9 +84,9 @@ def test_without_rapl_or_a_gpu_counter_the_profile_charges_the_process_tree(tmp_
         raise counters.CounterUnavailable("NVML total-energy counter: NVMLError_NotSupported: Not Supported")
 
     monkeypatch.setattr(counters, "nvml_energy_reader", no_counter)
-    coefficients = Coefficients(4.0, 0.375, "test")
+    coefficients = Coefficients(4.0, 0.0, "test")  # CPU time only: the memory term follows wall time
     counter = counters.open_counter("cuda", 0, coefficients, powercap=tmp_path)
-    assert counter.method.startswith("CPU: process-tree CPU time x 4 W per busy logical CPU")
+    assert counter.method.startswith("CPU: process-tree CPU time x 4 W per busy logical CPU; RAM: process-tree")
     assert counter.method.endswith("no direct counter: NVML total-energy counter: NVMLError_NotSupported: Not "
                                    "Supported")
     first = counter.joules()

@@ -156,9 +156,10 @@ def test_a_killed_worker_process_fails_the_profile_in_one_line(workspace):
     killed = False
     while not killed and time.monotonic() < deadline and command.poll() is None:
         for server in psutil.Process(command.pid).children():
-            for worker in server.children():  # the fork server's children are the workers
-                worker.kill()
-                killed = True
+            if "carbon_pipe.profiling.worker" in server.cmdline():  # the server; its children are the workers
+                for worker in server.children():
+                    worker.kill()
+                    killed = True
         time.sleep(0.05)
     stdout, stderr = command.communicate(timeout=120)
     assert killed and command.returncode == 1 and stdout == ""
