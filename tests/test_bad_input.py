@@ -182,7 +182,7 @@ CASES = [
         WAIT,
         "cannot parse time 'half past five'",
     ),
-    # issue 10, D11: numbers no stage can use, caught before the wait instead of after it (or never)
+    # numbers no stage can use, caught before the wait instead of after it (or never)
     ("seed-beyond-32-bits", set_key("seed", 2**32), WAIT, "seed: Input should be less than 4294967296"),
     ("nan-max-wait", set_key("scheduler.max_wait", float("nan")), WAIT, "scheduler.max_wait: duration nan is not a"),
     ("inf-horizon", set_key("carbon.horizon", float("inf")), WAIT, "carbon.horizon: duration inf is not a finite"),

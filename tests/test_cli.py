@@ -32,7 +32,7 @@ def test_train_rejects_unknown_run(tmp_path):
 
 
 def test_intensity_and_plan_say_when_now_is_the_simulated_clocks_and_take_now_and_clock(workspace):
-    """Issue 10, also found: on the default params both showed January 2025 to someone asking about now."""
+    """On the default params both showed January 2025 to someone asking about now."""
     import json
     import time
 

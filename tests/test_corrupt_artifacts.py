@@ -1,4 +1,4 @@
-"""Issue 10, D9: an artifact an earlier stage wrote, then damaged (cut short, garbled, edited, `{}`), is one line
+"""An artifact an earlier stage wrote, then damaged (cut short, garbled, edited, `{}`), is one line
 naming the file and what to do, exit 1, never a traceback. (A damaged resume checkpoint is recovered instead:
 test_resume.py.)"""
 

@@ -1,4 +1,4 @@
-"""scheduler.expected_duration: auto for the user's own data, whose size only fetch-data knows; and the fetch-data
+"""Scheduler.expected_duration: auto for the user's own data, whose size only fetch-data knows; and the fetch-data
 help naming the mirror variable the README teaches."""
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def test_auto_sizes_a_data_class_dataset_from_the_last_fetch_data(workspace, mon
 
 
 def test_auto_for_own_data_imports_neither_torch_nor_pillow(workspace):
-    """wait-for-window stays light: the manifest is JSON."""
+    """Wait-for-window stays light: the manifest is JSON."""
     (workspace / "stages/fetch-data").mkdir(parents=True)
     (workspace / "stages/fetch-data/manifest.json").write_text(
         json.dumps(
@@ -92,7 +92,7 @@ def test_auto_for_own_data_imports_neither_torch_nor_pillow(workspace):
 
 
 def test_fetch_data_help_names_the_variable_the_readme_teaches():
-    """Issue 10: the help said $CARBON_PIPE_MNIST_MIRROR, the README CARBON_PIPE_DATA_MIRROR."""
+    """The help said $CARBON_PIPE_MNIST_MIRROR, the README CARBON_PIPE_DATA_MIRROR."""
     from carbon_pipe.datasets.torchvision import GENERIC_MIRROR_ENV
 
     help_text = " ".join(CliRunner().invoke(app, ["fetch-data", "--help"], terminal_width=200).output.split())

@@ -1,4 +1,4 @@
-"""Issue 10, D7: a run whose loss turns NaN or infinite stops there, in one line, and no JSON the project writes
+"""A run whose loss turns NaN or infinite stops there, in one line, and no JSON the project writes
 holds a NaN or an Infinity (strict readers refuse them, and they mean a number went wrong upstream)."""
 
 from __future__ import annotations

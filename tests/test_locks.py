@@ -1,4 +1,4 @@
-"""Issue 10, D6: one process at a time holds a run's folder (and wait-for-window's), with an OS lock that dies with
+"""One process at a time holds a run's folder (and wait-for-window's), with an OS lock that dies with
 its holder. Two trainers of one run used to mix their energy journals: the first reported 8x its emissions, the
 second died with KeyError 'clock_start'."""
 

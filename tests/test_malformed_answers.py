@@ -1,5 +1,5 @@
 """An answer a source cannot parse or validate is that source's recorded failure, then the next source of the chain
-(issue 10, D5): deep nesting, numbers no float holds, a period that is not a number, absurd intensities. In a
+deep nesting, numbers no float holds, a period that is not a number, absurd intensities. In a
 one-off look (`plan`, `intensity`), through the chain, and mid-wait: never a traceback that loses the decision."""
 
 import json

@@ -1,4 +1,4 @@
-"""model.class and model.kwargs: any nn.Module by import path, and one clear line when it does not fit."""
+"""Model.class and model.kwargs: any nn.Module by import path, and one clear line when it does not fit."""
 
 import subprocess
 import sys
@@ -51,7 +51,7 @@ def test_unknown_kwarg_names_the_key():
     "width, message", [(-1, "negative dimension"), (2.5, "out_channels must be divisible by groups")]
 )
 def test_kwargs_the_layers_refuse_are_one_line_naming_them(width, message):
-    """Issue 10, D11: a ValueError or RuntimeError from the constructor, not only a TypeError, is one line."""
+    """A ValueError or RuntimeError from the constructor, not only a TypeError, is one line."""
     with pytest.raises(ModelError) as error:
         build_model("carbon_pipe.training.model:SimpleCNN", {"width": width}, MNIST_SHAPE, 10)
     text = str(error.value)

@@ -392,7 +392,7 @@ def test_sigterm_during_a_real_pause_stops_the_command_with_the_checkpoint_in_pl
 
 
 def test_after_a_resumed_wait_the_run_keeps_the_first_submissions_deadline(workspace):
-    """wait-for-window is stopped, then rerun 530 s after submission (max_wait 10 min). The optimized run's deadline
+    """Wait-for-window is stopped, then rerun 530 s after submission (max_wait 10 min). The optimized run's deadline
     is the first submission + max_wait + the job: with the first chunk done past it, the rest runs at once
     instead of pausing for the next clean half-second (a deadline from the rerun would leave it 530 s more)."""
     clock = OffsetClock(interrupt_when=lambda: True)  # the first sleep of the wait is a Ctrl-C
@@ -433,7 +433,7 @@ except TrainingStopped as stopped:
 
 
 def test_a_signal_between_chunks_stops_the_run_as_one_during_the_pause_does(workspace):
-    """Issue 10, leftover: between a chunk's end and the pause (and while the next chunk is set up) no handler
+    """Between a chunk's end and the pause (and while the next chunk is set up) no handler
     was installed, so a SIGTERM there killed the process unrecorded. Sent from inside that gap, deterministically."""
     real_clock_project(workspace, OffsetClock())
     result = subprocess.run(

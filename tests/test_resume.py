@@ -111,7 +111,7 @@ def test_pause_then_resume_is_byte_identical(project, reference, until_step):
 
 @pytest.mark.parametrize("both", [False, True], ids=["latest", "latest-and-previous"])
 def test_an_unreadable_checkpoint_is_set_aside_and_the_one_before_it_resumed(project, reference, capsys, both):
-    """Issue 10, D9: a truncated resume checkpoint failed every rerun until the folder was deleted by hand."""
+    """A truncated resume checkpoint failed every rerun until the folder was deleted by hand."""
     params = parse_params(fast_params())  # checkpoints every 3 steps: 3, 6, 9, then the stop at 10
     with pytest.raises(TrainingStopped):
         run_training(params, "baseline", Segment(until_step=10))

@@ -1,4 +1,4 @@
-"""wait-for-window: the decision on the simulated clock, the real-clock loop's bounded, re-planning wait, Ctrl-C."""
+"""Wait-for-window: the decision on the simulated clock, the real-clock loop's bounded, re-planning wait, Ctrl-C."""
 
 import json
 import os
@@ -241,7 +241,7 @@ def test_with_fallback_off_a_failing_source_is_an_error_and_nothing_is_written(w
 
 
 def test_a_slow_refetch_is_not_hidden_in_the_recorded_start(monkeypatch):
-    """Re-try of issue 10, D4: a re-plan whose fetch ran past the planned start (a source answering slowly, cut only by
+    """A re-plan whose fetch ran past the planned start (a source answering slowly, cut only by
     its source_timeout) recorded the start as the time the fetch began, and fetched once more before starting."""
     params = params_with(clock="real", rule="threshold", threshold=100, max_wait="2h", replan_interval="25min")
     clock = RecordingClock(SUBMITTED)
@@ -270,7 +270,7 @@ def uk_payload_around(moment: float, value: float = 300.0) -> dict:
 
 @pytest.mark.parametrize("fallback", [True, False], ids=["fallback", "no-fallback"])
 def test_a_slow_refetch_is_cut_at_the_latest_start(fake_api, fallback):
-    """Re-try of issue 10, D4, on the wall clock: a re-plan whose source trickles was cut only by its source_timeout
+    """On the wall clock: a re-plan whose source trickles was cut only by its source_timeout
     (here 10 s), so the job started that long past its latest start. Now the whole re-fetch gets the time left to
     the latest start; cut there, the wait keeps its plan (with fallback off too) and records why."""
     from .fake_servers import json_answer, trickle

@@ -1,4 +1,4 @@
-"""Every HTTP answer has a deadline and a size cap (issue 10, D4), against real misbehaving servers on 127.0.0.1:
+"""Every HTTP answer has a deadline and a size cap, against real misbehaving servers on 127.0.0.1:
 one that trickles a byte at a time (each read in time, the answer never complete), one that never finishes its
 status line, retries that would add up, a gzip bomb, a body that is simply too large.
 
@@ -135,7 +135,7 @@ def test_the_intensity_command_ends_at_the_timeout_then_falls_back(workspace, fa
 
 
 def test_a_source_gets_no_more_than_the_time_until_it_is_given(fake_api):
-    """A re-plan's `until` (issue 10, D4): it cuts a source before its source_timeout, and a source whose time is
+    """A re-plan's `until`: it cuts a source before its source_timeout, and a source whose time is
     already spent is not tried; local sources take the option and ignore it."""
     from carbon_pipe.errors import FetchCutShort
     from carbon_pipe.intensity.sources import Until

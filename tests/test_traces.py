@@ -94,7 +94,7 @@ def test_bad_rows_are_named(tmp_path, body, message):
 
 
 def test_times_past_2262_read_as_they_do_as_numbers(tmp_path):
-    """Issue 10, leftover: pandas' nanosecond times end in 2262; a later ISO time crashed parse_times
+    """Pandas' nanosecond times end in 2262; a later ISO time crashed parse_times
     (OutOfBoundsDatetime) though the loader's range goes to 9999."""
     hours = [10413792000 + 3600 * h for h in range(3)]  # 2300-01-01T00:00Z onwards
     as_text = load_trace(write(tmp_path, "timestamp,carbon_intensity\n2300-01-01T00:00Z,1\n2300-01-01T01:00Z,2\n"

@@ -142,7 +142,7 @@ def test_a_source_fallback_is_carried_into_the_summaries(workspace, unused_port)
 
 
 def test_the_largest_seed_seeds_every_rank():
-    """Issue 10, D11: params.seed may be 2**32 - 1 and rank 1 adds one: NumPy's 32-bit seed wraps, not fails."""
+    """Params.seed may be 2**32 - 1 and rank 1 adds one: NumPy's 32-bit seed wraps, not fails."""
     from carbon_pipe.training.trainer import seed_everything
 
     seed_everything(2**32 - 1, rank=1)
