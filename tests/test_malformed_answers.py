@@ -1,4 +1,4 @@
-"""An answer a source cannot parse or validate is that source's recorded failure, then the next source of the chain
+"""An answer a source cannot parse or validate is that source's recorded failure, then the next source of the chain:
 deep nesting, numbers no float holds, a period that is not a number, absurd intensities. In a
 one-off look (`plan`, `intensity`), through the chain, and mid-wait: never a traceback that loses the decision."""
 
