@@ -276,7 +276,8 @@ def known_cost(name: str) -> float:
 
 def test_auto_picks_the_cheapest_candidate_within_the_memory_budget(workspace, monkeypatch):
     """Candidates of a model whose cost is known (CPU time, which the process tree's energy follows); a budget under
-    the peak of the cheapest candidate."""
+    the peak of the cheapest candidate that is not the baseline (the baseline is always profiled, as the reference),
+    so the choice must go to a dearer one. On a CPU without bf16 the cheapest of all is the baseline itself."""
     monkeypatch.syspath_prepend(str(workspace))
     (workspace / "known_cost.py").write_text(KNOWN_COST_MODEL)
     colour_dataset()
@@ -291,9 +292,11 @@ def test_auto_picks_the_cheapest_candidate_within_the_memory_budget(workspace, m
     split = TrainSplit.load(cpu)
     memory = {name: candidates.peak_memory_mb(params, run, split) for name, run in runs.items()}
     named = {("8x1-fp32-contiguous" if name == "baseline" else name): name for name in runs}
-    cheapest = min(named, key=known_cost)
-    budget = memory[named[cheapest]] - 0.5  # the cheapest does not fit; its micro-batch's activations are MBs
-    within = [name for name in named if memory[named[name]] <= budget]
+    for cheapest in sorted((name for name in named if named[name] != "baseline"), key=known_cost):
+        budget = memory[named[cheapest]] - 0.5  # the cheapest does not fit; its micro-batch's activations are MBs
+        within = [name for name in named if memory[named[name]] <= budget]
+        if within:
+            break
     assert within and cheapest not in within
     expected = min(within, key=known_cost)
     params = params.model_copy(update={"optimized": params.optimized.model_copy(update={"memory_budget_mb": budget})})
