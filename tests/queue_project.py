@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from .conftest import default_params
+from .conftest import VENV_BIN, default_params
 
 DVC_YAML = {
     "stages": {
@@ -61,7 +61,7 @@ def make_project(folder: Path, trace_text: str) -> Path:
     (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     (folder / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML, sort_keys=False))
     (folder / "work.py").write_text(WORK)
-    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"],
+    for command in (["git", "init", "-q"], [str(Path(VENV_BIN) / "dvc"), "init", "-q"], ["git", "add", "-A"],
                     ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny project"]):
         subprocess.run(command, cwd=folder, check=True, capture_output=True)
     return folder

@@ -114,12 +114,14 @@ def test_a_workload_stopped_while_it_writes_leaves_no_temporary_file(tmp_path):
     output = tmp_path / "jobs.csv"
     output.write_text("earlier\n")
     command = [sys.executable, "-m", "carbon_pipe.cli", "workload", "periodic", "-o", str(output), "--from",
-               "2024-01-01T00:00Z", "--until", "2024-12-01T00:00Z", "--duration", "1h", "--every", "1min"]  # fmt: skip
+               "2024-01-01T00:00Z", "--until", "2025-10-01T00:00Z", "--duration", "1h", "--every", "1min"]  # fmt: skip
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 300
     while not list(tmp_path.glob(".jobs.csv.*.tmp")) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+        time.sleep(0.002)
+    process.send_signal(signal.SIGSTOP)  # held mid-write, so the SIGTERM lands there however fast the machine writes
     process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGCONT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 143, stderr
     assert "stopped by SIGTERM; no file was written (an earlier one is kept)" in stderr and "Traceback" not in stderr

@@ -107,12 +107,14 @@ TRAIN_EXTRA = (
 
 
 def _needs_torch(command: str) -> None:
-    """The built-in trainer's commands need the `train` extra; without it, one line saying what to install."""
-    try:
-        import torch  # noqa: F401
-        import torchvision  # noqa: F401
-    except ImportError as exc:
-        _fail(UsageError(f"{command} is the built-in trainer's and needs {exc.name or 'torch'}: {TRAIN_EXTRA}"))
+    """The built-in trainer's commands need the `train` extra; without it, one line saying what to install. Only
+    whether it is installed is asked here: an installed torch that cannot load (too little memory) fails later, at its
+    import, with its own line."""
+    from importlib.util import find_spec
+
+    for name in ("torch", "torchvision"):
+        if find_spec(name) is None:
+            _fail(UsageError(f"{command} is the built-in trainer's and needs {name}: {TRAIN_EXTRA}"))
 
 
 def _say(line: str) -> None:
