@@ -39,7 +39,9 @@ echo "- installed without torch: $(du -sm "$work/venv" | cut -f1) MB venv"
     || fail "carbon-pipe --version"
 completion="$(_CARBON_PIPE_COMPLETE=complete_bash COMP_WORDS="carbon-pipe pl" COMP_CWORD=1 carbon-pipe)"
 echo "$completion" | grep -q plan || fail "bash completion of 'carbon-pipe pl' gave [$completion]"
-carbon-pipe params --defaults | grep -q "expected_duration" || fail "carbon-pipe params --defaults"
+# to a file, not `| grep -q`: grep stops reading at its match, and pipefail would count the writer's broken pipe
+carbon-pipe params --defaults > "$work/defaults.yaml" || fail "carbon-pipe params --defaults"
+grep -q "expected_duration" "$work/defaults.yaml" || fail "carbon-pipe params --defaults has no expected_duration"
 echo "- --version, completion, params --defaults"
 
 mkdir "$work/empty" && cd "$work/empty"

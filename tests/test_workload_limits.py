@@ -123,6 +123,12 @@ def test_a_workload_stopped_while_it_writes_leaves_no_temporary_file(tmp_path):
     process.send_signal(signal.SIGTERM)
     process.send_signal(signal.SIGCONT)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr
-    assert "stopped by SIGTERM; no file was written (an earlier one is kept)" in stderr and "Traceback" not in stderr
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["jobs.csv"] and output.read_text() == "earlier\n"
+    assert "Traceback" not in stderr and sorted(path.name for path in tmp_path.iterdir()) == ["jobs.csv"]
+    # Python runs the handler between bytecodes: a signal that lands in the last rows' C-level write is acted on
+    # only once the file is complete, so the command may also end having written it whole; never half of it.
+    if process.returncode == 0:
+        assert output.read_text().count("\n") == 920_161, stderr
+    else:
+        assert process.returncode == 143, stderr
+        assert "stopped by SIGTERM; no file was written (an earlier one is kept)" in stderr
+        assert output.read_text() == "earlier\n"
