@@ -107,14 +107,15 @@ TRAIN_EXTRA = (
 
 
 def _needs_torch(command: str) -> None:
-    """The built-in trainer's commands need the `train` extra; without it, one line saying what to install. Only
-    whether it is installed is asked here: an installed torch that cannot load (too little memory) fails later, at its
-    import, with its own line."""
-    from importlib.util import find_spec
-
-    for name in ("torch", "torchvision"):
-        if find_spec(name) is None:
-            _fail(UsageError(f"{command} is the built-in trainer's and needs {name}: {TRAIN_EXTRA}"))
+    """The built-in trainer's commands need the `train` extra; without it, one line saying what to install. A torch
+    that is installed but cannot load for lack of memory is not a missing extra: that error goes on to its own line."""
+    try:
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+    except ImportError as exc:
+        if _out_of_memory(exc) is not None:
+            raise
+        _fail(UsageError(f"{command} is the built-in trainer's and needs {exc.name or 'torch'}: {TRAIN_EXTRA}"))
 
 
 def _say(line: str) -> None:
