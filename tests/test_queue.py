@@ -73,6 +73,8 @@ def test_auto_duration_falls_back_and_power_defaults_when_nothing_was_measured(p
         (["--deadline", "2025-01-15T17:00:00Z", "--name", "early"], "entry early: --deadline: it is before"),
         (["--duration", "3h", "--slack", "2h", "--name", "long"], "entry long: its expected duration 10800 s is "
                                                                   "longer than the slack 7200 s"),
+        ([arg for key in ("train.epochs", "seed", "train.learning_rate", "baseline.batch_size", "data.train_limit")
+          for arg in ("-S", f"{key}={','.join(str(n) for n in range(1, 11))}")], "-S: a grid of 100,000 entries"),
     ],
 )
 def test_a_bad_entry_is_one_line_naming_it_and_adds_nothing(project, args, expected):

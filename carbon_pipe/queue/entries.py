@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ from ..timeutil import parse_duration
 # A workstation training on one accelerator; used when no run has measured this project's power yet.
 DEFAULT_POWER_KW = 0.2
 ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # a DVC experiment name and a folder name
+
+
+MAX_GRID = 10_000  # entries one `add` may expand to; the joint plan is measured up to 1,000
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,9 @@ def expand(overrides: list[str]) -> list[dict[str, str]]:
     keys = [key for key, _ in pairs]
     if len(set(keys)) != len(keys):
         raise UsageError(f"-S: a key is given twice: {sorted(key for key in keys if keys.count(key) > 1)[0]}")
+    combinations = math.prod(len(values) for _, values in pairs)
+    if combinations > MAX_GRID:  # counted before any is made: a grid of lists multiplies fast
+        raise UsageError(f"-S: a grid of {combinations:,} entries, more than one add takes ({MAX_GRID:,})")
     return [dict(zip(keys, values)) for values in itertools.product(*(values for _, values in pairs))]
 
 
