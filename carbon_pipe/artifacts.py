@@ -205,7 +205,12 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
+    """A JSON file carbon-pipe wrote (an artifact, the queue): anything but a regular file in its place is refused
+    before it is opened, as a FIFO would block the reader forever."""
     try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise ArtifactError(f"{path} is not a file ({_kind(mode)}): remove it and run the step that writes it")
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ArtifactError(f"{path} is missing: run the stage that writes it first (dvc repro)") from None

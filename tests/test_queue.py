@@ -120,6 +120,10 @@ def test_a_queue_file_edited_into_nonsense_is_one_line_and_runs_nothing(project,
     QUEUE_FILE.write_text("{not json")
     result = cli("queue", "run")
     assert result.exit_code == 2 and "queue.json is not valid JSON" in result.output
+    QUEUE_FILE.unlink()
+    os.mkfifo(QUEUE_FILE)  # would block the reader forever
+    result = cli("queue", "status")
+    assert result.exit_code == 2 and "queue.json is not a file (a FIFO)" in result.output, result.output
 
 
 def test_plan_prints_the_table_and_draws_the_gantt_beside_first_come(project):
