@@ -167,4 +167,5 @@ def test_no_test_reads_the_working_copys_params():
     """`dvc exp run -S ...` rewrites params.yaml, values and formatting: tests build their params from the schema's
     defaults (conftest.default_params), or read the committed file (conftest.committed_params_text)."""
     working_copy = re.compile(r'(REPO|parents\[\d\])\s*/\s*"params\.yaml"')
-    assert [path.name for path in sorted((REPO / "tests").glob("*.py")) if working_copy.search(path.read_text())] == []
+    tests = sorted((REPO / "tests").rglob("*.py"))
+    assert [relative(path) for path in tests if working_copy.search(path.read_text())] == []

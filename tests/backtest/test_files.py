@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from carbon_pipe.artifacts import inert_cell, write_csv, write_rows
 from carbon_pipe.cli import app
 
-from .test_backtest_jobs import backtest, read_per_job, stamp, write_jobs, write_trace
+from .test_jobs import backtest, read_per_job, stamp, write_jobs, write_trace
 
 TRACE_VALUES = [300.0, 280, 250, 260, 310, 330, 300, 270, 240, 230] * 5  # 50 h from 2024-01-01T00:00Z
 

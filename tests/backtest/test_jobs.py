@@ -22,7 +22,7 @@ from carbon_pipe.cli import app
 from carbon_pipe.intensity.series import IntensitySeries
 from carbon_pipe.scheduling import planner
 
-from .conftest import CARBON_DATA
+from ..conftest import CARBON_DATA
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 

@@ -13,8 +13,8 @@ from carbon_pipe.errors import UsageError
 from carbon_pipe.intensity.series import IntensitySeries
 from carbon_pipe.timeutil import parse_instant
 
-from .conftest import CARBON_DATA
-from .test_backtest_jobs import backtest, write_trace
+from ..conftest import CARBON_DATA
+from .test_jobs import backtest, write_trace
 
 START = parse_instant("2024-01-01T00:00:00Z")
 

@@ -21,7 +21,7 @@ from carbon_pipe.errors import UsageError
 from carbon_pipe.intensity.series import IntensitySeries
 from carbon_pipe.intensity.traces import ForecastVintages, load_trace
 
-from .conftest import CARBON_DATA
+from ..conftest import CARBON_DATA
 
 QUARTER = 900.0
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from carbon_pipe.cli import app
 
-from .conftest import MNIST_RAW, default_params, require_mnist
+from ..conftest import MNIST_RAW, default_params, require_mnist
 
 GOOD_TRACE = "timestamp,carbon_intensity\n" + "".join(
     f"2025-01-{15 + h // 24:02d}T{h % 24:02d}:00:00Z,{100 + 10 * (h % 24)}\n" for h in range(72)

@@ -18,7 +18,7 @@ def test_help_does_not_import_torch():
 
 
 def test_train_rejects_unknown_run(tmp_path):
-    from .conftest import default_params, write_params
+    from ..conftest import default_params, write_params
 
     write_params(tmp_path, default_params())
     result = subprocess.run(
@@ -41,7 +41,7 @@ def test_intensity_and_plan_say_when_now_is_the_simulated_clocks_and_take_now_an
     from carbon_pipe.cli import app
     from carbon_pipe.timeutil import parse_instant
 
-    from .conftest import default_params, write_params
+    from ..conftest import default_params, write_params
 
     write_params(workspace, default_params())  # scheduler.clock simulated, now 2025-01-15T18:00:00+00:00
     runner = CliRunner()

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from carbon_pipe.cli import app
 
-from .conftest import default_params, write_params
-from .test_sources import example
+from ..conftest import default_params, write_params
+from ..intensity.sources.test_http_sources import example
 
 LBS = 0.45359237
 

@@ -12,8 +12,8 @@ import pytest
 
 from carbon_pipe.timeutil import iso, parse_instant
 
-from .conftest import CARBON_DATA
-from .fake_servers import json_answer
+from ..conftest import CARBON_DATA
+from ..fake_servers import json_answer
 
 LWA_GB = CARBON_DATA / "lets-wait-awhile" / "gb_ci.csv"
 HALF_HOUR = 1800

@@ -23,7 +23,7 @@ from carbon_pipe.command.figures import read_reported
 from carbon_pipe.errors import UsageError
 from carbon_pipe.timeutil import iso, parse_instant
 
-from .conftest import REPO, VENV_BIN, default_params, write_params
+from ..conftest import REPO, VENV_BIN, default_params, write_params
 
 # A command for the tests: burn CPU (itself, or in a grandchild through a child), sleep, note the signals it gets.
 TOOL = r'''
@@ -363,7 +363,7 @@ def test_on_the_real_clock_the_command_sleeps_to_each_chunk_and_the_work_left_is
     from carbon_pipe.params import load_params
     from carbon_pipe.pipeline import run_command, wait_for_window
 
-    from .test_pausing import OffsetClock
+    from ..training.test_pausing import OffsetClock
 
     clock = OffsetClock()
     first = int(clock.now()) + 3

@@ -15,7 +15,7 @@ import pytest
 from carbon_pipe.command.figures import MAX_BYTES, read_reported
 from carbon_pipe.errors import UsageError
 
-from .conftest import VENV_BIN, default_params, write_params
+from ..conftest import VENV_BIN, default_params, write_params
 from .test_run_command import carbon_pipe, planned, run, running, summary, wait_for  # noqa: F401 (a fixture)
 
 

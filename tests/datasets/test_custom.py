@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from carbon_pipe.cli import app
 
-from .conftest import tiny_params, write_params
+from ..conftest import tiny_params, write_params
 
 STRIPES = '''
 import torch

@@ -17,7 +17,7 @@ from carbon_pipe.cli import app
 from carbon_pipe.params import DataParams
 from carbon_pipe.pipeline import fetch_data
 
-from .conftest import default_params, write_params
+from ..conftest import default_params, write_params
 
 DATASET = Path("stages/fetch-data/dataset.pt")
 MANIFEST = Path("stages/fetch-data/manifest.json")

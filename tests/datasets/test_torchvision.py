@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from .conftest import default_params, write_params
+from ..conftest import default_params, write_params
 
 
 def fetch(workspace, env_mirror, monkeypatch):

@@ -13,8 +13,8 @@ import sys
 import pytest
 import yaml
 
-from .conftest import MNIST_RAW, REPO, VENV_BIN, tiny_params, write_params
-from .test_data_folder import folder, png
+from ..conftest import MNIST_RAW, REPO, VENV_BIN, tiny_params, write_params
+from ..datasets.test_folder import folder, png
 
 MANIFEST = "stages/fetch-data/manifest.json"
 

@@ -12,7 +12,7 @@ import sys
 import pytest
 from PIL import Image
 
-from .conftest import REPO, VENV_BIN
+from ..conftest import REPO, VENV_BIN
 
 EXAMPLE = REPO / "examples" / "image-folder"
 

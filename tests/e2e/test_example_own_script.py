@@ -18,7 +18,7 @@ import yaml
 
 from carbon_pipe.timeutil import iso, parse_instant
 
-from .conftest import REPO, VENV_BIN
+from ..conftest import REPO, VENV_BIN
 
 EXAMPLE = REPO / "examples" / "own-script"
 SUBMITTED = parse_instant("2025-01-15T18:00:00Z")

@@ -14,7 +14,7 @@ import torch
 
 from carbon_pipe.timeutil import parse_instant
 
-from .conftest import REPO, tiny_params, write_params
+from ..conftest import REPO, tiny_params, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def git(project, *args):
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, request):
-    from .conftest import MNIST_RAW, VENV_BIN, require_mnist
+    from ..conftest import MNIST_RAW, VENV_BIN, require_mnist
 
     require_mnist()
     folder = tmp_path_factory.mktemp("project")

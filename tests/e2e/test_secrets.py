@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from werkzeug import Response
 
-from .conftest import MNIST_RAW, REPO, VENV_BIN, require_mnist, tiny_params, write_params
+from ..conftest import MNIST_RAW, REPO, VENV_BIN, require_mnist, tiny_params, write_params
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from carbon_pipe.errors import UsageError
 from carbon_pipe.intensity.traces import TraceFormat, load_forecasts, load_trace
 from carbon_pipe.timeutil import parse_instant
 
-from .conftest import CARBON_DATA
+from ..conftest import CARBON_DATA
 
 
 def write(tmp_path, text, name="trace.csv"):

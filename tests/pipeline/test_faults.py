@@ -18,8 +18,8 @@ from carbon_pipe.pipeline import compare, wait_for_window
 from carbon_pipe.timeutil import parse_instant
 from carbon_pipe.training.segments import Segment
 
-from .conftest import default_params, run_training, synthetic_dataset, tiny_params
-from .test_resume import RESUME, assert_matches_reference, fast_params, prepare, reference  # noqa: F401 (fixture)
+from ..conftest import default_params, run_training, synthetic_dataset, tiny_params
+from ..training.test_resume import RESUME, assert_matches_reference, fast_params, prepare, reference  # noqa: F401 (fixture)
 
 
 def test_a_failing_tracker_never_stops_training_and_makes_the_comparison_say_so(workspace, monkeypatch):
@@ -83,7 +83,7 @@ def test_when_every_source_fails_nothing_is_planned_or_written(workspace, unused
 
     from carbon_pipe.cli import app
 
-    from .conftest import default_params, write_params
+    from ..conftest import default_params, write_params
 
     monkeypatch.setenv("ELECTRICITYMAPS_API_TOKEN", "x")
     raw = default_params()
@@ -100,7 +100,7 @@ def test_when_every_source_fails_nothing_is_planned_or_written(workspace, unused
 
 
 def test_a_run_that_outlasts_the_intensity_horizon_is_refused_before_writing(workspace):
-    from .test_pausing import SLOW_MODEL
+    from ..training.test_pausing import SLOW_MODEL
 
     (workspace / "slow_model.py").write_text(SLOW_MODEL)  # 0.2 s a forward pass: the run lasts several seconds
     # Intensities for 3 s from the submission, one a second (finer than the mock source's minute points).

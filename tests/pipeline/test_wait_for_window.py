@@ -18,7 +18,7 @@ from carbon_pipe.pipeline import wait_for_window
 from carbon_pipe.scheduling import waiting
 from carbon_pipe.timeutil import parse_instant
 
-from .conftest import default_params, write_params
+from ..conftest import default_params, write_params
 
 SUBMITTED = parse_instant("2025-01-15T18:00:00Z")
 
@@ -273,7 +273,7 @@ def test_a_slow_refetch_is_cut_at_the_latest_start(fake_api, fallback):
     """On the wall clock: a re-plan whose source trickles was cut only by its source_timeout
     (here 10 s), so the job started that long past its latest start. Now the whole re-fetch gets the time left to
     the latest start; cut there, the wait keeps its plan (with fallback off too) and records why."""
-    from .fake_servers import json_answer, trickle
+    from ..fake_servers import json_answer, trickle
 
     fake_api.on("/intensity/", json_answer(uk_payload_around(time.time())), trickle(every=0.2, for_seconds=30))
     uk = {"base_url": fake_api.url, "timeout": "10s", "source_timeout": "10s", "retries": 0}

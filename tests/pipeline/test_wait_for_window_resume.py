@@ -31,8 +31,8 @@ from carbon_pipe.pipeline import wait_for_window
 from carbon_pipe.scheduling.waiting_state import SCHEDULING_CODE, SCHEDULING_PARAMS, SET_ASIDE
 from carbon_pipe.timeutil import iso, parse_instant
 
-from .conftest import REPO, default_params, write_params
-from .test_schedule import SUBMITTED, RecordingClock, params_with
+from ..conftest import REPO, default_params, write_params
+from .test_wait_for_window import SUBMITTED, RecordingClock, params_with
 
 MAX_WAIT = 30.0
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}

@@ -26,7 +26,7 @@ from carbon_pipe.training import distributed
 from carbon_pipe.training.placement import Placement
 from carbon_pipe.training.segments import Segment
 
-from .conftest import run_training, synthetic_dataset, tiny_params, tiny_pipeline, write_params
+from ..conftest import run_training, synthetic_dataset, tiny_params, tiny_pipeline, write_params
 
 RUN = Path("stages/train-optimized")
 T975 = {  # Student's t at 97.5 %, by degrees of freedom (tables)

@@ -12,7 +12,7 @@ import pytest
 from carbon_pipe.emissions.attribution import Coefficients
 from carbon_pipe.profiling import counters
 
-from .conftest import synthetic_dataset, tiny_params, write_params
+from ..conftest import synthetic_dataset, tiny_params, write_params
 
 QUICK_PROFILE = {"processes": 3, "rounds": 2, "warmup_rounds": 1, "burst_seconds": 0.05}
 COEFFICIENTS = Coefficients(4.0, 0.375, "test")
@@ -133,7 +133,7 @@ def test_profile_text_checks_and_bad_inputs(workspace):
 
 @pytest.mark.slow
 def test_the_verdict_checks_benchmark_prints_coverage_aa_and_budget(mnist_mirror):
-    from .test_benchmarks import bench
+    from ..test_benchmarks import bench
 
     output = bench("verdict_checks.py", "--only", "coverage,aa,budget", "--runs", "1", "--seeds", "200",
                    "--train-samples", "1024", "--epochs", "1")

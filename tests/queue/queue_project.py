@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from .conftest import VENV_BIN, default_params
+from ..conftest import VENV_BIN, default_params
 
 DVC_YAML = {
     "stages": {

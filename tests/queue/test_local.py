@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from .conftest import VENV_BIN
+from ..conftest import VENV_BIN
 from .queue_project import make_project, trace
 
 pytestmark = pytest.mark.slow
@@ -86,7 +86,7 @@ def test_a_pipeline_the_queue_started_reports_its_window_and_saving_against_its_
     window against starting at the arrival."""
     from carbon_pipe.scheduling.queued import QueueSlot
 
-    from .conftest import tiny_pipeline
+    from ..conftest import tiny_pipeline
 
     now = time.time()
     arrival = now - 5 * 3600  # queued in the evening peak of the mock curve, started five hours later

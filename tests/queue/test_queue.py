@@ -17,7 +17,7 @@ from carbon_pipe.cli import app
 from carbon_pipe.queue.local import WRAPPER, settle
 from carbon_pipe.queue.store import QUEUE_FILE, read_queue
 
-from .conftest import default_params
+from ..conftest import default_params
 
 ARRIVAL = "2025-01-15T18:00:00Z"
 # Hourly, three days: dirty evenings, a trough at 03:00 each night.

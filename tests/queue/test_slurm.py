@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from .conftest import VENV_BIN
+from ..conftest import VENV_BIN
 from .queue_project import make_project, trace
-from .test_queue_run import queue_state, wait_until
+from .test_local import queue_state, wait_until
 
 pytestmark = [
     pytest.mark.slow,

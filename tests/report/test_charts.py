@@ -29,7 +29,7 @@ from carbon_pipe.report.plot_data import (
 from carbon_pipe.scheduling.planner import Chunk
 from carbon_pipe.timeutil import iso, parse_instant
 
-from .conftest import tiny_pipeline
+from ..conftest import tiny_pipeline
 
 HOUR = 3600.0
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -16,7 +16,7 @@ from carbon_pipe.params import Params, parse_params
 from carbon_pipe.scaffold.experiments import experiments, render, table
 from carbon_pipe.scaffold.project import defaults_yaml
 
-from .conftest import VENV_BIN
+from ..conftest import VENV_BIN
 
 # About twenty lines of training, no torch: what the project under test runs as its own command.
 TRAIN = '''\

@@ -15,8 +15,8 @@ from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import fetch_data
 from carbon_pipe.scheduling.duration import expected_duration
 
-from .conftest import REPO, default_params
-from .test_data_folder import folder
+from ..conftest import REPO, default_params
+from ..datasets.test_folder import folder
 
 LAST_RUN = {"training_metrics": {"total_time_seconds": 20.0, "epochs": 2, "train_samples": 100}}  # 100 ms per sample
 

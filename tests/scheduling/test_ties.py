@@ -20,7 +20,7 @@ from carbon_pipe.pipeline import wait_for_window
 from carbon_pipe.scheduling import outlook, planner
 from carbon_pipe.timeutil import parse_instant
 
-from .conftest import default_params, write_params
+from ..conftest import default_params, write_params
 
 HOUR = 3600.0
 SUBMITTED = parse_instant("2025-01-15T18:00:00Z")

@@ -14,7 +14,7 @@ import torch
 from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import wait_for_window
 
-from .conftest import REPO, run_training, synthetic_dataset, tiny_params, write_params
+from ..conftest import REPO, run_training, synthetic_dataset, tiny_params, write_params
 
 # 225 = 7 effective batches of 32 + 1 sample: in the last step rank 1's share is empty and it must still take part.
 TRAIN_SAMPLES = 225

@@ -14,7 +14,7 @@ from carbon_pipe import artifacts
 from carbon_pipe.cli import app
 from carbon_pipe.errors import ArtifactError
 
-from .conftest import synthetic_dataset, tiny_params, write_params
+from ..conftest import synthetic_dataset, tiny_params, write_params
 
 
 def test_a_diverging_run_stops_at_its_first_non_finite_loss_in_one_line(workspace):

@@ -14,7 +14,7 @@ from carbon_pipe.timeutil import parse_instant
 from carbon_pipe.training.model import SimpleCNN
 from carbon_pipe.training.trainer import DeviceData, accumulate_gradients
 
-from .conftest import run_training, synthetic_dataset, tiny_params
+from ..conftest import run_training, synthetic_dataset, tiny_params
 
 
 def gradients_for(model, data, group, batch_size):

@@ -11,7 +11,7 @@ from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import wait_for_window
 from carbon_pipe.training.model import SimpleCNN, build_model, check_fits, load_model_class
 
-from .conftest import synthetic_dataset, tiny_params, write_params
+from ..conftest import synthetic_dataset, tiny_params, write_params
 
 MNIST_SHAPE = (1, 28, 28)
 

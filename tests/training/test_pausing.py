@@ -29,7 +29,7 @@ from carbon_pipe.timeutil import iso, parse_instant
 from carbon_pipe.training import segments
 from carbon_pipe.training.segments import Segment
 
-from .conftest import run_training, synthetic_dataset, tiny_params, write_params
+from ..conftest import run_training, synthetic_dataset, tiny_params, write_params
 
 SUBMITTED = parse_instant("2025-01-15T18:00:00Z")
 RUN = Path("stages/train-optimized")

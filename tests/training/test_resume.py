@@ -24,7 +24,7 @@ from carbon_pipe.pipeline import wait_for_window
 from carbon_pipe.timeutil import parse_instant
 from carbon_pipe.training.segments import Segment
 
-from .conftest import run_training, synthetic_dataset, tiny_params, write_params
+from ..conftest import run_training, synthetic_dataset, tiny_params, write_params
 
 RUN = Path("stages/train-baseline")
 RESUME = RUN / "resume"

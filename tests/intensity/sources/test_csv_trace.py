@@ -12,7 +12,7 @@ from carbon_pipe.intensity.sources import fetch_series, get_source
 from carbon_pipe.scheduling import planner
 from carbon_pipe.timeutil import parse_instant
 
-from .conftest import CARBON_DATA
+from ...conftest import CARBON_DATA
 
 GB_TRACE = CARBON_DATA / "lets-wait-awhile" / "gb_ci.csv"
 

@@ -18,8 +18,8 @@ from carbon_pipe.intensity.settings import CarbonParams
 from carbon_pipe.intensity.sources import get_source
 from carbon_pipe.timeutil import parse_instant
 
-from .conftest import default_params, write_params
-from .fake_servers import gzip_bomb, json_answer, trickle
+from ...conftest import default_params, write_params
+from ...fake_servers import gzip_bomb, json_answer, trickle
 
 START = parse_instant("2024-03-01T12:00:00Z")
 END = START + 2 * 3600

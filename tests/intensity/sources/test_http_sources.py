@@ -15,7 +15,7 @@ from carbon_pipe.intensity.settings import CarbonParams
 from carbon_pipe.intensity.sources import get_source
 from carbon_pipe.timeutil import parse_instant
 
-from .conftest import CARBON_DATA
+from ...conftest import CARBON_DATA
 
 EXAMPLES = CARBON_DATA / "api-examples"
 LBS = 0.45359237

@@ -17,8 +17,8 @@ from carbon_pipe.intensity.sources.uk import UkSource
 from carbon_pipe.layout import DECISION_JSON
 from carbon_pipe.timeutil import parse_instant
 
-from .conftest import default_params, write_params
-from .fake_servers import json_answer
+from ...conftest import default_params, write_params
+from ...fake_servers import json_answer
 
 START = parse_instant("2024-03-01T12:00:00Z")
 END = START + 2 * 3600

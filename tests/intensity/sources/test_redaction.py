@@ -17,7 +17,7 @@ from carbon_pipe.intensity.settings import CarbonParams
 from carbon_pipe.intensity.sources import fetch_series
 from carbon_pipe.timeutil import parse_instant
 
-from .conftest import default_params, write_params
+from ...conftest import default_params, write_params
 
 START = parse_instant("2024-03-01T12:00:00Z")
 END = START + 3 * 3600
