@@ -103,22 +103,20 @@ def test_the_fault_table_has_its_rows():
 
 @pytest.mark.parametrize("fault, cell", fault_rows(), ids=[fault[:40] for fault, _ in fault_rows()])
 def test_every_test_a_fault_row_names_exists(fault, cell):
-    """Each `file.py` named in the test column is a file of tests/ (or benchmarks/), and each `::name` a test in
-    the file named before it, `name...` being a prefix."""
+    """Each `tests/.../file.py` (or `benchmarks/file.py`) named in the test column is a file, and each `::name` a
+    test in the file named before it, `name...` being a prefix."""
     named_file, found = None, 0
     for ref in re.findall(r"`([^`]+)`", cell):
-        match = re.fullmatch(r"(?:(benchmarks/)?(test_\w+\.py|\w+\.py))?(?:::(\w+)(\.\.\.)?)?", ref)
-        if not match or not (match.group(2) or match.group(3)):
+        match = re.fullmatch(r"((?:tests|benchmarks)/[\w/]+\.py)?(?:::(\w+)(\.\.\.)?)?", ref)
+        if not match or not (match.group(1) or match.group(2)):
             continue  # a case id, not a reference
+        if match.group(1):
+            named_file = REPO / match.group(1)
+            assert named_file.is_file(), f"{fault}: {ref}: no such file"
         if match.group(2):
-            folder = REPO / "benchmarks" if match.group(1) else REPO / "tests"
-            paths = sorted(folder.rglob(match.group(2)))
-            assert paths, f"{fault}: {ref}: no such file under {folder.name}/"
-            named_file = paths[0]
-        if match.group(3):
             assert named_file is not None, f"{fault}: {ref}: no file named before it"
             names = re.findall(r"^\s*(?:async )?def (test_\w+)", named_file.read_text(), re.M)
-            prefix, name = match.group(4), match.group(3)
+            prefix, name = match.group(3), match.group(2)
             assert any(n.startswith(name) if prefix else n == name for n in names), f"{fault}: {ref} not found"
         found += 1
     assert found, f"{fault}: names no test"
