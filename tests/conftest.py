@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import os
+import shlex
 import socket
 import sys
 from pathlib import Path
@@ -19,6 +21,85 @@ SHARED = Path(os.environ.get("CARBON_PIPE_SHARED", REPO.parent / "shared"))
 MNIST_RAW = SHARED / "data" / "mnist" / "MNIST" / "raw"
 CARBON_DATA = SHARED / "data" / "carbon"
 VENV_BIN = str(Path(sys.executable).parent)
+
+
+class SlowWorkGuard(importlib.abc.MetaPathFinder):
+    """The fast suite (`-m "not slow"`) trains nothing and starts no dvc: a test that does must be marked slow. Seen
+    from this process: an optimizer step (torch's global step hook, registered as torch.optim.optimizer loads) and
+    dvc started as a process (the interpreter's subprocess.Popen audit event). What a child process does itself
+    (a `carbon-pipe train` started by a test) is not seen here; `--durations` finds those."""
+
+    def __init__(self) -> None:
+        self.watching = False
+        self.seen: list[str] = []
+
+    def install(self) -> None:
+        sys.addaudithook(self.audit)
+        if "torch.optim.optimizer" in sys.modules:
+            sys.modules["torch.optim.optimizer"].register_optimizer_step_post_hook(self.stepped)
+        else:
+            sys.meta_path.insert(0, self)
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "torch.optim.optimizer":
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                load = spec.loader.exec_module
+
+                def exec_module(module):
+                    load(module)
+                    module.register_optimizer_step_post_hook(self.stepped)
+
+                spec.loader.exec_module = exec_module
+                return spec
+        return None
+
+    def stepped(self, optimizer, args, kwargs) -> None:
+        if self.watching and "trained a model" not in self.seen:
+            self.seen.append("trained a model")
+
+    def audit(self, event: str, args: tuple) -> None:
+        if self.watching and event == "subprocess.Popen" and starts_dvc(args[1]):
+            self.seen.append("started dvc")
+
+    def watch(self, fast: bool) -> None:
+        self.watching, self.seen = fast, []
+
+    def stop(self) -> list[str]:
+        self.watching = False
+        return self.seen
+
+
+def starts_dvc(argv) -> bool:
+    words = [os.fsdecode(word) for word in ([argv] if isinstance(argv, (str, bytes)) else argv)]
+    if len(words) == 3 and words[1] == "-c":  # shell=True: /bin/sh -c "dvc ..."
+        words = shlex.split(words[2])
+    elif len(words) == 1:
+        words = shlex.split(words[0])
+    return bool(words) and (Path(words[0]).name == "dvc" or words[1:3] == ["-m", "dvc"])
+
+
+GUARD = SlowWorkGuard()
+
+
+def pytest_configure(config) -> None:
+    GUARD.install()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    GUARD.watch(fast=item.get_closest_marker("slow") is None)  # from before the first fixture, module-scoped too
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield
+    seen = GUARD.stop()
+    if seen:
+        pytest.fail(f"a fast test {' and '.join(seen)}: mark it @pytest.mark.slow", pytrace=False)
 
 
 # The tests' params: the schema's defaults, and the values it leaves to a project's params.yaml (the seed, the

@@ -169,3 +169,16 @@ def test_no_test_reads_the_working_copys_params():
     working_copy = re.compile(r'(REPO|parents\[\d\])\s*/\s*"params\.yaml"')
     tests = sorted((REPO / "tests").rglob("*.py"))
     assert [relative(path) for path in tests if working_copy.search(path.read_text())] == []
+
+
+def test_the_tests_mirror_the_package():
+    """A module's tests are where the module is: tests/<sub-package>/test_*.py, end-to-end scenarios in tests/e2e/;
+    at the top of tests/ only the top-level modules' tests (test_<module>_*.py) and checks of the whole repository."""
+    tests = REPO / "tests"
+    folders = {relative(path.parent) for path in tests.rglob("test_*.py")} - {"tests", "tests/e2e"}
+    assert [folder for folder in sorted(folders) if not (REPO / "carbon_pipe" / folder[6:]).is_dir()] == []
+    # each folder a package, so that test modules of one name in two folders both collect
+    assert [folder for folder in sorted(folders | {"tests/e2e"}) if not (REPO / folder / "__init__.py").is_file()] == []
+    modules = {path.stem for path in PACKAGE.glob("*.py")} | {"docs", "layout", "benchmarks", "package"}
+    top = [path.name for path in sorted(tests.glob("test_*.py")) if path.stem[5:].split("_")[0] not in modules]
+    assert top == [], "name a top-level test file after the module it tests, or move it into the sub-package's folder"
