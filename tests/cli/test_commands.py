@@ -1,5 +1,12 @@
+"""The CLI's front: `--help` stays light, a bad `--run` is one line, and `intensity` and `plan` say which clock's
+"now" they show and take `--clock` and `--now`."""
+
+import json
 import subprocess
 import sys
+import time
+
+import pytest
 
 
 def test_help_does_not_import_torch():
@@ -31,46 +38,69 @@ def test_train_rejects_unknown_run(tmp_path):
     assert "--run: expected baseline or optimized, got 'fastest'" in result.stderr
 
 
-def test_intensity_and_plan_say_when_now_is_the_simulated_clocks_and_take_now_and_clock(workspace):
-    """On the default params both showed January 2025 to someone asking about now."""
-    import json
-    import time
+SIMULATED_HINT = (
+    "simulated clock: now is 2025-01-15T18:00:00.000000Z (scheduler.now, or --now), not the wall clock's time; "
+    "--clock real looks from the wall clock"
+)
 
+
+def invoke(*args: str):
     from typer.testing import CliRunner
 
     from carbon_pipe.cli import app
-    from carbon_pipe.timeutil import parse_instant
 
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.fixture
+def simulated_project(workspace):
+    """The tests' params: scheduler.clock simulated, now 2025-01-15T18:00:00+00:00."""
     from ..conftest import default_params, write_params
 
-    write_params(workspace, default_params())  # scheduler.clock simulated, now 2025-01-15T18:00:00+00:00
-    runner = CliRunner()
-    hint = (
-        "simulated clock: now is 2025-01-15T18:00:00.000000Z (scheduler.now, or --now), not the wall clock's time; "
-        "--clock real looks from the wall clock"
-    )
-    for command in ("intensity", "plan"):
-        text = runner.invoke(app, [command]).stdout.strip().splitlines()
-        assert text[-1] == hint
-        shown = json.loads(runner.invoke(app, [command, "--json"]).stdout)
-        assert (shown["clock"], shown["now"]) == ("simulated", "2025-01-15T18:00:00.000000Z")
+    write_params(workspace, default_params())
+    return workspace
 
-        before = time.time()
-        shown = json.loads(runner.invoke(app, [command, "--json", "--clock", "real"]).stdout)
-        assert shown["clock"] == "real" and before <= parse_instant(shown["now"]) <= time.time()
-        assert "simulated" not in runner.invoke(app, [command, "--clock", "real"]).stdout
 
-        shown = json.loads(runner.invoke(app, [command, "--json", "--now", "2025-06-01T12:00:00Z"]).stdout)
-        assert (shown["clock"], shown["now"]) == ("simulated", "2025-06-01T12:00:00.000000Z")
-    assert runner.invoke(app, ["intensity", "--now", "2025-06-01T12:00:00Z"]).stdout.startswith(
+@pytest.mark.parametrize("command", ["intensity", "plan"])
+def test_on_the_simulated_clock_the_output_says_now_is_the_clocks_not_the_wall_clocks(simulated_project, command):
+    assert invoke(command).stdout.strip().splitlines()[-1] == SIMULATED_HINT
+    shown = json.loads(invoke(command, "--json").stdout)
+    assert (shown["clock"], shown["now"]) == ("simulated", "2025-01-15T18:00:00.000000Z")
+
+
+@pytest.mark.parametrize("command", ["intensity", "plan"])
+def test_clock_real_looks_from_the_wall_clock_and_drops_the_hint(simulated_project, command):
+    from carbon_pipe.timeutil import parse_instant
+
+    before = time.time()
+    shown = json.loads(invoke(command, "--json", "--clock", "real").stdout)
+    assert shown["clock"] == "real" and before <= parse_instant(shown["now"]) <= time.time()
+    assert "simulated" not in invoke(command, "--clock", "real").stdout
+
+
+@pytest.mark.parametrize("command", ["intensity", "plan"])
+def test_now_sets_the_simulated_clocks_time(simulated_project, command):
+    shown = json.loads(invoke(command, "--json", "--now", "2025-06-01T12:00:00Z").stdout)
+    assert (shown["clock"], shown["now"]) == ("simulated", "2025-06-01T12:00:00.000000Z")
+
+
+def test_intensity_at_a_given_now_prints_that_times_value_and_clock(simulated_project):
+    assert invoke("intensity", "--now", "2025-06-01T12:00:00Z").stdout.startswith(
         "mock GB: 393 gCO2/kWh now (2025-06-01T12:00:00.000000Z, simulated clock)"
     )
-    for options, message in [
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
         (["--clock", "wall"], "--clock: Input should be 'simulated' or 'real', got 'wall'"),
         (["--now", "tomorrow"], "--now: invalid time 'tomorrow'"),
         (["--now", "2025-06-01T12:00:00"], "--now: time 2025-06-01T12:00:00 has no time zone"),
         (["--clock", "real", "--now", "2025-06-01T12:00:00Z"], "--now: a time to look from is for the simulated"),
-    ]:
-        result = runner.invoke(app, ["plan", *options])
-        [line] = result.stderr.splitlines()
-        assert result.exit_code == 2 and line.startswith(f"carbon-pipe: error: {message}"), line
+    ],
+    ids=["unknown-clock", "not-a-time", "no-time-zone", "now-on-the-real-clock"],
+)
+def test_a_bad_clock_or_now_is_one_line_and_exit_2(simulated_project, options, message):
+    result = invoke("plan", *options)
+    [line] = result.stderr.splitlines()
+    assert result.exit_code == 2 and line.startswith(f"carbon-pipe: error: {message}"), line
