@@ -26,7 +26,7 @@ def test_short_trace_falls_back_to_the_forecast_and_says_so(tmp_path):
     assert "note: nowcast: 8 decisions had less than a day of history (or 12 h of deviations) and used the forecast as it is" in result.stdout
 
 
-def test_the_issue_s_short_period_runs_on_the_whole_history():
+def test_a_period_of_one_job_on_a_real_trace_is_scored_with_no_notes_and_within_the_oracle():
     path = CARBON_DATA / "lets-wait-awhile" / "ger_ci.csv"
     if not path.exists():
         pytest.skip(f"{path} not found")
