@@ -91,6 +91,7 @@ def test_two_waits_on_one_project_are_refused_while_one_runs(workspace):
     assert CliRunner().invoke(app, ["wait-for-window"]).exit_code == 0  # released
 
 
+@pytest.mark.slow
 def test_a_torchrun_job_takes_one_lock_and_every_rank_stops_when_it_is_held(workspace):
     """Rank 0 takes the run's lock for the job (the ranks share the run); held elsewhere, every rank stops."""
     from carbon_pipe.artifacts import holding

@@ -22,6 +22,7 @@ from ..conftest import default_params, run_training, synthetic_dataset, tiny_par
 from ..training.test_resume import RESUME, assert_matches_reference, fast_params, prepare, reference  # noqa: F401 (fixture)
 
 
+@pytest.mark.slow
 def test_a_failing_tracker_never_stops_training_and_makes_the_comparison_say_so(workspace, monkeypatch):
     params = parse_params(tiny_params())
     synthetic_dataset()
@@ -52,6 +53,7 @@ def limit_file_size(limit: int):
     return apply
 
 
+@pytest.mark.slow
 def test_disk_full_at_a_checkpoint_keeps_the_last_one_and_a_rerun_finishes_exactly(project, reference):  # noqa: F811
     with pytest.raises(TrainingStopped):
         run_training(parse_params(fast_params()), "baseline", Segment(until_step=5))

@@ -54,6 +54,7 @@ def read(folder: Path, path: str):
     return json.loads(text) if path.endswith(".json") else text
 
 
+@pytest.mark.slow
 def test_the_profile_is_the_optimized_runs_first_segment_charged_and_counted(piped):
     rows = rows_of(piped / RUN / "energy_intervals.csv")
     profiled = [row for row in rows if row["phase"] == "profile"]
@@ -119,6 +120,7 @@ def mean_intensity(grid: list[tuple[float, float, float]], start: float, end: fl
     return sum(length * value for length, value in overlaps) / sum(length for length, _ in overlaps)
 
 
+@pytest.mark.slow
 def test_the_effects_and_their_intervals_re_derived_by_hand(piped):
     """From profile.json's bursts, the runs' energy_intervals.csv and intensity.csv, with plain loops."""
     bursts = read(piped, "stages/train-optimized/profile.json")["profile"]["bursts"]
@@ -159,6 +161,7 @@ def test_the_effects_and_their_intervals_re_derived_by_hand(piped):
     assert split["remainder_kg"] == pytest.approx(baseline_kg - at_baseline_kg - baseline_kg * (1 - ratio), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_sci_re_derived_by_hand(piped):
     comparison, metrics = read(piped, "metrics/comparison.json"), read(piped, "metrics/summary.json")
     report = read(piped, "stages/compare/report.md")
@@ -193,6 +196,7 @@ def planned(workspace):
     return params
 
 
+@pytest.mark.slow
 def test_profiling_leaves_the_model_bytes_as_they_are(planned):
     summary = train_optimized.run_stage(planned)  # profiles, then trains in the same process
     assert summary["profile"]["segment"] == 0 and summary["profile"]["energy_kwh"] > 0
@@ -201,6 +205,7 @@ def test_profiling_leaves_the_model_bytes_as_they_are(planned):
     assert (RUN / "model.pt").read_bytes() == profiled
 
 
+@pytest.mark.slow
 def test_a_resumed_optimized_run_does_not_profile_again(planned):
     placed = Placement.scheduled(read_decision(), read_horizon())
     first_segment.profile_first(planned, placed, distributed.one_process(torch.device("cpu")), time.time)
@@ -308,6 +313,7 @@ def test_auto_picks_the_cheapest_candidate_within_the_memory_budget(workspace, m
     assert choice["configuration"] == runs[chosen].how()
 
 
+@pytest.mark.slow
 def test_auto_trains_its_choice_reports_it_and_the_choice_pinned_gives_the_same_bytes(workspace):
     raw = tiny_params(optimized={"choose": "auto", "memory_budget_mb": 4096})
     params = parse_params(raw)
@@ -345,6 +351,7 @@ def test_a_memory_budget_no_candidate_fits_is_one_line_and_leaves_nothing_to_res
     assert not RUN.exists()  # no resume folder (nothing was trained), and the run's folder went with its lock
 
 
+@pytest.mark.slow
 def test_sigterm_during_the_profile_stops_once_it_is_recorded_and_the_rerun_trains_without_profiling(workspace):
     import os
     import signal

@@ -124,6 +124,7 @@ def reported(tmp_path_factory):
         yield folder, tiny_pipeline(train=256)
 
 
+@pytest.mark.slow
 def test_report_shows_charts_that_exist_and_are_pngs(reported):
     folder, _ = reported
     report = (folder / REPORT_MD).read_text()
@@ -135,6 +136,7 @@ def test_report_shows_charts_that_exist_and_are_pngs(reported):
     assert "schedule effect" in report and "configuration effect" in report and "| CO2 (g) |" in report
 
 
+@pytest.mark.slow
 def test_plot_data_agree_with_the_runs(reported):
     folder, summaries = reported
     cumulative = pd.read_csv(folder / CUMULATIVE_CSV)
@@ -154,6 +156,7 @@ def test_plot_data_agree_with_the_runs(reported):
     )  # a run of seconds at submission
 
 
+@pytest.mark.slow
 def test_key_metrics_are_flat_numbers(reported):
     folder, summaries = reported
     metrics = json.loads((folder / SUMMARY_METRICS).read_text())
@@ -169,6 +172,7 @@ def test_key_metrics_are_flat_numbers(reported):
         assert metrics[f"{name}_low"] <= metrics[name] <= metrics[f"{name}_high"]
 
 
+@pytest.mark.slow
 def test_charts_redraw_to_the_same_bytes_and_draw_chunks(reported):
     folder, _ = reported
     with pytest.MonkeyPatch.context() as mp:

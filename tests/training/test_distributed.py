@@ -20,6 +20,7 @@ from ..conftest import REPO, run_training, synthetic_dataset, tiny_params, write
 TRAIN_SAMPLES = 225
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_train_what_one_process_trains(workspace):
     shutil.copytree(REPO / "custom_models", workspace / "custom_models", ignore=shutil.ignore_patterns("__pycache__"))
     params = tiny_params(

@@ -47,6 +47,7 @@ def prepared(workspace):
     return params
 
 
+@pytest.mark.slow
 def test_same_params_and_seed_give_identical_model_bytes(prepared, workspace):
     first = run_training(prepared, "optimized")
     first_bytes = (workspace / "stages/train-optimized/model.pt").read_bytes()
@@ -63,6 +64,7 @@ def test_same_params_and_seed_give_identical_model_bytes(prepared, workspace):
     assert not (workspace / "stages/train-optimized/resume").exists()  # finished: nothing left to resume
 
 
+@pytest.mark.slow
 def test_emissions_are_energy_times_intensity_on_the_pipeline_clock(prepared, workspace):
     summary = run_training(prepared, "optimized")
     rows = pd.read_csv(workspace / "stages/train-optimized/energy_intervals.csv")
@@ -90,6 +92,7 @@ def test_emissions_are_energy_times_intensity_on_the_pipeline_clock(prepared, wo
     )
 
 
+@pytest.mark.slow
 def test_compare_splits_savings_into_schedule_and_configuration(prepared, workspace):
     run_training(prepared, "baseline")
     train_optimized.run_stage(prepared)  # profiles first
@@ -127,6 +130,7 @@ def test_compile_and_channels_last_train_and_are_recorded(prepared, workspace):
     assert summary["training_metrics"]["final_accuracy"] > 20
 
 
+@pytest.mark.slow
 def test_a_source_fallback_is_carried_into_the_summaries(workspace, unused_port):
     failing = {"sources": ["uk", "mock"], "uk": {"base_url": f"http://127.0.0.1:{unused_port}", "retries": 0}}
     params = parse_params(tiny_params(train={"epochs": 1}, carbon=failing))

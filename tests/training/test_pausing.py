@@ -93,6 +93,7 @@ def test_step_targets_split_the_work_by_each_chunks_share_of_the_planned_time():
     assert segments.step_targets([1200], 64) == []  # one chunk: it trains to the end
 
 
+@pytest.mark.slow
 def test_interruptible_run_shows_its_chunks_and_emits_less_than_flexible(trace_project):
     flexible = plan_and_train(demo_params("flexible"))
     flexible_model = (RUN / "model.pt").read_bytes()
@@ -137,6 +138,7 @@ def test_interruptible_run_shows_its_chunks_and_emits_less_than_flexible(trace_p
     assert not RESUME.exists()
 
 
+@pytest.mark.slow
 def test_compare_takes_the_pauses_out_of_the_counterfactual(trace_project):
     raw = demo_params("interruptible")
     plan_and_train(raw)
@@ -156,6 +158,7 @@ def test_compare_takes_the_pauses_out_of_the_counterfactual(trace_project):
     assert "2 chunks" in report
 
 
+@pytest.mark.slow
 def test_a_chunk_stopped_midway_resumes_after_where_it_stopped(trace_project):
     raw = demo_params("interruptible")
     params = parse_params(raw)
@@ -181,6 +184,7 @@ def test_a_chunk_stopped_midway_resumes_after_where_it_stopped(trace_project):
     assert (RUN / "model.pt").read_bytes() == model
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_follow_the_chunks_in_one_process_group(trace_project):
     raw = demo_params("interruptible")
     write_params(trace_project, raw)
@@ -275,6 +279,7 @@ def assert_same_as_one_go(params) -> None:
     assert (RUN / "model.pt").read_bytes() == model
 
 
+@pytest.mark.slow
 def test_real_clock_sleeps_to_each_chunk_and_replans_the_work_left(workspace):
     clock = OffsetClock()
     project = real_clock_project(workspace, clock)
@@ -306,6 +311,7 @@ def test_real_clock_sleeps_to_each_chunk_and_replans_the_work_left(workspace):
     assert_same_as_one_go(params)
 
 
+@pytest.mark.slow
 def test_a_flexible_window_that_passed_while_the_baseline_trained_is_planned_again(workspace):
     clock = OffsetClock()
     project = real_clock_project(workspace, clock, mode="flexible")
@@ -322,6 +328,7 @@ def test_a_flexible_window_that_passed_while_the_baseline_trained_is_planned_aga
     assert summary["scheduler_metrics"]["placement"] == "actual start after waiting (real clock)"
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_pause_records_it_and_a_rerun_resumes(workspace):
     clock = OffsetClock(interrupt_when=lambda: (RESUME / "checkpoint.pt").exists())  # the first pause after a chunk
     project = real_clock_project(workspace, clock)
@@ -342,6 +349,7 @@ def test_ctrl_c_during_a_pause_records_it_and_a_rerun_resumes(workspace):
     assert_same_as_one_go(params)
 
 
+@pytest.mark.slow
 def test_a_failed_refetch_between_chunks_keeps_the_plan_and_is_recorded(workspace):
     clock = OffsetClock()
     project = real_clock_project(workspace, clock)
@@ -362,6 +370,7 @@ def test_a_failed_refetch_between_chunks_keeps_the_plan_and_is_recorded(workspac
     assert_same_as_one_go(params)
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_real_pause_stops_the_command_with_the_checkpoint_in_place(workspace):
     clock = OffsetClock()
     project = real_clock_project(workspace, clock)
@@ -391,6 +400,7 @@ def test_sigterm_during_a_real_pause_stops_the_command_with_the_checkpoint_in_pl
     assert_same_as_one_go(parse_params(project["raw"]))
 
 
+@pytest.mark.slow
 def test_after_a_resumed_wait_the_run_keeps_the_first_submissions_deadline(workspace):
     """Wait-for-window is stopped, then rerun 530 s after submission (max_wait 10 min). The optimized run's deadline
     is the first submission + max_wait + the job: with the first chunk done past it, the rest runs at once
@@ -473,6 +483,7 @@ class HeldClock(OffsetClock):
         super().sleep(max(0.0, seconds - self.held))
 
 
+@pytest.mark.slow
 def test_on_the_real_clock_the_run_profiles_first_and_is_metered_through_its_pauses(workspace):
     clock = HeldClock()
     project = real_clock_project(workspace, clock, profile=True)

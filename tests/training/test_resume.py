@@ -94,6 +94,7 @@ def assert_segments_back_to_back(count: int) -> None:
 
 
 # A planned pause (what an interruptible schedule does), at random steps and at an epoch boundary.
+@pytest.mark.slow
 @pytest.mark.parametrize("until_step", sorted(random.Random(5).sample(range(1, TOTAL_STEPS), 2)) + [TOTAL_STEPS // 2])
 def test_pause_then_resume_is_byte_identical(project, reference, until_step):
     params = parse_params(fast_params())
@@ -109,6 +110,7 @@ def test_pause_then_resume_is_byte_identical(project, reference, until_step):
     assert len(pd.read_csv(RUN / "emissions.csv")) == 2  # CodeCarbon's own log keeps both segments' rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("both", [False, True], ids=["latest", "latest-and-previous"])
 def test_an_unreadable_checkpoint_is_set_aside_and_the_one_before_it_resumed(project, reference, capsys, both):
     """A truncated resume checkpoint failed every rerun until the folder was deleted by hand."""
@@ -164,6 +166,7 @@ KILL_POINTS = [(-1, 0.05)] + [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("after_step, delay", KILL_POINTS)
 def test_sigkill_then_resume_is_byte_identical(project, reference, after_step, delay):
     process = start_training(project)
@@ -176,6 +179,7 @@ def test_sigkill_then_resume_is_byte_identical(project, reference, after_step, d
     assert (summary["training_metrics"]["resumed_at_step"] or 0) >= max(after_step, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("after_step, delay", [(3, 0.0), (random.Random(11).randrange(6, TOTAL_STEPS // 2), 0.01)])
 def test_sigterm_checkpoints_stops_and_resumes_byte_identical(project, reference, after_step, delay):
     process = start_training(project)
@@ -192,6 +196,7 @@ def test_sigterm_checkpoints_stops_and_resumes_byte_identical(project, reference
     assert_segments_back_to_back(2)
 
 
+@pytest.mark.slow
 def test_changed_params_discard_a_stale_checkpoint(project):
     with pytest.raises(TrainingStopped):
         run_training(parse_params(fast_params()), "baseline", Segment(until_step=5))
