@@ -93,6 +93,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow  # trains every stage once, in a module fixture
 @pytest.mark.parametrize("damage, command, named, says", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_a_damaged_artifact_is_one_line_naming_it(finished, workspace, damage, command, named, says):
     shutil.copytree(finished, workspace, dirs_exist_ok=True)

@@ -52,6 +52,7 @@ def test_the_lock_names_its_holder_and_dies_with_it_even_by_sigkill(tmp_path):
         assert (tmp_path / "run" / ".lock").read_text() == f"{os.getpid()}\n"
 
 
+@pytest.mark.slow
 def test_a_second_trainer_of_one_run_is_one_line_and_the_first_accounts_only_its_own_energy(workspace):
     write_params(workspace, tiny_params(train={"epochs": 40}))
     synthetic_dataset()

@@ -54,6 +54,7 @@ def cli(workspace: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_a_data_class_function_trains_end_to_end(workspace):
     (workspace / "my_data.py").write_text(STRIPES)
     write_params(workspace, tiny_params(data={"dataset": "custom", "class": "my_data:make", "train_limit": None}))

@@ -17,6 +17,7 @@ from carbon_pipe.errors import ArtifactError
 from ..conftest import synthetic_dataset, tiny_params, write_params
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_at_its_first_non_finite_loss_in_one_line(workspace):
     raw = tiny_params(train={"learning_rate": 1e30, "checkpoint_every": 1, "epochs": 2})
     write_params(workspace, raw)
