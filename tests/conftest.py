@@ -75,10 +75,13 @@ class SlowWorkGuard(importlib.abc.MetaPathFinder):
 
 def starts_dvc(argv) -> bool:
     words = [os.fsdecode(word) for word in ([argv] if isinstance(argv, (str, bytes)) else argv)]
-    if len(words) == 3 and words[1] == "-c":  # shell=True: /bin/sh -c "dvc ..."
-        words = shlex.split(words[2])
-    elif len(words) == 1:
-        words = shlex.split(words[0])
+    try:
+        if len(words) == 3 and Path(words[0]).name in ("sh", "bash") and words[1] == "-c":  # shell=True
+            words = shlex.split(words[2])
+        elif len(words) == 1:
+            words = shlex.split(words[0])
+    except ValueError:  # not a command line shlex can split: not a plain `dvc ...` either
+        return False
     return bool(words) and (Path(words[0]).name == "dvc" or words[1:3] == ["-m", "dvc"])
 
 
