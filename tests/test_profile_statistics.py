@@ -2,6 +2,7 @@
 re-derivation, the sequential stop's corrected coverage, and the stage-wise interval reported where it stops."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -287,3 +288,26 @@ def test_re_analysing_a_written_profile_gives_the_same_interval():
     assert back.profile == profile
     assert back.ratio == profile.configuration("optimized").ratio
     assert written["profile"]["interval_method"] == statistics.SEQUENTIAL_METHOD
+
+
+def test_the_verdict_checks_re_analyse_saved_profiles_from_their_bursts(tmp_path):
+    """--from-saved recomputes each saved profile's ratio, interval and verdict from its bursts with this code (a
+    verdict saved by other code is not trusted) and prints the A/A and budget lines, profiling nothing."""
+    from carbon_pipe.profiling.render import flat_summary
+
+    from .test_benchmarks import bench
+
+    stopping = Stopping(6, 0.05, statistics.BUDGET, budget_joules=100.0, spent_joules=4.0)
+    same = [5e-3 * factor for factor in (1.0, 1.1, 0.95, 1.05)]
+    again = [value * noise for value, noise in zip(same, (1.02, 0.99, 1.0, 0.985))]
+    profile = summarized({"baseline": same, "baseline-again": again}, stopping)
+    assert profile.configuration("baseline-again").verdict == statistics.NO_DIFFERENCE
+    run = {**flat_summary(profile, "baseline-again"), "command_seconds": 12.0, "section": "aa", "where": "quiet"}
+    saved = tmp_path / "profiles.jsonl"
+    saved.write_text(json.dumps({**run, "verdict": "more", "ratio_ci95": [1.5, 2.0]}) + "\n")
+    output = bench("verdict_checks.py", "--from-saved", f"aa={saved}", "--aa-where", "quiet")
+    low, high = profile.configuration("baseline-again").ratio.bounds
+    assert f"   1: ratio {run['ratio']:.3f} [{low}, {high}] no measurable difference; 4 processes, stopped: budget " \
+           "spent; 12 s" in output
+    assert "as the machine is: 1 of 1 (100.0 % +- 0.0) say no measurable difference" in output
+    assert re.search(r"^median 0\.4 \(0\.4-0\.4, n=1\) % \(budget 10 %: 1 within\)", output, re.M)

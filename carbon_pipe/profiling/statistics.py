@@ -88,7 +88,7 @@ SEQUENTIAL_METHOD = (
     "variance; Fieller's interval (Student's t, processes - 1 degrees of freedom) at a stop on the first look; the "
     "verdict is the crossing of Pocock's group-sequential boundary at the looks after each process from the third on"
 )
-STAGEWISE_PATHS = 2000  # simulated profiles per candidate ratio: the p-value's standard error near 2.5 % is 0.35 %
+STAGEWISE_PATHS = 10000  # simulated profiles per candidate ratio: the p-value's standard error near 2.5 % is 0.16 %
 STAGEWISE_SEED = 18  # fixed: the same burst table always gives the same interval
 
 
