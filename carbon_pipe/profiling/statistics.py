@@ -80,7 +80,7 @@ def within_pct(low: float, high: float) -> tuple[float, float]:
 # The sequential stop: the profile looks at its interval after each worker process, from the FIRST_LOOK-th on, and
 # stops once the verdict is settled. Each look's interval is a repeated confidence interval (Jennison & Turnbull):
 # wide enough that all looks together hold their 95 %, so a boundary crossed at any look is a verdict at 5 %. Where
-# the profile stopped, the interval reported is the exact one under the stage-wise ordering (interval_at_stop).
+# the profile stopped, the interval reported is the one under the stage-wise ordering (interval_at_stop).
 FIRST_LOOK = 3  # processes: two degrees of freedom, the fewest a t interval across processes is of any use with
 SEQUENTIAL_METHOD = (
     "stage-wise interval at the stop (Tsiatis, Rosner & Mehta 1984) for the ratio of two paired means across fresh "
@@ -207,7 +207,8 @@ class _Design:
         were `ratio`. Two profiles are compared at the earlier of their stops by Student's t of the difference from
         1, the statistic the boundary is on: a simulated profile that stopped at an earlier look ranks above the
         observed one where its t there is larger (every one that crossed the upper boundary does, none that crossed
-        the lower), and one that reached the observed look where its t at that look is larger."""
+        the lower; one settled inside the margin where its ratio is larger), and one that reached the observed look
+        where its t at that look is larger."""
         k = len(self.x)
         alive = np.ones(STAGEWISE_PATHS, dtype=bool)
         above = 0
@@ -248,8 +249,8 @@ def stagewise_ratio_interval(
     under the stage-wise ordering (Tsiatis, Rosner & Mehta 1984; Jennison & Turnbull 2000, 8.4) for looks after
     first_look .. planned processes at Pocock's boundary, settling inside 1 +- within. Every ratio whose p-value in
     that ordering is within (1 - level) / 2 of neither end is in it; the p-values come from profiles simulated like
-    the observed one (_Design). At a stop on the first look it is the fixed-sample interval (Fieller's): nothing
-    ranks above a first-look stop but first-look outcomes."""
+    the observed one (_Design). At a stop on the first look it is the fixed-sample interval (Fieller's), as the
+    stage-wise ordering gives with a known variance: only first-look outcomes rank above or below such a stop."""
     x, y = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
     estimate, low, high = (float(value) for value in ratio_interval(x, y, level))
     if len(x) <= first_look or not (np.isfinite(low) and np.isfinite(high)) or low == high:
@@ -286,9 +287,9 @@ def interval_at_stop(
     crossed = verdict(repeated_low, repeated_high)
     _, low, high = stagewise_ratio_interval(x, y, first_look, planned, within, level)
     if crossed == MORE and low <= 1:
-        return estimate, repeated_low, high
+        return estimate, repeated_low, high if high > repeated_low else repeated_high
     if crossed == LESS and high >= 1:
-        return estimate, low, repeated_high
+        return estimate, low if low < repeated_high else repeated_low, repeated_high
     if crossed == NO_DIFFERENCE:
         return estimate, min(low, 1.0), max(high, 1.0)
     return estimate, low, high
