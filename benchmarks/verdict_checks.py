@@ -250,8 +250,9 @@ def profile_sections(args: argparse.Namespace, spent: list[dict]) -> None:
             return saved_profiles(args.from_saved[section], section, where)
         return profiles(count, section, where, args.save, *cli)
 
+    runs = "saved" if args.from_saved else args.runs
     if "aa" in args.only:
-        print(f"\n## A/A: the baseline against itself, {args.runs} processes each (target >= 19 of 20)")
+        print(f"\n## A/A: the baseline against itself, {runs} processes each (target >= 19 of 20)")
         if args.aa_where in ("both", "quiet"):
             quiet = source("aa", "quiet", args.runs, "--check", "aa")
             print(f"as the machine is: {verdict_counts(quiet, 'no measurable difference')}")
@@ -261,7 +262,7 @@ def profile_sections(args: argparse.Namespace, spent: list[dict]) -> None:
             print(f"beside a busy core: {verdict_counts(busy, 'no measurable difference')}")
             spent += busy
     if "sensitivity" in args.only:
-        print(f"\n## sensitivity: the baseline against its costlier twin beside a busy core, {args.runs} processes")
+        print(f"\n## sensitivity: the baseline against its costlier twin beside a busy core, {runs} processes")
         twin = source("sensitivity", "busy", args.runs, "--check", "sensitivity")
         if twin:
             work = twin[0]["work_ratio"]
@@ -270,7 +271,8 @@ def profile_sections(args: argparse.Namespace, spent: list[dict]) -> None:
                   f"(target: median within 10 %)")
         spent += twin
     if "stability" in args.only:
-        print(f"\n## stability: {args.stability} profiles of the default pair beside a busy core")
+        print(f"\n## stability: {'saved' if args.from_saved else args.stability} profiles of the default pair beside a "
+              "busy core")
         pair = source("stability", "busy", args.stability)
         if pair:
             median = statistics.median(run["ratio"] for run in pair)
