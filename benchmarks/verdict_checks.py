@@ -2,10 +2,12 @@
 
     python benchmarks/verdict_checks.py [--runs 20] [--stability 5] [--attribution 2] [--seeds 1000]
                                         [--train-samples N] [--epochs E] [--only coverage,aa,...]
+                                        [--save FILE.jsonl] [--from-saved KIND=FILE.jsonl ...]
 
 Sections (--only picks some; all by default):
-- coverage: the sequential stop on synthetic data (pure, seconds): over --seeds experiments per scenario, how often
-  the interval where the profile stopped holds the true ratio, against naive peeking at an uncorrected 95 %.
+- coverage: the sequential stop on synthetic data (pure numpy, a few minutes): over --seeds experiments per scenario,
+  how often the interval where the profile stopped holds the true ratio: the reported (stage-wise) one, the repeated
+  confidence interval reported before, and naive peeking at an uncorrected 95 %.
 - aa: --runs `carbon-pipe profile --check aa` processes (the baseline against itself), on the machine as it is and
   again beside a core kept busy by a spinning process: how many say no measurable difference.
 - sensitivity: --runs `carbon-pipe profile --check sensitivity` beside a busy core: how many say more, the median
@@ -17,11 +19,17 @@ Sections (--only picks some; all by default):
 - budget: what every profile above spent, as a share of the baseline's expected training energy.
 Every figure comes with its spread (median, min-max, or a binomial standard error). In a scratch project on the
 default params (full MNIST unless --train-samples). A profile takes one to three minutes on full MNIST.
+
+--save FILE.jsonl appends every profile's `--json` output (bursts included) as one line, with its section and where
+it ran (quiet or busy). --from-saved KIND=FILE.jsonl (aa, sensitivity or stability; repeatable) profiles nothing: it
+re-analyses the saved profiles of that kind with this checkout's code (EnergyProfile.from_dict on their bursts) and
+prints the same lines, then the budget figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -37,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, project_params, scratch_project  # noqa: E402
 
 SECTIONS = ("coverage", "aa", "sensitivity", "stability", "attribution", "budget")
+SAVED_KINDS = ("aa", "sensitivity", "stability")
 
 
 def parse_args() -> argparse.Namespace:
@@ -53,7 +62,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     parser.add_argument("--aa-where", choices=("both", "quiet", "busy"), default="both",
                         help="A/A on the machine as it is, beside a busy core, or both")
+    parser.add_argument("--save", type=Path, help="append every profile's --json output to this JSON-lines file")
+    parser.add_argument("--from-saved", action="append", default=[], metavar="KIND=FILE.jsonl",
+                        help=f"re-analyse saved profiles instead of profiling; KIND: {', '.join(SAVED_KINDS)}")
     args = parser.parse_args()
+    saved = {}
+    for entry in args.from_saved:
+        kind, _, path = entry.partition("=")
+        if kind not in SAVED_KINDS or not path:
+            parser.error(f"--from-saved {entry!r}: expected KIND=FILE.jsonl, KIND one of {', '.join(SAVED_KINDS)}")
+        saved[kind] = Path(path)
+    args.from_saved = saved
+    if saved:
+        args.only = ",".join([*saved, "budget"])
     args.only = set(args.only.split(","))
     if args.only - set(SECTIONS):
         parser.error(f"--only: unknown section(s) {', '.join(sorted(args.only - set(SECTIONS)))}")
@@ -86,43 +107,56 @@ def synthetic_processes(ratio: float, processes: int, seeds: int, between: float
 
 
 def sequential_coverage(ratio: float, planned: int, budget_processes: int, seeds: int, between: float, seed: int,
-                        settle_within: float = 0.05) -> tuple[int, int, list[int]]:
-    """(covered by the corrected sequential interval, covered by naive peeking, processes used) over `seeds`."""
+                        settle_within: float = 0.05) -> dict:
+    """Over `seeds` synthetic profiles stopped by the profile's own rule: how many intervals where it stopped hold the
+    true ratio (the reported stage-wise one, the repeated confidence interval it replaced, naive peeking at an
+    uncorrected 95 %), the processes used, and how often the stage-wise interval had to be widened to hold 1, or took
+    the repeated interval's end across 1, to agree with the verdict."""
     from carbon_pipe.profiling import statistics as stats
 
     rng = np.random.default_rng(seed)
     candidate, baseline = synthetic_processes(ratio, planned, seeds, between, 0.03, rng)
     truth = ratio  # the candidate's mean over process factors is ratio x the baseline's (the own factor is mean 1)
-    level = stats.sequential_level(stats.FIRST_LOOK, planned)
-    covered = naive = 0
+    counts = {"stage-wise": 0, "repeated": 0, "naive": 0, "widened": 0, "repeated end": 0}
     used = []
     for index in range(seeds):
-        for mode in ("corrected", "naive"):
+        for mode, level in (("repeated", stats.sequential_level(stats.FIRST_LOOK, planned)), ("naive", stats.LEVEL)):
             for processes in range(stats.FIRST_LOOK, planned + 1):
-                _, low, high = (float(v) for v in stats.ratio_interval(
-                    candidate[index, :processes], baseline[index, :processes],
-                    level if mode == "corrected" else stats.LEVEL))
+                x, y = candidate[index, :processes], baseline[index, :processes]
+                _, low, high = (float(v) for v in stats.ratio_interval(x, y, level))
                 reason = stats.stop_reason(processes, planned, [(low, high)], settle_within, processes,
                                            budget_processes + 0.5)
                 if reason is not None:
                     break
-            if mode == "corrected":
-                covered += low <= truth <= high
+            counts[mode] += low <= truth <= high
+            if mode == "repeated":
                 used.append(processes)
-            else:
-                naive += low <= truth <= high
-    return covered, naive, used
+                _, low, high = stats.interval_at_stop(x, y, stats.FIRST_LOOK, planned, settle_within)
+                counts["stage-wise"] += low <= truth <= high
+                _, raw_low, raw_high = stats.stagewise_ratio_interval(x, y, stats.FIRST_LOOK, planned, settle_within)
+                counts["widened"] += (raw_low, raw_high) != (low, high) and low <= 1 <= high
+                counts["repeated end"] += (raw_low, raw_high) != (low, high) and not low <= 1 <= high
+    return {**counts, "used": used}
+
+
+COVERAGE_SCENARIOS = (  # true ratio, between-process variation, planned processes, processes the budget allows
+    (1.0, 0.05, 6, 6), (1.0, 0.15, 6, 4), (0.9, 0.05, 6, 6), (1.25, 0.10, 8, 8), (0.97, 0.03, 12, 12),
+    (1.10, 0.05, 6, 6), (0.80, 0.10, 6, 6), (0.90, 0.05, 3, 3), (1.0, 0.05, 12, 12), (1.25, 0.10, 8, 4),
+)
 
 
 def coverage(args: argparse.Namespace) -> None:
     print(f"\n## coverage of the sequential stop: synthetic, {args.seeds} seeds per scenario (target 93-97 %)")
     print("scenario: true ratio, between-process variation, planned processes, processes the budget allows")
-    for ratio, between, planned, budget in ((1.0, 0.05, 6, 6), (1.0, 0.15, 6, 4), (0.9, 0.05, 6, 6),
-                                            (1.25, 0.10, 8, 8), (0.97, 0.03, 12, 12)):
-        covered, naive, used = sequential_coverage(ratio, planned, budget, args.seeds, between, seed=int(ratio * 100))
-        print(f"ratio {ratio}, variation {between:.0%}, {planned} planned, budget {budget}: corrected "
-              f"{share(covered, args.seeds)}; naive peeking {share(naive, args.seeds)}; processes used "
-              f"{spread([float(u) for u in used], '.0f')}", flush=True)
+    for ratio, between, planned, budget in COVERAGE_SCENARIOS:
+        started = time.perf_counter()
+        result = sequential_coverage(ratio, planned, budget, args.seeds, between, seed=int(ratio * 100))
+        print(f"ratio {ratio}, variation {between:.0%}, {planned} planned, budget {budget}: stage-wise (reported) "
+              f"{share(result['stage-wise'], args.seeds)}; repeated (before) {share(result['repeated'], args.seeds)}; "
+              f"naive peeking {share(result['naive'], args.seeds)}; processes used "
+              f"{spread([float(u) for u in result['used']], '.0f')}; widened to hold 1: {result['widened']}, the "
+              f"repeated interval's end across 1: {result['repeated end']}; {time.perf_counter() - started:.0f} s",
+              flush=True)
 
 
 # --- profile processes ----------------------------------------------------------------------------------------------
@@ -150,15 +184,52 @@ class BusyCore:
         self.process.wait()
 
 
-def profiles(count: int, *args: str) -> list[dict]:
+def show(index: int, run: dict) -> None:
+    low, high = run["ratio_ci95"]
+    print(f"  {index + 1:>2}: ratio {run['ratio']:.3f} [{low}, {high}] {run['verdict']}; {run['processes']} "
+          f"processes, stopped: {run['stopping']['reason']}; {run['command_seconds']:.0f} s", flush=True)
+
+
+def profiles(count: int, section: str, where: str, save: Path | None, *args: str) -> list[dict]:
+    """`count` profiles, each in its own process (beside a busy core where `where` is busy), shown as they finish."""
     runs = []
-    for index in range(count):
-        output, wall = command("profile", "--json", *args)
-        run = {**json.loads(output), "command_seconds": wall}
-        runs.append(run)
-        low, high = run["ratio_ci95"]
-        print(f"  {index + 1:>2}: ratio {run['ratio']:.3f} [{low}, {high}] {run['verdict']}; {run['processes']} "
-              f"processes, stopped: {run['stopping']['reason']}; {wall:.0f} s", flush=True)
+    with BusyCore() if where == "busy" else contextlib.nullcontext():
+        for index in range(count):
+            output, wall = command("profile", "--json", *args)
+            run = {**json.loads(output), "command_seconds": wall, "section": section, "where": where}
+            runs.append(run)
+            if save is not None:
+                with save.open("a") as lines:
+                    lines.write(json.dumps(run) + "\n")
+            show(index, run)
+    return runs
+
+
+def reanalysed(run: dict) -> dict:
+    """A saved profile's figures recomputed from its bursts by this checkout's code (its other keys kept)."""
+    from carbon_pipe.profiling.render import flat_summary
+    from carbon_pipe.profiling.result import EnergyProfile
+
+    names = [key.removesuffix("_precision") for key in run if key.endswith("_precision")]
+    profile = EnergyProfile.from_dict({
+        "baseline": names[0], "energy_method": run["energy_method"], "stopping": run["stopping"],
+        "bursts": run["bursts"], "configurations": [{"name": name, "precision": run[f"{name}_precision"]}
+                                                    for name in names],
+    })
+    return {**run, **flat_summary(profile, names[1])}
+
+
+def saved_profiles(path: Path, section: str, where: str) -> list[dict]:
+    """The profiles of one section (and where it ran) saved in `path`, re-analysed and shown; lines saved without
+    a section or place count for any."""
+    try:
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as exc:
+        sys.exit(f"verdict_checks: --from-saved {path}: {exc}")
+    runs = [reanalysed(run) for run in lines if run.get("section", section) == section
+            and run.get("where", where) == where]
+    for index, run in enumerate(runs):
+        show(index, run)
     return runs
 
 
@@ -174,35 +245,41 @@ def budget_shares(runs: list[dict]) -> list[float]:
 
 
 def profile_sections(args: argparse.Namespace, spent: list[dict]) -> None:
+    def source(section: str, where: str, count: int, *cli: str) -> list[dict]:
+        if args.from_saved:
+            return saved_profiles(args.from_saved[section], section, where)
+        return profiles(count, section, where, args.save, *cli)
+
+    runs = "saved" if args.from_saved else args.runs
     if "aa" in args.only:
-        print(f"\n## A/A: the baseline against itself, {args.runs} processes each (target >= 19 of 20)")
+        print(f"\n## A/A: the baseline against itself, {runs} processes each (target >= 19 of 20)")
         if args.aa_where in ("both", "quiet"):
-            quiet = profiles(args.runs, "--check", "aa")
+            quiet = source("aa", "quiet", args.runs, "--check", "aa")
             print(f"as the machine is: {verdict_counts(quiet, 'no measurable difference')}")
             spent += quiet
         if args.aa_where in ("both", "busy"):
-            with BusyCore():
-                busy = profiles(args.runs, "--check", "aa")
+            busy = source("aa", "busy", args.runs, "--check", "aa")
             print(f"beside a busy core: {verdict_counts(busy, 'no measurable difference')}")
             spent += busy
     if "sensitivity" in args.only:
-        print(f"\n## sensitivity: the baseline against its costlier twin beside a busy core, {args.runs} processes")
-        with BusyCore():
-            twin = profiles(args.runs, "--check", "sensitivity")
-        work = twin[0]["work_ratio"]
-        ratios = [run["ratio"] / work for run in twin]
-        print(f"{verdict_counts(twin, 'more')}; work ratio {work:.3f}; ratio / work ratio {spread(ratios)} "
-              f"(target: median within 10 %)")
+        print(f"\n## sensitivity: the baseline against its costlier twin beside a busy core, {runs} processes")
+        twin = source("sensitivity", "busy", args.runs, "--check", "sensitivity")
+        if twin:
+            work = twin[0]["work_ratio"]
+            ratios = [run["ratio"] / work for run in twin]
+            print(f"{verdict_counts(twin, 'more')}; work ratio {work:.3f}; ratio / work ratio {spread(ratios)} "
+                  f"(target: median within 10 %)")
         spent += twin
     if "stability" in args.only:
-        print(f"\n## stability: {args.stability} profiles of the default pair beside a busy core")
-        with BusyCore():
-            pair = profiles(args.stability)
-        median = statistics.median(run["ratio"] for run in pair)
-        holding = sum(run["ratio_ci95"][0] <= median <= run["ratio_ci95"][1] for run in pair
-                      if None not in run["ratio_ci95"])
-        print(f"verdicts {sorted({run['verdict'] for run in pair})}; median ratio {median:.3f}; intervals holding it "
-              f"{share(holding, len(pair))}")
+        print(f"\n## stability: {'saved' if args.from_saved else args.stability} profiles of the default pair beside a "
+              "busy core")
+        pair = source("stability", "busy", args.stability)
+        if pair:
+            median = statistics.median(run["ratio"] for run in pair)
+            holding = sum(run["ratio_ci95"][0] <= median <= run["ratio_ci95"][1] for run in pair
+                          if None not in run["ratio_ci95"])
+            print(f"verdicts {sorted({run['verdict'] for run in pair})}; median ratio {median:.3f}; intervals "
+                  f"holding it {share(holding, len(pair))}")
         spent += pair
 
 
@@ -247,7 +324,9 @@ def main() -> None:
     if args.epochs:
         sections["train"] = {"epochs": args.epochs}
     spent: list[dict] = []
-    if args.only & {"aa", "sensitivity", "stability"}:
+    if args.from_saved:
+        profile_sections(args, spent)
+    elif args.only & {"aa", "sensitivity", "stability"}:
         with scratch_project(project_params(**sections), prefix="carbon-pipe-verdict-checks-"):
             profile_sections(args, spent)
     baseline_runs = []

@@ -7,8 +7,8 @@ processes. After each process, from the third on, the profile looks: it stops wh
 interval clear of 1, or inside 1 +- settle_within_pct), when the next process would overrun the energy budget
 (budget_pct of the baseline's expected training energy), or after the planned processes. The first three always
 run (with fewer there is no interval): on a job too small for them the profile says it spent more than its budget.
-Each look's interval is corrected for all the planned looks (statistics.sequential_level), so stopping early keeps
-its coverage.
+Each look's interval is corrected for all the planned looks (statistics.sequential_level), so a verdict at any look
+is one at 5 %; where it stopped, the interval reported is the stage-wise one (statistics.interval_at_stop).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ..training.distributed import pick_device
 from ..training.settings import ProfileParams, RunParams
 from . import statistics
 from .counters import open_counter
-from .result import Burst, EnergyProfile, Stopping, per_process, summarize
+from .result import Burst, EnergyProfile, Stopping, look_intervals, per_process, summarize
 from .worker import Finished, Request, Twin
 
 
@@ -98,8 +98,7 @@ def sequential(parent, request: Request, bursts: list[Burst], counter, progress)
         baseline = per_process(bursts, names[0], "joules").mean()
         budget = profile.budget_pct / 100 * baseline * finished.train_samples * epochs
         stopping = Stopping(planned, within, statistics.PLANNED, budget, spent)
-        summary = summarize(bursts, names[0], finished.precisions, finished.energy_method, stopping)
-        ratios = [config.ratio for config in summary.configurations if config.ratio is not None]
+        ratios = look_intervals(bursts, names, planned)
         progress(look_line(process + 1, planned, ratios, spent, budget))
         reason = statistics.stop_reason(process + 1, planned, [(r.low, r.high) for r in ratios], within, spent, budget)
         if reason is not None:

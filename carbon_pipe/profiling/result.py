@@ -71,7 +71,7 @@ class ConfigurationEnergy:
     steps_per_burst: int
     j_per_sample: Interval  # the mean over processes of each one's mean over its rounds of joules / samples
     s_per_sample: Interval
-    ratio: Interval | None  # j_per_sample / the baseline's, paired by process (sequential); None for the baseline
+    ratio: Interval | None  # j_per_sample / the baseline's, paired by process (at the stop); None for the baseline
     verdict: str | None  # less, more, or no measurable difference (energy per sample vs the baseline)
 
     def as_dict(self) -> dict:
@@ -185,23 +185,34 @@ def unbounded(value: float) -> Interval:
     return Interval(float(value), -np.inf, np.inf)
 
 
+def look_intervals(bursts: Sequence[Burst], names: Sequence[str], planned: int) -> list[Interval]:
+    """Each compared configuration's ratio to the baseline (names[0]) at this look: the repeated confidence interval
+    at the nominal level of Pocock's boundary for the planned looks, which the stop rule and the verdict use."""
+    energy = {name: per_process(bursts, name, "joules") for name in names}
+    level = statistics.sequential_level(statistics.FIRST_LOOK, planned)
+    if len(energy[names[0]]) < 2:
+        return [unbounded(energy[name].mean() / energy[names[0]].mean()) for name in names[1:]]
+    return [_interval(statistics.ratio_interval(energy[name], energy[names[0]], level)) for name in names[1:]]
+
+
 def summarize(
     bursts: Sequence[Burst], baseline: str, precisions: dict[str, str], energy_method: str, stopping: Stopping
 ) -> EnergyProfile:
     """Every figure of the profile from its burst table; the warm-up bursts count only as energy spent. Each ratio's
-    interval is the sequential one at the nominal level of its planned looks (statistics.sequential_level)."""
+    interval is the one where the profile stopped (statistics.interval_at_stop), its verdict the boundary crossing."""
     names = list(precisions)
     energy = {name: per_process(bursts, name, "joules") for name in names}
     enough = len(energy[baseline]) >= 2
-    level = statistics.sequential_level(statistics.FIRST_LOOK, stopping.planned_processes)
     configurations = []
     for name in names:
         ratio = None
         if name != baseline:
             estimate = float(energy[name].mean() / energy[baseline].mean())
             ratio = (
-                _interval(statistics.ratio_interval(energy[name], energy[baseline], level)) if enough
-                else unbounded(estimate)
+                _interval(statistics.interval_at_stop(
+                    energy[name], energy[baseline], statistics.FIRST_LOOK, stopping.planned_processes,
+                    stopping.settle_within,
+                )) if enough else unbounded(estimate)
             )
         seconds = per_process(bursts, name, "seconds")
         configurations.append(

@@ -12,7 +12,7 @@ import pytest
 from carbon_pipe.emissions.attribution import Coefficients
 from carbon_pipe.profiling import counters
 
-from ..conftest import synthetic_dataset, tiny_params, write_params
+from .conftest import synthetic_dataset, tiny_params, write_params
 
 QUICK_PROFILE = {"processes": 3, "rounds": 2, "warmup_rounds": 1, "burst_seconds": 0.05}
 COEFFICIENTS = Coefficients(4.0, 0.375, "test")
@@ -132,15 +132,25 @@ def test_profile_text_checks_and_bad_inputs(workspace):
 
 
 @pytest.mark.slow
-def test_the_verdict_checks_benchmark_prints_coverage_aa_and_budget(mnist_mirror):
+def test_the_verdict_checks_benchmark_prints_coverage_aa_and_budget(mnist_mirror, tmp_path):
+    """Its figures, and the same A/A and budget lines again from the profiles it saved, without profiling."""
     from ..test_benchmarks import bench
 
-    output = bench("verdict_checks.py", "--only", "coverage,aa,budget", "--runs", "1", "--seeds", "200",
-                   "--train-samples", "1024", "--epochs", "1")
-    assert re.search(r"^ratio 1.0, variation 5%, 6 planned, budget 6: corrected \d+ of 200 \(", output, re.M)
+    saved = tmp_path / "profiles.jsonl"
+    output = bench("verdict_checks.py", "--only", "coverage,aa,budget", "--runs", "1", "--seeds", "40",
+                   "--train-samples", "1024", "--epochs", "1", "--save", str(saved))
+    assert re.search(r"^ratio 1.0, variation 5%, 6 planned, budget 6: stage-wise \(reported\) \d+ of 40 \(", output,
+                     re.M)
     assert re.search(r"^as the machine is: \d of 1 .* say no measurable difference", output, re.M)
     assert re.search(r"^beside a busy core: \d of 1 ", output, re.M)
     assert re.search(r"^median [\d.]+ \([\d.]+-[\d.]+, n=2\) % \(budget 10", output, re.M)
+    lines = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert [(line["section"], line["where"]) for line in lines] == [("aa", "quiet"), ("aa", "busy")]
+    again = bench("verdict_checks.py", "--from-saved", f"aa={saved}")
+    def a_a_and_budget(text: str) -> str:  # below the A/A heading (which says how many ran, or "saved")
+        return text.split("## A/A")[1].split("\n", 1)[1].split("load average")[0]
+
+    assert a_a_and_budget(again) == a_a_and_budget(output)
 
 
 @pytest.mark.slow

@@ -1,14 +1,15 @@
 """The profile's statistics on synthetic bursts with a known ratio: interval coverage, drift, verdicts,
-re-derivation, and the sequential stop's corrected coverage."""
+re-derivation, the sequential stop's corrected coverage, and the stage-wise interval reported where it stops."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 from carbon_pipe.profiling import statistics
 from carbon_pipe.profiling.record import RunProfile
-from carbon_pipe.profiling.result import Burst, EnergyProfile, Stopping, describe, summarize
+from carbon_pipe.profiling.result import Burst, EnergyProfile, Stopping, describe, look_intervals, summarize
 from carbon_pipe.profiling.worker import burst_order
 from carbon_pipe.report.sections import grams_interval
 
@@ -117,8 +118,8 @@ def test_every_figure_is_the_burst_table_summarised():
         optimized.j_per_sample.value / profile.configuration("baseline").j_per_sample.value
     )
     assert optimized.ratio.value == pytest.approx(candidate[0].mean() / baseline[0].mean())
-    level = statistics.sequential_level(statistics.FIRST_LOOK, STOPPING.planned_processes)
-    assert [float(x) for x in statistics.ratio_interval(slower[0], baseline[0], level)] == pytest.approx(
+    at_stop = statistics.interval_at_stop(slower[0], baseline[0], statistics.FIRST_LOOK, 6, STOPPING.settle_within)
+    assert list(at_stop) == pytest.approx(
         [
             profile.configuration("other").ratio.value,
             profile.configuration("other").ratio.low,
@@ -128,7 +129,7 @@ def test_every_figure_is_the_burst_table_summarised():
     assert profile.configuration("baseline").ratio is None
     assert (profile.processes, profile.rounds, profile.warmup_rounds) == (5, 2, 1)
     assert profile.profiling_energy_kwh == pytest.approx(sum(b.joules for b in profile.bursts) / 3.6e6)
-    assert EnergyProfile.from_dict(profile.as_dict()) == profile
+    assert EnergyProfile.from_dict(json.loads(json.dumps(profile.as_dict()))) == profile
     assert [b.configuration for b in profile.bursts if b.round in (0, 1) and b.process == 0] == [
         "baseline", "optimized", "other", "other", "optimized", "baseline",
     ]
@@ -209,3 +210,104 @@ def test_what_a_verdict_says_in_words():
     assert describe(Interval(0.99, 0.958, 1.063)) == "no measurable difference: within -4.2 % / +6.3 %"
     assert describe(Interval(0.83, 0.76, 0.92)) == "less: ratio 0.830 [95 % interval 0.760, 0.920]"
     assert "unbounded" in describe(Interval(0.9, -np.inf, np.inf))
+
+
+def stopped_profile(ratio: float, planned: int, seed: int, between: float = 0.1, settle: float = 0.05):
+    """Per-process figures of one synthetic profile, cut where the profile's own stop rule stops it."""
+    rng = np.random.default_rng(seed)
+    shared = np.exp(rng.normal(0, between, planned))
+    baseline = shared * (1 + rng.normal(0, 0.03, planned))
+    candidate = ratio * shared * (1 + rng.normal(0, 0.03, planned))
+    level = statistics.sequential_level(statistics.FIRST_LOOK, planned)
+    for processes in range(statistics.FIRST_LOOK, planned + 1):
+        _, low, high = statistics.ratio_interval(candidate[:processes], baseline[:processes], level)
+        if statistics.stop_reason(processes, planned, [(low, high)], settle, 0.0, 1.0):
+            return candidate[:processes], baseline[:processes], (float(low), float(high))
+    raise AssertionError("the last planned process stops the profile")
+
+
+def test_the_stop_rule_still_looks_at_the_repeated_interval():
+    """What decides the stop is unchanged: each look's interval at the nominal level of Pocock's boundary."""
+    candidate, baseline = synthetic_rounds(1.1, 5, seeds=1, seed=3)
+    bursts = bursts_from({"baseline": baseline[0], "optimized": candidate[0]})
+    level = statistics.sequential_level(statistics.FIRST_LOOK, 6)
+    (look,) = look_intervals(bursts, ["baseline", "optimized"], 6)
+    assert [look.value, look.low, look.high] == pytest.approx(
+        [float(v) for v in statistics.ratio_interval(candidate[0], baseline[0], level)]
+    )
+
+
+def test_a_stop_on_the_first_look_reports_the_fixed_sample_interval():
+    """Nothing ranks above a first-look stop but first-look outcomes: the interval is Fieller's at 95 %, narrower
+    than the repeated interval the stop looked at."""
+    candidate, baseline, repeated = stopped_profile(0.8, planned=6, seed=1)
+    assert len(candidate) == statistics.FIRST_LOOK
+    profile = summarized({"baseline": list(baseline), "optimized": list(candidate)})
+    ratio = profile.configuration("optimized").ratio
+    fixed = [float(v) for v in statistics.ratio_interval(candidate, baseline)]
+    assert [ratio.value, ratio.low, ratio.high] == pytest.approx(fixed, rel=1e-12)
+    assert repeated[0] < ratio.low and ratio.high < repeated[1]
+    assert profile.configuration("optimized").verdict == statistics.LESS
+
+
+@pytest.mark.parametrize("ratio", [0.85, 0.95, 1.0, 1.05, 1.1, 1.2])
+def test_the_interval_at_the_stop_agrees_with_the_verdict(ratio):
+    """less: the whole interval below 1; more: above; no measurable difference: it holds 1. The verdict is the
+    boundary crossing the stop rule saw, and a stop after the first look reports the stage-wise interval."""
+    later = 0
+    for seed in range(6):
+        candidate, baseline, repeated = stopped_profile(ratio, planned=6, seed=seed, between=0.05)
+        later += len(candidate) > statistics.FIRST_LOOK
+        expected = statistics.verdict(*repeated)
+        _, low, high = statistics.interval_at_stop(candidate, baseline, statistics.FIRST_LOOK, 6, 0.05)
+        assert statistics.verdict(low, high) == expected, (seed, repeated, low, high)
+        if expected == statistics.NO_DIFFERENCE:
+            assert low <= 1 <= high
+    assert later > 0  # the stage-wise part was exercised
+
+
+def test_the_interval_at_the_stop_covers_the_true_ratio_about_95_percent():
+    """A clear effect stops early, where the repeated interval was conservative; the stage-wise interval at the stop
+    holds the true ratio in a band around 95 % (120 seeded profiles: the band is four binomial errors wide)."""
+    covered = 0
+    for seed in range(120):
+        candidate, baseline, _ = stopped_profile(1.25, planned=8, seed=1000 + seed)
+        _, low, high = statistics.interval_at_stop(candidate, baseline, statistics.FIRST_LOOK, 8, 0.05)
+        covered += low <= 1.25 <= high
+    assert 0.88 <= covered / 120 <= 0.995, covered
+
+
+def test_re_analysing_a_written_profile_gives_the_same_interval():
+    """The stage-wise interval's simulation is seeded: a profile written as JSON and rebuilt from its bursts (as
+    profiles recorded by older code are) reports the same interval and verdict."""
+    candidate, baseline, _ = stopped_profile(1.1, planned=6, seed=2, between=0.05)
+    assert len(candidate) > statistics.FIRST_LOOK
+    profile = summarized({"baseline": list(baseline), "optimized": list(candidate)})
+    written = json.loads(json.dumps(RunProfile(0, 0.0, 1.0, "optimized", profile).as_dict(), allow_nan=False))
+    back = RunProfile.from_dict(written)
+    assert back.profile == profile
+    assert back.ratio == profile.configuration("optimized").ratio
+    assert written["profile"]["interval_method"] == statistics.SEQUENTIAL_METHOD
+
+
+def test_the_verdict_checks_re_analyse_saved_profiles_from_their_bursts(tmp_path):
+    """--from-saved recomputes each saved profile's ratio, interval and verdict from its bursts with this code (a
+    verdict saved by other code is not trusted) and prints the A/A and budget lines, profiling nothing."""
+    from carbon_pipe.profiling.render import flat_summary
+
+    from .test_benchmarks import bench
+
+    stopping = Stopping(6, 0.05, statistics.BUDGET, budget_joules=100.0, spent_joules=4.0)
+    same = [5e-3 * factor for factor in (1.0, 1.1, 0.95, 1.05)]
+    again = [value * noise for value, noise in zip(same, (1.02, 0.99, 1.0, 0.985))]
+    profile = summarized({"baseline": same, "baseline-again": again}, stopping)
+    assert profile.configuration("baseline-again").verdict == statistics.NO_DIFFERENCE
+    run = {**flat_summary(profile, "baseline-again"), "command_seconds": 12.0, "section": "aa", "where": "quiet"}
+    saved = tmp_path / "profiles.jsonl"
+    saved.write_text(json.dumps({**run, "verdict": "more", "ratio_ci95": [1.5, 2.0]}) + "\n")
+    output = bench("verdict_checks.py", "--from-saved", f"aa={saved}", "--aa-where", "quiet")
+    low, high = profile.configuration("baseline-again").ratio.bounds
+    assert f"   1: ratio {run['ratio']:.3f} [{low}, {high}] no measurable difference; 4 processes, stopped: budget " \
+           "spent; 12 s" in output
+    assert "as the machine is: 1 of 1 (100.0 % +- 0.0) say no measurable difference" in output
+    assert re.search(r"^median 0\.4 \(0\.4-0\.4, n=1\) % \(budget 10 %: 1 within\)", output, re.M)
