@@ -36,7 +36,7 @@ def run_capacity(
     series: IntensitySeries, setup: Setup, capacity: int, vintages: Optional["ForecastVintages"] = None,
     table: Optional[JobTable] = None,
 ) -> CapacityReport:  # fmt: skip
-    policies = setup.policies or cap.CAPACITY_POLICIES
+    policies = setup.policies or cap.DEFAULT_CAPACITY_POLICIES
     cap.check_capacity(capacity, policies)
     grid = to_grid(series)
     first, end = period(grid, setup.since, setup.until)
@@ -65,10 +65,13 @@ def run_capacity(
                 found, replans, gap = best_runs, best_replans, best_gap
             elif policy == "greedy":
                 found = cap.greedy(grid, jobs, capacity, expect)
-            elif policy == "joint":
-                found, replans, gap, relaxed = cap.joint(grid, jobs, capacity, expect, rows, step)
+            elif policy in ("joint", "joint-hedged"):
+                hedge = None
+                if policy == "joint-hedged":
+                    hedge = cap.HedgeToFirstCome(grid, base_runs, cap.ErrorBand(grid, forecasts, rows, horizon))
+                found, replans, gap, relaxed = cap.joint(grid, jobs, capacity, expect, rows, step, hedge)
                 if relaxed:
-                    notes.append(f"draw {draw}: {relaxed} re-plans could not fit every arrival by its deadline")
+                    notes.append(f"{policy}, draw {draw}: {relaxed} re-plans could not fit every arrival by its deadline")
             runs[(policy, draw)] = found
             scores.append(_score(policy, jobs, found, costs(found), base, best, capacity, replans, gap, grid))
     context = {
