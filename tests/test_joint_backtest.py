@@ -1,6 +1,7 @@
 """The capacity backtest (`backtest --capacity K`) and sweep workloads: every policy keeps to the workers, the jobs'
 durations and arrivals; misses are counted, not hidden; bad input is one line naming its flag."""
 
+import json
 from datetime import datetime, timezone
 
 import numpy as np
@@ -116,6 +117,11 @@ def test_the_command_scores_a_sweep_and_names_a_bad_capacity(tmp_path):
     result = CliRunner().invoke(app, ["backtest", "--trace", str(trace), "--jobs", str(jobs), "--capacity", "2"])
     assert result.exit_code == 0, result.output
     assert all(policy in result.stdout for policy in ("fcfs", "greedy", "joint", "oracle-capacity"))
+    assert "joint-hedged" not in result.stdout
+    hedged = CliRunner().invoke(app, ["backtest", "--trace", str(trace), "--jobs", str(jobs), "--capacity", "2",
+                                      "--policy", "fcfs,joint-hedged", "--json"])  # fmt: skip
+    assert hedged.exit_code == 0, hedged.output
+    assert [row["policy"] for row in json.loads(hedged.stdout)] == ["fcfs", "joint-hedged"]
     for flags, message in (
         (["--capacity", "0"], "--capacity: must be a whole number of workers"),
         (["--capacity", "2", "--policy", "rolling"], "--policy: 'rolling' is not a policy with a capacity"),
@@ -126,8 +132,8 @@ def test_the_command_scores_a_sweep_and_names_a_bad_capacity(tmp_path):
 
 
 def test_the_error_band_is_learnt_only_from_forecasts_whose_target_has_ended():
-    """A forecast exact until row 40 and 100 g/kWh off after: the band at row 40 is 0 at every lead known, and
-    grows only once the wrong targets have ended."""
+    """A forecast exact until row 40 and 100 g/kWh off after: the band is infinite before any error is known, 0 at
+    row 40 at every lead (and beyond the horizon), and grows only once the wrong targets have ended."""
     grid = to_grid(daily_series())
 
     class Wrong(Forecasts):
@@ -137,8 +143,9 @@ def test_the_error_band_is_learnt_only_from_forecasts_whose_target_has_ended():
             targets = np.minimum(rows[:, None] + np.arange(horizon), len(grid) - 1)
             return grid.values[targets] + np.where(targets >= 40, 100.0, 0.0)
 
-    band = cap.ErrorBand(grid, Wrong(), np.array([30, 40, 80]), 6)
-    assert np.all(band.at(40, 6) == 0.0) and np.all(np.isinf(band.at(30, 40)[:0]))
+    band = cap.ErrorBand(grid, Wrong(), np.array([5, 40, 80]), 6)
+    assert np.all(np.isinf(band.at(5, 6)))  # too few errors known yet: nothing is sure
+    assert np.all(band.at(40, 6) == 0.0) and np.all(band.at(40, 9)[6:] == 0.0)
     assert np.all(band.at(80, 6) > 0) and np.all(np.diff(band.at(80, 6)) >= 0)
 
 
