@@ -133,6 +133,8 @@ def vintages() -> None:
                   f"dirtier jobs {score.dirtier_than_fcfs:3d}  "
                   f"days not worse {score.days_not_worse}/{score.days}")  # fmt: skip
         per_day(report, grid, IssuedForecasts(grid, issued), bound["grams"])
+        for note in report.notes:
+            print(f"  note: {note}")
 
 
 def clairvoyant(report, series, workers: int) -> dict:

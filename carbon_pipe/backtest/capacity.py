@@ -112,12 +112,12 @@ class Expectations:
     """What a policy expects at each decision row: the nowcast, as a series from that row over `horizon` points."""
 
     def __init__(self, grid: Grid, forecasts: Forecasts, rows: np.ndarray, horizon: int) -> None:
-        knowledge = Knowledge(grid, forecasts, horizon)
+        nowcast = Knowledge(grid, forecasts, horizon).nowcast()
         self.grid, self.horizon, self.expected = grid, horizon, {}
-        for block_rows, values in knowledge.nowcast().blocks(np.unique(rows)):
+        for block_rows, values in nowcast.blocks(np.unique(rows)):
             for row, row_values in zip(block_rows, values):
                 self.expected[int(row)] = _filled(row_values, grid.values[max(int(row) - 1, 0)])
-        self.fallback_rows = knowledge.fallback_rows
+        self.fallback_rows = nowcast.fallback_rows  # decision rows that used the forecast as it is
 
     def series(self, row: int) -> IntensitySeries:
         values = np.maximum(self.expected[row][: len(self.grid) - row], 0.0)  # a noisy forecast may dip below 0

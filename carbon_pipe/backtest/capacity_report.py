@@ -57,6 +57,9 @@ def run_capacity(
     for draw, forecasts in enumerate(draws):
         rows = cap.decision_rows(grid, jobs, forecasts)
         expect = cap.Expectations(grid, forecasts, rows, horizon)
+        if expect.fallback_rows and any(policy in ("greedy", "joint", "joint-hedged") for policy in policies):
+            notes.append(f"draw {draw}: nowcast: {expect.fallback_rows} of {len(rows)} decisions had less than a day "
+                         "of history (or 12 h of deviations) and used the forecast as it is")  # fmt: skip
         for policy in policies:
             if draw > 0 and policy in ("fcfs", "oracle-capacity"):
                 continue
