@@ -34,7 +34,6 @@ from .policies import Knowledge
 
 CAPACITY_POLICIES = ("fcfs", "greedy", "joint", "joint-hedged", "oracle-capacity")
 DEFAULT_CAPACITY_POLICIES = ("fcfs", "greedy", "joint", "oracle-capacity")  # joint-hedged on request: it re-plans again
-UNKNOWN_BAND_G = 1e12  # g/kWh: where no error is known yet, nothing is surely cheaper than first-come
 HEDGE_WEIGHT = 1000.0  # a move must clear the band: risk weighs 1000 g a gram; finite, so there is always a plan
 MIN_ERROR_PAIRS = 12  # per lead, before a forecast's past errors count as its error band there
 Runs = list[list[tuple[float, float]]]  # per job, the [start, end) seconds it ran
@@ -157,8 +156,8 @@ def joint(
     grid: Grid, jobs: list[QueuedJob], capacity: int, expect: "Expectations | Actuals", rows: np.ndarray, step: float,
     hedge: "HedgeToFirstCome | None" = None,
 ):  # fmt: skip
-    """The rolling joint plan: (runs, re-plans, the largest gap to the bound, re-plans that had to let deadlines go
-    or, hedged, drop the hedge)."""
+    """The rolling joint plan, hedged towards first-come if asked: (runs, re-plans, the largest gap to the bound,
+    re-plans that had to let deadlines go)."""
     planned: Runs = [[] for _ in jobs]
     largest_gap, relaxed = 0.0, 0
     for row in rows:
@@ -254,8 +253,10 @@ class HedgeToFirstCome:
     def hedges(self, pending, pinned: set[int], series: IntensitySeries, now: float, row: int) -> dict:
         """plan_jobs' keyword arguments for the pending jobs."""
         band = self.error.at(row, len(series.values))
-        best = IntensitySeries(series.boundaries, np.maximum(series.values - band, 0.0), series.is_forecast, series.source, "optimistic")
-        worst = np.where(np.isfinite(band), series.values + band, UNKNOWN_BAND_G)
+        best = np.maximum(series.values - band, 0.0)
+        # Where no error is known yet, a point counts twice the highest expected: no move there is sure.
+        worst = np.where(np.isfinite(band), series.values + band, 2 * series.values.max())
+        best = IntensitySeries(series.boundaries, best, series.is_forecast, series.source, "optimistic")
         hedges = [None if j in pinned else self._hedge(j, job, best, now) for j, job in pending]
         pessimistic = IntensitySeries(series.boundaries, worst, series.is_forecast, series.source, "pessimistic")
         return {"hedges": hedges, "pessimistic": pessimistic}

@@ -41,7 +41,7 @@ class QueuedJob:
 class Hedge:
     """Hold a job that runs whole towards `reference` (its first-come start, say): every other start costs, on top
     of what it is expected to emit, `weight` x the grams by which it would emit more than `ceiling_g` (what
-    `reference` is expected to emit) on the pessimistic series handed to `plan_jobs` (the forecast plus its error
+    `reference` would emit, at best) on the pessimistic series handed to `plan_jobs` (the forecast plus its error
     band). A job moves for a saving its forecast's error cannot undo, or where capacity leaves it no better choice."""
 
     reference: float

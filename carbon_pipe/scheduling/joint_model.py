@@ -11,9 +11,9 @@ Beyond MAX_EXACT_VARIABLES binaries, or when HiGHS cannot prove the optimum with
 heuristic (see `_rounded`) labelled as such, with the bound it is measured against.
 
 A hedged job (joint.Hedge) pays, at every start but its reference, its weight x what its cost on the pessimistic
-series exceeds its ceiling by, on top of its expected cost: it moves only where the saving outweighs what the forecast's
-error could cost, or where capacity leaves no better choice. The bound and `total_g` then include those penalties;
-joint.plan_jobs reports the expected grams alone.
+series exceeds its ceiling by, on top of its expected cost: it moves only where the saving outweighs what the
+forecast's error could cost, or where capacity leaves no better choice. The programme's objective and bound then
+include those penalties; joint.plan_jobs reports the expected grams.
 """
 
 from __future__ import annotations
@@ -181,8 +181,8 @@ def _whole(
 def _penalty(
     job: "QueuedJob", starts: np.ndarray, ends: np.ndarray, hedge: "Hedge | None", pessimistic: IntensitySeries
 ) -> np.ndarray:
-    """Grams added to each start of a hedged whole job: its weight x by how much it may emit more than its reference
-    is expected to, on the pessimistic series (0 at the reference, and where it is surely no dirtier)."""
+    """Grams added to each start of a hedged whole job: its weight x by how much it may emit more than its ceiling,
+    on the pessimistic series (0 at the reference, and where it is surely no dirtier)."""
     if hedge is None or job.interruptible:
         return np.zeros(len(starts))
     grams = job.power_kw * pessimistic.integral(starts, ends) / 3600.0
