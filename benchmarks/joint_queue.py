@@ -1,14 +1,20 @@
 """Many experiments, few workers: what the joint plan saves against first-come and the stampede, and what it costs.
 
-    python benchmarks/joint_queue.py [--parts savings,vintages,scale] [--seeds 3] [--repeats 3] [--days 14]
-                                     [--entries 1000,100]
+    python benchmarks/joint_queue.py [--parts savings,vintages,days,scale] [--seeds 3] [--repeats 3] [--days 14]
+                                     [--weeks 8] [--traces DE,GB,FR,EM-DE,...] [--entries 1000,100]
 
 - savings: sweep workloads on the DE, GB and FR 2020 traces (Let's Wait Awhile), synthetic forecasts with 10 %
   error (--seeds draws): `sweep-evening` is 12 experiments of 1-4 h submitted at 17:00 UTC every day, due 48 h
   later, 2 workers; `sweep-morning` is 24 experiments of 30 min-2 h submitted at 09:00 UTC on workdays, due 24 h
   later, 4 workers. Per trace: saving vs fcfs of greedy, joint and oracle-capacity (mean +- sd over the draws),
   their deadline misses, joint's share of the oracle's saving and the days joint emitted no more than fcfs.
-- vintages: the evening sweep on the GB actuals with the GB forecasts as they were issued (2023-03-14 to -18).
+- vintages: every sweep the GB forecasts as issued (2023-03-14 to -18) cover, on the GB actuals: per policy, and
+  per day (fcfs, joint, joint-hedged, oracle-capacity, the clairvoyant plan, and how far the forecast known at
+  arrival was off where joint ran). The clairvoyant plan knows every job and every intensity from the start: one
+  integer programme, exact or with its bound; no policy can emit less.
+- days: the days on which joint and joint-hedged emitted no more than fcfs, over --weeks of each trace (Let's Wait
+  Awhile 2020 from March; Electricity Maps zones, EM-<zone>, from 2021-11-01), synthetic 10 % error, one draw,
+  both sweeps; the share of days ok with its 95 % Wilson interval, and each policy's saving.
 - scale: the joint plan of 1,000 entries arriving over a week (30-min steps, 30 min-1.5 h each, due 24 h after
   arrival, 8 workers), and of 100, each planned in a fresh process (--repeats): time, peak memory, gap to the bound.
 """
@@ -36,24 +42,30 @@ DAY = 86400.0
 WORKLOADS = {  # name: (count, submitted at, shortest, longest, due after, workers, weekdays)
     "sweep-evening": (12, "17:00", 3600.0, 4 * 3600.0, 48 * 3600.0, 2, "all"),
     "sweep-morning": (24, "09:00", 1800.0, 2 * 3600.0, 24 * 3600.0, 4, "Mon-Fri"),
+    "sweep-evening-24h": (12, "17:00", 3600.0, 4 * 3600.0, 24 * 3600.0, 2, "all"),
 }
+EM_START = 1635724800.0  # 2021-11-01T00:00Z
+LWA_START = 1583020800.0  # 2020-03-01T00:00Z
 
 
-def sweep_table(name: str, since: float, days: int, seed: int):
+def sweep_table(name: str, since: float, days: int, seed: int, step: float = 1800.0):
     from carbon_pipe.backtest.workload import Sweep, sweep
 
     count, at, shortest, longest, due, _, weekdays = WORKLOADS[name]
-    return sweep(Sweep(since, since + days * DAY, count, at, (shortest, longest), due, weekdays, seed=seed), name)
+    shortest = max(shortest, step)
+    spec = Sweep(since, since + days * DAY, count, at, (shortest, longest), due, weekdays, step=step, seed=seed)
+    return sweep(spec, name)
 
 
-def backtest(trace: Path, table, workers: int, seeds: int, vintages=None, until: float | None = None):
+def backtest(trace: Path, table, workers: int, seeds: int, vintages=None, policies: tuple[str, ...] = ()):
     from carbon_pipe.backtest.capacity_report import run_capacity
     from carbon_pipe.backtest.runner import Setup
     from carbon_pipe.intensity.traces import load_trace
 
     series = load_trace(trace, "auto", max_gap=float("inf"))
-    setup = Setup(forecast_error=None if vintages is not None else 0.1, seeds=1 if vintages is not None else seeds)
-    return run_capacity(series, setup, workers, vintages, table)
+    issued = vintages is not None
+    setup = Setup(policies=policies, forecast_error=None if issued else 0.1, seeds=1 if issued else seeds)
+    return run_capacity(series, setup, workers, vintages, table), series
 
 
 def spread(values: list[float]) -> str:
@@ -84,7 +96,7 @@ def savings(seeds: int, days: int) -> None:
               f"{'joint/oracle':>14}{'days ok':>10}{'seconds':>9}")  # fmt: skip
         for trace, path in TRACES.items():
             started = time.perf_counter()
-            rows = summary(backtest(CARBON / path, sweep_table(name, since, days, 0), workers, seeds))
+            rows = summary(backtest(CARBON / path, sweep_table(name, since, days, 0), workers, seeds)[0])
             g, j, o = rows["greedy"], rows["joint"], rows["oracle-capacity"]
             print(
                 f"{trace:<6}{spread(g['saving']):>16}{max(g['late']):>6}{spread(j['saving']):>16}{max(j['late']):>6}"
@@ -93,18 +105,125 @@ def savings(seeds: int, days: int) -> None:
             )
 
 
+VINTAGE_POLICIES = ("fcfs", "greedy", "joint", "joint-hedged", "oracle-capacity")
+
+
 def vintages() -> None:
+    from carbon_pipe.backtest.forecasts import IssuedForecasts
+    from carbon_pipe.backtest.grid import to_grid
     from carbon_pipe.intensity.traces import load_forecasts
 
-    print("\n== GB forecasts as issued (2023-03-14 to -18), the evening sweep, 2 workers")
     issued = load_forecasts(CARBON / GB_VINTAGES, "auto")
     first = float(np.floor(issued.issued.min() / DAY) * DAY)
-    table = sweep_table("sweep-evening", first, 3, 0)
-    rows = summary(backtest(CARBON / GB_ACTUALS, table, 2, 1, vintages=issued))
-    for policy, row in rows.items():
-        share = "-" if np.isnan(row["share"][0]) else f"{row['share'][0]:.3f}"
-        print(f"{policy:<17} saving {row['saving'][0]:6.2f} %  late {row['late'][0]:3d}  of oracle {share:>6}  "
-              f"days not worse {row['ok'][0]}/{row['days']}")  # fmt: skip
+    print("\n== GB forecasts as issued (2023-03-14 to -18) on the GB actuals; jobs due after the data ends are dropped")
+    for name, (count, at, shortest, longest, due, workers, weekdays) in WORKLOADS.items():
+        table = sweep_table(name, first, 6, 0)
+        report, series = backtest(CARBON / GB_ACTUALS, table, workers, 1, issued, VINTAGE_POLICIES)
+        grid = to_grid(series)
+        bound = clairvoyant(report, series, workers)
+        fcfs = report.scores[0].total_kg
+        best, least = 100 * (1 - bound["total_kg"] / fcfs), 100 * (1 - bound["bound_kg"] / fcfs)
+        print(f"\n{name}: {count} of {shortest / 3600:g}-{longest / 3600:g} h at {at} UTC ({weekdays}), "
+              f"due {due / 3600:g} h, {workers} workers: {len(report.jobs)} jobs; "
+              f"clairvoyant ({bound['method']}) saves {best:.2f} % (bound {least:.2f} %)")  # fmt: skip
+        for score in report.scores:
+            share = "-" if score.fraction_of_oracle is None else f"{score.fraction_of_oracle:.3f}"
+            print(f"  {score.policy:<16} saving {score.saving_vs_fcfs_pct:6.2f} %  late {score.deadline_misses:3d}  "
+                  f"of oracle-capacity {share:>6}  of clairvoyant {score.saving_vs_fcfs_pct / least:6.3f}  "
+                  f"dirtier jobs {score.dirtier_than_fcfs:3d}  "
+                  f"days not worse {score.days_not_worse}/{score.days}")  # fmt: skip
+        per_day(report, grid, IssuedForecasts(grid, issued), bound["grams"])
+        for note in report.notes:
+            print(f"  note: {note}")
+
+
+def clairvoyant(report, series, workers: int) -> dict:
+    """One plan of every job on the actual intensities, made before the first arrives: the least any policy emits."""
+    from carbon_pipe.backtest import capacity as cap
+    from carbon_pipe.backtest.grid import to_grid
+    from carbon_pipe.scheduling.joint import plan_jobs
+
+    actual = cap.actual_series(to_grid(series))
+    plan = plan_jobs(report.jobs, actual, workers, min(job.arrival for job in report.jobs))
+    grams = np.array([slot.expected_g for slot in plan.slots])
+    return {"total_kg": plan.total_g / 1e3, "bound_kg": plan.lower_bound_g / 1e3, "method": plan.method, "grams": grams}
+
+
+def per_day(report, grid, forecasts, clairvoyant_g: np.ndarray) -> None:
+    """kg per day of arrival for each policy, and the forecast's mean error (actual - the forecast known at
+    arrival, g/kWh) over the half-hours joint ran in and over those fcfs ran in: where the forecast misled the plan
+    (joint's hours worse than forecast while fcfs's were not)."""
+    from carbon_pipe.backtest import capacity as cap
+    from carbon_pipe.scheduling.joint import slot
+
+    actual = cap.actual_series(grid)
+    grams = {
+        policy: np.array([slot(job, actual, spans).expected_g for job, spans in zip(report.jobs, runs)])
+        for (policy, _), runs in report.runs.items()
+    }  # fmt: skip
+    grams["clairvoyant"] = clairvoyant_g
+    day = np.floor(np.array([job.arrival for job in report.jobs]) / DAY).astype(np.int64)
+    shown = ["fcfs", "joint", "joint-hedged", "oracle-capacity", "clairvoyant"]
+    print(f"  {'day (arrival)':<14}" + "".join(f"{p:>17}" for p in shown) + f"{'error: joint, fcfs hours':>26}")
+    for d in np.unique(day):
+        mine = np.flatnonzero(day == d)
+        errors = [forecast_error(report, grid, forecasts, mine, policy) for policy in ("joint", "fcfs")]
+        label = time.strftime("%Y-%m-%d", time.gmtime(d * DAY))
+        kg = "".join(f"{grams[p][mine].sum() / 1000:>14.3f} kg" for p in shown)
+        print(f"  {label:<14}{kg}{f'{errors[0]:+.1f}, {errors[1]:+.1f}':>26}")
+
+
+def forecast_error(report, grid, forecasts, jobs: np.ndarray, policy: str) -> float:
+    """Mean of actual - the forecast known at the job's arrival, over the points the policy ran the jobs in."""
+    found = []
+    for j in jobs:
+        row = int(round(grid.index(report.jobs[j].arrival)))
+        for start, end in report.runs[(policy, 0)][j]:
+            points = np.arange(int(round(grid.index(start))), int(round(grid.index(end))))
+            known = forecasts.forecast(np.array([row]), int(points[-1] - row + 1))[0][points - row]
+            found += list(grid.values[points][~np.isnan(known)] - known[~np.isnan(known)])
+    return float(np.mean(found)) if found else float("nan")
+
+
+def wilson(ok: int, days: int) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a proportion."""
+    z = 1.96
+    share = ok / days
+    centre = (share + z * z / (2 * days)) / (1 + z * z / days)
+    half = z * np.sqrt(share * (1 - share) / days + z * z / (4 * days * days)) / (1 + z * z / days)
+    return centre - half, centre + half
+
+
+def trace_path(trace: str) -> tuple[Path, float, float]:
+    """(path, first day, step of the sweep's durations) of a trace named DE/GB/FR (2020) or EM-<zone>."""
+    if trace.startswith("EM-"):
+        return CARBON / f"electricitymaps-api-scrape/{trace[3:]}.csv", EM_START, 3600.0
+    return CARBON / TRACES[trace], LWA_START, 1800.0
+
+
+def days_ok(traces: list[str], weeks: int) -> None:
+    print(f"\n== days not worse than fcfs: {weeks} weeks per trace, synthetic 10 % error, one draw (seed 0)")
+    print(f"{'trace':<9}{'workload':<19}{'days':>5}{'joint ok':>10}{'95 % interval':>16}{'hedged ok':>11}"
+          f"{'95 % interval':>16}{'joint %':>9}{'hedged %':>10}{'oracle %':>10}{'hedged/oracle':>15}"
+          f"{'late':>6}{'s':>6}")  # fmt: skip
+    for trace in traces:
+        path, since, step = trace_path(trace)
+        for name in ("sweep-morning", "sweep-evening"):
+            started = time.perf_counter()
+            table = sweep_table(name, since, 7 * weeks, 0, step)
+            policies = ("fcfs", "joint", "joint-hedged", "oracle-capacity")
+            report, _ = backtest(path, table, WORKLOADS[name][5], 1, policies=policies)
+            by = {score.policy: score for score in report.scores}
+            joint, hedged, oracle = by["joint"], by["joint-hedged"], by["oracle-capacity"]
+            low, high = wilson(joint.days_not_worse, joint.days)
+            hlow, hhigh = wilson(hedged.days_not_worse, hedged.days)
+            share = "-" if hedged.fraction_of_oracle is None else f"{hedged.fraction_of_oracle:.3f}"
+            print(f"{trace:<9}{name:<19}{joint.days:>5}{100 * joint.days_not_worse / joint.days:>9.1f}%"
+                  f"{f'{100 * low:.0f}-{100 * high:.0f} %':>16}{100 * hedged.days_not_worse / hedged.days:>10.1f}%"
+                  f"{f'{100 * hlow:.0f}-{100 * hhigh:.0f} %':>16}{joint.saving_vs_fcfs_pct:>9.2f}"
+                  f"{hedged.saving_vs_fcfs_pct:>10.2f}{oracle.saving_vs_fcfs_pct:>10.2f}{share:>15}"
+                  f"{max(joint.deadline_misses, hedged.deadline_misses):>6}"
+                  f"{time.perf_counter() - started:>6.0f}")  # fmt: skip
 
 
 def scale_once(entries: int) -> dict:
@@ -145,7 +264,9 @@ def scale(repeats: int, sizes: list[int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--parts", default="savings,vintages,scale")
+    parser.add_argument("--parts", default="savings,vintages,days,scale")
+    parser.add_argument("--weeks", type=int, default=8, help="Weeks per trace for the days part.")
+    parser.add_argument("--traces", default="DE,GB,FR,EM-DE,EM-GB,EM-FR,EM-CA-ON,EM-US-CAL-CISO")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--days", type=int, default=14)
@@ -160,6 +281,8 @@ def main() -> None:
         savings(args.seeds, args.days)
     if "vintages" in parts:
         vintages()
+    if "days" in parts:
+        days_ok(args.traces.split(","), args.weeks)
     if "scale" in parts:
         scale(args.repeats, [int(size) for size in args.entries.split(",")])
 

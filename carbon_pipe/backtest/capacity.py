@@ -8,6 +8,11 @@ Pure: the grid, the jobs and the forecasts in, scores out. Every job draws 1 kW,
   every new forecast issue. What has started stays where it is (a started interruptible job re-plans what is left).
   What is expected is the nowcast the single-job rolling policy uses: the forecast known then, corrected by the
   errors seen so far and relaxed to the daily profile beyond its horizon.
+- joint-hedged: the joint policy, each whole job held towards its first-come start (known when it arrives: fcfs
+  serves in arrival order). Any other start costs, besides its expected grams, HEDGE_WEIGHT x what it would emit
+  with every point raised by the forecast's own error band (`ErrorBand`) beyond what the first-come start would
+  with every point lowered by it: a job moves only for a saving the forecast's error cannot undo, unless capacity
+  leaves it no better choice. It trades saving for fewer days dirtier than fcfs.
 - oracle-capacity: the joint policy knowing the actual intensities (its forecast is the trace itself): what the
   joint plan would save with a perfect forecast. Like every policy it learns of a job when the job arrives.
 """
@@ -21,13 +26,16 @@ import numpy as np
 
 from ..errors import FieldError
 from ..intensity.series import IntensitySeries
-from ..scheduling.joint import QueuedJob, own_best, plan_jobs, serve
+from ..scheduling.joint import Hedge, QueuedJob, own_best, plan_jobs, serve
 from .forecasts import Forecasts, IssuedForecasts
 from .grid import Grid
 from .jobs import Jobs
 from .policies import Knowledge
 
-CAPACITY_POLICIES = ("fcfs", "greedy", "joint", "oracle-capacity")
+CAPACITY_POLICIES = ("fcfs", "greedy", "joint", "joint-hedged", "oracle-capacity")
+DEFAULT_CAPACITY_POLICIES = ("fcfs", "greedy", "joint", "oracle-capacity")  # joint-hedged on request: it re-plans again
+HEDGE_WEIGHT = 1000.0  # a move must clear the band: risk weighs 1000 g a gram; finite, so there is always a plan
+MIN_ERROR_PAIRS = 12  # per lead, before a forecast's past errors count as its error band there
 Runs = list[list[tuple[float, float]]]  # per job, the [start, end) seconds it ran
 
 
@@ -103,15 +111,15 @@ class Expectations:
     """What a policy expects at each decision row: the nowcast, as a series from that row over `horizon` points."""
 
     def __init__(self, grid: Grid, forecasts: Forecasts, rows: np.ndarray, horizon: int) -> None:
-        knowledge = Knowledge(grid, forecasts, horizon)
+        nowcast = Knowledge(grid, forecasts, horizon).nowcast()
         self.grid, self.horizon, self.expected = grid, horizon, {}
-        for block_rows, values in knowledge.nowcast().blocks(np.unique(rows)):
+        for block_rows, values in nowcast.blocks(np.unique(rows)):
             for row, row_values in zip(block_rows, values):
                 self.expected[int(row)] = _filled(row_values, grid.values[max(int(row) - 1, 0)])
-        self.fallback_rows = knowledge.fallback_rows
+        self.fallback_rows = nowcast.fallback_rows  # decision rows that used the forecast as it is
 
     def series(self, row: int) -> IntensitySeries:
-        values = self.expected[row][: len(self.grid) - row]
+        values = np.maximum(self.expected[row][: len(self.grid) - row], 0.0)  # a noisy forecast may dip below 0
         bounds = self.grid.time(row + np.arange(len(values) + 1))
         return IntensitySeries(bounds, values, np.ones(len(values), dtype=bool), "nowcast", "expected")
 
@@ -144,8 +152,12 @@ def decision_rows(grid: Grid, jobs: list[QueuedJob], forecasts: Forecasts | None
     return np.array(sorted(rows), dtype=np.int64)
 
 
-def joint(grid: Grid, jobs: list[QueuedJob], capacity: int, expect: "Expectations | Actuals", rows: np.ndarray, step: float):
-    """The rolling joint plan: (runs, re-plans, the largest gap to the bound, re-plans that had to let deadlines go)."""
+def joint(
+    grid: Grid, jobs: list[QueuedJob], capacity: int, expect: "Expectations | Actuals", rows: np.ndarray, step: float,
+    hedge: "HedgeToFirstCome | None" = None,
+):  # fmt: skip
+    """The rolling joint plan, hedged towards first-come if asked: (runs, re-plans, the largest gap to the bound,
+    re-plans that had to let deadlines go)."""
     planned: Runs = [[] for _ in jobs]
     largest_gap, relaxed = 0.0, 0
     for row in rows:
@@ -154,9 +166,8 @@ def joint(grid: Grid, jobs: list[QueuedJob], capacity: int, expect: "Expectation
         if not any(j not in pinned for j, _ in pending):
             continue
         series = expect.series(int(row))
-        try:
-            plan = plan_jobs([job for _, job in pending], series, capacity, now, step=step)
-        except FieldError:  # the arrivals do not fit beside what runs: plan them late rather than not at all
+        plan = _hedged_plan(pending, pinned, series, capacity, now, step, hedge, int(row))
+        if plan is None:  # the arrivals do not fit beside what runs: plan them late rather than not at all
             relaxed += 1
             loose = [job if j in pinned else _until(job, series.end) for j, job in pending]
             plan = plan_jobs(loose, series, capacity, now, step=step)
@@ -166,6 +177,16 @@ def joint(grid: Grid, jobs: list[QueuedJob], capacity: int, expect: "Expectation
                 done = [(start, min(end, now)) for start, end in planned[j] if start < now - 1e-6]
                 planned[j] = done + [(chunk.start, chunk.end) for chunk in placed.chunks]
     return planned, len(rows), largest_gap, relaxed
+
+
+def _hedged_plan(pending, pinned, series, capacity, now, step, hedge: "HedgeToFirstCome | None", row: int):
+    """The plan of the pending jobs, hedged if asked; None when it cannot meet every deadline."""
+    queued = [job for _, job in pending]
+    hedged = hedge.hedges(pending, pinned, series, now, row) if hedge is not None else {}
+    try:
+        return plan_jobs(queued, series, capacity, now, step=step, **hedged)
+    except FieldError:
+        return None
 
 
 def _pending(jobs: list[QueuedJob], planned: Runs, now: float) -> tuple[list[tuple[int, QueuedJob]], set[int]]:
@@ -189,3 +210,62 @@ def _pending(jobs: list[QueuedJob], planned: Runs, now: float) -> tuple[list[tup
 
 def _until(job: QueuedJob, end: float) -> QueuedJob:
     return QueuedJob(job.name, job.arrival, max(job.deadline, end), job.duration, job.power_kw, job.interruptible)
+
+
+class ErrorBand:
+    """The forecast's own error band at each decision row: per lead, the root mean square of its errors over the
+    (issue row, lead) pairs whose target has ended by then. A lead with fewer than MIN_ERROR_PAIRS takes the
+    largest band of the shorter leads that have them (errors grow with lead); with none at all it is infinite."""
+
+    def __init__(self, grid: Grid, forecasts: Forecasts, rows: np.ndarray, horizon: int) -> None:
+        last = int(rows.max()) if len(rows) else 0
+        issued = np.arange(last)
+        targets = issued[:, None] + np.arange(horizon)
+        actual = np.where(targets < len(grid), grid.values[np.minimum(targets, len(grid) - 1)], np.nan)
+        squared = (actual - forecasts.forecast(issued, horizon)) ** 2 if last else np.empty((0, horizon))
+        present = ~np.isnan(squared)
+        sums = np.cumsum(np.where(present, squared, 0.0), axis=0)
+        counts = np.cumsum(present, axis=0)
+        self.band: dict[int, np.ndarray] = {}
+        for row in np.unique(rows):
+            through = int(row) - 1 - np.arange(horizon)  # the last issue row whose target at that lead has ended
+            ok = through >= 0
+            total = np.where(ok, sums[np.maximum(through, 0), np.arange(horizon)], 0.0) if last else np.zeros(horizon)
+            count = np.where(ok, counts[np.maximum(through, 0), np.arange(horizon)], 0) if last else np.zeros(horizon)
+            rms = np.where(count >= MIN_ERROR_PAIRS, np.sqrt(total / np.maximum(count, 1)), np.nan)
+            self.band[int(row)] = np.fmax.accumulate(np.where(np.isnan(rms), -np.inf, rms))
+            self.band[int(row)][np.isinf(self.band[int(row)])] = np.inf
+
+    def at(self, row: int, points: int) -> np.ndarray:
+        """The band for the next `points` points from `row` (the last lead's band beyond the horizon)."""
+        band = self.band[row]
+        return band[np.minimum(np.arange(points), len(band) - 1)]
+
+
+class HedgeToFirstCome:
+    """What joint-hedged needs at a re-plan: each whole job's first-come start and its ceiling, what it would emit
+    there at best (the actuals for what has passed, the expected series lowered by the error band for the rest),
+    and the expected series raised by the band: a move is sure when its worst case beats the first-come best case."""
+
+    def __init__(self, grid: Grid, first_come: Runs, band: ErrorBand) -> None:
+        self.actual, self.first_come, self.error = actual_series(grid), first_come, band
+
+    def hedges(self, pending, pinned: set[int], series: IntensitySeries, now: float, row: int) -> dict:
+        """plan_jobs' keyword arguments for the pending jobs."""
+        band = self.error.at(row, len(series.values))
+        best = np.maximum(series.values - band, 0.0)
+        # Where no error is known yet, a point counts twice the highest expected: no move there is sure.
+        worst = np.where(np.isfinite(band), series.values + band, 2 * series.values.max())
+        best = IntensitySeries(series.boundaries, best, series.is_forecast, series.source, "optimistic")
+        hedges = [None if j in pinned else self._hedge(j, job, best, now) for j, job in pending]
+        pessimistic = IntensitySeries(series.boundaries, worst, series.is_forecast, series.source, "pessimistic")
+        return {"hedges": hedges, "pessimistic": pessimistic}
+
+    def _hedge(self, j: int, job: QueuedJob, best: IntensitySeries, now: float) -> Hedge | None:
+        if job.interruptible:
+            return None
+        start = self.first_come[j][0][0]
+        end = start + job.duration
+        past = self.actual.integral(start, min(now, end))[0] if start < now else 0.0
+        ahead = best.integral(max(start, now), end)[0] if end > now else 0.0
+        return Hedge(start, job.power_kw * (past + ahead) / 3600.0, HEDGE_WEIGHT)

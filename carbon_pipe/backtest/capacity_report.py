@@ -36,7 +36,7 @@ def run_capacity(
     series: IntensitySeries, setup: Setup, capacity: int, vintages: Optional["ForecastVintages"] = None,
     table: Optional[JobTable] = None,
 ) -> CapacityReport:  # fmt: skip
-    policies = setup.policies or cap.CAPACITY_POLICIES
+    policies = setup.policies or cap.DEFAULT_CAPACITY_POLICIES
     cap.check_capacity(capacity, policies)
     grid = to_grid(series)
     first, end = period(grid, setup.since, setup.until)
@@ -57,6 +57,9 @@ def run_capacity(
     for draw, forecasts in enumerate(draws):
         rows = cap.decision_rows(grid, jobs, forecasts)
         expect = cap.Expectations(grid, forecasts, rows, horizon)
+        if expect.fallback_rows and any(policy in ("greedy", "joint", "joint-hedged") for policy in policies):
+            notes.append(f"draw {draw}: nowcast: {expect.fallback_rows} of {len(rows)} decisions had less than a day "
+                         "of history (or 12 h of deviations) and used the forecast as it is")  # fmt: skip
         for policy in policies:
             if draw > 0 and policy in ("fcfs", "oracle-capacity"):
                 continue
@@ -65,10 +68,13 @@ def run_capacity(
                 found, replans, gap = best_runs, best_replans, best_gap
             elif policy == "greedy":
                 found = cap.greedy(grid, jobs, capacity, expect)
-            elif policy == "joint":
-                found, replans, gap, relaxed = cap.joint(grid, jobs, capacity, expect, rows, step)
+            elif policy in ("joint", "joint-hedged"):
+                hedge = None
+                if policy == "joint-hedged":
+                    hedge = cap.HedgeToFirstCome(grid, base_runs, cap.ErrorBand(grid, forecasts, rows, horizon))
+                found, replans, gap, relaxed = cap.joint(grid, jobs, capacity, expect, rows, step, hedge)
                 if relaxed:
-                    notes.append(f"draw {draw}: {relaxed} re-plans could not fit every arrival by its deadline")
+                    notes.append(f"{policy}, draw {draw}: {relaxed} re-plans could not fit every arrival by its deadline")
             runs[(policy, draw)] = found
             scores.append(_score(policy, jobs, found, costs(found), base, best, capacity, replans, gap, grid))
     context = {

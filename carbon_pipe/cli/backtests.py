@@ -64,7 +64,7 @@ def backtest(
     slack: Optional[str] = typer.Option(None, help="Evenly spaced jobs: how long each may wait after it arrives (default 24h)."),
     every: Optional[str] = typer.Option(None, help="Evenly spaced jobs: one arrives this often from the period's start (default 1h)."),
     policy: list[str] = typer.Option(
-        [], "--policy", help="now, threshold, forecast-window, rolling, forecast-chunks, interruptible, oracle, oracle-interruptible (with --capacity: fcfs, greedy, joint, oracle-capacity); repeat or comma-separate. Default: all (threshold only with --threshold)."
+        [], "--policy", help="now, threshold, forecast-window, rolling, forecast-chunks, interruptible, oracle, oracle-interruptible (with --capacity: fcfs, greedy, joint, joint-hedged, oracle-capacity); repeat or comma-separate. Default: all (threshold only with --threshold)."
     ),
     forecast_error: Optional[float] = typer.Option(None, help="Synthetic forecast error: noise sd as a fraction of the whole trace's mean (default 0.1)."),
     forecast_error_g: Optional[float] = typer.Option(None, help="Synthetic forecast error: noise sd in gCO2/kWh."),
@@ -75,7 +75,7 @@ def backtest(
     since: Optional[str] = typer.Option(None, "--from", help="Score jobs arriving from this time on (ISO-8601 with zone); earlier data stays history."),
     until: Optional[str] = typer.Option(None, "--until", help="Score jobs arriving before this time (evenly spaced jobs also finish by it)."),
     per_job: Optional[Path] = typer.Option(None, "--per-job", help="Write one CSV row per job and policy: start(s), finish, wait, emissions."),
-    capacity: Optional[int] = typer.Option(None, "--capacity", help="Jobs share this many workers: score fcfs, greedy, joint and oracle-capacity instead (see docs/joint-planning.md)."),
+    capacity: Optional[int] = typer.Option(None, "--capacity", help="Jobs share this many workers: score fcfs, greedy, joint and oracle-capacity instead (joint-hedged on request; see docs/joint-planning.md)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: one object, or a list for several policies."),
 ) -> None:
     """Score scheduling policies on a historical trace against the baseline and the perfect-information optimum."""

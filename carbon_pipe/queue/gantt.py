@@ -11,19 +11,7 @@ import numpy as np
 from ..intensity.series import IntensitySeries
 from ..report.charts import save_png
 from ..scheduling.joint import JointPlan
-
-
-def lanes(plan: JointPlan) -> dict[str, int]:
-    """Each entry's worker: the first lane free at its start (entries in start order)."""
-    free_at: list[float] = []
-    lane_of = {}
-    for slot in sorted(plan.slots, key=lambda slot: (slot.start, slot.name)):
-        lane = next((index for index, end in enumerate(free_at) if end <= slot.start + 1e-6), len(free_at))
-        if lane == len(free_at):
-            free_at.append(slot.end)
-        free_at[lane] = slot.end
-        lane_of[slot.name] = lane
-    return lane_of
+from .planning import lanes
 
 
 def _date(seconds: float) -> datetime:

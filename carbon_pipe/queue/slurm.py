@@ -4,10 +4,15 @@
 SLURM drops a start time in the past, so one is clamped to now, and said. Submitting again re-plans: jobs still
 pending move to their new slot (`scontrol update JobId=N StartTime=`), entries not yet submitted are submitted.
 Times go to SLURM relative to now (`now+N`), so the controller's time zone cannot shift them.
+
+SLURM is told the K workers too: each job is named after its worker's lane in the plan (`cq-<project>-w<k>`) and
+submitted with `--dependency=singleton`, which SLURM reads as "not while a job of this name and user runs". So
+however late a job runs or early SLURM would start one, never more than K of the project's jobs run at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import shlex
 import shutil
@@ -22,7 +27,7 @@ from ..params import Params
 from ..scheduling.queued import SLOT_VARIABLE
 from ..timeutil import iso
 from .local import WRAPPER, slot_of
-from .planning import check_workers, forecast, plan_queue
+from .planning import check_workers, forecast, lanes, plan_queue
 from .store import Entry, Slot, changing, read_queue, update
 
 Say = Callable[[str], None]
@@ -98,24 +103,49 @@ def submit(
             if any(slot.name == entry.name for entry in pending):
                 fresh.named(slot.name).slot = Slot(start=slot.start, end=slot.end, expected_g=slot.expected_g,
                                                    planned_at=now, method=plan.method)
-    for entry in read_queue().entries:
+    start = {slot.name: slot.start for slot in plan.slots}
+    # SLURM serves a lane in submission order: jobs submitted rank by job id, new ones after them by start.
+    rank = {entry.name: float(entry.slurm_job) if entry.slurm_job is not None else math.inf for entry in pending}
+    order = sorted(read_queue().entries, key=lambda entry: (rank.get(entry.name, 0.0), start.get(entry.name, 0.0)))
+    new_from = max([int(entry.slurm_job) for entry in pending if entry.slurm_job is not None], default=0) + 1
+    rank.update({entry.name: new_from + k for k, entry in enumerate(e for e in order if rank.get(e.name) == math.inf)})
+    lane_of = lanes(plan, workers, _running_lanes(running, project), rank)
+    for entry in order:
         if entry.name not in {each.name for each in pending}:
             continue
         begin = _begin(entry, now, say)
         write_slot(entry, workers)
+        name = lane_name(project, lane_of[entry.name])
         if entry.slurm_job is not None:
             _slurm("scontrol", "update", f"JobId={entry.slurm_job}",
-                   f"StartTime=now+{max(0, round(begin - time.time()))}")
+                   f"StartTime=now+{max(0, round(begin - time.time()))}", f"JobName={name}")
             say(f"queue: {entry.name}: SLURM job {entry.slurm_job} moved to {iso(begin)}")
             continue
         work = clone_for(entry, project)
         script = entry.folder / "job.sh"
         write_text(script, batch_script(entry, work))
-        job = int(_slurm("sbatch", "--parsable", f"--job-name=cq-{entry.name}", *_timing(entry, begin),
+        job = int(_slurm("sbatch", "--parsable", f"--job-name={name}", "--dependency=singleton", *_timing(entry, begin),
                          f"--output={entry.folder.resolve() / 'slurm.out'}", str(script.resolve())).split(";")[0])
         update(entry.name, state="started", slurm_job=job, note=f"SLURM job {job}, begins {iso(begin)}")
         say(f"queue: {entry.name}: SLURM job {job} begins {iso(begin)}")
     return read_queue().entries
+
+
+def lane_name(project: Path, lane: int) -> str:
+    """The SLURM job name of a worker's lane: one per project, so two projects' queues do not hold each other up."""
+    tag = hashlib.sha256(str(project.resolve()).encode()).hexdigest()[:8]
+    return f"cq-{tag}-w{lane}"
+
+
+def _running_lanes(running: list[Entry], project: Path) -> dict[str, int]:
+    """The lane each running job holds, read from its SLURM job name."""
+    prefix = lane_name(project, 0)[:-1]
+    held = {}
+    for entry in running:
+        seen = None if entry.slurm_job is None else job_state(entry.slurm_job)
+        if seen is not None and seen.get("name", "").startswith(prefix) and seen["name"][len(prefix):].isdigit():
+            held[entry.name] = int(seen["name"][len(prefix):])
+    return held
 
 
 def _pending(entry: Entry) -> bool:
@@ -126,18 +156,18 @@ def _pending(entry: Entry) -> bool:
 
 
 def job_state(job: int) -> Optional[dict[str, str]]:
-    """squeue's view of a job (state, reason, start time), else sacct's; None once SLURM has forgotten it."""
+    """squeue's view of a job (state, reason, start time, name), else sacct's; None once SLURM has forgotten it."""
     if shutil.which("squeue") is not None:
-        found = subprocess.run(["squeue", "-h", "-j", str(job), "-o", "%T|%r|%S"], capture_output=True, text=True)
+        found = subprocess.run(["squeue", "-h", "-j", str(job), "-o", "%T|%r|%S|%j"], capture_output=True, text=True)
         if found.returncode == 0 and found.stdout.strip():
-            state, reason, start = found.stdout.strip().split("|")
-            return {"state": state, "reason": reason, "start": start}
+            state, reason, start, name = found.stdout.strip().split("|", 3)
+            return {"state": state, "reason": reason, "start": start, "name": name}
     if shutil.which("sacct") is not None:
-        found = subprocess.run(["sacct", "-n", "-P", "-X", "-j", str(job), "-o", "State,Reason,Start"],
+        found = subprocess.run(["sacct", "-n", "-P", "-X", "-j", str(job), "-o", "State,Reason,Start,JobName"],
                                capture_output=True, text=True)
         if found.returncode == 0 and found.stdout.strip():
-            state, reason, start = found.stdout.strip().splitlines()[0].split("|")
-            return {"state": state.split()[0], "reason": reason, "start": start}
+            state, reason, start, name = found.stdout.strip().splitlines()[0].split("|", 3)
+            return {"state": state.split()[0], "reason": reason, "start": start, "name": name}
     return None
 
 

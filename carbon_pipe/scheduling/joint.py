@@ -38,6 +38,18 @@ class QueuedJob:
 
 
 @dataclass(frozen=True)
+class Hedge:
+    """Hold a job that runs whole towards `reference` (its first-come start, say): every other start costs, on top
+    of what it is expected to emit, `weight` x the grams by which it would emit more than `ceiling_g` (what
+    `reference` would emit, at best) on the pessimistic series handed to `plan_jobs` (the forecast plus its error
+    band). A job moves for a saving its forecast's error cannot undo, or where capacity leaves it no better choice."""
+
+    reference: float
+    ceiling_g: float
+    weight: float = 1.0  # penalty grams per gram of that excess: large, a move must clear the band; 1, half of it
+
+
+@dataclass(frozen=True)
 class JobSlot:
     """One job's place in a plan: where it runs and what it is expected to emit there."""
 
@@ -70,19 +82,28 @@ class JointPlan:
 
 
 def plan_jobs(
-    jobs: Sequence[QueuedJob], series: IntensitySeries, workers: int, now: float, *, step: float | None = None
+    jobs: Sequence[QueuedJob], series: IntensitySeries, workers: int, now: float, *, step: float | None = None,
+    hedges: Sequence[Hedge | None] | None = None, pessimistic: IntensitySeries | None = None,
 ) -> JointPlan:
-    """The plan that emits least in expectation with at most `workers` jobs running at once (see joint_model)."""
+    """The plan that emits least in expectation with at most `workers` jobs running at once (see joint_model).
+
+    `hedges` (per job, None for none; interruptible jobs ignore theirs) weigh what a move risks, judged on
+    `pessimistic`, a series at least as long as `series` from `now`. The plan's totals and bound stay the expected
+    grams; with hedges the plan is the best of the penalised programme, and `gap` is its distance from that one.
+    """
     from .joint_model import solve
 
     check_jobs(jobs, series, workers, now)
     step = default_step(series) if step is None else step
     if not step > 0:
         raise FieldError("step", f"must be positive, not {step:g}")
-    solution = solve(jobs, series, workers, now, step)
+    if hedges is not None and (len(hedges) != len(jobs) or pessimistic is None):
+        raise ValueError("hedges need one entry per job and a pessimistic series")
+    solution = solve(jobs, series, workers, now, step, hedges, pessimistic)
     slots = tuple(slot(job, series, spans) for job, spans in zip(jobs, solution.spans))
     total = sum(slot.expected_g for slot in slots)
-    bound = total if solution.exact else min(total, solution.bound_g)
+    bound = solution.bound_g if hedges is None else total - (solution.objective_g - solution.bound_g)
+    bound = total if solution.exact else min(total, bound)
     return JointPlan(slots, "milp" if solution.exact else "heuristic", total, bound, step)
 
 

@@ -9,6 +9,11 @@ most the workers. Minimising the sum is exact on the grid.
 
 Beyond MAX_EXACT_VARIABLES binaries, or when HiGHS cannot prove the optimum within EXACT_SECONDS, the plan is a
 heuristic (see `_rounded`) labelled as such, with the bound it is measured against.
+
+A hedged job (joint.Hedge) pays, at every start but its reference, its weight x what its cost on the pessimistic
+series exceeds its ceiling by, on top of its expected cost: it moves only where the saving outweighs what the
+forecast's error could cost, or where capacity leaves no better choice. The programme's objective and bound then
+include those penalties; joint.plan_jobs reports the expected grams.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from ..errors import FieldError
 from ..intensity.series import IntensitySeries
 
 if TYPE_CHECKING:
-    from .joint import QueuedJob
+    from .joint import Hedge, QueuedJob
 
 EPS = 1e-6  # seconds: times this close are the same instant
 MAX_EXACT_VARIABLES = 20_000
@@ -39,6 +44,7 @@ class Solution:
     spans: list[list[tuple[float, float]]]  # per job, the [start, end) it runs
     exact: bool
     bound_g: float  # the solver's lower bound on the total
+    objective_g: float  # the programme's total for the plan chosen (with hedges, penalties included)
 
 
 @dataclass(frozen=True)
@@ -53,8 +59,11 @@ class Model:
     interruptible: np.ndarray
 
 
-def solve(jobs: Sequence["QueuedJob"], series: IntensitySeries, workers: int, now: float, step: float) -> Solution:
-    model = build(jobs, series, now, step)
+def solve(
+    jobs: Sequence["QueuedJob"], series: IntensitySeries, workers: int, now: float, step: float,
+    hedges: Sequence["Hedge | None"] | None = None, pessimistic: IntensitySeries | None = None,
+) -> Solution:  # fmt: skip
+    model = build(jobs, series, now, step, hedges, pessimistic)
     capacity = np.full(len(model.edges) - 1, workers)
     exact, chosen, bound = len(model.cost) <= MAX_EXACT_VARIABLES, None, np.nan
     if exact:
@@ -73,7 +82,7 @@ def solve(jobs: Sequence["QueuedJob"], series: IntensitySeries, workers: int, no
     for j, job in enumerate(jobs):
         if job.interruptible:
             spans[j] = _trim(sorted(spans[j]), job.duration)
-    return Solution(spans, exact, bound)
+    return Solution(spans, exact, bound, float(model.cost[chosen].sum()))
 
 
 def _rounded(jobs: Sequence["QueuedJob"], model: Model, capacity: np.ndarray) -> tuple[np.ndarray, float]:
@@ -129,15 +138,24 @@ def grid_edges(series: IntensitySeries, now: float, end: float, step: float) -> 
     return np.unique(np.concatenate([[now], inner[inner > now + EPS], [end]]))
 
 
-def build(jobs: Sequence["QueuedJob"], series: IntensitySeries, now: float, step: float) -> Model:
+def build(
+    jobs: Sequence["QueuedJob"], series: IntensitySeries, now: float, step: float,
+    hedges: Sequence["Hedge | None"] | None = None, pessimistic: IntensitySeries | None = None,
+) -> Model:  # fmt: skip
     horizon = min(max(job.deadline for job in jobs), series.end)
     edges = grid_edges(series, now, horizon, step)
-    parts = [_whole(job, series, now, edges) if not job.interruptible else _cells(job, now, edges) for job in jobs]
+    hedges = hedges if hedges is not None else [None] * len(jobs)
+    parts = [
+        _whole(job, series, now, edges, hedge) if not job.interruptible else _cells(job, now, edges)
+        for job, hedge in zip(jobs, hedges)
+    ]  # fmt: skip
     starts = np.concatenate([p[0] for p in parts])
     ends = np.concatenate([p[1] for p in parts])
     job = np.concatenate([np.full(len(p[0]), j) for j, p in enumerate(parts)])
     power = np.array([j.power_kw for j in jobs])[job]
     cost = power * series.integral(starts, ends) / 3600.0
+    if pessimistic is not None:
+        cost = cost + np.concatenate([_penalty(jobs[j], *p, hedges[j], pessimistic) for j, p in enumerate(parts)])
     first = np.searchsorted(edges, starts + EPS, side="right") - 1
     last = np.searchsorted(edges, ends - EPS, side="left") - 1
     counts = last - first + 1
@@ -148,13 +166,28 @@ def build(jobs: Sequence["QueuedJob"], series: IntensitySeries, now: float, step
     return Model(cost, job, starts, ends, cells, edges, need, interruptible)
 
 
-def _whole(job: "QueuedJob", series: IntensitySeries, now: float, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _whole(
+    job: "QueuedJob", series: IntensitySeries, now: float, edges: np.ndarray, hedge: "Hedge | None" = None
+) -> tuple[np.ndarray, np.ndarray]:
     earliest = max(job.arrival, now)
     latest = min(job.deadline, series.end) - job.duration
-    candidates = np.concatenate([[earliest, latest], edges, edges - job.duration])
+    reference = [] if hedge is None or hedge.reference < earliest - EPS else [hedge.reference]
+    candidates = np.concatenate([[earliest, latest], reference, edges, edges - job.duration])
     inside = candidates[(candidates >= earliest - EPS) & (candidates <= latest + EPS)]
     starts = np.unique(np.clip(np.round(inside, 6), earliest, latest))
     return starts, starts + job.duration
+
+
+def _penalty(
+    job: "QueuedJob", starts: np.ndarray, ends: np.ndarray, hedge: "Hedge | None", pessimistic: IntensitySeries
+) -> np.ndarray:
+    """Grams added to each start of a hedged whole job: its weight x by how much it may emit more than its ceiling,
+    on the pessimistic series (0 at the reference, and where it is surely no dirtier)."""
+    if hedge is None or job.interruptible:
+        return np.zeros(len(starts))
+    grams = job.power_kw * pessimistic.integral(starts, ends) / 3600.0
+    excess = hedge.weight * np.maximum(grams - hedge.ceiling_g, 0.0)
+    return np.where(np.abs(starts - hedge.reference) < EPS, 0.0, excess)
 
 
 def _cells(job: "QueuedJob", now: float, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,15 +1,19 @@
 """The capacity backtest (`backtest --capacity K`) and sweep workloads: every policy keeps to the workers, the jobs'
 durations and arrivals; misses are counted, not hidden; bad input is one line naming its flag."""
 
+import json
 from datetime import datetime, timezone
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from carbon_pipe.backtest import capacity as cap
 from carbon_pipe.backtest import workload
 from carbon_pipe.backtest.capacity_report import run_capacity
 from carbon_pipe.backtest.files import load_jobs
+from carbon_pipe.backtest.forecasts import Forecasts
+from carbon_pipe.backtest.grid import to_grid
 from carbon_pipe.backtest.runner import Setup
 from carbon_pipe.cli import app
 from carbon_pipe.errors import FieldError
@@ -113,6 +117,11 @@ def test_the_command_scores_a_sweep_and_names_a_bad_capacity(tmp_path):
     result = CliRunner().invoke(app, ["backtest", "--trace", str(trace), "--jobs", str(jobs), "--capacity", "2"])
     assert result.exit_code == 0, result.output
     assert all(policy in result.stdout for policy in ("fcfs", "greedy", "joint", "oracle-capacity"))
+    assert "joint-hedged" not in result.stdout
+    hedged = CliRunner().invoke(app, ["backtest", "--trace", str(trace), "--jobs", str(jobs), "--capacity", "2",
+                                      "--policy", "fcfs,joint-hedged", "--json"])  # fmt: skip
+    assert hedged.exit_code == 0, hedged.output
+    assert [row["policy"] for row in json.loads(hedged.stdout)] == ["fcfs", "joint-hedged"]
     for flags, message in (
         (["--capacity", "0"], "--capacity: must be a whole number of workers"),
         (["--capacity", "2", "--policy", "rolling"], "--policy: 'rolling' is not a policy with a capacity"),
@@ -120,3 +129,34 @@ def test_the_command_scores_a_sweep_and_names_a_bad_capacity(tmp_path):
     ):
         bad = CliRunner().invoke(app, ["backtest", "--trace", str(trace), "--jobs", str(jobs), *flags])
         assert bad.exit_code == 2 and message in bad.stderr, bad.output
+
+
+def test_the_error_band_is_learnt_only_from_forecasts_whose_target_has_ended():
+    """A forecast exact until row 40 and 100 g/kWh off after: the band is infinite before any error is known, 0 at
+    row 40 at every lead (and beyond the horizon), and grows only once the wrong targets have ended."""
+    grid = to_grid(daily_series())
+
+    class Wrong(Forecasts):
+        label = "exact, then wrong"
+
+        def forecast(self, rows, horizon):
+            targets = np.minimum(rows[:, None] + np.arange(horizon), len(grid) - 1)
+            return grid.values[targets] + np.where(targets >= 40, 100.0, 0.0)
+
+    band = cap.ErrorBand(grid, Wrong(), np.array([5, 40, 80]), 6)
+    assert np.all(np.isinf(band.at(5, 6)))  # too few errors known yet: nothing is sure
+    assert np.all(band.at(40, 6) == 0.0) and np.all(band.at(40, 9)[6:] == 0.0)
+    assert np.all(band.at(80, 6) > 0) and np.all(np.diff(band.at(80, 6)) >= 0)
+
+
+def test_a_hedged_joint_plan_keeps_every_job_at_its_first_come_start_when_no_saving_clears_the_band():
+    series = daily_series(seed=5)
+    table = workload.sweep(evening_sweep())
+    policies = ("fcfs", "joint-hedged", "joint")
+    wild = run_capacity(series, Setup(forecast_error_g=2000.0, policies=policies), 2, table=table)
+    assert wild.runs[("joint-hedged", 0)] == wild.runs[("fcfs", 0)]
+    assert wild.runs[("joint", 0)] != wild.runs[("fcfs", 0)]
+    exact = run_capacity(series, Setup(forecast_error=0.0, policies=policies), 2, table=table)
+    fcfs, hedged = exact.scores[0], exact.scores[1]
+    assert hedged.saving_vs_fcfs_pct > 0 and hedged.deadline_misses == 0 and hedged.days_not_worse == hedged.days
+    assert max_running(exact.runs[("joint-hedged", 0)]) <= 2 and fcfs.total_kg > hedged.total_kg

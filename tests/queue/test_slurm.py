@@ -1,6 +1,6 @@
 """`queue submit --slurm` against a real single-node SLURM cluster (.ci/start_slurm.sh starts one): the jobs pend
-with reason BeginTime until their slots, start there within the scheduler's tick, move when re-planned, and their
-experiments come back to the project as DVC experiments."""
+with reason BeginTime until their slots (or behind the job before them in their worker's lane), start there within
+the scheduler's tick, move when re-planned, and their experiments come back to the project as DVC experiments."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ def squeue(job: int) -> tuple[str, str, str]:
     return tuple(shown.stdout.strip().split("|")) if shown.stdout.strip() else ("GONE", "", "")
 
 
+def job_field(job: int, fields: str) -> str:
+    return subprocess.run(["squeue", "-h", "-j", str(job), "-o", fields], capture_output=True, text=True).stdout.strip()
+
+
 def test_jobs_pend_until_their_slots_then_run_and_their_experiments_come_back(tmp_path):
     if subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0:
         pytest.fail("sbatch is installed but no controller answers: run .ci/start_slurm.sh first")
@@ -44,9 +48,14 @@ def test_jobs_pend_until_their_slots_then_run_and_their_experiments_come_back(tm
     assert submitted.returncode == 0, submitted.stderr
     entries = queue_state(project)
     jobs = {name: entry["slurm_job"] for name, entry in entries.items()}
-    for name, job in jobs.items():
+    # SLURM knows the one worker: both jobs carry its lane's name with --dependency=singleton. The first waits for
+    # its begin time; the second, behind it in the lane, for the first (SLURM tests dependencies first).
+    lanes = {name: job_field(job, "%j|%E") for name, job in jobs.items()}
+    assert len({lane.split("|")[0] for lane in lanes.values()}) == 1, lanes
+    for rank, (name, job) in enumerate(sorted(jobs.items(), key=lambda item: item[1])):
         state, reason, _ = squeue(job)
-        assert (state, reason) == ("PENDING", "BeginTime"), (name, state, reason)
+        assert (state, reason) == ("PENDING", "BeginTime" if rank == 0 else "Dependency"), (name, state, reason)
+        assert rank == 0 or "singleton" in lanes[name], lanes
 
     # A fresh forecast puts the trough 30 s later: submitting again re-plans and moves the pending jobs there.
     (project / "trace.csv").write_text(trace(now, 10, [400] * 17 + [100] * 12 + [400] * 45))

@@ -9,7 +9,7 @@ import pytest
 from carbon_pipe.errors import FieldError
 from carbon_pipe.intensity.series import IntensitySeries
 from carbon_pipe.scheduling import joint_model, planner
-from carbon_pipe.scheduling.joint import QueuedJob, first_come_plan, own_best_window_plan, plan_jobs
+from carbon_pipe.scheduling.joint import Hedge, QueuedJob, first_come_plan, own_best_window_plan, plan_jobs
 
 STEP = 1800.0
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % STEP
@@ -186,3 +186,31 @@ def test_the_job_the_workers_cannot_fit_by_its_deadline_is_named():
     plan_jobs(jobs, series, 2, T0)  # two workers fit all three
     with pytest.raises(FieldError, match="job second: 1 worker cannot fit it by its deadline"):
         plan_jobs(jobs, series, 1, T0)
+
+
+def test_a_hedged_job_leaves_its_reference_only_for_a_saving_its_error_band_cannot_undo():
+    """A job at 300 g/kWh now, 250 later: with a band of 20 g it moves, with a band of 80 g it stays."""
+    values = np.array([300.0] * 4 + [250.0] * 4)
+    series = IntensitySeries(T0 + STEP * np.arange(9), values, np.zeros(8, dtype=bool), "test", "XX")
+    job = QueuedJob("lr", T0, T0 + 8 * STEP, 2 * STEP, 1.0)
+    reference = 300.0 * job.duration / 3600
+    for band, moves in ((20.0, True), (80.0, False)):
+        pessimistic = IntensitySeries(series.boundaries, values + band, series.is_forecast, "test", "XX")
+        plan = plan_jobs([job], series, 1, T0, step=STEP, hedges=[Hedge(T0, reference, 10.0)], pessimistic=pessimistic)
+        assert (plan.slots[0].start >= T0 + 4 * STEP) == moves and (plan.slots[0].start == T0) != moves
+        assert plan.total_g == pytest.approx((250.0 if moves else 300.0) * job.duration / 3600)
+        assert plan.method == "milp" and plan.gap == 0
+    assert plan_jobs([job], series, 1, T0, step=STEP).slots[0].start >= T0 + 4 * STEP
+
+
+def test_a_hedge_never_costs_a_deadline_or_a_worker():
+    """Every job hedged to start at once with an error band nothing clears: two workers still serve all six in
+    time, the jobs whose reference a worker holds going where they cost least."""
+    rng = np.random.default_rng(11)
+    series = series_of(rng, 48)
+    jobs = [QueuedJob(f"e{k}", T0, T0 + 12 * STEP, 2 * STEP, 1.0) for k in range(6)]
+    hedges = [Hedge(T0, 0.0, 10.0) for _ in jobs]
+    pessimistic = IntensitySeries(series.boundaries, series.values + 1000, series.is_forecast, "test", "XX")
+    plan = plan_jobs(jobs, series, 2, T0, step=STEP, hedges=hedges, pessimistic=pessimistic)
+    assert_valid(plan, jobs, series, 2, T0)
+    assert sum(slot.start == T0 for slot in plan.slots) == 2
