@@ -12,7 +12,7 @@ import pytest
 from carbon_pipe.emissions.attribution import Coefficients
 from carbon_pipe.profiling import counters
 
-from .conftest import synthetic_dataset, tiny_params, write_params
+from ..conftest import synthetic_dataset, tiny_params, write_params
 
 QUICK_PROFILE = {"processes": 3, "rounds": 2, "warmup_rounds": 1, "burst_seconds": 0.05}
 COEFFICIENTS = Coefficients(4.0, 0.375, "test")
