@@ -42,7 +42,7 @@ def measure(args: argparse.Namespace, accumulation: int) -> dict:
     import psutil
     import torch
 
-    from carbon_pipe.params import parse_params
+    from carbon_pipe.config.params import parse_params
     from carbon_pipe.training import distributed
     from carbon_pipe.training.trainer import DeviceData, Splits, build_trainer
 

@@ -112,8 +112,8 @@ def per_sample_loop(args, make_trainer, device) -> float:
 
 def main() -> None:
     args = parse_args()
+    from carbon_pipe.config.params import parse_params
     from carbon_pipe.layout import DATASET_FILE
-    from carbon_pipe.params import parse_params
     from carbon_pipe.pipeline import train_baseline
     from carbon_pipe.training import distributed
     from carbon_pipe.training.trainer import Splits, build_trainer

@@ -7,9 +7,9 @@ and checked before the first byte is written: a bad input leaves no output behin
 from __future__ import annotations
 
 from ..artifacts import md5sum, save_torch, write_json
+from ..config.params import DataParams
 from ..datasets.catalog import CUSTOM, FOLDER
 from ..layout import DATA_MANIFEST, DATASET_FILE
-from ..params import DataParams
 
 
 def _prepare(params: DataParams):

@@ -14,11 +14,11 @@ from typing import Callable, Iterator
 
 import torch
 
+from ..config.params import Params
+from ..config.training import RunParams
 from ..errors import ArtifactError
 from ..layout import DATASET_FILE
-from ..params import Params
 from ..training import distributed
-from ..training.settings import RunParams
 from ..training.trainer import DeviceData, Splits, build_trainer, seed_everything
 
 

@@ -16,10 +16,11 @@ from typing import Optional
 
 import torch
 
+from ..config.params import Params
+from ..config.training import RunParams
 from ..emissions.meter import EnergyJournal, MeterReading
 from ..errors import TrainingDiverged, TrainingStopped
 from ..layout import DATASET_FILE, train_dir
-from ..params import Params
 from ..signals import stop_requests
 from ..timeutil import iso
 from . import distributed
@@ -28,7 +29,6 @@ from .placement import Metering, Placement, SegmentClock, place_segment
 from .progress import ProgressBar
 from .resume import ResumeFolder, RunState, resume_folder
 from .segments import Segment, stop_reason
-from .settings import RunParams
 from .summary import (
     MemoryUse,
     carbon_metrics,

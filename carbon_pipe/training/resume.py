@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from ..artifacts import md5sum, save_torch, write_bytes
+from ..config.params import Params
 from ..errors import notice
 from ..layout import DATASET_FILE, resume_dir
-from ..params import Params
 from ..timeutil import iso
 from . import distributed
 from .segments import Done

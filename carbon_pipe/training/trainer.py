@@ -17,11 +17,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config.params import Params
+from ..config.training import RunParams
 from ..errors import ArtifactError
-from ..params import Params
 from . import distributed
 from .model import build_model, check_fits
-from .settings import RunParams
 
 
 @dataclass

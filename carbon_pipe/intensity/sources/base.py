@@ -9,10 +9,10 @@ from typing import Any, Callable, Optional, TypeVar
 import httpx
 import numpy as np
 
+from ...config.carbon import CarbonParams, HttpSourceParams, configured_region
 from ...errors import SourceError
 from ...secrets import from_environment, redact
 from ..series import IntensitySeries
-from ..settings import CarbonParams, HttpSourceParams, configured_region
 from .http import JsonClient, Until
 
 

@@ -22,10 +22,10 @@ from typing import Any, Callable, Iterator, Optional
 import httpx
 
 from ... import __version__
+from ...config.carbon import HttpSourceParams
 from ...errors import FetchCutShort, SourceError
 from ...secrets import redact
 from ..series import MAX_INTENSITY
-from ..settings import HttpSourceParams
 
 USER_AGENT = f"carbon-pipe/{__version__}"
 NO_ANSWER = "no complete answer"
