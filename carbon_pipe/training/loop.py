@@ -217,7 +217,10 @@ class Training:
 
     def checkpoint(self) -> None:
         """Every rank takes part (the state is gathered); rank 0 writes it."""
-        self.saved = self.state.snapshot(self.resume.fingerprint, self.trainer, self.job, self.clock, self.entry)
+        clock = self.clock
+        self.saved = self.state.snapshot(
+            self.resume.fingerprint, self.trainer, self.job, clock.now(), clock.wall_origin, self.entry
+        )
         if self.job.is_main:
             self.resume.save(self.saved)
 
