@@ -16,9 +16,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..artifacts import output_file, write_rows
+from ..artifacts import output_file, read_csv, write_rows
 from ..errors import CarbonPipeError, FieldError, UsageError
-from ..intensity.traces import read_table
 from ..timeutil import LAST_EPOCH_SECOND, format_duration, parse_duration
 from .jobs import JobTable
 from .runner import Report, Setup, run
@@ -35,7 +34,7 @@ def load_jobs(path: str | Path) -> JobTable:
     import pandas as pd
 
     origin = str(path)
-    frame = read_table(path, "jobs", dtype=str, keep_default_na=False, skipinitialspace=True)
+    frame = read_csv(path, "jobs", dtype=str, keep_default_na=False, skipinitialspace=True)
     for column in map(str, frame.columns):  # pandas renames a repeated column 'id' to 'id.1'
         repeated = re.fullmatch(r"(.+)\.\d+", column)
         if repeated and repeated[1] in frame.columns:
