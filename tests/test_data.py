@@ -19,6 +19,13 @@ def fetch(workspace, env_mirror, monkeypatch):
     )
 
 
+def test_every_built_in_dataset_params_may_name_is_described_in_the_catalog():
+    from carbon_pipe.config.params import BUILT_IN_DATASETS
+    from carbon_pipe.datasets.catalog import DATASETS
+
+    assert tuple(DATASETS) == BUILT_IN_DATASETS
+
+
 def test_fetch_from_mirror_writes_uint8_subset(workspace, mnist_mirror, monkeypatch):
     params = default_params()
     params["data"].update(train_limit=300, test_limit=100)

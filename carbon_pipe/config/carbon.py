@@ -6,6 +6,7 @@ Pydantic only, so loading params never imports a source's network code.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -96,9 +97,32 @@ class WattTimeParams(HttpSourceParams):
     signal_type: Literal["co2_moer", "co2_aoer"] = "co2_moer"
 
 
-def _trace_presets() -> Any:
-    from ..intensity.traces import PRESETS  # pandas: only when params are validated, never on --help
+# A trace file's columns and units (intensity/traces.py reads it): a preset's, with the csv section's keys over it.
+@dataclass(frozen=True)
+class TraceFormat:
+    time_column: str = "timestamp"
+    value_column: str = "carbon_intensity"
+    unit: Literal["g_per_kwh", "lbs_per_mwh"] = "g_per_kwh"
+    deduplicate: bool = False  # keep the last row of a repeated timestamp (scraped feeds repeat rows)
+    drop_missing: bool = False  # drop rows without a value instead of failing
+    sort: bool = False  # sort by time instead of failing on out-of-order rows
+    max_gap: Optional[float] = None  # seconds a reading may be held across a hole; None: 4 x the median step, >= 3h
 
+
+PRESETS: dict[str, TraceFormat] = {
+    "canonical": TraceFormat(),
+    # dos-group/lets-wait-awhile: Time,Carbon Intensity (naive UTC)
+    "lets-wait-awhile": TraceFormat("Time", "Carbon Intensity"),
+    # umassos/pause-resume Electricity Maps scrape: repeated rows per data hour
+    "electricitymaps-scrape": TraceFormat("zone_datetime", "carbon_intensity_avg", deduplicate=True, sort=True),
+    # vessim's WattTime CAISO_NORTH MOER, lbs/MWh
+    "watttime-caiso": TraceFormat("time", "Caiso_North", unit="lbs_per_mwh"),
+    # NESO actuals as published; the last slot of each daily snapshot has no actual yet
+    "uk-actuals": TraceFormat("from_utc", "actual_gco2_kwh", drop_missing=True),
+}
+
+
+def _trace_presets() -> Any:
     return ["auto", *PRESETS]  # auto: the one preset whose columns the file has
 
 

@@ -17,7 +17,6 @@ from pydantic import (
     model_validator,
 )
 
-from ..datasets.catalog import CUSTOM, DATASETS, OWN_DATASETS
 from ..errors import ParamsError, UsageError
 from ..timeutil import format_duration, parse_instant
 from .base import (
@@ -60,7 +59,13 @@ def _instant(value: Any) -> Any:
 
 
 Instant = Annotated[float, BeforeValidator(_instant)]
-DatasetName = Annotated[str, AfterValidator(one_of(lambda: [*DATASETS, *OWN_DATASETS], "dataset"))]
+# The datasets data.dataset may name: the built-in ones (datasets/catalog.py describes each) and the user's own, whose
+# sizes and normalisation are only known once fetch-data has read them.
+BUILT_IN_DATASETS = ("mnist", "fashion-mnist", "cifar10")
+FOLDER = "folder"  # an image folder, data.path
+CUSTOM = "custom"  # (train, test) torch Datasets from the function data.class names
+OWN_DATASETS = (FOLDER, CUSTOM)
+DatasetName = Annotated[str, AfterValidator(one_of(lambda: [*BUILT_IN_DATASETS, *OWN_DATASETS], "dataset"))]
 
 
 def _only_for(kind: str) -> Callable[[Any, ValidationInfo], Any]:

@@ -1,10 +1,11 @@
 """Carbon-intensity traces and issued forecasts from CSV files, as strict as a user deserves: bad rows are named.
 
 Canonical trace columns are `timestamp,carbon_intensity` (ISO-8601; UTC when a time has no offset; gCO2/kWh). A
-`TraceFormat` names other columns and units, and presets load the files in ../shared/data/carbon directly; the
-`auto` format picks the one preset whose columns the file has. Each point holds from its timestamp to the next
-one; the last holds for the median step. A hole longer than `max_gap` is refused rather than bridged with a
-reading that was never measured there, and so is any value that is not an intensity (negative, infinite, absurd).
+`TraceFormat` (config/carbon.py: params' `carbon.csv` section names one) gives other columns and units, and presets
+load the files in ../shared/data/carbon directly; the `auto` format picks the one preset whose columns the file
+has. Each point holds from its timestamp to the next one; the last holds for the median step. A hole longer than
+`max_gap` is refused rather than bridged with a reading that was never measured there, and so is any value that is
+not an intensity (negative, infinite, absurd).
 
 Forecast files hold vintages: one row per (issue time, target time, forecast value), as published at the time.
 """
@@ -14,12 +15,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from ..artifacts import read_csv
+from ..config.carbon import PRESETS, TraceFormat
 from ..errors import UsageError
 from ..timeutil import LAST_EPOCH_SECOND, format_duration
 from .series import MAX_INTENSITY, IntensitySeries
@@ -28,32 +30,6 @@ LBS_PER_MWH_TO_G_PER_KWH = 0.45359237
 # By default a hole is refused when longer than MAX_GAP_STEPS median steps and MIN_DEFAULT_GAP: a regular trace's
 # missing rows, not the long even stretches of a trace written as change points (a row where the value changes).
 MAX_GAP_STEPS, MIN_DEFAULT_GAP = 4, 3 * 3600.0
-
-
-@dataclass(frozen=True)
-class TraceFormat:
-    time_column: str = "timestamp"
-    value_column: str = "carbon_intensity"
-    unit: Literal["g_per_kwh", "lbs_per_mwh"] = "g_per_kwh"
-    deduplicate: bool = False  # keep the last row of a repeated timestamp (scraped feeds repeat rows)
-    drop_missing: bool = False  # drop rows without a value instead of failing
-    sort: bool = False  # sort by time instead of failing on out-of-order rows
-    max_gap: Optional[float] = (
-        None  # seconds a reading may be held across a hole; None: MAX_GAP_STEPS x the median step
-    )
-
-
-PRESETS: dict[str, TraceFormat] = {
-    "canonical": TraceFormat(),
-    # dos-group/lets-wait-awhile: Time,Carbon Intensity (naive UTC)
-    "lets-wait-awhile": TraceFormat("Time", "Carbon Intensity"),
-    # umassos/pause-resume Electricity Maps scrape: repeated rows per data hour
-    "electricitymaps-scrape": TraceFormat("zone_datetime", "carbon_intensity_avg", deduplicate=True, sort=True),
-    # vessim's WattTime CAISO_NORTH MOER, lbs/MWh
-    "watttime-caiso": TraceFormat("time", "Caiso_North", unit="lbs_per_mwh"),
-    # NESO actuals as published; the last slot of each daily snapshot has no actual yet
-    "uk-actuals": TraceFormat("from_utc", "actual_gco2_kwh", drop_missing=True),
-}
 
 
 @dataclass(frozen=True)
