@@ -65,11 +65,6 @@ class Jobs:
         """Points from arrival to the deadline: slack + duration."""
         return self.slack + self.duration
 
-    def subset(self, keep: np.ndarray) -> "Jobs":
-        return Jobs(
-            *(getattr(self, name)[keep] for name in ("arrival", "duration", "slack", "nominal", "interruptible", "ids"))
-        )
-
 
 @dataclass(frozen=True)
 class Placement:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Optional, TypeVar
 
-import httpx
 import numpy as np
 
 from ...config.carbon import CarbonParams, HttpSourceParams, configured_region
@@ -48,14 +46,12 @@ class HttpSource(IntensitySource):
     def __init__(
         self,
         params: CarbonParams,
-        sleep: Callable[[float], None] = time.sleep,
-        transport: Optional[httpx.BaseTransport] = None,
         until: Optional[Until] = None,
         **options: Any,
     ) -> None:
         super().__init__(params)
         self.settings: HttpSourceParams = getattr(params, self.name)
-        self.http = JsonClient(self.name, self.settings, self.headers(), transport, sleep, until)
+        self.http = JsonClient(self.name, self.settings, self.headers(), until)
 
     def headers(self) -> dict[str, str]:
         return {}
@@ -107,6 +103,6 @@ def register(name: str) -> Callable[[SourceClass], SourceClass]:
 
 
 def get_source(params: CarbonParams, name: Optional[str] = None, **options: Any) -> IntensitySource:
-    """The source called `name` (default: the first of `carbon.sources`). HTTP sources take `sleep` and
-    `transport` options (tests, proxies) and `until` (an Until: a re-plan's cap); local sources ignore them."""
+    """The source called `name` (default: the first of `carbon.sources`). HTTP sources take an `until` option (an
+    Until: a re-plan's cap); local sources ignore it."""
     return _REGISTRY[name or params.sources[0]](params, **options)

@@ -157,19 +157,15 @@ class JsonClient:
         source: str,
         settings: HttpSourceParams,
         headers: Optional[dict[str, str]] = None,
-        transport: Optional[httpx.BaseTransport] = None,
-        sleep: Callable[[float], None] = time.sleep,
         until: Optional[Until] = None,
     ) -> None:
         self.source = source
         self.settings = settings
-        self.sleep = sleep
         self.until = until
         self.source_deadline: Optional[float] = None  # set by the first request: source_timeout counts from there
         self.client = httpx.Client(
             base_url=settings.base_url + "/",
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": ", ".join(ZLIB_WINDOW), **(headers or {})},
-            transport=transport,
             # Not followed: httpx drops only Authorization on a cross-host redirect, not our auth-token header.
             follow_redirects=False,
             # A fresh connection per request, so each request's deadline sees its socket (a handful per fetch).
@@ -211,7 +207,7 @@ class JsonClient:
                     raise spent(
                         f"{where}: {problem}; waiting {wait:g} s would pass {budget} ({_attempts(attempt)})"
                     )
-                self.sleep(wait)
+                time.sleep(wait)
         raise SourceError(f"{where}: {problem} ({_attempts(attempts)})")
 
     def _attempt(self, where: str, path: str, params: Any, request: dict[str, Any], limit: float) -> Any:
@@ -270,7 +266,7 @@ class JsonClient:
                     raise SourceError(
                         f"{where}: response larger than {self.settings.max_response_mb:g} MB (max_response_mb)"
                     )
-                if deadline.expired:  # a transport without a socket to shut (a test's, a proxy's)
+                if deadline.expired:  # a transport without a socket to shut (a proxy's)
                     raise httpx.ReadTimeout("the request's deadline passed", request=response.request)
                 chunks.append(chunk)
         except (ValueError, zlib.error) as exc:
