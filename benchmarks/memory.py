@@ -58,7 +58,8 @@ def measure(args: argparse.Namespace, accumulation: int) -> dict:
                      "mixed_precision": args.mixed_precision}
     params = parse_params(project_params(baseline=configuration))
     torch.manual_seed(0)
-    trainer = build_trainer(params, params.baseline, Splits(data, data, [str(d) for d in range(10)], "random"), job)
+    splits = Splits(data, data, [str(d) for d in range(10)], "random")
+    trainer = build_trainer(params.model, params.train, params.baseline, splits, job)
     trainer.model.train()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

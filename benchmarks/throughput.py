@@ -132,7 +132,7 @@ def main() -> None:
         images, labels = splits.train.batch(slice(None))  # the bare loop's data: normalised once, up front
 
         def make_trainer():
-            return build_trainer(config, config.baseline, splits, job)
+            return build_trainer(config.model, config.train, config.baseline, splits, job)
 
         def bare() -> float:
             return bare_loop(images, labels, args, make_trainer, device)

@@ -71,7 +71,7 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job,
     steady_allocator(params.train.steady_allocator)
     order_rng = seed_everything(params.seed, job.rank)
     data = Splits.load(DATASET_FILE, job.device, config.channels_last)
-    trainer = build_trainer(params, config, data, job)
+    trainer = build_trainer(params.model, params.train, config, data, job)
     steps_of_run = params.train.epochs * steps_per_epoch(len(data.train), config)
 
     # -- resume from the latest checkpoint of this exact configuration, if an earlier attempt stopped or was killed
