@@ -7,8 +7,7 @@ and checked before the first byte is written: a bad input leaves no output behin
 from __future__ import annotations
 
 from ..artifacts import md5sum, save_torch, write_json
-from ..config.params import DataParams
-from ..datasets.catalog import CUSTOM, FOLDER
+from ..config.params import CUSTOM, FOLDER, DataParams
 from ..layout import DATA_MANIFEST, DATASET_FILE
 
 
