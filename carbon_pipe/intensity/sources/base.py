@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Optional, TypeVar
 
@@ -46,12 +47,13 @@ class HttpSource(IntensitySource):
     def __init__(
         self,
         params: CarbonParams,
+        sleep: Callable[[float], None] = time.sleep,
         until: Optional[Until] = None,
         **options: Any,
     ) -> None:
         super().__init__(params)
         self.settings: HttpSourceParams = getattr(params, self.name)
-        self.http = JsonClient(self.name, self.settings, self.headers(), until)
+        self.http = JsonClient(self.name, self.settings, self.headers(), sleep, until)
 
     def headers(self) -> dict[str, str]:
         return {}
@@ -103,6 +105,7 @@ def register(name: str) -> Callable[[SourceClass], SourceClass]:
 
 
 def get_source(params: CarbonParams, name: Optional[str] = None, **options: Any) -> IntensitySource:
-    """The source called `name` (default: the first of `carbon.sources`). HTTP sources take an `until` option (an
-    Until: a re-plan's cap); local sources ignore it."""
+    """The source called `name` (default: the first of `carbon.sources`). HTTP sources take `sleep` (how a retry
+    waits: tests record the waits instead of spending them) and `until` (an Until: a re-plan's cap); local sources
+    ignore them."""
     return _REGISTRY[name or params.sources[0]](params, **options)

@@ -157,10 +157,12 @@ class JsonClient:
         source: str,
         settings: HttpSourceParams,
         headers: Optional[dict[str, str]] = None,
+        sleep: Callable[[float], None] = time.sleep,
         until: Optional[Until] = None,
     ) -> None:
         self.source = source
         self.settings = settings
+        self.sleep = sleep
         self.until = until
         self.source_deadline: Optional[float] = None  # set by the first request: source_timeout counts from there
         self.client = httpx.Client(
@@ -207,7 +209,7 @@ class JsonClient:
                     raise spent(
                         f"{where}: {problem}; waiting {wait:g} s would pass {budget} ({_attempts(attempt)})"
                     )
-                time.sleep(wait)
+                self.sleep(wait)
         raise SourceError(f"{where}: {problem} ({_attempts(attempts)})")
 
     def _attempt(self, where: str, path: str, params: Any, request: dict[str, Any], limit: float) -> Any:
