@@ -53,7 +53,9 @@ def jobs_of(zone: Zone, duration: float, slack: float):
     return periodic(zone.grid, duration * HOUR, slack * HOUR, HOUR, zone.first, zone.end)
 
 
-def scores(zone: Zone, duration: float, slack: float, policies=POLICIES, error=0.1, threshold=None) -> dict[str, PolicyScore]:
+def scores(
+    zone: Zone, duration: float, slack: float, policies=POLICIES, error=0.1, threshold=None
+) -> dict[str, PolicyScore]:
     forecasts = SyntheticForecasts(zone.grid, error, 0)
     min_chunk = max(1, int(np.ceil(HOUR / zone.step)))
     evaluation = evaluate(list(policies), zone.grid, jobs_of(zone, duration, slack), [forecasts], threshold, min_chunk)
@@ -81,11 +83,27 @@ def grid_of_jobs(all_zones: dict) -> str:
 
             rows.append(
                 [f"{duration} h", f"{slack} h", f"{mean('oracle', 'savings_pct'):.1f}"]
-                + [f"{mean(p, 'savings_pct'):.1f} ({mean(p, 'fraction_of_oracle'):.3f})" for p in ("forecast-window", "rolling")]
-                + [f"{mean('oracle-interruptible', 'savings_pct'):.1f}", f"{mean('interruptible', 'savings_pct'):.1f} ({mean('interruptible', 'fraction_of_oracle'):.3f})"]
+                + [
+                    f"{mean(p, 'savings_pct'):.1f} ({mean(p, 'fraction_of_oracle'):.3f})"
+                    for p in ("forecast-window", "rolling")
+                ]
+                + [
+                    f"{mean('oracle-interruptible', 'savings_pct'):.1f}",
+                    f"{mean('interruptible', 'savings_pct'):.1f} ({mean('interruptible', 'fraction_of_oracle'):.3f})",
+                ]
             )
-    header = ["job", "slack", "oracle %", "forecast-window % (of oracle)", "rolling % (of oracle)", "oracle-interr. %", "interruptible % (of oracle-interr.)"]
-    return f"Mean over {len(main)} zones ({', '.join(main)}), synthetic forecasts with 10 % error:\n\n" + table(header, rows)
+    header = [
+        "job",
+        "slack",
+        "oracle %",
+        "forecast-window % (of oracle)",
+        "rolling % (of oracle)",
+        "oracle-interr. %",
+        "interruptible % (of oracle-interr.)",
+    ]
+    return f"Mean over {len(main)} zones ({', '.join(main)}), synthetic forecasts with 10 % error:\n\n" + table(
+        header, rows
+    )
 
 
 def per_zone(all_zones: dict) -> str:
@@ -93,13 +111,34 @@ def per_zone(all_zones: dict) -> str:
     main_fractions = {"forecast-window": [], "rolling": []}
     for name, grid in all_zones.items():
         s = scores(grid, 4, 24)
-        rows.append([name, format(len(grid.values) * grid.step / 86400, ".0f"), f"{s['oracle'].savings_pct:.1f}", fraction(s["forecast-window"]), fraction(s["rolling"]), fraction(s["interruptible"])])
+        rows.append(
+            [
+                name,
+                format(len(grid.values) * grid.step / 86400, ".0f"),
+                f"{s['oracle'].savings_pct:.1f}",
+                fraction(s["forecast-window"]),
+                fraction(s["rolling"]),
+                fraction(s["interruptible"]),
+            ]
+        )
         for policy in fractions:
             fractions[policy].append(s[policy].fraction_of_oracle)
             if not name.startswith("EM ") or name[3:] in MAIN_SCRAPE_ZONES:
                 main_fractions[policy].append(s[policy].fraction_of_oracle)
-    for label, values in ((f"mean of the {len(main_fractions['rolling'])} zones above", main_fractions), (f"mean of all {len(rows)} zones", fractions)):
-        rows.append([f"**{label}**", "", "", f"{np.mean(values['forecast-window']):.3f}", f"{np.mean(values['rolling']):.3f}", ""])
+    for label, values in (
+        (f"mean of the {len(main_fractions['rolling'])} zones above", main_fractions),
+        (f"mean of all {len(rows)} zones", fractions),
+    ):
+        rows.append(
+            [
+                f"**{label}**",
+                "",
+                "",
+                f"{np.mean(values['forecast-window']):.3f}",
+                f"{np.mean(values['rolling']):.3f}",
+                "",
+            ]
+        )
     header = ["zone", "days", "oracle %", "forecast-window", "rolling", "interruptible"]
     return "4 h jobs, 24 h slack, 10 % synthetic error: fraction of the oracle captured\n\n" + table(header, rows)
 
@@ -107,9 +146,17 @@ def per_zone(all_zones: dict) -> str:
 def error_sweep(all_zones: dict) -> str:
     rows = []
     for error in (0.0, 0.05, 0.1, 0.2, 0.4):
-        per = [scores(all_zones[name], 4, 24, ("forecast-window", "rolling", "oracle"), error) for name in ("DE 2020", "GB 2020", "FR 2020")]
-        rows.append([f"{error:.0%}"] + [f"{np.mean([s[p].fraction_of_oracle for s in per]):.3f}" for p in ("forecast-window", "rolling")])
-    return "Forecast error vs fraction of the oracle (4 h jobs, 24 h slack, mean of DE/GB/FR 2020)\n\n" + table(["error", "forecast-window", "rolling"], rows)
+        per = [
+            scores(all_zones[name], 4, 24, ("forecast-window", "rolling", "oracle"), error)
+            for name in ("DE 2020", "GB 2020", "FR 2020")
+        ]
+        rows.append(
+            [f"{error:.0%}"]
+            + [f"{np.mean([s[p].fraction_of_oracle for s in per]):.3f}" for p in ("forecast-window", "rolling")]
+        )
+    return "Forecast error vs fraction of the oracle (4 h jobs, 24 h slack, mean of DE/GB/FR 2020)\n\n" + table(
+        ["error", "forecast-window", "rolling"], rows
+    )
 
 
 def threshold_rule(all_zones: dict) -> str:
@@ -121,13 +168,15 @@ def threshold_rule(all_zones: dict) -> str:
         for quantile in (25, 50):
             limit = float(np.percentile(grid.values, quantile))
             s = scores(grid, 4, 24, ("threshold", "forecast-window", "oracle"), threshold=limit)
-            cells.append(f"{s['threshold'].savings_pct:.1f} ({fraction(s['threshold'])}, waits {s['threshold'].mean_wait_hours:.1f} h)")
+            rule = s["threshold"]
+            cells.append(f"{rule.savings_pct:.1f} ({fraction(rule)}, waits {rule.mean_wait_hours:.1f} h)")
         cells += [f"{s['forecast-window'].savings_pct:.1f}", f"{s['oracle'].savings_pct:.1f}"]
         rows.append(cells)
     header = ["zone", "threshold = 25th pct", "threshold = median", "forecast-window", "oracle"]
     return (
         "Reference threshold rule, 4 h jobs, 24 h slack, 10 % error: savings % (of oracle)\n\n"
-        "Thresholds are percentiles of the whole trace, chosen in hindsight (which flatters the rule).\n\n" + table(header, rows)
+        "Thresholds are percentiles of the whole trace, chosen in hindsight (which flatters the rule).\n\n"
+        + table(header, rows)
     )
 
 
@@ -138,9 +187,16 @@ def interruption_gap(all_zones: dict) -> str:
             continue
         s = scores(all_zones[name], 12, 24)
         rows.append(
-            [name, f"{s['forecast-window'].savings_pct:.1f}", f"{s['interruptible'].savings_pct:.1f}", f"{s['interruptible'].savings_pct - s['forecast-window'].savings_pct:+.1f}",
-             f"{s['oracle'].savings_pct:.1f}", f"{s['oracle-interruptible'].savings_pct:.1f}", f"{s['oracle-interruptible'].savings_pct - s['oracle'].savings_pct:+.1f}"]
-        )  # fmt: skip
+            [
+                name,
+                f"{s['forecast-window'].savings_pct:.1f}",
+                f"{s['interruptible'].savings_pct:.1f}",
+                f"{s['interruptible'].savings_pct - s['forecast-window'].savings_pct:+.1f}",
+                f"{s['oracle'].savings_pct:.1f}",
+                f"{s['oracle-interruptible'].savings_pct:.1f}",
+                f"{s['oracle-interruptible'].savings_pct - s['oracle'].savings_pct:+.1f}",
+            ]
+        )
     header = ["zone", "forecast-window %", "interruptible %", "gap pp", "oracle %", "oracle-interr. %", "gap pp"]
     return "12 h jobs, 24 h slack, 1 h minimum chunk, 10 % error: what interrupting adds\n\n" + table(header, rows)
 
@@ -151,7 +207,12 @@ def published_anchors(all_zones: dict) -> str:
     long = [scores(grid, 12, 24, ("oracle", "oracle-interruptible")) for grid in all_zones.values()]
     rows = [
         ["1 h job, defer only", "15.6", f"{np.mean(short):.1f}", f"{np.median(short):.1f}"],
-        ["12 h job, defer only", "8.5", f"{np.mean([s['oracle'].savings_pct for s in long]):.1f}", f"{np.median([s['oracle'].savings_pct for s in long]):.1f}"],
+        [
+            "12 h job, defer only",
+            "8.5",
+            f"{np.mean([s['oracle'].savings_pct for s in long]):.1f}",
+            f"{np.median([s['oracle'].savings_pct for s in long]):.1f}",
+        ],
         [
             "12 h job, interrupting adds (pp)",
             "2.7",
@@ -172,7 +233,16 @@ def real_forecasts(carbon: Path) -> str:
         for slack in (12, 24, 48):
             setup = bt.Setup(("forecast-window", "rolling", "oracle"), duration * HOUR, slack * HOUR, 0.5 * HOUR)
             s = {r["policy"]: r for r in bt.run(actuals, setup, vintages).as_dicts()}
-            rows.append([f"{duration} h", f"{slack} h", str(s["oracle"]["jobs"]), f"{s['oracle']['savings_pct']:.1f}", f"{s['forecast-window']['fraction_of_oracle']:.3f}", f"{s['rolling']['fraction_of_oracle']:.3f}"])
+            rows.append(
+                [
+                    f"{duration} h",
+                    f"{slack} h",
+                    str(s["oracle"]["jobs"]),
+                    f"{s['oracle']['savings_pct']:.1f}",
+                    f"{s['forecast-window']['fraction_of_oracle']:.3f}",
+                    f"{s['rolling']['fraction_of_oracle']:.3f}",
+                ]
+            )
     gb = "GB national, NESO forecasts as issued (33 vintages, 2023-03-14..18), a job every 30 min\n\n" + table(
         ["job", "slack", "jobs", "oracle %", "forecast-window (one-shot)", "rolling"], rows
     )
@@ -183,9 +253,19 @@ def real_forecasts(carbon: Path) -> str:
     for slack in (1, 4, 12):
         setup = bt.Setup(("forecast-window", "rolling", "oracle"), HOUR, slack * HOUR, HOUR)
         s = {r["policy"]: r for r in bt.run(actuals, setup, vintages).as_dicts()}
-        rows.append(["1 h", f"{slack} h", str(s["oracle"]["jobs"]), f"{s['oracle']['savings_pct']:.1f}", f"{s['forecast-window']['fraction_of_oracle']:.3f}", f"{s['rolling']['fraction_of_oracle']:.3f}"])
-    caiso = "WattTime CAISO_NORTH MOER, forecasts as issued every 5 min for the next 65 min (2023-06-08..07-08)\n\n" + table(
-        ["job", "slack", "jobs", "oracle %", "forecast-window (one-shot)", "rolling"], rows
+        rows.append(
+            [
+                "1 h",
+                f"{slack} h",
+                str(s["oracle"]["jobs"]),
+                f"{s['oracle']['savings_pct']:.1f}",
+                f"{s['forecast-window']['fraction_of_oracle']:.3f}",
+                f"{s['rolling']['fraction_of_oracle']:.3f}",
+            ]
+        )
+    caiso = (
+        "WattTime CAISO_NORTH MOER, forecasts as issued every 5 min for the next 65 min (2023-06-08..07-08)\n\n"
+        + table(["job", "slack", "jobs", "oracle %", "forecast-window (one-shot)", "rolling"], rows)
     )
     return gb + "\n\n" + caiso
 
@@ -199,7 +279,14 @@ def timings(all_zones: dict) -> str:
         cells = [f"{name} ({format(zone.step / 60, '.0f')}-min points)", f"{len(jobs)}", f"{duration} h / {slack} h"]
         for policy in bt.POLICIES:
             started = time.perf_counter()
-            evaluate([policy], zone.grid, jobs, [forecasts], threshold=300.0, min_chunk=max(1, int(np.ceil(HOUR / zone.step))))
+            evaluate(
+                [policy],
+                zone.grid,
+                jobs,
+                [forecasts],
+                threshold=300.0,
+                min_chunk=max(1, int(np.ceil(HOUR / zone.step))),
+            )
             cells.append(f"{time.perf_counter() - started:.2f}")
         rows.append(cells)
     header = ["trace", "jobs", "job / slack", *bt.POLICIES]

@@ -25,7 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-POLICIES = ("now", "threshold", "forecast-window", "rolling", "forecast-chunks", "interruptible", "oracle", "oracle-interruptible")
+POLICIES = (
+    "now",
+    "threshold",
+    "forecast-window",
+    "rolling",
+    "forecast-chunks",
+    "interruptible",
+    "oracle",
+    "oracle-interruptible",
+)
 START = 1_577_836_800  # 2020-01-01T00:00Z
 
 
@@ -39,7 +48,9 @@ def write_trace(path: Path, points: int, step: float, seed: int = 0) -> None:
     with open(path, "w") as handle:
         handle.write("timestamp,carbon_intensity\n")
         for block in range(0, points, 1_000_000):
-            handle.writelines(f"{t}Z,{v:.2f}\n" for t, v in zip(times[block : block + 1_000_000], values[block : block + 1_000_000]))
+            handle.writelines(
+                f"{t}Z,{v:.2f}\n" for t, v in zip(times[block : block + 1_000_000], values[block : block + 1_000_000])
+            )
 
 
 def write_varied_jobs(path: Path, count: int, hours: int, seed: int = 1) -> None:
@@ -54,13 +65,24 @@ def write_varied_jobs(path: Path, count: int, hours: int, seed: int = 1) -> None
         for j in range(count):
             stamp = lambda h: np.datetime64(START + 3600 * int(h), "s").astype(str) + "Z"  # noqa: E731
             deadline = stamp(arrival[j] + duration[j] + slack[j]) if by_deadline[j] else ""
-            writer.writerow((j, stamp(arrival[j]), f"{duration[j]}h", deadline, "" if by_deadline[j] else f"{slack[j]}h", str(j % 3 == 0).lower()))
+            writer.writerow(
+                (
+                    j,
+                    stamp(arrival[j]),
+                    f"{duration[j]}h",
+                    deadline,
+                    "" if by_deadline[j] else f"{slack[j]}h",
+                    str(j % 3 == 0).lower(),
+                )
+            )
 
 
 def measure(args: list[str]) -> tuple[float, float]:
     """(seconds, peak RSS in MB) of one command."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "carbon_pipe.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "carbon_pipe.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     if status != 0:

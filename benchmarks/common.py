@@ -37,7 +37,7 @@ def project_params(**sections: dict) -> dict:
 @contextlib.contextmanager
 def scratch_project(params: dict, prefix: str) -> Iterator[Path]:
     """A temporary project folder, as the working directory, holding the fetch-data and wait-for-window outputs."""
-    from carbon_pipe.params import parse_params
+    from carbon_pipe.config.params import parse_params
     from carbon_pipe.pipeline import fetch_data, wait_for_window
 
     mirror = mnist_mirror()

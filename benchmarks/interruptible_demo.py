@@ -41,7 +41,7 @@ def write_trace(path: Path, submitted: float, job: float) -> None:
 
 def main() -> None:
     args = parse_args()
-    from carbon_pipe.params import parse_params
+    from carbon_pipe.config.params import parse_params
     from carbon_pipe.pipeline import compare, train_baseline, train_optimized, wait_for_window
     from carbon_pipe.timeutil import parse_instant
 

@@ -39,10 +39,28 @@ import pandas as pd
 
 TRACES = {"DE": "ger_ci.csv", "GB": "gb_ci.csv", "FR": "fr_ci.csv"}
 WINDOWS = (2, 4, 6, 8)
-ML_JOBS = ["--from", "2020-01-01T00:00Z", "--until", "2021-01-01T00:00Z", "--count", "3387", "--arrivals", "09:00-16:30",
-           "--durations", "4h-89.5h", "--step", "30min", "--seed", "0", "--interruptible"]  # fmt: skip
+ML_JOBS = [
+    "--from",
+    "2020-01-01T00:00Z",
+    "--until",
+    "2021-01-01T00:00Z",
+    "--count",
+    "3387",
+    "--arrivals",
+    "09:00-16:30",
+    "--durations",
+    "4h-89.5h",
+    "--step",
+    "30min",
+    "--seed",
+    "0",
+    "--interruptible",
+]
 RULES = {"next-workday": "lets-wait-awhile-next-workday", "semi-weekly": "next Mon,Thu 09:00"}
-CLEAN_RULES = {"next-workday": ["--deadline", "next workday 09:00", "--work-hours", "09:00-17:00"], "semi-weekly": ["--deadline", "next Mon,Thu 09:00"]}
+CLEAN_RULES = {
+    "next-workday": ["--deadline", "next workday 09:00", "--work-hours", "09:00-17:00"],
+    "semi-weekly": ["--deadline", "next Mon,Thu 09:00"],
+}
 TOLERANCE = 0.15
 
 
@@ -60,19 +78,27 @@ def published(path: Path) -> dict[tuple, float]:
     for row in csv.DictReader(open(path)):
         region = row["region"]
         if row["experiment"] == "scenario1_nightly":
-            values[region, f"nightly +-{row['setting'].split('+-')[1]}", 0.05, "window"] = float(row["value_pct_emissions_saved"])
+            values[region, f"nightly +-{row['setting'].split('+-')[1]}", 0.05, "window"] = float(
+                row["value_pct_emissions_saved"]
+            )
         elif row["experiment"] == "scenario1_nightly_oracle_recomputed":
             for hours, value in zip(WINDOWS, row["value_pct_emissions_saved"].split("/")):
                 values[region, f"nightly +-{hours}h", 0.0, "window"] = float(value)
         elif row["experiment"] == "scenario2_ml":
             rule = row["setting"].split()[0]
             plain, chunked = (float(v) for v in row["value_pct_emissions_saved"].split(" / "))
-            values[region, f"ML {rule}", 0.05, "non-interr."], values[region, f"ML {rule}", 0.05, "interr."] = plain, chunked
+            values[region, f"ML {rule}", 0.05, "non-interr."], values[region, f"ML {rule}", 0.05, "interr."] = (
+                plain,
+                chunked,
+            )
         elif row["experiment"] == "scenario2_ml_error_sweep":
             chunked = row["value_pct_emissions_saved"].split(" / ")
             plain = row["notes"].split(": ")[1].split(" / ")
             for error, a, b in zip((0.0, 0.05, 0.1), plain, chunked):
-                values[region, "ML next-workday", error, "non-interr."], values[region, "ML next-workday", error, "interr."] = float(a), float(b)
+                (
+                    values[region, "ML next-workday", error, "non-interr."],
+                    values[region, "ML next-workday", error, "interr."],
+                ) = float(a), float(b)
     return values
 
 
@@ -86,7 +112,18 @@ def lwa_trace(source: Path, target: Path) -> pd.Series:
 
 
 def scored(trace: Path, jobs: Path, error: float, seeds: int, *policies: str) -> dict[str, dict]:
-    args = ["backtest", "--trace", str(trace), "--jobs", str(jobs), "--policy", ",".join(policies), "--min-chunk", "30min", "--json"]
+    args = [
+        "backtest",
+        "--trace",
+        str(trace),
+        "--jobs",
+        str(jobs),
+        "--policy",
+        ",".join(policies),
+        "--min-chunk",
+        "30min",
+        "--json",
+    ]
     args += ["--forecast-error", str(error), "--seeds", str(seeds if error else 1)]
     results = carbon_pipe(*args)
     return {r["policy"]: r for r in (results if isinstance(results, list) else [results])}
@@ -96,8 +133,22 @@ def nightly(region: str, trace: Path, values: pd.Series, folder: Path, seeds: in
     rows = []
     for hours in WINDOWS:
         jobs = folder / f"nightly_{hours}h.csv"
-        carbon_pipe("workload", "periodic", "-o", str(jobs), "--from", "2020-01-01T00:00Z", "--until", "2020-12-31T00:00Z",
-                    "--at", "01:00", "--window", f"{hours}h", "--duration", "30min")  # fmt: skip
+        carbon_pipe(
+            "workload",
+            "periodic",
+            "-o",
+            str(jobs),
+            "--from",
+            "2020-01-01T00:00Z",
+            "--until",
+            "2020-12-31T00:00Z",
+            "--at",
+            "01:00",
+            "--window",
+            f"{hours}h",
+            "--duration",
+            "30min",
+        )
         for error in (0.0, 0.05):
             result = scored(trace, jobs, error, seeds, "forecast-window")["forecast-window"]
             clean = result["savings_pct"]
@@ -116,14 +167,18 @@ def machine_learning(region: str, trace: Path, folder: Path, seeds: int) -> list
     rows = []
     for rule, deadline in RULES.items():
         jobs, clean_jobs = folder / f"ml_{rule}.csv", folder / f"ml_{rule}_clean.csv"
-        carbon_pipe("workload", "adhoc", "-o", str(jobs), *ML_JOBS, "--deadline", deadline, "--grace", "30min")  # quirk 1
+        carbon_pipe(
+            "workload", "adhoc", "-o", str(jobs), *ML_JOBS, "--deadline", deadline, "--grace", "30min"
+        )  # quirk 1
         carbon_pipe("workload", "adhoc", "-o", str(clean_jobs), *ML_JOBS, *CLEAN_RULES[rule])
         for error in (0.0, 0.05, 0.1) if rule == "next-workday" else (0.05,):
             result = scored(trace, jobs, error, seeds, "forecast-window", "forecast-chunks")
             clean = scored(trace, clean_jobs, error, seeds, "forecast-window", "forecast-chunks")
             for kind, policy in (("non-interr.", "forecast-window"), ("interr.", "forecast-chunks")):
                 as_published = 100 * (1 - result[policy]["total_kg"] / lwa_baseline)
-                rows.append((region, f"ML {rule}", error, kind, as_published, clean[policy]["savings_pct"], result[policy]))
+                rows.append(
+                    (region, f"ML {rule}", error, kind, as_published, clean[policy]["savings_pct"], result[policy])
+                )
     return rows
 
 
@@ -142,15 +197,20 @@ def main() -> None:
             folder.mkdir()
             trace = folder / "trace.csv"
             values = lwa_trace(folder_in / TRACES[region], trace)
-            rows += nightly(region, trace, values, folder, args.seeds) + machine_learning(region, trace, folder, args.seeds)
+            rows += nightly(region, trace, values, folder, args.seeds) + machine_learning(
+                region, trace, folder, args.seeds
+            )
     text, worst = report(rows, reference, time.perf_counter() - started)
     print(text)
     sys.exit(0 if worst <= TOLERANCE else 1)
 
 
 def report(rows: list[tuple], reference: dict, seconds: float) -> tuple[str, float]:
-    lines = ["| region | scenario | error | policy | published % | here, as published % | diff pp | sd over seeds | here, without the quirks % |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| region | scenario | error | policy | published % | here, as published % | diff pp | sd over seeds "
+        "| here, without the quirks % |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     worst, compared = 0.0, 0
     for region, scenario, error, kind, ours, clean, result in rows:
         key = (region, scenario, error, kind)
@@ -159,9 +219,15 @@ def report(rows: list[tuple], reference: dict, seconds: float) -> tuple[str, flo
         diff = ours - reference[key]
         worst, compared = max(worst, abs(diff)), compared + 1
         spread = f"{result['savings_pct_sd']:.3f}" if result["seeds"] > 1 else "-"
-        lines.append(f"| {region} | {scenario} | {error:.0%} | {kind} | {reference[key]:.2f} | {ours:.2f} | {diff:+.2f} | {spread} | {clean:.2f} |")
+        lines.append(
+            f"| {region} | {scenario} | {error:.0%} | {kind} | {reference[key]:.2f} | {ours:.2f} | {diff:+.2f} "
+            f"| {spread} | {clean:.2f} |"
+        )
     within = "all within" if worst <= TOLERANCE else "NOT all within"
-    lines.append(f"\n{compared} published cells compared: largest difference {worst:.2f} pp ({within} {TOLERANCE} pp); {seconds:.0f} s")
+    lines.append(
+        f"\n{compared} published cells compared: largest difference {worst:.2f} pp ({within} {TOLERANCE} pp); "
+        f"{seconds:.0f} s"
+    )
     return "\n".join(lines), worst
 
 

@@ -42,7 +42,7 @@ def measure(args: argparse.Namespace, accumulation: int) -> dict:
     import psutil
     import torch
 
-    from carbon_pipe.params import parse_params
+    from carbon_pipe.config.params import parse_params
     from carbon_pipe.training import distributed
     from carbon_pipe.training.trainer import DeviceData, Splits, build_trainer
 
@@ -58,7 +58,8 @@ def measure(args: argparse.Namespace, accumulation: int) -> dict:
                      "mixed_precision": args.mixed_precision}
     params = parse_params(project_params(baseline=configuration))
     torch.manual_seed(0)
-    trainer = build_trainer(params, params.baseline, Splits(data, data, [str(d) for d in range(10)], "random"), job)
+    splits = Splits(data, data, [str(d) for d in range(10)], "random")
+    trainer = build_trainer(params.model, params.train, params.baseline, splits, job)
     trainer.model.train()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

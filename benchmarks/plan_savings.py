@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from carbon_pipe.intensity.settings import CarbonParams
+from carbon_pipe.config.carbon import CarbonParams
 from carbon_pipe.intensity.sources import get_source
 from carbon_pipe.scheduling import planner
 from carbon_pipe.timeutil import parse_instant

@@ -112,8 +112,8 @@ def per_sample_loop(args, make_trainer, device) -> float:
 
 def main() -> None:
     args = parse_args()
+    from carbon_pipe.config.params import parse_params
     from carbon_pipe.layout import DATASET_FILE
-    from carbon_pipe.params import parse_params
     from carbon_pipe.pipeline import train_baseline
     from carbon_pipe.training import distributed
     from carbon_pipe.training.trainer import Splits, build_trainer
@@ -132,7 +132,7 @@ def main() -> None:
         images, labels = splits.train.batch(slice(None))  # the bare loop's data: normalised once, up front
 
         def make_trainer():
-            return build_trainer(config, config.baseline, splits, job)
+            return build_trainer(config.model, config.train, config.baseline, splits, job)
 
         def bare() -> float:
             return bare_loop(images, labels, args, make_trainer, device)

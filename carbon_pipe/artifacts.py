@@ -3,6 +3,8 @@
 Text, JSON and CSV are redacted on the way out (secrets.py): the last line of defence for a credential that
 reached an output some other way. Bytes are written as given (checkpoints, models, machine-read markers). CSV text
 cells are also made inert for spreadsheets (`inert_cell`), since job ids and metric names come from users.
+Every CSV file read (a user's trace or jobs, a stage's table) goes through `read_csv`: one line for each way it can
+be unreadable.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from .errors import ArtifactError, Busy, UsageError
+from .errors import ArtifactError, Busy, CarbonPipeError, UsageError
 from .secrets import redact, redact_data, redactor
 
 _UMASK = os.umask(0)  # read once: the mode a plain open() would give new files
@@ -216,6 +218,49 @@ def read_json(path: str | Path) -> Any:
         raise ArtifactError(f"{path} is missing: run the stage that writes it first (dvc repro)") from None
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+
+
+def read_csv(
+    path: str | Path, kind: str, error: type[CarbonPipeError] = UsageError, fix: str = "", **options: Any
+) -> Any:
+    """A CSV file as a pandas DataFrame (`options` go to pandas.read_csv). Each way it can be unreadable is one
+    `error` naming the file, with `fix` after it when given (what to run again, for a file a stage wrote): missing,
+    not a regular file (refused before it is opened: a FIFO would block), unreadable, not CSV, or a row with more
+    fields than the header, named by its line: pandas would take the first column as an index and shift the rest,
+    so its own error would blame the column beside the one at fault."""
+    import warnings
+
+    import pandas as pd
+
+    def failure(problem: str) -> CarbonPipeError:
+        return error(f"{problem}: {fix}" if fix else problem)
+
+    try:
+        checked = input_file(path, kind)
+    except UsageError as exc:
+        raise failure(str(exc)) from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(checked, index_col=False, **options)
+    except (pd.errors.ParserWarning, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        long_row = None if isinstance(exc, (pd.errors.EmptyDataError, UnicodeDecodeError)) else _long_row(checked)
+        if long_row is not None:
+            raise failure(f"{checked}: row {long_row}: more fields than the header has columns") from None
+        raise failure(f"{checked}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    except OSError as exc:  # a file we may not read
+        raise failure(f"{checked}: cannot read the {kind} file ({exc.strerror or exc})") from None
+
+
+def _long_row(path: Path) -> Optional[int]:
+    """The line of the first row with more fields than the header (the header is line 1), if there is one."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = csv.reader(handle)
+            width = len(next(rows, []))
+            return next((rows.line_num for row in rows if len(row) > width), None)
+    except (csv.Error, UnicodeDecodeError):
+        return None
 
 
 def reason(exc: Exception) -> str:

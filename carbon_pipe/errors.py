@@ -1,4 +1,4 @@
-"""Typed errors, which the CLI turns into one line on stderr and a non-zero exit, and deprecation notices."""
+"""Typed errors, which the CLI turns into one line on stderr and a non-zero exit, and notices."""
 
 from __future__ import annotations
 
@@ -7,11 +7,6 @@ import sys
 
 from .secrets import redact
 from .signals import exit_code
-
-
-def deprecated(notice: str) -> None:
-    """One line on stderr: an old spelling in params that still works, and what replaces it."""
-    print(f"carbon-pipe: deprecated: {redact(notice)}", file=sys.stderr)
 
 
 def notice(line: str) -> None:

@@ -1,6 +1,6 @@
 """The docs' reference pages, generated from the code so they cannot drift from it.
 
-- reference/params.md: every key of the params schema (carbon_pipe.params.Params), with its type, default, checks
+- reference/params.md: every key of the params schema (carbon_pipe.config.params.Params), with its type, default, checks
   and help. Help is the field's `description` where the schema gives one, else the comment beside the key in
   params.yaml, else the comment beside the field in the schema's source.
 - reference/cli.md: every `carbon-pipe` command and option, from the Typer app, with its help.
@@ -251,7 +251,7 @@ def _duration(seconds: float) -> str:
 
 
 def _duration_rule() -> str:
-    from carbon_pipe.params import Params
+    from carbon_pipe.config.params import Params
 
     for model in _models(Params):
         for field in model.model_fields.values():
@@ -297,13 +297,13 @@ def _plain(text: str) -> str:
 
 
 def params_page() -> str:
-    from carbon_pipe.params import Params
+    from carbon_pipe.config.params import Params
 
     written = yaml_comments((ROOT / "params.yaml").read_text(encoding="utf-8"))
     lines = [
         "# params.yaml reference",
         "",
-        "Generated from the schema (`carbon_pipe/params.py` and the sections it imports) and the comments in",
+        "Generated from the schema (`carbon_pipe/config/params.py` and the sections it imports) and the comments in",
         "`params.yaml` at every docs build, by `docs/gen_reference.py`: it cannot drift from the code. What happens to",
         "a bad value is in [Params and bad input](../params.md). A duration reads `90s`, `30min`, `4h` or `1h30min`",
         f"(its default here in seconds), and each is checked: {_duration_rule()}.",

@@ -118,7 +118,7 @@ OWN_VALUES = {
 
 def default_params() -> dict:
     """A fresh copy of the tests' params, as a params.yaml would hold them (durations in seconds)."""
-    from carbon_pipe.params import Params
+    from carbon_pipe.config.params import Params
 
     raw: dict = {"seed": SEED}
     for name, field in Params.model_fields.items():
@@ -222,7 +222,7 @@ def run_training(params, run_name: str, segment=None) -> dict | None:
 def tiny_pipeline(train: int) -> dict:
     """The five stages as `dvc repro` runs them, in the current folder, on `train` random images and 2 epochs (the
     optimized run profiles first); returns the two runs' summaries."""
-    from carbon_pipe.params import parse_params
+    from carbon_pipe.config.params import parse_params
     from carbon_pipe.pipeline import compare, train_baseline, train_optimized, wait_for_window
 
     params = parse_params(tiny_params(train={"epochs": 2}))

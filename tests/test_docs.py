@@ -82,7 +82,7 @@ def test_the_cli_reference_gives_every_command_and_option_its_help(reference):
 
 
 def test_the_readme_table_names_every_params_section():
-    from carbon_pipe.params import Params
+    from carbon_pipe.config.params import Params
 
     readme = (REPO / "README.md").read_text()
     table = readme.split("## params.yaml", 1)[1].split("\n## ", 1)[0]

@@ -1,11 +1,13 @@
 """The layout stays true: each stage's dvc.yaml deps cover every carbon_pipe module its pipeline module imports
-(so they are exact by construction), train-baseline imports nothing of the scheduler's, rooms say their concern,
-and functions and modules stay short."""
+(so they are exact by construction), train-baseline imports nothing of the scheduler's, the layering rules of
+pyproject.toml (import-linter) hold, rooms say their concern, and functions and modules stay short."""
 
 from __future__ import annotations
 
 import ast
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,15 +15,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import REPO, default_params, write_params
+from .conftest import REPO, VENV_BIN, default_params, write_params
 
 PACKAGE = REPO / "carbon_pipe"
 # Shared plumbing: edits to these must not retrain, so no stage lists them; what they import is theirs to keep light.
-PLUMBING = {
-    f"carbon_pipe/{name}.py" for name in ("params", "errors", "timeutil", "artifacts", "layout", "signals", "secrets")
-} | {f"carbon_pipe/cli/{path.name}" for path in (PACKAGE / "cli").glob("*.py")} | {
-    "carbon_pipe/training/settings.py"  # the schema's training sections (params.py's, split off by concern)
-}
+PLUMBING = (
+    {f"carbon_pipe/{name}.py" for name in ("errors", "timeutil", "artifacts", "layout", "signals", "secrets")}
+    | {f"carbon_pipe/cli/{path.name}" for path in (PACKAGE / "cli").glob("*.py")}
+    | {f"carbon_pipe/config/{path.name}" for path in (PACKAGE / "config").glob("*.py")}  # the params schema
+)
 STAGES = {
     "fetch-data": "carbon_pipe/pipeline/fetch_data.py",
     "wait-for-window": "carbon_pipe/pipeline/wait_for_window.py",
@@ -129,7 +131,8 @@ def test_the_baseline_imports_nothing_of_the_scheduler_or_the_sources():
 
 def test_loading_params_imports_no_network_code(tmp_path):
     script = (
-        "import sys; from carbon_pipe.params import load_params; load_params(sys.argv[1]); print(sorted(sys.modules))"
+        "import sys; from carbon_pipe.config.params import load_params; load_params(sys.argv[1]); "
+        "print(sorted(sys.modules))"
     )
     path = write_params(tmp_path, default_params())
     result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True)
@@ -182,3 +185,38 @@ def test_the_tests_mirror_the_package():
     modules = {path.stem for path in PACKAGE.glob("*.py")} | {"docs", "layout", "benchmarks", "package"}
     top = [path.name for path in sorted(tests.glob("test_*.py")) if path.stem[5:].split("_")[0] not in modules]
     assert top == [], "name a top-level test file after the module it tests, or move it into the sub-package's folder"
+
+
+def lint_imports(package_root: Path) -> subprocess.CompletedProcess:
+    """import-linter's contracts (pyproject.toml) checked against the carbon_pipe package under `package_root`."""
+    environment = {**os.environ, "PYTHONPATH": str(package_root), "COLUMNS": "300"}  # a contract on one line
+    return subprocess.run(
+        [str(Path(VENV_BIN) / "lint-imports"), "--no-cache", "--no-logo", str(REPO / "pyproject.toml")],
+        cwd=package_root, capture_output=True, text=True, env=environment,
+    )
+
+
+def test_the_layering_rules_hold():
+    """cli above the front ends above the concerns above the schema above the plumbing; pure planners; no circles
+    inside a room; each intensity source alone."""
+    result = lint_imports(REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"Contracts: [1-9]\d* kept, 0 broken", result.stdout), result.stdout
+
+
+@pytest.mark.parametrize(
+    "module, line, contract",
+    [
+        ("emissions/accounting.py", "from ..backtest import scoring", "cli above the front ends"),  # an arrow up
+        ("scheduling/planner.py", "import time", "the planners themselves"),  # a planner telling the time
+        ("training/resume.py", "from .placement import Placement", "no import circles"),
+    ],
+)
+def test_the_layering_rules_catch_a_broken_rule(tmp_path, module, line, contract):
+    shutil.copytree(PACKAGE, tmp_path / "carbon_pipe", ignore=shutil.ignore_patterns("__pycache__"))
+    path = tmp_path / "carbon_pipe" / module
+    path.write_text(path.read_text(encoding="utf-8") + f"\n{line}\n", encoding="utf-8")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    broken = [text for text in result.stdout.splitlines() if re.search(r" BROKEN( \(.*\))?$", text)]
+    assert len(broken) == 1 and broken[0].startswith(contract), result.stdout

@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
+from carbon_pipe.config.params import load_params, parse_params
 from carbon_pipe.errors import ParamsError
-from carbon_pipe.params import load_params, parse_params
 
 from .conftest import committed_params_text, default_params, write_params
 
@@ -75,43 +75,3 @@ def test_schema_defaults_match_the_committed_params(tmp_path):
     for name in ("baseline", "optimized"):
         assert getattr(params, name) == type(getattr(params, name))(), name
     assert parse_params(default_params()) == params
-
-
-def test_old_spellings_keep_working_with_one_notice_each(workspace):
-    """Params files from before the mock keys moved under carbon.mock and the built-in models into training/."""
-    from typer.testing import CliRunner
-
-    from carbon_pipe.cli import app
-
-    new = default_params()
-    new["carbon"]["mock"].update(region="JP", timezone="Asia/Tokyo", resolution="15min")
-    old = default_params()
-    mock = old["carbon"]["mock"]
-    old["carbon"].update(region="JP", timezone="Asia/Tokyo", resolution="15min")
-    for key in ("region", "timezone", "resolution"):
-        del mock[key]
-    old["model"]["class"] = "carbon_pipe.model:SimpleCNN"
-    assert parse_params(old) == parse_params(new)
-    plans = []
-    for raw in (new, old):
-        write_params(workspace, raw)
-        result = CliRunner().invoke(app, ["plan", "--json"])
-        assert result.exit_code == 0, result.output
-        plans.append((result.stdout, result.stderr.splitlines()))
-    assert plans[1][0] == plans[0][0] and plans[0][1] == []  # the same plan, in Tokyo's half-hours of 15 min
-    assert plans[1][1] == [
-        "carbon-pipe: deprecated: model.class carbon_pipe.model:SimpleCNN is now carbon_pipe.training.model:SimpleCNN",
-        "carbon-pipe: deprecated: carbon.region is now carbon.mock.region (only the mock source reads it)",
-        "carbon-pipe: deprecated: carbon.timezone is now carbon.mock.timezone (only the mock source reads it)",
-        "carbon-pipe: deprecated: carbon.resolution is now carbon.mock.resolution (only the mock source reads it)",
-    ]
-
-
-def test_an_old_key_beside_its_new_place_is_one_line():
-    raw = default_params()
-    raw["carbon"]["timezone"] = "UTC"
-    with pytest.raises(ParamsError) as caught:
-        parse_params(raw)
-    assert str(caught.value) == (
-        "params.yaml: carbon: timezone moved to carbon.mock.timezone, which is set too: remove carbon.timezone"
-    )

@@ -2,8 +2,8 @@
 
 import pytest
 
+from carbon_pipe.config.params import parse_params
 from carbon_pipe.errors import ParamsError
-from carbon_pipe.params import parse_params
 
 from .conftest import default_params
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Union
 
 if TYPE_CHECKING:
-    from ..params import Params
+    from ..config.params import Params
 
 Duration = Union[float, str]  # seconds, or a string with its unit ("90min", "12h")
 
@@ -30,7 +30,7 @@ def api_params(
 ) -> Params:
     """`params` (a file; default ./params.yaml if there is one, else the defaults) with the call's overrides, on
     the real clock. Bad input raises carbon_pipe.errors.UsageError with the one line the CLI would print."""
-    from ..params import params_or_defaults, with_overrides
+    from ..config.params import params_or_defaults, with_overrides
 
     config = params_or_defaults(None if params is None else Path(params))
     return with_overrides(

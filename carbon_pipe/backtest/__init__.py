@@ -7,4 +7,14 @@ from .policies import POLICIES
 from .runner import Report, Setup, default_policies, run
 from .tables import PER_JOB_COLUMNS, as_table, per_job_rows
 
-__all__ = ["JobTable", "PER_JOB_COLUMNS", "POLICIES", "Report", "Setup", "as_table", "default_policies", "per_job_rows", "run"]
+__all__ = [
+    "JobTable",
+    "PER_JOB_COLUMNS",
+    "POLICIES",
+    "Report",
+    "Setup",
+    "as_table",
+    "default_policies",
+    "per_job_rows",
+    "run",
+]

@@ -41,7 +41,8 @@ Runs = list[list[tuple[float, float]]]  # per job, the [start, end) seconds it r
 
 @dataclass(frozen=True)
 class CapacityScore:
-    """One policy with `capacity` workers; grams are at 1 kW per job, `fraction_of_oracle` of oracle-capacity's saving."""
+    """One policy with `capacity` workers; grams are at 1 kW per job, `fraction_of_oracle` of oracle-capacity's
+    saving."""
 
     policy: str
     jobs: int
@@ -64,7 +65,9 @@ def check_capacity(capacity: int, policies: Sequence[str]) -> None:
         raise FieldError("capacity", f"must be a whole number of workers, at least 1, not {capacity}")
     for policy in policies:
         if policy not in CAPACITY_POLICIES:
-            raise FieldError("policy", f"{policy!r} is not a policy with a capacity (known: {', '.join(CAPACITY_POLICIES)})")
+            raise FieldError(
+                "policy", f"{policy!r} is not a policy with a capacity (known: {', '.join(CAPACITY_POLICIES)})"
+            )
 
 
 def plan_step(grid: Grid, jobs: Jobs) -> float:
@@ -153,9 +156,9 @@ def decision_rows(grid: Grid, jobs: list[QueuedJob], forecasts: Forecasts | None
 
 
 def joint(
-    grid: Grid, jobs: list[QueuedJob], capacity: int, expect: "Expectations | Actuals", rows: np.ndarray, step: float,
-    hedge: "HedgeToFirstCome | None" = None,
-):  # fmt: skip
+    grid: Grid, jobs: list[QueuedJob], capacity: int, expect: "Expectations | Actuals", rows: np.ndarray,
+    step: float, hedge: "HedgeToFirstCome | None" = None,
+):
     """The rolling joint plan, hedged towards first-come if asked: (runs, re-plans, the largest gap to the bound,
     re-plans that had to let deadlines go)."""
     planned: Runs = [[] for _ in jobs]

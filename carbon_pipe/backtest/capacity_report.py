@@ -98,12 +98,21 @@ def _score(policy, jobs, runs, grams, base, best, capacity, replans, gap, grid: 
     tolerance = 1e-9 * np.maximum(per_day_base, 1.0)
     wait = (start - arrival) / 3600.0
     return cap.CapacityScore(
-        policy=policy, jobs=len(jobs), capacity=capacity, total_kg=float(grams.sum()) / 1000.0,
-        saving_vs_fcfs_pct=float(saving), fraction_of_oracle=float(saving / oracle_saving) if oracle_saving > 0 else None,
-        deadline_misses=late, mean_wait_hours=float(wait.mean()), max_wait_hours=float(wait.max()),
-        dirtier_than_fcfs=int(np.count_nonzero(grams > base * (1 + 1e-9) + 1e-9)), days=len(days),
-        days_not_worse=int(np.count_nonzero(per_day <= per_day_base + tolerance)), replans=replans, largest_gap=float(gap),
-    )  # fmt: skip
+        policy=policy,
+        jobs=len(jobs),
+        capacity=capacity,
+        total_kg=float(grams.sum()) / 1000.0,
+        saving_vs_fcfs_pct=float(saving),
+        fraction_of_oracle=float(saving / oracle_saving) if oracle_saving > 0 else None,
+        deadline_misses=late,
+        mean_wait_hours=float(wait.mean()),
+        max_wait_hours=float(wait.max()),
+        dirtier_than_fcfs=int(np.count_nonzero(grams > base * (1 + 1e-9) + 1e-9)),
+        days=len(days),
+        days_not_worse=int(np.count_nonzero(per_day <= per_day_base + tolerance)),
+        replans=replans,
+        largest_gap=float(gap),
+    )
 
 
 def capacity_table(report: CapacityReport) -> str:
@@ -125,6 +134,8 @@ def capacity_table(report: CapacityReport) -> str:
             f"{s.deadline_misses:>6}{s.mean_wait_hours:>8.1f}{s.max_wait_hours:>7.1f}{s.dirtier_than_fcfs:>8}"
             f"{s.days_not_worse:>5}/{s.days:<3}{100 * s.largest_gap:>7.2f}"
         )
-    lines.append("every job at 1 kW; late: finished after its deadline; dirtier: jobs that emitted more than under fcfs;")
+    lines.append(
+        "every job at 1 kW; late: finished after its deadline; dirtier: jobs that emitted more than under fcfs;"
+    )
     lines.append("days ok: days (by arrival, UTC) whose jobs emitted no more than under fcfs; gap: to the LP bound")
     return "\n".join(lines + [f"note: {note}" for note in report.notes])

@@ -27,7 +27,9 @@ def best_windows(values: np.ndarray, run: np.ndarray, slack: np.ndarray) -> np.n
     return np.argmin(np.where(bad, np.inf, total), axis=1)
 
 
-def cheapest_points(values: np.ndarray, run: np.ndarray, slack: np.ndarray, splittable: np.ndarray, min_chunk: int) -> np.ndarray:
+def cheapest_points(
+    values: np.ndarray, run: np.ndarray, slack: np.ndarray, splittable: np.ndarray, min_chunk: int
+) -> np.ndarray:
     """(jobs, points) mask of the points each job runs: `run[j]` of them before its deadline, in chunks of at
     least `min_chunk` points where splittable[j], in one piece otherwise."""
     jobs, points = values.shape

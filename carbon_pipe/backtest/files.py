@@ -16,9 +16,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..artifacts import output_file, write_rows
+from ..artifacts import output_file, read_csv, write_rows
 from ..errors import CarbonPipeError, FieldError, UsageError
-from ..intensity.traces import read_table
 from ..timeutil import LAST_EPOCH_SECOND, format_duration, parse_duration
 from .jobs import JobTable
 from .runner import Report, Setup, run
@@ -35,7 +34,7 @@ def load_jobs(path: str | Path) -> JobTable:
     import pandas as pd
 
     origin = str(path)
-    frame = read_table(path, "jobs", dtype=str, keep_default_na=False, skipinitialspace=True)
+    frame = read_csv(path, "jobs", dtype=str, keep_default_na=False, skipinitialspace=True)
     for column in map(str, frame.columns):  # pandas renames a repeated column 'id' to 'id.1'
         repeated = re.fullmatch(r"(.+)\.\d+", column)
         if repeated and repeated[1] in frame.columns:
@@ -52,7 +51,9 @@ def load_jobs(path: str | Path) -> JobTable:
     arrival, duration = rows.times("arrival"), rows.durations("duration")
     deadline = _deadlines(rows, arrival, duration)
     nominal_given = rows.given("nominal_start")
-    nominal = np.where(nominal_given, rows.times("nominal_start", nominal_given), arrival) if nominal_given.any() else arrival
+    nominal = (
+        np.where(nominal_given, rows.times("nominal_start", nominal_given), arrival) if nominal_given.any() else arrival
+    )
     rows.check(nominal < arrival, "nominal_start", "is before the arrival")
     rows.check(nominal + duration > deadline, "nominal_start", "leaves no room to finish by the deadline")
     ids = frame["id"].to_numpy(dtype=str) if "id" in frame.columns else (np.arange(len(frame)) + 2).astype(str)
@@ -107,7 +108,9 @@ class _Rows:
         # Through microseconds, as a trace's times: nanoseconds end in 2262 (an overflow, not a message).
         seconds = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]").astype(np.int64) / 1e6
         seconds[~given] = np.nan
-        self.check(given & ~((seconds >= 0) & (seconds < LAST_EPOCH_SECOND)), column, "is outside the years 1970 to 9999")
+        self.check(
+            given & ~((seconds >= 0) & (seconds < LAST_EPOCH_SECOND)), column, "is outside the years 1970 to 9999"
+        )
         return seconds
 
     def durations(self, column: str, given=None, positive: bool = True) -> np.ndarray:
@@ -116,7 +119,11 @@ class _Rows:
         seconds = text.map(known).to_numpy(dtype=float)
         bad = np.isnan(seconds) & (True if given is None else given)
         self.check(bad, column, "not a duration (use e.g. 4h, 1h30min, 5400 or 1-02:00:00)")
-        self.check(seconds <= 0 if positive else seconds < 0, column, "must be positive" if positive else "must not be negative")
+        self.check(
+            seconds <= 0 if positive else seconds < 0,
+            column,
+            "must be positive" if positive else "must not be negative",
+        )
         return seconds
 
     def flags(self, column: str) -> np.ndarray:
@@ -143,9 +150,13 @@ def write_jobs(path: str | Path, table: JobTable) -> None:
     """A jobs file `load_jobs` reads back to the same jobs, written atomically."""
     durations = {seconds: format_duration(seconds) for seconds in np.unique(table.duration)}
     columns = (
-        table.ids, iso_utc(table.arrival), [durations[d] for d in table.duration], iso_utc(table.deadline), iso_utc(table.nominal),
+        table.ids,
+        iso_utc(table.arrival),
+        [durations[d] for d in table.duration],
+        iso_utc(table.deadline),
+        iso_utc(table.nominal),
         np.where(table.interruptible, "true", "false"),
-    )  # fmt: skip
+    )
     write_rows(path, ("id", "arrival", "duration", "deadline", "nominal_start", "interruptible"), zip(*columns))
 
 
@@ -156,7 +167,9 @@ def write_workload(path: str | Path, spec: Periodic | AdHoc | Sweep) -> int:
     try:
         table = make(spec, str(path))
     except OverflowError:  # a calendar rule stepping past year 9999
-        raise FieldError("period", "jobs would fall after the year 9999: move the period or shorten the spans") from None
+        raise FieldError(
+            "period", "jobs would fall after the year 9999: move the period or shorten the spans"
+        ) from None
     write_jobs(path, table)
     return len(table)
 
@@ -166,8 +179,10 @@ def write_per_job(path: str | Path, report: Report) -> None:
     write_rows(path, PER_JOB_COLUMNS, per_job_rows(report))
 
 
-def run_files(trace: Path, trace_format: str, setup: Setup, forecasts: Optional[Path] = None, forecast_format: str = "auto",
-              jobs: Optional[Path] = None, per_job: Optional[Path] = None, capacity: Optional[int] = None):  # fmt: skip
+def run_files(
+    trace: Path, trace_format: str, setup: Setup, forecasts: Optional[Path] = None, forecast_format: str = "auto",
+    jobs: Optional[Path] = None, per_job: Optional[Path] = None, capacity: Optional[int] = None,
+):  # fmt: skip
     """Load the trace, the issued forecasts and the jobs file given, backtest, and write the per-job file if asked.
     With a capacity, the policies of many jobs sharing that many workers (capacity_report.py) instead.
 
@@ -194,7 +209,10 @@ def run_files(trace: Path, trace_format: str, setup: Setup, forecasts: Optional[
     return report
 
 
-_TOO_BIG = "use a shorter trace, fewer jobs or shorter job windows (rolling and interruptible need memory growing with the window squared)"
+_TOO_BIG = (
+    "use a shorter trace, fewer jobs or shorter job windows (rolling and interruptible need memory growing with the "
+    "window squared)"
+)
 
 
 def _size(loaded: dict, trace: Path) -> str:
@@ -204,5 +222,6 @@ def _size(loaded: dict, trace: Path) -> str:
     size = f"{len(loaded['series'].values)} trace points"
     table = loaded.get("table")
     if table is not None:
-        size += f" and {len(table)} jobs, the longest window {format_duration(float((table.deadline - table.arrival).max()))}"
+        longest = format_duration(float((table.deadline - table.arrival).max()))
+        size += f" and {len(table)} jobs, the longest window {longest}"
     return size

@@ -61,20 +61,28 @@ class IssuedForecasts(Forecasts):
         gaps = np.diff(vintages.target)[np.diff(vintages.issued) == 0]
         fstep = float(np.median(gaps[gaps > 0])) if (gaps > 0).any() else grid.step
         if fstep < grid.step - 1e-9:
-            raise UsageError(f"{origin}: forecast step {format_duration(fstep)} is finer than the trace step {format_duration(grid.step)}")
+            raise UsageError(
+                f"{origin}: forecast step {format_duration(fstep)} is finer than the trace step "
+                f"{format_duration(grid.step)}"
+            )
         per_value = grid.slots(fstep, f"{origin}: forecast step")
         first_index = grid.index(vintages.target)
         off_grid = np.abs(first_index - np.round(first_index)) > 1e-6
         if off_grid.any():
             row = int(off_grid.nonzero()[0][0])
-            raise UsageError(f"{origin}: target time {iso(vintages.target[row])} is not on the trace's {format_duration(grid.step)} grid")
+            raise UsageError(
+                f"{origin}: target time {iso(vintages.target[row])} is not on the trace's "
+                f"{format_duration(grid.step)} grid"
+            )
         issues, vintage = np.unique(vintages.issued, return_inverse=True)
         self._tabulate(grid, vintages, vintage, len(issues), np.round(first_index).astype(np.int64), per_value)
         self.issue_at_row = np.searchsorted(issues, grid.time(np.arange(len(grid))), side="right") - 1  # -1: none yet
         self.issues = issues
         self.label = f"issued: {origin} ({len(issues)} issues)"
 
-    def _tabulate(self, grid: Grid, vintages, vintage: np.ndarray, issues: int, first_point: np.ndarray, per_value: int) -> None:
+    def _tabulate(
+        self, grid: Grid, vintages, vintage: np.ndarray, issues: int, first_point: np.ndarray, per_value: int
+    ) -> None:
         """table[issue, k]: the issue's value for grid point first[issue] + k (one value covers per_value points)."""
         points = first_point[:, None] + np.arange(per_value)
         vintage = np.broadcast_to(vintage[:, None], points.shape).ravel()
@@ -107,6 +115,8 @@ def beliefs(grid: Grid, forecasts: Forecasts, rows: np.ndarray, horizon: int) ->
     """
     believed = forecasts.forecast(rows, horizon)
     covered = ~np.isnan(believed)
-    lead_gap = (np.arange(horizon) < covered.argmax(axis=1)[:, None]) & covered.any(axis=1)[:, None] & (rows >= 1)[:, None]
+    lead_gap = (
+        (np.arange(horizon) < covered.argmax(axis=1)[:, None]) & covered.any(axis=1)[:, None] & (rows >= 1)[:, None]
+    )
     last_actual = grid.values[np.maximum(rows - 1, 0)]
     return np.where(lead_gap, last_actual[:, None], believed)

@@ -42,7 +42,9 @@ class Grid:
         """A length as a whole number of grid steps; anything else would start or stop between points."""
         count = seconds / self.step
         if abs(count - round(count)) > 1e-9:
-            raise FieldError(name, f"{format_duration(seconds)} is not a multiple of the trace step {format_duration(self.step)}")
+            raise FieldError(
+                name, f"{format_duration(seconds)} is not a multiple of the trace step {format_duration(self.step)}"
+            )
         return int(round(count))
 
     def cumulative(self) -> np.ndarray:
@@ -90,6 +92,7 @@ def period(grid: Grid, since: Optional[float], until: Optional[float]) -> tuple[
     if end - first < 2:
         chosen = f"{'the start' if since is None else iso(since)} to {'the end' if until is None else iso(until)}"
         raise FieldError(
-            "period", f"fewer than two trace points from {chosen}: the trace covers {iso(grid.start)} to {iso(grid.end)}"
+            "period",
+            f"fewer than two trace points from {chosen}: the trace covers {iso(grid.start)} to {iso(grid.end)}",
         )
     return first, end

@@ -65,9 +65,6 @@ class Jobs:
         """Points from arrival to the deadline: slack + duration."""
         return self.slack + self.duration
 
-    def subset(self, keep: np.ndarray) -> "Jobs":
-        return Jobs(*(getattr(self, name)[keep] for name in ("arrival", "duration", "slack", "nominal", "interruptible", "ids")))
-
 
 @dataclass(frozen=True)
 class Placement:
@@ -79,7 +76,15 @@ class Placement:
     outside_period: int = 0
 
 
-def periodic(grid: Grid, duration: float, slack: float, every: float, first: int = 0, end: Optional[int] = None, not_before: Optional[float] = None) -> Jobs:
+def periodic(
+    grid: Grid,
+    duration: float,
+    slack: float,
+    every: float,
+    first: int = 0,
+    end: Optional[int] = None,
+    not_before: Optional[float] = None,
+) -> Jobs:
     """Arrivals every `every` from point `first` while arrival + slack + duration stays before point `end`."""
     end = len(grid) if end is None else end
     if duration <= 0:
@@ -101,7 +106,9 @@ def periodic(grid: Grid, duration: float, slack: float, every: float, first: int
     return Jobs.uniform(arrivals, run, wait)
 
 
-def place(table: JobTable, grid: Grid, first: int = 0, end: Optional[int] = None, not_before: Optional[float] = None) -> Placement:
+def place(
+    table: JobTable, grid: Grid, first: int = 0, end: Optional[int] = None, not_before: Optional[float] = None
+) -> Placement:
     """Put listed jobs on the grid; keep those arriving in points [first, end) whose window the data covers.
 
     Arrival and nominal start are rounded up to the next point, the duration up to whole points and the slack
@@ -114,7 +121,9 @@ def place(table: JobTable, grid: Grid, first: int = 0, end: Optional[int] = None
     duration = np.ceil(table.duration / grid.step - EPSILON)
     slack = np.floor((table.deadline - table.arrival - table.duration) / grid.step + EPSILON)
     offset = np.clip(np.floor((table.nominal - table.arrival) / grid.step + EPSILON), 0, np.maximum(slack, 0))
-    rounded = (np.abs(grid.index(table.arrival) - arrival) > EPSILON) | (np.abs(table.duration / grid.step - duration) > EPSILON)
+    rounded = (np.abs(grid.index(table.arrival) - arrival) > EPSILON) | (
+        np.abs(table.duration / grid.step - duration) > EPSILON
+    )
     finish = arrival + np.maximum(slack, 0) + duration
     # a job crossing the start of the data is dropped (listed) unless the period starts later anyway
     outside = (finish <= 0) | (arrival >= len(grid)) | (arrival >= end) | ((arrival < first) & (first > 0))
@@ -133,11 +142,15 @@ def place(table: JobTable, grid: Grid, first: int = 0, end: Optional[int] = None
     return Placement(jobs, dropped, int(np.count_nonzero(rounded[keep])), int(np.count_nonzero(outside)))
 
 
-def _reasons(grid: Grid, arrival: np.ndarray, slack: np.ndarray, finish: np.ndarray, not_before: Optional[float]) -> np.ndarray:
+def _reasons(
+    grid: Grid, arrival: np.ndarray, slack: np.ndarray, finish: np.ndarray, not_before: Optional[float]
+) -> np.ndarray:
     """Why each job cannot be scored ("" where it can)."""
     reasons = np.full(len(arrival), "", dtype=object)
     if not_before is not None:
-        reasons[arrival < np.ceil(grid.index(not_before) - EPSILON)] = f"it arrives before the first forecast issue ({iso(not_before)})"
+        reasons[arrival < np.ceil(grid.index(not_before) - EPSILON)] = (
+            f"it arrives before the first forecast issue ({iso(not_before)})"
+        )
     reasons[finish > len(grid)] = f"its deadline is after the data ends ({iso(grid.end)})"
     reasons[arrival < 0] = f"its window opens before the data starts ({iso(grid.start)})"
     reasons[slack < 0] = "no room: on the trace's steps its slack is below zero"

@@ -41,7 +41,9 @@ class Nowcast:
     `belief(rows, horizon)` gives the forecast as known at each row (NaN: not forecast).
     """
 
-    def __init__(self, actual: np.ndarray, belief: Callable[[np.ndarray, int], np.ndarray], step: float, horizon: int) -> None:
+    def __init__(
+        self, actual: np.ndarray, belief: Callable[[np.ndarray, int], np.ndarray], step: float, horizon: int
+    ) -> None:
         self.actual, self.belief, self.horizon = actual, belief, horizon
         self.day = int(round(86400.0 / step))
         self.slow_lag = max(2, int(round(SLOW_LAG_SECONDS / step)))
@@ -63,7 +65,8 @@ class Nowcast:
                 yield wanted, self._expect(wanted, corrected[at], noise[at], tuple(m[at] for m in moments))
 
     def profile(self, points: np.ndarray) -> np.ndarray:
-        """Mean actual at the same time of day over the 7 days before each point (those that exist); NaN before one day."""
+        """Mean actual at the same time of day over the 7 days before each point (those that exist); NaN before one
+        day."""
         total, count = np.zeros(points.shape), np.zeros(points.shape)
         for days in range(1, PROFILE_DAYS + 1):
             source = points - days * self.day
@@ -197,7 +200,11 @@ def _smooth(observed, noise, start, persistence, slow_var, white_var):
         filtered[h], filtered_var[h] = mean, var
     slow = filtered
     for h in range(horizon - 2, -1, -1):
-        back = np.divide(persistence * filtered_var[h], predicted_var[h + 1], out=np.zeros(rows), where=predicted_var[h + 1] > 0)
+        back = np.divide(
+            persistence * filtered_var[h], predicted_var[h + 1], out=np.zeros(rows), where=predicted_var[h + 1] > 0
+        )
         slow[h] += back * (slow[h + 1] - persistence * filtered[h])
-    white_share = np.divide(white_var, white_var + noise, out=np.zeros_like(noise), where=seen & (white_var + noise > 0))
+    white_share = np.divide(
+        white_var, white_var + noise, out=np.zeros_like(noise), where=seen & (white_var + noise > 0)
+    )
     return (slow + white_share * (observed - slow)).T

@@ -19,7 +19,16 @@ from .grid import Grid
 from .jobs import Jobs
 from .nowcast import Nowcast
 
-POLICIES = ("now", "threshold", "forecast-window", "rolling", "forecast-chunks", "interruptible", "oracle", "oracle-interruptible")
+POLICIES = (
+    "now",
+    "threshold",
+    "forecast-window",
+    "rolling",
+    "forecast-chunks",
+    "interruptible",
+    "oracle",
+    "oracle-interruptible",
+)
 INTERRUPTIBLE = ("forecast-chunks", "interruptible", "oracle-interruptible")
 NOWCAST = ("rolling", "interruptible")
 ORACLES = ("oracle", "oracle-interruptible")
@@ -40,7 +49,9 @@ class Outcome:
     cost: np.ndarray
 
     @classmethod
-    def of_chunks(cls, job: np.ndarray, start: np.ndarray, length: np.ndarray, prefix: np.ndarray, jobs: int) -> "Outcome":
+    def of_chunks(
+        cls, job: np.ndarray, start: np.ndarray, length: np.ndarray, prefix: np.ndarray, jobs: int
+    ) -> "Outcome":
         cost = np.bincount(job, weights=prefix[start + length] - prefix[start], minlength=jobs)
         return cls(job, start, length, cost)
 
@@ -73,17 +84,25 @@ class Knowledge:
         return Nowcast(self.grid.values, self.believed, self.grid.step, self.horizon)
 
 
-def outcomes(policies: list[str], jobs: Jobs, knowledge: Knowledge, threshold: Optional[float], min_chunk: int) -> dict[str, Outcome]:
+def outcomes(
+    policies: list[str], jobs: Jobs, knowledge: Knowledge, threshold: Optional[float], min_chunk: int
+) -> dict[str, Outcome]:
     """Each policy's outcome; the nowcast policies share one pass over the rows."""
     prefix = knowledge.grid.cumulative()
-    found = {policy: single_policy(policy, jobs, knowledge, threshold, min_chunk, prefix) for policy in policies if policy not in NOWCAST}
+    found = {
+        policy: single_policy(policy, jobs, knowledge, threshold, min_chunk, prefix)
+        for policy in policies
+        if policy not in NOWCAST
+    }
     wanted = [policy for policy in NOWCAST if policy in policies]
     if wanted:
         found.update(_nowcast_policies(wanted, jobs, knowledge, min_chunk, prefix))
     return {policy: found[policy] for policy in policies}
 
 
-def single_policy(policy: str, jobs: Jobs, knowledge: Knowledge, threshold: Optional[float], min_chunk: int, prefix: np.ndarray) -> Outcome:
+def single_policy(
+    policy: str, jobs: Jobs, knowledge: Knowledge, threshold: Optional[float], min_chunk: int, prefix: np.ndarray
+) -> Outcome:
     """A policy that needs no nowcast, for every job."""
     grid = knowledge.grid
     if policy == "now":
@@ -111,7 +130,8 @@ def _actuals(grid: Grid, jobs: Jobs):
 
 
 def _beliefs(knowledge: Knowledge, jobs: Jobs):
-    """For chosen jobs: the forecast as held at arrival (bridged to the last actual), to the latest deadline among them."""
+    """For chosen jobs: the forecast as held at arrival (bridged to the last actual), to the latest deadline among
+    them."""
 
     def held(chosen: np.ndarray) -> np.ndarray:
         return knowledge.believed(jobs.arrival[chosen], int(jobs.span[chosen].max()))
@@ -130,7 +150,9 @@ def _forecast_window_offsets(jobs: Jobs, knowledge: Knowledge) -> np.ndarray:
     offsets = np.zeros(len(jobs), dtype=np.int64)
     for block in job_blocks(jobs, int(jobs.span.max())):
         span = int(jobs.span[block].max())
-        values = np.where(np.arange(span) < jobs.span[block, None], knowledge.believed(jobs.arrival[block], span), np.nan)
+        values = np.where(
+            np.arange(span) < jobs.span[block, None], knowledge.believed(jobs.arrival[block], span), np.nan
+        )
         offsets[block] = best_windows(values, jobs.duration[block], jobs.slack[block])
     return offsets
 
@@ -163,7 +185,8 @@ def _chunked(jobs: Jobs, index: np.ndarray, belief, min_chunk: int) -> tuple[np.
 
 
 def _threshold_starts(jobs: Jobs, knowledge: Knowledge, threshold: Optional[float]) -> np.ndarray:
-    """The reference rule: the first point whose intensity (as known then) is at or under the threshold, else the deadline."""
+    """The reference rule: the first point whose intensity (as known then) is at or under the threshold, else the
+    deadline."""
     if threshold is None:
         raise FieldError("threshold", "the threshold policy needs a threshold in gCO2/kWh")
     first, last = int(jobs.arrival.min()), int((jobs.arrival + jobs.slack).max())
@@ -177,7 +200,9 @@ def _threshold_starts(jobs: Jobs, knowledge: Knowledge, threshold: Optional[floa
     return np.minimum(next_under[jobs.arrival - first], jobs.arrival + jobs.slack)
 
 
-def _nowcast_policies(wanted: list[str], jobs: Jobs, knowledge: Knowledge, min_chunk: int, prefix: np.ndarray) -> dict[str, Outcome]:
+def _nowcast_policies(
+    wanted: list[str], jobs: Jobs, knowledge: Knowledge, min_chunk: int, prefix: np.ndarray
+) -> dict[str, Outcome]:
     """`rolling` and `interruptible` from one pass of the nowcast over the rows either of them decides at."""
     deciders = [_Rolling(jobs) if policy == "rolling" else _AtArrival(jobs, min_chunk) for policy in wanted]
     nowcast = knowledge.nowcast()
@@ -201,7 +226,11 @@ class _AtArrival:
         arrival = self.jobs.arrival
         index = np.arange(np.searchsorted(arrival, rows[0]), np.searchsorted(arrival, rows[-1], side="right"))
         if len(index):
-            self.pieces.append(_chunked(self.jobs, index, lambda chosen: expected[np.searchsorted(rows, arrival[chosen])], self.min_chunk))
+            self.pieces.append(
+                _chunked(
+                    self.jobs, index, lambda chosen: expected[np.searchsorted(rows, arrival[chosen])], self.min_chunk
+                )
+            )
 
     def outcome(self, prefix: np.ndarray) -> Outcome:
         job, start, length = (np.concatenate(parts) for parts in zip(*self.pieces))
@@ -231,7 +260,10 @@ class _Rolling:
     def feed(self, rows: np.ndarray, expected: np.ndarray) -> None:
         jobs = self.jobs
         # jobs come in arrival order: only those arriving from rows[0] - the longest slack to rows[-1] can be deciding
-        first, end = np.searchsorted(jobs.arrival, rows[0] - self.longest), np.searchsorted(jobs.arrival, rows[-1], side="right")
+        first, end = (
+            np.searchsorted(jobs.arrival, rows[0] - self.longest),
+            np.searchsorted(jobs.arrival, rows[-1], side="right"),
+        )
         near = np.arange(first, end)
         active = near[self.pending[near] & (jobs.arrival[near] + jobs.slack[near] - 1 >= rows[0])]  # a choice left here
         unknown = np.isnan(expected)

@@ -60,7 +60,12 @@ def default_policies(threshold: Optional[float]) -> tuple[str, ...]:
     return tuple(p for p in POLICIES if p != "threshold" or threshold is not None)
 
 
-def run(series: IntensitySeries, setup: Setup, vintages: Optional["ForecastVintages"] = None, table: Optional[JobTable] = None) -> Report:
+def run(
+    series: IntensitySeries,
+    setup: Setup,
+    vintages: Optional["ForecastVintages"] = None,
+    table: Optional[JobTable] = None,
+) -> Report:
     """Score the policies on one trace, for evenly spaced jobs or the jobs of a table."""
     policies = setup.policies or default_policies(setup.threshold)
     check_policies(policies)
@@ -69,7 +74,11 @@ def run(series: IntensitySeries, setup: Setup, vintages: Optional["ForecastVinta
     draws = forecast_draws(grid, setup, vintages)
     not_before = float(draws[0].issues[0]) if vintages is not None else None
     placement = placed_jobs(grid, setup, table, first, end, not_before)
-    min_chunk = grid.slots(setup.min_chunk, "minimum chunk") if setup.min_chunk is not None else max(1, int(np.ceil(3600 / grid.step)))
+    min_chunk = (
+        grid.slots(setup.min_chunk, "minimum chunk")
+        if setup.min_chunk is not None
+        else max(1, int(np.ceil(3600 / grid.step)))
+    )
     evaluation = evaluate(policies, grid, placement.jobs, draws, setup.threshold, min_chunk, setup.per_job)
     context = {
         "trace": series.region,
@@ -80,11 +89,15 @@ def run(series: IntensitySeries, setup: Setup, vintages: Optional["ForecastVinta
         **_periodic_context(setup, table),
         "min_chunk_hours": min_chunk * grid.step / 3600,
         "threshold_g_per_kwh": setup.threshold,
-        "forecast": draws[0].label if len(draws) == 1 else f"{draws[0].label} .. {setup.seed + len(draws) - 1} ({len(draws)} draws)",
+        "forecast": draws[0].label
+        if len(draws) == 1
+        else f"{draws[0].label} .. {setup.seed + len(draws) - 1} ({len(draws)} draws)",
         "seed": setup.seed,
         "seeds": len(draws),
     }
-    return Report(context, evaluation.scores, placement, evaluation, grid, _notes(placement, evaluation, grid, policies))
+    return Report(
+        context, evaluation.scores, placement, evaluation, grid, _notes(placement, evaluation, grid, policies)
+    )
 
 
 def _periodic_context(setup: Setup, table: Optional[JobTable]) -> dict:
@@ -95,7 +108,10 @@ def _periodic_context(setup: Setup, table: Optional[JobTable]) -> dict:
 
 def _lengths(setup: Setup) -> dict[str, float]:
     """Duration, slack and spacing of evenly spaced jobs, defaults filled in."""
-    return {name: default if getattr(setup, name) is None else getattr(setup, name) for name, default in PERIODIC_DEFAULTS.items()}
+    return {
+        name: default if getattr(setup, name) is None else getattr(setup, name)
+        for name, default in PERIODIC_DEFAULTS.items()
+    }
 
 
 def forecast_draws(grid: Grid, setup: Setup, vintages: Optional["ForecastVintages"]) -> list[Forecasts]:
@@ -116,10 +132,14 @@ def forecast_draws(grid: Grid, setup: Setup, vintages: Optional["ForecastVintage
     return [SyntheticForecasts(grid, error, setup.seed + k, setup.forecast_error_g) for k in range(setup.seeds)]
 
 
-def placed_jobs(grid: Grid, setup: Setup, table: Optional[JobTable], first: int, end: int, not_before: Optional[float]) -> Placement:
+def placed_jobs(
+    grid: Grid, setup: Setup, table: Optional[JobTable], first: int, end: int, not_before: Optional[float]
+) -> Placement:
     if table is None:
         lengths = _lengths(setup)
-        return Placement(periodic(grid, lengths["duration"], lengths["slack"], lengths["every"], first, end, not_before))
+        return Placement(
+            periodic(grid, lengths["duration"], lengths["slack"], lengths["every"], first, end, not_before)
+        )
     for name in PERIODIC_DEFAULTS:
         if getattr(setup, name) is not None:
             raise FieldError(name, "not used with a jobs table: each job has its own")

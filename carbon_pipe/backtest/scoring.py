@@ -113,4 +113,6 @@ def _check_finite(score: PolicyScore) -> None:
     """The backtest's own arithmetic never hands on an inf or a NaN: one clear line instead."""
     for name, value in vars(score).items():
         if isinstance(value, float) and not math.isfinite(value):
-            raise CarbonPipeError(f"backtest: {score.policy}: {name} is {value} (a sum overflowed); the trace's values are too large")
+            raise CarbonPipeError(
+                f"backtest: {score.policy}: {name} is {value} (a sum overflowed); the trace's values are too large"
+            )

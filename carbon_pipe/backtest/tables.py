@@ -18,16 +18,20 @@ def as_table(report: Report) -> str:
     first = report.as_dicts()[0]
     jobs = f"{first['jobs']} jobs"
     if first["duration_hours"] is not None:
-        jobs += f" of {first['duration_hours']:g} h, slack {first['slack_hours']:g} h, one every {first['every_hours']:g} h"
+        jobs += (
+            f" of {first['duration_hours']:g} h, slack {first['slack_hours']:g} h, one every {first['every_hours']:g} h"
+        )
     else:
         jobs += f" from {first['workload']}"
     lines = [
-        f"{first['trace']}: {jobs}; trace step {format_duration(first['step_seconds'])}, {first['from']} to {first['until']}",
+        f"{first['trace']}: {jobs}; trace step {format_duration(first['step_seconds'])}, "
+        f"{first['from']} to {first['until']}",
         f"forecast: {first['forecast']}",
         f"baseline (every job at its nominal start, 1 kW each): {first['baseline_total_kg']:.3f} kg CO2, "
         f"{first['baseline_mean_kg']:.4f} kg per job",
         "",
-        f"{'policy':<22}{'savings %':>10}{'sd':>6}{'oracle %':>10}{'of oracle':>11}{'wait h':>8}{'g/kWh':>8}{'total kg':>11}",
+        f"{'policy':<22}{'savings %':>10}{'sd':>6}{'oracle %':>10}{'of oracle':>11}{'wait h':>8}{'g/kWh':>8}"
+        f"{'total kg':>11}",
     ]
     for r in report.as_dicts():
         fraction = "-" if r["fraction_of_oracle"] is None else f"{r['fraction_of_oracle']:.3f}"
@@ -70,8 +74,16 @@ def per_job_rows(report: Report) -> Iterator[tuple]:
         wait = np.round((outcome.first_start() - jobs.arrival) * grid.step / 3600, 6)
         seed = "" if draw is None else report.context["seed"] + draw
         yield from zip(
-            jobs.ids, repeat(policy), repeat(seed), starts[bounds[:-1]], ends[bounds[1:] - 1], runs, wait, outcome.cost * kg, baseline
-        )  # fmt: skip
+            jobs.ids,
+            repeat(policy),
+            repeat(seed),
+            starts[bounds[:-1]],
+            ends[bounds[1:] - 1],
+            runs,
+            wait,
+            outcome.cost * kg,
+            baseline,
+        )
 
 
 def iso_utc(seconds: np.ndarray) -> np.ndarray:

@@ -101,7 +101,14 @@ def periodic(spec: Periodic, origin: str = "periodic workload") -> JobTable:
         nominal = np.arange(spec.since, spec.until, spec.every, dtype=float)
     else:
         raise FieldError("every", "must be positive")
-    return _table(nominal - spec.before, np.full(len(nominal), spec.duration), nominal + spec.after + spec.duration, nominal, spec.interruptible, origin)
+    return _table(
+        nominal - spec.before,
+        np.full(len(nominal), spec.duration),
+        nominal + spec.after + spec.duration,
+        nominal,
+        spec.interruptible,
+        origin,
+    )
 
 
 def adhoc(spec: AdHoc, origin: str = "ad-hoc workload") -> JobTable:
@@ -145,7 +152,9 @@ MAX_JOBS = 1_000_000  # a workload's jobs: about a century of hourly jobs, a CSV
 
 def _check_count(count: float, field: str, advice: str) -> None:
     if count > MAX_JOBS:
-        raise FieldError(field, f"{count:.0f} jobs, more than a workload holds ({MAX_JOBS:,}): {advice} or shorten the period")
+        raise FieldError(
+            field, f"{count:.0f} jobs, more than a workload holds ({MAX_JOBS:,}): {advice} or shorten the period"
+        )
 
 
 def _check_period(since: float, until: float) -> None:
@@ -181,7 +190,11 @@ def sweep(spec: Sweep, origin: str = "sweep workload") -> JobTable:
     duration = choices[rng.integers(0, len(choices), len(arrival))]
     table = _table(arrival, duration, arrival + spec.deadline, arrival, spec.interruptible, origin)
     names = [f"{datetime.fromtimestamp(t, zone):%Y-%m-%d}.{k}" for t in submitted for k in range(spec.count)]
-    return JobTable(np.array(names), *(getattr(table, f) for f in ("arrival", "duration", "deadline", "nominal", "interruptible")), origin)
+    return JobTable(
+        np.array(names),
+        *(getattr(table, f) for f in ("arrival", "duration", "deadline", "nominal", "interruptible")),
+        origin,
+    )
 
 
 def deadline_rule(text: str, work_hours: Optional[str], zone: ZoneInfo) -> Callable[[float], float]:
@@ -194,7 +207,11 @@ def deadline_rule(text: str, work_hours: Optional[str], zone: ZoneInfo) -> Calla
     if words == ["finish"]:
         return lambda t: t
     if len(words) != 3 or words[0] != "next":
-        raise FieldError("deadline", f"{text!r} is not a rule (use finish, 'next workday 09:00', 'next Mon,Thu 09:00', 'next day 09:00' or {LWA_RULE})")
+        raise FieldError(
+            "deadline",
+            f"{text!r} is not a rule (use finish, 'next workday 09:00', 'next Mon,Thu 09:00', 'next day 09:00' or "
+            f"{LWA_RULE})",
+        )
     days = {"workday": WORKDAYS, "day": frozenset(range(7))}.get(words[1]) or _days(words[1], "deadline")
     clock = _clock(words[2], "deadline")
     hours = None if work_hours is None else _window(work_hours, "work hours")
@@ -229,7 +246,12 @@ def _lets_wait_awhile(t: float, zone: ZoneInfo) -> float:
 
 def _shift(moment: datetime, days: int) -> float:
     """The same local time `days` later (not 24 h x days across a change of clocks)."""
-    return _at(moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp(), moment.hour * 3600.0 + moment.minute * 60.0, moment.tzinfo, days)
+    return _at(
+        moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp(),
+        moment.hour * 3600.0 + moment.minute * 60.0,
+        moment.tzinfo,
+        days,
+    )
 
 
 def _at(midnight: float, seconds: float, zone, days_ahead: int = 0) -> float:
@@ -290,8 +312,15 @@ def _table(arrival, duration, deadline, nominal, interruptible: bool, origin: st
         if len(outside):
             raise FieldError("period", f"job {outside[0]}'s {name} falls outside the years 1970 to 9999 (a trace's): "
                                        "move the period or shorten the durations, window or grace")  # fmt: skip
-    return JobTable(np.arange(count).astype(str), np.asarray(arrival, float), np.asarray(duration, float),
-                    np.asarray(deadline, float), np.asarray(nominal, float), np.full(count, interruptible), origin)  # fmt: skip
+    return JobTable(
+        np.arange(count).astype(str),
+        np.asarray(arrival, float),
+        np.asarray(duration, float),
+        np.asarray(deadline, float),
+        np.asarray(nominal, float),
+        np.full(count, interruptible),
+        origin,
+    )
 
 
 def _weekday(t: float, zone: ZoneInfo) -> int:

@@ -95,7 +95,7 @@ def _handled(action: Callable[[], Result]) -> Result:
 
 
 def _load(path: Path):
-    from ..params import load_params
+    from ..config.params import load_params
 
     return _handled(lambda: load_params(path))
 
@@ -132,7 +132,7 @@ JsonOption = typer.Option(False, "--json", help="Print one JSON object instead o
 
 def _load_with(path: Optional[Path], **overrides: Optional[str]):
     """The params file (or, with `path` None and no ./params.yaml, the defaults) with command-line overrides."""
-    from ..params import params_or_defaults, with_overrides
+    from ..config.params import params_or_defaults, with_overrides
 
     config = _handled(lambda: params_or_defaults(path))
     return _handled(lambda: with_overrides(config, **overrides))

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..artifacts import read_json, write_json
+from ..config.params import Params
 from ..emissions.meter import MeterReading
 from ..errors import ArtifactError, CommandFailed, TrainingStopped
 from ..layout import resume_dir, run_metrics, train_dir
-from ..params import Params
 from ..secrets import withheld
 from ..timeutil import format_duration, iso
 from ..training import distributed

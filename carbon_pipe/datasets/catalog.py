@@ -1,5 +1,5 @@
-"""The datasets carbon-pipe knows: what torchvision calls them, their normalisation, and where their mirror is;
-and the names of the user's own kinds (an image folder, a function's datasets).
+"""The built-in datasets (config/params.py names them): what torchvision calls them, their normalisation, and where
+their mirror is.
 
 Pure data, so the scheduler (which sizes the job) can read it without importing torch.
 """
@@ -7,6 +7,8 @@ Pure data, so the scheduler (which sizes the job) can read it without importing 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..config.params import CUSTOM, FOLDER
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,6 @@ DATASETS = {
         "CIFAR10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar-10-python.tar.gz", 50_000
     ),
 }
-
-# The user's own data: sizes and normalisation are only known once fetch-data has read it.
-FOLDER = "folder"  # an image folder, data.path
-CUSTOM = "custom"  # (train, test) torch Datasets from the function data.class names
-OWN_DATASETS = (FOLDER, CUSTOM)
 
 
 def source_of(data) -> dict:

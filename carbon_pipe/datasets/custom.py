@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..config.params import import_named
 from ..errors import DataError
-from ..params import import_named
 from ..signals import user_code
 from .images import as_array, natural_channels
 from .prepared import Prepared, channel_stats, class_counts, own_data_manifest

@@ -1,1 +1,1 @@
-"""Where the intensities come from: the series type, trace files, the sources, their settings and the horizon."""
+"""Where the intensities come from: the series type, trace files, the sources and the horizon."""

@@ -1,26 +1,27 @@
 """Carbon-intensity traces and issued forecasts from CSV files, as strict as a user deserves: bad rows are named.
 
 Canonical trace columns are `timestamp,carbon_intensity` (ISO-8601; UTC when a time has no offset; gCO2/kWh). A
-`TraceFormat` names other columns and units, and presets load the files in ../shared/data/carbon directly; the
-`auto` format picks the one preset whose columns the file has. Each point holds from its timestamp to the next
-one; the last holds for the median step. A hole longer than `max_gap` is refused rather than bridged with a
-reading that was never measured there, and so is any value that is not an intensity (negative, infinite, absurd).
+`TraceFormat` (config/carbon.py: params' `carbon.csv` section names one) gives other columns and units, and presets
+load the files in ../shared/data/carbon directly; the `auto` format picks the one preset whose columns the file
+has. Each point holds from its timestamp to the next one; the last holds for the median step. A hole longer than
+`max_gap` is refused rather than bridged with a reading that was never measured there, and so is any value that is
+not an intensity (negative, infinite, absurd).
 
 Forecast files hold vintages: one row per (issue time, target time, forecast value), as published at the time.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from ..artifacts import input_file
+from ..artifacts import read_csv
+from ..config.carbon import PRESETS, TraceFormat
 from ..errors import UsageError
 from ..timeutil import LAST_EPOCH_SECOND, format_duration
 from .series import MAX_INTENSITY, IntensitySeries
@@ -29,32 +30,6 @@ LBS_PER_MWH_TO_G_PER_KWH = 0.45359237
 # By default a hole is refused when longer than MAX_GAP_STEPS median steps and MIN_DEFAULT_GAP: a regular trace's
 # missing rows, not the long even stretches of a trace written as change points (a row where the value changes).
 MAX_GAP_STEPS, MIN_DEFAULT_GAP = 4, 3 * 3600.0
-
-
-@dataclass(frozen=True)
-class TraceFormat:
-    time_column: str = "timestamp"
-    value_column: str = "carbon_intensity"
-    unit: Literal["g_per_kwh", "lbs_per_mwh"] = "g_per_kwh"
-    deduplicate: bool = False  # keep the last row of a repeated timestamp (scraped feeds repeat rows)
-    drop_missing: bool = False  # drop rows without a value instead of failing
-    sort: bool = False  # sort by time instead of failing on out-of-order rows
-    max_gap: Optional[float] = (
-        None  # seconds a reading may be held across a hole; None: MAX_GAP_STEPS x the median step
-    )
-
-
-PRESETS: dict[str, TraceFormat] = {
-    "canonical": TraceFormat(),
-    # dos-group/lets-wait-awhile: Time,Carbon Intensity (naive UTC)
-    "lets-wait-awhile": TraceFormat("Time", "Carbon Intensity"),
-    # umassos/pause-resume Electricity Maps scrape: repeated rows per data hour
-    "electricitymaps-scrape": TraceFormat("zone_datetime", "carbon_intensity_avg", deduplicate=True, sort=True),
-    # vessim's WattTime CAISO_NORTH MOER, lbs/MWh
-    "watttime-caiso": TraceFormat("time", "Caiso_North", unit="lbs_per_mwh"),
-    # NESO actuals as published; the last slot of each daily snapshot has no actual yet
-    "uk-actuals": TraceFormat("from_utc", "actual_gco2_kwh", drop_missing=True),
-}
 
 
 @dataclass(frozen=True)
@@ -106,37 +81,6 @@ def _pick_format(frame: pd.DataFrame, fmt, presets: dict, origin: str, kind: str
 
 def _needed_columns(fmt: TraceFormat | ForecastFormat) -> set[str]:
     return {value for key, value in vars(fmt).items() if key.endswith("_column")}
-
-
-def read_table(path: str | Path, kind: str, **options) -> pd.DataFrame:
-    """A CSV file the user named, as a table; each way it can be unreadable is one line naming it. A row with more
-    fields than the header is named: pandas would take the first column as an index and shift the rest, so the
-    error would blame the column beside the one at fault."""
-    import warnings
-
-    path = input_file(path, kind)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            return pd.read_csv(path, index_col=False, **options)
-    except (pd.errors.ParserWarning, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        long_row = None if isinstance(exc, (pd.errors.EmptyDataError, UnicodeDecodeError)) else _long_row(path)
-        if long_row is not None:
-            raise UsageError(f"{path}: row {long_row}: more fields than the header has columns") from None
-        raise UsageError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    except OSError as exc:  # a file we may not read
-        raise UsageError(f"{path}: cannot read the {kind} file ({exc.strerror or exc})") from None
-
-
-def _long_row(path: Path) -> Optional[int]:
-    """The line of the first row with more fields than the header (the header is line 1), if there is one."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = csv.reader(handle)
-            width = len(next(rows, []))
-            return next((rows.line_num for row in rows if len(row) > width), None)
-    except (csv.Error, UnicodeDecodeError):
-        return None
 
 
 def _row(values: pd.Series, position: int) -> int:
@@ -252,7 +196,7 @@ def frame_to_series(
 
 def detect_format(path: str | Path) -> TraceFormat:
     """The one preset whose columns the trace file has (the `auto` format)."""
-    return _pick_format(read_table(path, "trace"), "auto", PRESETS, str(path), "trace")
+    return _pick_format(read_csv(path, "trace"), "auto", PRESETS, str(path), "trace")
 
 
 def load_trace(
@@ -264,7 +208,7 @@ def load_trace(
 ) -> IntensitySeries:
     """Read a trace CSV; `fmt` is a TraceFormat, the name of a preset, or 'auto'. `max_gap` (seconds) overrides the
     format's: math.inf holds the last reading across any hole, as the backtest does."""
-    frame = read_table(path, "trace")
+    frame = read_csv(path, "trace")
     fmt = _pick_format(frame, fmt, PRESETS, str(path), "trace")
     if max_gap is not None:
         fmt = dataclasses.replace(fmt, max_gap=max_gap)
@@ -273,7 +217,7 @@ def load_trace(
 
 def load_forecasts(path: str | Path, fmt: ForecastFormat | str = "auto") -> ForecastVintages:
     """Read issued forecast vintages; every row needs an issue time, a target time and a value."""
-    frame = read_table(path, "forecast")
+    frame = read_csv(path, "forecast")
     origin = str(path)
     fmt = _pick_format(frame, fmt, FORECAST_PRESETS, origin, "forecast")
     for column in sorted(_needed_columns(fmt)):

@@ -7,9 +7,8 @@ and checked before the first byte is written: a bad input leaves no output behin
 from __future__ import annotations
 
 from ..artifacts import md5sum, save_torch, write_json
-from ..datasets.catalog import CUSTOM, FOLDER
+from ..config.params import CUSTOM, FOLDER, DataParams
 from ..layout import DATA_MANIFEST, DATASET_FILE
-from ..params import DataParams
 
 
 def _prepare(params: DataParams):

@@ -14,10 +14,10 @@ import math
 from typing import Optional, Sequence
 
 from ..artifacts import holding
+from ..config.params import Params
 from ..errors import ArtifactError
 from ..intensity.horizon import read_horizon
 from ..layout import train_dir
-from ..params import Params
 from ..scheduling.clock import Clock, RealClock
 from ..scheduling.decision import Decision, read_decision
 from ..scheduling.replanning import Replanner
@@ -46,7 +46,7 @@ MAPPING = {
 def plan_here(params: Params, unplanned: str, say: Say) -> None:
     """Outside a pipeline, where no wait-for-window has run: plan now as it would (writing its files), either for
     the low-carbon window (`plan`: on the real clock, waiting for it) or to start at once (`now`)."""
-    from ..intensity.settings import replaced
+    from ..config.base import replaced
     from .wait_for_window import run_stage as wait
 
     if unplanned == "now":

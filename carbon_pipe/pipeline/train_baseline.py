@@ -6,8 +6,8 @@ nothing else of the scheduler's.
 
 from __future__ import annotations
 
+from ..config.params import Params
 from ..intensity.horizon import read_horizon
-from ..params import Params
 from ..training.loop import run_training
 from ..training.placement import Placement
 from ..training.segments import Segment

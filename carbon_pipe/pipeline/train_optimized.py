@@ -14,10 +14,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+from ..config.params import Params
 from ..errors import UsageError
 from ..intensity.horizon import read_horizon
 from ..layout import train_dir
-from ..params import Params
 from ..profiling.first_segment import attach_profile, profile_first, write_record
 from ..scheduling.clock import Clock, RealClock
 from ..scheduling.decision import Decision, read_decision

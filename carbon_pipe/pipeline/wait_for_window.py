@@ -13,10 +13,10 @@ import time
 from typing import Any, Optional
 
 from ..artifacts import holding
+from ..config.params import Params
 from ..errors import Interrupted
 from ..intensity.horizon import Horizon, remove_horizon, write_horizon
 from ..layout import DECISION_JSON, WINDOW_DIR
-from ..params import Params
 from ..scheduling.clock import Clock, make_clock
 from ..scheduling.decision import Decision, decided, undecided, write_decision
 from ..scheduling.duration import DurationEstimate, expected_duration

@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import torch
 
+from ..config.params import Params
+from ..config.training import RunParams
 from ..errors import UsageError
-from ..params import Params
-from ..training.settings import RunParams
 from .measure import run_profile
 from .record import BASELINE
 from .result import EnergyProfile

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..params import Params
+from ..config.params import Params
 from . import statistics
 from .measure import run_profile
 from .result import EnergyProfile, describe

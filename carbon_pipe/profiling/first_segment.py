@@ -15,10 +15,10 @@ from typing import Callable, Optional
 import torch
 
 from ..artifacts import write_json
+from ..config.params import Params
 from ..emissions.accounting import PROFILE
 from ..errors import TrainingStopped, UsageError
 from ..layout import run_profile_file
-from ..params import Params
 from ..signals import stop_requests
 from ..training.allocator import steady_allocator
 from ..training.distributed import Job

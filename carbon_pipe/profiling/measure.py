@@ -21,12 +21,12 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Callable, Mapping, Optional
 
+from ..config.params import Params
+from ..config.training import ProfileParams, RunParams
 from ..emissions.attribution import codecarbon_coefficients
 from ..errors import CarbonPipeError, MeasurementError
 from ..layout import RUNS
-from ..params import Params
 from ..training.distributed import pick_device
-from ..training.settings import ProfileParams, RunParams
 from . import statistics
 from .counters import open_counter
 from .result import Burst, EnergyProfile, Stopping, look_intervals, per_process, summarize

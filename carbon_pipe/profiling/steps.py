@@ -14,11 +14,11 @@ from typing import Callable, Iterator
 
 import torch
 
+from ..config.params import Params
+from ..config.training import RunParams
 from ..errors import ArtifactError
 from ..layout import DATASET_FILE
-from ..params import Params
 from ..training import distributed
-from ..training.settings import RunParams
 from ..training.trainer import DeviceData, Splits, build_trainer, seed_everything
 
 
@@ -68,9 +68,9 @@ def configuration_steps(params: Params, run: RunParams, split: TrainSplit) -> Co
     memory_format = torch.channels_last if run.channels_last else torch.contiguous_format
     data = dataclasses.replace(split.data, memory_format=memory_format)  # the batches' format; the tensors shared
     device = data.labels.device
-    constant = params.model_copy(update={"train": params.train.model_copy(update={"lr_schedule": "constant"})})
+    constant = params.train.model_copy(update={"lr_schedule": "constant"})
     splits = Splits(data, data, split.classes, split.dataset)
-    trainer = build_trainer(constant, run, splits, distributed.one_process(device))
+    trainer = build_trainer(params.model, constant, run, splits, distributed.one_process(device))
     trainer.wrap(run.compile)
     trainer.trained.train()
     batches = effective_batches(len(data), run.effective_batch_size, params.seed, device)

@@ -23,11 +23,11 @@ from fractions import Fraction
 from multiprocessing.connection import Connection
 from typing import Callable, Optional, TypeVar
 
+from ..config.params import Params
+from ..config.training import ProfileParams, RunParams
 from ..emissions.attribution import Coefficients
-from ..params import Params
 from ..training.allocator import steady_allocator
 from ..training.distributed import pick_device
-from ..training.settings import ProfileParams, RunParams
 from .counters import EnergyCounter, open_counter
 from .result import Burst
 from .steps import ConfigurationSteps, TrainSplit, configuration_steps

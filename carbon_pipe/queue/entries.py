@@ -13,8 +13,8 @@ from typing import Any, Optional
 
 import yaml
 
+from ..config.params import Params, parse_params
 from ..errors import FieldError, ParamsError, UsageError
-from ..params import Params, parse_params
 from ..scheduling.duration import expected_duration
 from ..timeutil import parse_duration
 

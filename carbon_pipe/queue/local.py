@@ -15,8 +15,8 @@ import subprocess
 from typing import Callable, Optional
 
 from ..artifacts import holding
+from ..config.params import Params
 from ..errors import CarbonPipeError, Interrupted
-from ..params import Params
 from ..scheduling.clock import Clock, RealClock
 from ..scheduling.queued import QueueSlot
 from ..signals import stop_requests, stopped_by

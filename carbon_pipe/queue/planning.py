@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from ..config.params import Params
 from ..errors import FieldError, UsageError
 from ..intensity.series import IntensitySeries
 from ..intensity.sources import fetch_series
-from ..params import Params
 from ..scheduling.joint import JointPlan, QueuedJob, first_come_plan, own_best_window_plan, plan_jobs
 from ..timeutil import iso
 from .store import Entry

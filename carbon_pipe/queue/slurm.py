@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..artifacts import write_text
+from ..config.params import Params
 from ..errors import CarbonPipeError, UsageError
-from ..params import Params
 from ..scheduling.queued import SLOT_VARIABLE
 from ..timeutil import iso
 from .local import WRAPPER, slot_of

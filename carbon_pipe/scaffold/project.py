@@ -14,8 +14,8 @@ from typing import Any, Callable, Literal, Optional
 import yaml
 
 from ..artifacts import write_bytes
+from ..config.params import Params, parse_params
 from ..errors import UsageError
-from ..params import Params, parse_params
 from .stages import dvc_yaml
 
 FILES = ("dvc.yaml", "params.yaml", "CARBON_PIPE.md")

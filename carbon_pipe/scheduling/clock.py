@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..params import Params
+from ..config.params import Params
 
 
 class Clock(Protocol):

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..artifacts import read_json, reason, write_json
+from ..config.params import Params
 from ..errors import ArtifactError
 from ..layout import DECISION_JSON, SCHEDULE_METRICS
-from ..params import Params
 from ..timeutil import iso, parse_instant
 from .planner import Chunk
 

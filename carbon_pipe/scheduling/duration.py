@@ -15,9 +15,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config.params import Params
 from ..datasets.catalog import DATASETS, source_of
 from ..layout import DATA_MANIFEST, run_metrics
-from ..params import Params
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..config.carbon import carbon_for
+from ..config.params import Params, SchedulerParams
 from ..errors import SourceError, UsageError
 from ..intensity.series import IntensitySeries
-from ..intensity.settings import carbon_for
 from ..intensity.sources import Fetched, SourceFailure, fetch_from, fetch_series, on_source_failure
-from ..params import Params, SchedulerParams
 from ..timeutil import iso
 from . import planner
 from .decision import chunk_records
@@ -123,8 +123,8 @@ def look_ahead(
 def replayed(params: Params, now: float, ahead: float) -> tuple[Params, str | None]:
     """A trace file that does not hold the real `now` (a record of the past) is looked at from the last moment
     that leaves `ahead` seconds of it, on the simulated clock, and a note says so; one that holds now: as it is."""
+    from ..config.params import with_overrides
     from ..intensity.sources.csv_trace import CsvTraceSource
-    from ..params import with_overrides
 
     if params.scheduler.clock != "real" or params.carbon.sources[0] != "csv":
         return params, None

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..intensity.settings import carbon_for
+from ..config.carbon import carbon_for
+from ..config.params import Params
 from ..intensity.sources import on_source_failure
-from ..params import Params
 from ..signals import stop_requests, stopped_by
 from ..timeutil import format_duration, iso
 from .clock import Clock

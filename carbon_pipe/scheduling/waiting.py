@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Iterator, Optional
 
+from ..config.params import Params
 from ..errors import FetchCutShort
 from ..intensity.sources import Until, on_source_failure
-from ..params import Params
 from ..timeutil import format_duration, iso
 from .clock import Clock, RealClock
 from .outlook import Outlook, latest_start, look_ahead

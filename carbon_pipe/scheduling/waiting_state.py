@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..artifacts import write_json
+from ..config.params import Params
 from ..layout import WAIT_STATE
-from ..params import Params
 from ..timeutil import format_duration, iso, parse_instant
 from .outlook import latest_start
 

@@ -16,10 +16,11 @@ from typing import Optional
 
 import torch
 
+from ..config.params import Params
+from ..config.training import RunParams
 from ..emissions.meter import EnergyJournal, MeterReading
 from ..errors import TrainingDiverged, TrainingStopped
 from ..layout import DATASET_FILE, train_dir
-from ..params import Params
 from ..signals import stop_requests
 from ..timeutil import iso
 from . import distributed
@@ -28,7 +29,6 @@ from .placement import Metering, Placement, SegmentClock, place_segment
 from .progress import ProgressBar
 from .resume import ResumeFolder, RunState, resume_folder
 from .segments import Segment, stop_reason
-from .settings import RunParams
 from .summary import (
     MemoryUse,
     carbon_metrics,
@@ -71,7 +71,7 @@ def train(params: Params, run_name: str, segment: Segment, job: distributed.Job,
     steady_allocator(params.train.steady_allocator)
     order_rng = seed_everything(params.seed, job.rank)
     data = Splits.load(DATASET_FILE, job.device, config.channels_last)
-    trainer = build_trainer(params, config, data, job)
+    trainer = build_trainer(params.model, params.train, config, data, job)
     steps_of_run = params.train.epochs * steps_per_epoch(len(data.train), config)
 
     # -- resume from the latest checkpoint of this exact configuration, if an earlier attempt stopped or was killed
@@ -217,7 +217,10 @@ class Training:
 
     def checkpoint(self) -> None:
         """Every rank takes part (the state is gathered); rank 0 writes it."""
-        self.saved = self.state.snapshot(self.resume.fingerprint, self.trainer, self.job, self.clock, self.entry)
+        clock = self.clock
+        self.saved = self.state.snapshot(
+            self.resume.fingerprint, self.trainer, self.job, clock.now(), clock.wall_origin, self.entry
+        )
         if self.job.is_main:
             self.resume.save(self.saved)
 

@@ -7,8 +7,8 @@ import inspect
 import torch
 from torch import nn
 
+from ..config.params import import_named
 from ..errors import ModelError
-from ..params import import_named
 from ..signals import user_code
 
 # Offered to a model's constructor when it has a parameter of that name and model.kwargs does not set it.

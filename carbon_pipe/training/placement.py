@@ -12,12 +12,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
+from ..config.training import EnergyParams
 from ..emissions.accounting import IDLE, TRAINING
 from ..emissions.meter import EnergyJournal, EnergyMeter, MeterReading
 from ..intensity.horizon import Horizon
 from ..timeutil import iso
 from . import distributed
-from .settings import EnergyParams
 
 if TYPE_CHECKING:
     from ..scheduling.decision import Decision

@@ -19,14 +19,14 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 import numpy as np
 
 from ..artifacts import md5sum, save_torch, write_bytes
+from ..config.params import Params
 from ..errors import notice
 from ..layout import DATASET_FILE, resume_dir
-from ..params import Params
 from ..timeutil import iso
 from . import distributed
 from .segments import Done
@@ -34,7 +34,6 @@ from .segments import Done
 if TYPE_CHECKING:
     import torch
 
-    from .placement import Placement, SegmentClock
     from .trainer import Trainer
 
 
@@ -169,7 +168,15 @@ def restore_rng(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def resume_folder(params: Params, run_name: str, placement: Placement, world_size: int) -> ResumeFolder:
+class Placed(Protocol):
+    """Where a run sits on the pipeline clock (placement.py's Placement, which journals into the resume folder):
+    what its checkpoints must share to be resumed."""
+
+    @property
+    def fingerprint_clock(self) -> str: ...
+
+
+def resume_folder(params: Params, run_name: str, placement: Placed, world_size: int) -> ResumeFolder:
     """The run's resume folder, with the fingerprint of everything that decides its training state."""
     return ResumeFolder(
         resume_dir(run_name),
@@ -227,11 +234,12 @@ class RunState:
         return state
 
     def snapshot(
-        self, fingerprint: str, trainer: Trainer, job: distributed.Job, clock: SegmentClock, entry: dict[str, Any]
+        self, fingerprint: str, trainer: Trainer, job: distributed.Job, now: float, wall_origin: float,
+        entry: dict[str, Any],
     ) -> dict:
-        """The full training state; every rank calls it (it gathers), rank 0 saves it. `entry` is this segment's
-        line of the segment log."""
-        now = clock.now()
+        """The full training state; every rank calls it (it gathers), rank 0 saves it. `now` is where the segment
+        is on the pipeline clock, `wall_origin` when it began on the wall clock, and `entry` its line of the segment
+        log."""
         return {
             "fingerprint": fingerprint,
             "step": self.step,
@@ -243,7 +251,7 @@ class RunState:
             "data_order_rng": self.order_state,
             **trainer.state_dict(),
             "rng": job.gather(capture_rng()),
-            "seconds": self.seconds_before + (time.time() - clock.wall_origin),
+            "seconds": self.seconds_before + (time.time() - wall_origin),
             "clock": now,
             "segment_log": self.segment_log + [{**entry, "clock_end": iso(now), "last_step": self.step}],
         }

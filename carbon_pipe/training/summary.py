@@ -13,6 +13,7 @@ import pandas as pd
 import psutil
 
 from ..artifacts import save_torch, write_bytes, write_csv, write_json
+from ..config.training import EnergyParams, RunParams
 from ..emissions.accounting import (
     IDLE,
     SoftwareCarbonIntensity,
@@ -27,7 +28,6 @@ from ..intensity.series import IntensitySeries
 from ..layout import run_metrics, train_dir
 from ..timeutil import iso, parse_instant
 from .resume import ResumeFolder
-from .settings import EnergyParams, RunParams
 
 if TYPE_CHECKING:
     import torch

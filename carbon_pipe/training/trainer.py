@@ -1,8 +1,8 @@
 """How one configuration trains: its data on the device, model, optimizer, LR schedule and precision, and one step.
 
-`build_trainer` makes a Trainer from the params, the configuration, the dataset's tensors and the device;
-`Trainer.step` makes one optimizer step on one effective batch. The train stages' loop, the benchmarks and anything
-that wants N steps of a configuration on the real data use the same two.
+`build_trainer` makes a Trainer from the model and train sections, the configuration, the dataset's tensors and the
+device; `Trainer.step` makes one optimizer step on one effective batch. The train stages' loop, the benchmarks and
+anything that wants N steps of a configuration on the real data use the same two.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config.params import ModelParams
+from ..config.training import RunParams, TrainParams
 from ..errors import ArtifactError
-from ..params import Params
 from . import distributed
 from .model import build_model, check_fits
-from .settings import RunParams
 
 
 @dataclass
@@ -199,18 +199,20 @@ class Trainer:
         self.lr_schedule.load_state_dict(state["lr_schedule"])
 
 
-def build_trainer(params: Params, config: RunParams, data: Splits, job: distributed.Job) -> Trainer:
+def build_trainer(
+    model_params: ModelParams, train: TrainParams, config: RunParams, data: Splits, job: distributed.Job
+) -> Trainer:
     """The model (its initial weights drawn from the seeded RNG), checked on two images, and how it steps."""
     device = job.device
     image_shape = tuple(data.train.images.shape[1:])
-    model = build_model(params.model.class_path, params.model.kwargs, image_shape, len(data.classes))
+    model = build_model(model_params.class_path, model_params.kwargs, image_shape, len(data.classes))
     model = model.to(device, memory_format=data.train.memory_format)
-    check_fits(model, data.train.batch(slice(0, 2))[0], len(data.classes), params.model.class_path, data.name)
-    optimizer = torch.optim.Adam(model.parameters(), lr=params.train.learning_rate)
-    total_steps = params.train.epochs * steps_per_epoch(len(data.train), config)
+    check_fits(model, data.train.batch(slice(0, 2))[0], len(data.classes), model_params.class_path, data.name)
+    optimizer = torch.optim.Adam(model.parameters(), lr=train.learning_rate)
+    total_steps = train.epochs * steps_per_epoch(len(data.train), config)
     lr_schedule = (
-        torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=params.train.learning_rate, total_steps=total_steps)
-        if params.train.lr_schedule == "onecycle"
+        torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=train.learning_rate, total_steps=total_steps)
+        if train.lr_schedule == "onecycle"
         else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     )
     dtype, precision = pick_precision(config.mixed_precision, device)

@@ -39,7 +39,10 @@ def special_files(tmp_path) -> dict:
 def test_only_a_regular_file_is_read_as_jobs_or_trace(tmp_path, trace):
     """A folder, /dev/zero (which never ends) and a FIFO (which blocks) are refused before they are opened."""
     for what, path in special_files(tmp_path).items():
-        assert one_line(backtest("--trace", trace, "--jobs", path)) == f"carbon-pipe: error: {path}: not a jobs file ({what})"
+        assert (
+            one_line(backtest("--trace", trace, "--jobs", path))
+            == f"carbon-pipe: error: {path}: not a jobs file ({what})"
+        )
         assert one_line(backtest("--trace", path)) == f"carbon-pipe: error: {path}: not a trace file ({what})"
         forecasts = backtest("--trace", trace, "--forecasts", path)
         assert one_line(forecasts) == f"carbon-pipe: error: {path}: not a forecast file ({what})"
@@ -49,8 +52,10 @@ def test_only_a_regular_file_is_read_as_jobs_or_trace(tmp_path, trace):
     "rows, message",
     [
         ([["a", "2263-01-01T00:00Z", "1h", "", "1h"]], "no job fits the data"),  # a real time, after the trace
-        ([["a", "1600-01-01T00:00Z", "1h", "", "1h"]], "row 2: arrival '1600-01-01T00:00Z': is outside the years 1970 to 9999"),
-        ([["a", stamp(1), "1h", "10000-01-01T00:00Z", ""]], "row 2: deadline '10000-01-01T00:00Z': not an ISO-8601 time"),
+        ([["a", "1600-01-01T00:00Z", "1h", "", "1h"]],
+         "row 2: arrival '1600-01-01T00:00Z': is outside the years 1970 to 9999"),
+        ([["a", stamp(1), "1h", "10000-01-01T00:00Z", ""]],
+         "row 2: deadline '10000-01-01T00:00Z': not an ISO-8601 time"),
         ([["a", stamp(1), "1h", "", "1h", "x"]], "row 2: more fields than the header has columns"),
         ([["a", stamp(1), "1h", "", "1h"], ["b", stamp(2), "1h", "", "1h", "", "", "x"]],
          "row 3: more fields than the header has columns"),
@@ -71,8 +76,12 @@ def test_a_trace_or_forecast_row_with_an_extra_field_is_named(tmp_path, trace):
 
 
 def test_a_column_named_twice_is_named(tmp_path, trace):
-    jobs = write_jobs(tmp_path / "jobs.csv", [["a", "b", stamp(1), "1h", "1h"]], columns=("id", "id", "arrival", "duration", "slack"))
-    assert one_line(backtest("--trace", trace, "--jobs", jobs)).endswith("jobs.csv: column 'id' appears twice in the header")
+    jobs = write_jobs(
+        tmp_path / "jobs.csv", [["a", "b", stamp(1), "1h", "1h"]], columns=("id", "id", "arrival", "duration", "slack")
+    )
+    assert one_line(backtest("--trace", trace, "--jobs", jobs)).endswith(
+        "jobs.csv: column 'id' appears twice in the header"
+    )
 
 
 def test_a_bad_trace_exits_2_as_bad_input_does(tmp_path):
@@ -134,7 +143,22 @@ def test_an_output_that_is_not_a_file_is_refused_and_left_as_it_was(tmp_path, tr
             continue
         result = backtest("--trace", trace, "--policy", "now", "--per-job", path)
         assert one_line(result) == f"carbon-pipe: error: {path}: not a file to write the per-job results to ({what})"
-        workload = CliRunner().invoke(app, ["workload", "periodic", "-o", str(path), "--from", "2024-01-01T00:00Z",
-                                            "--until", "2024-01-02T00:00Z", "--duration", "1h", "--every", "1h"])  # fmt: skip
+        workload = CliRunner().invoke(
+            app,
+            [
+                "workload",
+                "periodic",
+                "-o",
+                str(path),
+                "--from",
+                "2024-01-01T00:00Z",
+                "--until",
+                "2024-01-02T00:00Z",
+                "--duration",
+                "1h",
+                "--every",
+                "1h",
+            ],
+        )
         assert one_line(workload) == f"carbon-pipe: error: {path}: not a file to write the jobs to ({what})"
     assert (tmp_path / "fifo.csv").is_fifo() and not list(tmp_path.glob(".*.tmp"))

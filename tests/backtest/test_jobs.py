@@ -37,7 +37,9 @@ def write_trace(path, values, step_hours: float = 1.0):
     return path
 
 
-def write_jobs(path, rows, columns=("id", "arrival", "duration", "deadline", "slack", "nominal_start", "interruptible")):
+def write_jobs(
+    path, rows, columns=("id", "arrival", "duration", "deadline", "slack", "nominal_start", "interruptible")
+):
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
@@ -63,13 +65,24 @@ def random_jobs(rng, hours: int, count: int):
         interruptible = bool(rng.integers(0, 2))
         by_deadline = j % 2 == 0
         deadline = stamp(arrival + duration + slack) if by_deadline else ""
-        rows.append([f"job{j}", stamp(arrival), f"{duration}h", deadline, "" if by_deadline else f"{slack}h", "", str(interruptible).lower()])
+        rows.append(
+            [
+                f"job{j}",
+                stamp(arrival),
+                f"{duration}h",
+                deadline,
+                "" if by_deadline else f"{slack}h",
+                "",
+                str(interruptible).lower(),
+            ]
+        )
         truth.append((f"job{j}", arrival, duration, slack, interruptible))
     return rows, truth
 
 
 def cheapest_by_enumeration(values, first: int, duration: int, slack: int, min_chunk: int, splittable: bool) -> float:
-    """Plain loops: every set of `duration` hours in the window whose runs are all >= min_chunk (one run if not splittable)."""
+    """Plain loops: every set of `duration` hours in the window whose runs are all >= min_chunk (one run if not
+    splittable)."""
     best = math.inf
     for chosen in itertools.combinations(range(first, first + duration + slack), duration):
         runs, length = [], 1
@@ -92,7 +105,19 @@ def test_oracles_on_a_jobs_file_equal_an_independent_brute_force(tmp_path, seed,
     rows, truth = random_jobs(rng, 72, 40)
     trace, jobs = write_trace(tmp_path / "trace.csv", values), write_jobs(tmp_path / "jobs.csv", rows)
     per_job = tmp_path / "per_job.csv"
-    result = backtest("--trace", trace, "--jobs", jobs, "--policy", "oracle,oracle-interruptible", "--min-chunk", f"{min_chunk}h", "--per-job", per_job, "--json")
+    result = backtest(
+        "--trace",
+        trace,
+        "--jobs",
+        jobs,
+        "--policy",
+        "oracle,oracle-interruptible",
+        "--min-chunk",
+        f"{min_chunk}h",
+        "--per-job",
+        per_job,
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     scored = {(row["policy"], row["id"]): float(row["emissions_kg"]) for row in read_per_job(per_job)}
     for name, arrival, duration, slack, splittable in truth:
@@ -119,7 +144,14 @@ def test_a_job_with_zero_slack_scores_exactly_the_baseline():
     slack = np.where(np.arange(count) % 3 == 0, 0.0, 3600.0 * rng.integers(1, 30, count))
     from carbon_pipe.backtest.jobs import JobTable
 
-    table = JobTable(np.arange(count).astype(str), arrival, duration, arrival + duration + slack, arrival, rng.integers(0, 2, count) == 1)
+    table = JobTable(
+        np.arange(count).astype(str),
+        arrival,
+        duration,
+        arrival + duration + slack,
+        arrival,
+        rng.integers(0, 2, count) == 1,
+    )
     jobs = place(table, grid).jobs
     draws = [SyntheticForecasts(grid, 0.3, seed) for seed in (0, 1)]
     evaluation = evaluate(list(POLICIES), grid, jobs, draws, threshold=300.0, min_chunk=2, keep_runs=True)
@@ -167,12 +199,24 @@ def test_jobs_off_the_grid_are_rounded_and_said_so(tmp_path):
         (["a", "yesterday", "1h", "", "1h", "", "true"], "row 2: arrival 'yesterday': not an ISO-8601 time"),
         (["a", stamp(1), "an hour", "", "1h", "", "true"], "row 2: duration 'an hour': not a duration"),
         (["a", stamp(1), "0s", "", "1h", "", "true"], "row 2: duration '0s': must be positive"),
-        (["a", stamp(1), "1h", stamp(9), "1h", "", "true"], "row 2: deadline '2024-01-01T09:00:00Z': give a deadline or a slack, not both"),
+        (
+            ["a", stamp(1), "1h", stamp(9), "1h", "", "true"],
+            "row 2: deadline '2024-01-01T09:00:00Z': give a deadline or a slack, not both",
+        ),
         (["a", stamp(1), "1h", "", "", "", "true"], "row 2: deadline '': missing (give a deadline or a slack)"),
-        (["a", stamp(1), "3h", stamp(3), "", "", "true"], "row 2: deadline '2024-01-01T03:00:00Z': leaves no room for the job"),
+        (
+            ["a", stamp(1), "3h", stamp(3), "", "", "true"],
+            "row 2: deadline '2024-01-01T03:00:00Z': leaves no room for the job",
+        ),
         (["a", stamp(1), "1h", "", "-1h", "", "true"], "row 2: slack '-1h': not a duration"),
-        (["a", stamp(1), "1h", "", "2h", stamp(0), "true"], "row 2: nominal_start '2024-01-01T00:00:00Z': is before the arrival"),
-        (["a", stamp(1), "1h", "", "1h", stamp(3), "true"], "row 2: nominal_start '2024-01-01T03:00:00Z': leaves no room"),
+        (
+            ["a", stamp(1), "1h", "", "2h", stamp(0), "true"],
+            "row 2: nominal_start '2024-01-01T00:00:00Z': is before the arrival",
+        ),
+        (
+            ["a", stamp(1), "1h", "", "1h", stamp(3), "true"],
+            "row 2: nominal_start '2024-01-01T03:00:00Z': leaves no room",
+        ),
         (["a", stamp(1), "1h", "", "2h", "", "maybe"], "row 2: interruptible 'maybe': not true or false"),
     ],
 )
@@ -188,11 +232,17 @@ def test_a_bad_row_is_one_line_naming_it(tmp_path, row, message):
 def test_a_bad_jobs_file_is_one_line(tmp_path):
     trace = write_trace(tmp_path / "trace.csv", [300.0] * 48)
     cases = {
-        "unknown column 'dealine'": write_jobs(tmp_path / "a.csv", [[stamp(1), "1h", stamp(5)]], ("arrival", "duration", "dealine")),
-        "row 3: id 'x': appears twice": write_jobs(tmp_path / "b.csv", [["x", stamp(1), "1h", "2h"]] * 2, ("id", "arrival", "duration", "slack")),
+        "unknown column 'dealine'": write_jobs(
+            tmp_path / "a.csv", [[stamp(1), "1h", stamp(5)]], ("arrival", "duration", "dealine")
+        ),
+        "row 3: id 'x': appears twice": write_jobs(
+            tmp_path / "b.csv", [["x", stamp(1), "1h", "2h"]] * 2, ("id", "arrival", "duration", "slack")
+        ),
         "no column 'duration'": write_jobs(tmp_path / "c.csv", [[stamp(1), "2h"]], ("arrival", "slack")),
         "no such jobs file": tmp_path / "missing.csv",
-        "--duration: not used with a jobs table": write_jobs(tmp_path / "d.csv", [[stamp(1), "1h", "2h"]], ("arrival", "duration", "slack")),
+        "--duration: not used with a jobs table": write_jobs(
+            tmp_path / "d.csv", [[stamp(1), "1h", "2h"]], ("arrival", "duration", "slack")
+        ),
     }
     for message, path in cases.items():
         extra = ["--duration", "2h"] if message.startswith("--duration") else []
@@ -202,7 +252,11 @@ def test_a_bad_jobs_file_is_one_line(tmp_path):
 
 
 def test_sacct_durations_and_naive_times_load(tmp_path):
-    jobs = write_jobs(tmp_path / "jobs.csv", [["1", "2024-01-01T09:13:22", "1-02:03:04", "", "12h"]], ("id", "arrival", "duration", "deadline", "slack"))
+    jobs = write_jobs(
+        tmp_path / "jobs.csv",
+        [["1", "2024-01-01T09:13:22", "1-02:03:04", "", "12h"]],
+        ("id", "arrival", "duration", "deadline", "slack"),
+    )
     table = load_jobs(jobs)
     assert table.duration[0] == 86400 + 2 * 3600 + 3 * 60 + 4
     assert table.arrival[0] == START.timestamp() + 9 * 3600 + 13 * 60 + 22  # no offset: UTC
@@ -212,18 +266,39 @@ def test_sacct_durations_and_naive_times_load(tmp_path):
 
 def test_noise_is_relative_to_the_whole_trace_and_belongs_to_its_points(tmp_path):
     rng = np.random.default_rng(5)
-    values = [round(float(v), 2) for v in 300 + 150 * np.sin(np.arange(24 * 12) / 24 * 2 * np.pi) + rng.normal(0, 20, 24 * 12)]
+    values = [
+        round(float(v), 2) for v in 300 + 150 * np.sin(np.arange(24 * 12) / 24 * 2 * np.pi) + rng.normal(0, 20, 24 * 12)
+    ]
     values[:24] = [900.0] * 24  # a dirty first day: the whole trace's mean is not the slice's
     trace = write_trace(tmp_path / "trace.csv", values)
     runs = {}
     for name, since in (("whole", []), ("slice", ["--from", stamp(24 * 6)])):
         per_job = tmp_path / f"{name}.csv"
-        result = backtest("--trace", trace, "--duration", "3h", "--slack", "12h", "--policy", "forecast-window,rolling", "--forecast-error", "0.2", "--per-job", per_job, "--json", *since)
+        result = backtest(
+            "--trace",
+            trace,
+            "--duration",
+            "3h",
+            "--slack",
+            "12h",
+            "--policy",
+            "forecast-window,rolling",
+            "--forecast-error",
+            "0.2",
+            "--per-job",
+            per_job,
+            "--json",
+            *since,
+        )
         assert result.exit_code == 0, result.stderr
         runs[name] = (json.loads(result.stdout), {(r["policy"], r["start"]): r["runs"] for r in read_per_job(per_job)})
     whole, part = runs["whole"], runs["slice"]
     mean = float(np.mean(values))
-    assert whole[0][0]["forecast"] == part[0][0]["forecast"] == f"synthetic: actual + N(0, {0.2 * mean:.2f} g/kWh: 0.2 x mean {mean:.1f} g/kWh of the whole trace), seed 0"
+    assert (
+        whole[0][0]["forecast"]
+        == part[0][0]["forecast"]
+        == f"synthetic: actual + N(0, {0.2 * mean:.2f} g/kWh: 0.2 x mean {mean:.1f} g/kWh of the whole trace), seed 0"
+    )
     # the period chooses the jobs, not what is known: a job in both runs is decided the same way by both policies
     common = set(part[1]) & set(whole[1])
     assert len(common) == len(part[1]) > 100
@@ -233,16 +308,40 @@ def test_noise_is_relative_to_the_whole_trace_and_belongs_to_its_points(tmp_path
 
 def test_seeds_average_the_draws_and_report_their_spread(tmp_path):
     rng = np.random.default_rng(6)
-    trace = write_trace(tmp_path / "trace.csv", [float(v) for v in 300 + 100 * np.sin(np.arange(240) / 24 * 2 * np.pi) + rng.normal(0, 30, 240)])
+    trace = write_trace(
+        tmp_path / "trace.csv",
+        [float(v) for v in 300 + 100 * np.sin(np.arange(240) / 24 * 2 * np.pi) + rng.normal(0, 30, 240)],
+    )
     single = [
-        json.loads(backtest("--trace", trace, "--policy", "forecast-window", "--forecast-error", "0.3", "--seed", seed, "--json").stdout)["savings_pct"]
+        json.loads(
+            backtest(
+                "--trace", trace, "--policy", "forecast-window", "--forecast-error", "0.3", "--seed", seed, "--json"
+            ).stdout
+        )["savings_pct"]
         for seed in (3, 4, 5)
-    ]  # fmt: skip
-    result = json.loads(backtest("--trace", trace, "--policy", "forecast-window", "--forecast-error", "0.3", "--seed", 3, "--seeds", 3, "--json").stdout)
+    ]
+    result = json.loads(
+        backtest(
+            "--trace",
+            trace,
+            "--policy",
+            "forecast-window",
+            "--forecast-error",
+            "0.3",
+            "--seed",
+            3,
+            "--seeds",
+            3,
+            "--json",
+        ).stdout
+    )
     assert result["seeds"] == 3 and "seed 3 .. 5 (3 draws)" in result["forecast"]
     assert result["savings_pct"] == pytest.approx(np.mean(single), abs=1e-12)
     assert result["savings_pct_sd"] == pytest.approx(np.std(single, ddof=1), abs=1e-12) and result["savings_pct_sd"] > 0
-    assert (result["savings_pct_min"], result["savings_pct_max"]) == (pytest.approx(min(single)), pytest.approx(max(single)))
+    assert (result["savings_pct_min"], result["savings_pct_max"]) == (
+        pytest.approx(min(single)),
+        pytest.approx(max(single)),
+    )
     refused = backtest("--trace", trace, "--seeds", 0)
     assert refused.exit_code == 2 and "--seeds: must be at least 1" in refused.stderr
 
@@ -261,11 +360,15 @@ def test_the_interruptible_choice_matches_the_pipeline_planner(seed):
     start = 1_700_000_000.0
     series = IntensitySeries(start + 3600.0 * np.arange(span + 1), believed, np.zeros(span, dtype=bool), "test", "XX")
     # the planner may gain a minimum saving before it interrupts a job; at 0 it returns the pure optimum compared here
-    pure = {"min_saving_pct": 0.0} if "min_saving_pct" in inspect.signature(planner.interruptible_plan).parameters else {}
+    pure = (
+        {"min_saving_pct": 0.0} if "min_saving_pct" in inspect.signature(planner.interruptible_plan).parameters else {}
+    )
     for planner_chunk in {min_chunk * 3600.0, 0.0 if min_chunk == 1 else min_chunk * 3600.0}:
         plan = planner.interruptible_plan(series, start, start + span * 3600.0, run * 3600.0, planner_chunk, **pure)
         assert believed[mask].sum() == pytest.approx(plan.expected_mean_intensity * run, rel=1e-9)
-        hours = {int((chunk.start - start) // 3600) + k for chunk in plan.chunks for k in range(round(chunk.duration / 3600))}
+        hours = {
+            int((chunk.start - start) // 3600) + k for chunk in plan.chunks for k in range(round(chunk.duration / 3600))
+        }
         assert hours == set(np.flatnonzero(mask))
 
 
@@ -274,10 +377,30 @@ def test_lets_wait_awhile_nightly_window_is_scored_against_its_nominal_time(tmp_
     if not path.exists():
         pytest.skip(f"{path} not found")
     jobs = tmp_path / "nightly.csv"
-    made = CliRunner().invoke(app, ["workload", "periodic", "-o", str(jobs), "--from", "2020-01-02T00:00Z", "--until", "2020-12-31T00:00Z",
-                                    "--at", "01:00", "--window", "8h", "--duration", "30min"])  # fmt: skip
+    made = CliRunner().invoke(
+        app,
+        [
+            "workload",
+            "periodic",
+            "-o",
+            str(jobs),
+            "--from",
+            "2020-01-02T00:00Z",
+            "--until",
+            "2020-12-31T00:00Z",
+            "--at",
+            "01:00",
+            "--window",
+            "8h",
+            "--duration",
+            "30min",
+        ],
+    )
     assert made.exit_code == 0, made.output
-    scores = {r["policy"]: r for r in json.loads(backtest("--trace", path, "--jobs", jobs, "--policy", "now,oracle", "--json").stdout)}
+    scores = {
+        r["policy"]: r
+        for r in json.loads(backtest("--trace", path, "--jobs", jobs, "--policy", "now,oracle", "--json").stdout)
+    }
     assert scores["now"]["jobs"] == 364
     # against the window's opening (17:00) the oracle would look 2-5x better; against 01:00 it saves what LWA found
     assert 10 < scores["oracle"]["savings_pct"] < 16 and scores["now"]["savings_pct"] < -10
@@ -287,7 +410,10 @@ def test_results_depend_neither_on_blocking_nor_on_the_order_of_the_file(tmp_pat
     from carbon_pipe.backtest import choices, nowcast, policies
 
     rng = np.random.default_rng(8)
-    trace = write_trace(tmp_path / "trace.csv", [float(v) for v in 300 + 100 * np.sin(np.arange(24 * 8) / 24 * 2 * np.pi) + rng.normal(0, 30, 24 * 8)])
+    trace = write_trace(
+        tmp_path / "trace.csv",
+        [float(v) for v in 300 + 100 * np.sin(np.arange(24 * 8) / 24 * 2 * np.pi) + rng.normal(0, 30, 24 * 8)],
+    )
     rows, _ = random_jobs(rng, 24 * 8, 60)
     results = []
     for name, reverse, cells in (("whole", False, None), ("blocks", True, 64)):
@@ -296,7 +422,9 @@ def test_results_depend_neither_on_blocking_nor_on_the_order_of_the_file(tmp_pat
                 monkeypatch.setattr(module, constant, cells)
         per_job = tmp_path / f"{name}.csv"
         jobs = write_jobs(tmp_path / f"{name}_jobs.csv", sorted(rows, key=lambda row: row[1], reverse=reverse))
-        result = backtest("--trace", trace, "--jobs", jobs, "--min-chunk", "2h", "--threshold", "300", "--per-job", per_job)
+        result = backtest(
+            "--trace", trace, "--jobs", jobs, "--min-chunk", "2h", "--threshold", "300", "--per-job", per_job
+        )
         assert result.exit_code == 0, result.output
         results.append(sorted(tuple(row.values()) for row in read_per_job(per_job)))
     assert results[0] == results[1]

@@ -137,7 +137,9 @@ def grid_like(rng: np.random.Generator, days: int = 120) -> IntensitySeries:
 
 def test_noisy_forecasts_fall_short_of_the_oracle_and_smoothing_helps():
     grid, jobs, forecasts = synthetic(grid_like(np.random.default_rng(3)), 4 * 3600, 24 * 3600, 3600, error=0.2, seed=1)
-    scores = {s.policy: s for s in score(["forecast-window", "rolling", "interruptible", "oracle"], grid, jobs, forecasts)}
+    scores = {
+        s.policy: s for s in score(["forecast-window", "rolling", "interruptible", "oracle"], grid, jobs, forecasts)
+    }
     assert scores["forecast-window"].fraction_of_oracle < 0.99
     assert scores["rolling"].savings_pct > scores["forecast-window"].savings_pct
     assert scores["interruptible"].savings_pct > scores["forecast-window"].savings_pct
@@ -232,7 +234,9 @@ def test_jobs_fill_the_trace_and_bad_lengths_are_named():
     jobs = periodic(grid, 4 * 3600, 12 * 3600, 3600)
     assert jobs.arrival[0] == 0 and jobs.arrival[-1] + jobs.slack[-1] + jobs.duration[-1] <= 48
     assert jobs.arrival[-1] + 2 + jobs.slack[-1] + jobs.duration[-1] > 48  # the next arrival would not fit
-    with pytest.raises(UsageError, match="^duration: 45min is not a multiple of the trace step 30min"):  # the concept, not a flag
+    with pytest.raises(
+        UsageError, match="^duration: 45min is not a multiple of the trace step 30min"
+    ):  # the concept, not a flag
         periodic(grid, 2700, 0, 3600)
     with pytest.raises(UsageError, match="trace too short"):
         periodic(grid, 4 * 3600, 21 * 3600, 3600)
@@ -256,7 +260,8 @@ def cli(*args):
 @pytest.fixture
 def trace_csv(tmp_path):
     rows = ["timestamp,carbon_intensity"] + [
-        f"2024-01-{1 + h // 24:02d}T{h % 24:02d}:00:00Z,{300 + 100 * math.sin(h / 24 * 2 * math.pi) + (h * 37) % 23:.1f}"
+        f"2024-01-{1 + h // 24:02d}T{h % 24:02d}:00:00Z,"
+        f"{300 + 100 * math.sin(h / 24 * 2 * math.pi) + (h * 37) % 23:.1f}"
         for h in range(24 * 6)
     ]
     path = tmp_path / "trace.csv"
@@ -269,7 +274,9 @@ def test_command_prints_json_for_one_or_several_policies(trace_csv):
     assert one.exit_code == 0, one.stderr
     result = json.loads(one.stdout)
     assert result["policy"] == "oracle" and result["jobs"] == 24 * 6 - 24 - 4 + 1
-    several = cli("--trace", str(trace_csv), "--policy", "now,rolling", "--policy", "oracle", "--json", "--forecast-error", "0")
+    several = cli(
+        "--trace", str(trace_csv), "--policy", "now,rolling", "--policy", "oracle", "--json", "--forecast-error", "0"
+    )
     results = json.loads(several.stdout)
     assert [r["policy"] for r in results] == ["now", "rolling", "oracle"]
     assert results[1]["savings_pct"] == pytest.approx(results[2]["savings_pct"])

@@ -52,7 +52,9 @@ def test_deadlines_follow_the_local_clock():
     berlin = ZoneInfo("Europe/Berlin")
     assert due("next workday 09:00", "2024-07-02T10:00Z", zone=berlin) == "Wed 2024-07-03T07:00Z"  # summer: UTC+2
     assert due("next workday 09:00", "2024-01-09T10:00Z", zone=berlin) == "Wed 2024-01-10T08:00Z"  # winter: UTC+1
-    assert due("next workday 09:00", "2024-03-29T10:00Z", zone=berlin) == "Mon 2024-04-01T07:00Z"  # clocks change on Sunday
+    assert (
+        due("next workday 09:00", "2024-03-29T10:00Z", zone=berlin) == "Mon 2024-04-01T07:00Z"
+    )  # clocks change on Sunday
 
 
 @pytest.mark.parametrize("rule", ["next Funday 09:00", "next workday 9", "tomorrow", "next workday 25:00"])
@@ -62,8 +64,15 @@ def test_a_bad_deadline_rule_names_the_deadline(rule):
 
 
 def lwa_like(**changes) -> workload.AdHoc:
-    spec = dict(since=at("2024-01-01T00:00Z"), until=at("2024-07-01T00:00Z"), count=800, durations=(4 * 3600.0, 10 * 3600.0),
-                deadline="next workday 09:00", arrivals="09:00-16:30", seed=3)  # fmt: skip
+    spec = dict(
+        since=at("2024-01-01T00:00Z"),
+        until=at("2024-07-01T00:00Z"),
+        count=800,
+        durations=(4 * 3600.0, 10 * 3600.0),
+        deadline="next workday 09:00",
+        arrivals="09:00-16:30",
+        seed=3,
+    )
     return workload.AdHoc(**{**spec, **changes})
 
 
@@ -84,29 +93,80 @@ def test_ad_hoc_jobs_are_seeded_and_keep_to_their_days_times_and_durations():
 
 
 def test_periodic_jobs_sit_in_a_window_around_their_nominal_time():
-    spec = workload.Periodic(at("2024-01-01T00:00Z"), at("2024-01-08T00:00Z"), 1800.0, at="01:00", days="Mon-Fri", before=2 * 3600.0, after=3600.0)
+    spec = workload.Periodic(
+        at("2024-01-01T00:00Z"),
+        at("2024-01-08T00:00Z"),
+        1800.0,
+        at="01:00",
+        days="Mon-Fri",
+        before=2 * 3600.0,
+        after=3600.0,
+    )
     table = workload.periodic(spec)
     nominal = [datetime.fromtimestamp(t, timezone.utc) for t in table.nominal]
-    assert [m.strftime("%a %H:%M") for m in nominal] == ["Mon 01:00", "Tue 01:00", "Wed 01:00", "Thu 01:00", "Fri 01:00"]
+    assert [m.strftime("%a %H:%M") for m in nominal] == [
+        "Mon 01:00",
+        "Tue 01:00",
+        "Wed 01:00",
+        "Thu 01:00",
+        "Fri 01:00",
+    ]
     assert np.all(table.nominal - table.arrival == 2 * 3600) and np.all(table.deadline - table.nominal == 3600 + 1800)
-    every = workload.periodic(workload.Periodic(at("2024-01-01T00:00Z"), at("2024-01-02T00:00Z"), 3600.0, every=6 * 3600.0))
+    every = workload.periodic(
+        workload.Periodic(at("2024-01-01T00:00Z"), at("2024-01-02T00:00Z"), 3600.0, every=6 * 3600.0)
+    )
     assert [datetime.fromtimestamp(t, timezone.utc).hour for t in every.nominal] == [0, 6, 12, 18]
 
 
 def test_the_command_writes_a_file_backtest_reads(tmp_path):
     path = tmp_path / "jobs.csv"
-    result = CliRunner().invoke(app, [
-        "workload", "adhoc", "-o", str(path), "--from", "2024-01-01T00:00Z", "--until", "2024-02-01T00:00Z", "--count", "50",
-        "--durations", "1h-6h", "--deadline", "next Mon,Thu 09:00", "--timezone", "Europe/Berlin", "--interruptible",
-    ])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "workload",
+            "adhoc",
+            "-o",
+            str(path),
+            "--from",
+            "2024-01-01T00:00Z",
+            "--until",
+            "2024-02-01T00:00Z",
+            "--count",
+            "50",
+            "--durations",
+            "1h-6h",
+            "--deadline",
+            "next Mon,Thu 09:00",
+            "--timezone",
+            "Europe/Berlin",
+            "--interruptible",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "workload: 50 jobs written to" in result.stderr
     table = load_jobs(path)
     local = [datetime.fromtimestamp(t, ZoneInfo("Europe/Berlin")) for t in table.deadline]
     assert len(table) == 50 and all(m.weekday() in (0, 3) and (m.hour, m.minute) == (9, 0) for m in local)
     assert table.interruptible.all() and np.array_equal(table.nominal, table.arrival)
-    bad = CliRunner().invoke(app, ["workload", "adhoc", "-o", str(tmp_path / "x.csv"), "--from", "2024-01-01T00:00Z", "--until",
-                                   "2024-02-01T00:00Z", "--count", "5", "--durations", "1h", "--deadline", "soon"])  # fmt: skip
+    bad = CliRunner().invoke(
+        app,
+        [
+            "workload",
+            "adhoc",
+            "-o",
+            str(tmp_path / "x.csv"),
+            "--from",
+            "2024-01-01T00:00Z",
+            "--until",
+            "2024-02-01T00:00Z",
+            "--count",
+            "5",
+            "--durations",
+            "1h",
+            "--deadline",
+            "soon",
+        ],
+    )
     assert bad.exit_code == 2 and "--deadline: 'soon' is not a rule" in bad.stderr and not (tmp_path / "x.csv").exists()
 
 

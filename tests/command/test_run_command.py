@@ -360,7 +360,7 @@ def test_on_the_real_clock_the_command_sleeps_to_each_chunk_and_the_work_left_is
     """Clean seconds every 20 s on a real clock whose sleeps are instant: 2 s of planned work runs in 1-second
     chunks, the command stopped at each chunk's end and launched again after a re-planned, slept pause; the work
     beyond the plan (4 s in all) runs at once. Its own count of ticks carries it over to the end."""
-    from carbon_pipe.params import load_params
+    from carbon_pipe.config.params import load_params
     from carbon_pipe.pipeline import run_command, wait_for_window
 
     from ..training.test_pausing import OffsetClock

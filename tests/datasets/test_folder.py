@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from carbon_pipe.artifacts import md5sum
 from carbon_pipe.cli import app
-from carbon_pipe.params import DataParams
+from carbon_pipe.config.params import DataParams
 from carbon_pipe.pipeline import fetch_data
 
 from ..conftest import default_params, write_params

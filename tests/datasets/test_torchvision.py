@@ -19,6 +19,13 @@ def fetch(workspace, env_mirror, monkeypatch):
     )
 
 
+def test_every_built_in_dataset_params_may_name_is_described_in_the_catalog():
+    from carbon_pipe.config.params import BUILT_IN_DATASETS
+    from carbon_pipe.datasets.catalog import DATASETS
+
+    assert tuple(DATASETS) == BUILT_IN_DATASETS
+
+
 def test_fetch_from_mirror_writes_uint8_subset(workspace, mnist_mirror, monkeypatch):
     params = default_params()
     params["data"].update(train_limit=300, test_limit=100)
@@ -74,7 +81,7 @@ def test_fashion_mnist_comes_from_its_own_mirror_variable(workspace, monkeypatch
     from torchvision.datasets import FashionMNIST
 
     from carbon_pipe.artifacts import md5sum
-    from carbon_pipe.params import DataParams
+    from carbon_pipe.config.params import DataParams
     from carbon_pipe.pipeline import fetch_data
 
     mirror = tmp_path_factory.mktemp("fashion")
@@ -106,7 +113,7 @@ def test_cifar10_archive_unpacks_to_channels_first_tensors(workspace, monkeypatc
     from torchvision.datasets import CIFAR10
 
     from carbon_pipe.artifacts import md5sum
-    from carbon_pipe.params import DataParams
+    from carbon_pipe.config.params import DataParams
     from carbon_pipe.pipeline import fetch_data
 
     planes = np.concatenate([np.full(1024, value, dtype=np.uint8) for value in (10, 20, 30)])  # R, G, B

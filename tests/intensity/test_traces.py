@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pytest
 
+from carbon_pipe.config.carbon import TraceFormat
 from carbon_pipe.errors import UsageError
-from carbon_pipe.intensity.traces import TraceFormat, load_forecasts, load_trace
+from carbon_pipe.intensity.traces import load_forecasts, load_trace
 from carbon_pipe.timeutil import parse_instant
 
 from ..conftest import CARBON_DATA

@@ -12,8 +12,8 @@ import sys
 import pytest
 import torch
 
+from carbon_pipe.config.params import parse_params
 from carbon_pipe.errors import ArtifactError, TrainingStopped
-from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import compare, wait_for_window
 from carbon_pipe.timeutil import parse_instant
 from carbon_pipe.training.segments import Segment

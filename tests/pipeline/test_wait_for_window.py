@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pytest
 
+from carbon_pipe.config.params import parse_params
 from carbon_pipe.errors import Interrupted, SourceError, UsageError
-from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import wait_for_window
 from carbon_pipe.scheduling import waiting
 from carbon_pipe.timeutil import parse_instant

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
+from carbon_pipe.config.params import parse_params
 from carbon_pipe.errors import TrainingStopped
 from carbon_pipe.intensity.horizon import read_horizon
-from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import compare, train_optimized, wait_for_window
 from carbon_pipe.profiling import candidates, first_segment
 from carbon_pipe.profiling.result import Interval, describe

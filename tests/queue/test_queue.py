@@ -152,7 +152,7 @@ def test_with_a_worker_each_the_queue_plan_is_each_entrys_own_best_window(projec
 def test_an_experiment_started_in_its_slot_records_the_queue_plan_and_does_not_wait(project, monkeypatch):
     """The slot reaches wait-for-window through the environment: the decision starts now (no wait of its own),
     counts from the entry's arrival and names the queue's plan; without it, wait-for-window plans as before."""
-    from carbon_pipe.params import load_params, with_overrides
+    from carbon_pipe.config.params import load_params, with_overrides
     from carbon_pipe.pipeline import wait_for_window
     from carbon_pipe.scheduling.queued import QueueSlot
     from carbon_pipe.timeutil import iso
@@ -267,7 +267,7 @@ def test_sigterm_stops_following_the_queue_in_one_line_and_loses_nothing(project
 
 
 def test_an_entry_whose_latest_start_passed_is_recorded_as_missed_and_the_rest_go_on(project):
-    from carbon_pipe.params import load_params
+    from carbon_pipe.config.params import load_params
     from carbon_pipe.queue.local import Runner
     from carbon_pipe.scheduling.clock import SimulatedClock
 

@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 
-from carbon_pipe.params import Params, parse_params
+from carbon_pipe.config.params import Params, parse_params
 from carbon_pipe.scaffold.experiments import experiments, render, table
 from carbon_pipe.scaffold.project import defaults_yaml
 

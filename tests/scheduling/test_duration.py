@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from carbon_pipe.cli import app
-from carbon_pipe.params import parse_params
+from carbon_pipe.config.params import parse_params
 from carbon_pipe.pipeline import fetch_data
 from carbon_pipe.scheduling.duration import expected_duration
 
@@ -80,7 +80,8 @@ def test_auto_for_own_data_imports_neither_torch_nor_pillow(workspace):
     raw["data"].update(dataset="folder", path="images")
     (workspace / "params.yaml").write_text(json.dumps(raw))
     script = (
-        "import sys\nfrom carbon_pipe.params import load_params\nfrom carbon_pipe.pipeline import wait_for_window\n"
+        "import sys\nfrom carbon_pipe.config.params import load_params\n"
+        "from carbon_pipe.pipeline import wait_for_window\n"
         "from carbon_pipe.scheduling.duration import expected_duration\n"
         "estimate = expected_duration(load_params('params.yaml'))\n"
         "print(estimate.seconds, 'torch' in sys.modules, 'PIL' in sys.modules)\n"

@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from carbon_pipe.cli import app
+from carbon_pipe.config.params import SchedulerParams, parse_params
 from carbon_pipe.errors import ParamsError
 from carbon_pipe.intensity.series import IntensitySeries
 from carbon_pipe.intensity.traces import LBS_PER_MWH_TO_G_PER_KWH
-from carbon_pipe.params import SchedulerParams, parse_params
 from carbon_pipe.pipeline import wait_for_window
 from carbon_pipe.scheduling import outlook, planner
 from carbon_pipe.timeutil import parse_instant

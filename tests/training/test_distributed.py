@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from carbon_pipe.params import parse_params
+from carbon_pipe.config.params import parse_params
 from carbon_pipe.pipeline import wait_for_window
 
 from ..conftest import REPO, run_training, synthetic_dataset, tiny_params, write_params

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from carbon_pipe.params import parse_params
+from carbon_pipe.config.params import parse_params
 from carbon_pipe.pipeline import compare, train_optimized, wait_for_window
 from carbon_pipe.timeutil import parse_instant
 from carbon_pipe.training.model import SimpleCNN

@@ -6,8 +6,8 @@ import sys
 import pytest
 import torch
 
+from carbon_pipe.config.params import parse_params
 from carbon_pipe.errors import ModelError
-from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import wait_for_window
 from carbon_pipe.training.model import SimpleCNN, build_model, check_fits, load_model_class
 

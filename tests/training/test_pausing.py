@@ -22,8 +22,8 @@ import pytest
 import torch
 import yaml
 
+from carbon_pipe.config.params import parse_params
 from carbon_pipe.errors import Interrupted, TrainingStopped
-from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import compare, train_optimized, wait_for_window
 from carbon_pipe.timeutil import iso, parse_instant
 from carbon_pipe.training import segments
@@ -427,7 +427,7 @@ def test_after_a_resumed_wait_the_run_keeps_the_first_submissions_deadline(works
 GAP_DRIVER = """
 import os, signal, sys
 from carbon_pipe.errors import TrainingStopped
-from carbon_pipe.params import load_params
+from carbon_pipe.config.params import load_params
 from carbon_pipe.pipeline import train_optimized
 
 def say(line):

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import torch
 
+from carbon_pipe.config.params import parse_params
 from carbon_pipe.errors import TrainingStopped
-from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import wait_for_window
 from carbon_pipe.timeutil import parse_instant
 from carbon_pipe.training.segments import Segment

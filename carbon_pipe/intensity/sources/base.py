@@ -6,13 +6,12 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Optional, TypeVar
 
-import httpx
 import numpy as np
 
+from ...config.carbon import CarbonParams, HttpSourceParams, configured_region
 from ...errors import SourceError
 from ...secrets import from_environment, redact
 from ..series import IntensitySeries
-from ..settings import CarbonParams, HttpSourceParams, configured_region
 from .http import JsonClient, Until
 
 
@@ -49,13 +48,12 @@ class HttpSource(IntensitySource):
         self,
         params: CarbonParams,
         sleep: Callable[[float], None] = time.sleep,
-        transport: Optional[httpx.BaseTransport] = None,
         until: Optional[Until] = None,
         **options: Any,
     ) -> None:
         super().__init__(params)
         self.settings: HttpSourceParams = getattr(params, self.name)
-        self.http = JsonClient(self.name, self.settings, self.headers(), transport, sleep, until)
+        self.http = JsonClient(self.name, self.settings, self.headers(), sleep, until)
 
     def headers(self) -> dict[str, str]:
         return {}
@@ -107,6 +105,7 @@ def register(name: str) -> Callable[[SourceClass], SourceClass]:
 
 
 def get_source(params: CarbonParams, name: Optional[str] = None, **options: Any) -> IntensitySource:
-    """The source called `name` (default: the first of `carbon.sources`). HTTP sources take `sleep` and
-    `transport` options (tests, proxies) and `until` (an Until: a re-plan's cap); local sources ignore them."""
+    """The source called `name` (default: the first of `carbon.sources`). HTTP sources take `sleep` (how a retry
+    waits: tests record the waits instead of spending them) and `until` (an Until: a re-plan's cap); local sources
+    ignore them."""
     return _REGISTRY[name or params.sources[0]](params, **options)

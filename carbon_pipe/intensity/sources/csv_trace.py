@@ -10,10 +10,11 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ...config.carbon import PRESETS, TraceFormat
 from ...errors import SourceError
 from ...timeutil import iso
 from ..series import IntensitySeries
-from ..traces import PRESETS, TraceFormat, detect_format, load_trace
+from ..traces import detect_format, load_trace
 from .base import IntensitySource, register
 
 

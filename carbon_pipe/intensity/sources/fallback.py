@@ -6,11 +6,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator
 
+from ...config.carbon import CarbonParams, configured_region
 from ...errors import CarbonPipeError, SourceError, UsageError
 from ...secrets import redact_data
 from ...timeutil import iso
 from ..series import IntensitySeries
-from ..settings import CarbonParams, configured_region
 from .base import get_source
 
 

@@ -22,10 +22,10 @@ from typing import Any, Callable, Iterator, Optional
 import httpx
 
 from ... import __version__
+from ...config.carbon import HttpSourceParams
 from ...errors import FetchCutShort, SourceError
 from ...secrets import redact
 from ..series import MAX_INTENSITY
-from ..settings import HttpSourceParams
 
 USER_AGENT = f"carbon-pipe/{__version__}"
 NO_ANSWER = "no complete answer"
@@ -157,7 +157,6 @@ class JsonClient:
         source: str,
         settings: HttpSourceParams,
         headers: Optional[dict[str, str]] = None,
-        transport: Optional[httpx.BaseTransport] = None,
         sleep: Callable[[float], None] = time.sleep,
         until: Optional[Until] = None,
     ) -> None:
@@ -169,7 +168,6 @@ class JsonClient:
         self.client = httpx.Client(
             base_url=settings.base_url + "/",
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": ", ".join(ZLIB_WINDOW), **(headers or {})},
-            transport=transport,
             # Not followed: httpx drops only Authorization on a cross-host redirect, not our auth-token header.
             follow_redirects=False,
             # A fresh connection per request, so each request's deadline sees its socket (a handful per fetch).
@@ -270,7 +268,7 @@ class JsonClient:
                     raise SourceError(
                         f"{where}: response larger than {self.settings.max_response_mb:g} MB (max_response_mb)"
                     )
-                if deadline.expired:  # a transport without a socket to shut (a test's, a proxy's)
+                if deadline.expired:  # a transport without a socket to shut (a proxy's)
                     raise httpx.ReadTimeout("the request's deadline passed", request=response.request)
                 chunks.append(chunk)
         except (ValueError, zlib.error) as exc:

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from ...config.carbon import CarbonParams
 from ..series import IntensitySeries
-from ..settings import CarbonParams
 from .base import IntensitySource, register
 
 

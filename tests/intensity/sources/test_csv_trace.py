@@ -6,8 +6,8 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from carbon_pipe.cli import app
+from carbon_pipe.config.carbon import CarbonParams
 from carbon_pipe.errors import SourceError
-from carbon_pipe.intensity.settings import CarbonParams
 from carbon_pipe.intensity.sources import fetch_series, get_source
 from carbon_pipe.scheduling import planner
 from carbon_pipe.timeutil import parse_instant

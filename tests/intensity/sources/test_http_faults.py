@@ -10,8 +10,8 @@ from typing import Any, Callable
 import pytest
 from werkzeug import Response
 
+from carbon_pipe.config.carbon import CarbonParams
 from carbon_pipe.errors import SourceError
-from carbon_pipe.intensity.settings import CarbonParams
 from carbon_pipe.intensity.sources import get_source
 from carbon_pipe.timeutil import parse_instant
 

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
+from carbon_pipe.config.carbon import CarbonParams
 from carbon_pipe.errors import SourceError
-from carbon_pipe.intensity.settings import CarbonParams
 from carbon_pipe.intensity.sources import get_source
 from carbon_pipe.timeutil import parse_instant
 
@@ -74,7 +74,7 @@ MEMORY_PROBE = """
 import resource, sys
 from carbon_pipe.errors import SourceError
 from carbon_pipe.intensity.sources import get_source
-from carbon_pipe.intensity.settings import CarbonParams
+from carbon_pipe.config.carbon import CarbonParams
 uk = {"base_url": sys.argv[1], "retries": 0, "timeout": "60s"}
 carbon = CarbonParams.model_validate({"sources": ["uk"], "uk": uk})
 source = get_source(carbon)

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from carbon_pipe.config.carbon import CarbonParams
 from carbon_pipe.errors import SourceError
-from carbon_pipe.intensity.settings import CarbonParams
 from carbon_pipe.intensity.sources import fetch_series, get_source
 from carbon_pipe.intensity.sources.uk import UkSource
 from carbon_pipe.layout import DECISION_JSON

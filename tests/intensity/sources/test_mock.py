@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from carbon_pipe.intensity.settings import CarbonParams
+from carbon_pipe.config.carbon import CarbonParams
 from carbon_pipe.intensity.sources import get_source
 
 

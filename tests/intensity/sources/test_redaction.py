@@ -13,7 +13,7 @@ import pytest
 from werkzeug import Response
 
 from carbon_pipe.artifacts import write_json, write_text
-from carbon_pipe.intensity.settings import CarbonParams
+from carbon_pipe.config.carbon import CarbonParams
 from carbon_pipe.intensity.sources import fetch_series
 from carbon_pipe.timeutil import parse_instant
 

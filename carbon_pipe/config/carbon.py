@@ -1,111 +1,20 @@
 """The `carbon` section of params.yaml: each source's settings, the regions, and one command's source overrides.
 
-Pydantic only, so loading params never imports a source's network code. It is the lowest layer of the schema:
-the building blocks every section shares (the frozen `Section` base, durations, one-line error descriptions,
-re-validated replacements) live here too, and params.py builds the other sections from them.
+Pydantic only, so loading params never imports a source's network code.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field
 
-from ..errors import ParamsError, deprecated
-from ..timeutil import parse_duration
-
-# Longer is a mistake (a unit slip, 1e20): it would carry times past what the clocks and the calendar hold.
-LONGEST = 100 * 365.25 * 86400.0
-MINUTE = 60.0
-
-
-def checked_duration(value: Any) -> float:
-    """A duration in seconds: finite, not negative, at most a century."""
-    seconds = parse_duration(value)
-    if seconds > LONGEST:
-        raise ValueError(f"duration {value!r} is longer than a century")
-    return seconds
-
-
-Seconds = Annotated[float, BeforeValidator(checked_duration)]
-PositiveSeconds = Annotated[Seconds, Field(gt=0)]
-
-
-def at_least(shortest: float, words: str) -> AfterValidator:
-    def check(seconds: float) -> float:
-        if seconds < shortest:
-            raise ValueError(f"must be at least {words} ({shortest:g}s), got {seconds:g} s")
-        return seconds
-
-    return AfterValidator(check)
-
-
-# How long an intensity point holds: finer than a minute only multiplies the points (0.001 s over 48 h: 173 million).
-Step = Annotated[Seconds, at_least(MINUTE, "a minute")]
-Count = Annotated[int, Field(ge=1, le=2**31 - 1)]  # a size or number of steps that every tensor index can hold
-
-
-class Section(BaseModel):
-    """A section of params.yaml: frozen, an unknown key is an error, not ignored, and every float is finite (YAML's
-    .nan and .inf, which compare false to every bound, are refused once here for every field)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-def one_of(known: Callable[[], Any], what: str) -> Callable[[str], str]:
-    """A validator for a name that must be a key of `known()` (looked up when params are checked)."""
-
-    def check(name: str) -> str:
-        names = list(known())
-        if name not in names:
-            raise ValueError(f"unknown {what} {name!r} (known: {', '.join(names)})")
-        return name
-
-    return check
-
-
-def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The schema class that owns the key at `loc` below `root` (for 'did you mean' hints)."""
-    model = root
-    for key in loc[:-1]:
-        field = model.model_fields.get(str(key))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return None
-        model = annotation
-    return model
-
-
-def describe(error: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
-    """(key path, message) of one validation error of `root`."""
-    loc = tuple(error["loc"])
-    path = ".".join(str(part) for part in loc) or "(top level)"
-    if error["type"] == "extra_forbidden":
-        owner = _model_at(root, loc)
-        known = [field.alias or name for name, field in owner.model_fields.items()] if owner else []
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?)" if close else ""
-        return path, f"unknown key{hint}"
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "literal_error":
-        message = f"{message}, got {error['input']!r}"
-    return path, message
-
-
-def replaced(section: Section, option: str, changes: dict[str, Any]) -> Any:
-    """`section` with `changes` (a nested dict) applied and validated again; errors name `option`."""
-
-    def merge(base: dict, update: dict) -> dict:
-        return {**base, **{k: merge(base[k], v) if isinstance(v, dict) else v for k, v in update.items()}}
-
-    try:
-        return type(section).model_validate(merge(section.model_dump(), changes))
-    except ValidationError as exc:
-        raise ParamsError(f"{option}: {describe(exc.errors()[0], type(section))[1]}") from None
+from ..errors import ParamsError
+from .base import Intensity, PositiveSeconds, Seconds, Section, Step, one_of, replaced
 
 
 def _check_zone(name: str) -> str:
@@ -117,8 +26,6 @@ def _check_zone(name: str) -> str:
 
 
 TimeZoneName = Annotated[str, AfterValidator(_check_zone)]
-# gCO2/kWh, up to series.MAX_INTENSITY: a higher figure is past any grid (a unit error or garbage).
-Intensity = Annotated[float, Field(ge=0, le=10_000)]
 
 
 class MockParams(Section):
@@ -190,9 +97,32 @@ class WattTimeParams(HttpSourceParams):
     signal_type: Literal["co2_moer", "co2_aoer"] = "co2_moer"
 
 
-def _trace_presets() -> Any:
-    from .traces import PRESETS  # pandas: only when params are validated, never on --help
+# A trace file's columns and units (intensity/traces.py reads it): a preset's, with the csv section's keys over it.
+@dataclass(frozen=True)
+class TraceFormat:
+    time_column: str = "timestamp"
+    value_column: str = "carbon_intensity"
+    unit: Literal["g_per_kwh", "lbs_per_mwh"] = "g_per_kwh"
+    deduplicate: bool = False  # keep the last row of a repeated timestamp (scraped feeds repeat rows)
+    drop_missing: bool = False  # drop rows without a value instead of failing
+    sort: bool = False  # sort by time instead of failing on out-of-order rows
+    max_gap: Optional[float] = None  # seconds a reading may be held across a hole; None: 4 x the median step, >= 3h
 
+
+PRESETS: dict[str, TraceFormat] = {
+    "canonical": TraceFormat(),
+    # dos-group/lets-wait-awhile: Time,Carbon Intensity (naive UTC)
+    "lets-wait-awhile": TraceFormat("Time", "Carbon Intensity"),
+    # umassos/pause-resume Electricity Maps scrape: repeated rows per data hour
+    "electricitymaps-scrape": TraceFormat("zone_datetime", "carbon_intensity_avg", deduplicate=True, sort=True),
+    # vessim's WattTime CAISO_NORTH MOER, lbs/MWh
+    "watttime-caiso": TraceFormat("time", "Caiso_North", unit="lbs_per_mwh"),
+    # NESO actuals as published; the last slot of each daily snapshot has no actual yet
+    "uk-actuals": TraceFormat("from_utc", "actual_gco2_kwh", drop_missing=True),
+}
+
+
+def _trace_presets() -> Any:
     return ["auto", *PRESETS]  # auto: the one preset whose columns the file has
 
 
@@ -216,9 +146,6 @@ class Location(Section):
     region: Annotated[str, Field(min_length=1)]
 
 
-MOVED_TO_MOCK = ("region", "timezone", "resolution")  # once top-level keys of `carbon`, read by the mock source only
-
-
 class CarbonParams(Section):
     sources: Annotated[list[SourceName], BeforeValidator(_one_or_more_sources), Field(min_length=1)] = ["mock"]
     fallback: bool = True
@@ -229,22 +156,6 @@ class CarbonParams(Section):
     electricitymaps: ElectricityMapsParams = ElectricityMapsParams()
     watttime: WattTimeParams = WattTimeParams()
     csv: CsvSourceParams = CsvSourceParams()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_moved_keys(cls, raw: Any) -> Any:
-        """Params files written before the mock keys moved keep working, with a notice."""
-        if not isinstance(raw, dict) or not any(key in raw for key in MOVED_TO_MOCK):
-            return raw
-        raw, mock = dict(raw), raw.get("mock") or {}
-        mock = dict(mock.model_dump() if isinstance(mock, BaseModel) else mock)
-        for key in MOVED_TO_MOCK:
-            if key in raw:
-                if key in mock:
-                    raise ValueError(f"{key} moved to carbon.mock.{key}, which is set too: remove carbon.{key}")
-                deprecated(f"carbon.{key} is now carbon.mock.{key} (only the mock source reads it)")
-                mock[key] = raw.pop(key)
-        return {**raw, "mock": mock}
 
 
 # Where each source reads its region (zone, region id, ...) from, inside `carbon`.

@@ -1,5 +1,5 @@
 """The params sections of how a configuration trains and is measured: train, energy, baseline and optimized,
-profile, and command (`carbon-pipe run`). Pydantic only, as the rest of the schema (params.py)."""
+profile, and command (`carbon-pipe run`). Pydantic only, as the rest of the schema."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import AfterValidator, Field, PlainValidator, ValidationInfo
 
-from ..intensity.settings import Count, PositiveSeconds, Section
+from .base import Count, PositiveSeconds, Section
 
 
 class TrainParams(Section):

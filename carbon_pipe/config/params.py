@@ -1,7 +1,5 @@
-"""The params.yaml schema. Everything is validated before any stage does work, so a typo costs one line, not a run.
-
-The carbon section (each source's settings) is intensity/settings.py's, with the schema's shared building blocks.
-"""
+"""The params.yaml schema's root: the data, model and scheduler sections, the rules across sections, and loading
+the file. Everything is validated before any stage does work, so a typo costs one line, not a run."""
 
 from __future__ import annotations
 
@@ -19,25 +17,22 @@ from pydantic import (
     model_validator,
 )
 
-from .datasets.catalog import CUSTOM, DATASETS, OWN_DATASETS
-from .errors import ParamsError, UsageError, deprecated
-from .intensity.settings import (
-    CarbonParams,
+from ..errors import ParamsError, UsageError
+from ..timeutil import format_duration, parse_instant
+from .base import (
     Count,
     Intensity,
     PositiveSeconds,
     Seconds,
     Section,
     at_least,
-    check_carbon,
     checked_duration,
     describe,
     one_of,
     replaced,
-    with_source_overrides,
 )
-from .timeutil import format_duration, parse_instant
-from .training.settings import (
+from .carbon import CarbonParams, check_carbon, with_source_overrides
+from .training import (
     CommandParams,
     EnergyParams,
     OptimizedParams,
@@ -64,7 +59,13 @@ def _instant(value: Any) -> Any:
 
 
 Instant = Annotated[float, BeforeValidator(_instant)]
-DatasetName = Annotated[str, AfterValidator(one_of(lambda: [*DATASETS, *OWN_DATASETS], "dataset"))]
+# The datasets data.dataset may name: the built-in ones (datasets/catalog.py describes each) and the user's own, whose
+# sizes and normalisation are only known once fetch-data has read them.
+BUILT_IN_DATASETS = ("mnist", "fashion-mnist", "cifar10")
+FOLDER = "folder"  # an image folder, data.path
+CUSTOM = "custom"  # (train, test) torch Datasets from the function data.class names
+OWN_DATASETS = (FOLDER, CUSTOM)
+DatasetName = Annotated[str, AfterValidator(one_of(lambda: [*BUILT_IN_DATASETS, *OWN_DATASETS], "dataset"))]
 
 
 def _only_for(kind: str) -> Callable[[Any, ValidationInfo], Any]:
@@ -186,16 +187,8 @@ class SchedulerParams(Section):
     fallback_duration: PositiveSeconds = 600.0
 
 
-MOVED_MODELS = "carbon_pipe.model:"  # the built-in models' module before it moved to carbon_pipe.training.model
-
-
 def _class_path(value: str) -> str:
-    _named(value, "ClassName")
-    if value.startswith(MOVED_MODELS):
-        moved = value.replace(MOVED_MODELS, "carbon_pipe.training.model:")
-        deprecated(f"model.class {value} is now {moved}")
-        return moved
-    return value
+    return _named(value, "ClassName")
 
 
 class ModelParams(Section):

@@ -1,0 +1,1 @@
+"""The params.yaml schema: its shared building blocks, each section, and loading and checking the file."""
