@@ -74,7 +74,9 @@ def run_capacity(
                     hedge = cap.HedgeToFirstCome(grid, base_runs, cap.ErrorBand(grid, forecasts, rows, horizon))
                 found, replans, gap, relaxed = cap.joint(grid, jobs, capacity, expect, rows, step, hedge)
                 if relaxed:
-                    notes.append(f"{policy}, draw {draw}: {relaxed} re-plans could not fit every arrival by its deadline")
+                    notes.append(
+                        f"{policy}, draw {draw}: {relaxed} re-plans could not fit every arrival by its deadline"
+                    )
             runs[(policy, draw)] = found
             scores.append(_score(policy, jobs, found, costs(found), base, best, capacity, replans, gap, grid))
     context = {

@@ -80,8 +80,8 @@ BACKTEST_HELP = {
     "every": "Evenly spaced jobs: one arrives this often from the period's start (default 1h).",
     "policy": (
         "now, threshold, forecast-window, rolling, forecast-chunks, interruptible, oracle, oracle-interruptible (with "
-        "--capacity: fcfs, greedy, joint, joint-hedged, oracle-capacity); repeat or comma-separate. Default: all (threshold only with"
-        " --threshold)."
+        "--capacity: fcfs, greedy, joint, joint-hedged, oracle-capacity); repeat or comma-separate. Default: all "
+        "(threshold only with --threshold)."
     ),
     "forecast_error": "Synthetic forecast error: noise sd as a fraction of the whole trace's mean (default 0.1).",
     "seeds": "Average over this many noise draws (seed, seed + 1, ...) and report their spread.",
