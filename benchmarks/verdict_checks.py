@@ -186,8 +186,9 @@ class BusyCore:
 
 def show(index: int, run: dict) -> None:
     low, high = run["ratio_ci95"]
+    took = f"; {run['command_seconds']:.0f} s" if "command_seconds" in run else ""  # a bare `profile --json` line
     print(f"  {index + 1:>2}: ratio {run['ratio']:.3f} [{low}, {high}] {run['verdict']}; {run['processes']} "
-          f"processes, stopped: {run['stopping']['reason']}; {run['command_seconds']:.0f} s", flush=True)
+          f"processes, stopped: {run['stopping']['reason']}{took}", flush=True)
 
 
 def profiles(count: int, section: str, where: str, save: Path | None, *args: str) -> list[dict]:
