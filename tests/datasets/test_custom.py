@@ -226,6 +226,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source, function, expected", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
 def test_a_bad_data_class_is_one_line_and_writes_nothing(workspace, module, source, function, expected):
     name = "no_such_data_module" if source is None else module(source)
@@ -241,6 +242,7 @@ def test_a_bad_data_class_is_one_line_and_writes_nothing(workspace, module, sour
     assert {path for path in set(workspace.rglob("*")) - before if "__pycache__" not in path.parts} == set()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("function", ["sys:exit", "builtins:exit", "builtins:quit"])
 def test_a_data_class_that_is_an_exit_is_refused_in_one_line(workspace, function):
     write_params(workspace, tiny_params(data={"dataset": "custom", "class": function}))
