@@ -102,7 +102,6 @@ def covered(module: str, deps: list[str]) -> bool:
     return any(module == dep or module.startswith(dep.rstrip("/") + "/") for dep in deps)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("stage", STAGES)
 def test_each_stage_depends_on_every_module_it_imports(stage):
     deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["deps"]

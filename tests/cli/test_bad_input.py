@@ -221,7 +221,6 @@ def files_in(folder: Path) -> set[Path]:
     return {path for path in folder.rglob("*")}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("setup, command, expected", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(workspace, setup, command, expected):
     setup(workspace)

@@ -226,7 +226,6 @@ CASES = [
 ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("source, function, expected", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
 def test_a_bad_data_class_is_one_line_and_writes_nothing(workspace, module, source, function, expected):
     name = "no_such_data_module" if source is None else module(source)

@@ -243,7 +243,6 @@ FOLDER_CASES = [
 ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "setup, data, expected", [case[1:] for case in FOLDER_CASES], ids=[case[0] for case in FOLDER_CASES]
 )

@@ -38,7 +38,6 @@ def earliest_least(costs: np.ndarray) -> int:
     return int(np.flatnonzero(costs <= costs.min() * (1 + 1e-9) + 1e-12)[0])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("values", ["uniform", "levels", "plateaus"])
 @pytest.mark.parametrize("seed", range(20))
 def test_lowest_mean_matches_brute_force(seed, values):
@@ -137,7 +136,6 @@ def assert_valid(plan, earliest, deadline, duration, min_chunk):
     assert all(a.end < b.start for a, b in zip(plan.chunks, plan.chunks[1:]))  # ordered; touching runs are merged
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(40))
 def test_interruptible_matches_exhaustive_search(seed):
     rng = np.random.default_rng(100 + seed)
@@ -172,7 +170,6 @@ def test_interruptible_matches_exhaustive_search(seed):
         assert integral <= exhaustive_cells(series, earliest, deadline, duration, min_chunk, 300.0)[0] + 1e-6
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(25))
 def test_interruptible_le_flexible_le_now_on_unaligned_times(seed):
     rng = np.random.default_rng(seed)
@@ -228,7 +225,6 @@ def test_cheapest_location_compares_expected_emissions():
     assert planner.cheapest_location([plans[0], plans[0]]) == 0  # ties keep the first (the primary place)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(10))
 def test_a_wall_clock_now_off_the_grid_plans_as_well_as_from_the_next_boundary(seed):
     rng = np.random.default_rng(seed)

@@ -108,7 +108,6 @@ ENDPOINTS = [
 ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("status", [400, 401, 403, 500])
 @pytest.mark.parametrize("body", list(BODIES))
 @pytest.mark.parametrize(
