@@ -41,6 +41,7 @@ def read_all(folder):
     return state["version"], int(rows["version"][0]), checkpoint["version"]
 
 
+@pytest.mark.slow
 def test_sigkill_during_writes_never_leaves_a_torn_file(tmp_path):
     rng = random.Random(7)
     for _ in range(6):
@@ -100,6 +101,7 @@ def test_a_read_only_folder_is_one_line_naming_the_file(tmp_path, where):
     assert sorted(p.name for p in folder.iterdir()) == [".state.json.abc123.tmp", "state.json"]  # nothing added
 
 
+@pytest.mark.slow
 def test_a_command_whose_output_folder_is_read_only_says_so_in_one_line(workspace):
     write_params(workspace, default_params())
     stage = workspace / "stages" / "wait-for-window"

@@ -114,6 +114,7 @@ def test_each_stage_depends_on_every_module_it_imports(stage):
     assert STAGES[stage] in deps  # the stage's own module, named on its own
 
 
+@pytest.mark.slow
 def test_the_closure_sees_imports_inside_functions_and_package_inits():
     """The checker itself: train-optimized reaches the sources through the package __init__ that registers them."""
     code = closure(STAGES["train-optimized"])
@@ -129,6 +130,7 @@ def test_the_baseline_imports_nothing_of_the_scheduler_or_the_sources():
     assert {"carbon_pipe/intensity/horizon.py", "carbon_pipe/training/loop.py"} <= code
 
 
+@pytest.mark.slow
 def test_loading_params_imports_no_network_code(tmp_path):
     script = (
         "import sys; from carbon_pipe.config.params import load_params; load_params(sys.argv[1]); "
@@ -145,6 +147,7 @@ def sources() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
 
+@pytest.mark.slow
 def test_functions_stay_short():
     long_functions = []
     for path in sources():

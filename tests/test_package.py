@@ -23,6 +23,7 @@ def test_version_prints_the_packages_version():
     assert result.returncode == 0 and result.stdout == f"carbon-pipe {carbon_pipe.__version__}\n"
 
 
+@pytest.mark.slow
 def test_bash_completion_completes_commands_and_options():
     env = {**os.environ, "_CARBON_PIPE_COMPLETE": "complete_bash", "COMP_WORDS": "carbon-pipe pl", "COMP_CWORD": "1"}
     as_installed = [sys.executable, "-c", "from carbon_pipe.cli import app; app(prog_name='carbon-pipe')"]
@@ -33,6 +34,7 @@ def test_bash_completion_completes_commands_and_options():
     assert options.stdout.split() == ["--max-wait"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["train"], ["fetch-data"], ["profile"]])
 def test_the_built_in_trainer_without_torch_says_what_to_install(tmp_path, command):
     (tmp_path / "torch.py").write_text("raise ImportError('no torch here', name='torch')\n")

@@ -39,6 +39,7 @@ def test_bad_params_name_the_key(edit, message):
     assert all(line.startswith("params.yaml: ") for line in str(caught.value).splitlines())
 
 
+@pytest.mark.slow
 def test_cli_bad_params_exit_2_with_one_line_and_writes_nothing(tmp_path):
     raw = default_params()
     raw["scheduler"]["threshold"] = -5

@@ -78,6 +78,7 @@ def test_a_block_outside_the_trace_keeps_its_energy_and_says_why_emissions_are_u
     assert tracked.error.startswith("no intensities for the block: every source failed: csv:")
 
 
+@pytest.mark.slow
 def test_wait_for_window_blocks_until_the_planned_start_and_plan_does_not(tmp_path):
     now = int(time.time())
     clean = now + 4  # 3 clean seconds from here, 400 g/kWh around them

@@ -60,6 +60,7 @@ def test_a_sweep_submits_its_experiments_together_each_day_with_one_deadline():
         workload.sweep(workload.Sweep(START, START + DAY, 0, "17:00", (3600.0, 3600.0), DAY))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_every_policy_keeps_to_the_workers_and_the_jobs(workers):
     series = daily_series()

@@ -75,6 +75,7 @@ def test_a_series_whose_sums_would_overflow_is_refused_by_the_grid_too():
         to_grid(series)
 
 
+@pytest.mark.slow
 def test_an_input_too_large_for_memory_is_one_line(tmp_path):
     """One job free to move for 399 days on a 5-min trace: the nowcast would need ~100 GB. Under a 3 GB address-space
     limit (so no machine tries to hand it over) the command says so in one line instead of a MemoryError."""

@@ -164,6 +164,7 @@ def test_interruption_matches_enumeration(seed):
     assert actual[mask[0]].sum() == pytest.approx(best_cost)
 
 
+@pytest.mark.slow
 def test_decisions_use_only_what_was_known_then():
     """Change every actual from point `cut` on: nothing a policy decided before then may change."""
     series = random_series(np.random.default_rng(11), points=2500)

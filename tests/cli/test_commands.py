@@ -24,6 +24,7 @@ def test_help_does_not_import_torch():
         assert command in result.stdout
 
 
+@pytest.mark.slow
 def test_train_rejects_unknown_run(tmp_path):
     from ..conftest import default_params, write_params
 

@@ -153,6 +153,7 @@ def test_with_the_server_gone_the_fallback_serves_and_is_reported(workspace, unu
     assert text.exit_code == 0 and "fell back: uk: GET" in text.stdout
 
 
+@pytest.mark.slow
 def test_with_fallback_off_one_error_line_and_a_non_zero_exit(workspace, unused_port):
     project(workspace, "2025-01-15T18:00:00Z", {"sources": ["uk", "mock"], "fallback": False, "uk": {"retries": 0}})
     for command in ("intensity", "plan"):

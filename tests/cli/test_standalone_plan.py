@@ -36,6 +36,7 @@ def lwa_trace(path, first: float, values: list[float]) -> None:
     path.write_text("Time,Carbon Intensity\n" + "\n".join(rows) + "\n")
 
 
+@pytest.mark.slow
 def test_a_trace_in_lets_wait_awhiles_format_plans_on_the_real_clock_without_params(tmp_path):
     first = time.time() // HALF_HOUR * HALF_HOUR - HALF_HOUR
     values = [400.0] * 48
@@ -49,12 +50,14 @@ def test_a_trace_in_lets_wait_awhiles_format_plans_on_the_real_clock_without_par
     assert sorted(path.name for path in tmp_path.iterdir()) == ["trace.csv"]  # it wrote nothing
 
 
+@pytest.mark.slow
 def test_without_a_duration_option_the_default_is_named_as_the_source(tmp_path):
     lwa_trace(tmp_path / "trace.csv", time.time() // HALF_HOUR * HALF_HOUR - HALF_HOUR, [300.0] * 60)
     plan = planned(tmp_path, "--trace", "trace.csv")
     assert (plan["duration_seconds"], plan["duration_source"]) == (600, "params")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LWA_GB.is_file(), reason="needs ../shared/data/carbon")
 def test_a_trace_of_the_past_is_planned_from_the_last_moment_it_covers_and_says_so(tmp_path):
     result = carbon_pipe(tmp_path, "plan", "--json", "--duration", "90min", "--max-wait", "12h", "--trace", str(LWA_GB))
@@ -67,6 +70,7 @@ def test_a_trace_of_the_past_is_planned_from_the_last_moment_it_covers_and_says_
     assert note.startswith("carbon-pipe: note: ") and "not now: looking from 2021-01-09T10:30" in note
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", ["--duration", "--max-wait"])
 def test_a_duration_without_its_unit_is_refused_with_the_unit_suggested(tmp_path, option):
     result = carbon_pipe(tmp_path, "plan", option, "90")
@@ -87,6 +91,7 @@ def uk_forecast(first: float, values: list[float]) -> dict:
     return {"data": [slot(i, value) for i, value in enumerate(values)]}
 
 
+@pytest.mark.slow
 def test_the_uk_source_plans_and_shows_intensity_in_an_empty_folder(tmp_path, fake_api):
     first = time.time() // HALF_HOUR * HALF_HOUR
     values = [250.0] * 96
@@ -102,6 +107,7 @@ def test_the_uk_source_plans_and_shows_intensity_in_an_empty_folder(tmp_path, fa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_params_file_named_but_missing_is_still_an_error(tmp_path):
     result = carbon_pipe(tmp_path, "plan", "--params", "mine.yaml")
     assert result.returncode == 2 and "mine.yaml: no such params file" in result.stderr

@@ -154,6 +154,7 @@ def test_a_grandchilds_cpu_counts_as_the_commands_and_the_intervals_cover_the_ru
         assert run_summary["carbon_metrics"]["energy_consumed_kwh"] == pytest.approx(rows["energy_kwh"].sum())
 
 
+@pytest.mark.slow
 def test_a_failing_command_fails_the_stage_with_its_code_and_keeps_its_energy(planned):
     failed = run("baseline", "fail-once", "1.5")
     assert failed.returncode == 3
@@ -195,6 +196,7 @@ def wait_for(path: str, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_passed_on_to_the_commands_process_group_and_its_energy_kept(planned):
     process = start_in_background("note", "60", "parent")
     wait_for("parent-ready")
@@ -209,6 +211,7 @@ def test_ctrl_c_is_passed_on_to_the_commands_process_group_and_its_energy_kept(p
     assert len(journal) >= 1 and (journal["segment"] == 0).all()  # journalled, for the rerun to account
 
 
+@pytest.mark.slow
 def test_a_second_signal_kills_a_command_that_ignores_the_first(planned):
     process = start_in_background("stubborn", "60", "parent")
     wait_for("parent-ready")
@@ -233,6 +236,7 @@ def running(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_a_command_that_cannot_start_or_a_bad_run_name_is_one_line(planned):
     missing = carbon_pipe("run", "--run", "baseline", "--", "no-such-command-here")
     assert missing.returncode == 127
@@ -247,6 +251,7 @@ def test_a_command_that_cannot_start_or_a_bad_run_name_is_one_line(planned):
     assert not Path("metrics/baseline.json").exists()
 
 
+@pytest.mark.slow
 def test_the_command_gets_its_run_folders_in_the_environment(planned):
     script = (
         "import json, os; json.dump({k: os.environ[k] for k in ('CARBON_PIPE_RUN', 'CARBON_PIPE_OUT', "
@@ -298,6 +303,7 @@ def test_a_metrics_file_keeps_what_it_says_and_nothing_else(tmp_path):
     assert "final_accuracy" not in reported.not_reported() and "final_loss" in reported.not_reported()
 
 
+@pytest.mark.slow
 def test_two_command_runs_have_trains_keys_and_compare_reads_them_without_their_figures(planned):
     """compare (and `dvc metrics diff` on its summary.json) read two command runs as two `train` runs; figures the
     commands did not report stay null there (compare used to subtract them), and the report says "not reported" for
@@ -324,6 +330,7 @@ def test_two_command_runs_have_trains_keys_and_compare_reads_them_without_their_
     assert "| peak memory (MB) | " in report and "profiling overhead (charged" not in report
 
 
+@pytest.mark.slow
 def test_a_command_deaf_to_sigterm_at_a_chunks_end_is_killed_after_the_grace_period_and_relaunched(planned):
     """A 2-chunk plan (two clean 2-second stretches, simulated clock): the command gets SIGTERM when its run time
     reaches the first chunk's 2 s, ignores it, is killed 1 s later (command.grace_period), and is launched again at
@@ -356,6 +363,7 @@ def test_a_command_deaf_to_sigterm_at_a_chunks_end_is_killed_after_the_grace_per
     assert rows[rows["segment"] == 1]["start_s"].min() == submitted + 5 * 3600  # the second launch, at its chunk
 
 
+@pytest.mark.slow
 def test_on_the_real_clock_the_command_sleeps_to_each_chunk_and_the_work_left_is_replanned(planned):
     """Clean seconds every 20 s on a real clock whose sleeps are instant: 2 s of planned work runs in 1-second
     chunks, the command stopped at each chunk's end and launched again after a re-planned, slept pause; the work
@@ -394,6 +402,7 @@ def test_on_the_real_clock_the_command_sleeps_to_each_chunk_and_the_work_left_is
     assert metrics["chunk_mapping"].startswith("real clock, a command:")
 
 
+@pytest.mark.slow
 def test_what_the_command_leaves_running_is_killed_and_another_command_line_starts_afresh(planned):
     failed = carbon_pipe("run", "--run", "baseline", "--", "sh", "-c", "sleep 60 & echo $! > leftover.pid; exit 5")
     assert failed.returncode == 5

@@ -25,6 +25,7 @@ def one_line(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("planned")
 def test_a_second_run_of_the_same_name_is_refused_naming_the_first_which_finishes_untouched():
     Path("gated.py").write_text(
@@ -51,6 +52,7 @@ def test_a_second_run_of_the_same_name_is_refused_naming_the_first_which_finishe
     assert not Path("stages/train-baseline/resume").exists() and not Path("stages/train-baseline/.lock").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("planned")
 def test_credentials_are_withheld_from_the_command_and_redacted_from_what_it_reports():
     secrets = {"WATTTIME_PASSWORD": "hunter2-watttime", "ELECTRICITYMAPS_API_TOKEN": "em-token-0123456789"}
@@ -112,6 +114,7 @@ def test_only_a_regular_metrics_file_of_bounded_size_is_read(tmp_path, kind):
     assert expected in str(raised.value)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("planned")
 def test_a_fifo_for_metrics_refuses_the_run_at_once_and_keeps_it_resumable():
     made = "import os; os.mkfifo(os.environ['CARBON_PIPE_METRICS'])"
@@ -125,6 +128,7 @@ def test_a_fifo_for_metrics_refuses_the_run_at_once_and_keeps_it_resumable():
     assert not Path("metrics/mine.json").exists() and not Path("stages/train-mine/energy_intervals.csv").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("planned")
 def test_a_summary_that_cannot_be_written_keeps_the_run_resumable_and_says_what_is_on_disk():
     Path("metrics/mine.json").mkdir(parents=True)  # in the summary's place: its write fails
@@ -146,6 +150,7 @@ def test_a_summary_that_cannot_be_written_keeps_the_run_resumable_and_says_what_
     assert not Path("stages/train-mine/resume").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("planned")
 def test_a_command_that_removes_carbon_pipes_resume_folder_is_refused_in_one_line():
     """The folder holds the energy journal: measured intervals (one a second here) keep coming after it is gone."""
@@ -159,6 +164,7 @@ def test_a_command_that_removes_carbon_pipes_resume_folder_is_refused_in_one_lin
     assert left == [] and not Path("metrics/mine.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("planned")
 def test_a_nan_in_the_reported_extra_is_refused_before_anything_is_written():
     script = "import json, os; open(os.environ['CARBON_PIPE_METRICS'], 'w').write('{\"extra\": {\"x\": NaN}}')"
@@ -182,6 +188,7 @@ while not pathlib.Path("daemon.pid").exists():
 """
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("planned")
 def test_a_daemon_that_leaves_the_commands_group_is_ended_and_named_in_the_summary():
     Path("daemon.py").write_text(DAEMON)
@@ -194,6 +201,7 @@ def test_a_daemon_that_leaves_the_commands_group_is_ended_and_named_in_the_summa
     assert "left 1 process(es) running outside its process group (python" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, line",
     [

@@ -30,6 +30,7 @@ def test_a_commands_option_before_the_dashes_gets_a_hint(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_without_a_plan_or_a_params_file_it_says_so_and_starts_now(tmp_path):
     before = time.time()
     result = carbon_pipe(tmp_path, "run", "--run", "mine", "--", *COMMAND)
@@ -44,6 +45,7 @@ def test_without_a_plan_or_a_params_file_it_says_so_and_starts_now(tmp_path):
     assert summary["carbon_metrics"]["total_emissions_kg"] > 0
 
 
+@pytest.mark.slow
 def test_unplanned_plan_waits_for_the_window_before_starting(tmp_path):
     now = int(time.time())
     clean = now + 6  # a clean minute 6 s from now, 400 g/kWh before it
@@ -63,6 +65,7 @@ def test_unplanned_plan_waits_for_the_window_before_starting(tmp_path):
     assert summary["carbon_metrics"]["mean_intensity_g_per_kwh"] == pytest.approx(100)
 
 
+@pytest.mark.slow
 def test_inside_a_pipeline_a_missing_plan_is_still_an_error(tmp_path):
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
     result = carbon_pipe(tmp_path, "run", "--run", "mine", "--", *COMMAND)

@@ -241,6 +241,7 @@ def test_a_bad_data_class_is_one_line_and_writes_nothing(workspace, module, sour
     assert {path for path in set(workspace.rglob("*")) - before if "__pycache__" not in path.parts} == set()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("function", ["sys:exit", "builtins:exit", "builtins:quit"])
 def test_a_data_class_that_is_an_exit_is_refused_in_one_line(workspace, function):
     write_params(workspace, tiny_params(data={"dataset": "custom", "class": function}))

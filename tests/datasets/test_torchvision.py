@@ -26,6 +26,7 @@ def test_every_built_in_dataset_params_may_name_is_described_in_the_catalog():
     assert tuple(DATASETS) == BUILT_IN_DATASETS
 
 
+@pytest.mark.slow
 def test_fetch_from_mirror_writes_uint8_subset(workspace, mnist_mirror, monkeypatch):
     params = default_params()
     params["data"].update(train_limit=300, test_limit=100)
@@ -42,6 +43,7 @@ def test_fetch_from_mirror_writes_uint8_subset(workspace, mnist_mirror, monkeypa
     assert sorted(path.name for path in (workspace / "stages/fetch-data").iterdir()) == ["dataset.pt", "manifest.json"]
 
 
+@pytest.mark.slow
 def test_corrupt_mirror_file_is_one_line_and_writes_nothing(workspace, mnist_mirror, monkeypatch, tmp_path_factory):
     mirror = tmp_path_factory.mktemp("mirror")
     for item in mnist_mirror.iterdir():
@@ -55,6 +57,7 @@ def test_corrupt_mirror_file_is_one_line_and_writes_nothing(workspace, mnist_mir
     assert not (workspace / "stages/fetch-data/dataset.pt").exists()
 
 
+@pytest.mark.slow
 def test_missing_mirror_folder_names_the_variable(workspace, monkeypatch):
     write_params(workspace, default_params())
     result = fetch(workspace, workspace / "nowhere", monkeypatch)
@@ -143,6 +146,7 @@ def test_cifar10_archive_unpacks_to_channels_first_tensors(workspace, monkeypatc
     assert manifest["image_shape"] == [3, 32, 32]
 
 
+@pytest.mark.slow
 def test_wrong_files_in_a_dataset_mirror_are_named(workspace, mnist_mirror, monkeypatch):
     """MNIST's files under Fashion-MNIST's names: the md5 check says whose sums they fail, in one line."""
     params = default_params()

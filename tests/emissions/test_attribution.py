@@ -21,6 +21,7 @@ def spin(seconds: float) -> None:
         pass
 
 
+@pytest.mark.slow
 def test_the_tree_counts_this_process_and_children_that_have_exited():
     before = tree_usage()
     spin(0.2)
@@ -94,6 +95,7 @@ def test_without_rapl_or_a_gpu_counter_the_profile_charges_the_process_tree(tmp_
     assert counter.joules() - first == pytest.approx(0.2 * 4.0, rel=0.25)
 
 
+@pytest.mark.slow
 def test_the_meter_charges_codecarbons_intervals_from_the_tree_and_keeps_its_own_figure(tmp_path):
     from carbon_pipe.emissions.meter import EnergyMeter
 

@@ -101,6 +101,7 @@ def test_when_every_source_fails_nothing_is_planned_or_written(workspace, unused
     assert sorted(path.name for path in workspace.iterdir()) == ["params.yaml"]
 
 
+@pytest.mark.slow
 def test_a_run_that_outlasts_the_intensity_horizon_is_refused_before_writing(workspace):
     from ..training.test_pausing import SLOW_MODEL
 

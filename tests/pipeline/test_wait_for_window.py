@@ -161,6 +161,7 @@ def test_ctrl_c_records_a_clean_interrupted_decision(workspace):
     assert not list((workspace / "stages/wait-for-window").glob(".*.tmp"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_to_the_real_command_exits_128_plus_it_with_a_recorded_decision(workspace, signum):
     raw = default_params()
@@ -268,6 +269,7 @@ def uk_payload_around(moment: float, value: float = 300.0) -> dict:
     return {"data": [{"from": at(a), "to": at(b), "intensity": {"forecast": value, "actual": None}} for a, b in slots]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fallback", [True, False], ids=["fallback", "no-fallback"])
 def test_a_slow_refetch_is_cut_at_the_latest_start(fake_api, fallback):
     """On the wall clock: a re-plan whose source trickles was cut only by its source_timeout

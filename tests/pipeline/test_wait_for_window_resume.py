@@ -97,6 +97,7 @@ def run_to_the_end(folder: Path) -> tuple[dict, str]:
     return json.loads((folder / DECISION_JSON).read_text()), stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
 def test_a_rerun_after_a_kill_or_sigterm_keeps_the_submission_and_deadline(workspace, signum):
     t0 = time.time()
@@ -134,6 +135,7 @@ def test_a_rerun_after_a_kill_or_sigterm_keeps_the_submission_and_deadline(works
     assert not (workspace / WAIT_STATE).exists()  # a finished decision leaves no wait to resume
 
 
+@pytest.mark.slow
 def test_a_changed_param_between_attempts_starts_a_fresh_wait(workspace):
     t0 = time.time()
     dips(workspace, t0)
@@ -183,6 +185,7 @@ def test_the_fingerprint_covers_the_stages_dvc_params_and_code():
     assert set(SCHEDULING_PARAMS) == set(stage["params"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, clock", [(signal.SIGTERM, "real"), (signal.SIGINT, "simulated")])
 def test_a_signal_during_the_first_fetch_is_recorded_and_train_refuses_it(workspace, httpserver, signum, clock):
     entered, release = threading.Event(), threading.Event()

@@ -279,6 +279,7 @@ def known_cost(name: str) -> float:
     return forwards * (0.15 if precision == "bf16" else 1.0) * (2.5 if layout == "channels_last" else 1.0) / 8
 
 
+@pytest.mark.slow
 def test_auto_picks_the_cheapest_candidate_within_the_memory_budget(workspace, monkeypatch):
     """Candidates of a model whose cost is known (CPU time, which the process tree's energy follows); a budget under
     the peak of the cheapest candidate that is not the baseline (the baseline is always profiled, as the reference),

@@ -183,6 +183,7 @@ def sequential_experiments(ratio: float, planned: int, seeds: int, corrected: bo
     return covered / seeds
 
 
+@pytest.mark.slow
 def test_the_sequential_stop_keeps_its_coverage_where_naive_peeking_loses_it():
     """Looking after every process and stopping once settled: the corrected interval still holds the true ratio about
     95 % of the time; an uncorrected 95 % interval, looked at as often, holds it less often."""

@@ -48,6 +48,7 @@ def diff_command(folder, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_same_params_and_code_mark_every_difference_as_run_to_run_noise(history):
     folder, a, b, _ = history
     result = diff_command(folder, a, b, "--json")
@@ -71,6 +72,7 @@ def test_with_params_changed_a_difference_inside_the_noise_band_is_not_a_change(
     assert rows["baseline_time_s"]["note"] == "change"  # -50 %, outside its 20 % band
 
 
+@pytest.mark.slow
 def test_code_changed_is_not_the_same_inputs_and_a_bad_revision_is_one_line(history):
     folder, a, _, _ = history
     (folder / "carbon_pipe" / "module.py").write_text("x = 2\n")  # the working tree's code differs from a's

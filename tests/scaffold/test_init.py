@@ -53,6 +53,7 @@ def repository(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_init_for_your_own_command_writes_three_files_and_runs_dvc_init(repository):
     result = carbon_pipe(repository, "init", "--command", "python train.py --epochs 3", "--duration", "1min")
     assert result.returncode == 0, result.stderr
@@ -70,6 +71,7 @@ def test_init_for_your_own_command_writes_three_files_and_runs_dvc_init(reposito
     assert "python train.py --epochs 3" in (repository / "CARBON_PIPE.md").read_text()
 
 
+@pytest.mark.slow
 def test_init_refuses_to_overwrite_without_force_and_writes_nothing(repository):
     (repository / "params.yaml").write_text("mine: true\n")
     result = carbon_pipe(repository, "init", "--command", "python train.py")
@@ -83,6 +85,7 @@ def test_init_refuses_to_overwrite_without_force_and_writes_nothing(repository):
     assert "mine" not in (repository / "params.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_init_for_the_built_in_trainer_on_an_image_folder(repository):
     (repository / "images").mkdir()
     result = carbon_pipe(repository, "init", "--images", "images", "--source", "uk,mock", "--clock", "real")
@@ -95,6 +98,7 @@ def test_init_for_the_built_in_trainer_on_an_image_folder(repository):
     assert params.scheduler.clock == "real" and params.scheduler.now is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -118,6 +122,7 @@ def test_init_outside_a_git_repository_says_to_run_git_init(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_params_defaults_is_a_full_params_file_of_the_defaults(tmp_path):
     printed = carbon_pipe(tmp_path, "params", "--defaults")
     assert printed.returncode == 0 and printed.stdout == defaults_yaml()

@@ -65,6 +65,7 @@ def test_auto_sizes_a_data_class_dataset_from_the_last_fetch_data(workspace, mon
     assert expected_duration(params).seconds == pytest.approx(0.1 * 30 * 3)
 
 
+@pytest.mark.slow
 def test_auto_for_own_data_imports_neither_torch_nor_pillow(workspace):
     """Wait-for-window stays light: the manifest is JSON."""
     (workspace / "stages/fetch-data").mkdir(parents=True)

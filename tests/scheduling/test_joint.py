@@ -84,6 +84,7 @@ def assert_valid(plan, jobs, series, workers, now):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(12))
 def test_the_joint_total_equals_a_brute_force_over_every_combination_of_starts(seed):
     rng = np.random.default_rng(seed)

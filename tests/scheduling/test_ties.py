@@ -37,6 +37,7 @@ def flat(value: float, hours: float) -> IntensitySeries:
     return half_hourly(np.full(int(hours * 2), value))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", NOT_REPRESENTABLE)
 @pytest.mark.parametrize("slack", [12 * HOUR, 3 * 24 * HOUR, 7 * 24 * HOUR])
 @pytest.mark.parametrize("late", [0.0, 1234.5], ids=["on-a-boundary", "wall-clock"])
@@ -77,6 +78,7 @@ def test_plan_with_a_week_of_slack_starts_within_the_first_day(workspace):
     assert parse_instant(report["start"]) == FIRST_TROUGH < SUBMITTED + 24 * HOUR
 
 
+@pytest.mark.slow
 def test_a_century_of_slack_still_starts_at_the_first_trough(workspace):
     assert parse_instant(plan_json(workspace, "--slack", "36500d")["start"]) == FIRST_TROUGH
 

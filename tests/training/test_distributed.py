@@ -116,6 +116,7 @@ def gradient_data():
     )
 
 
+@pytest.mark.slow
 def test_ddp_accumulation_gives_the_big_batch_gradient(tmp_path, unused_port):
     """The exact check Adam would hide: DDP's synced gradient equals one process's gradient of the whole batch."""
     from contextlib import nullcontext

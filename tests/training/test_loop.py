@@ -24,6 +24,7 @@ def gradients_for(model, data, group, batch_size):
     return loss.item(), [p.grad.clone() for p in model.parameters()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group_size, micro", [(64, 16), (64, 64), (22, 8), (5, 4)])
 def test_accumulation_equals_the_big_batch(group_size, micro):
     torch.manual_seed(0)

@@ -122,6 +122,7 @@ def test_wrong_number_of_logits_is_named():
         check_fits(model, torch.zeros(2, *MNIST_SHAPE), 10, "carbon_pipe.training.model:SimpleCNN", "mnist")
 
 
+@pytest.mark.slow
 def test_cli_reports_a_bad_model_in_one_line_and_writes_nothing(workspace):
     """A model module in the project folder is importable by the console script; its failure is one line, exit 2."""
     (workspace / "project_models.py").write_text(

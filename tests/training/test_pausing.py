@@ -442,6 +442,7 @@ except TrainingStopped as stopped:
 """
 
 
+@pytest.mark.slow
 def test_a_signal_between_chunks_stops_the_run_as_one_during_the_pause_does(workspace):
     """Between a chunk's end and the pause (and while the next chunk is set up) no handler
     was installed, so a SIGTERM there killed the process unrecorded. Sent from inside that gap, deterministically."""

@@ -87,6 +87,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)  # KiB on Lin
 """
 
 
+@pytest.mark.slow
 def test_a_gzip_bomb_is_cut_while_it_inflates(fake_api):
     fake_api.on("/intensity/", gzip_bomb(decoded_mb=300))
     probe = subprocess.run(
@@ -115,6 +116,7 @@ def carbon_pipe(folder, *args: str) -> tuple[subprocess.CompletedProcess, float]
     return done, time.monotonic() - started
 
 
+@pytest.mark.slow
 def test_the_intensity_command_ends_at_the_timeout_then_falls_back(workspace, fake_api):
     fake_api.on("/intensity/", trickle(every=0.5, for_seconds=90))
     raw = default_params()

@@ -60,6 +60,7 @@ def uk_carbon(url: str, *sources: str, **carbon) -> CarbonParams:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("body, message", UK_CASES.values(), ids=UK_CASES.keys())
 def test_a_uk_answer_that_cannot_be_read_fails_the_source_then_the_chain_goes_on(fake_api, body, message):
     fake_api.on("/intensity/", json_answer(body))
@@ -78,6 +79,7 @@ def watttime_forecast(meta: dict) -> dict:
     return {"data": points, "meta": {"units": "lbs_co2_per_mwh", "data_point_period_seconds": 300, **meta}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "meta, message",
     [
@@ -142,6 +144,7 @@ def carbon_pipe(folder, *args: str, timeout: float = 120) -> subprocess.Complete
     )
 
 
+@pytest.mark.slow
 def test_plan_with_a_chain_tries_the_next_source_after_an_unreadable_answer(workspace, fake_api):
     fake_api.on("/intensity/", json_answer(NESTED))
     raw = default_params()
@@ -155,6 +158,7 @@ def test_plan_with_a_chain_tries_the_next_source_after_an_unreadable_answer(work
     assert alone.returncode == 1 and len(alone.stderr.strip().splitlines()) == 1 and "nested too deeply" in alone.stderr
 
 
+@pytest.mark.slow
 def test_a_replan_that_gets_an_unreadable_answer_keeps_the_plan_on_record(workspace, fake_api):
     """The real command on the wall clock: the first answer plans a start ~8 s ahead; every re-plan gets 10**400."""
     first = int(time.time()) // 5 * 5 - 60

@@ -162,6 +162,7 @@ def cli(workspace, *args: str, env: dict | None = None) -> subprocess.CompletedP
     )
 
 
+@pytest.mark.slow
 def test_cli_output_and_errors_hold_no_credential_when_every_api_echoes_them(workspace, httpserver):
     httpserver.expect_request("/login").respond_with_handler(echo(403, "message"))
     httpserver.expect_request("/v3/carbon-intensity/forecast").respond_with_handler(echo(401, "error"))
@@ -189,6 +190,7 @@ def test_cli_output_and_errors_hold_no_credential_when_every_api_echoes_them(wor
     )
 
 
+@pytest.mark.slow
 def test_cli_shows_watttime_warnings_and_signal_index_without_the_bearer(workspace, httpserver):
     httpserver.expect_request("/login").respond_with_json({"token": BEARER})
     httpserver.expect_request("/v3/forecast").respond_with_handler(forecast_warning_echo)
@@ -241,6 +243,7 @@ def test_surrounding_whitespace_of_a_credential_is_stripped(credentials, httpser
     assert fetch_series(chain(httpserver, "watttime"), START, END, START).series.source == "watttime"
 
 
+@pytest.mark.slow
 def test_cli_with_a_non_ascii_token_falls_back_or_stops_in_one_line(workspace, httpserver):
     bad = {"ELECTRICITYMAPS_API_TOKEN": "em-tök-3f9a7c21"}
     cli_project(workspace, httpserver, sources=["electricitymaps", "mock"])
