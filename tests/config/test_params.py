@@ -6,7 +6,7 @@ import pytest
 from carbon_pipe.config.params import load_params, parse_params
 from carbon_pipe.errors import ParamsError
 
-from .conftest import committed_params_text, default_params, write_params
+from ..conftest import committed_params_text, default_params, write_params
 
 
 def test_committed_params_are_valid(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 from carbon_pipe.config.params import parse_params
 from carbon_pipe.errors import ParamsError
 
-from .conftest import default_params
+from ..conftest import default_params
 
 
 @pytest.mark.parametrize(
