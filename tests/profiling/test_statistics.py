@@ -296,7 +296,7 @@ def test_the_verdict_checks_re_analyse_saved_profiles_from_their_bursts(tmp_path
     verdict saved by other code is not trusted) and prints the A/A and budget lines, profiling nothing."""
     from carbon_pipe.profiling.render import flat_summary
 
-    from .test_benchmarks import bench
+    from ..test_benchmarks import bench
 
     stopping = Stopping(6, 0.05, statistics.BUDGET, budget_joules=100.0, spent_joules=4.0)
     same = [5e-3 * factor for factor in (1.0, 1.1, 0.95, 1.05)]
