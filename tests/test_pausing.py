@@ -399,10 +399,10 @@ def test_after_a_resumed_wait_the_run_keeps_the_first_submissions_deadline(works
     with pytest.raises(Interrupted):
         real_clock_project(workspace, clock)
     raw = yaml.safe_load((workspace / "params.yaml").read_text())
-    submitted = parse_instant(json.loads(Path("stages/wait-for-window/decision.json").read_text())["now"])
+    submitted = parse_instant(json.loads(Path("stages/wait-for-window/decision.json").read_text())["horizon"]["now"])
     clock.interrupt_when, clock.offset = (lambda: False), clock.offset + 530
-    decision = wait_for_window.run_stage(parse_params(raw), say=lambda line: None, clock=clock).record()
-    assert parse_instant(decision["now"]) == submitted and len(decision["chunks"]) == 2  # two clean half-seconds
+    decision = wait_for_window.run_stage(parse_params(raw), say=lambda line: None, clock=clock).to_json()
+    assert parse_instant(decision["horizon"]["now"]) == submitted and len(decision["chunks"]) == 2  # two clean half-seconds
 
     def say(line: str) -> None:
         if "pausing" in line:  # the first chunk is done: time flies past the first deadline

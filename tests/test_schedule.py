@@ -51,8 +51,8 @@ def params_with(carbon=None, **scheduler):
 
 def test_simulated_decision_picks_the_night_trough(workspace):
     params = params_with()
-    decision = wait_for_window.run_stage(params, say=lambda line: None).record()
-    assert decision["rule"] == "lowest-mean" and decision["clock"] == "simulated" and not decision["slept"]
+    decision = wait_for_window.run_stage(params, say=lambda line: None).to_json()
+    assert decision["rule"] == "lowest-mean" and decision["horizon"]["clock"] == "simulated" and not decision["slept"]
     assert decision["mode"] == "flexible" and decision["duration_source"] == "params"
     start = parse_instant(decision["start"])
     assert decision["wait_seconds"] == start - SUBMITTED == 9 * 3600
@@ -64,7 +64,7 @@ def test_simulated_decision_picks_the_night_trough(workspace):
             "expected_mean_intensity_g_per_kwh": decision["expected_mean_intensity_g_per_kwh"],
         }
     ]
-    assert decision["source_chain"] == ["mock"] and decision["source_failures"] == [] and not decision["interrupted"]
+    assert decision["horizon"]["source_chain"] == ["mock"] and decision["horizon"]["source_failures"] == [] and not decision["interrupted"]
     written = json.loads((workspace / "stages/wait-for-window/decision.json").read_text())
     assert written == json.loads(json.dumps(decision))
     metrics = json.loads((workspace / "metrics/schedule.json").read_text())
@@ -81,7 +81,7 @@ def test_interruptible_decision_records_ordered_chunks(workspace):
     params = params_with(
         mode="interruptible", min_chunk="1h", max_wait="36h", expected_duration="4h", now="2025-01-15T12:00:00Z"
     )
-    decision = wait_for_window.run_stage(params, say=lambda line: None).record()
+    decision = wait_for_window.run_stage(params, say=lambda line: None).to_json()
     chunks = decision["chunks"]
     assert len(chunks) == 2
     assert decision["mode"] == "interruptible" and decision["min_chunk_seconds"] == 3600
@@ -93,12 +93,12 @@ def test_interruptible_decision_records_ordered_chunks(workspace):
     flexible = wait_for_window.run_stage(
         params.model_copy(update={"scheduler": params.scheduler.model_copy(update={"mode": "flexible"})}),
         lambda line: None,
-    ).record()
+    ).to_json()
     assert decision["expected_mean_intensity_g_per_kwh"] <= flexible["expected_mean_intensity_g_per_kwh"] + 1e-9
 
 
 def test_threshold_rule_is_recorded_with_its_threshold(workspace):
-    decision = wait_for_window.run_stage(params_with(rule="threshold", threshold=300), say=lambda line: None).record()
+    decision = wait_for_window.run_stage(params_with(rule="threshold", threshold=300), say=lambda line: None).to_json()
     assert decision["rule"] == "threshold" and decision["threshold_g_per_kwh"] == 300
     assert decision["expected_mean_intensity_g_per_kwh"] <= 300
     assert 0 < decision["wait_seconds"] < 9 * 3600  # the first clean half-hour comes before the trough
@@ -184,12 +184,12 @@ def test_a_signal_to_the_real_command_exits_128_plus_it_with_a_recorded_decision
     assert process.returncode == 128 + signum
     assert f"stopped by {signum.name}" in rest.strip().splitlines()[-1] and "Traceback" not in rest
     decision = json.loads((workspace / "stages/wait-for-window/decision.json").read_text())
-    assert decision["interrupted"] and decision["clock"] == "real"
+    assert decision["interrupted"] and decision["horizon"]["clock"] == "real"
 
 
 def test_duration_auto_is_estimated_from_the_last_run_and_says_so(workspace):
     params = params_with(expected_duration="auto", fallback_duration="20min")
-    decision = wait_for_window.run_stage(params, say=lambda line: None).record()
+    decision = wait_for_window.run_stage(params, say=lambda line: None).to_json()
     assert decision["duration_source"] == "fallback" and decision["expected_duration_seconds"] == 1200
     assert "metrics/optimized.json is missing" in decision["duration_basis"]
     (workspace / "metrics/optimized.json").write_text(
@@ -199,7 +199,7 @@ def test_duration_auto_is_estimated_from_the_last_run_and_says_so(workspace):
     raw["scheduler"].update(expected_duration="auto")
     raw["data"].update(train_limit=3000)
     raw["train"].update(epochs=4)
-    decision = wait_for_window.run_stage(parse_params(raw), say=lambda line: None).record()
+    decision = wait_for_window.run_stage(parse_params(raw), say=lambda line: None).to_json()
     assert decision["duration_source"] == "estimated"
     assert decision["expected_duration_seconds"] == pytest.approx(120.0 / 2000 * 3000 * 4)  # 60 ms/sample x 12000
     assert "metrics/optimized.json" in decision["duration_basis"]
@@ -219,12 +219,12 @@ def test_a_failing_source_falls_back_and_is_recorded(workspace, unused_port):
             "uk": {"base_url": f"http://127.0.0.1:{unused_port}", "retries": 1, "backoff": "0s"},
         }
     )
-    decision = wait_for_window.run_stage(params, say=lambda line: None).record()
-    assert decision["source"] == "mock" and decision["source_chain"] == ["uk", "mock"]
-    [failure] = decision["source_failures"]
+    decision = wait_for_window.run_stage(params, say=lambda line: None).to_json()
+    assert decision["horizon"]["source"] == "mock" and decision["horizon"]["source_chain"] == ["uk", "mock"]
+    [failure] = decision["horizon"]["source_failures"]
     assert failure["source"] == "uk" and "cannot connect" in failure["error"] and "(2 attempts)" in failure["error"]
     horizon = json.loads((workspace / "stages/wait-for-window/horizon.json").read_text())
-    assert horizon["source_failures"] == decision["source_failures"]
+    assert horizon["source_failures"] == decision["horizon"]["source_failures"]
 
 
 def test_with_fallback_off_a_failing_source_is_an_error_and_nothing_is_written(workspace, unused_port):

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from ..artifacts import holding
 from ..errors import Interrupted
-from ..intensity.horizon import Horizon, remove_horizon, write_horizon
+from ..intensity.horizon import remove_horizon, write_horizon
 from ..layout import DECISION_JSON, WINDOW_DIR
 from ..params import Params
 from ..scheduling.clock import Clock, make_clock
@@ -52,8 +52,7 @@ def _queued(params: Params, slot: QueueSlot, **source_options: Any) -> Decision:
     outlook = dataclasses.replace(outlook, plan=slot.plan(outlook.series, started))
     estimate = DurationEstimate(duration, "queue", f"the queue's expected duration for entry {slot.entry}")
     decision = decided(params, Waited(outlook, started, slot.arrival, 0, []), estimate)
-    write_horizon(Horizon(decision.submitted, decision.clock, outlook.series, decision.source_chain,
-                          decision.source_failures))
+    write_horizon(decision.horizon)
     write_decision(decision)
     return decision
 
@@ -76,16 +75,13 @@ def _wait(params: Params, estimate: DurationEstimate, say: Say, clock: Clock, **
         decision = undecided(params, state.submitted, estimate)
     else:
         decision = decided(params, waited, estimate)
-    decision = dataclasses.replace(
-        decision, signal=None if stopped is None else stopped.name, resumed_wait=state.record()
+    decision = decision.model_copy(
+        update={"signal": None if stopped is None else stopped.name, "resumed_wait": state.record()}
     )
     if waited is None:
         remove_horizon()
     else:
-        series = waited.outlook.series
-        write_horizon(
-            Horizon(decision.submitted, decision.clock, series, decision.source_chain, decision.source_failures)
-        )
+        write_horizon(decision.horizon)
     write_decision(decision)
     if stopped is None:
         state.remove()  # decided: nothing left to resume
