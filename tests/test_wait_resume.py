@@ -121,7 +121,8 @@ def test_a_rerun_after_a_kill_or_sigterm_keeps_the_submission_and_deadline(works
     submitted = parse_instant(decision["horizon"]["now"])
     assert submitted == pytest.approx(looked, abs=1.0)  # the first attempt's submission, not the rerun's
     if signum == signal.SIGTERM:
-        assert decision["horizon"]["now"] == stopped["horizon"]["now"] and decision["latest_start"] == stopped["latest_start"]
+        assert decision["horizon"]["now"] == stopped["horizon"]["now"]
+        assert decision["latest_start"] == stopped["latest_start"]
     assert parse_instant(decision["latest_start"]) == submitted + MAX_WAIT
     assert parse_instant(decision["start"]) <= submitted + MAX_WAIT  # not the cleaner dip past the first deadline
     resumed = decision["resumed_wait"]
@@ -129,8 +130,9 @@ def test_a_rerun_after_a_kill_or_sigterm_keeps_the_submission_and_deadline(works
     [earlier] = resumed["earlier_attempts"]
     assert earlier["stopped_by"] == (None if signum == signal.SIGKILL else "SIGTERM")
     assert parse_instant(earlier["planned_start"]) == pytest.approx(first_dip_after(t0, looked), abs=1.0)
-    assert f"resuming the wait submitted at {decision['now']}" in stderr
-    assert json.loads((workspace / HORIZON_JSON).read_text())["now"] == decision["horizon"]["now"]  # where the baseline sits
+    assert f"resuming the wait submitted at {decision['horizon']['now']}" in stderr
+    horizon = json.loads((workspace / HORIZON_JSON).read_text())
+    assert horizon["now"] == decision["horizon"]["now"]  # where the baseline sits
     assert not (workspace / WAIT_STATE).exists()  # a finished decision leaves no wait to resume
 
 
@@ -230,5 +232,6 @@ def test_a_signal_during_the_first_fetch_is_recorded_and_train_refuses_it(worksp
         assert why in line
 
     decision_after, stderr = run_to_the_end(workspace)  # the API now answers 503: the mock serves
-    assert decision_after["horizon"]["now"] == decision["horizon"]["now"] and decision_after["horizon"]["source"] == "mock"
+    assert decision_after["horizon"]["now"] == decision["horizon"]["now"]
+    assert decision_after["horizon"]["source"] == "mock"
     assert decision_after["resumed_wait"]["earlier_attempts"][0]["stopped_by"] == signum.name
