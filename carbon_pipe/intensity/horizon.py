@@ -34,12 +34,21 @@ class Horizon(ArtifactModel):
 
     @classmethod
     def of(
-        cls, submitted: float, clock: str, series: IntensitySeries, chain: tuple[str, ...],
+        cls,
+        submitted: float,
+        clock: str,
+        series: IntensitySeries,
+        chain: tuple[str, ...],
         failures: tuple[dict[str, str], ...],
     ) -> Horizon:
         horizon = cls(
-            source=series.source, region=series.region, clock=clock, submitted=submitted,
-            series_notes=list(series.notes), source_chain=list(chain), source_failures=list(failures),
+            source=series.source,
+            region=series.region,
+            clock=clock,
+            submitted=submitted,
+            series_notes=list(series.notes),
+            source_chain=list(chain),
+            source_failures=list(failures),
         )
         horizon._series = series
         return horizon
@@ -85,7 +94,4 @@ def _read_series(source: str, region: str, notes: tuple[str, ...]) -> IntensityS
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{INTENSITY_CSV}: not a readable CSV ({reason(exc)}): run wait-for-window again") from None
     except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a column missing, a value that is no number
-        raise ArtifactError(
-            f"{INTENSITY_CSV}: not the series wait-for-window wrote ({reason(exc)}): {AGAIN}"
-        ) from None
-
+        raise ArtifactError(f"{INTENSITY_CSV}: not the series wait-for-window wrote ({reason(exc)}): {AGAIN}") from None

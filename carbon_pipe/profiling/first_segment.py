@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -106,16 +106,15 @@ def pinned(params: Params, record: RunProfile) -> Params:
     return params.model_copy(update={"optimized": params.optimized.model_copy(update=record.choice["configuration"])})
 
 
-def attach_profile(summary: dict, profiled: Profiled) -> None:
-    """The run's summary gains its profile: the verdict, what it cost (the meter's profile segment) and, for auto,
-    the choice; the bursts stay in stages/train-optimized/profile.json."""
+def profile_section(profiled: Profiled, by_phase: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The run summary's profile section: the verdict, what it cost (the meter's profile segment, from the run's
+    `by_phase`) and, for auto, the choice; the bursts stay in stages/train-optimized/profile.json."""
     record = profiled.record
     if record is None:
-        summary["profile"] = {"skipped": profiled.skipped}
-        return
-    spent = summary["carbon_metrics"].get("by_phase", {}).get(PROFILE, {})
+        return {"skipped": profiled.skipped}
+    spent = by_phase.get(PROFILE, {})
     trained, baseline = (record.profile.configuration(name) for name in (record.trained, record.profile.baseline))
-    summary["profile"] = {
+    return {
         **{key: value for key, value in record.as_dict().items() if key != "profile"},
         "energy_kwh": spent.get("energy_kwh"),  # the run's meter over the whole segment, setup included
         "emissions_kg": spent.get("emissions_kg"),
@@ -129,8 +128,6 @@ def attach_profile(summary: dict, profiled: Profiled) -> None:
         "trained_j_per_sample": interval(trained.j_per_sample),
         "file": str(run_profile_file(RUN)),
     }
-    if record.discarded_stale_checkpoint:
-        summary["training_metrics"]["discarded_stale_checkpoint"] = True
 
 
 def interval(value: Interval) -> dict:

@@ -201,8 +201,13 @@ UNKNOWN += ("expected_saving_vs_now_pct",)
 def undecided(params: Params, submitted: float, estimate: DurationEstimate) -> Decision:
     """What an attempt stopped in its first fetch knows: when the job was submitted, and that nothing started."""
     horizon = Horizon(
-        source=None, region=None, clock=params.scheduler.clock, submitted=submitted, series_notes=[],
-        source_chain=[], source_failures=[],
+        source=None,
+        region=None,
+        clock=params.scheduler.clock,
+        submitted=submitted,
+        series_notes=[],
+        source_chain=[],
+        source_failures=[],
     )
     return Decision(
         **_held_to(params, estimate, params.scheduler.rule, params.scheduler.mode),
