@@ -18,6 +18,8 @@ Bounds = Optional[list[Optional[float]]]  # a 95 % interval [low, high]; a null 
 
 
 class CarbonSavings(Section):
+    """The reduction in emissions, from the runs' energy intervals."""
+
     baseline_emissions_kg: Number = Field(description="the baseline's emissions over its intervals (kg CO2e)")
     optimized_emissions_kg: Number = Field(description="the optimized run's, its profile and idle included (kg)")
     reduction_kg: Number = Field(description="baseline - optimized (kg)")
@@ -25,6 +27,8 @@ class CarbonSavings(Section):
 
 
 class EnergySavings(Section):
+    """The reduction in energy, and what the profile cost."""
+
     baseline_kwh: Optional[Number] = Field(description="the baseline's energy (kWh)")
     optimized_kwh: Optional[Number] = Field(description="the optimized run's energy (kWh)")
     reduction_kwh: Optional[Number] = Field(description="baseline - optimized (kWh)")
@@ -72,6 +76,8 @@ class EffectSplit(Section):
 
 
 class NoiseBand(Section):
+    """How far two runs of the same params and code may land apart (`carbon-pipe diff` uses it)."""
+
     energy_noise_pct: Optional[Number] = Field(description="95 % band of two runs' relative energy difference (%)")
     time_noise_pct: Optional[Number] = Field(description="the same for time (%)")
     method: Literal["profile-process-spread"] = Field(
@@ -81,12 +87,16 @@ class NoiseBand(Section):
 
 
 class AccuracyImpact(Section):
+    """Test accuracy of the two runs."""
+
     baseline_accuracy: Optional[Number] = Field(description="(%)")
     optimized_accuracy: Optional[Number] = Field(description="(%)")
     difference_points: Optional[Number] = Field(description="optimized - baseline (percentage points)")
 
 
 class MemorySavings(Section):
+    """Peak memory of the two runs."""
+
     baseline_peak_mb: Optional[Number] = Field(description="(MB)")
     optimized_peak_mb: Optional[Number] = Field(description="(MB)")
     reduction_mb: Optional[Number] = Field(description="baseline - optimized (MB)")
@@ -95,6 +105,8 @@ class MemorySavings(Section):
 
 
 class TimeSideBySide(Section):
+    """Training time of the two runs, and the optimized run's wait and pauses."""
+
     baseline_seconds: Number = Field(description="the baseline's training time (s)")
     optimized_seconds: Number = Field(description="the optimized run's training time (s)")
     difference_seconds: Number = Field(description="optimized - baseline (s)")
@@ -103,6 +115,8 @@ class TimeSideBySide(Section):
 
 
 class Labels(Section):
+    """What every number carries: the clock, the intensity source, how energy was measured."""
+
     clock: Literal["simulated", "real"] = Field(description="the pipeline clock")
     simulated_clock: Flag = Field(description="waits computed, not slept")
     intensity_source: str = Field(description="the source of the horizon's intensities")
@@ -113,12 +127,14 @@ class Labels(Section):
 
 
 class SciPair(Section):
+    """Both runs' SCI sections."""
+
     baseline: SciMetrics
     optimized: SciMetrics
 
 
 class Comparison(Section):
-    """metrics/comparison.json."""
+    """The two runs side by side, and the reduction split by cause."""
 
     comparable: Flag = Field(description="both runs' energy is known")
     carbon_savings: Optional[CarbonSavings] = Field(None, description="comparable runs only")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from pydantic import Field, computed_field
 
-from ..artifacts import ArtifactModel, Count, Flag, Instant, Number, read_model, write_json, write_model
+from ..artifacts import ArtifactModel, Count, Flag, Instant, Number, read_model, write_model
 from ..errors import ArtifactError
 from ..intensity.horizon import Horizon
 from ..layout import DECISION_JSON, SCHEDULE_METRICS
@@ -222,24 +222,40 @@ def undecided(params: Params, submitted: float, estimate: DurationEstimate) -> D
     )
 
 
+class ScheduleMetrics(ArtifactModel):
+    """metrics/schedule.json: the decision's numbers, flat, for `dvc metrics show`."""
+
+    rule: str = Field(description="the planning rule")
+    mode: str = Field(description="flexible or interruptible")
+    source: Optional[str] = Field(description="the intensity source that served (null: none yet)")
+    sources_failed: Count = Field(description="sources that failed before one served")
+    clock: str = Field(description="simulated or real")
+    interrupted: Flag = Field(description="a stop came before a start was chosen")
+    wait_hours: Optional[Number] = Field(description="start - submission (h)")
+    chunks: Count = Field(description="chunks planned")
+    initial_intensity_g_per_kwh: Optional[Number] = Field(description="grid intensity at submission (g/kWh)")
+    expected_mean_intensity_g_per_kwh: Optional[Number] = Field(description="expected over the chunks (g/kWh)")
+    expected_saving_vs_now_pct: Optional[Number] = Field(description="expected saving against now (%)")
+
+
 def write_decision(decision: Decision) -> None:
     """decision.json, then metrics/schedule.json: the numbers `dvc metrics` shows."""
     write_model(DECISION_JSON, decision)
     wait = decision.wait_seconds
-    metrics = {
-        "rule": decision.rule,
-        "mode": decision.mode,
-        "source": decision.source,
-        "sources_failed": len(decision.source_failures),
-        "clock": decision.clock,
-        "interrupted": decision.interrupted,
-        "wait_hours": None if wait is None else wait / 3600,
-        "chunks": len(decision.planned),
-        "initial_intensity_g_per_kwh": decision.initial_intensity,
-        "expected_mean_intensity_g_per_kwh": decision.expected_mean_intensity,
-        "expected_saving_vs_now_pct": decision.expected_saving_vs_now_pct,
-    }
-    write_json(SCHEDULE_METRICS, metrics)
+    metrics = ScheduleMetrics(
+        rule=decision.rule,
+        mode=decision.mode,
+        source=decision.source,
+        sources_failed=len(decision.source_failures),
+        clock=decision.clock,
+        interrupted=decision.interrupted,
+        wait_hours=None if wait is None else wait / 3600,
+        chunks=len(decision.planned),
+        initial_intensity_g_per_kwh=decision.initial_intensity,
+        expected_mean_intensity_g_per_kwh=decision.expected_mean_intensity,
+        expected_saving_vs_now_pct=decision.expected_saving_vs_now_pct,
+    )
+    write_model(SCHEDULE_METRICS, metrics)
 
 
 def read_decision() -> Decision:

@@ -27,6 +27,8 @@ class Section(ArtifactModel):
 
 
 class TrainingMetrics(Section):
+    """How training went: the last epoch's figures, throughput, and the segments it ran in."""
+
     final_accuracy: Optional[Number] = Field(description="test accuracy after the last epoch (%); null: not reported")
     final_loss: Optional[Number] = Field(description="mean training loss of the last epoch")
     test_loss: Optional[Number] = Field(description="mean test loss after the last epoch")
@@ -41,6 +43,8 @@ class TrainingMetrics(Section):
 
 
 class CarbonMetrics(Section):
+    """Energy and emissions over every measured interval, each charged the grid intensity of its time."""
+
     total_emissions_kg: Optional[Number] = Field(description="emissions over every interval (kg CO2e); null: unknown")
     energy_consumed_kwh: Optional[Number] = Field(description="energy over every interval (kWh)")
     avg_power_watts: Optional[Number] = Field(description="mean power over the measured time (W)")
@@ -64,6 +68,8 @@ class CarbonMetrics(Section):
 
 
 class SchedulerMetrics(Section):
+    """Where the run sat on the pipeline clock, and (a plan followed in chunks) the chunks as they ran."""
+
     clock: Literal["simulated", "real"] = Field(description="the pipeline clock")
     simulated_clock: Flag = Field(description="clock is simulated: waits computed, not slept")
     placement: str = Field(description="where the run sat: submission or scheduled, and by which rule")
@@ -77,12 +83,15 @@ class SchedulerMetrics(Section):
     paused_seconds: Optional[Number] = Field(None, description="time paused between chunks (s)")
     chunk_mapping: Optional[str] = Field(
         None,
-        description="how chunks map onto the work: step-shares, time-budgets, command-seconds-simulated, "
-        "command-seconds-real",
+        description="how the chunks map onto the work: step-shares (train, simulated clock: by shares of the "
+        "optimizer steps), run-time-shares (a command, simulated clock: by shares of its run time), time-budgets "
+        "(real clock: each chunk until its planned end, re-planning between chunks)",
     )
 
 
 class SciMetrics(Section):
+    """Software Carbon Intensity (ISO/IEC 21031:2024): (E x I + M) per R, R one run and 1,000 samples."""
+
     per_run_g: Optional[Number] = Field(description="SCI per run: (E x I + M) (g CO2e)")
     per_1000_samples_g: Optional[Number] = Field(description="SCI per 1,000 training samples (g CO2e)")
     operational_g: Optional[Number] = Field(description="E x I (g CO2e)")
@@ -102,6 +111,8 @@ class SciMetrics(Section):
 
 
 class MemoryMetrics(Section):
+    """Peak memory while training, and how it was measured."""
+
     peak_memory_mb: Optional[Number] = Field(description="peak memory (MB); null: not measured")
     peak_reserved_mb: Optional[Number] = Field(None, description="CUDA: peak reserved by the caching allocator (MB)")
     rss_before_training_mb: Optional[Number] = Field(None, description="CPU: resident before the loop (MB)")
@@ -113,6 +124,8 @@ class MemoryMetrics(Section):
 
 
 class CommandMetrics(Section):
+    """`carbon-pipe run`: the command, how each launch ended, and what it reported."""
+
     argv: list[str] = Field(description="the command run (credentials withheld)")
     status: Literal["finished", "failed"] = Field(description="how the command ended")
     exit_code: int = Field(description="the command's exit status")
@@ -125,7 +138,7 @@ class CommandMetrics(Section):
 
 
 class RunSummary(Section):
-    """metrics/<run>.json."""
+    """What a finished run did: training, carbon, scheduler, SCI, memory and (train-optimized) profile sections."""
 
     run: str = Field(description="the run's name")
     training_metrics: TrainingMetrics
@@ -143,7 +156,7 @@ class RunSummary(Section):
     model_class: Optional[str] = Field(description="module:Class of the model")
     compile: Optional[Flag] = Field(description="torch.compile was used")
     channels_last: Optional[Flag] = Field(description="channels-last memory format was used")
-    allocator: str = Field(description="the allocator setting: steady, default, or not-ours (a command run)")
+    allocator: str = Field(description="the allocator the process ran with, in words; not-set for a command run")
     profile: Optional[dict[str, Any]] = Field(
         None, description="train-optimized: its profile's verdict and cost, or why it was skipped"
     )
