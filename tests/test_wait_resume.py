@@ -28,7 +28,7 @@ from carbon_pipe.errors import Interrupted
 from carbon_pipe.layout import DECISION_JSON, HORIZON_JSON, INTENSITY_CSV, SCHEDULE_METRICS, WAIT_STATE
 from carbon_pipe.params import parse_params
 from carbon_pipe.pipeline import wait_for_window
-from carbon_pipe.scheduling.waiting_state import SCHEDULING_CODE, SCHEDULING_PARAMS, SET_ASIDE
+from carbon_pipe.scheduling.wait_resume import SCHEDULING_CODE, SCHEDULING_PARAMS, SET_ASIDE
 from carbon_pipe.timeutil import iso, parse_instant
 
 from .conftest import REPO, default_params, write_params

@@ -21,7 +21,7 @@ from ..params import Params
 from ..scheduling.clock import Clock, RealClock
 from ..scheduling.decision import Decision, read_decision
 from ..scheduling.replanning import Replanner
-from ..scheduling.waiting import Pause, Say, quiet
+from ..scheduling.wait_loop import ProgressLine, Sleeper, quiet
 from ..training.following import Work, follow_plan
 from ..training.placement import Placement
 from ..training.run_summary import RunSummary, write_run_summary
@@ -50,9 +50,9 @@ def run_stage(
     params: Params,
     name: str,
     argv: Sequence[str],
-    say: Say = quiet,
+    say: ProgressLine = quiet,
     clock: Optional[Clock] = None,
-    pause: Optional[Pause] = None,
+    pause: Optional[Sleeper] = None,
     planned_here: bool = False,
 ) -> RunSummary:
     """The run's summary, once the command exited 0 (metrics/<name>.json written). The run's folder is held for the
@@ -83,7 +83,9 @@ def finish(run, summary: RunSummary) -> None:
     run.resume.remove()  # finished: a later run starts afresh
 
 
-def follow(params: Params, decision: Decision, run, clock: Clock, say: Say, pause: Optional[Pause]) -> RunSummary:
+def follow(
+    params: Params, decision: Decision, run, clock: Clock, say: ProgressLine, pause: Optional[Sleeper]
+) -> RunSummary:
     """The plan followed with the command (training/following.py); its work is the plan's, in whole seconds."""
     title, seconds = f"run {run.name}", math.ceil(decision.expected_duration)
 

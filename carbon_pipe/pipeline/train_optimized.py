@@ -22,7 +22,7 @@ from ..profiling.first_segment import profile_first, profile_section, write_reco
 from ..scheduling.clock import Clock, RealClock
 from ..scheduling.decision import Decision, read_decision
 from ..scheduling.replanning import Replanner
-from ..scheduling.waiting import Pause, Say, quiet
+from ..scheduling.wait_loop import ProgressLine, Sleeper, quiet
 from ..training import distributed
 from ..training.following import Work, follow_plan
 from ..training.loop import run_training, total_steps, train
@@ -42,7 +42,7 @@ def run_segment(params: Params, segment: Segment = Segment()) -> RunSummary | No
 
 
 def run_stage(
-    params: Params, say: Say = quiet, clock: Optional[Clock] = None, pause: Optional[Pause] = None
+    params: Params, say: ProgressLine = quiet, clock: Optional[Clock] = None, pause: Optional[Sleeper] = None
 ) -> RunSummary | None:
     """The run's summary on rank 0 (None on the other ranks of a torchrun job). The energy profile comes first, as
     the run's first measured segment (profiling/first_segment.py); auto makes its choice there."""
@@ -66,8 +66,8 @@ def follow(
     placed: Placement,
     job: distributed.Job,
     clock: Clock,
-    say: Say,
-    pause: Optional[Pause],
+    say: ProgressLine,
+    pause: Optional[Sleeper],
 ) -> RunSummary | None:
     """Follow the plan (training/following.py); torchrun ranks train a flexible plan in one go, as they do not
     re-plan on their own."""

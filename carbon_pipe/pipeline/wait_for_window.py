@@ -1,7 +1,7 @@
 """The wait-for-window stage: fetch the intensity horizon, plan, wait for the plan (real clock) or record it.
 
 Writes the decision (scheduling/decision.py) and the horizon the train stages are charged with
-(intensity/horizon.py). A rerun of a wait that was stopped or killed resumes it (scheduling/waiting_state.py).
+(intensity/horizon.py). A rerun of a wait that was stopped or killed resumes it (scheduling/wait_resume.py).
 An experiment the queue started in its slot ($CARBON_PIPE_QUEUE_SLOT, scheduling/queued.py) does not wait again:
 it records the queue's slot.
 """
@@ -22,13 +22,15 @@ from ..scheduling.decision import Decision, decided, undecided, write_decision
 from ..scheduling.duration import DurationEstimate, expected_duration
 from ..scheduling.outlook import check_reach, look_ahead
 from ..scheduling.queued import QueueSlot, queue_slot
-from ..scheduling.waiting import Say, Waited, quiet, wait_for_window
-from ..scheduling.waiting_state import begin_wait
+from ..scheduling.wait_loop import ProgressLine, Waited, quiet, wait_for_window
+from ..scheduling.wait_resume import begin_wait
 from ..signals import stop_requests, stopped_by
 from ..timeutil import iso
 
 
-def run_stage(params: Params, say: Say = quiet, clock: Optional[Clock] = None, **source_options: Any) -> Decision:
+def run_stage(
+    params: Params, say: ProgressLine = quiet, clock: Optional[Clock] = None, **source_options: Any
+) -> Decision:
     """Plan (and on the real clock wait) holding the stage's folder: a second wait on the project is refused, as
     two would share one resumable state and overwrite each other's decision."""
     estimate = expected_duration(params)
@@ -57,7 +59,9 @@ def _queued(params: Params, slot: QueueSlot, **source_options: Any) -> Decision:
     return decision
 
 
-def _wait(params: Params, estimate: DurationEstimate, say: Say, clock: Clock, **source_options: Any) -> Decision:
+def _wait(
+    params: Params, estimate: DurationEstimate, say: ProgressLine, clock: Clock, **source_options: Any
+) -> Decision:
     state = begin_wait(params, clock.now(), say)
     waited: Optional[Waited] = None
     # SIGTERM ends a wait as Ctrl-C does, with what is known recorded: in the first fetch too.

@@ -20,7 +20,7 @@ from .planner import Chunk
 
 if TYPE_CHECKING:
     from .duration import DurationEstimate
-    from .waiting import Waited
+    from .wait_loop import Waited
 
 PER_KWH = "expected_mean_intensity_g_per_kwh"
 

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Callable, Optional
 from .run_summary import RunSummary
 from .segments import (
     Checkpointed,
+    ProgressLine,
     Replan,
     RunSegment,
-    Say,
     Segment,
     chunk_metrics,
     follow_live_plan,
@@ -41,7 +41,7 @@ def follow_plan(
     run_segment: RunSegment,
     work: Callable[[], Work],
     mapping: dict[str, str],
-    say: Say,
+    say: ProgressLine,
     title: str,
     now: Callable[[], float],
 ) -> Optional[RunSummary]:

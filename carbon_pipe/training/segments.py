@@ -70,7 +70,7 @@ def stop_reason(signals: list[int], segment: Segment, step: int, segment_seconds
 
 
 RunSegment = Callable[[Segment], "Optional[RunSummary]"]  # the run's summary once it finished (None off rank 0)
-Say = Callable[[str], None]
+ProgressLine = Callable[[str], None]
 
 
 class Span(Protocol):
@@ -107,8 +107,12 @@ def _note(index: int, chunk: Span, **extra) -> dict:
 
 
 def follow_recorded_plan(
-    chunks: Sequence[Span], total_steps: int, run_segment: RunSegment, done: Optional[Checkpointed],
-    say: Callable[[str], None], name: str,
+    chunks: Sequence[Span],
+    total_steps: int,
+    run_segment: RunSegment,
+    done: Optional[Checkpointed],
+    say: Callable[[str], None],
+    name: str,
 ) -> Optional[RunSummary]:
     """Train the run `name` of `total_steps` optimizer steps in the recorded `chunks`, from what is `done` already."""
     targets = step_targets([chunk.end - chunk.start for chunk in chunks], total_steps)
@@ -132,8 +136,15 @@ def follow_recorded_plan(
 
 
 def follow_live_plan(
-    chunks: Sequence[Span], total_steps: int, run_segment: RunSegment, progress: Callable[[], Optional[Checkpointed]],
-    replan: Replan, now: Callable[[], float], say: Callable[[str], None], name: str, resume: Path,
+    chunks: Sequence[Span],
+    total_steps: int,
+    run_segment: RunSegment,
+    progress: Callable[[], Optional[Checkpointed]],
+    replan: Replan,
+    now: Callable[[], float],
+    say: Callable[[str], None],
+    name: str,
+    resume: Path,
 ) -> Optional[RunSummary]:
     """Train the run `name` in `chunks` on the wall clock (`now`), re-planning between them, from its checkpoint in
     the folder `resume`. A fresh run starts in the first chunk; a resumed one (or one outside that chunk) re-plans."""
