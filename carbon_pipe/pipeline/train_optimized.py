@@ -25,7 +25,7 @@ from ..scheduling.replanning import Replanner
 from ..scheduling.wait_loop import ProgressLine, Sleeper, quiet
 from ..training import distributed
 from ..training.following import Work, follow_plan
-from ..training.loop import run_training, total_steps, train
+from ..training.loop import total_steps, train
 from ..training.placement import Placement, held_idle
 from ..training.resume import resume_folder
 from ..training.run_summary import RunSummary, write_run_summary
@@ -33,12 +33,6 @@ from ..training.segments import TRAIN_MAPPING, Replan, Segment
 
 RUN = "optimized"  # the run wait-for-window schedules
 NAME = f"train {RUN}"
-
-
-def run_segment(params: Params, segment: Segment = Segment()) -> RunSummary | None:
-    """The optimized configuration in one go (or the one segment given) where the decision put it, whatever its
-    chunks: what an interruptible run must match byte for byte."""
-    return run_training(params, RUN, Placement.scheduled(read_decision(), read_horizon()), segment)
 
 
 def run_stage(
