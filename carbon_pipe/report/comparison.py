@@ -68,9 +68,10 @@ def _clock_time(moment: float) -> str:
 
 def read_profile(optimized: RunSummary) -> tuple[Optional[RunProfile], Optional[str]]:
     """The optimized run's profile, or why it has none (a torchrun job; a run driven by another script)."""
-    section = optimized.profile or {"skipped": "not profiled: the optimized run's summary has no profile"}
-    if section.get("skipped"):
-        return None, section["skipped"]
+    if optimized.profile is None:
+        return None, "not profiled: the optimized run's summary has no profile"
+    if optimized.profile.skipped:
+        return None, optimized.profile.skipped
     return RunProfile.read(run_profile_file("optimized")), None
 
 
@@ -105,7 +106,7 @@ def compare(baseline: RunSummary, optimized: RunSummary, series: IntensitySeries
         **parts,
         **side_by_side(baseline, optimized, series),
         sci=SciPair(baseline=baseline.sci, optimized=optimized.sci),
-        optimized_choice=(optimized.profile or {}).get("choice"),
+        optimized_choice=optimized.profile.choice if optimized.profile else None,
     )
 
 

@@ -137,6 +137,17 @@ class CommandMetrics(Section):
     extra: Optional[dict[str, Any]] = Field(description="what the command reported beyond the contract")
 
 
+class ProfileSection(ArtifactModel):
+    """train-optimized: its energy profile's verdict, ratio and cost (profiling/first_segment.py writes the rest of
+    the keys as the profile's record has them), or why it was not profiled."""
+
+    model_config = ConfigDict(extra="allow")
+
+    skipped: Optional[str] = Field(None, description="why the run was not profiled (then the only key)")
+    choice: Optional[dict[str, Any]] = Field(None, description="optimized.choose auto: the candidates and why")
+    discarded_stale_checkpoint: Flag = Field(False, description="claiming the resume folder threw stale state away")
+
+
 class RunSummary(Section):
     """What a finished run did: training, carbon, scheduler, SCI, memory and (train-optimized) profile sections."""
 
@@ -157,13 +168,11 @@ class RunSummary(Section):
     compile: Optional[Flag] = Field(description="torch.compile was used")
     channels_last: Optional[Flag] = Field(description="channels-last memory format was used")
     allocator: str = Field(description="the allocator the process ran with, in words; not-set for a command run")
-    profile: Optional[dict[str, Any]] = Field(
-        None, description="train-optimized: its profile's verdict and cost, or why it was skipped"
-    )
+    profile: Optional[ProfileSection] = Field(None, description="train-optimized: its profile, or why it has none")
     command: Optional[CommandMetrics] = Field(None, description="carbon-pipe run: the command and how it ended")
 
     def completed(
-        self, chunks: Optional[dict[str, Any]] = None, profile: Optional[dict[str, Any]] = None
+        self, chunks: Optional[dict[str, Any]] = None, profile: Optional[ProfileSection] = None
     ) -> RunSummary:
         """The summary with what only the stage knows once the run finished: the chunks as they ran (a plan
         followed in chunks) and the profile (train-optimized). A new summary: a written one is never edited."""
@@ -172,7 +181,7 @@ class RunSummary(Section):
             changes["scheduler_metrics"] = _with(self.scheduler_metrics, chunks)
         if profile is not None:
             changes["profile"] = profile
-            if profile.get("discarded_stale_checkpoint"):
+            if profile.discarded_stale_checkpoint:
                 changes["training_metrics"] = _with(self.training_metrics, {"discarded_stale_checkpoint": True})
         return _with(self, changes)
 
