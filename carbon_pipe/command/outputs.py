@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 class Run(Protocol):
-    """What the accounting needs of a command run (command/segment.py's CommandRun)."""
+    """What the accounting needs of a command run (command/command_run.py: CommandRun)."""
 
     params: Params
     name: str

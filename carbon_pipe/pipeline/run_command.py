@@ -58,7 +58,7 @@ def run_stage(
     """The run's summary, once the command exited 0 (metrics/<name>.json written). The run's folder is held for the
     whole run, as `train` holds it: a second run of that name (or `train --run` of it) is refused in one line.
     `planned_here`: the run follows the plan made for it just before (planning_params), whatever its name."""
-    from ..command.segment import CommandRun  # torch and CodeCarbon: only once a command is to be run
+    from ..command.command_run import CommandRun  # torch and CodeCarbon: only once a command is to be run
 
     horizon = read_horizon()
     decision = read_decision() if name == SCHEDULED or planned_here else None
