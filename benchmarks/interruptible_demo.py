@@ -43,7 +43,7 @@ def main() -> None:
     args = parse_args()
     from carbon_pipe.config.params import parse_params
     from carbon_pipe.pipeline import compare, train_baseline, train_optimized, wait_for_window
-    from carbon_pipe.timeutil import parse_instant
+    from carbon_pipe.timeutil import iso, parse_instant
 
     raw = project_params(
         data={"train_limit": args.train_samples, "test_limit": args.test_samples},
@@ -52,7 +52,7 @@ def main() -> None:
     )
     with scratch_project(raw, "carbon-pipe-interruptible-") as folder:
         calibration = train_optimized.run_stage(parse_params(raw))
-        measured = calibration["training_metrics"]["total_time_seconds"]
+        measured = calibration.training_metrics.total_time_seconds
         job = max(2, 2 * round(measured / 2))
         write_trace(folder / "trace.csv", parse_instant(raw["scheduler"]["now"]), job)
         raw["carbon"].update(sources=["csv"], csv={"path": str(folder / "trace.csv")}, horizon="12h")
@@ -63,7 +63,7 @@ def main() -> None:
             raw["scheduler"]["mode"] = mode
             (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
             params = parse_params(raw)
-            decision = wait_for_window.run_stage(params, say=lambda line: None).record()
+            decision = wait_for_window.run_stage(params, say=lambda line: None)
             if mode == "flexible":
                 train_baseline.run_stage(params)
             summary = train_optimized.run_stage(params)
@@ -78,23 +78,23 @@ def main() -> None:
           "| reduction % | schedule mg | configuration mg |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for mode, (decision, summary, result) in rows.items():
-        carbon, split = summary["carbon_metrics"], result["decomposition"]
-        chunks = ", ".join(f"{c['start'][11:19]}-{c['end'][11:19]}" for c in decision["chunks"])
-        ran = summary["scheduler_metrics"].get("chunks")
+        carbon, split = summary.carbon_metrics, result.decomposition
+        chunks = ", ".join(f"{iso(c.start)[11:19]}-{iso(c.end)[11:19]}" for c in decision.chunks)
+        ran = summary.scheduler_metrics.chunks
         ran_in = f"{len(ran)} chunks" if ran else "one go"
-        print(f"| {mode} | {chunks} | {decision['expected_mean_intensity_g_per_kwh']:.0f} | {ran_in} "
-              f"| {carbon['mean_intensity_g_per_kwh']:.1f} | {carbon['energy_consumed_kwh'] * 1000:.4f} "
-              f"| {carbon['total_emissions_kg'] * 1e6:.3f} | {result['carbon_savings']['reduction_percentage']:.1f} "
-              f"| {split['schedule_effect_kg'] * 1e6:.3f} | {split['configuration_effect_kg'] * 1e6:.3f} |")
-    baseline = rows["flexible"][2]["carbon_savings"]["baseline_emissions_kg"]
+        print(f"| {mode} | {chunks} | {decision.expected_mean_intensity:.0f} | {ran_in} "
+              f"| {carbon.mean_intensity_g_per_kwh:.1f} | {carbon.energy_consumed_kwh * 1000:.4f} "
+              f"| {carbon.total_emissions_kg * 1e6:.3f} | {result.carbon_savings.reduction_percentage:.1f} "
+              f"| {split.schedule_effect_kg * 1e6:.3f} | {split.configuration_effect_kg * 1e6:.3f} |")
+    baseline = rows["flexible"][2].carbon_savings.baseline_emissions_kg
     flexible, chunked = (
-        rows[mode][1]["carbon_metrics"]["total_emissions_kg"] for mode in ("flexible", "interruptible")
+        rows[mode][1].carbon_metrics.total_emissions_kg for mode in ("flexible", "interruptible")
     )
     print(
         f"baseline: {baseline * 1e6:.3f} mg CO2; "
         f"interruptible vs flexible: {100 * (1 - chunked / flexible):.1f} % less CO2"
     )
-    for chunk in rows["interruptible"][1]["scheduler_metrics"]["chunks"]:
+    for chunk in rows["interruptible"][1].scheduler_metrics.chunks:
         print(f"  chunk {chunk['chunk']}: planned {chunk['planned_start'][11:19]}-{chunk['planned_end'][11:19]}, "
               f"ran {chunk['start'][11:19]}-{chunk['end'][11:19]}, steps {chunk['first_step']}-{chunk['last_step']}")
     print(f"model.pt identical in both plans: {models['flexible'] == models['interruptible']}")

@@ -152,7 +152,7 @@ def main() -> None:
         "carbon-pipe train loop": statistics.median(pipeline_rates),
         "per-sample ToTensor/Normalize": per_sample,
     }
-    print(f"throughput on {summary['device']} ({torch.get_num_threads()} torch threads), MNIST {args.train_samples} "
+    print(f"throughput on {summary.device} ({torch.get_num_threads()} torch threads), MNIST {args.train_samples} "
           f"train samples, batch {args.batch_size}, fp32; median samples/s of epochs 2..{args.epochs}, "
           f"{args.rounds} pipeline runs between {args.rounds + 1} bare runs")
     print(f"{'loop':<32}{'samples/s':>12}{'vs bare':>10}")

@@ -18,10 +18,14 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Annotated, Any, Callable, Iterable, Iterator, Optional, TypeVar
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer, Strict, ValidationError, ValidationInfo, WrapValidator
+from pydantic_core import PydanticCustomError
 
 from .errors import ArtifactError, Busy, CarbonPipeError, UsageError
 from .secrets import redact, redact_data, redactor
+from .timeutil import iso, parse_instant
 
 _UMASK = os.umask(0)  # read once: the mode a plain open() would give new files
 os.umask(_UMASK)
@@ -316,3 +320,80 @@ def write_csv(path: str | Path, frame: "Any") -> None:
     frame.columns = [inert_cell(str(name), clean) for name in frame.columns]
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+# Typed artifacts: every JSON file a stage hands to another has one pydantic model (a subclass of ArtifactModel),
+# written by `write_model` and read by `read_model`, which is the one place its keys are checked.
+
+FROM_FILE = {"from_file": True}  # validation context of read_model: instants must be ISO text there
+
+
+def _instant(value: Any, handler: Any, info: ValidationInfo) -> float:
+    """An instant: epoch seconds in code, ISO-8601 text in the file (a number there is refused: whose epoch?)."""
+    if isinstance(value, str):
+        try:
+            return parse_instant(value)
+        except ValueError:
+            raise PydanticCustomError("time", "not a time") from None
+    if (info.context or {}).get("from_file") or isinstance(value, bool):
+        raise PydanticCustomError("time", "not a time")
+    return handler(value)
+
+
+# An instant (epoch seconds); ISO-8601 UTC text in the JSON.
+Instant = Annotated[float, WrapValidator(_instant), PlainSerializer(iso, when_used="json")]
+Number = Annotated[float, Strict()]  # a finite number; text that looks like one is refused
+Count = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
+
+
+class ArtifactModel(BaseModel):
+    """One artifact (or a section of one): frozen, by the names of its JSON keys or its fields, numbers finite."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, allow_inf_nan=False, extra="ignore")
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as its file holds it."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+Model = TypeVar("Model", bound=ArtifactModel)
+
+_EXPECTED = {"float": "a number", "int": "a whole number", "string": "text", "bool": "true or false",
+             "time": "a time", "dict": "an object", "list": "a list", "tuple": "a list"}  # fmt: skip
+
+
+def problem(exc: ValidationError) -> str:
+    """The first thing wrong with a record, in a few words: `rule is missing`, `now is 5, not a time`."""
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in error["loc"]) or "the record"
+    kind, given = error["type"], error.get("input")
+    if kind == "missing":
+        return f"{where} is missing"
+    if kind == "extra_forbidden":
+        return f"{where} is not a key of this file"
+    if kind in ("model_type", "model_attributes_type", "dict_type") and not error["loc"]:
+        return f"a JSON {_json_type(given)}, not an object"
+    expected = next((text for prefix, text in _EXPECTED.items() if kind.startswith(prefix)), error["msg"])
+    if kind == "literal_error":
+        expected = str((error.get("ctx") or {}).get("expected"))
+    return f"{where} is {'null' if given is None else repr(given)}, not {expected}"[:200]
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "list", str: "string", bool: "boolean", int: "number", float: "number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def read_model(path: str | Path, model: type[Model], what: str, again: str) -> Model:
+    """The artifact at `path` as `model`; a file that is not one (missing, garbled, edited, written by an older
+    version) is one line naming it, what is wrong, and what to run again."""
+    data = read_json(path)
+    try:
+        return model.model_validate(data, context=FROM_FILE)
+    except ValidationError as exc:
+        raise ArtifactError(f"{path}: not {what} ({problem(exc)}): {again}") from None
+
+
+def write_model(path: str | Path, record: ArtifactModel) -> None:
+    write_json(path, record.to_json())

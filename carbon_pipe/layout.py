@@ -13,7 +13,7 @@ HORIZON_JSON = WINDOW_DIR / "horizon.json"
 INTENSITY_CSV = WINDOW_DIR / "intensity.csv"
 DECISION_JSON = WINDOW_DIR / "decision.json"
 SCHEDULE_METRICS = METRICS_DIR / "schedule.json"
-# An unfinished wait's submission time and attempts (scheduling/waiting_state.py). Not a DVC out, so `dvc repro`
+# An unfinished wait's submission time and attempts (scheduling/wait_resume.py). Not a DVC out, so `dvc repro`
 # does not delete it before rerunning the stage.
 WAIT_STATE = WINDOW_DIR / "resume" / "wait.json"
 

@@ -4,6 +4,8 @@
   and help. Help is the field's `description` where the schema gives one, else the comment beside the key in
   params.yaml, else the comment beside the field in the schema's source.
 - reference/cli.md: every `carbon-pipe` command and option, from the Typer app, with its help.
+- reference/artifacts.md: every field of every file a stage hands to another (the artifacts' pydantic models), with
+  its type, unit and meaning.
 
 The pages are committed (so they read on GitHub too) and regenerated with `python docs/gen_reference.py`. A page
 that differs from what the code generates fails the docs build (this file is an mkdocs hook, mkdocs.yml `hooks:`)
@@ -370,7 +372,102 @@ def cli_page() -> str:
     return "\n".join(lines)
 
 
-GENERATORS = {"reference/params.md": params_page, "reference/cli.md": cli_page}
+# ---- artifacts -------------------------------------------------------------------------------------------------
+
+# (file, module, model, written by, read by)
+ARTIFACTS = (
+    ("stages/wait-for-window/horizon.json", "carbon_pipe.intensity.horizon", "Horizon", "wait-for-window",
+     "train (both runs), compare; its series is intensity.csv beside it"),
+    ("stages/wait-for-window/decision.json", "carbon_pipe.scheduling.decision", "Decision", "wait-for-window",
+     "train-optimized, `carbon-pipe run`, compare"),
+    ("metrics/schedule.json", "carbon_pipe.scheduling.decision", "ScheduleMetrics", "wait-for-window",
+     "`dvc metrics show`"),
+    ("metrics/<run>.json", "carbon_pipe.training.run_summary", "RunSummary", "`train --run`, `carbon-pipe run`",
+     "compare; wait-for-window (`scheduler.expected_duration: auto`)"),
+    ("metrics/comparison.json", "carbon_pipe.report.summaries", "Comparison", "compare", "you, and report.md"),
+    ("metrics/summary.json", "carbon_pipe.report.summaries", "KeyMetrics", "compare",
+     "`dvc metrics diff`, `dvc exp show`, `carbon-pipe diff`, `carbon-pipe experiments`"),
+)
+UNITS = (  # a key's unit, from how its name ends
+    ("_g_per_kwh", "g/kWh"), ("_kg_per_device", "kg CO2e"), ("_kg", "kg CO2e"), ("_g_per_run", "g CO2e"),
+    ("_g_per_1000_samples", "g CO2e"), ("_g", "g CO2e"), ("_kwh", "kWh"), ("_wh", "Wh"), ("_seconds", "s"),
+    ("_time_s", "s"), ("_s", "s"), ("_hours", "h"), ("_wait_h", "h"), ("_pct", "%"), ("_percentage", "%"),
+    ("_points", "percentage points"), ("_mb", "MB"), ("_watts", "W"), ("_years", "years"),
+)
+
+
+KNOWN_UNITS = {"%", "s", "h", "MB", "W", "g", "kg", "g CO2e", "kg CO2e", "kWh", "Wh", "g/kWh", "samples/s", "years",
+               "percentage points"}
+
+
+def _unit(key: str, description: str, is_time: bool) -> str:
+    """From how the key's name ends, else from a unit in brackets in its meaning."""
+    if is_time:
+        return "UTC time (ISO-8601)"
+    named = next((unit for suffix, unit in UNITS if key.endswith(suffix)), "")
+    said = [unit for unit in re.findall(r"\(([^()]{1,20})\)", description or "") if unit in KNOWN_UNITS]
+    return named or (said[0] if said else "")
+
+
+def _is_instant(annotation: Any, metadata: list[Any] = ()) -> bool:
+    """An Instant (artifacts.py): epoch seconds in code, ISO-8601 text in the file."""
+    tp, inner = _unwrap(annotation)
+    if any(type(item).__name__ == "WrapValidator" for item in [*metadata, *inner]):
+        return True
+    return any(_is_instant(arg) for arg in typing.get_args(tp))
+
+
+def artifact_rows(model: type, prefix: str) -> Iterator[tuple[str, str, str, str]]:
+    """(key, type, unit, meaning) of every field of `model`, its sections' fields after their own row."""
+    fields = [
+        (field.alias or name, field.annotation, field.metadata, field.description)
+        for name, field in model.model_fields.items()
+    ]
+    fields += [(name, field.return_type, [], field.description) for name, field in model.model_computed_fields.items()]
+    for key, annotation, metadata, description in fields:
+        path = f"{prefix}{key}"
+        inner = _inner_model(annotation)
+        is_time = _is_instant(annotation, metadata)
+        kind = render_type(annotation)[0]
+        if is_time:
+            kind = kind.replace("float", "time")
+        meaning = description or (inspect.cleandoc(inner.__dict__.get("__doc__") or "") if inner else "")
+        yield path, kind, _unit(key, meaning, is_time), meaning.replace("\n", " ")
+        if inner is not None:
+            below = "[]." if kind.startswith("list of") else "."
+            yield from artifact_rows(inner, f"{path}{below}")
+
+
+def artifacts_page() -> str:
+    import importlib
+
+    lines = [
+        "# Artifact reference",
+        "",
+        "Generated from the artifacts' models at every docs build, by `docs/gen_reference.py`: each file a stage",
+        "hands to another has one pydantic model, one writer and one reader (`model_validate`), so this page cannot",
+        "drift from what is written. A file that is not what its model says (edited, cut short, written by another",
+        "version) is refused in one line naming it and what to run again. Times are ISO-8601 UTC in the files. What",
+        "changed in these files is in the [changelog](../changelog.md).",
+        "",
+    ]
+    for path, module, name, writer, readers in ARTIFACTS:
+        model = getattr(importlib.import_module(module), name)
+        doc = inspect.cleandoc(model.__doc__ or "").replace("\n", " ")
+        lines += [f"## `{path}`", "", doc, "", f"Model `{module}.{name}`; written by {writer}; read by {readers}.", ""]
+        lines += ["| key | type | unit | meaning |", "|---|---|---|---|"]
+        for row in artifact_rows(model, ""):
+            cells = (f"`{row[0]}`", row[1], row[2], _plain(row[3]))
+            lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+GENERATORS = {
+    "reference/params.md": params_page,
+    "reference/cli.md": cli_page,
+    "reference/artifacts.md": artifacts_page,
+}
 
 
 # ---- mkdocs hook and command line ------------------------------------------------------------------------------

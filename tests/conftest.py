@@ -207,16 +207,21 @@ def synthetic_dataset(train: int = 256, test: int = 128, size: int = 28) -> None
     )
 
 
-def run_training(params, run_name: str, segment=None) -> dict | None:
+def run_training(params, run_name: str, segment=None):
     """One configuration trained in one go (or the one segment given), placed as its train stage places it: the
-    baseline at submission, the optimized run where the decision put it (whatever its chunks)."""
-    from carbon_pipe.pipeline import train_baseline, train_optimized
+    baseline at submission, the optimized run where the decision put it (whatever its chunks); its RunSummary."""
+    from carbon_pipe.intensity.horizon import read_horizon
+    from carbon_pipe.scheduling.decision import read_decision
+    from carbon_pipe.training import loop
+    from carbon_pipe.training.placement import Placement
     from carbon_pipe.training.segments import Segment
 
-    segment = segment or Segment()
+    horizon = read_horizon()
     if run_name == "baseline":
-        return train_baseline.run_stage(params, segment)
-    return train_optimized.run_segment(params, segment)
+        placed = Placement.at_submission(horizon)
+    else:
+        placed = Placement.scheduled(read_decision(), horizon)
+    return loop.run_training(params, run_name, placed, segment or Segment())
 
 
 def tiny_pipeline(train: int) -> dict:
@@ -229,6 +234,7 @@ def tiny_pipeline(train: int) -> dict:
     synthetic_dataset(train=train, test=64)
     wait_for_window.run_stage(params, say=lambda line: None)
     summaries = {"baseline": train_baseline.run_stage(params), "optimized": train_optimized.run_stage(params)}
+    summaries = {run: summary.to_json() for run, summary in summaries.items()}
     compare.run_stage()
     return summaries
 

@@ -81,6 +81,25 @@ def test_the_cli_reference_gives_every_command_and_option_its_help(reference):
             assert not row.rstrip().endswith("|  |"), f"{lines[0]}: an option without help: {row}"
 
 
+def test_the_artifact_reference_gives_every_key_a_written_file_holds_its_type_and_meaning(reference, workspace):
+    from carbon_pipe.config.params import parse_params
+    from carbon_pipe.pipeline import wait_for_window
+
+    from .conftest import default_params
+
+    wait_for_window.run_stage(parse_params(default_params()), say=lambda line: None)
+    page = reference.artifacts_page()
+    sections = dict(re.findall(r"^## `([^`]+)`\n(.*?)(?=^## |\Z)", page, re.M | re.S))
+    for path in ("stages/wait-for-window/decision.json", "stages/wait-for-window/horizon.json",
+                 "metrics/schedule.json"):
+        rows = {row.split(" | ")[0].strip("| `"): row for row in sections[path].splitlines() if row.startswith("| `")}
+        keys = leaf_keys(yaml.safe_load(Path(path).read_text()))
+        assert keys and [key for key in keys if key not in rows] == [], path  # every key the file holds is listed
+        for key, row in rows.items():
+            assert not row.rstrip().endswith("|  |"), f"{path}: {key} has no meaning"
+    assert {"metrics/<run>.json", "metrics/comparison.json", "metrics/summary.json"} <= set(sections)
+
+
 def test_the_readme_table_names_every_params_section():
     from carbon_pipe.config.params import Params
 

@@ -112,8 +112,8 @@ def wait_for_window(
     line of progress at each re-plan. Ctrl-C raises KeyboardInterrupt."""
     from ..scheduling.clock import RealClock
     from ..scheduling.outlook import check_reach
-    from ..scheduling.waiting import quiet
-    from ..scheduling.waiting import wait_for_window as wait
+    from ..scheduling.wait_loop import quiet
+    from ..scheduling.wait_loop import wait_for_window as wait
 
     config = api_params(params, source, region, base_url, trace, duration, max_wait)
     seconds = _seconds(config)

@@ -80,7 +80,7 @@ def run(
     if unplanned not in ("now", "plan"):
         _fail(UsageError(f"--unplanned: expected now or plan, got {unplanned!r}"))
     from ..layout import HORIZON_JSON
-    from ..pipeline import run_command
+    from ..pipeline import run_command, wait_for_window
 
     planned_here = not HORIZON_JSON.is_file() and not Path("dvc.yaml").is_file()
     if planned_here:
@@ -89,14 +89,13 @@ def run(
             + ("planning the low-carbon window now" if unplanned == "plan" else "starting now (--unplanned plan waits "
                "for the low-carbon window)")
         )
-        _handled(lambda: run_command.plan_here(config, unplanned, _say))
+        _handled(lambda: wait_for_window.run_stage(run_command.planning_params(config, unplanned), _say))
     summary = _handled(lambda: run_command.run_stage(config, run_name, command, _say, planned_here=planned_here))
-    training, carbon = summary["training_metrics"], summary["carbon_metrics"]
-    accuracy = training["final_accuracy"]
-    emissions = carbon["total_emissions_kg"]
+    training, carbon = summary.training_metrics, summary.carbon_metrics
+    accuracy, emissions = training.final_accuracy, carbon.total_emissions_kg
     _say(
         f"run {run_name}: "
         + ("accuracy not reported" if accuracy is None else f"accuracy {accuracy:.2f} %")
-        + f", {training['total_time_seconds']:.1f} s, "
+        + f", {training.total_time_seconds:.1f} s, "
         + ("emissions unknown" if emissions is None else f"{emissions * 1000:.3f} g CO2")
     )

@@ -167,13 +167,11 @@ def train(
         summary = _handled(lambda: train_optimized.run_stage(config, _say))
     if summary is None:  # a torchrun rank other than 0: rank 0 reports
         return
-    carbon = summary["carbon_metrics"]
-    emissions = (
-        "unknown" if carbon["total_emissions_kg"] is None else f"{carbon['total_emissions_kg'] * 1000:.3f} g CO2"
-    )
+    kg, training = summary.carbon_metrics.total_emissions_kg, summary.training_metrics
+    emissions = "unknown" if kg is None else f"{kg * 1000:.3f} g CO2"
     _say(
-        f"train {run_name}: accuracy {summary['training_metrics']['final_accuracy']:.2f} %, "
-        f"{summary['training_metrics']['total_time_seconds']:.1f} s, {emissions}, precision {summary['precision']}"
+        f"train {run_name}: accuracy {training.final_accuracy:.2f} %, {training.total_time_seconds:.1f} s, "
+        f"{emissions}, precision {summary.precision}"
     )
 
 
@@ -184,17 +182,17 @@ def compare(params: Path = ParamsOption) -> None:
     from ..pipeline import compare as stage
 
     result = _handled(stage.run_stage)
-    if result["comparable"]:
-        savings, split = result["carbon_savings"], result["decomposition"]
-        paired = split["configuration_effect_kg"]
+    if result.comparable:
+        savings, split = result.carbon_savings, result.decomposition
+        paired = split.configuration_effect_kg
         _say(
-            f"compare: {savings['reduction_percentage']:.1f} % less CO2; schedule effect "
-            f"{split['schedule_effect_kg'] * 1000:.4g} g, configuration effect "
+            f"compare: {savings.reduction_percentage:.1f} % less CO2; schedule effect "
+            f"{split.schedule_effect_kg * 1000:.4g} g, configuration effect "
             + ("not profiled" if paired is None else f"{paired * 1000:.4g} g (paired)")
-            + f", naive two-run {split['configuration_effect_naive_kg'] * 1000:.4g} g; {split['verdict_text']}"
+            + f", naive two-run {split.configuration_effect_naive_kg * 1000:.4g} g; {split.verdict_text}"
         )
     else:
-        _say(f"compare: not comparable: {result['not_comparable_reason']}")
+        _say(f"compare: not comparable: {result.not_comparable_reason}")
 
 
 @app.command("diff")

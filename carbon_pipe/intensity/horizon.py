@@ -4,26 +4,61 @@ where the intensities came from, and the series itself (horizon.json + intensity
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Literal, Optional
 
 import pandas as pd
+from pydantic import Field, PrivateAttr
 
-from ..artifacts import read_json, reason, write_csv, write_json
+from ..artifacts import ArtifactModel, Instant, read_model, reason, write_csv, write_model
 from ..errors import ArtifactError
 from ..layout import HORIZON_JSON, INTENSITY_CSV
-from ..timeutil import iso, parse_instant
 from .series import IntensitySeries
 
+AGAIN = "run wait-for-window again"
 
-@dataclass(frozen=True)
-class Horizon:
-    """The intensities a run is charged with, and the submission time the baseline starts at."""
 
-    submitted: float
-    clock: str  # simulated | real
-    series: IntensitySeries
-    source_chain: tuple[str, ...]
-    source_failures: tuple[dict[str, str], ...]  # {source, region, error} of each source that failed first
+class Horizon(ArtifactModel):
+    """horizon.json: the intensities a run is charged with (their series is intensity.csv beside it), and the
+    submission time the baseline starts at. Inside a decision a wait stopped in its first fetch has no source yet."""
+
+    source: Optional[str] = Field(description="the intensity source that served the series (null: none yet)")
+    region: Optional[str] = Field(description="the grid region (zone) of the series")
+    clock: Literal["simulated", "real"] = Field(description="simulated: waits are computed, not slept")
+    submitted: Instant = Field(alias="now", description="when the job was submitted (UTC)")
+    series_notes: list[str] = Field(description="what the source said of its series (gaps filled, forecast ends)")
+    source_chain: list[str] = Field(description="the sources tried, in order (carbon.source, then the fallbacks)")
+    source_failures: list[dict[str, str]] = Field(
+        description="each source that failed before one served: its source, region and error"
+    )
+    _series: Optional[IntensitySeries] = PrivateAttr(None)
+
+    @classmethod
+    def of(
+        cls,
+        submitted: float,
+        clock: str,
+        series: IntensitySeries,
+        chain: tuple[str, ...],
+        failures: tuple[dict[str, str], ...],
+    ) -> Horizon:
+        horizon = cls(
+            source=series.source,
+            region=series.region,
+            clock=clock,
+            submitted=submitted,
+            series_notes=list(series.notes),
+            source_chain=list(chain),
+            source_failures=list(failures),
+        )
+        horizon._series = series
+        return horizon
+
+    @property
+    def series(self) -> IntensitySeries:
+        """The intensities (intensity.csv); only a horizon read with read_horizon or made with `of` has them."""
+        if self._series is None:
+            raise ArtifactError(f"{INTENSITY_CSV} was not read: this horizon is the one recorded in a decision")
+        return self._series
 
     @property
     def simulated(self) -> bool:
@@ -31,18 +66,8 @@ class Horizon:
 
 
 def write_horizon(horizon: Horizon) -> None:
-    series = horizon.series
-    write_csv(INTENSITY_CSV, series.to_frame())
-    record = {
-        "source": series.source,
-        "region": series.region,
-        "clock": horizon.clock,
-        "now": iso(horizon.submitted),
-        "series_notes": list(series.notes),
-        "source_chain": list(horizon.source_chain),
-        "source_failures": list(horizon.source_failures),
-    }
-    write_json(HORIZON_JSON, record)
+    write_csv(INTENSITY_CSV, horizon.series.to_frame())
+    write_model(HORIZON_JSON, horizon)
 
 
 def remove_horizon() -> None:
@@ -52,19 +77,12 @@ def remove_horizon() -> None:
 
 
 def read_horizon() -> Horizon:
-    """The horizon as wait-for-window wrote it; a missing or malformed file is one line naming it."""
-    record = read_json(HORIZON_JSON)
-    try:
-        submitted, clock = parse_instant(record["now"]), record["clock"]
-        if clock not in ("simulated", "real"):
-            raise ValueError(f"clock {clock!r}")
-        source, region, notes = str(record["source"]), str(record["region"]), tuple(record["series_notes"])
-        chain, failures = tuple(record["source_chain"]), tuple(record["source_failures"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ArtifactError(
-            f"{HORIZON_JSON}: not a horizon wait-for-window wrote ({reason(exc)}): run wait-for-window again"
-        ) from None
-    return Horizon(submitted, clock, _read_series(source, region, notes), chain, failures)
+    """The horizon as wait-for-window wrote it, with its series; a missing or malformed file is one line naming it."""
+    horizon = read_model(HORIZON_JSON, Horizon, "a horizon wait-for-window wrote", AGAIN)
+    if horizon.source is None or horizon.region is None:
+        raise ArtifactError(f"{HORIZON_JSON}: not a horizon wait-for-window wrote (source is null): {AGAIN}")
+    horizon._series = _read_series(horizon.source, horizon.region, tuple(horizon.series_notes))
+    return horizon
 
 
 def _read_series(source: str, region: str, notes: tuple[str, ...]) -> IntensitySeries:
@@ -76,7 +94,4 @@ def _read_series(source: str, region: str, notes: tuple[str, ...]) -> IntensityS
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{INTENSITY_CSV}: not a readable CSV ({reason(exc)}): run wait-for-window again") from None
     except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a column missing, a value that is no number
-        raise ArtifactError(
-            f"{INTENSITY_CSV}: not the series wait-for-window wrote ({reason(exc)}): run wait-for-window again"
-        ) from None
-
+        raise ArtifactError(f"{INTENSITY_CSV}: not the series wait-for-window wrote ({reason(exc)}): {AGAIN}") from None

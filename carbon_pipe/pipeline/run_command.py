@@ -21,47 +21,44 @@ from ..layout import train_dir
 from ..scheduling.clock import Clock, RealClock
 from ..scheduling.decision import Decision, read_decision
 from ..scheduling.replanning import Replanner
-from ..scheduling.waiting import Pause, Say, quiet
+from ..scheduling.wait_loop import ProgressLine, Sleeper, quiet
+from ..training.following import Work, follow_plan
 from ..training.placement import Placement
-from ..training.segments import Segment, chunk_metrics, follow_live_plan, follow_recorded_plan
-from ..training.summary import write_summary
+from ..training.run_summary import RunSummary, write_run_summary
+from ..training.segments import Segment
 
 SCHEDULED = "optimized"  # the run wait-for-window schedules
-MAPPING = {
-    "simulated": (
-        "simulated clock, a command: a step is one second of its run time; chunk k runs it until its run time "
-        "reaches the planned time of chunks 1..k, then it gets SIGTERM and command.grace_period to exit; the last "
-        "chunk runs it to completion; a chunk's measurements start at its planned start (or where the previous "
-        "chunk ended, if that ran over) and last as long as they took; pauses are recorded, not slept"
-    ),
-    "real": (
-        "real clock, a command: a step is one second of its run time; a chunk runs it until its planned end, then "
-        "it gets SIGTERM and command.grace_period to exit; between chunks the run sleeps, re-planning the work left "
-        "(the expected duration minus the run time so far) to be done by the first deadline; the last chunk runs "
-        "it to completion"
-    ),
-}
+# How a plan's chunks map onto a command (scheduler_metrics.chunk_mapping; docs/scheduling.md): a step is one second
+# of its run time. run-time-shares: chunk k runs it until its run time reaches the planned time of chunks 1..k, then
+# SIGTERM and command.grace_period to exit, pauses recorded, not slept; time-budgets: a chunk runs it until its
+# planned end, then the run sleeps, re-planning the work left by the first deadline. The last chunk runs to the end.
+COMMAND_MAPPING = {"simulated": "run-time-shares", "real": "time-budgets"}
 
 
-def plan_here(params: Params, unplanned: str, say: Say) -> None:
-    """Outside a pipeline, where no wait-for-window has run: plan now as it would (writing its files), either for
-    the low-carbon window (`plan`: on the real clock, waiting for it) or to start at once (`now`)."""
+def planning_params(params: Params, unplanned: str) -> Params:
+    """Outside a pipeline, where no wait-for-window has run, the CLI plans first as wait-for-window would (writing
+    its files) with these params: for the low-carbon window (`plan`: on the real clock, waiting for it) or to start
+    at once (`now`)."""
     from ..config.base import replaced
-    from .wait_for_window import run_stage as wait
 
-    if unplanned == "now":
-        params = params.model_copy(update={"scheduler": replaced(params.scheduler, "--unplanned", {"rule": "now"})})
-    wait(params, say)
+    if unplanned == "plan":
+        return params
+    return params.model_copy(update={"scheduler": replaced(params.scheduler, "--unplanned", {"rule": "now"})})
 
 
 def run_stage(
-    params: Params, name: str, argv: Sequence[str], say: Say = quiet, clock: Optional[Clock] = None,
-    pause: Optional[Pause] = None, planned_here: bool = False,
-) -> dict:
+    params: Params,
+    name: str,
+    argv: Sequence[str],
+    say: ProgressLine = quiet,
+    clock: Optional[Clock] = None,
+    pause: Optional[Sleeper] = None,
+    planned_here: bool = False,
+) -> RunSummary:
     """The run's summary, once the command exited 0 (metrics/<name>.json written). The run's folder is held for the
     whole run, as `train` holds it: a second run of that name (or `train --run` of it) is refused in one line.
-    `planned_here`: the run follows the plan it made itself (plan_here), whatever its name."""
-    from ..command.segment import CommandRun  # torch and CodeCarbon: only once a command is to be run
+    `planned_here`: the run follows the plan made for it just before (planning_params), whatever its name."""
+    from ..command.command_run import CommandRun  # torch and CodeCarbon: only once a command is to be run
 
     horizon = read_horizon()
     decision = read_decision() if name == SCHEDULED or planned_here else None
@@ -76,29 +73,28 @@ def run_stage(
     return summary
 
 
-def finish(run, summary: dict) -> None:
+def finish(run, summary: RunSummary) -> None:
     """The summary written, then the resume folder removed: a summary that cannot be written (a full disk, a
     file-size limit) leaves the run resumable, and the line says what is on disk."""
     try:
-        write_summary(run.name, summary)
+        write_run_summary(summary)
     except ArtifactError as exc:
         raise run.kept(exc, outputs_written=True) from None
     run.resume.remove()  # finished: a later run starts afresh
 
 
-def follow(params: Params, decision: Decision, run, clock: Clock, say: Say, pause: Optional[Pause]) -> dict:
-    """The plan followed with the command: in one go, in the recorded chunks, or live, re-planning between them."""
-    if decision.mode != "interruptible" and decision.clock == "simulated":
-        return run(Segment())
-    title, seconds = f"run {run.name}", math.ceil(decision.expected_duration)  # the plan's work, in whole seconds
-    if decision.clock == "simulated":
-        summary = follow_recorded_plan(decision.chunks, seconds, run, run.progress(), say, title)
-    else:
-        replan = Replanner(params, decision, seconds, clock, say, pause, title)
-        summary = follow_live_plan(
-            decision.chunks, seconds, run, run.progress, replan, clock.now, say, title, run.resume.folder
+def follow(
+    params: Params, decision: Decision, run, clock: Clock, say: ProgressLine, pause: Optional[Sleeper]
+) -> RunSummary:
+    """The plan followed with the command (training/following.py); its work is the plan's, in whole seconds."""
+    title, seconds = f"run {run.name}", math.ceil(decision.expected_duration)
+
+    def work() -> Work:
+        return Work(
+            seconds,
+            run.progress,
+            run.resume.folder,
+            lambda: Replanner(params, decision, seconds, clock, say, pause, title),
         )
-    segment_log = summary["training_metrics"]["segment_log"]
-    summary["scheduler_metrics"].update(chunk_metrics(segment_log, len(decision.chunks), decision.clock))
-    summary["scheduler_metrics"]["chunk_mapping"] = MAPPING[decision.clock]
-    return summary
+
+    return follow_plan(decision, run, work, COMMAND_MAPPING, say, title, clock.now)

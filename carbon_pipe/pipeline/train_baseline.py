@@ -10,12 +10,11 @@ from ..config.params import Params
 from ..intensity.horizon import read_horizon
 from ..training.loop import run_training
 from ..training.placement import Placement
-from ..training.segments import Segment
+from ..training.run_summary import RunSummary
 
 RUN = "baseline"
 
 
-def run_stage(params: Params, segment: Segment = Segment()) -> dict | None:
-    """The run's summary on rank 0 (None on the other ranks of a torchrun job). A `segment` trains only that much of
-    it (tests, benchmarks): the same command resumes the rest."""
-    return run_training(params, RUN, Placement.at_submission(read_horizon()), segment)
+def run_stage(params: Params) -> RunSummary | None:
+    """The run's summary on rank 0 (None on the other ranks of a torchrun job)."""
+    return run_training(params, RUN, Placement.at_submission(read_horizon()))

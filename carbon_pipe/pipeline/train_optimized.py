@@ -18,31 +18,26 @@ from ..config.params import Params
 from ..errors import UsageError
 from ..intensity.horizon import read_horizon
 from ..layout import train_dir
-from ..profiling.first_segment import attach_profile, profile_first, write_record
+from ..profiling.first_segment import profile_first, profile_section, write_record
 from ..scheduling.clock import Clock, RealClock
 from ..scheduling.decision import Decision, read_decision
 from ..scheduling.replanning import Replanner
-from ..scheduling.waiting import Pause, Say, quiet
+from ..scheduling.wait_loop import ProgressLine, Sleeper, quiet
 from ..training import distributed
-from ..training.loop import run_training, total_steps, train
+from ..training.following import Work, follow_plan
+from ..training.loop import total_steps, train
 from ..training.placement import Placement, held_idle
 from ..training.resume import resume_folder
-from ..training.segments import Segment, chunk_metrics, follow_live_plan, follow_recorded_plan
-from ..training.summary import write_summary
+from ..training.run_summary import RunSummary, write_run_summary
+from ..training.segments import TRAIN_MAPPING, Replan, Segment
 
 RUN = "optimized"  # the run wait-for-window schedules
 NAME = f"train {RUN}"
 
 
-def run_segment(params: Params, segment: Segment = Segment()) -> dict | None:
-    """The optimized configuration in one go (or the one segment given) where the decision put it, whatever its
-    chunks: what an interruptible run must match byte for byte."""
-    return run_training(params, RUN, Placement.scheduled(read_decision(), read_horizon()), segment)
-
-
 def run_stage(
-    params: Params, say: Say = quiet, clock: Optional[Clock] = None, pause: Optional[Pause] = None
-) -> dict | None:
+    params: Params, say: ProgressLine = quiet, clock: Optional[Clock] = None, pause: Optional[Sleeper] = None
+) -> RunSummary | None:
     """The run's summary on rank 0 (None on the other ranks of a torchrun job). The energy profile comes first, as
     the run's first measured segment (profiling/first_segment.py); auto makes its choice there."""
     decision, horizon, clock = read_decision(), read_horizon(), clock or RealClock()
@@ -53,39 +48,42 @@ def run_stage(
             placed = dataclasses.replace(placed, began=profiled.record.clock_start)
         summary = follow(profiled.params, decision, placed, job, clock, say, pause)
         if summary is not None:
-            attach_profile(summary, profiled)
+            summary = summary.completed(profile=profile_section(profiled, summary.carbon_metrics.by_phase))
             write_record(profiled)
-            write_summary(RUN, summary)
+            write_run_summary(summary)
     return summary
 
 
 def follow(
-    params: Params, decision: Decision, placed: Placement, job: distributed.Job, clock: Clock, say: Say,
-    pause: Optional[Pause],
-) -> dict | None:
-    """Follow the plan: in one go, in the recorded chunks (simulated clock), or live, re-planning between chunks."""
+    params: Params,
+    decision: Decision,
+    placed: Placement,
+    job: distributed.Job,
+    clock: Clock,
+    say: ProgressLine,
+    pause: Optional[Sleeper],
+) -> RunSummary | None:
+    """Follow the plan (training/following.py); torchrun ranks train a flexible plan in one go, as they do not
+    re-plan on their own."""
 
-    def one_segment(segment: Segment) -> dict | None:
+    def one_segment(segment: Segment) -> RunSummary | None:
         return train(params, RUN, segment, job, placed)
 
-    if decision.mode != "interruptible" and (decision.clock == "simulated" or job.distributed):
-        return one_segment(Segment())  # one go; torchrun ranks do not re-plan on their own
-    steps_of_run, resume = total_steps(params, RUN), resume_folder(params, RUN, placed, job.world_size)
-    if decision.clock == "simulated":
-        say = say if job.is_main else quiet
-        summary = follow_recorded_plan(decision.chunks, steps_of_run, one_segment, resume.done(), say, NAME)
-    elif job.distributed:
+    if job.distributed and decision.mode != "interruptible":
+        return one_segment(Segment())
+    if job.distributed and decision.clock == "real":
         raise UsageError(
             "scheduler.mode: interruptible on the real clock runs as one process (torchrun ranks would each "
             "re-plan on their own); use one process or the simulated clock"
         )
-    else:
-        replan = held_idle(Replanner(params, decision, steps_of_run, clock, say, pause, NAME), params.energy, job,
-                           resume, clock.now)
-        summary = follow_live_plan(
-            decision.chunks, steps_of_run, one_segment, resume.done, replan, clock.now, say, NAME, resume.folder
-        )
-    if summary is not None:  # rank 0: the chunks as they ran, beside the rest of the run's summary
-        segment_log = summary["training_metrics"]["segment_log"]
-        summary["scheduler_metrics"].update(chunk_metrics(segment_log, len(decision.chunks), decision.clock))
-    return summary
+
+    def work() -> Work:
+        steps, resume = total_steps(params, RUN), resume_folder(params, RUN, placed, job.world_size)
+
+        def replan() -> Replan:
+            replanner = Replanner(params, decision, steps, clock, say, pause, NAME)
+            return held_idle(replanner, params.energy, job, resume, clock.now)
+
+        return Work(steps, resume.done, resume.folder, replan)
+
+    return follow_plan(decision, one_segment, work, TRAIN_MAPPING, say if job.is_main else quiet, NAME, clock.now)

@@ -1,7 +1,7 @@
 """The wait-for-window stage: fetch the intensity horizon, plan, wait for the plan (real clock) or record it.
 
 Writes the decision (scheduling/decision.py) and the horizon the train stages are charged with
-(intensity/horizon.py). A rerun of a wait that was stopped or killed resumes it (scheduling/waiting_state.py).
+(intensity/horizon.py). A rerun of a wait that was stopped or killed resumes it (scheduling/wait_resume.py).
 An experiment the queue started in its slot ($CARBON_PIPE_QUEUE_SLOT, scheduling/queued.py) does not wait again:
 it records the queue's slot.
 """
@@ -15,20 +15,22 @@ from typing import Any, Optional
 from ..artifacts import holding
 from ..config.params import Params
 from ..errors import Interrupted
-from ..intensity.horizon import Horizon, remove_horizon, write_horizon
+from ..intensity.horizon import remove_horizon, write_horizon
 from ..layout import DECISION_JSON, WINDOW_DIR
 from ..scheduling.clock import Clock, make_clock
 from ..scheduling.decision import Decision, decided, undecided, write_decision
 from ..scheduling.duration import DurationEstimate, expected_duration
 from ..scheduling.outlook import check_reach, look_ahead
 from ..scheduling.queued import QueueSlot, queue_slot
-from ..scheduling.waiting import Say, Waited, quiet, wait_for_window
-from ..scheduling.waiting_state import begin_wait
+from ..scheduling.wait_loop import ProgressLine, Waited, quiet, wait_for_window
+from ..scheduling.wait_resume import begin_wait
 from ..signals import stop_requests, stopped_by
 from ..timeutil import iso
 
 
-def run_stage(params: Params, say: Say = quiet, clock: Optional[Clock] = None, **source_options: Any) -> Decision:
+def run_stage(
+    params: Params, say: ProgressLine = quiet, clock: Optional[Clock] = None, **source_options: Any
+) -> Decision:
     """Plan (and on the real clock wait) holding the stage's folder: a second wait on the project is refused, as
     two would share one resumable state and overwrite each other's decision."""
     estimate = expected_duration(params)
@@ -52,13 +54,14 @@ def _queued(params: Params, slot: QueueSlot, **source_options: Any) -> Decision:
     outlook = dataclasses.replace(outlook, plan=slot.plan(outlook.series, started))
     estimate = DurationEstimate(duration, "queue", f"the queue's expected duration for entry {slot.entry}")
     decision = decided(params, Waited(outlook, started, slot.arrival, 0, []), estimate)
-    write_horizon(Horizon(decision.submitted, decision.clock, outlook.series, decision.source_chain,
-                          decision.source_failures))
+    write_horizon(decision.horizon)
     write_decision(decision)
     return decision
 
 
-def _wait(params: Params, estimate: DurationEstimate, say: Say, clock: Clock, **source_options: Any) -> Decision:
+def _wait(
+    params: Params, estimate: DurationEstimate, say: ProgressLine, clock: Clock, **source_options: Any
+) -> Decision:
     state = begin_wait(params, clock.now(), say)
     waited: Optional[Waited] = None
     # SIGTERM ends a wait as Ctrl-C does, with what is known recorded: in the first fetch too.
@@ -76,16 +79,13 @@ def _wait(params: Params, estimate: DurationEstimate, say: Say, clock: Clock, **
         decision = undecided(params, state.submitted, estimate)
     else:
         decision = decided(params, waited, estimate)
-    decision = dataclasses.replace(
-        decision, signal=None if stopped is None else stopped.name, resumed_wait=state.record()
+    decision = decision.model_copy(
+        update={"signal": None if stopped is None else stopped.name, "resumed_wait": state.record()}
     )
     if waited is None:
         remove_horizon()
     else:
-        series = waited.outlook.series
-        write_horizon(
-            Horizon(decision.submitted, decision.clock, series, decision.source_chain, decision.source_failures)
-        )
+        write_horizon(decision.horizon)
     write_decision(decision)
     if stopped is None:
         state.remove()  # decided: nothing left to resume

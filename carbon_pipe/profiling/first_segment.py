@@ -24,6 +24,7 @@ from ..training.allocator import steady_allocator
 from ..training.distributed import Job
 from ..training.placement import Metering, Placement, place_segment
 from ..training.resume import ResumeFolder, resume_folder
+from ..training.run_summary import ProfileSection
 from ..training.segments import Segment
 from .candidates import choose_configuration
 from .measure import run_profile
@@ -106,31 +107,30 @@ def pinned(params: Params, record: RunProfile) -> Params:
     return params.model_copy(update={"optimized": params.optimized.model_copy(update=record.choice["configuration"])})
 
 
-def attach_profile(summary: dict, profiled: Profiled) -> None:
-    """The run's summary gains its profile: the verdict, what it cost (the meter's profile segment) and, for auto,
-    the choice; the bursts stay in stages/train-optimized/profile.json."""
+def profile_section(profiled: Profiled, by_phase: dict[str, dict[str, float]]) -> ProfileSection:
+    """The run summary's profile section: the verdict, what it cost (the meter's profile segment, from the run's
+    `by_phase`) and, for auto, the choice; the bursts stay in stages/train-optimized/profile.json."""
     record = profiled.record
     if record is None:
-        summary["profile"] = {"skipped": profiled.skipped}
-        return
-    spent = summary["carbon_metrics"].get("by_phase", {}).get(PROFILE, {})
+        return ProfileSection(skipped=profiled.skipped)
+    spent = by_phase.get(PROFILE, {})
     trained, baseline = (record.profile.configuration(name) for name in (record.trained, record.profile.baseline))
-    summary["profile"] = {
-        **{key: value for key, value in record.as_dict().items() if key != "profile"},
-        "energy_kwh": spent.get("energy_kwh"),  # the run's meter over the whole segment, setup included
-        "emissions_kg": spent.get("emissions_kg"),
-        "bursts_energy_kwh": record.profile.profiling_energy_kwh,  # the profile's own counter, bursts only
-        "counter": record.profile.energy_method,
-        "processes": record.profile.processes,
-        "rounds": record.profile.rounds,  # in each process
-        "warmup_rounds": record.profile.warmup_rounds,
-        "stopping": record.profile.stopping.as_dict(),
-        "baseline_j_per_sample": interval(baseline.j_per_sample),
-        "trained_j_per_sample": interval(trained.j_per_sample),
-        "file": str(run_profile_file(RUN)),
-    }
-    if record.discarded_stale_checkpoint:
-        summary["training_metrics"]["discarded_stale_checkpoint"] = True
+    return ProfileSection(
+        **{
+            **{key: value for key, value in record.as_dict().items() if key != "profile"},
+            "energy_kwh": spent.get("energy_kwh"),  # the run's meter over the whole segment, setup included
+            "emissions_kg": spent.get("emissions_kg"),
+            "bursts_energy_kwh": record.profile.profiling_energy_kwh,  # the profile's own counter, bursts only
+            "counter": record.profile.energy_method,
+            "processes": record.profile.processes,
+            "rounds": record.profile.rounds,  # in each process
+            "warmup_rounds": record.profile.warmup_rounds,
+            "stopping": record.profile.stopping.as_dict(),
+            "baseline_j_per_sample": interval(baseline.j_per_sample),
+            "trained_j_per_sample": interval(trained.j_per_sample),
+            "file": str(run_profile_file(RUN)),
+        }
+    )
 
 
 def interval(value: Interval) -> dict:

@@ -22,6 +22,7 @@ import pandas as pd
 from ..emissions.accounting import IDLE, PROFILE, TRAINING, Decomposition, profile_emissions_kg, without_pauses
 from ..intensity.series import IntensitySeries
 from ..profiling.record import RunProfile
+from .summaries import EffectSplit
 
 
 def phase_kg(frame: pd.DataFrame, phase: str) -> float:
@@ -45,7 +46,7 @@ def scaled(value: float, low_factor: float, high_factor: float) -> list[float]:
 def effects(
     base_iv: pd.DataFrame, opt_iv: pd.DataFrame, series: IntensitySeries, baseline_start: float,
     profile: Optional[RunProfile], not_profiled: Optional[str] = None,
-) -> dict:
+) -> EffectSplit:
     """The decomposition of the reduction, every figure re-derivable from the intervals and the profile."""
     base_kg, training_kg = float(base_iv["emissions_kg"].sum()), phase_kg(opt_iv, TRAINING)
     at_start = training_at_baseline_start(opt_iv, series, baseline_start)
@@ -90,9 +91,10 @@ def effects(
         for key in ("schedule_effect_kg", "configuration_effect_kg", "configuration_effect_naive_kg", "remainder_kg",
                     "profiling_overhead_kg", "held_idle_kg")
     }
-    return {**split, **percentages, "method": METHOD}
+    return EffectSplit(**split, **percentages, method="baseline-start-shift+paired-profile")
 
 
+# What EffectSplit's method identifier stands for, part by part: the report says it under the savings table.
 METHOD = {
     "schedule_effect": (
         "the optimized run's training placed at the baseline's start (the run in one go: its profile first, no "

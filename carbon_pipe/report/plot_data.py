@@ -6,13 +6,15 @@ Pure: frames and dicts in, frames out; compare.py reads the files and writes the
 from __future__ import annotations
 
 from functools import reduce
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..intensity.series import IntensitySeries
-from ..timeutil import parse_instant
+
+if TYPE_CHECKING:
+    from ..training.run_summary import RunSummary
 
 Span = tuple[float, float]  # [start, end] in epoch seconds on the pipeline clock
 Curve = tuple[np.ndarray, np.ndarray]  # run seconds, cumulative grams of CO2
@@ -20,10 +22,10 @@ Curve = tuple[np.ndarray, np.ndarray]  # run seconds, cumulative grams of CO2
 EPOCH_COLUMNS = ("train_loss", "test_loss", "test_accuracy")
 
 
-def run_span(summary: dict) -> Span:
+def run_span(summary: RunSummary) -> Span:
     """Where a run sat on the pipeline clock: from its start for its measured duration."""
-    start = parse_instant(summary["scheduler_metrics"]["start"])
-    return start, start + summary["training_metrics"]["total_time_seconds"]
+    start = summary.scheduler_metrics.start
+    return start, start + summary.training_metrics.total_time_seconds
 
 
 def window_spans(chunks: Sequence[Any], start: float, end: float) -> list[Span]:

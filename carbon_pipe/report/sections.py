@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Optional
 
 from ..profiling.statistics import NO_DIFFERENCE
+from .effects import METHOD
+from .summaries import Comparison, SciPair
 
 
 def fmt(value, spec: str = ".4g") -> str:
@@ -31,14 +33,15 @@ def unknown_sign(bounds: Optional[list[Optional[float]]]) -> str:
     return f"no measurable difference: between {low} and {high}"
 
 
-def savings_section(result: dict) -> list[str]:
-    if not result["comparable"]:
-        return ["## Savings", "", f"Not comparable: {result['not_comparable_reason']}."]
-    savings, split = result["carbon_savings"], result["decomposition"]
+def savings_section(result: Comparison) -> list[str]:
+    if not result.comparable:
+        return ["## Savings", "", f"Not comparable: {result.not_comparable_reason}."]
+    savings, split = result.carbon_savings, result.decomposition
 
-    def row(label: str, key: str, sign: float = 1.0) -> str:
-        value, bounds, share = split[key], split.get(f"{key}_ci95"), split[key.replace("_kg", "_percentage")]
-        if key == "configuration_effect_kg" and split["verdict"] == NO_DIFFERENCE:
+    def row(label: str, part: str, sign: float = 1.0) -> str:
+        value, bounds = getattr(split, f"{part}_kg"), getattr(split, f"{part}_kg_ci95", None)
+        share = getattr(split, f"{part}_percentage")
+        if part == "configuration_effect" and split.verdict == NO_DIFFERENCE:
             return f"| {label} | {unknown_sign(bounds)} | n/a |"  # no signed point effect where none is measurable
         shown = grams_interval(None if value is None else sign * value, bounds)
         return f"| {label} | {shown} | {fmt(None if share is None else sign * share, '.1f')} |"
@@ -46,45 +49,56 @@ def savings_section(result: dict) -> list[str]:
     lines = [
         "## Savings, split by cause",
         "",
-        f"Configuration verdict (paired profile, energy per training sample): {split['verdict_text']}.",
+        f"Configuration verdict (paired profile, energy per training sample): {split.verdict_text}.",
         "",
         "| | g CO2 [95 % interval] | % of the baseline's |",
         "|---|---|---|",
-        row("*when* it ran (schedule effect)", "schedule_effect_kg"),
+        row("*when* it ran (schedule effect)", "schedule_effect"),
     ]
-    if split["configuration_effect_kg"] is not None or split["profiling_overhead_kg"]:
+    if split.configuration_effect_kg is not None or split.profiling_overhead_kg:
         lines += [  # rows of the paired profile: a run that never profiled (a command run) has none of them
-            row("*how* it trained (configuration effect, paired profile)", "configuration_effect_kg"),
-            row("remainder: run-to-run noise (naive two-run difference minus the paired estimate)", "remainder_kg"),
-            row("profiling overhead (charged to the optimized run)", "profiling_overhead_kg", -1.0),
+            row("*how* it trained (configuration effect, paired profile)", "configuration_effect"),
+            row("remainder: run-to-run noise (naive two-run difference minus the paired estimate)", "remainder"),
+            row("profiling overhead (charged to the optimized run)", "profiling_overhead", -1.0),
         ]
-    if split["held_idle_kg"]:
-        lines.append(row("hardware held idle through pauses (real clock)", "held_idle_kg", -1.0))
+    if split.held_idle_kg:
+        lines.append(row("hardware held idle through pauses (real clock)", "held_idle", -1.0))
     lines += [
-        f"| **total measured reduction** | **{grams(savings['reduction_kg'])}** "
-        f"| **{fmt(savings['reduction_percentage'], '.1f')}** |",
+        f"| **total measured reduction** | **{grams(savings.reduction_kg)}** "
+        f"| **{fmt(savings.reduction_percentage, '.1f')}** |",
         "",
-        f"Beside it, the naive two-run configuration effect: {grams(split['configuration_effect_naive_kg'])} g "
-        f"({fmt(split['configuration_effect_naive_percentage'], '.1f')} %): "
-        f"{split['method']['configuration_effect_naive']}.",
+        f"Beside it, the naive two-run configuration effect: {grams(split.configuration_effect_naive_kg)} g "
+        f"({fmt(split.configuration_effect_naive_percentage, '.1f')} %): {METHOD['configuration_effect_naive']}.",
         "",
-        f"How the parts add up: {split['method']['adds_up']}. Schedule effect: {split['method']['schedule_effect']}. "
-        f"Configuration effect: {split['method']['configuration_effect']}.",
+        f"How the parts add up: {METHOD['adds_up']}. Schedule effect: {METHOD['schedule_effect']}. "
+        f"Configuration effect: {METHOD['configuration_effect']}.",
     ]
     return lines
 
 
-def sci_section(sci: dict) -> list[str]:
+SCI_METHOD = (
+    "SCI = (E x I + M) per R: E every measured interval of the run (training, its profile, hardware held idle), I the "
+    "location-based grid intensity at each interval's time (no market-based instruments), M = energy.embodied_kg x "
+    "the measured (held) time / energy.lifetime_years, each device reserved whole; R one training run, and 1,000 "
+    "training samples"
+)
+HELD_IDLE = {
+    "not-held": "simulated clock: the pauses are recorded, not slept, so no hardware is held and E has no held idle "
+    "energy",
+    "measured": "real clock: the meter runs through every pause, so the energy of the hardware held idle is measured "
+    "in E",
+}
+
+
+def sci_section(sci: SciPair) -> list[str]:
     """SCI = (E x I + M) per R, both runs side by side."""
-    runs = ("baseline", "optimized")
+    runs = (sci.baseline, sci.optimized)
 
     def row(label: str, key: str, spec: str = ".4g", factor: float = 1.0) -> str:
-        values = (sci[run].get(key) for run in runs)
+        values = (getattr(run, key) for run in runs)
         return f"| {label} | " + " | ".join(fmt(None if v is None else v * factor, spec) for v in values) + " |"
 
-    if not all(sci.get(run) for run in runs):
-        return ["", "## Software Carbon Intensity", "", "Not available: a run's summary carries no SCI."]
-    first = sci["baseline"]
+    first = sci.baseline
     return [
         "",
         "## Software Carbon Intensity (ISO/IEC 21031:2024)",
@@ -99,9 +113,9 @@ def sci_section(sci: dict) -> list[str]:
         row("of which hardware held idle (Wh)", "held_idle_energy_kwh", factor=1000),
         row("time the hardware was held (s)", "held_seconds", ".1f"),
         "",
-        f"{first['method']}. M assumes {fmt(first['embodied_kg_per_device'], 'g')} kg per device over "
-        f"{fmt(first['lifetime_years'], 'g')} years (params `energy.embodied_kg`, `energy.lifetime_years`; the "
-        f"defaults are estimates). Held idle: {sci['optimized']['held_idle']}.",
+        f"{SCI_METHOD}. M assumes {fmt(first.embodied_kg_per_device, 'g')} kg per device over "
+        f"{fmt(first.lifetime_years, 'g')} years (params `energy.embodied_kg`, `energy.lifetime_years`; the "
+        f"defaults are estimates). Held idle: {HELD_IDLE[sci.optimized.held_idle]}.",
     ]
 
 
@@ -121,13 +135,21 @@ def choice_section(choice: Optional[dict]) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for row in choice["candidates"]:
-        energy = "not profiled" if row["j_per_sample"] is None else (
-            f"{row['j_per_sample'] * 1e3:.4f} [{row['j_per_sample_ci95'][0] * 1e3:.4f}, "
-            f"{row['j_per_sample_ci95'][1] * 1e3:.4f}]"
+        energy = (
+            "not profiled"
+            if row["j_per_sample"] is None
+            else (
+                f"{row['j_per_sample'] * 1e3:.4f} [{row['j_per_sample_ci95'][0] * 1e3:.4f}, "
+                f"{row['j_per_sample_ci95'][1] * 1e3:.4f}]"
+            )
         )
-        ratio = "n/a" if row["ratio"] is None else (
-            f"{row['ratio']:.3f}" + (f" [{row['ratio_ci95'][0]:.3f}, {row['ratio_ci95'][1]:.3f}]"
-                                     if row["ratio_ci95"] else "")
+        ratio = (
+            "n/a"
+            if row["ratio"] is None
+            else (
+                f"{row['ratio']:.3f}"
+                + (f" [{row['ratio_ci95'][0]:.3f}, {row['ratio_ci95'][1]:.3f}]" if row["ratio_ci95"] else "")
+            )
         )
         name = f"**{row['name']}**" if row["chosen"] else row["name"]
         lines.append(

@@ -6,86 +6,123 @@ One writer (`write_decision`: decision.json and its flat summary metrics/schedul
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
-from ..artifacts import read_json, reason, write_json
+from pydantic import Field, computed_field
+
+from ..artifacts import ArtifactModel, Count, Flag, Instant, Number, read_model, write_model
 from ..config.params import Params
 from ..errors import ArtifactError
+from ..intensity.horizon import Horizon
 from ..layout import DECISION_JSON, SCHEDULE_METRICS
-from ..timeutil import iso, parse_instant
+from ..timeutil import iso
 from .planner import Chunk
 
 if TYPE_CHECKING:
     from .duration import DurationEstimate
-    from .waiting import Waited
+    from .wait_loop import Waited
 
 PER_KWH = "expected_mean_intensity_g_per_kwh"
-# The fields decision.json keeps under another name (the JSON keys carry their units).
-RENAMED = {
-    "submitted": "now",
-    "initial_intensity": "initial_intensity_g_per_kwh",
-    "expected_mean_intensity": PER_KWH,
-    "now_mean_intensity": "now_mean_intensity_g_per_kwh",
-    "expected_duration": "expected_duration_seconds",
-    "max_wait": "max_wait_seconds",
-    "min_chunk": "min_chunk_seconds",
-    "threshold": "threshold_g_per_kwh",
-}
 
 
-@dataclass(frozen=True)
-class Decision:
-    """When (and where) the job runs, how that was planned, and how the wait went. Times are epoch seconds."""
+class PlannedChunk(ArtifactModel):
+    """One chunk of the plan: [start, end) and the mean intensity expected over it."""
 
-    submitted: float  # when the job was submitted: the first attempt's, after a resumed wait
-    clock: str  # simulated | real
-    rule: str
-    mode: str
-    start: Optional[float]  # None: stopped before a start was chosen
-    expected_end: Optional[float]
-    source: Optional[str]  # what served the intensities (None: stopped during the first fetch)
-    region: Optional[str]
-    initial_intensity: Optional[float]  # g/kWh at submission
-    expected_mean_intensity: Optional[float]  # over the planned chunks
-    now_mean_intensity: Optional[float]  # over the same length from submission
-    expected_saving_vs_now_pct: Optional[float]
-    expected_duration: float
-    duration_source: str  # params | estimated | fallback
-    duration_basis: str
-    max_wait: float
-    min_chunk: Optional[float]  # the rule's own knobs; None where the rule does not use them
-    threshold: Optional[float]
-    min_saving_pct: Optional[float]
-    chunks: tuple[Chunk, ...]  # in order; one for a flexible plan; what was planned when a stop came
-    reason: str
-    source_chain: tuple[str, ...]
-    source_failures: tuple[dict[str, str], ...]
-    fallback: bool
-    locations: tuple[dict[str, Any], ...]  # every place considered, the chosen one marked
-    replans: int
-    replan_failures: tuple[str, ...]
-    series_notes: tuple[str, ...]
-    signal: Optional[str] = None  # what stopped the wait
-    resumed_wait: Optional[dict[str, Any]] = None  # the earlier attempts of a wait that was resumed
+    start: Instant = Field(description="when the chunk starts (UTC)")
+    end: Instant = Field(description="when the chunk ends (UTC)")
+    mean_intensity: Number = Field(alias=PER_KWH, description="mean grid intensity expected over the chunk (g/kWh)")
 
     @property
-    def interrupted(self) -> bool:
-        return self.start is None
+    def chunk(self) -> Chunk:
+        return Chunk(self.start, self.end, self.mean_intensity)
 
-    @property
-    def slept(self) -> bool:
-        return self.clock == "real"
 
+class Decision(ArtifactModel):
+    """decision.json: when (and where) the job runs, how that was planned, and how the wait went."""
+
+    horizon: Horizon = Field(description="the horizon planned on (horizon.json's record; no source if none served)")
+    rule: str = Field(description="the planning rule (scheduler.rule, or `queue` for a queue slot)")
+    mode: Literal["flexible", "interruptible"] = Field(description="scheduler.mode the plan was made in")
+    start: Optional[Instant] = Field(description="the chosen start (UTC); null: stopped before a start was chosen")
+    expected_end: Optional[Instant] = Field(description="when the planned run is expected to end (UTC)")
+    initial_intensity: Optional[Number] = Field(
+        alias="initial_intensity_g_per_kwh", description="grid intensity at submission (g/kWh)"
+    )
+    expected_mean_intensity: Optional[Number] = Field(
+        alias=PER_KWH, description="mean intensity expected over the planned chunks (g/kWh)"
+    )
+    now_mean_intensity: Optional[Number] = Field(
+        alias="now_mean_intensity_g_per_kwh", description="mean intensity over the same length from submission (g/kWh)"
+    )
+    expected_saving_vs_now_pct: Optional[Number] = Field(description="expected intensity saving against now (%)")
+    expected_duration: Number = Field(alias="expected_duration_seconds", description="the job's expected run time (s)")
+    duration_source: str = Field(description="where the duration came from: params, estimated, fallback, queue")
+    duration_basis: str = Field(description="how the duration was obtained, in words")
+    max_wait: Number = Field(alias="max_wait_seconds", description="scheduler.max_wait (s)")
+    min_chunk: Optional[Number] = Field(
+        alias="min_chunk_seconds", description="scheduler.min_chunk (s); null where the mode does not use it"
+    )
+    threshold: Optional[Number] = Field(
+        alias="threshold_g_per_kwh", description="scheduler.threshold (g/kWh); null where the rule does not use it"
+    )
+    min_saving_pct: Optional[Number] = Field(
+        description="scheduler.min_saving_pct (%); null where the rule does not use it"
+    )
+    planned: list[PlannedChunk] = Field(
+        alias="chunks", description="the planned chunks in order (one for a flexible plan; what was planned at a stop)"
+    )
+    reason: str = Field(description="why this start, in words")
+    fallback: Flag = Field(description="carbon.fallback: whether a failed source fell back to the next")
+    locations: list[dict[str, Any]] = Field(description="every place considered, the chosen one marked `chosen`")
+    replans: Count = Field(description="how often the wait re-planned (real clock)")
+    replan_failures: list[str] = Field(description="re-plans that failed, and why")
+    signal: Optional[str] = Field(None, description="the signal that stopped the wait (null: not stopped)")
+    resumed_wait: Optional[dict[str, Any]] = Field(None, description="the earlier attempts of a resumed wait")
+
+    @computed_field(description="seconds from submission to the start (s)")  # type: ignore[prop-decorator]
     @property
     def wait_seconds(self) -> Optional[float]:
         return None if self.start is None else self.start - self.submitted
 
+    @computed_field(description="whether the wait was slept (real clock) rather than computed")  # type: ignore[prop-decorator]
     @property
-    def latest_start(self) -> float:
+    def slept(self) -> bool:
+        return self.clock == "real"
+
+    @computed_field(description="whether a stop came before a start was chosen")  # type: ignore[prop-decorator]
+    @property
+    def interrupted(self) -> bool:
+        return self.start is None
+
+    @computed_field(description="the latest start allowed: submission + max_wait (UTC)")  # type: ignore[prop-decorator]
+    @property
+    def latest_start(self) -> Instant:
         return self.submitted + self.max_wait
+
+    @property
+    def submitted(self) -> float:
+        """When the job was submitted: the first attempt's, after a resumed wait."""
+        return self.horizon.submitted
+
+    @property
+    def clock(self) -> str:
+        return self.horizon.clock
+
+    @property
+    def source(self) -> Optional[str]:
+        return self.horizon.source
+
+    @property
+    def region(self) -> Optional[str]:
+        return self.horizon.region
+
+    @property
+    def source_failures(self) -> list[dict[str, str]]:
+        return self.horizon.source_failures
+
+    @property
+    def chunks(self) -> tuple[Chunk, ...]:
+        return tuple(planned.chunk for planned in self.planned)
 
     @property
     def deadline(self) -> float:
@@ -102,104 +139,21 @@ class Decision:
         fell_back = "".join(f"; fell back: {failure['error']}" for failure in self.source_failures)
         return (
             f"wait-for-window: {self.source} {self.region}, {self.mode} {self.rule}, {self.clock} clock: "
-            f"start {iso(self.start)} after {self.wait_seconds / 3600:.2f} h in {len(self.chunks)} chunk(s) "
+            f"start {iso(self.start)} after {self.wait_seconds / 3600:.2f} h in {len(self.planned)} chunk(s) "
             f"at {self.expected_mean_intensity:.1f} g/kWh (now {self.now_mean_intensity:.1f}; "
             f"{self.expected_saving_vs_now_pct:.1f} % lower){fell_back}"
         )
 
-    def record(self) -> dict[str, Any]:
-        """decision.json."""
-        return {
-            "source": self.source,
-            "region": self.region,
-            "clock": self.clock,
-            "rule": self.rule,
-            "mode": self.mode,
-            "now": iso(self.submitted),
-            "start": _iso(self.start),
-            "expected_end": _iso(self.expected_end),
-            "wait_seconds": self.wait_seconds,
-            "slept": self.slept,
-            "interrupted": self.interrupted,
-            "initial_intensity_g_per_kwh": self.initial_intensity,
-            "expected_mean_intensity_g_per_kwh": self.expected_mean_intensity,
-            "now_mean_intensity_g_per_kwh": self.now_mean_intensity,
-            "expected_saving_vs_now_pct": self.expected_saving_vs_now_pct,
-            "expected_duration_seconds": self.expected_duration,
-            "duration_source": self.duration_source,
-            "duration_basis": self.duration_basis,
-            "max_wait_seconds": self.max_wait,
-            "min_chunk_seconds": self.min_chunk,
-            "threshold_g_per_kwh": self.threshold,
-            "min_saving_pct": self.min_saving_pct,
-            "chunks": chunk_records(self.chunks),
-            "reason": self.reason,
-            "source_chain": list(self.source_chain),
-            "source_failures": list(self.source_failures),
-            "fallback": self.fallback,
-            "locations": list(self.locations),
-            "replans": self.replans,
-            "replan_failures": list(self.replan_failures),
-            "series_notes": list(self.series_notes),
-            "latest_start": iso(self.latest_start),
-            "signal": self.signal,
-            "resumed_wait": self.resumed_wait,
-        }
 
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Decision:
-        """decision.json read back; a record that is not one (a key missing, a number that is text) is a
-        KeyError, TypeError or ValueError."""
-        if not isinstance(record, dict):
-            raise TypeError(f"a JSON {type(record).__name__}, not an object")
-        values = {}
-        for field in dataclasses.fields(cls):
-            key = RENAMED.get(field.name, field.name)
-            value = record[key]
-            if field.name in ("submitted", "start", "expected_end"):
-                value = _instant(value)
-            elif field.name == "chunks":
-                value = tuple(_chunk(chunk) for chunk in value)
-            elif "float" in str(field.type):  # a number, or null where it may be: text here would fail much later
-                value = None if value is None and "Optional" in str(field.type) else _number(value, key)
-            elif isinstance(value, list):
-                value = tuple(value)
-            values[field.name] = value
-        return cls(**values)
+def planned_chunks(chunks: tuple[Chunk, ...]) -> list[PlannedChunk]:
+    return [PlannedChunk(start=chunk.start, end=chunk.end, mean_intensity=chunk.mean_intensity) for chunk in chunks]
 
 
-def _iso(moment: Optional[float]) -> Optional[str]:
-    return None if moment is None else iso(moment)
-
-
-def _instant(text: Optional[str]) -> Optional[float]:
-    return None if text is None else parse_instant(text)
-
-
-def _chunk(record: dict[str, Any]) -> Chunk:
-    return Chunk(parse_instant(record["start"]), parse_instant(record["end"]), _number(record[PER_KWH], PER_KWH))
-
-
-def _number(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{key} is {value!r}, not a number")
-    return float(value)
-
-
-def chunk_records(chunks: tuple[Chunk, ...]) -> list[dict[str, Any]]:
-    return [
-        {"start": iso(chunk.start), "end": iso(chunk.end), PER_KWH: chunk.mean_intensity}
-        for chunk in chunks
-    ]
-
-
-def _held_to(params: Params, submitted: float, estimate: DurationEstimate, rule: str, mode: str) -> dict[str, Any]:
+def _held_to(params: Params, estimate: DurationEstimate, rule: str, mode: str) -> dict[str, Any]:
     """What every decision records of the job and the params it was planned under (the rule's own knobs, None for
     those it does not use)."""
     scheduler = params.scheduler
     return {
-        "submitted": submitted,
-        "clock": scheduler.clock,
         "rule": rule,
         "mode": mode,
         "duration_source": estimate.source,
@@ -218,74 +172,95 @@ def decided(params: Params, waited: Waited, estimate: DurationEstimate) -> Decis
     plan, series = outlook.plan, outlook.series
     now_mean = series.mean(submitted, submitted + plan.duration)
     where = outlook.record()
+    horizon = Horizon.of(
+        submitted, params.scheduler.clock, series, tuple(where["source_chain"]), tuple(where["source_failures"])
+    )
     return Decision(
-        **_held_to(params, submitted, estimate, plan.rule, plan.mode),
+        **_held_to(params, estimate, plan.rule, plan.mode),
+        horizon=horizon,
         start=started,
         expected_end=None if started is None else plan.end,
-        source=series.source,
-        region=series.region,
         initial_intensity=series.at(submitted),
         expected_mean_intensity=plan.expected_mean_intensity,
         now_mean_intensity=now_mean,
         expected_saving_vs_now_pct=100.0 * (1 - plan.expected_mean_intensity / now_mean) if now_mean > 0 else 0.0,
         expected_duration=plan.duration,
-        chunks=plan.chunks,
+        planned=planned_chunks(plan.chunks),
         reason=plan.reason,
-        source_chain=tuple(where["source_chain"]),
-        source_failures=tuple(where["source_failures"]),
-        locations=outlook.locations,
+        locations=list(outlook.locations),
         replans=waited.replans,
-        replan_failures=tuple(waited.replan_failures),
-        series_notes=series.notes,
+        replan_failures=list(waited.replan_failures),
     )
 
 
 # What a wait stopped in its first fetch does not know: no plan, no start, no source.
-UNKNOWN = ("start", "expected_end", "source", "region", "initial_intensity", "expected_mean_intensity")
-UNKNOWN += ("now_mean_intensity", "expected_saving_vs_now_pct")
-NOTHING = ("chunks", "source_chain", "source_failures", "locations", "replan_failures", "series_notes")
+UNKNOWN = ("start", "expected_end", "initial_intensity", "expected_mean_intensity", "now_mean_intensity")
+UNKNOWN += ("expected_saving_vs_now_pct",)
 
 
 def undecided(params: Params, submitted: float, estimate: DurationEstimate) -> Decision:
     """What an attempt stopped in its first fetch knows: when the job was submitted, and that nothing started."""
-    return Decision(
-        **_held_to(params, submitted, estimate, params.scheduler.rule, params.scheduler.mode),
-        **dict.fromkeys(UNKNOWN),
-        **dict.fromkeys(NOTHING, ()),
-        expected_duration=estimate.seconds,
-        reason="stopped during the first fetch of intensities, before any plan was made",
-        replans=0,
+    horizon = Horizon(
+        source=None,
+        region=None,
+        clock=params.scheduler.clock,
+        submitted=submitted,
+        series_notes=[],
+        source_chain=[],
+        source_failures=[],
     )
+    return Decision(
+        **_held_to(params, estimate, params.scheduler.rule, params.scheduler.mode),
+        **dict.fromkeys(UNKNOWN),
+        horizon=horizon,
+        expected_duration=estimate.seconds,
+        planned=[],
+        reason="stopped during the first fetch of intensities, before any plan was made",
+        locations=[],
+        replans=0,
+        replan_failures=[],
+    )
+
+
+class ScheduleMetrics(ArtifactModel):
+    """metrics/schedule.json: the decision's numbers, flat, for `dvc metrics show`."""
+
+    rule: str = Field(description="the planning rule")
+    mode: str = Field(description="flexible or interruptible")
+    source: Optional[str] = Field(description="the intensity source that served (null: none yet)")
+    sources_failed: Count = Field(description="sources that failed before one served")
+    clock: str = Field(description="simulated or real")
+    interrupted: Flag = Field(description="a stop came before a start was chosen")
+    wait_hours: Optional[Number] = Field(description="start - submission (h)")
+    chunks: Count = Field(description="chunks planned")
+    initial_intensity_g_per_kwh: Optional[Number] = Field(description="grid intensity at submission (g/kWh)")
+    expected_mean_intensity_g_per_kwh: Optional[Number] = Field(description="expected over the chunks (g/kWh)")
+    expected_saving_vs_now_pct: Optional[Number] = Field(description="expected saving against now (%)")
 
 
 def write_decision(decision: Decision) -> None:
     """decision.json, then metrics/schedule.json: the numbers `dvc metrics` shows."""
-    write_json(DECISION_JSON, decision.record())
+    write_model(DECISION_JSON, decision)
     wait = decision.wait_seconds
-    metrics = {
-        "rule": decision.rule,
-        "mode": decision.mode,
-        "source": decision.source,
-        "sources_failed": len(decision.source_failures),
-        "clock": decision.clock,
-        "interrupted": decision.interrupted,
-        "wait_hours": None if wait is None else wait / 3600,
-        "chunks": len(decision.chunks),
-        "initial_intensity_g_per_kwh": decision.initial_intensity,
-        "expected_mean_intensity_g_per_kwh": decision.expected_mean_intensity,
-        "expected_saving_vs_now_pct": decision.expected_saving_vs_now_pct,
-    }
-    write_json(SCHEDULE_METRICS, metrics)
+    metrics = ScheduleMetrics(
+        rule=decision.rule,
+        mode=decision.mode,
+        source=decision.source,
+        sources_failed=len(decision.source_failures),
+        clock=decision.clock,
+        interrupted=decision.interrupted,
+        wait_hours=None if wait is None else wait / 3600,
+        chunks=len(decision.planned),
+        initial_intensity_g_per_kwh=decision.initial_intensity,
+        expected_mean_intensity_g_per_kwh=decision.expected_mean_intensity,
+        expected_saving_vs_now_pct=decision.expected_saving_vs_now_pct,
+    )
+    write_model(SCHEDULE_METRICS, metrics)
 
 
 def read_decision() -> Decision:
     """The decision to run on. One that a stop left without a start is refused: there is nothing to follow."""
-    try:
-        decision = Decision.from_record(read_json(DECISION_JSON))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ArtifactError(
-            f"{DECISION_JSON}: not a decision wait-for-window wrote ({reason(exc)}): run wait-for-window again"
-        ) from None
+    decision = read_model(DECISION_JSON, Decision, "a decision wait-for-window wrote", "run wait-for-window again")
     if decision.interrupted:
         raise ArtifactError(f"{DECISION_JSON}: wait-for-window was interrupted before a start was chosen; run it again")
     return decision

@@ -15,9 +15,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..artifacts import read_model
 from ..config.params import Params
 from ..datasets.catalog import DATASETS, source_of
+from ..errors import ArtifactError
 from ..layout import DATA_MANIFEST, run_metrics
+from ..training.run_summary import RunSummary
 
 
 @dataclass(frozen=True)
@@ -57,13 +60,12 @@ def expected_duration(
     if not last_run.is_file():
         return fallback(f"no measured run yet: {last_run} is missing")
     try:
-        measured = json.loads(last_run.read_text(encoding="utf-8"))["training_metrics"]
-        seconds, epochs, samples = (
-            float(measured["total_time_seconds"]),
-            int(measured["epochs"]),
-            int(measured["train_samples"]),
-        )
-    except (OSError, ValueError, KeyError, TypeError):
+        measured = read_model(last_run, RunSummary, "a run summary", "").training_metrics
+    except ArtifactError:
+        measured = None
+    seconds = measured.total_time_seconds if measured else 0.0
+    epochs, samples = (measured.epochs, measured.train_samples) if measured else (None, None)
+    if epochs is None or samples is None:  # a command's run that did not report them
         return fallback(f"{last_run} has no usable training_metrics.total_time_seconds, epochs and train_samples")
     if min(seconds, epochs, samples) <= 0:
         return fallback(f"{last_run} records no training time")

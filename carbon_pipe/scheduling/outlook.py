@@ -15,7 +15,6 @@ from ..intensity.series import IntensitySeries
 from ..intensity.sources import Fetched, SourceFailure, fetch_from, fetch_series, on_source_failure
 from ..timeutil import iso
 from . import planner
-from .decision import chunk_records
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -36,6 +35,14 @@ class Outlook:
     def record(self) -> dict[str, Any]:
         """Where the intensities came from, for decision.json, horizon.json and the run summaries."""
         return {**self.fetched.record(), "source_failures": [failure.to_dict() for failure in self.failures]}
+
+
+def chunk_records(chunks: tuple[planner.Chunk, ...]) -> list[dict[str, Any]]:
+    """A plan's chunks as decision.json and `plan --json` hold them."""
+    return [
+        {"start": iso(chunk.start), "end": iso(chunk.end), "expected_mean_intensity_g_per_kwh": chunk.mean_intensity}
+        for chunk in chunks
+    ]
 
 
 def latest_start(params: Params, submitted: float) -> float:

@@ -18,7 +18,7 @@ from ..timeutil import format_duration, iso
 from .clock import Clock
 from .decision import Decision
 from .planner import Chunk
-from .waiting import Pause, Say, wait_for_window
+from .wait_loop import ProgressLine, Sleeper, wait_for_window
 
 
 def at_chosen_place(params: Params, decision: Decision) -> Params:
@@ -42,7 +42,13 @@ class Replanner:
     with the `signal`) if SIGINT or SIGTERM stopped the pause."""
 
     def __init__(
-        self, params: Params, decision: Decision, total_steps: int, clock: Clock, say: Say, pause: Optional[Pause],
+        self,
+        params: Params,
+        decision: Decision,
+        total_steps: int,
+        clock: Clock,
+        say: ProgressLine,
+        pause: Optional[Sleeper],
         name: str,
     ) -> None:
         self.params, self.decision, self.total_steps = at_chosen_place(params, decision), decision, total_steps
@@ -66,7 +72,10 @@ class Replanner:
                 pass
         if plan is None:
             return [], {
-                **outcome, "at": iso(self.clock.now()), "paused_since": iso(now), "signal": stopped_by(received).name,
+                **outcome,
+                "at": iso(self.clock.now()),
+                "paused_since": iso(now),
+                "signal": stopped_by(received).name,
                 "planned_start": None if self.planned_start is None else iso(self.planned_start),
             }
         self.say(

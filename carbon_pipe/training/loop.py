@@ -25,11 +25,7 @@ from ..signals import stop_requests
 from ..timeutil import iso
 from . import distributed
 from .allocator import steady_allocator
-from .placement import Metering, Placement, SegmentClock, place_segment
-from .progress import ProgressBar
-from .resume import ResumeFolder, RunState, resume_folder
-from .segments import Segment, stop_reason
-from .summary import (
+from .outputs import (
     MemoryUse,
     carbon_metrics,
     combine_memory,
@@ -37,22 +33,27 @@ from .summary import (
     measured_segment_log,
     scheduler_metrics,
     sci_metrics,
-    summarize,
     training_metrics,
     write_outputs,
-    write_summary,
 )
+from .placement import Metering, Placement, SegmentClock, place_segment
+from .progress import ProgressBar
+from .resume import ResumeFolder, RunState, resume_folder
+from .run_summary import RunSummary, write_run_summary
+from .segments import Segment, stop_reason
 from .trainer import Splits, Trainer, build_trainer, evaluate, read_dataset, seed_everything, steps_per_epoch
 
 
-def run_training(params: Params, run_name: str, placement: Placement, segment: Segment = Segment()) -> dict | None:
+def run_training(
+    params: Params, run_name: str, placement: Placement, segment: Segment = Segment()
+) -> RunSummary | None:
     """Train one configuration (all of it, or the one segment given) in its own process group, holding its folder
     (a second trainer of the run is refused), and write its summary; return the summary on rank 0 once the run
     finished (None on the other ranks of a torchrun job)."""
     with distributed.running(params.train.device, train_dir(run_name), f"train {run_name}") as job:
         summary = train(params, run_name, segment, job, placement)
         if summary is not None:
-            write_summary(run_name, summary)
+            write_run_summary(summary)
     return summary
 
 
@@ -62,7 +63,9 @@ def total_steps(params: Params, run_name: str) -> int:
     return params.train.epochs * steps_per_epoch(len(labels), params.configuration(run_name))
 
 
-def train(params: Params, run_name: str, segment: Segment, job: distributed.Job, placement: Placement) -> dict | None:
+def train(
+    params: Params, run_name: str, segment: Segment, job: distributed.Job, placement: Placement
+) -> RunSummary | None:
     """Train `run_name` in `segment`. Raises TrainingStopped when the segment ends before the run does (its budget
     is spent, a signal came); once the run finished, writes its artifacts and returns its summary (rank 0)."""
     config, run_start = params.configuration(run_name), placement.run_start()
@@ -132,7 +135,9 @@ class Training:
         self.resumed_at_step = self.state.step
         # Where each segment sat on the clock and which steps it trained (a SIGKILLed one: up to its last checkpoint).
         self.entry = {
-            "segment": self.clock.index, **self.segment.note, "clock_start": iso(self.clock.start),
+            "segment": self.clock.index,
+            **self.segment.note,
+            "clock_start": iso(self.clock.start),
             "first_step": self.state.step,
         }
         # The first step whose loss was NaN or infinite (0: none yet), kept on the device: no sync per step.
@@ -236,7 +241,7 @@ class Training:
 
 def account(
     training: Training, placement: Placement, run_start: float, reading: Optional[MeterReading], memory: MemoryUse
-) -> dict | None:
+) -> RunSummary | None:
     """The energy of every segment and node charged on the clock; rank 0 writes the artifacts, returns the summary.
     The intervals may be refused (past the horizon): before anything is written."""
     job, journal, horizon = training.job, training.resume.journal(training.job.node), placement.horizon
@@ -249,28 +254,35 @@ def account(
     errors = [error for errors in node_errors for error in errors]
     intervals = energy_intervals([] if errors else rows, horizon.series)
     carbon = carbon_metrics(intervals, errors, reading, horizon)
-    progress = training_metrics(training.state.epochs, training.saved["seconds"])
-    progress.update(
+    progress = training_metrics(
+        training.state.epochs,
+        training.saved["seconds"],
         train_samples=len(training.data.train),  # lets wait-for-window scale the next run's duration
         segments=training.clock.index + 1,  # that recorded energy: one killed before its first measurement leaves none
         segment_log=measured_segment_log(training.saved["segment_log"], rows),
         resumed_at_step=training.resumed_at_step if training.clock.index else None,
         discarded_stale_checkpoint=training.discarded,
     )
-    scheduled = scheduler_metrics(horizon, run_start, placement.why, carbon)
-    summary = summarize(training.run_name, training.config, progress, carbon, scheduled)
     samples = len(training.data.train) * training.params.train.epochs
     nodes = max(1, intervals["node"].nunique())
-    summary["sci"] = sci_metrics(carbon, training.params.energy, samples, nodes, horizon.simulated)
-    summary["memory_metrics"] = combine_memory(peaks)
-    summary.update(
+    config = training.config
+    summary = RunSummary(
+        run=training.run_name,
+        training_metrics=progress,
+        carbon_metrics=carbon,
+        scheduler_metrics=scheduler_metrics(horizon, run_start, placement.why, carbon),
+        batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        effective_batch_size=config.effective_batch_size,
+        sci=sci_metrics(carbon, training.params.energy, samples, nodes, horizon.simulated),
+        memory_metrics=combine_memory(peaks),
         device=job.device.type,
         precision=training.trainer.precision,
         world_size=job.world_size,
         dataset=training.data.name,
         model_class=training.params.model.class_path,
-        compile=training.config.compile,
-        channels_last=training.config.channels_last,
+        compile=config.compile,
+        channels_last=config.channels_last,
         allocator=steady_allocator(training.params.train.steady_allocator),
     )
     write_outputs(

@@ -29,7 +29,7 @@ from ..errors import notice
 from ..layout import DATASET_FILE, resume_dir
 from ..timeutil import iso
 from . import distributed
-from .segments import Done
+from .segments import Checkpointed
 
 if TYPE_CHECKING:
     import torch
@@ -100,13 +100,13 @@ class ResumeFolder:
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def done(self) -> Optional[Done]:
+    def done(self) -> Optional[Checkpointed]:
         """What the checkpoint here says the run has done (None: no checkpoint of this configuration)."""
         saved = self.load()
         if saved is None:
             return None
         chunk = max((entry.get("chunk", 0) for entry in saved["segment_log"]), default=0)
-        return Done(saved["step"], saved["seconds"], chunk)
+        return Checkpointed(saved["step"], saved["seconds"], chunk)
 
 
 # What resuming reads of a checkpoint (RunState.resumed, Trainer.load_state_dict); `segment_log` came later.

@@ -21,26 +21,23 @@ import signal
 from dataclasses import dataclass, field
 from itertools import accumulate, pairwise
 from pathlib import Path
-from typing import Callable, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Protocol, Sequence
 
 from ..artifacts import read_json, write_json
 from ..errors import TrainingStopped
 from ..timeutil import iso, parse_instant
 
+if TYPE_CHECKING:
+    from .run_summary import RunSummary
+
 INTERRUPTIONS = "pause-interruptions.json"  # in the resume folder: signals that stopped the pause in progress
 SEGMENT_KEYS = ("segment", "clock_start", "clock_end", "first_step", "last_step")
 
-MAPPING = {
-    "simulated": (
-        "simulated clock: chunk k trains until round(total steps x the planned time of chunks 1..k / the planned "
-        "total), the last to the end; its measurements start at its planned start (or where the previous chunk "
-        "ended, if that ran over) and last as long as they took; pauses are recorded, not slept"
-    ),
-    "real": (
-        "real clock: a chunk trains until its planned end; between chunks the run sleeps, re-planning the work left "
-        "(time per step so far x steps left) to be done by the first deadline; the last chunk trains to the end"
-    ),
-}
+# How a plan's chunks map onto a `train` run's work (scheduler_metrics.chunk_mapping; docs/scheduling.md):
+# step-shares: chunk k trains until round(total steps x the planned time of chunks 1..k / the planned total), its
+# measurements from its planned start, pauses recorded, not slept; time-budgets: a chunk trains until its planned
+# end, then the run sleeps, re-planning the work left by the first deadline.
+TRAIN_MAPPING = {"simulated": "step-shares", "real": "time-budgets"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,8 @@ def stop_reason(signals: list[int], segment: Segment, step: int, segment_seconds
     return None
 
 
-RunSegment = Callable[[Segment], Optional[dict]]  # the run's summary once it finished (None on ranks other than 0)
+RunSegment = Callable[[Segment], "Optional[RunSummary]"]  # the run's summary once it finished (None off rank 0)
+ProgressLine = Callable[[str], None]
 
 
 class Span(Protocol):
@@ -83,7 +81,7 @@ class Span(Protocol):
 
 
 @dataclass(frozen=True)
-class Done:
+class Checkpointed:
     """What a run has done so far, as its latest checkpoint says."""
 
     step: int  # optimizer steps
@@ -109,9 +107,13 @@ def _note(index: int, chunk: Span, **extra) -> dict:
 
 
 def follow_recorded_plan(
-    chunks: Sequence[Span], total_steps: int, run_segment: RunSegment, done: Optional[Done],
-    say: Callable[[str], None], name: str,
-) -> dict | None:
+    chunks: Sequence[Span],
+    total_steps: int,
+    run_segment: RunSegment,
+    done: Optional[Checkpointed],
+    say: Callable[[str], None],
+    name: str,
+) -> Optional[RunSummary]:
     """Train the run `name` of `total_steps` optimizer steps in the recorded `chunks`, from what is `done` already."""
     targets = step_targets([chunk.end - chunk.start for chunk in chunks], total_steps)
     step = done.step if done else 0
@@ -134,9 +136,16 @@ def follow_recorded_plan(
 
 
 def follow_live_plan(
-    chunks: Sequence[Span], total_steps: int, run_segment: RunSegment, progress: Callable[[], Optional[Done]],
-    replan: Replan, now: Callable[[], float], say: Callable[[str], None], name: str, resume: Path,
-) -> dict | None:
+    chunks: Sequence[Span],
+    total_steps: int,
+    run_segment: RunSegment,
+    progress: Callable[[], Optional[Checkpointed]],
+    replan: Replan,
+    now: Callable[[], float],
+    say: Callable[[str], None],
+    name: str,
+    resume: Path,
+) -> Optional[RunSummary]:
     """Train the run `name` in `chunks` on the wall clock (`now`), re-planning between them, from its checkpoint in
     the folder `resume`. A fresh run starts in the first chunk; a resumed one (or one outside that chunk) re-plans."""
     interruptions_file = resume / INTERRUPTIONS
@@ -174,7 +183,7 @@ def follow_live_plan(
         say(f"{name}: chunk {index} done at step {done.step} of {total_steps}; pausing")
 
 
-def chunk_metrics(segment_log: list[dict], planned_chunks: int, clock: str) -> dict:
+def chunk_metrics(segment_log: list[dict], planned_chunks: int, clock: str, mapping: dict[str, str]) -> dict:
     """For the run's scheduler_metrics: the chunks as they ran, the pauses between them, and how chunks mapped."""
     chunks, pauses = chunks_as_run(segment_log, slept=clock == "real")
     return {
@@ -182,7 +191,7 @@ def chunk_metrics(segment_log: list[dict], planned_chunks: int, clock: str) -> d
         "chunks": chunks,
         "pauses": pauses,
         "paused_seconds": sum(gap["seconds"] for gap in pauses),
-        "chunk_mapping": MAPPING[clock],
+        "chunk_mapping": mapping[clock],
     }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from carbon_pipe.command.figures import MAX_BYTES, read_reported
+from carbon_pipe.command.reported import MAX_BYTES, read_reported
 from carbon_pipe.errors import UsageError
 
 from ..conftest import VENV_BIN, default_params, write_params

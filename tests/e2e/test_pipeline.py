@@ -261,11 +261,11 @@ def test_a_resumed_wait_keeps_the_baseline_at_the_first_submission(project):
         assert parse_instant(placed["start"]) == pytest.approx(looked, abs=1.0)  # the first attempt's submission
         assert placed["placement"].startswith("submission time")
         decision = json.loads((project / "stages/wait-for-window/decision.json").read_text())
-        assert decision["now"] == placed["start"] and decision["resumed_wait"]["attempts"] == 2
+        assert decision["horizon"]["now"] == placed["start"] and decision["resumed_wait"]["attempts"] == 2
         assert (
             parse_instant(decision["start"])
             <= parse_instant(decision["latest_start"])
-            == parse_instant(decision["now"]) + 30
+            == parse_instant(decision["horizon"]["now"]) + 30
         )
         assert not state.exists()
     finally:

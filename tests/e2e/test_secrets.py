@@ -101,14 +101,14 @@ def test_tokens_never_reach_params_lock_outputs_or_logs(tmp_path, httpserver):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     decision = json.loads((project / "stages/wait-for-window/decision.json").read_text())
-    assert (decision["source"], decision["region"]) == ("watttime", "CAISO_SOUTH")
+    assert (decision["horizon"]["source"], decision["horizon"]["region"]) == ("watttime", "CAISO_SOUTH")
     [chain, alternative] = decision["locations"]
     assert (
         chain["source"] == "electricitymaps" and alternative["chosen"]
     )  # EM served with the token from the environment
-    [refused] = decision["source_failures"]
+    [refused] = decision["horizon"]["source_failures"]
     assert refused["error"].endswith("/login: HTTP 403: no account [redacted] (you sent Basic [redacted])")
-    assert "WattTime warning: served to Bearer [redacted] of [redacted]" in decision["series_notes"]
+    assert "WattTime warning: served to Bearer [redacted] of [redacted]" in decision["horizon"]["series_notes"]
     assert [request.path for request, _ in httpserver.log].count("/login") == 2
 
     needles = [*SECRETS.values(), PAIR, BASIC, BEARER]

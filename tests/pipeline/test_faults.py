@@ -29,13 +29,13 @@ def test_a_failing_tracker_never_stops_training_and_makes_the_comparison_say_so(
     wait_for_window.run_stage(params, say=lambda line: None)
     run_training(params, "baseline")
     monkeypatch.setenv("CODECARBON_PUE", "not-a-number")  # CodeCarbon swallows the error and measures nothing
-    summary = run_training(params, "optimized")
+    summary = run_training(params, "optimized").to_json()
     carbon = summary["carbon_metrics"]
     assert summary["training_metrics"]["final_accuracy"] > 0  # the model trained all the same
     assert (workspace / "stages/train-optimized/model.pt").is_file()
     assert carbon["total_emissions_kg"] is None and carbon["energy_consumed_kwh"] is None
     assert "CodeCarbon recorded no measurement" in carbon["energy_error"]
-    result = compare.run_stage()
+    result = compare.run_stage().to_json()
     assert result["comparable"] is False
     assert result["not_comparable_reason"].startswith("energy unknown for optimized: ")
     assert "CodeCarbon recorded no measurement" in result["not_comparable_reason"]
@@ -69,7 +69,7 @@ def test_disk_full_at_a_checkpoint_keeps_the_last_one_and_a_rerun_finishes_exact
     )
     assert torch.load(checkpoint, weights_only=True)["step"] == 5  # the last good checkpoint, whole
     assert not list((project / RESUME).glob(".*.tmp"))
-    summary = run_training(parse_params(fast_params()), "baseline")  # space again: resume and finish
+    summary = run_training(parse_params(fast_params()), "baseline").to_json()  # space again: resume and finish
     assert summary["training_metrics"]["resumed_at_step"] == 5
     assert_matches_reference(reference, summary)
 

@@ -15,8 +15,17 @@ import pytest
 from carbon_pipe.config.params import parse_params
 from carbon_pipe.errors import Interrupted, SourceError, UsageError
 from carbon_pipe.pipeline import wait_for_window
-from carbon_pipe.scheduling import waiting
+from carbon_pipe.scheduling import wait_loop
 from carbon_pipe.timeutil import parse_instant
+from carbon_pipe.training.run_summary import (
+    CarbonMetrics,
+    MemoryMetrics,
+    RunSummary,
+    SchedulerMetrics,
+    SciMetrics,
+    TrainingMetrics,
+    write_run_summary,
+)
 
 from ..conftest import default_params, write_params
 
@@ -51,8 +60,8 @@ def params_with(carbon=None, **scheduler):
 
 def test_simulated_decision_picks_the_night_trough(workspace):
     params = params_with()
-    decision = wait_for_window.run_stage(params, say=lambda line: None).record()
-    assert decision["rule"] == "lowest-mean" and decision["clock"] == "simulated" and not decision["slept"]
+    decision = wait_for_window.run_stage(params, say=lambda line: None).to_json()
+    assert decision["rule"] == "lowest-mean" and decision["horizon"]["clock"] == "simulated" and not decision["slept"]
     assert decision["mode"] == "flexible" and decision["duration_source"] == "params"
     start = parse_instant(decision["start"])
     assert decision["wait_seconds"] == start - SUBMITTED == 9 * 3600
@@ -64,7 +73,8 @@ def test_simulated_decision_picks_the_night_trough(workspace):
             "expected_mean_intensity_g_per_kwh": decision["expected_mean_intensity_g_per_kwh"],
         }
     ]
-    assert decision["source_chain"] == ["mock"] and decision["source_failures"] == [] and not decision["interrupted"]
+    assert decision["horizon"]["source_chain"] == ["mock"] and decision["horizon"]["source_failures"] == []
+    assert not decision["interrupted"]
     written = json.loads((workspace / "stages/wait-for-window/decision.json").read_text())
     assert written == json.loads(json.dumps(decision))
     metrics = json.loads((workspace / "metrics/schedule.json").read_text())
@@ -81,7 +91,7 @@ def test_interruptible_decision_records_ordered_chunks(workspace):
     params = params_with(
         mode="interruptible", min_chunk="1h", max_wait="36h", expected_duration="4h", now="2025-01-15T12:00:00Z"
     )
-    decision = wait_for_window.run_stage(params, say=lambda line: None).record()
+    decision = wait_for_window.run_stage(params, say=lambda line: None).to_json()
     chunks = decision["chunks"]
     assert len(chunks) == 2
     assert decision["mode"] == "interruptible" and decision["min_chunk_seconds"] == 3600
@@ -93,12 +103,12 @@ def test_interruptible_decision_records_ordered_chunks(workspace):
     flexible = wait_for_window.run_stage(
         params.model_copy(update={"scheduler": params.scheduler.model_copy(update={"mode": "flexible"})}),
         lambda line: None,
-    ).record()
+    ).to_json()
     assert decision["expected_mean_intensity_g_per_kwh"] <= flexible["expected_mean_intensity_g_per_kwh"] + 1e-9
 
 
 def test_threshold_rule_is_recorded_with_its_threshold(workspace):
-    decision = wait_for_window.run_stage(params_with(rule="threshold", threshold=300), say=lambda line: None).record()
+    decision = wait_for_window.run_stage(params_with(rule="threshold", threshold=300), say=lambda line: None).to_json()
     assert decision["rule"] == "threshold" and decision["threshold_g_per_kwh"] == 300
     assert decision["expected_mean_intensity_g_per_kwh"] <= 300
     assert 0 < decision["wait_seconds"] < 9 * 3600  # the first clean half-hour comes before the trough
@@ -107,7 +117,7 @@ def test_threshold_rule_is_recorded_with_its_threshold(workspace):
 def test_real_clock_waits_in_bounded_steps_and_never_overshoots():
     params = params_with(clock="real", rule="threshold", threshold=100, max_wait="2h", replan_interval="25min")
     clock = RecordingClock(SUBMITTED)
-    waited = waiting.wait_for_window(params, 600.0, clock)
+    waited = wait_loop.wait_for_window(params, 600.0, clock)
     assert waited.started == SUBMITTED + 2 * 3600  # threshold never met: exactly max wait
     assert clock.sleeps == [1500, 1500, 1500, 1500, 1200]  # capped at the deadline, not one interval past it
     assert waited.replans == 5  # a fresh forecast after every pause
@@ -116,7 +126,7 @@ def test_real_clock_waits_in_bounded_steps_and_never_overshoots():
 def test_real_clock_stops_waiting_at_the_planned_start():
     params = params_with(clock="real", rule="lowest-mean", replan_interval="2h")
     clock = RecordingClock(SUBMITTED)
-    waited = waiting.wait_for_window(params, 600.0, clock)
+    waited = wait_loop.wait_for_window(params, 600.0, clock)
     assert sum(clock.sleeps) == waited.started - SUBMITTED == 9 * 3600
     assert max(clock.sleeps) <= 2 * 3600
 
@@ -143,7 +153,7 @@ def test_rolling_replan_follows_the_newer_forecast(workspace):
         expected_duration="1h",
     )
     clock = PublishingClock(SUBMITTED)
-    waited = waiting.wait_for_window(params, 3600.0, clock)
+    waited = wait_loop.wait_for_window(params, 3600.0, clock)
     assert waited.started == SUBMITTED + 5 * 3600  # not 6 h: the re-plan saw the trough move
     assert clock.sleeps == [3600] * 5 and waited.replans == 5
 
@@ -185,22 +195,49 @@ def test_a_signal_to_the_real_command_exits_128_plus_it_with_a_recorded_decision
     assert process.returncode == 128 + signum
     assert f"stopped by {signum.name}" in rest.strip().splitlines()[-1] and "Traceback" not in rest
     decision = json.loads((workspace / "stages/wait-for-window/decision.json").read_text())
-    assert decision["interrupted"] and decision["clock"] == "real"
+    assert decision["interrupted"] and decision["horizon"]["clock"] == "real"
+
+
+def finished_run(**training) -> RunSummary:
+    """The summary of an optimized run that trained `training` (its other figures are placeholders)."""
+    carbon = CarbonMetrics(
+        total_emissions_kg=None, energy_consumed_kwh=None, avg_power_watts=None, mean_intensity_g_per_kwh=None,
+        intensity_source="mock", intensity_source_failures=[], measured_seconds=None, by_phase={},
+        energy_method="unknown", codecarbon_energy_kwh=None, energy_error="not measured",
+        codecarbon_static_average_emissions_kg=None, codecarbon_country="",
+    )
+    sci = SciMetrics(
+        per_run_g=None, per_1000_samples_g=None, operational_g=None, embodied_g=None, energy_kwh=None,
+        held_idle_energy_kwh=None, held_seconds=None, samples=None, devices=1, embodied_kg_per_device=1000.0,
+        lifetime_years=4.0, held_idle="not-held", method="sci-iso-21031",
+    )
+    progress = TrainingMetrics(
+        final_accuracy=None, final_loss=None, test_loss=None, samples_per_second=None, segments=1, segment_log=[],
+        resumed_at_step=None, discarded_stale_checkpoint=False, **training,
+    )
+    scheduled = SchedulerMetrics(
+        clock="simulated", simulated_clock=True, placement="scheduled", start=0.0, wait_seconds=0.0,
+        initial_intensity_g_per_kwh=100.0, training_intensity_g_per_kwh=None,
+    )
+    return RunSummary(
+        run="optimized", training_metrics=progress, carbon_metrics=carbon, scheduler_metrics=scheduled,
+        batch_size=None, gradient_accumulation_steps=None, effective_batch_size=None, sci=sci,
+        memory_metrics=MemoryMetrics(peak_memory_mb=None, method="not-measured"), device=None, precision=None,
+        world_size=None, dataset=None, model_class=None, compile=None, channels_last=None, allocator="not-set",
+    )
 
 
 def test_duration_auto_is_estimated_from_the_last_run_and_says_so(workspace):
     params = params_with(expected_duration="auto", fallback_duration="20min")
-    decision = wait_for_window.run_stage(params, say=lambda line: None).record()
+    decision = wait_for_window.run_stage(params, say=lambda line: None).to_json()
     assert decision["duration_source"] == "fallback" and decision["expected_duration_seconds"] == 1200
     assert "metrics/optimized.json is missing" in decision["duration_basis"]
-    (workspace / "metrics/optimized.json").write_text(
-        json.dumps({"training_metrics": {"total_time_seconds": 120.0, "epochs": 2, "train_samples": 1000}})
-    )
+    write_run_summary(finished_run(total_time_seconds=120.0, epochs=2, train_samples=1000))
     raw = default_params()
     raw["scheduler"].update(expected_duration="auto")
     raw["data"].update(train_limit=3000)
     raw["train"].update(epochs=4)
-    decision = wait_for_window.run_stage(parse_params(raw), say=lambda line: None).record()
+    decision = wait_for_window.run_stage(parse_params(raw), say=lambda line: None).to_json()
     assert decision["duration_source"] == "estimated"
     assert decision["expected_duration_seconds"] == pytest.approx(120.0 / 2000 * 3000 * 4)  # 60 ms/sample x 12000
     assert "metrics/optimized.json" in decision["duration_basis"]
@@ -220,12 +257,12 @@ def test_a_failing_source_falls_back_and_is_recorded(workspace, unused_port):
             "uk": {"base_url": f"http://127.0.0.1:{unused_port}", "retries": 1, "backoff": "0s"},
         }
     )
-    decision = wait_for_window.run_stage(params, say=lambda line: None).record()
-    assert decision["source"] == "mock" and decision["source_chain"] == ["uk", "mock"]
-    [failure] = decision["source_failures"]
+    decision = wait_for_window.run_stage(params, say=lambda line: None).to_json()
+    assert decision["horizon"]["source"] == "mock" and decision["horizon"]["source_chain"] == ["uk", "mock"]
+    [failure] = decision["horizon"]["source_failures"]
     assert failure["source"] == "uk" and "cannot connect" in failure["error"] and "(2 attempts)" in failure["error"]
     horizon = json.loads((workspace / "stages/wait-for-window/horizon.json").read_text())
-    assert horizon["source_failures"] == decision["source_failures"]
+    assert horizon["source_failures"] == decision["horizon"]["source_failures"]
 
 
 def test_with_fallback_off_a_failing_source_is_an_error_and_nothing_is_written(workspace, unused_port):
@@ -246,14 +283,14 @@ def test_a_slow_refetch_is_not_hidden_in_the_recorded_start(monkeypatch):
     its source_timeout) recorded the start as the time the fetch began, and fetched once more before starting."""
     params = params_with(clock="real", rule="threshold", threshold=100, max_wait="2h", replan_interval="25min")
     clock = RecordingClock(SUBMITTED)
-    fetch = waiting.look_ahead
+    fetch = wait_loop.look_ahead
 
     def slow_fetch(*args, **kwargs):
         clock.current += 40.0  # what a trickling source costs before its source_timeout gives up
         return fetch(*args, **kwargs)
 
-    monkeypatch.setattr(waiting, "look_ahead", slow_fetch)
-    waited = waiting.wait_for_window(params, 600.0, clock)
+    monkeypatch.setattr(wait_loop, "look_ahead", slow_fetch)
+    waited = wait_loop.wait_for_window(params, 600.0, clock)
     assert waited.started == clock.current  # the recorded start is when the wait really ended
     assert waited.started - (SUBMITTED + 2 * 3600) <= 40.0  # at most the one fetch that began by the deadline
 
@@ -283,7 +320,8 @@ def test_a_slow_refetch_is_cut_at_the_latest_start(fake_api, fallback):
         {"sources": ["uk"], "uk": uk, "fallback": fallback},
         clock="real", rule="threshold", threshold=100, max_wait="2s", replan_interval="1s", expected_duration="1s",
     )
-    waited = waiting.wait_for_window(params, 1.0, waiting.RealClock(), pause=lambda seconds, *_: time.sleep(seconds))
+    clock = wait_loop.RealClock()
+    waited = wait_loop.wait_for_window(params, 1.0, clock, pause=lambda seconds, *_: time.sleep(seconds))
     latest = waited.submitted + 2.0
     assert waited.started <= latest + 1.5, f"started {waited.started - latest:.1f} s past the latest start"
     assert len(fake_api.requests) == 2 and waited.replans == 0  # the first fetch, then the re-plan's, cut

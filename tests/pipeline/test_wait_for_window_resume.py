@@ -28,7 +28,7 @@ from carbon_pipe.config.params import parse_params
 from carbon_pipe.errors import Interrupted
 from carbon_pipe.layout import DECISION_JSON, HORIZON_JSON, INTENSITY_CSV, SCHEDULE_METRICS, WAIT_STATE
 from carbon_pipe.pipeline import wait_for_window
-from carbon_pipe.scheduling.waiting_state import SCHEDULING_CODE, SCHEDULING_PARAMS, SET_ASIDE
+from carbon_pipe.scheduling.wait_resume import SCHEDULING_CODE, SCHEDULING_PARAMS, SET_ASIDE
 from carbon_pipe.timeutil import iso, parse_instant
 
 from ..conftest import REPO, default_params, write_params
@@ -119,19 +119,21 @@ def test_a_rerun_after_a_kill_or_sigterm_keeps_the_submission_and_deadline(works
     time.sleep(max(0.0, cleaner - MAX_WAIT + 0.5 - time.time()))
 
     decision, stderr = run_to_the_end(workspace)
-    submitted = parse_instant(decision["now"])
+    submitted = parse_instant(decision["horizon"]["now"])
     assert submitted == pytest.approx(looked, abs=1.0)  # the first attempt's submission, not the rerun's
     if signum == signal.SIGTERM:
-        assert decision["now"] == stopped["now"] and decision["latest_start"] == stopped["latest_start"]
+        assert decision["horizon"]["now"] == stopped["horizon"]["now"]
+        assert decision["latest_start"] == stopped["latest_start"]
     assert parse_instant(decision["latest_start"]) == submitted + MAX_WAIT
     assert parse_instant(decision["start"]) <= submitted + MAX_WAIT  # not the cleaner dip past the first deadline
     resumed = decision["resumed_wait"]
-    assert resumed["first_submitted"] == decision["now"] and resumed["attempts"] == 2
+    assert resumed["first_submitted"] == decision["horizon"]["now"] and resumed["attempts"] == 2
     [earlier] = resumed["earlier_attempts"]
     assert earlier["stopped_by"] == (None if signum == signal.SIGKILL else "SIGTERM")
     assert parse_instant(earlier["planned_start"]) == pytest.approx(first_dip_after(t0, looked), abs=1.0)
-    assert f"resuming the wait submitted at {decision['now']}" in stderr
-    assert json.loads((workspace / HORIZON_JSON).read_text())["now"] == decision["now"]  # where the baseline sits
+    assert f"resuming the wait submitted at {decision['horizon']['now']}" in stderr
+    horizon = json.loads((workspace / HORIZON_JSON).read_text())
+    assert horizon["now"] == decision["horizon"]["now"]  # where the baseline sits
     assert not (workspace / WAIT_STATE).exists()  # a finished decision leaves no wait to resume
 
 
@@ -147,7 +149,7 @@ def test_a_changed_param_between_attempts_starts_a_fresh_wait(workspace):
     assert (workspace / WAIT_STATE).exists()
     real_params(workspace, rule="now")  # another rule: another job, whose wait starts now
     decision, stderr = run_to_the_end(workspace)
-    assert decision["resumed_wait"] is None and parse_instant(decision["now"]) > looked
+    assert decision["resumed_wait"] is None and parse_instant(decision["horizon"]["now"]) > looked
     [note] = [line for line in stderr.splitlines() if "set aside" in line]
     assert "other params or code" in note and "starting a fresh wait" in note
     assert not (workspace / WAIT_STATE).exists()
@@ -157,8 +159,8 @@ def test_a_corrupt_state_file_is_set_aside_with_one_line(workspace):
     (workspace / WAIT_STATE).parent.mkdir(parents=True)
     (workspace / WAIT_STATE).write_text('{"fingerprint": "abc", "submitted": ')
     lines: list[str] = []
-    decision = wait_for_window.run_stage(parse_params(default_params()), say=lines.append).record()
-    assert decision["resumed_wait"] is None and decision["now"] == "2025-01-15T18:00:00.000000Z"
+    decision = wait_for_window.run_stage(parse_params(default_params()), say=lines.append).to_json()
+    assert decision["resumed_wait"] is None and decision["horizon"]["now"] == "2025-01-15T18:00:00.000000Z"
     [note] = [line for line in lines if "set aside" in line]
     assert "not valid JSON" in note and "starting a fresh wait" in note
     assert not (workspace / WAIT_STATE).exists() and (workspace / SET_ASIDE).exists()
@@ -172,8 +174,8 @@ def test_a_wait_submitted_longer_ago_than_the_horizon_is_set_aside(workspace):
     assert (workspace / WAIT_STATE).exists()
     clock.interrupt_after, clock.current = None, SUBMITTED + 49 * 3600  # carbon.horizon is 48 h
     lines: list[str] = []
-    decision = wait_for_window.run_stage(params, say=lines.append, clock=clock).record()
-    assert decision["resumed_wait"] is None and decision["now"] == iso(SUBMITTED + 49 * 3600)
+    decision = wait_for_window.run_stage(params, say=lines.append, clock=clock).to_json()
+    assert decision["resumed_wait"] is None and decision["horizon"]["now"] == iso(SUBMITTED + 49 * 3600)
     [note] = [line for line in lines if "set aside" in line]
     assert "submitted more than carbon.horizon (48h) ago" in note
 
@@ -216,7 +218,7 @@ def test_a_signal_during_the_first_fetch_is_recorded_and_train_refuses_it(worksp
     assert f"stopped by {signum.name}" in last and "before any plan" in last and "Traceback" not in stderr
     decision = json.loads((workspace / DECISION_JSON).read_text())
     assert decision["interrupted"] and decision["signal"] == signum.name and decision["start"] is None
-    assert decision["now"] and decision["chunks"] == [] and decision["clock"] == clock
+    assert decision["horizon"]["now"] and decision["chunks"] == [] and decision["horizon"]["clock"] == clock
     assert json.loads((workspace / SCHEDULE_METRICS).read_text())["interrupted"] is True
     assert not (workspace / HORIZON_JSON).exists() and not (workspace / INTENSITY_CSV).exists()
 
@@ -233,5 +235,6 @@ def test_a_signal_during_the_first_fetch_is_recorded_and_train_refuses_it(worksp
         assert why in line
 
     decision_after, stderr = run_to_the_end(workspace)  # the API now answers 503: the mock serves
-    assert decision_after["now"] == decision["now"] and decision_after["source"] == "mock"
+    assert decision_after["horizon"]["now"] == decision["horizon"]["now"]
+    assert decision_after["horizon"]["source"] == "mock"
     assert decision_after["resumed_wait"]["earlier_attempts"][0]["stopped_by"] == signum.name

@@ -149,7 +149,7 @@ def test_plot_data_agree_with_the_runs(reported):
     assert epochs["optimized_test_accuracy"].iloc[-1] == summaries["optimized"]["training_metrics"]["final_accuracy"]
     timeline = pd.read_csv(folder / TIMELINE_CSV)
     decision = json.loads((folder / DECISION_JSON).read_text())
-    window_start_h = (parse_instant(decision["start"]) - parse_instant(decision["now"])) / HOUR
+    window_start_h = (parse_instant(decision["start"]) - parse_instant(decision["horizon"]["now"])) / HOUR
     assert rows_at(timeline, window_start_h)["optimized_window"].max() > 0
     assert (
         timeline.loc[timeline["baseline_run"] > 0, "hours_since_submission"].max() < 0.1
@@ -195,7 +195,7 @@ def test_charts_redraw_to_the_same_bytes_and_draw_chunks(reported):
         compare.run_stage()
         timeline = pd.read_csv(TIMELINE_CSV)
         marked = timeline.loc[timeline["optimized_window"] > 0, "hours_since_submission"]
-        now = parse_instant(decision["now"])
+        now = parse_instant(decision["horizon"]["now"])
         assert marked.min() == pytest.approx((start - now) / HOUR) and marked.max() == pytest.approx(
             (start + 3 * HOUR + 300 - now) / HOUR
         )

@@ -11,6 +11,7 @@ import yaml
 
 from carbon_pipe.report.diff import SAME_INPUTS, classify
 from carbon_pipe.report.sections import savings_section
+from carbon_pipe.report.summaries import Comparison
 
 
 def git(folder, *args: str) -> str:
@@ -90,15 +91,20 @@ def test_without_a_band_only_equal_values_are_the_same():
     assert [(row.metric, row.note) for row in rows] == [("accuracy", "same"), ("baseline_energy_wh", "change")]
 
 
-def savings_result(verdict: str, text: str) -> dict:
+def savings_result(verdict: str, text: str) -> Comparison:
+    from carbon_pipe.report.summaries import CarbonSavings, EffectSplit
+
     split = {key: 0.0 for key in ("schedule_effect_kg", "configuration_effect_kg", "remainder_kg",
                                   "profiling_overhead_kg", "held_idle_kg", "configuration_effect_naive_kg")}
     split.update({key.replace("_kg", "_percentage"): 1.0 for key in list(split)})
     split.update(configuration_effect_kg=-0.0004, configuration_effect_kg_ci95=[-0.0021, 0.0013], verdict=verdict,
-                 verdict_text=text, method={"configuration_effect_naive": "n", "adds_up": "a", "schedule_effect": "s",
-                                            "configuration_effect": "c"})
-    return {"comparable": True, "carbon_savings": {"reduction_kg": 0.001, "reduction_percentage": 10.0},
-            "decomposition": split}
+                 verdict_text=text, schedule_effect_kg_ci95=None, configuration_ratio=None,
+                 configuration_ratio_ci95=None, optimized_training_at_baseline_start_kg=0.0,
+                 optimized_training_kg=0.0, method="baseline-start-shift+paired-profile")
+    savings = CarbonSavings(baseline_emissions_kg=0.01, optimized_emissions_kg=0.009, reduction_kg=0.001,
+                            reduction_percentage=10.0)
+    # only what the savings section reads: the runs' other sections are not needed to render it
+    return Comparison.model_construct(comparable=True, carbon_savings=savings, decomposition=EffectSplit(**split))
 
 
 def test_the_report_states_no_difference_as_its_interval_without_a_signed_effect_or_bold():

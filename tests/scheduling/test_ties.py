@@ -142,9 +142,9 @@ def test_a_saving_over_min_saving_pct_still_waits(mode):
 
 
 def test_the_decision_records_min_saving_pct(workspace):
-    decision = wait_for_window.run_stage(params_with(min_saving_pct=2.5), say=lambda line: None).record()
+    decision = wait_for_window.run_stage(params_with(min_saving_pct=2.5), say=lambda line: None).to_json()
     assert decision["min_saving_pct"] == 2.5
-    assert wait_for_window.run_stage(params_with(rule="now"), say=lambda line: None).record()["min_saving_pct"] is None
+    assert wait_for_window.run_stage(params_with(rule="now"), say=lambda line: None).to_json()["min_saving_pct"] is None
 
 
 @pytest.mark.parametrize("bad", [-0.1, 100, float("nan"), float("inf"), "a lot"])

@@ -34,7 +34,7 @@ def test_two_gloo_processes_train_what_one_process_trains(workspace):
     write_params(workspace, params)
     synthetic_dataset(train=TRAIN_SAMPLES, test=128, size=12)
     wait_for_window.run_stage(parse_params(params), say=lambda line: None)
-    single = run_training(parse_params(params), "baseline")
+    single = run_training(parse_params(params), "baseline").to_json()
     single_model = torch.load(workspace / "stages/train-baseline/model.pt", weights_only=True)
 
     result = subprocess.run(

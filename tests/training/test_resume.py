@@ -57,7 +57,7 @@ def reference(tmp_path_factory) -> dict:
     os.chdir(folder)
     try:
         prepare(folder, fast_params())
-        summary = run_training(parse_params(fast_params()), "baseline")
+        summary = run_training(parse_params(fast_params()), "baseline").to_json()
         return {
             "model": (RUN / "model.pt").read_bytes(),
             "epochs": pd.read_csv(RUN / "epochs.csv"),
@@ -102,7 +102,7 @@ def test_pause_then_resume_is_byte_identical(project, reference, until_step):
         run_training(params, "baseline", Segment(until_step=until_step))
     assert stopped.value.step == until_step and stopped.value.exit_code == 75
     assert torch.load(RESUME / "checkpoint.pt", weights_only=True)["step"] == until_step
-    summary = run_training(params, "baseline")
+    summary = run_training(params, "baseline").to_json()
     assert_matches_reference(reference, summary)
     assert summary["training_metrics"]["segments"] == 2
     assert summary["training_metrics"]["resumed_at_step"] == until_step
@@ -124,7 +124,7 @@ def test_an_unreadable_checkpoint_is_set_aside_and_the_one_before_it_resumed(pro
     if both:
         previous.write_bytes(b"not a checkpoint")
     capsys.readouterr()
-    summary = run_training(params, "baseline")
+    summary = run_training(params, "baseline").to_json()
     [note] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("carbon-pipe:")]
     set_aside = RUN / "resume-checkpoint.pt.set-aside"  # beside the folder, which a finished run deletes
     assert note.startswith(f"carbon-pipe: note: {latest} is unreadable (") and f"set aside as {set_aside}; " in note
@@ -173,7 +173,7 @@ def test_sigkill_then_resume_is_byte_identical(project, reference, after_step, d
     stop_at(process, project, after_step, delay, signal.SIGKILL)
     process.communicate(timeout=60)
     assert process.returncode == -signal.SIGKILL
-    summary = run_training(parse_params(fast_params()), "baseline")
+    summary = run_training(parse_params(fast_params()), "baseline").to_json()
     assert_matches_reference(reference, summary)
     # A run killed before its first checkpoint starts over; its measured energy is still counted.
     assert (summary["training_metrics"]["resumed_at_step"] or 0) >= max(after_step, 0)
@@ -189,7 +189,7 @@ def test_sigterm_checkpoints_stops_and_resumes_byte_identical(project, reference
     stopped_at = checkpointed_step(project)
     assert stopped_at >= after_step
     assert f"stopped by SIGTERM after step {stopped_at} of {TOTAL_STEPS}" in stderr.strip().splitlines()[-1]
-    summary = run_training(parse_params(fast_params()), "baseline")
+    summary = run_training(parse_params(fast_params()), "baseline").to_json()
     assert_matches_reference(reference, summary)
     # The stopped segment's energy was measured to its end and stays in the log, on the clock before the resumed one.
     assert summary["training_metrics"]["segments"] == 2 and summary["training_metrics"]["resumed_at_step"] == stopped_at
@@ -201,11 +201,12 @@ def test_changed_params_discard_a_stale_checkpoint(project):
     with pytest.raises(TrainingStopped):
         run_training(parse_params(fast_params()), "baseline", Segment(until_step=5))
     changed = fast_params(train={"learning_rate": 0.001})
-    summary = run_training(parse_params(changed), "baseline")
+    summary = run_training(parse_params(changed), "baseline").to_json()
     training = summary["training_metrics"]
     assert training["discarded_stale_checkpoint"] and training["resumed_at_step"] is None and training["segments"] == 1
     # ...while a change that does not alter training (checkpoint frequency) keeps it.
     with pytest.raises(TrainingStopped):
         run_training(parse_params(changed), "baseline", Segment(until_step=5))
-    summary = run_training(parse_params(fast_params(train={"learning_rate": 0.001, "checkpoint_every": 7})), "baseline")
+    params = parse_params(fast_params(train={"learning_rate": 0.001, "checkpoint_every": 7}))
+    summary = run_training(params, "baseline").to_json()
     assert summary["training_metrics"]["resumed_at_step"] == 5

@@ -176,7 +176,7 @@ def test_a_replan_that_gets_an_unreadable_answer_keeps_the_plan_on_record(worksp
     waited = carbon_pipe(workspace, "wait-for-window", timeout=90)
     assert waited.returncode == 0 and "Traceback" not in waited.stderr, waited.stderr
     decision = json.loads((workspace / DECISION_JSON).read_text())
-    assert decision["source"] == "uk" and not decision["interrupted"]
+    assert decision["horizon"]["source"] == "uk" and not decision["interrupted"]
     assert parse_instant(decision["start"]) >= first + 5 * dip - 0.5  # the dip the first answer showed, kept
     assert decision["replan_failures"] and all("not an intensity" in failure for failure in decision["replan_failures"])
     assert len(fake_api.requests) >= 3

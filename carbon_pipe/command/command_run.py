@@ -16,11 +16,10 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from ..artifacts import read_json, write_json
 from ..config.params import Params
 from ..emissions.meter import MeterReading
 from ..errors import ArtifactError, CommandFailed, TrainingStopped
@@ -30,46 +29,14 @@ from ..timeutil import format_duration, iso
 from ..training import distributed
 from ..training.placement import Metering, Placement, SegmentClock, place_segment
 from ..training.resume import ResumeFolder, fingerprint
-from ..training.segments import Done, Segment
-from ..training.summary import write_summary
+from ..training.run_summary import RunSummary, write_run_summary
+from ..training.segments import Checkpointed, Segment
+from .outputs import account
 from .process import Command, Ending, passed_on
-from .summary import account
+from .progress import Progress
 
-PROGRESS = "progress.json"  # in the resume folder: what the segments that ended did
 CHECKPOINTS = "checkpoint"  # the command's own checkpoint folder: $CARBON_PIPE_CHECKPOINT_DIR
 REPORTED = "metrics.json"  # what the command reports: $CARBON_PIPE_METRICS
-
-
-@dataclass
-class Progress:
-    """The run so far, as carbon-pipe saw it: updated after every segment that ended."""
-
-    fingerprint: str = ""  # the run it belongs to (the resume folder's)
-    seconds: float = 0.0  # the command's run time over those segments
-    clock: Optional[float] = None  # where the last one ended on the pipeline clock
-    segment_log: list[dict] = field(default_factory=list)  # where each sat, which "steps" (whole seconds) it ran
-    endings: list[dict] = field(default_factory=list)  # how each launch ended
-    peak_rss_mb: Optional[float] = None  # the largest resident memory of the command's process tree, summed
-
-    @property
-    def step(self) -> int:
-        return int(self.seconds)
-
-    def done(self) -> Optional[Done]:
-        """What the chunk follower counts: whole seconds of run time, and the last planned chunk run."""
-        if not self.segment_log:
-            return None
-        return Done(self.step, self.seconds, max(entry.get("chunk", 0) for entry in self.segment_log))
-
-    @classmethod
-    def read(cls, folder: Path, fingerprint: str) -> Progress:
-        """This run's progress; a fresh one if there is none, or only another run's."""
-        path = folder / PROGRESS
-        progress = cls(**read_json(path)) if path.is_file() else None
-        return progress if progress is not None and progress.fingerprint == fingerprint else cls(fingerprint)
-
-    def save(self, folder: Path) -> None:
-        write_json(folder / PROGRESS, asdict(self))
 
 
 def budget_of(segment: Segment, seconds_so_far: float) -> Optional[float]:
@@ -97,7 +64,7 @@ class CommandRun:
     def reported_file(self) -> Path:
         return self.resume.folder / REPORTED
 
-    def progress(self) -> Optional[Done]:
+    def progress(self) -> Optional[Checkpointed]:
         return Progress.read(self.resume.folder, self.resume.fingerprint).done()
 
     def environment(self) -> dict[str, str]:
@@ -114,7 +81,7 @@ class CommandRun:
             "CARBON_PIPE_CHECKPOINT_DIR": str(checkpoints.resolve()),
         }
 
-    def __call__(self, segment: Segment) -> Optional[dict]:
+    def __call__(self, segment: Segment) -> Optional[RunSummary]:
         """Run the command for `segment`. Returns the run's summary once it exited 0 (its artifacts written); raises
         TrainingStopped when the budget was spent or a signal stopped it, CommandFailed when it failed."""
         discarded = self.resume.claim()
@@ -207,7 +174,7 @@ class CommandRun:
 
     def outcome(
         self, progress: Progress, ending: Ending, reading: Optional[MeterReading], run_start: float
-    ) -> Optional[dict]:
+    ) -> Optional[RunSummary]:
         ran = f"after {format_duration(progress.seconds)} of run time"
         if ending.passed_on is not None:
             raise TrainingStopped(
@@ -225,7 +192,7 @@ class CommandRun:
             raise self.kept(exc) from None
         if ending.status == 0:  # the caller writes the summary, then removes the resume folder
             return summary
-        write_summary(self.name, summary)  # what the failed run spent, reported, never lost
+        write_run_summary(summary)  # what the failed run spent, reported, never lost
         raise CommandFailed(
             f"run {self.name}: the command failed ({ending.describe()}) {ran}; its energy so far is in "
             f"{run_metrics(self.name)} and {train_dir(self.name)}/energy_intervals.csv, and {self.resume.folder}/ is "

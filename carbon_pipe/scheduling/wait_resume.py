@@ -43,7 +43,9 @@ SCHEDULING_PARAMS = (
     "data.test_fraction",
     "train.epochs",
 )
-SCHEDULING_CODE = ("pipeline/wait_for_window.py", "scheduling", "intensity", "datasets/catalog.py")
+SCHEDULING_CODE = (
+    "pipeline/wait_for_window.py", "scheduling", "intensity", "datasets/catalog.py", "training/run_summary.py"
+)
 PACKAGE = Path(__file__).resolve().parents[1]
 
 

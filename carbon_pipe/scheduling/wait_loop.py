@@ -19,8 +19,8 @@ from ..timeutil import format_duration, iso
 from .clock import Clock, RealClock
 from .outlook import Outlook, latest_start, look_ahead
 
-Say = Callable[[str], None]  # one line of progress for whoever runs the command (stderr)
-Pause = Callable[[float, Outlook, float], None]  # (seconds, what is planned, when the next re-plan is due)
+ProgressLine = Callable[[str], None]  # one line of progress for whoever runs the command (stderr)
+Sleeper = Callable[[float, Outlook, float], None]  # (seconds, what is planned, when the next re-plan is due)
 OnPlan = Callable[[Outlook, float], None]  # (what is planned, when)
 
 
@@ -61,7 +61,7 @@ class Countdown:
 
 
 @contextmanager
-def pausing(clock: Clock, pause: Optional[Pause] = None) -> Iterator[Pause]:
+def pausing(clock: Clock, pause: Optional[Sleeper] = None) -> Iterator[Sleeper]:
     """How a wait sleeps: `pause` if one is given; else a countdown only where someone may be watching the wall
     clock (a RealClock), and the clock's own sleep anywhere else."""
     if pause is not None:
@@ -101,8 +101,8 @@ def wait_for_window(
     params: Params,
     duration: float,
     clock: Clock,
-    say: Say = quiet,
-    pause: Optional[Pause] = None,
+    say: ProgressLine = quiet,
+    pause: Optional[Sleeper] = None,
     submitted: Optional[float] = None,
     deadline: Optional[float] = None,
     on_plan: OnPlan = lambda outlook, now: None,

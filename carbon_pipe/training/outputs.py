@@ -1,5 +1,6 @@
-"""What a finished run leaves: its energy intervals charged on the pipeline clock, its peak memory, the summary
-(metrics/<run>.json, written once by the stage) and the artifacts under stages/train-<run>/.
+"""What a finished run leaves: its energy intervals charged on the pipeline clock, its peak memory, the sections
+of its summary (training/run_summary.py: written once, complete, by the stage) and the artifacts under
+stages/train-<run>/.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from ..artifacts import save_torch, write_bytes, write_csv, write_json
-from ..config.training import EnergyParams, RunParams
+from ..artifacts import save_torch, write_bytes, write_csv
+from ..config.training import EnergyParams
 from ..emissions.accounting import (
     IDLE,
     SoftwareCarbonIntensity,
@@ -25,9 +26,10 @@ from ..emissions.meter import MeterReading
 from ..errors import ArtifactError
 from ..intensity.horizon import Horizon
 from ..intensity.series import IntensitySeries
-from ..layout import run_metrics, train_dir
+from ..layout import train_dir
 from ..timeutil import iso, parse_instant
 from .resume import ResumeFolder
+from .run_summary import CarbonMetrics, MemoryMetrics, SchedulerMetrics, SciMetrics, TrainingMetrics
 
 if TYPE_CHECKING:
     import torch
@@ -58,17 +60,13 @@ class MemoryUse:
             return {
                 "peak_memory_mb": torch.cuda.max_memory_allocated(self.device) / 2**20,
                 "peak_reserved_mb": torch.cuda.max_memory_reserved(self.device) / 2**20,
-                "method": "CUDA caching allocator: max_memory_allocated after reset_peak_memory_stats at run start",
+                "method": "cuda-allocator-peak",
             }
-        since = "since training began (VmHWM, reset then)" if self.reset else "since the process started (ru_maxrss)"
         peak = peak_rss_mb() if self.reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return {
             "peak_memory_mb": peak,
             "rss_before_training_mb": self.rss_before_training_mb,
-            "method": (
-                f"process peak RSS {since}: includes the Python/PyTorch runtime and the dataset, not only training; "
-                "rss_before_training_mb is what was resident before the loop"
-            ),
+            "method": "peak-rss-since-training" if self.reset else "peak-rss-since-start",
         }
 
 
@@ -91,13 +89,12 @@ def peak_rss_mb() -> float:
     raise ValueError("no VmHWM in /proc/self/status")
 
 
-def combine_memory(per_rank: list[dict]) -> dict:
+def combine_memory(per_rank: list[dict]) -> MemoryMetrics:
     """The largest rank's figures; under torchrun also every rank's peak."""
     largest = dict(max(per_rank, key=lambda memory: memory["peak_memory_mb"]))
     if len(per_rank) > 1:
         largest["per_rank_peak_memory_mb"] = [memory["peak_memory_mb"] for memory in per_rank]
-        largest["method"] += "; the largest over ranks"
-    return largest
+    return MemoryMetrics.model_validate(largest)
 
 
 def energy_intervals(rows: list[dict], series: IntensitySeries) -> pd.DataFrame:
@@ -143,21 +140,40 @@ def measured_segment_log(segment_log: list[dict], rows: list[dict]) -> list[dict
     ]
 
 
-def training_metrics(epochs: list[dict], train_seconds: float) -> dict[str, Any]:
+def training_metrics(epochs: list[dict], train_seconds: float, **progress: Any) -> TrainingMetrics:
+    """The last epoch's figures, the mean throughput, and `progress`: the run's samples and segments."""
     last = epochs[-1]
-    return {
-        "final_accuracy": last["test_accuracy"],
-        "final_loss": last["train_loss"],
-        "test_loss": last["test_loss"],
-        "epochs": len(epochs),
-        "total_time_seconds": train_seconds,
-        "samples_per_second": sum(e["samples_per_second"] for e in epochs) / len(epochs),
-    }
+    return TrainingMetrics(
+        final_accuracy=last["test_accuracy"],
+        final_loss=last["train_loss"],
+        test_loss=last["test_loss"],
+        epochs=len(epochs),
+        total_time_seconds=train_seconds,
+        samples_per_second=sum(e["samples_per_second"] for e in epochs) / len(epochs),
+        **progress,
+    )
+
+
+def energy_method(reading: Optional[MeterReading]) -> str:
+    """How the energy was measured, as an identifier (docs/accounting.md says what each means): the CPU and RAM's
+    way, then `+nvml` where a GPU was read."""
+    if reading is None or reading.error is not None:
+        return "unknown"
+    cpu = next((item for item in reading.hardware if item.startswith("CPU(")), "")
+    if "process-tree" in reading.method:  # the process tree's coefficients charged the CPU and RAM
+        way = "process-tree-model"
+    elif "Rapl" in cpu:
+        way = "rapl"
+    elif "Cpu Load" in cpu:
+        way = "cpu-load-model"
+    else:
+        way = "constant-tdp"
+    return way + ("+nvml" if any(item.startswith("GPU(") for item in reading.hardware) else "")
 
 
 def carbon_metrics(
     intervals: pd.DataFrame, energy_errors: list[str], reading: Optional[MeterReading], horizon: Horizon
-) -> dict[str, Any]:
+) -> CarbonMetrics:
     """Emissions summed over the intervals, each charged the intensity in force then; unknown (None) if any
     segment's tracker failed or nothing was measured."""
     known = len(intervals) > 0 and not energy_errors
@@ -170,25 +186,22 @@ def carbon_metrics(
     static_factor = None
     if known and reading.codecarbon_emissions_kg and segment_energy:
         static_factor = reading.codecarbon_emissions_kg / segment_energy
-    return {
-        "total_emissions_kg": emissions,
-        "energy_consumed_kwh": energy,
-        "avg_power_watts": energy * 3.6e6 / tracked_seconds if energy is not None and tracked_seconds else None,
-        "mean_intensity_g_per_kwh": 1000 * emissions / energy if energy else None,
-        "intensity_source": horizon.series.source,
-        "intensity_source_failures": list(horizon.source_failures),  # sources that failed before it served
-        "measured_seconds": tracked_seconds,
-        "by_phase": phases,
-        "energy_method": reading.method if known and reading is not None else "unknown",
+    return CarbonMetrics(
+        total_emissions_kg=emissions,
+        energy_consumed_kwh=energy,
+        avg_power_watts=energy * 3.6e6 / tracked_seconds if energy is not None and tracked_seconds else None,
+        mean_intensity_g_per_kwh=1000 * emissions / energy if energy else None,
+        intensity_source=horizon.series.source,
+        intensity_source_failures=list(horizon.source_failures),  # sources that failed before it served
+        measured_seconds=tracked_seconds,
+        by_phase=phases,
+        energy_method=energy_method(reading) if known else "unknown",
         # what CodeCarbon alone would have charged (machine-level RAM, wall-time driven), for reference
-        "codecarbon_energy_kwh": float(intervals["codecarbon_energy_kwh"].sum()) if known else None,
-        "energy_error": "; ".join(energy_errors) or (None if known else "CodeCarbon recorded no measurement"),
-        "codecarbon_static_average_emissions_kg": static_factor * energy if static_factor is not None else None,
-        "codecarbon_static_average_note": (
-            f"CodeCarbon's {reading.codecarbon_country if reading else ''} annual-average intensity x the run's "
-            "energy over all its segments and nodes; not time-resolved, kept for reference only"
-        ),
-    }
+        codecarbon_energy_kwh=float(intervals["codecarbon_energy_kwh"].sum()) if known else None,
+        energy_error="; ".join(energy_errors) or (None if known else "CodeCarbon recorded no measurement"),
+        codecarbon_static_average_emissions_kg=static_factor * energy if static_factor is not None else None,
+        codecarbon_country=reading.codecarbon_country if reading else "",
+    )
 
 
 def by_phase(intervals: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -205,70 +218,45 @@ def by_phase(intervals: pd.DataFrame) -> dict[str, dict[str, float]]:
     }
 
 
-HELD_IDLE = {
-    True: "simulated clock: the pauses are recorded, not slept, so no hardware is held and E has no held idle energy",
-    False: "real clock: the meter runs through every pause, so the energy of the hardware held idle is measured in E",
-}
-
-
 def sci_metrics(
-    carbon: dict[str, Any], energy: EnergyParams, samples: Optional[int], nodes: int, simulated: bool
-) -> dict:
+    carbon: CarbonMetrics, energy: EnergyParams, samples: Optional[int], nodes: int, simulated: bool
+) -> SciMetrics:
     """SCI (ISO/IEC 21031:2024) of the run: (E x I + M) per R, R one run and 1,000 training samples (null when the
     samples are unknown: a command of your own that did not report them)."""
-    known = carbon["total_emissions_kg"] is not None
-    held_seconds = carbon["measured_seconds"] if known else None
+    known = carbon.total_emissions_kg is not None
+    held_seconds = carbon.measured_seconds if known else None
     sci = None
     if known:
         embodied = embodied_share_kg(energy.embodied_kg, energy.lifetime_years, held_seconds, nodes)
-        sci = SoftwareCarbonIntensity(carbon["total_emissions_kg"], embodied, samples)
-    return {
-        "per_run_g": sci.per_run_kg * 1000 if sci else None,
-        "per_1000_samples_g": sci.per_thousand_samples_kg * 1000 if sci and samples else None,
-        "operational_g": sci.operational_kg * 1000 if sci else None,
-        "embodied_g": sci.embodied_kg * 1000 if sci else None,
-        "energy_kwh": carbon["energy_consumed_kwh"],
-        "held_idle_energy_kwh": carbon["by_phase"].get(IDLE, {}).get("energy_kwh", 0.0) if known else None,
-        "held_seconds": held_seconds,
-        "samples": samples,
-        "devices": nodes,
-        "embodied_kg_per_device": energy.embodied_kg,
-        "lifetime_years": energy.lifetime_years,
-        "held_idle": HELD_IDLE[simulated],
-        "method": (
-            "SCI = (E x I + M) per R: E every measured interval of the run (training, its profile, hardware held "
-            "idle), I the location-based grid intensity at each interval's time (no market-based instruments), M = "
-            "energy.embodied_kg x the measured (held) time / energy.lifetime_years, each device reserved whole; "
-            "R one training run, and 1,000 training samples"
-        ),
-    }
+        sci = SoftwareCarbonIntensity(carbon.total_emissions_kg, embodied, samples)
+    return SciMetrics(
+        per_run_g=sci.per_run_kg * 1000 if sci else None,
+        per_1000_samples_g=sci.per_thousand_samples_kg * 1000 if sci and samples else None,
+        operational_g=sci.operational_kg * 1000 if sci else None,
+        embodied_g=sci.embodied_kg * 1000 if sci else None,
+        energy_kwh=carbon.energy_consumed_kwh,
+        held_idle_energy_kwh=carbon.by_phase.get(IDLE, {}).get("energy_kwh", 0.0) if known else None,
+        held_seconds=held_seconds,
+        samples=samples,
+        devices=nodes,
+        embodied_kg_per_device=energy.embodied_kg,
+        lifetime_years=energy.lifetime_years,
+        held_idle="not-held" if simulated else "measured",
+        method="sci-iso-21031",
+    )
 
 
-def scheduler_metrics(horizon: Horizon, start: float, placement: str, carbon: dict[str, Any]) -> dict[str, Any]:
-    energy, emissions = carbon["energy_consumed_kwh"], carbon["total_emissions_kg"]
-    return {
-        "clock": horizon.clock,
-        "simulated_clock": horizon.simulated,
-        "placement": placement,
-        "start": iso(start),
-        "wait_seconds": start - horizon.submitted,
-        "initial_intensity_g_per_kwh": horizon.series.at(start),
-        "training_intensity_g_per_kwh": 1000 * emissions / energy if energy else None,
-    }
-
-
-def summarize(
-    run_name: str, config: RunParams, training: dict[str, Any], carbon: dict[str, Any], scheduler: dict[str, Any],
-) -> dict[str, Any]:
-    return {
-        "run": run_name,
-        "training_metrics": training,
-        "carbon_metrics": carbon,
-        "scheduler_metrics": scheduler,
-        "batch_size": config.batch_size,
-        "gradient_accumulation_steps": config.gradient_accumulation_steps,
-        "effective_batch_size": config.effective_batch_size,
-    }
+def scheduler_metrics(horizon: Horizon, start: float, placement: str, carbon: CarbonMetrics) -> SchedulerMetrics:
+    energy, emissions = carbon.energy_consumed_kwh, carbon.total_emissions_kg
+    return SchedulerMetrics(
+        clock=horizon.clock,
+        simulated_clock=horizon.simulated,
+        placement=placement,
+        start=start,
+        wait_seconds=start - horizon.submitted,
+        initial_intensity_g_per_kwh=horizon.series.at(start),
+        training_intensity_g_per_kwh=1000 * emissions / energy if energy else None,
+    )
 
 
 def write_outputs(
@@ -283,7 +271,3 @@ def write_outputs(
     write_csv(out_dir / "energy_intervals.csv", intervals)
     for log in resume.folder.glob("emissions*.csv"):  # CodeCarbon's own log, every segment's row
         write_bytes(out_dir / log.name, log.read_bytes())
-
-
-def write_summary(run_name: str, summary: dict) -> None:
-    write_json(run_metrics(run_name), summary)

@@ -1,0 +1,45 @@
+"""A command run so far, as carbon-pipe saw it (progress.json in the resume folder): its run time, where each
+segment sat on the clock, how each launch ended and the largest memory sampled."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ..artifacts import read_json, write_json
+from ..training.segments import Checkpointed
+
+PROGRESS = "progress.json"  # in the resume folder: what the segments that ended did
+
+
+@dataclass
+class Progress:
+    """The run so far, as carbon-pipe saw it: updated after every segment that ended."""
+
+    fingerprint: str = ""  # the run it belongs to (the resume folder's)
+    seconds: float = 0.0  # the command's run time over those segments
+    clock: Optional[float] = None  # where the last one ended on the pipeline clock
+    segment_log: list[dict] = field(default_factory=list)  # where each sat, which "steps" (whole seconds) it ran
+    endings: list[dict] = field(default_factory=list)  # how each launch ended
+    peak_rss_mb: Optional[float] = None  # the largest resident memory of the command's process tree, summed
+
+    @property
+    def step(self) -> int:
+        return int(self.seconds)
+
+    def done(self) -> Optional[Checkpointed]:
+        """What the chunk follower counts: whole seconds of run time, and the last planned chunk run."""
+        if not self.segment_log:
+            return None
+        return Checkpointed(self.step, self.seconds, max(entry.get("chunk", 0) for entry in self.segment_log))
+
+    @classmethod
+    def read(cls, folder: Path, fingerprint: str) -> Progress:
+        """This run's progress; a fresh one if there is none, or only another run's."""
+        path = folder / PROGRESS
+        progress = cls(**read_json(path)) if path.is_file() else None
+        return progress if progress is not None and progress.fingerprint == fingerprint else cls(fingerprint)
+
+    def save(self, folder: Path) -> None:
+        write_json(folder / PROGRESS, asdict(self))

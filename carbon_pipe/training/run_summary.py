@@ -1,0 +1,204 @@
+"""metrics/<run>.json: what a finished run (`train` or `carbon-pipe run`) did, in sections: training, carbon,
+scheduler, memory, SCI and (train-optimized) its profile. One model, one writer (`write_run_summary`) and one reader
+(`read_run_summary`), which compare, the report and the duration estimate use; no other module reads its keys.
+
+Every method field is a short identifier; docs/reference/artifacts.md and docs/accounting.md say what each means.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import ConfigDict, Field
+
+from ..artifacts import ArtifactModel, Count, Flag, Instant, Number, read_model, write_model
+from ..layout import run_metrics
+
+
+class Section(ArtifactModel):
+    """A section of a run's summary: a key this model does not know is refused (a writer's slip, or another
+    version's file), so the file and the model cannot drift apart."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def to_json(self) -> dict[str, Any]:
+        """As the file holds it: the optional parts a run has not (chunks, a profile, a command) are left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+class TrainingMetrics(Section):
+    """How training went: the last epoch's figures, throughput, and the segments it ran in."""
+
+    final_accuracy: Optional[Number] = Field(description="test accuracy after the last epoch (%); null: not reported")
+    final_loss: Optional[Number] = Field(description="mean training loss of the last epoch")
+    test_loss: Optional[Number] = Field(description="mean test loss after the last epoch")
+    epochs: Optional[Count] = Field(description="epochs trained")
+    total_time_seconds: Number = Field(description="training time over all segments, pauses excluded (s)")
+    samples_per_second: Optional[Number] = Field(description="training throughput, mean over epochs (samples/s)")
+    train_samples: Optional[Count] = Field(description="training samples in one epoch")
+    segments: Count = Field(description="segments that recorded energy (a resumed or chunked run has several)")
+    segment_log: list[dict[str, Any]] = Field(description="each segment: its clock span and steps")
+    resumed_at_step: Optional[Count] = Field(description="the step a resumed run went on from (null: not resumed)")
+    discarded_stale_checkpoint: Flag = Field(description="a checkpoint of other params or code was thrown away")
+
+
+class CarbonMetrics(Section):
+    """Energy and emissions over every measured interval, each charged the grid intensity of its time."""
+
+    total_emissions_kg: Optional[Number] = Field(description="emissions over every interval (kg CO2e); null: unknown")
+    energy_consumed_kwh: Optional[Number] = Field(description="energy over every interval (kWh)")
+    avg_power_watts: Optional[Number] = Field(description="mean power over the measured time (W)")
+    mean_intensity_g_per_kwh: Optional[Number] = Field(description="emissions / energy (g/kWh)")
+    intensity_source: str = Field(description="the intensity source that served the horizon")
+    intensity_source_failures: list[dict[str, str]] = Field(description="sources that failed before it served")
+    measured_seconds: Optional[Number] = Field(description="time the meter covered, all phases (s)")
+    by_phase: dict[str, dict[str, float]] = Field(
+        description="energy_kwh, emissions_kg and seconds of each phase: training, profile, idle"
+    )
+    energy_method: str = Field(
+        description="how energy was measured: process-tree-model, rapl, cpu-load-model, constant-tdp (+nvml with a "
+        "GPU), or unknown"
+    )
+    codecarbon_energy_kwh: Optional[Number] = Field(description="what CodeCarbon alone measured (kWh), for reference")
+    energy_error: Optional[str] = Field(description="why energy is unknown (null: it is known)")
+    codecarbon_static_average_emissions_kg: Optional[Number] = Field(
+        description="CodeCarbon's country annual-average intensity x the run's energy (kg), not time-resolved"
+    )
+    codecarbon_country: str = Field(description="the country CodeCarbon's annual average is of")
+
+
+class SchedulerMetrics(Section):
+    """Where the run sat on the pipeline clock, and (a plan followed in chunks) the chunks as they ran."""
+
+    clock: Literal["simulated", "real"] = Field(description="the pipeline clock")
+    simulated_clock: Flag = Field(description="clock is simulated: waits computed, not slept")
+    placement: str = Field(description="where the run sat: submission or scheduled, and by which rule")
+    start: Instant = Field(description="when the run started on the pipeline clock (UTC)")
+    wait_seconds: Number = Field(description="start - submission (s)")
+    initial_intensity_g_per_kwh: Number = Field(description="grid intensity at the start (g/kWh)")
+    training_intensity_g_per_kwh: Optional[Number] = Field(description="emissions / energy over the run (g/kWh)")
+    planned_chunks: Optional[Count] = Field(None, description="chunks planned (a plan followed in chunks)")
+    chunks: Optional[list[dict[str, Any]]] = Field(None, description="the chunks as they ran")
+    pauses: Optional[list[dict[str, Any]]] = Field(None, description="the pauses between chunks")
+    paused_seconds: Optional[Number] = Field(None, description="time paused between chunks (s)")
+    chunk_mapping: Optional[str] = Field(
+        None,
+        description="how the chunks map onto the work: step-shares (train, simulated clock: by shares of the "
+        "optimizer steps), run-time-shares (a command, simulated clock: by shares of its run time), time-budgets "
+        "(real clock: each chunk until its planned end, re-planning between chunks)",
+    )
+
+
+class SciMetrics(Section):
+    """Software Carbon Intensity (ISO/IEC 21031:2024): (E x I + M) per R, R one run and 1,000 samples."""
+
+    per_run_g: Optional[Number] = Field(description="SCI per run: (E x I + M) (g CO2e)")
+    per_1000_samples_g: Optional[Number] = Field(description="SCI per 1,000 training samples (g CO2e)")
+    operational_g: Optional[Number] = Field(description="E x I (g CO2e)")
+    embodied_g: Optional[Number] = Field(description="M: the devices' embodied share for the held time (g CO2e)")
+    energy_kwh: Optional[Number] = Field(description="E (kWh)")
+    held_idle_energy_kwh: Optional[Number] = Field(description="E's share of hardware held idle in pauses (kWh)")
+    held_seconds: Optional[Number] = Field(description="time the hardware was held (s)")
+    samples: Optional[Count] = Field(description="training samples over the run (R's unit); null: not reported")
+    devices: Count = Field(description="devices (nodes) reserved")
+    embodied_kg_per_device: Number = Field(description="energy.embodied_kg (kg CO2e)")
+    lifetime_years: Number = Field(description="energy.lifetime_years (years)")
+    held_idle: Literal["not-held", "measured"] = Field(
+        description="not-held: simulated clock, pauses recorded, not slept; measured: real clock, the meter ran "
+        "through every pause"
+    )
+    method: Literal["sci-iso-21031"] = Field(description="SCI = (E x I + M) per R, location-based I")
+
+
+class MemoryMetrics(Section):
+    """Peak memory while training, and how it was measured."""
+
+    peak_memory_mb: Optional[Number] = Field(description="peak memory (MB); null: not measured")
+    peak_reserved_mb: Optional[Number] = Field(None, description="CUDA: peak reserved by the caching allocator (MB)")
+    rss_before_training_mb: Optional[Number] = Field(None, description="CPU: resident before the loop (MB)")
+    per_rank_peak_memory_mb: Optional[list[float]] = Field(None, description="torchrun: each rank's peak (MB)")
+    method: str = Field(
+        description="cuda-allocator-peak, peak-rss-since-training, peak-rss-since-start, command-tree-rss, "
+        "reported-by-command, or not-measured"
+    )
+
+
+class CommandMetrics(Section):
+    """`carbon-pipe run`: the command, how each launch ended, and what it reported."""
+
+    argv: list[str] = Field(description="the command run (credentials withheld)")
+    status: Literal["finished", "failed"] = Field(description="how the command ended")
+    exit_code: int = Field(description="the command's exit status")
+    launches: list[dict[str, Any]] = Field(description="how each launch (segment) ended")
+    escaped_ended: list[Any] = Field(description="processes that left the tree, ended when the command ended")
+    metrics_file_written: Flag = Field(description="the command wrote $CARBON_PIPE_METRICS")
+    metrics_file_error: Optional[str] = Field(description="what was wrong with it (a failed command)")
+    not_reported: list[str] = Field(description="the contract's keys the command left out (null in this summary)")
+    extra: Optional[dict[str, Any]] = Field(description="what the command reported beyond the contract")
+
+
+class ProfileSection(ArtifactModel):
+    """train-optimized: its energy profile's verdict, ratio and cost (profiling/first_segment.py writes the rest of
+    the keys as the profile's record has them), or why it was not profiled."""
+
+    model_config = ConfigDict(extra="allow")
+
+    skipped: Optional[str] = Field(None, description="why the run was not profiled (then the only key)")
+    choice: Optional[dict[str, Any]] = Field(None, description="optimized.choose auto: the candidates and why")
+    discarded_stale_checkpoint: Flag = Field(False, description="claiming the resume folder threw stale state away")
+
+
+class RunSummary(Section):
+    """What a finished run did: training, carbon, scheduler, SCI, memory and (train-optimized) profile sections."""
+
+    run: str = Field(description="the run's name")
+    training_metrics: TrainingMetrics
+    carbon_metrics: CarbonMetrics
+    scheduler_metrics: SchedulerMetrics
+    batch_size: Optional[Count] = Field(description="samples per optimizer micro-step")
+    gradient_accumulation_steps: Optional[Count] = Field(description="micro-steps per optimizer step")
+    effective_batch_size: Optional[Count] = Field(description="batch_size x gradient_accumulation_steps")
+    sci: SciMetrics
+    memory_metrics: MemoryMetrics
+    device: Optional[str] = Field(description="cpu or cuda")
+    precision: Optional[str] = Field(description="the precision trained in (and why, where it differs)")
+    world_size: Optional[Count] = Field(description="processes (torchrun ranks)")
+    dataset: Optional[str] = Field(description="the dataset trained on")
+    model_class: Optional[str] = Field(description="module:Class of the model")
+    compile: Optional[Flag] = Field(description="torch.compile was used")
+    channels_last: Optional[Flag] = Field(description="channels-last memory format was used")
+    allocator: str = Field(description="the allocator the process ran with, in words; not-set for a command run")
+    profile: Optional[ProfileSection] = Field(None, description="train-optimized: its profile, or why it has none")
+    command: Optional[CommandMetrics] = Field(None, description="carbon-pipe run: the command and how it ended")
+
+    def completed(
+        self, chunks: Optional[dict[str, Any]] = None, profile: Optional[ProfileSection] = None
+    ) -> RunSummary:
+        """The summary with what only the stage knows once the run finished: the chunks as they ran (a plan
+        followed in chunks) and the profile (train-optimized). A new summary: a written one is never edited."""
+        changes: dict[str, Any] = {}
+        if chunks is not None:
+            changes["scheduler_metrics"] = _with(self.scheduler_metrics, chunks)
+        if profile is not None:
+            changes["profile"] = profile
+            if profile.discarded_stale_checkpoint:
+                changes["training_metrics"] = _with(self.training_metrics, {"discarded_stale_checkpoint": True})
+        return _with(self, changes)
+
+
+def _with(record: Section, changes: dict[str, Any]) -> Any:
+    """`record` with `changes`, validated again; what was left out stays left out."""
+    kept = {name: getattr(record, name) for name in record.model_fields_set}
+    return type(record).model_validate({**kept, **changes})
+
+
+def write_run_summary(summary: RunSummary) -> None:
+    write_model(run_metrics(summary.run), summary)
+
+
+def read_run_summary(run_name: str) -> RunSummary:
+    """metrics/<run>.json; one that is not what train wrote (edited, cut short, `{}`, another version's) is one
+    line naming it."""
+    return read_model(
+        run_metrics(run_name), RunSummary, "a run summary train wrote", f"run train --run {run_name} again"
+    )
