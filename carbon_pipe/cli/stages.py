@@ -111,7 +111,8 @@ def plan(
     """Plan the job's low-carbon window now with wait-for-window's planner; waits for nothing, writes nothing.
     Without a params file: the defaults, on the real clock."""
     from ..scheduling import outlook
-    from ..scheduling.duration import DurationEstimate, expected_duration
+    from ..scheduling.duration import DurationEstimate
+    from ..training.duration import expected_duration
 
     config = _load_with(
         params, sources=source, region=region, base_url=base_url, duration=duration, slack=max_wait, clock=clock,

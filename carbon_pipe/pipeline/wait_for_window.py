@@ -19,13 +19,14 @@ from ..intensity.horizon import remove_horizon, write_horizon
 from ..layout import DECISION_JSON, WINDOW_DIR
 from ..scheduling.clock import Clock, make_clock
 from ..scheduling.decision import Decision, decided, undecided, write_decision
-from ..scheduling.duration import DurationEstimate, expected_duration
+from ..scheduling.duration import DurationEstimate
 from ..scheduling.outlook import check_reach, look_ahead
 from ..scheduling.queued import QueueSlot, queue_slot
 from ..scheduling.wait_loop import ProgressLine, Waited, quiet, wait_for_window
 from ..scheduling.wait_resume import begin_wait
 from ..signals import stop_requests, stopped_by
 from ..timeutil import iso
+from ..training.duration import expected_duration
 
 
 def run_stage(

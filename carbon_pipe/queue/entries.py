@@ -15,8 +15,8 @@ import yaml
 
 from ..config.params import Params, parse_params
 from ..errors import FieldError, ParamsError, UsageError
-from ..scheduling.duration import expected_duration
 from ..timeutil import parse_duration
+from ..training.duration import expected_duration
 
 # A workstation training on one accelerator; used when no run has measured this project's power yet.
 DEFAULT_POWER_KW = 0.2

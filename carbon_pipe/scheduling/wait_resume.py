@@ -44,7 +44,8 @@ SCHEDULING_PARAMS = (
     "train.epochs",
 )
 SCHEDULING_CODE = (
-    "pipeline/wait_for_window.py", "scheduling", "intensity", "datasets/catalog.py", "training/run_summary.py"
+    "pipeline/wait_for_window.py", "scheduling", "intensity", "datasets/catalog.py", "training/duration.py",
+    "training/run_summary.py",
 )
 PACKAGE = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from carbon_pipe.cli import app
 from carbon_pipe.config.params import parse_params
 from carbon_pipe.pipeline import fetch_data
-from carbon_pipe.scheduling.duration import expected_duration
+from carbon_pipe.training.duration import expected_duration
 
 from ..conftest import REPO, default_params
 from ..datasets.test_folder import folder
@@ -83,7 +83,7 @@ def test_auto_for_own_data_imports_neither_torch_nor_pillow(workspace):
     script = (
         "import sys\nfrom carbon_pipe.config.params import load_params\n"
         "from carbon_pipe.pipeline import wait_for_window\n"
-        "from carbon_pipe.scheduling.duration import expected_duration\n"
+        "from carbon_pipe.training.duration import expected_duration\n"
         "estimate = expected_duration(load_params('params.yaml'))\n"
         "print(estimate.seconds, 'torch' in sys.modules, 'PIL' in sys.modules)\n"
     )
