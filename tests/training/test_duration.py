@@ -17,8 +17,16 @@ from carbon_pipe.training.duration import expected_duration
 
 from ..conftest import REPO, default_params
 from ..datasets.test_folder import folder
+from .test_run_summary import summary
 
-LAST_RUN = {"training_metrics": {"total_time_seconds": 20.0, "epochs": 2, "train_samples": 100}}  # 100 ms per sample
+
+def write_last_run(workspace) -> None:
+    """metrics/optimized.json as train writes it, of a run that took 100 ms per sample (20 s, 2 epochs x 100)."""
+    last = summary("optimized")
+    training = last.training_metrics.model_copy(update={"total_time_seconds": 20.0, "epochs": 2, "train_samples": 100})
+    (workspace / "metrics").mkdir(exist_ok=True)
+    completed = last.model_copy(update={"training_metrics": training})
+    (workspace / "metrics/optimized.json").write_text(json.dumps(completed.to_json()))
 
 
 def auto_params(**data):
@@ -31,8 +39,7 @@ def auto_params(**data):
 
 def test_auto_sizes_an_image_folder_from_the_last_fetch_data(workspace):
     folder(workspace / "images", split=False, per_class={"cat": (10, 0), "dog": (10, 0)})
-    (workspace / "metrics").mkdir()
-    (workspace / "metrics/optimized.json").write_text(json.dumps(LAST_RUN))
+    write_last_run(workspace)
     params = auto_params(dataset="folder", path="images", test_fraction=0.3)
     before = expected_duration(params)
     assert before.source == "fallback" and before.seconds == 420 and "manifest.json is missing" in before.basis
@@ -55,8 +62,7 @@ def test_auto_sizes_a_data_class_dataset_from_the_last_fetch_data(workspace, mon
         "def make():\n    return TensorDataset(torch.rand(30, 1, 4, 4), torch.arange(30) % 2), "
         "TensorDataset(torch.rand(6, 1, 4, 4), torch.arange(6) % 2)\n"
     )
-    (workspace / "metrics").mkdir()
-    (workspace / "metrics/optimized.json").write_text(json.dumps(LAST_RUN))
+    write_last_run(workspace)
     params = auto_params(dataset="custom", **{"class": "duration_data:make"})
     try:
         fetch_data.run_stage(params.data)
@@ -74,8 +80,7 @@ def test_auto_for_own_data_imports_neither_torch_nor_pillow(workspace):
             {"source": {"dataset": "folder", "path": "images", "test_fraction": 0.2}, "train_samples_available": 50}
         )
     )
-    (workspace / "metrics").mkdir()
-    (workspace / "metrics/optimized.json").write_text(json.dumps(LAST_RUN))
+    write_last_run(workspace)
     raw = default_params()
     raw["scheduler"].update(expected_duration="auto")
     raw["data"].update(dataset="folder", path="images")
