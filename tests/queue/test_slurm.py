@@ -23,6 +23,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("sbatch") is None, reason="SLURM is not installed (.ci/start_slurm.sh sets it up)"),
 ]
 TICK = 5.0  # sched_interval and bf_interval are 1 s in .ci/start_slurm.sh; a job's shell takes a moment to begin
+LANE_HANDOVER = 120.0  # a job behind another in its lane: the one before it leaving SLURM, then a tick
 
 
 def squeue(job: int) -> tuple[str, str, str]:
@@ -65,7 +66,7 @@ def test_jobs_pend_until_their_slots_then_run_and_their_experiments_come_back(tm
     entries = queue_state(project)
     assert {name: entry["slurm_job"] for name, entry in entries.items()} == jobs
     for name, entry in entries.items():
-        assert entry["slot"]["start"] >= now - 60 + 170 - 0.01, name  # in the new trough
+        assert entry["slot"]["start"] >= now - 60 + 170 - 1.0, name  # in the new trough (to the second SLURM keeps)
         start = datetime.strptime(squeue(jobs[name])[2], "%Y-%m-%dT%H:%M:%S").timestamp()
         assert abs(start - entry["slot"]["start"]) <= 1.0, (name, start - entry["slot"]["start"])
         assert json.loads((project / ".dvc/tmp/carbon-pipe-queue/entries" / name / "slot.json").read_text())[
@@ -84,10 +85,14 @@ def test_jobs_pend_until_their_slots_then_run_and_their_experiments_come_back(tm
     status = subprocess.run([*cli, "status", "--json"], cwd=project, env=env, capture_output=True, text=True)
     assert status.returncode == 0, status.stderr
     entries = queue_state(project)
-    for name, entry in entries.items():
+    in_lane = sorted(entries.items(), key=lambda item: item[1]["slot"]["start"])
+    for index, (name, entry) in enumerate(in_lane):
         assert entry["state"] == "done", (name, entry["note"])
+        # The first in the lane began at its slot (SLURM keeps whole seconds). The next waits for it to leave SLURM
+        # (singleton): its experiment's end is recorded before the job's last steps (dvc exp push) finish, and those
+        # took up to a minute on a loaded machine, so it begins at its slot or within LANE_HANDOVER of it.
         late = entry["started_at"] - entry["slot"]["start"]
-        assert -1.0 <= late <= TICK, (name, late)  # began at its slot (SLURM keeps whole seconds)
+        assert -1.0 <= late <= (TICK if index == 0 else LANE_HANDOVER), (name, late)
     spans = sorted((entry["started_at"], entry["finished_at"]) for entry in entries.values())
     assert spans[0][1] <= spans[1][0] + 1.0  # one worker: the second began when the first had ended
 

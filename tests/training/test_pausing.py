@@ -70,7 +70,7 @@ def demo_params(mode: str, **train) -> dict:
 def plan_and_train(raw: dict) -> dict:
     params = parse_params(raw)
     wait_for_window.run_stage(params, say=lambda line: None)
-    return train_optimized.run_stage(params)
+    return train_optimized.run_stage(params).to_json()
 
 
 @pytest.fixture
