@@ -25,16 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-POLICIES = (
-    "now",
-    "threshold",
-    "forecast-window",
-    "rolling",
-    "forecast-chunks",
-    "interruptible",
-    "oracle",
-    "oracle-interruptible",
-)
+from carbon_pipe.backtest.policies import POLICIES  # every single-job policy, as `backtest` knows them
+
 START = 1_577_836_800  # 2020-01-01T00:00Z
 
 
