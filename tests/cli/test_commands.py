@@ -1,5 +1,5 @@
-"""The CLI's front: `--help` stays light, a bad `--run` is one line, and `intensity` and `plan` say which clock's
-"now" they show and take `--clock` and `--now`."""
+"""The CLI's front: `--help` stays light, OpenMP threads sleep while they wait, a bad `--run` is one line, and
+`intensity` and `plan` say which clock's "now" they show and take `--clock` and `--now`."""
 
 import json
 import subprocess
@@ -37,6 +37,19 @@ def test_train_rejects_unknown_run(tmp_path):
     )
     assert result.returncode == 2
     assert "--run: expected baseline or optimized, got 'fastest'" in result.stderr
+
+
+@pytest.mark.parametrize("chosen, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_sleep_while_waiting_unless_the_user_chose(monkeypatch, tmp_path, chosen, expected):
+    import os
+
+    if chosen is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", chosen)
+    result = invoke("fetch-data", "--params", str(tmp_path / "absent.yaml"))
+    assert result.exit_code != 0  # the command failed, yet the environment was set before it ran
+    assert os.environ["OMP_WAIT_POLICY"] == expected
 
 
 SIMULATED_HINT = (
