@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 import yaml
+from pydantic import ValidationError
 
+from ..artifacts import FROM_FILE, problem
 from ..errors import UsageError
+from .summaries import KeyMetrics
 
 WORKSPACE = "workspace"
 SUMMARY, PARAMS = "metrics/summary.json", "params.yaml"
@@ -60,22 +63,35 @@ class Row:
         return None if self.a is None or self.b is None else self.b - self.a
 
 
-def band_of(metric: str, a: dict, b: dict) -> Optional[float]:
+def key_metrics_at(revision: str) -> KeyMetrics:
+    """metrics/summary.json at `revision`; one that compare did not write (edited, cut short, another version's) is
+    one line naming it."""
+    where = SUMMARY if revision == WORKSPACE else f"{revision}:{SUMMARY}"
+    try:
+        return KeyMetrics.model_validate(json.loads(read_at(revision, SUMMARY)), context=FROM_FILE)
+    except json.JSONDecodeError as exc:
+        problem_text = f"not valid JSON ({exc.msg}, line {exc.lineno})"
+    except ValidationError as exc:
+        problem_text = f"not the key metrics compare writes ({problem(exc)})"
+    raise UsageError(f"{where}: {problem_text}: run `dvc repro compare` at that revision and commit its metrics")
+
+
+def band_of(metric: str, a: KeyMetrics, b: KeyMetrics) -> Optional[float]:
     """The wider of the two runs' measured noise bands for this metric, in %, if it has one."""
     for band, kinds in NOISE_KEYS.items():
         if any(kind in metric for kind in kinds):
-            bands = [run.get(band) for run in (a, b) if run.get(band) is not None]
+            bands = [getattr(run, band) for run in (a, b) if getattr(run, band) is not None]
             return max(bands) if bands else None
     return None
 
 
-def classify(a: dict, b: dict, same_inputs: bool) -> list[Row]:
-    """Every numeric metric of either run, with what its difference is."""
+def classify(a: KeyMetrics, b: KeyMetrics, same_inputs: bool) -> list[Row]:
+    """Every key metric, with what its difference is."""
     rows = []
-    for metric in sorted(set(a) | set(b)):
+    for metric in sorted(KeyMetrics.model_fields):
         if metric in NOISE_KEYS:
             continue
-        first, second = a.get(metric), b.get(metric)
+        first, second = getattr(a, metric), getattr(b, metric)
         if first == second:
             note = EQUAL
         elif same_inputs:
@@ -92,13 +108,13 @@ def classify(a: dict, b: dict, same_inputs: bool) -> list[Row]:
 
 def diff(a: str, b: str) -> dict:
     """The two revisions' metrics compared, and whether their inputs were the same."""
-    metrics = [json.loads(read_at(revision, SUMMARY)) for revision in (a, b)]
+    metrics = [key_metrics_at(revision) for revision in (a, b)]
     params_same = yaml.safe_load(read_at(a, PARAMS)) == yaml.safe_load(read_at(b, PARAMS))
     code_same = same_code(a, b)
     rows = classify(*metrics, same_inputs=params_same and code_same)
     return {
         "a": a, "b": b, "same_params": params_same, "same_code": code_same,
-        "noise_band_pct": {band: [run.get(band) for run in metrics] for band in NOISE_KEYS},
+        "noise_band_pct": {band: [getattr(run, band) for run in metrics] for band in NOISE_KEYS},
         "metrics": [{"metric": r.metric, "a": r.a, "b": r.b, "delta": r.delta, "note": r.note} for r in rows],
     }
 

@@ -1,17 +1,17 @@
 """carbon-pipe diff: two revisions' key metrics, differences between runs of the same params and code marked as
 run-to-run noise, and energy/time differences inside the measured noise band not shown as changes. Also the report's
-wording of a verdict. Real git, in a throwaway repository."""
+wording of a verdict. Real git, in a throwaway repository; the command runs in this process."""
 
+import contextlib
 import json
 import subprocess
-import sys
 
 import pytest
 import yaml
 
 from carbon_pipe.report.diff import SAME_INPUTS, classify
 from carbon_pipe.report.sections import savings_section
-from carbon_pipe.report.summaries import Comparison
+from carbon_pipe.report.summaries import Comparison, KeyMetrics
 
 
 def git(folder, *args: str) -> str:
@@ -44,16 +44,20 @@ def history(tmp_path):
     return tmp_path, a, b, c
 
 
-def diff_command(folder, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "carbon_pipe.cli", "diff", *args], cwd=folder, capture_output=True,
-                          text=True, timeout=120)
+def diff_command(folder, *args: str):
+    """`carbon-pipe diff` in `folder`, in this process (its git calls are real processes)."""
+    from typer.testing import CliRunner
+
+    from carbon_pipe.cli import app
+
+    with contextlib.chdir(folder):
+        return CliRunner().invoke(app, ["diff", *args])
 
 
-@pytest.mark.slow
 def test_same_params_and_code_mark_every_difference_as_run_to_run_noise(history):
     folder, a, b, _ = history
     result = diff_command(folder, a, b, "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["same_params"] and report["same_code"]
     notes = {row["metric"]: row["note"] for row in report["metrics"]}
@@ -73,22 +77,37 @@ def test_with_params_changed_a_difference_inside_the_noise_band_is_not_a_change(
     assert rows["baseline_time_s"]["note"] == "change"  # -50 %, outside its 20 % band
 
 
-@pytest.mark.slow
 def test_code_changed_is_not_the_same_inputs_and_a_bad_revision_is_one_line(history):
     folder, a, _, _ = history
     (folder / "carbon_pipe" / "module.py").write_text("x = 2\n")  # the working tree's code differs from a's
     report = json.loads(diff_command(folder, a, "workspace", "--json").stdout)
     assert not report["same_code"]
     bad = diff_command(folder, "no-such-rev", a)
-    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.exit_code == 2 and bad.stdout == ""
     assert bad.stderr.strip().startswith("carbon-pipe: error: no-such-rev:metrics/summary.json: ")
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_without_a_band_only_equal_values_are_the_same():
-    rows = classify({"baseline_energy_wh": 1.0, "accuracy": 2.0}, {"baseline_energy_wh": 1.01, "accuracy": 2.0},
-                    same_inputs=False)
-    assert [(row.metric, row.note) for row in rows] == [("accuracy", "same"), ("baseline_energy_wh", "change")]
+    a = KeyMetrics(baseline_energy_wh=1.0, baseline_accuracy_pct=2.0)
+    b = KeyMetrics(baseline_energy_wh=1.01, baseline_accuracy_pct=2.0)
+    notes = {row.metric: row.note for row in classify(a, b, same_inputs=False)}
+    assert (notes["baseline_accuracy_pct"], notes["baseline_energy_wh"]) == ("same", "change")
+    assert "energy_noise_pct" not in notes  # a band, not a metric
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    ("{", "not valid JSON"),
+    ('{"baseline_energy_wh": "a lot"}', "baseline_energy_wh is 'a lot', not a number"),
+    ('{"energy_kwh": 1.0}', "energy_kwh is not a key of this file"),
+])
+def test_a_summary_that_compare_did_not_write_is_one_line_naming_it(history, content, says):
+    folder, a, _, _ = history
+    (folder / "metrics" / "summary.json").write_text(content)
+    bad = diff_command(folder, a, "workspace")
+    assert bad.exit_code == 2 and bad.stdout == ""
+    assert bad.stderr.startswith("carbon-pipe: error: metrics/summary.json: ") and says in bad.stderr
+    assert "dvc repro compare" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
 def savings_result(verdict: str, text: str) -> Comparison:
