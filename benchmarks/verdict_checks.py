@@ -22,7 +22,7 @@ default params (full MNIST unless --train-samples). A profile takes one to three
 
 --save FILE.jsonl appends every profile's `--json` output (bursts included) as one line, with its section and where
 it ran (quiet or busy). --from-saved KIND=FILE.jsonl (aa, sensitivity or stability; repeatable) profiles nothing: it
-re-analyses the saved profiles of that kind with this checkout's code (EnergyProfile.from_dict on their bursts) and
+re-analyses the saved profiles of that kind with this checkout's code (`summarize` on their bursts) and
 prints the same lines, then the budget figure.
 """
 
@@ -208,15 +208,16 @@ def profiles(count: int, section: str, where: str, save: Path | None, *args: str
 
 def reanalysed(run: dict) -> dict:
     """A saved profile's figures recomputed from its bursts by this checkout's code (its other keys kept)."""
+    from carbon_pipe.profiling.record import BurstRecord, StoppingRecord
     from carbon_pipe.profiling.render import flat_summary
-    from carbon_pipe.profiling.result import EnergyProfile
+    from carbon_pipe.profiling.result import Stopping, summarize
 
     names = [key.removesuffix("_precision") for key in run if key.endswith("_precision")]
-    profile = EnergyProfile.from_dict({
-        "baseline": names[0], "energy_method": run["energy_method"], "stopping": run["stopping"],
-        "bursts": run["bursts"], "configurations": [{"name": name, "precision": run[f"{name}_precision"]}
-                                                    for name in names],
-    })
+    profile = summarize(
+        [BurstRecord.model_validate(burst).burst() for burst in run["bursts"]], baseline=names[0],
+        precisions={name: run[f"{name}_precision"] for name in names}, energy_method=run["energy_method"],
+        stopping=Stopping(**StoppingRecord.model_validate(run["stopping"]).model_dump()),
+    )
     return {**run, **flat_summary(profile, names[1])}
 
 

@@ -384,6 +384,8 @@ ARTIFACTS = (
      "`dvc metrics show`"),
     ("metrics/<run>.json", "carbon_pipe.training.run_summary", "RunSummary", "`train --run`, `carbon-pipe run`",
      "compare; wait-for-window (`scheduler.expected_duration: auto`)"),
+    ("stages/train-optimized/profile.json", "carbon_pipe.profiling.record", "RunProfileRecord", "train-optimized",
+     "compare (its figures rebuilt from the bursts); a run that was not profiled writes `{\"skipped\": why}`"),
     ("metrics/comparison.json", "carbon_pipe.report.summaries", "Comparison", "compare", "you, and report.md"),
     ("metrics/summary.json", "carbon_pipe.report.summaries", "KeyMetrics", "compare",
      "`dvc metrics diff`, `dvc exp show`, `carbon-pipe diff`, `carbon-pipe experiments`"),

@@ -14,7 +14,15 @@ import pytest
 from typer.testing import CliRunner
 
 from carbon_pipe.cli import app
-from carbon_pipe.layout import DATASET_FILE, DECISION_JSON, HORIZON_JSON, INTENSITY_CSV, run_metrics, train_dir
+from carbon_pipe.layout import (
+    DATASET_FILE,
+    DECISION_JSON,
+    HORIZON_JSON,
+    INTENSITY_CSV,
+    run_metrics,
+    run_profile_file,
+    train_dir,
+)
 
 from .conftest import synthetic_dataset, tiny_params, write_params
 
@@ -56,6 +64,7 @@ def text_intensity() -> None:
 
 
 INTERVALS = train_dir("optimized") / "energy_intervals.csv"
+PROFILE = run_profile_file("optimized")
 TRAIN = ["train", "--run", "baseline"]
 TRAIN_OPTIMIZED = ["train", "--run", "optimized"]
 COMPARE = ["compare"]
@@ -89,6 +98,9 @@ CASES = [
      "no column start, end, energy_kwh, emissions_kg, phase"),
     ("intervals-bad-time", lambda: INTERVALS.write_text(INTERVALS.read_text().replace("Z,", "?,", 1)), COMPARE,
      INTERVALS, "invalid time"),
+    ("profile-cut-short", cut_short(PROFILE), COMPARE, PROFILE, "is not valid JSON"),
+    ("profile-burst-joules-text", edit_json(PROFILE, lambda p: p["profile"]["bursts"][0].update(joules="1 J") or p),
+     COMPARE, PROFILE, "profile.bursts.0.joules is '1 J', not a number: remove it and run train --run optimized"),
     ("epochs-garbled", write(train_dir("baseline") / "epochs.csv", b"\xff\xfe\x00"), COMPARE,
      train_dir("baseline") / "epochs.csv", "epochs.csv"),
 ]

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ..artifacts import write_json
+from ..artifacts import write_model
 from ..config.params import Params
 from ..emissions.accounting import PROFILE
 from ..errors import TrainingStopped, UsageError
@@ -24,11 +24,11 @@ from ..training.allocator import steady_allocator
 from ..training.distributed import Job
 from ..training.placement import Metering, Placement, place_segment
 from ..training.resume import ResumeFolder, resume_folder
-from ..training.run_summary import ProfileSection
+from ..training.run_summary import ProfileInterval, ProfileSection, ProfileStopping
 from ..training.segments import Segment
 from .candidates import choose_configuration
 from .measure import run_profile
-from .record import RunProfile
+from .record import NotProfiled, RunProfile, read_run_profile, write_run_profile
 from .result import EnergyProfile, Interval
 
 RUN = "optimized"
@@ -57,7 +57,7 @@ def profile_first(params: Params, placement: Placement, job: Job, now: Callable[
     discarded = resume.claim()
     saved = resume.folder / RECORD
     if saved.is_file():
-        record = RunProfile.read(saved)
+        record = read_run_profile(saved)
     else:
         try:
             record = measure_segment(params, placement, job, resume, discarded, now)
@@ -82,7 +82,7 @@ def measure_segment(
         finally:
             metering.stop()
     record = RunProfile(clock.index, clock.start, clock.now(), trained, profile, choice, discarded)
-    record.write(resume.folder / RECORD)
+    write_run_profile(resume.folder / RECORD, record)
     if signals:
         raise TrainingStopped(
             f"train {RUN}: stopped by {signal.Signals(signals[0]).name} after its energy profile, before training; "
@@ -114,32 +114,40 @@ def profile_section(profiled: Profiled, by_phase: dict[str, dict[str, float]]) -
     if record is None:
         return ProfileSection(skipped=profiled.skipped)
     spent = by_phase.get(PROFILE, {})
-    trained, baseline = (record.profile.configuration(name) for name in (record.trained, record.profile.baseline))
+    profile = record.profile
+    trained, baseline = (profile.configuration(name) for name in (record.trained, profile.baseline))
     return ProfileSection(
-        **{
-            **{key: value for key, value in record.as_dict().items() if key != "profile"},
-            "energy_kwh": spent.get("energy_kwh"),  # the run's meter over the whole segment, setup included
-            "emissions_kg": spent.get("emissions_kg"),
-            "bursts_energy_kwh": record.profile.profiling_energy_kwh,  # the profile's own counter, bursts only
-            "counter": record.profile.energy_method,
-            "processes": record.profile.processes,
-            "rounds": record.profile.rounds,  # in each process
-            "warmup_rounds": record.profile.warmup_rounds,
-            "stopping": record.profile.stopping.as_dict(),
-            "baseline_j_per_sample": interval(baseline.j_per_sample),
-            "trained_j_per_sample": interval(trained.j_per_sample),
-            "file": str(run_profile_file(RUN)),
-        }
+        choice=record.choice,
+        discarded_stale_checkpoint=record.discarded_stale_checkpoint,
+        segment=record.segment,
+        clock_start=record.clock_start,
+        clock_end=record.clock_end,
+        trained=record.trained,
+        ratio=record.ratio.value,
+        ratio_ci95=record.ratio.bounds,
+        verdict=record.verdict,
+        verdict_text=record.verdict_text(),
+        energy_kwh=spent.get("energy_kwh"),  # the run's meter over the whole segment, setup included
+        emissions_kg=spent.get("emissions_kg"),
+        bursts_energy_kwh=profile.profiling_energy_kwh,  # the profile's own counter, bursts only
+        counter=profile.energy_method,
+        processes=profile.processes,
+        rounds=profile.rounds,  # in each process
+        warmup_rounds=profile.warmup_rounds,
+        stopping=ProfileStopping(**profile.stopping.as_dict()),
+        baseline_j_per_sample=interval(baseline.j_per_sample),
+        trained_j_per_sample=interval(trained.j_per_sample),
+        file=str(run_profile_file(RUN)),
     )
 
 
-def interval(value: Interval) -> dict:
-    return {"value": value.value, "ci95": value.bounds}
+def interval(value: Interval) -> ProfileInterval:
+    return ProfileInterval(value=value.value, ci95=value.bounds)
 
 
 def write_record(profiled: Profiled) -> None:
     """stages/train-<run>/profile.json: the profile with its bursts, or why there is none (a DVC out either way)."""
     if profiled.record is None:
-        write_json(run_profile_file(RUN), {"skipped": profiled.skipped})
+        write_model(run_profile_file(RUN), NotProfiled(skipped=profiled.skipped))
     else:
-        profiled.record.write(run_profile_file(RUN))
+        write_run_profile(run_profile_file(RUN), profiled.record)

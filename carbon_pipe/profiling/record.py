@@ -1,8 +1,9 @@
 """The profile a training run carries: the paired energy profile, where it sat on the run's clock, and what it chose.
 
-One writer (the train-optimized stage: in the run's resume folder while the run is unfinished, so a resumed run
-does not profile again, then `stages/train-optimized/profile.json`) and one reader (`RunProfile.read`), which
-compare uses too. The figures are rebuilt from the burst table on reading (`EnergyProfile.from_dict`).
+One model of the file (`RunProfileRecord`), one writer (`write_run_profile`: the train-optimized stage, in the run's
+resume folder while the run is unfinished, so a resumed run does not profile again, then
+`stages/train-optimized/profile.json`) and one reader (`read_run_profile`), which compare uses too. The figures are
+rebuilt from the burst table on reading (`ProfileRecord.energy_profile`): a figure in the file is not trusted.
 """
 
 from __future__ import annotations
@@ -11,13 +12,111 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ..artifacts import read_json, write_json
+from pydantic import Field
+
+from ..artifacts import ArtifactModel, Count, Flag, Instant, Number, read_model, reason, write_model
 from ..errors import ArtifactError
-from ..timeutil import iso, parse_instant
 from . import statistics
-from .result import EnergyProfile, Interval, describe
+from .result import Burst, EnergyProfile, Interval, Stopping, describe, summarize
 
 BASELINE = "baseline"
+
+
+class BurstRecord(ArtifactModel):
+    """One burst of the profile's table (profiling/result.py's Burst)."""
+
+    round: int = Field(description="measured rounds count from 0, warm-up rounds from -warmup_rounds to -1")
+    position: Count = Field(description="its place within its round")
+    configuration: str = Field(description="the configuration it trained")
+    steps: Count = Field(description="optimizer steps")
+    samples: Count = Field(description="training samples")
+    seconds: Number = Field(description="wall time (s)")
+    joules: Number = Field(description="energy the counter moved (J)")
+    process: Count = Field(description="the fresh worker process that ran it, from 0")
+    warmup: Flag = Field(description="a warm-up burst: counted as energy spent only")
+
+    def burst(self) -> Burst:
+        return Burst(**self.model_dump(exclude={"warmup"}))
+
+
+class IntervalRecord(ArtifactModel):
+    value: Number = Field(description="the point estimate")
+    low: Optional[Number] = Field(description="the 95 % interval's low end; null: unbounded")
+    high: Optional[Number] = Field(description="its high end; null: unbounded")
+
+
+class ConfigurationRecord(ArtifactModel):
+    """One configuration's figures, as the profile stopped (recomputed from the bursts on reading)."""
+
+    name: str = Field(description="baseline, optimized, or an auto candidate")
+    precision: str = Field(description="the precision it trained in")
+    steps_per_burst: Count = Field(description="optimizer steps per measured burst")
+    j_per_sample: IntervalRecord = Field(description="energy per training sample (J)")
+    s_per_sample: IntervalRecord = Field(description="time per training sample (s)")
+    ratio: Optional[IntervalRecord] = Field(description="energy per sample over the baseline's; null: the baseline")
+    verdict: Optional[str] = Field(description="less, more, or no measurable difference; null: the baseline")
+
+
+class StoppingRecord(ArtifactModel):
+    """Why the profile stopped, and what it was allowed."""
+
+    planned_processes: Count = Field(description="the most processes it would run (the looks it is corrected for)")
+    settle_within: Number = Field(description="no difference is settled inside 1 +- this fraction")
+    reason: str = Field(description="settled, budget spent, or every planned process run")
+    budget_joules: Optional[Number] = Field(None, description="profile.budget_pct of the baseline's energy (J)")
+    spent_joules: Optional[Number] = Field(None, description="what the whole profile spent, start-up included (J)")
+
+
+class ProfileRecord(ArtifactModel):
+    """The paired energy profile: its burst table and the figures made from it."""
+
+    baseline: str = Field(description="the configuration the others are compared with")
+    energy_method: str = Field(description="the energy counter, in words")
+    interval_method: str = Field(description="how the intervals were made")
+    processes: Count = Field(description="fresh worker processes measured")
+    rounds: Count = Field(description="measured rounds in each process")
+    warmup_rounds: Count = Field(description="warm-up rounds in each process")
+    stopping: StoppingRecord
+    profiling_energy_kwh: Number = Field(description="the bursts' energy, warm-up included (kWh)")
+    profiling_seconds: Number = Field(description="the bursts' time (s)")
+    configurations: list[ConfigurationRecord]
+    bursts: list[BurstRecord]
+
+    @classmethod
+    def of(cls, profile: EnergyProfile) -> ProfileRecord:
+        return cls.model_validate(profile.as_dict())
+
+    def energy_profile(self) -> EnergyProfile:
+        """Every figure rebuilt from the burst table by this code."""
+        return summarize(
+            [burst.burst() for burst in self.bursts],
+            baseline=self.baseline,
+            precisions={config.name: config.precision for config in self.configurations},
+            energy_method=self.energy_method,
+            stopping=Stopping(**self.stopping.model_dump()),
+        )
+
+
+class RunProfileRecord(ArtifactModel):
+    """stages/train-optimized/profile.json: the run's profile, where it sat on the run's clock, and its verdict."""
+
+    segment: Count = Field(description="the run's segment that measured it (phase profile in energy_intervals.csv)")
+    clock_start: Instant = Field(description="when it started on the pipeline clock (UTC)")
+    clock_end: Instant = Field(description="when it ended (UTC)")
+    trained: str = Field(description="the configuration the run trains: optimized, or auto's chosen candidate")
+    ratio: Number = Field(description="the trained configuration's energy per sample over the baseline's")
+    ratio_ci95: list[Optional[Number]] = Field(description="its 95 % interval [low, high]; null: unbounded")
+    verdict: str = Field(description="less, more, or no measurable difference")
+    verdict_text: str = Field(description="the verdict in words, with its interval and how it was measured")
+    choice: Optional[dict[str, Any]] = Field(description="optimized.choose auto: the candidates and why")
+    discarded_stale_checkpoint: Flag = Field(description="claiming the resume folder threw stale state away")
+    profile: ProfileRecord
+
+
+class NotProfiled(ArtifactModel):
+    """stages/train-optimized/profile.json of a run that was not profiled (a DVC out all the same)."""
+
+    skipped: str = Field(description="why the run was not profiled")
 
 
 @dataclass(frozen=True)
@@ -54,40 +153,47 @@ class RunProfile:
         )
         return f"{which} against the baseline, energy per sample: {describe(self.ratio)} ({how})"
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "segment": self.segment,
-            "clock_start": iso(self.clock_start),
-            "clock_end": iso(self.clock_end),
-            "trained": self.trained,
-            "ratio": self.ratio.value,
-            "ratio_ci95": self.ratio.bounds,
-            "verdict": self.verdict,
-            "verdict_text": self.verdict_text(),
-            "choice": self.choice,
-            "discarded_stale_checkpoint": self.discarded_stale_checkpoint,
-            "profile": self.profile.as_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunProfile:
-        return cls(
-            segment=int(data["segment"]),
-            clock_start=parse_instant(data["clock_start"]),
-            clock_end=parse_instant(data["clock_end"]),
-            trained=data["trained"],
-            profile=EnergyProfile.from_dict(data["profile"]),
-            choice=data.get("choice"),
-            discarded_stale_checkpoint=bool(data.get("discarded_stale_checkpoint", False)),
+    def record(self) -> RunProfileRecord:
+        return RunProfileRecord(
+            segment=self.segment,
+            clock_start=self.clock_start,
+            clock_end=self.clock_end,
+            trained=self.trained,
+            ratio=self.ratio.value,
+            ratio_ci95=self.ratio.bounds,
+            verdict=self.verdict,
+            verdict_text=self.verdict_text(),
+            choice=self.choice,
+            discarded_stale_checkpoint=self.discarded_stale_checkpoint,
+            profile=ProfileRecord.of(self.profile),
         )
 
-    def write(self, path: Path) -> None:
-        write_json(path, self.as_dict())
-
     @classmethod
-    def read(cls, path: Path) -> RunProfile:
-        data = read_json(path)
-        try:
-            return cls.from_dict(data)
-        except (KeyError, TypeError, ValueError, StopIteration) as exc:
-            raise ArtifactError(f"{path}: not a run's profile ({exc.__class__.__name__}: {exc})") from None
+    def of(cls, record: RunProfileRecord) -> RunProfile:
+        """The profile a record holds, its figures rebuilt from its bursts."""
+        return cls(
+            segment=record.segment,
+            clock_start=record.clock_start,
+            clock_end=record.clock_end,
+            trained=record.trained,
+            profile=record.profile.energy_profile(),
+            choice=record.choice,
+            discarded_stale_checkpoint=record.discarded_stale_checkpoint,
+        )
+
+
+def write_run_profile(path: Path, profile: RunProfile) -> None:
+    write_model(path, profile.record())
+
+
+def read_run_profile(path: Path) -> RunProfile:
+    """A run's profile as train-optimized wrote it; one that is not (damaged, edited, another version's, bursts that
+    make no profile) is one line naming the file."""
+    what, again = "a run's profile train wrote", "remove it and run train --run optimized again"
+    record = read_model(path, RunProfileRecord, what, again)
+    try:
+        profile = RunProfile.of(record)
+        profile.profile.configuration(profile.trained)
+    except (KeyError, ValueError, StopIteration) as exc:
+        raise ArtifactError(f"{path}: not {what} (its bursts make no profile: {reason(exc)}): {again}") from None
+    return profile

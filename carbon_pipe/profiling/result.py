@@ -1,8 +1,8 @@
 """The profile's result: per-configuration energy and time per sample, each ratio to the baseline, and the bursts.
 
-An EnergyProfile is re-derivable: `summarize` computes every number from the burst table alone, and
-`EnergyProfile.from_dict` rebuilds a written profile that way, so a JSON copy cannot hold figures its bursts do not
-support. Callers write it (`as_dict`); nothing here does I/O.
+An EnergyProfile is re-derivable: `summarize` computes every number from the burst table alone, and a written
+profile is rebuilt that way (profiling/record.py), so a JSON copy cannot hold figures its bursts do not support.
+Callers write it (`as_dict`); nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -24,9 +24,6 @@ class Interval:
     value: float
     low: float
     high: float
-
-    def contains(self, value: float) -> bool:
-        return self.low <= value <= self.high
 
     @property
     def bounds(self) -> list[float | None]:
@@ -58,10 +55,6 @@ class Burst:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "warmup": self.warmup}
-
-    @classmethod
-    def from_dict(cls, row: dict) -> Burst:
-        return cls(**{key: value for key, value in row.items() if key != "warmup"})  # warmup follows from round
 
 
 @dataclass(frozen=True)
@@ -152,18 +145,6 @@ class EnergyProfile:
             "configurations": [config.as_dict() for config in self.configurations],
             "bursts": [burst.as_dict() for burst in self.bursts],
         }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> EnergyProfile:
-        """Rebuild a written profile from its burst table (its other figures are recomputed, not trusted)."""
-        configs = data["configurations"]
-        return summarize(
-            [Burst.from_dict(burst) for burst in data["bursts"]],
-            baseline=data["baseline"],
-            precisions={config["name"]: config["precision"] for config in configs},
-            energy_method=data["energy_method"],
-            stopping=Stopping(**data["stopping"]),
-        )
 
 
 def per_process(bursts: Sequence[Burst], name: str, per_sample: str) -> np.ndarray:

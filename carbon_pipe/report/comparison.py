@@ -21,7 +21,7 @@ from ..layout import (
     TIMELINE_PNG,
     run_profile_file,
 )
-from ..profiling.record import RunProfile
+from ..profiling.record import RunProfile, read_run_profile
 from ..scheduling.decision import Decision
 from ..timeutil import format_duration, iso
 from ..training.run_summary import RunSummary
@@ -72,7 +72,7 @@ def read_profile(optimized: RunSummary) -> tuple[Optional[RunProfile], Optional[
         return None, "not profiled: the optimized run's summary has no profile"
     if optimized.profile.skipped:
         return None, optimized.profile.skipped
-    return RunProfile.read(run_profile_file("optimized")), None
+    return read_run_profile(run_profile_file("optimized")), None
 
 
 def noise_band(profile: Optional[RunProfile]) -> NoiseBand:

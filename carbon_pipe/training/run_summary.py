@@ -137,15 +137,45 @@ class CommandMetrics(Section):
     extra: Optional[dict[str, Any]] = Field(description="what the command reported beyond the contract")
 
 
-class ProfileSection(ArtifactModel):
-    """train-optimized: its energy profile's verdict, ratio and cost (profiling/first_segment.py writes the rest of
-    the keys as the profile's record has them), or why it was not profiled."""
+class ProfileInterval(Section):
+    value: Number = Field(description="the point estimate")
+    ci95: list[Optional[Number]] = Field(description="its 95 % interval [low, high]; null: unbounded")
 
-    model_config = ConfigDict(extra="allow")
+
+class ProfileStopping(Section):
+    planned_processes: Count = Field(description="the most processes the profile would run")
+    settle_within: Number = Field(description="no difference is settled inside 1 +- this fraction")
+    reason: str = Field(description="settled, budget spent, or every planned process run")
+    budget_joules: Optional[Number] = Field(None, description="its energy budget (J)")
+    spent_joules: Optional[Number] = Field(None, description="what the whole profile spent, start-up included (J)")
+
+
+class ProfileSection(Section):
+    """train-optimized: its energy profile's verdict, ratio and cost, or why it was not profiled (then `skipped` is
+    the only key). The bursts are in the file named by `file`."""
 
     skipped: Optional[str] = Field(None, description="why the run was not profiled (then the only key)")
     choice: Optional[dict[str, Any]] = Field(None, description="optimized.choose auto: the candidates and why")
     discarded_stale_checkpoint: Flag = Field(False, description="claiming the resume folder threw stale state away")
+    segment: Optional[Count] = Field(None, description="the run's segment that measured it")
+    clock_start: Optional[Instant] = Field(None, description="when it started on the pipeline clock (UTC)")
+    clock_end: Optional[Instant] = Field(None, description="when it ended (UTC)")
+    trained: Optional[str] = Field(None, description="the configuration the run trains")
+    ratio: Optional[Number] = Field(None, description="its energy per sample over the baseline's")
+    ratio_ci95: Optional[list[Optional[Number]]] = Field(None, description="the ratio's 95 % interval")
+    verdict: Optional[str] = Field(None, description="less, more, or no measurable difference")
+    verdict_text: Optional[str] = Field(None, description="the verdict in words, with how it was measured")
+    energy_kwh: Optional[Number] = Field(None, description="the run's meter over the profile segment (kWh)")
+    emissions_kg: Optional[Number] = Field(None, description="its emissions (kg CO2e)")
+    bursts_energy_kwh: Optional[Number] = Field(None, description="the profile's own counter, bursts only (kWh)")
+    counter: Optional[str] = Field(None, description="the profile's energy counter, in words")
+    processes: Optional[Count] = Field(None, description="fresh worker processes measured")
+    rounds: Optional[Count] = Field(None, description="measured rounds in each process")
+    warmup_rounds: Optional[Count] = Field(None, description="warm-up rounds in each process")
+    stopping: Optional[ProfileStopping] = Field(None, description="why the profile stopped, and its budget")
+    baseline_j_per_sample: Optional[ProfileInterval] = Field(None, description="the baseline's energy per sample (J)")
+    trained_j_per_sample: Optional[ProfileInterval] = Field(None, description="the trained one's (J)")
+    file: Optional[str] = Field(None, description="the profile with its bursts")
 
 
 class RunSummary(Section):

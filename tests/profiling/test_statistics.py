@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from carbon_pipe.profiling import statistics
-from carbon_pipe.profiling.record import RunProfile
+from carbon_pipe.profiling.record import ProfileRecord, RunProfile, read_run_profile, write_run_profile
 from carbon_pipe.profiling.result import Burst, EnergyProfile, Stopping, describe, look_intervals, summarize
 from carbon_pipe.profiling.worker import burst_order
 from carbon_pipe.report.sections import grams_interval
@@ -129,13 +129,13 @@ def test_every_figure_is_the_burst_table_summarised():
     assert profile.configuration("baseline").ratio is None
     assert (profile.processes, profile.rounds, profile.warmup_rounds) == (5, 2, 1)
     assert profile.profiling_energy_kwh == pytest.approx(sum(b.joules for b in profile.bursts) / 3.6e6)
-    assert EnergyProfile.from_dict(json.loads(json.dumps(profile.as_dict()))) == profile
+    assert ProfileRecord.model_validate(json.loads(json.dumps(profile.as_dict()))).energy_profile() == profile
     assert [b.configuration for b in profile.bursts if b.round in (0, 1) and b.process == 0] == [
         "baseline", "optimized", "other", "other", "optimized", "baseline",
     ]
 
 
-def test_an_unbounded_ratio_is_written_as_null_and_read_back():
+def test_an_unbounded_ratio_is_written_as_null_and_read_back(tmp_path):
     """A baseline whose counter barely moved against its noise (a CodeCarbon model estimate under load) leaves the
     ratio's interval unbounded; the profile record, the run's summary and comparison.json hold it as null (JSON has
     no infinity) instead of failing the run, and the verdict is no measurable difference."""
@@ -144,12 +144,31 @@ def test_an_unbounded_ratio_is_written_as_null_and_read_back():
     profile = summarized({"baseline": baseline, "optimized": optimized})
     ratio = profile.configuration("optimized").ratio
     assert ratio.low == -np.inf and ratio.high == np.inf and ratio.bounds == [None, None]
-    record = RunProfile(0, 0.0, 1.0, "optimized", profile)
-    written = json.dumps(record.as_dict(), allow_nan=False)
-    assert json.loads(written)["ratio_ci95"] == [None, None]
-    back = RunProfile.from_dict(json.loads(written))
+    write_run_profile(tmp_path / "profile.json", RunProfile(0, 0.0, 1.0, "optimized", profile))
+    assert json.loads((tmp_path / "profile.json").read_text())["ratio_ci95"] == [None, None]
+    back = read_run_profile(tmp_path / "profile.json")
     assert back.verdict == statistics.NO_DIFFERENCE and back.ratio.bounds == [None, None]
     assert grams_interval(1e-3, [None, None]) == "1 [-inf, +inf]"
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda record: record["profile"]["bursts"][0].update(samples="many"), "bursts.0.samples is 'many', not a whole"),
+    (lambda record: record.update(trained="fastest"), "its bursts make no profile"),
+    (lambda record: record.update(clock_start=0), "clock_start is 0, not a time"),
+])
+def test_a_damaged_profile_record_is_one_line_naming_it(tmp_path, change, says):
+    from carbon_pipe.errors import ArtifactError
+
+    path = tmp_path / "profile.json"
+    write_run_profile(path, RunProfile(0, 0.0, 1.0, "optimized", summarized({"baseline": [1.0] * 4,
+                                                                             "optimized": [0.9] * 4})))
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+    with pytest.raises(ArtifactError) as raised:
+        read_run_profile(path)
+    assert str(raised.value).startswith(f"{path}: not a run's profile train wrote (") and says in str(raised.value)
+    assert len(str(raised.value).splitlines()) == 1
 
 
 @pytest.mark.parametrize("looks, constant", [((1,), 1.960), ((1, 2), 2.178), ((1, 2, 3, 4, 5), 2.413),
@@ -278,14 +297,15 @@ def test_the_interval_at_the_stop_covers_the_true_ratio_about_95_percent():
     assert 0.88 <= covered / 120 <= 0.995, covered
 
 
-def test_re_analysing_a_written_profile_gives_the_same_interval():
+def test_re_analysing_a_written_profile_gives_the_same_interval(tmp_path):
     """The stage-wise interval's simulation is seeded: a profile written as JSON and rebuilt from its bursts (as
     profiles recorded by older code are) reports the same interval and verdict."""
     candidate, baseline, _ = stopped_profile(1.1, planned=6, seed=2, between=0.05)
     assert len(candidate) > statistics.FIRST_LOOK
     profile = summarized({"baseline": list(baseline), "optimized": list(candidate)})
-    written = json.loads(json.dumps(RunProfile(0, 0.0, 1.0, "optimized", profile).as_dict(), allow_nan=False))
-    back = RunProfile.from_dict(written)
+    write_run_profile(tmp_path / "profile.json", RunProfile(0, 0.0, 1.0, "optimized", profile))
+    written = json.loads((tmp_path / "profile.json").read_text())
+    back = read_run_profile(tmp_path / "profile.json")
     assert back.profile == profile
     assert back.ratio == profile.configuration("optimized").ratio
     assert written["profile"]["interval_method"] == statistics.SEQUENTIAL_METHOD
