@@ -13,10 +13,12 @@ from typing import Any, Optional
 
 import yaml
 
+from ..artifacts import read_model, reason
 from ..config.params import Params, parse_params
-from ..errors import FieldError, ParamsError, UsageError
+from ..errors import ArtifactError, FieldError, ParamsError, UsageError
 from ..timeutil import parse_duration
 from ..training.duration import expected_duration
+from ..training.run_summary import RunSummary
 
 # A workstation training on one accelerator; used when no run has measured this project's power yet.
 DEFAULT_POWER_KW = 0.2
@@ -118,18 +120,19 @@ def duration_of(params: Params, requested: str, measured: Optional[float], entry
 
 
 def power_of(requested: Optional[float], measured_run: Path, entry: str) -> Estimate:
-    """--power, else the mean power of the last optimized run (its metrics), else DEFAULT_POWER_KW."""
+    """--power, else the mean power of the last optimized run (its run summary), else DEFAULT_POWER_KW."""
     if requested is not None:
         if not requested > 0:
             raise FieldError(f"entry {entry}", f"--power: must be positive kW, got {requested}")
         return Estimate(requested, "--power")
     try:
-        watts = float(yaml.safe_load(measured_run.read_text(encoding="utf-8"))["carbon_metrics"]["avg_power_watts"])
-        if watts > 0:
-            return Estimate(watts / 1000, f"the mean power of the last run in {measured_run}")
-    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
-        pass
-    return Estimate(DEFAULT_POWER_KW, f"the default {DEFAULT_POWER_KW} kW (no measured run in {measured_run})")
+        watts = read_model(measured_run, RunSummary, "a run summary", "").carbon_metrics.avg_power_watts
+    except ArtifactError as exc:
+        why = "no measured run" if not measured_run.exists() else reason(exc)
+        return Estimate(DEFAULT_POWER_KW, f"the default {DEFAULT_POWER_KW} kW ({why} in {measured_run})")
+    if watts is None or watts <= 0:
+        return Estimate(DEFAULT_POWER_KW, f"the default {DEFAULT_POWER_KW} kW ({measured_run} measured no power)")
+    return Estimate(watts / 1000, f"the mean power of the last run in {measured_run}")
 
 
 def add_entries(
