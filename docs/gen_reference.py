@@ -376,6 +376,8 @@ def cli_page() -> str:
 
 # (file, module, model, written by, read by)
 ARTIFACTS = (
+    ("stages/fetch-data/manifest.json", "carbon_pipe.datasets.manifest", "DataManifest", "fetch-data",
+     "wait-for-window (`scheduler.expected_duration: auto` on own data)"),
     ("stages/wait-for-window/horizon.json", "carbon_pipe.intensity.horizon", "Horizon", "wait-for-window",
      "train (both runs), compare; its series is intensity.csv beside it"),
     ("stages/wait-for-window/decision.json", "carbon_pipe.scheduling.decision", "Decision", "wait-for-window",

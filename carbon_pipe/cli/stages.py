@@ -34,7 +34,7 @@ def fetch_data(params: Path = ParamsOption) -> None:
     config = _load(params)
     manifest = _handled(lambda: stage.run_stage(config.data))
     _say(
-        f"fetch-data: {manifest['train_samples']} train / {manifest['test_samples']} test images ({manifest['origin']})"
+        f"fetch-data: {manifest.train_samples} train / {manifest.test_samples} test images ({manifest.origin})"
     )
 
 

@@ -6,9 +6,10 @@ and checked before the first byte is written: a bad input leaves no output behin
 
 from __future__ import annotations
 
-from ..artifacts import md5sum, save_torch, write_json
+from ..artifacts import md5sum, save_torch
 from ..config.params import CUSTOM, FOLDER, DataParams
-from ..layout import DATA_MANIFEST, DATASET_FILE
+from ..datasets.manifest import DataManifest, write_data_manifest
+from ..layout import DATASET_FILE
 
 
 def _prepare(params: DataParams):
@@ -25,19 +26,19 @@ def _prepare(params: DataParams):
     return load_builtin(params)
 
 
-def run_stage(params: DataParams) -> dict:
+def run_stage(params: DataParams) -> DataManifest:
     prepared = _prepare(params)
     save_torch(DATASET_FILE, prepared.tensors())
-    manifest = {
-        "dataset": params.dataset,
-        "origin": prepared.origin,
-        "train_samples": len(prepared.train_labels),
-        "test_samples": len(prepared.test_labels),
-        "image_shape": list(prepared.train_images.shape[1:]),
-        "num_classes": len(prepared.classes),
-        "dtype": "uint8",
+    manifest = DataManifest(
+        dataset=params.dataset,
+        origin=prepared.origin,
+        train_samples=len(prepared.train_labels),
+        test_samples=len(prepared.test_labels),
+        image_shape=list(prepared.train_images.shape[1:]),
+        num_classes=len(prepared.classes),
+        dtype="uint8",
         **prepared.manifest,
-        "md5": md5sum(DATASET_FILE),
-    }
-    write_json(DATA_MANIFEST, manifest)
+        md5=md5sum(DATASET_FILE),
+    )
+    write_data_manifest(manifest)
     return manifest

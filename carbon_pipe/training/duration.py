@@ -11,12 +11,12 @@ was written for the same data (read, not a dependency either), and falls back ot
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..artifacts import read_model
+from ..artifacts import read_model, reason
 from ..config.params import Params
 from ..datasets.catalog import DATASETS, source_of
+from ..datasets.manifest import read_data_manifest
 from ..errors import ArtifactError
 from ..layout import DATA_MANIFEST, run_metrics
 from ..scheduling.duration import DurationEstimate
@@ -29,15 +29,17 @@ def whole_training_split(params: Params, manifest: Path) -> tuple[int | None, st
     data = params.data
     if data.dataset in DATASETS:
         return DATASETS[data.dataset].train_samples, f"the whole split of {data.dataset}"
-    try:
-        recorded = json.loads(manifest.read_text(encoding="utf-8"))
-        if recorded.get("source") == source_of(data):
-            return int(recorded["train_samples_available"]), f"the training split in {manifest}"
-    except FileNotFoundError:
+    if not manifest.exists():
         return None, f"the size of the training split is unknown until fetch-data has run: {manifest} is missing"
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None, f"{manifest} records no usable train_samples_available"
-    return None, f"{manifest} was written for other data (fetch-data has not read the configured data yet)"
+    try:
+        recorded = read_data_manifest(manifest)
+    except ArtifactError as exc:
+        return None, f"{manifest} is unusable ({reason(exc)})"
+    if recorded.source != source_of(data):
+        return None, f"{manifest} was written for other data (fetch-data has not read the configured data yet)"
+    if recorded.train_samples_available is None:
+        return None, f"{manifest} records no train_samples_available"
+    return recorded.train_samples_available, f"the training split in {manifest}"
 
 
 def expected_duration(

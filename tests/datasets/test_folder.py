@@ -42,7 +42,7 @@ def folder(root: Path, split: bool = True, per_class: dict | None = None, **imag
 
 
 def fetch(**data) -> dict:
-    return fetch_data.run_stage(DataParams(dataset="folder", **data))
+    return fetch_data.run_stage(DataParams(dataset="folder", **data)).to_json()
 
 
 def first_values(images: torch.Tensor) -> list[int]:

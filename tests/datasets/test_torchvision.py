@@ -98,7 +98,7 @@ def test_fashion_mnist_comes_from_its_own_mirror_variable(workspace, monkeypatch
     monkeypatch.setenv("CARBON_PIPE_FASHIONMNIST_MIRROR", str(mirror))
     monkeypatch.setenv("CARBON_PIPE_DATA_MIRROR", str(workspace / "nowhere"))  # the dataset's own variable wins
 
-    manifest = fetch_data.run_stage(DataParams(dataset="fashion-mnist", train_limit=30))
+    manifest = fetch_data.run_stage(DataParams(dataset="fashion-mnist", train_limit=30)).to_json()
     tensors = torch.load(workspace / "stages/fetch-data/dataset.pt", weights_only=True)
     assert tensors["train_images"].shape == (30, 1, 28, 28) and tensors["test_labels"].shape == (12,)
     assert tensors["classes"][0] == "T-shirt/top" and tensors["mean"].tolist() == pytest.approx([0.2860])
@@ -138,7 +138,7 @@ def test_cifar10_archive_unpacks_to_channels_first_tensors(workspace, monkeypatc
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": sums["batches.meta"]})
     monkeypatch.setenv("CARBON_PIPE_CIFAR10_MIRROR", str(mirror))
 
-    manifest = fetch_data.run_stage(DataParams(dataset="cifar10"))
+    manifest = fetch_data.run_stage(DataParams(dataset="cifar10")).to_json()
     tensors = torch.load(workspace / "stages/fetch-data/dataset.pt", weights_only=True)
     assert tensors["train_images"].shape == (20, 3, 32, 32) and tensors["test_images"].shape == (3, 3, 32, 32)
     assert [tensors["train_images"][0, channel].unique().tolist() for channel in range(3)] == [[10], [20], [30]]

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from carbon_pipe.cli import app
 from carbon_pipe.config.params import parse_params
+from carbon_pipe.datasets.manifest import DataManifest
 from carbon_pipe.pipeline import fetch_data
 from carbon_pipe.training.duration import expected_duration
 
@@ -27,6 +28,15 @@ def write_last_run(workspace) -> None:
     (workspace / "metrics").mkdir(exist_ok=True)
     completed = last.model_copy(update={"training_metrics": training})
     (workspace / "metrics/optimized.json").write_text(json.dumps(completed.to_json()))
+
+
+def write_manifest(workspace, source: dict, available) -> None:
+    """stages/fetch-data/manifest.json as fetch-data writes it for own data."""
+    manifest = DataManifest(dataset=source["dataset"], origin="test", train_samples=10, test_samples=0,
+                            image_shape=[1, 4, 4], num_classes=2, dtype="uint8", source=source, md5="0" * 32)
+    (workspace / "stages/fetch-data").mkdir(parents=True, exist_ok=True)
+    record = {**manifest.to_json(), "train_samples_available": available}
+    (workspace / "stages/fetch-data/manifest.json").write_text(json.dumps(record))
 
 
 def auto_params(**data):
@@ -71,15 +81,22 @@ def test_auto_sizes_a_data_class_dataset_from_the_last_fetch_data(workspace, mon
     assert expected_duration(params).seconds == pytest.approx(0.1 * 30 * 3)
 
 
+@pytest.mark.parametrize("available, says", [
+    ("fifty", "is unusable (stages/fetch-data/manifest.json: not a manifest fetch-data wrote (train_samples_available"),
+    (None, "records no train_samples_available"),
+])
+def test_auto_falls_back_on_a_manifest_without_a_usable_split_size(workspace, available, says):
+    write_manifest(workspace, {"dataset": "folder", "path": "images", "test_fraction": 0.2}, available)
+    write_last_run(workspace)
+    estimate = expected_duration(auto_params(dataset="folder", path="images", test_fraction=0.2))
+    assert estimate.source == "fallback" and says in estimate.basis
+
+
 @pytest.mark.slow
 def test_auto_for_own_data_imports_neither_torch_nor_pillow(workspace):
     """Wait-for-window stays light: the manifest is JSON."""
     (workspace / "stages/fetch-data").mkdir(parents=True)
-    (workspace / "stages/fetch-data/manifest.json").write_text(
-        json.dumps(
-            {"source": {"dataset": "folder", "path": "images", "test_fraction": 0.2}, "train_samples_available": 50}
-        )
-    )
+    write_manifest(workspace, {"dataset": "folder", "path": "images", "test_fraction": 0.2}, 50)
     write_last_run(workspace)
     raw = default_params()
     raw["scheduler"].update(expected_duration="auto")
