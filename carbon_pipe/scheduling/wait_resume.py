@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ..artifacts import write_json
+from pydantic import ConfigDict, Field, ValidationError
+
+from ..artifacts import FROM_FILE, ArtifactModel, Instant, problem, read_json, write_model
 from ..config.params import Params
+from ..errors import ArtifactError
 from ..layout import WAIT_STATE
-from ..timeutil import format_duration, iso, parse_instant
+from ..timeutil import format_duration, iso
 from .outlook import latest_start
 
 if TYPE_CHECKING:
@@ -44,8 +47,8 @@ SCHEDULING_PARAMS = (
     "train.epochs",
 )
 SCHEDULING_CODE = (
-    "pipeline/wait_for_window.py", "scheduling", "intensity", "datasets/catalog.py", "training/duration.py",
-    "training/run_summary.py",
+    "pipeline/wait_for_window.py", "scheduling", "intensity", "datasets/catalog.py", "datasets/manifest.py",
+    "training/duration.py", "training/run_summary.py",
 )
 PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -66,25 +69,46 @@ def wait_fingerprint(params: Params) -> str:
     return digest.hexdigest()
 
 
+class WaitAttempt(ArtifactModel):
+    """One attempt at waiting for the job: when it started, its last plan, and what stopped it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    started: Instant
+    planned_start: Optional[Instant] = None
+    last_plan: Optional[Instant] = None
+    stopped_by: Optional[str] = Field(None, description="the signal that stopped it")
+    stopped_at: Optional[Instant] = None
+
+
+class WaitRecord(ArtifactModel):
+    """layout.WAIT_STATE: the job's fingerprint, its submission, and every attempt, the last one the latest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fingerprint: str
+    submitted: Instant
+    attempts: list[WaitAttempt]
+
+
 @dataclass
 class WaitState:
     """When the job was submitted and every attempt at waiting for it, the last one being this attempt's."""
 
     fingerprint: str
     submitted: float
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[WaitAttempt] = field(default_factory=list)
 
     def planned(self, outlook: Outlook, now: float) -> None:
-        self.attempts[-1].update(planned_start=iso(outlook.plan.start), last_plan=iso(now))
-        self.save()
+        self._update_last(planned_start=outlook.plan.start, last_plan=now)
 
     def stopped(self, signal_name: str, now: float) -> None:
-        self.attempts[-1].update(stopped_by=signal_name, stopped_at=iso(now))
-        self.save()
+        self._update_last(stopped_by=signal_name, stopped_at=now)
 
-    def save(self) -> None:
-        state = {"fingerprint": self.fingerprint, "submitted": iso(self.submitted), "attempts": self.attempts}
-        write_json(WAIT_STATE, state)
+    def _update_last(self, **changes: Any) -> None:
+        self.attempts[-1] = self.attempts[-1].model_copy(update=changes)
+        write_model(WAIT_STATE, WaitRecord(fingerprint=self.fingerprint, submitted=self.submitted,
+                                           attempts=self.attempts))
 
     @staticmethod
     def remove() -> None:
@@ -99,7 +123,7 @@ class WaitState:
         return {
             "first_submitted": iso(self.submitted),
             "attempts": len(self.attempts),
-            "earlier_attempts": self.attempts[:-1],
+            "earlier_attempts": [attempt.to_json() for attempt in self.attempts[:-1]],
             "state_file": str(WAIT_STATE),
         }
 
@@ -107,7 +131,7 @@ class WaitState:
 def begin_wait(params: Params, now: float, say: Callable[[str], None]) -> WaitState:
     """This attempt's state: the unfinished wait of the same job if one is recorded, else a wait submitted now."""
     fingerprint = wait_fingerprint(params)
-    attempt = {"started": iso(now), "planned_start": None, "last_plan": None, "stopped_by": None, "stopped_at": None}
+    attempt = WaitAttempt(started=now)
     earlier, why_not = read_state(fingerprint, now, params.carbon.horizon)
     if earlier is None:
         if why_not:
@@ -130,22 +154,19 @@ def begin_wait(params: Params, now: float, say: Callable[[str], None]) -> WaitSt
 
 def read_state(fingerprint: str, now: float, max_age: float) -> tuple[Optional[WaitState], str]:
     """The recorded wait of this job, or None and why it cannot be resumed ('' when there is none)."""
-    try:
-        raw = json.loads(WAIT_STATE.read_text(encoding="utf-8"))
-        submitted = parse_instant(raw["submitted"])
-        attempts = list(raw["attempts"])
-        if not all(isinstance(attempt, dict) for attempt in attempts):
-            raise TypeError("attempts must be objects")
-    except FileNotFoundError:
+    if not WAIT_STATE.exists():
         return None, ""
-    except json.JSONDecodeError as exc:
-        return None, f"not valid JSON: {exc.msg}, line {exc.lineno}"
-    except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        return None, f"unreadable: {exc.__class__.__name__}: {exc}"
-    if raw.get("fingerprint") != fingerprint:
+    try:
+        record = WaitRecord.model_validate(read_json(WAIT_STATE), context=FROM_FILE)
+    except ArtifactError as exc:
+        return None, str(exc).removeprefix(f"{WAIT_STATE} is ")
+    except ValidationError as exc:
+        return None, f"unreadable: {problem(exc)}"
+    if record.fingerprint != fingerprint:
         return None, "an unfinished wait of other params or code"
+    submitted = record.submitted
     if submitted > now:
         return None, f"submitted at {iso(submitted)}, in the future"
     if now - submitted > max_age:
         return None, f"submitted more than carbon.horizon ({format_duration(max_age)}) ago, at {iso(submitted)}"
-    return WaitState(fingerprint, submitted, attempts), ""
+    return WaitState(fingerprint, submitted, list(record.attempts)), ""

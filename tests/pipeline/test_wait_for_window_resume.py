@@ -155,14 +155,20 @@ def test_a_changed_param_between_attempts_starts_a_fresh_wait(workspace):
     assert not (workspace / WAIT_STATE).exists()
 
 
-def test_a_corrupt_state_file_is_set_aside_with_one_line(workspace):
+@pytest.mark.parametrize("content, says", [
+    ('{"fingerprint": "abc", "submitted": ', "not valid JSON"),
+    ('{"fingerprint": "abc", "submitted": "2025-01-15T17:00:00Z", "attempts": [{"started": 5}]}',
+     "unreadable: attempts.0.started is 5, not a time"),
+    ('{"fingerprint": "abc", "submitted": "2025-01-15T17:00:00Z"}', "unreadable: attempts is missing"),
+])
+def test_a_corrupt_state_file_is_set_aside_with_one_line(workspace, content, says):
     (workspace / WAIT_STATE).parent.mkdir(parents=True)
-    (workspace / WAIT_STATE).write_text('{"fingerprint": "abc", "submitted": ')
+    (workspace / WAIT_STATE).write_text(content)
     lines: list[str] = []
     decision = wait_for_window.run_stage(parse_params(default_params()), say=lines.append).to_json()
     assert decision["resumed_wait"] is None and decision["horizon"]["now"] == "2025-01-15T18:00:00.000000Z"
     [note] = [line for line in lines if "set aside" in line]
-    assert "not valid JSON" in note and "starting a fresh wait" in note
+    assert says in note and "starting a fresh wait" in note
     assert not (workspace / WAIT_STATE).exists() and (workspace / SET_ASIDE).exists()
 
 
