@@ -1,7 +1,8 @@
 """A slot the experiment queue planned: handed to wait-for-window in $CARBON_PIPE_QUEUE_SLOT, so an experiment the
 queue started at its slot does not wait again and its decision records the queue's plan.
 
-One writer (`QueueSlot.environment`, used by carbon_pipe/queue) and one reader (`queue_slot`, wait-for-window).
+One writer (`QueueSlot.environment`, used by carbon_pipe/queue) and one reader (`queue_slot`, wait-for-window), which
+validates the JSON against the dataclass itself.
 An environment variable, not a params key: the slot is when this one run was started, not a setting of the project,
 and DVC would otherwise record it as a parameter every experiment differs in.
 """
@@ -13,6 +14,9 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from pydantic import TypeAdapter, ValidationError
+
+from ..artifacts import problem
 from ..errors import UsageError
 from ..intensity.series import IntensitySeries
 from ..timeutil import iso
@@ -58,15 +62,13 @@ def queue_slot(environ: Optional[dict[str, str]] = None) -> Optional[QueueSlot]:
     if not text:
         return None
     try:
-        record = json.loads(text)
-        slot = QueueSlot(
-            entry=str(record["entry"]),
-            **{key: float(record[key]) for key in ("arrival", "start", "end", "expected_g", "planned_at")},
-            workers=int(record["workers"]),
-            method=str(record["method"]),
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"${SLOT_VARIABLE}: not a slot the queue wrote ({exc.__class__.__name__}: {exc})") from None
+        json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"${SLOT_VARIABLE}: not a slot the queue wrote (not JSON: {exc})") from None
+    try:
+        slot = TypeAdapter(QueueSlot).validate_json(text, strict=True)
+    except ValidationError as exc:
+        raise UsageError(f"${SLOT_VARIABLE}: not a slot the queue wrote ({problem(exc)})") from None
     if not slot.arrival <= slot.start < slot.end:
         raise UsageError(f"${SLOT_VARIABLE}: entry {slot.entry}: its slot must start after arrival and end after start")
     return slot
