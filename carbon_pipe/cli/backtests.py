@@ -9,7 +9,7 @@ from typing import Callable, Optional
 import typer
 
 from ..errors import UsageError
-from .common import Result, _handled, _print_json, _say, app
+from .common import Result, app, print_json, print_progress, run_or_exit
 
 
 def _parsed(flag: str, parse: Callable, text: Optional[str]):
@@ -144,10 +144,10 @@ def backtest(
             raise UsageError("--per-job: not written for a backtest with --capacity")
         return run_files(trace, trace_format, setup, forecasts, forecast_format, jobs, per_job, capacity)
 
-    report = _handled(lambda: _stoppable(lambda: _flagged(BACKTEST_FLAGS, prepare)))
+    report = run_or_exit(lambda: _stoppable(lambda: _flagged(BACKTEST_FLAGS, prepare)))
     results = report.as_dicts()
     if as_json:
-        _print_json(results[0] if len(results) == 1 else results)
+        print_json(results[0] if len(results) == 1 else results)
     elif capacity is not None:
         from ..backtest.capacity_report import capacity_table
 
@@ -222,7 +222,8 @@ def workload_periodic(
         )
         return write_workload(output, spec)
 
-    _say(f"workload: {_handled(lambda: _stoppable(lambda: _flagged(WORKLOAD_FLAGS, make)))} jobs written to {output}")
+    written = run_or_exit(lambda: _stoppable(lambda: _flagged(WORKLOAD_FLAGS, make)))
+    print_progress(f"workload: {written} jobs written to {output}")
 
 
 @workload_app.command("adhoc")
@@ -272,7 +273,8 @@ def workload_adhoc(
         )
         return write_workload(output, spec)
 
-    _say(f"workload: {_handled(lambda: _stoppable(lambda: _flagged(WORKLOAD_FLAGS, make)))} jobs written to {output}")
+    written = run_or_exit(lambda: _stoppable(lambda: _flagged(WORKLOAD_FLAGS, make)))
+    print_progress(f"workload: {written} jobs written to {output}")
 
 
 
@@ -313,4 +315,5 @@ def workload_sweep(
         )
         return write_workload(output, spec)
 
-    _say(f"workload: {_handled(lambda: _stoppable(lambda: _flagged(WORKLOAD_FLAGS, make)))} jobs written to {output}")
+    written = run_or_exit(lambda: _stoppable(lambda: _flagged(WORKLOAD_FLAGS, make)))
+    print_progress(f"workload: {written} jobs written to {output}")

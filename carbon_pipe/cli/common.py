@@ -87,30 +87,30 @@ LookParamsOption = typer.Option(
 Result = TypeVar("Result")
 
 
-def _fail(exc: CarbonPipeError) -> NoReturn:
+def exit_with(exc: CarbonPipeError) -> NoReturn:
     """One line per error on stderr, and the error's exit code."""
     for line in redact(str(exc)).splitlines() or [exc.__class__.__name__]:
         print(f"carbon-pipe: error: {line}", file=sys.stderr)
     raise typer.Exit(exc.exit_code)
 
 
-def _handled(action: Callable[[], Result]) -> Result:
+def run_or_exit(action: Callable[[], Result]) -> Result:
     """Turn our typed errors into one line on stderr and a non-zero exit."""
     try:
         return action()
     except CarbonPipeError as exc:
-        _fail(exc)
+        exit_with(exc)
     except KeyboardInterrupt:
         print("carbon-pipe: interrupted", file=sys.stderr)
         raise typer.Exit(exit_code(signal.SIGINT)) from None
     except SystemExit as exc:  # carbon-pipe never exits from inside a stage: your code (model.class, ...) did
-        _fail(CarbonPipeError(f"your code called sys.exit({exc.code!r}) inside the stage, which was not completed"))
+        exit_with(CarbonPipeError(f"your code called sys.exit({exc.code!r}) inside the stage, which was not completed"))
 
 
-def _load(path: Path):
+def load_params_or_exit(path: Path):
     from ..config.params import load_params
 
-    return _handled(lambda: load_params(path))
+    return run_or_exit(lambda: load_params(path))
 
 
 TRAIN_EXTRA = (
@@ -119,7 +119,7 @@ TRAIN_EXTRA = (
 )
 
 
-def _needs_torch(command: str) -> None:
+def require_torch(command: str) -> None:
     """The built-in trainer's commands need the `train` extra; without it, one line saying what to install. A torch
     that is installed but cannot load for lack of memory is not a missing extra: that error goes on to its own line."""
     try:
@@ -128,14 +128,15 @@ def _needs_torch(command: str) -> None:
     except ImportError as exc:
         if _out_of_memory(exc) is not None:
             raise
-        _fail(UsageError(f"{command} is the built-in trainer's and needs {exc.name or 'torch'}: {TRAIN_EXTRA}"))
+        exit_with(UsageError(f"{command} is the built-in trainer's and needs {exc.name or 'torch'}: {TRAIN_EXTRA}"))
 
 
-def _say(line: str) -> None:
+def print_progress(line: str) -> None:
+    """A command's progress and notes go to stderr, one redacted line each: stdout holds only its result."""
     print(redact(line), file=sys.stderr)
 
 
-def _show(text: str) -> None:
+def print_result(text: str) -> None:
     """Everything a command prints on stdout goes here: redacted, as every line that leaves the process is."""
     print(redact(text))
 
@@ -143,20 +144,20 @@ def _show(text: str) -> None:
 JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of text.")
 
 
-def _load_with(path: Optional[Path], **overrides: Optional[str]):
+def load_params_with_overrides(path: Optional[Path], **overrides: Optional[str]):
     """The params file (or, with `path` None and no ./params.yaml, the defaults) with command-line overrides."""
     from ..config.params import params_or_defaults, with_overrides
 
-    config = _handled(lambda: params_or_defaults(path))
-    return _handled(lambda: with_overrides(config, **overrides))
+    config = run_or_exit(lambda: params_or_defaults(path))
+    return run_or_exit(lambda: with_overrides(config, **overrides))
 
 
-def _print_json(data: dict | list) -> None:
+def print_json(data: dict | list) -> None:
     """Strings redacted before encoding, so numbers stay numbers; never a NaN or an Infinity (one line instead)."""
     from ..artifacts import json_text
 
     try:
         text = json_text(data)
     except ValueError as exc:
-        _fail(ArtifactError(f"cannot print the answer as JSON: {exc}"))
+        exit_with(ArtifactError(f"cannot print the answer as JSON: {exc}"))
     print(text)

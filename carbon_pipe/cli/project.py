@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from ..errors import UsageError
-from .common import JsonOption, _fail, _handled, _print_json, _say, _show, app
+from .common import JsonOption, app, exit_with, print_json, print_progress, print_result, run_or_exit
 
 KINDS = {"1": "dataset", "2": "folder", "3": "command"}
 
@@ -19,7 +19,7 @@ KINDS = {"1": "dataset", "2": "folder", "3": "command"}
 def _ask(dataset: str, images: Optional[str], command: Optional[str]) -> tuple[str, Optional[str], Optional[str]]:
     """The kind of project, asked in a terminal: the options given are the answers' defaults."""
     if not sys.stdin.isatty():
-        _fail(UsageError("--ask: prompts need a terminal; give --dataset, --images or --command instead"))
+        exit_with(UsageError("--ask: prompts need a terminal; give --dataset, --images or --command instead"))
     current = "3" if command else "2" if images else "1"
     kind = typer.prompt(
         "Train with: 1 the built-in trainer on a torchvision set, 2 ... on an image folder, 3 your own command",
@@ -57,16 +57,16 @@ def init(
     if ask:
         dataset, images, command = _ask(dataset, images, command)
     if command is not None and images is not None:
-        _fail(UsageError("--command and --images: choose one (your own command prepares its own data)"))
+        exit_with(UsageError("--command and --images: choose one (your own command prepares its own data)"))
     if clock not in ("simulated", "real"):
-        _fail(UsageError(f"--clock: expected simulated or real, got {clock!r}"))
+        exit_with(UsageError(f"--clock: expected simulated or real, got {clock!r}"))
     setup = Setup(
         dataset=dataset, images=images, command=command, clock=clock, duration=duration,
         sources=tuple(name.strip() for name in source.split(",")),
         now=math.floor(time.time() / 3600) * 3600.0,  # the hour init ran in: a round "now" for the simulated clock
     )
-    written = _handled(lambda: init_project(Path.cwd(), setup, force, _say))
-    _say(f"init: wrote {', '.join(path.name for path in written)} ({setup.kind}); next: dvc repro")
+    written = run_or_exit(lambda: init_project(Path.cwd(), setup, force, print_progress))
+    print_progress(f"init: wrote {', '.join(path.name for path in written)} ({setup.kind}); next: dvc repro")
 
 
 @app.command("params")
@@ -75,10 +75,10 @@ def params(
 ) -> None:
     """Print the full params file of carbon-pipe's defaults: each key a params.yaml may hold."""
     if not defaults:
-        _fail(UsageError("params: say what to print: --defaults"))
+        exit_with(UsageError("params: say what to print: --defaults"))
     from ..scaffold.project import defaults_yaml
 
-    _show(defaults_yaml().rstrip("\n"))
+    print_result(defaults_yaml().rstrip("\n"))
 
 
 @app.command("experiments")
@@ -91,9 +91,9 @@ def experiments(
     effects with their 95 % intervals, accuracy, time, wait and energy (from `dvc exp show --json`)."""
     from ..scaffold import experiments as view
 
-    shown = _handled(lambda: view.exp_show(["-A"] if all_commits else []))
+    shown = run_or_exit(lambda: view.exp_show(["-A"] if all_commits else []))
     rows = view.experiments(shown)
     if as_json:
-        _print_json([{"name": row.name, "params": row.params, "summary": row.summary} for row in rows])
+        print_json([{"name": row.name, "params": row.params, "summary": row.summary} for row in rows])
         return
-    _show(view.render(*view.table(rows), markdown=markdown))
+    print_result(view.render(*view.table(rows), markdown=markdown))

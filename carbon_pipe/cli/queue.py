@@ -9,7 +9,17 @@ from typing import Optional
 import typer
 
 from ..errors import UsageError
-from .common import JsonOption, ParamsOption, _fail, _handled, _load, _print_json, _say, _show, app
+from .common import (
+    JsonOption,
+    ParamsOption,
+    app,
+    exit_with,
+    load_params_or_exit,
+    print_json,
+    print_progress,
+    print_result,
+    run_or_exit,
+)
 
 queue_app = typer.Typer(help="Queue DVC experiments, plan them together into low-carbon windows, run them locally "
                         "or on SLURM.", no_args_is_help=True)
@@ -28,7 +38,7 @@ def _seconds(value: Optional[str], option: str) -> Optional[float]:
     try:
         return parse_duration(value)
     except ValueError as exc:
-        _fail(UsageError(f"{option}: {exc}"))
+        exit_with(UsageError(f"{option}: {exc}"))
 
 
 def _instant(value: Optional[str], option: str) -> Optional[float]:
@@ -39,7 +49,7 @@ def _instant(value: Optional[str], option: str) -> Optional[float]:
     try:
         return parse_instant(value)
     except ValueError as exc:
-        _fail(UsageError(f"{option}: {exc}"))
+        exit_with(UsageError(f"{option}: {exc}"))
 
 
 @queue_app.command("add")
@@ -62,13 +72,13 @@ def add(
     """Queue one DVC experiment per combination of the -S values. Every entry is checked before any is added."""
     from ..queue.entries import add_entries
 
-    _load(params)
+    load_params_or_exit(params)
     moment = _instant(arrival, "--arrival") or time.time()
-    added = _handled(lambda: add_entries(
+    added = run_or_exit(lambda: add_entries(
         params, overrides, name, duration, power, _instant(deadline, "--deadline"), _seconds(slack, "--slack"), moment
     ))
     for entry in added:
-        _say(f"queued {entry.name}: {entry.duration:.0f} s ({entry.duration_basis}), {entry.power_kw:g} kW, "
+        print_progress(f"queued {entry.name}: {entry.duration:.0f} s ({entry.duration_basis}), {entry.power_kw:g} kW, "
              f"deadline in {(entry.deadline - entry.arrival) / 3600:.2f} h")
 
 
@@ -88,17 +98,20 @@ def plan(
     from ..queue.gantt import write_gantt
     from ..queue.store import read_queue
 
-    config = _load(params)
-    _handled(lambda: planning.check_workers(workers))
+    config = load_params_or_exit(params)
+    run_or_exit(lambda: planning.check_workers(workers))
     moment = _instant(now, "--now") or time.time()
-    entries = _handled(read_queue).in_state("queued")
+    entries = run_or_exit(read_queue).in_state("queued")
     if not entries:
-        _fail(UsageError("queue plan: no queued entries (carbon-pipe queue add -S key=value first)"))
-    series = _handled(lambda: planning.forecast(config, entries, moment))
-    comparison = _handled(lambda: planning.compare_plans(entries, series, workers, moment, _seconds(step, "--step")))
+        exit_with(UsageError("queue plan: no queued entries (carbon-pipe queue add -S key=value first)"))
+    series = run_or_exit(lambda: planning.forecast(config, entries, moment))
+    comparison = run_or_exit(lambda: planning.compare_plans(entries, series, workers, moment, _seconds(step, "--step")))
     write_gantt(png, series, comparison.joint, comparison.first_come, workers)
     summary = planning.plan_summary(comparison, workers, f"{series.source} {series.region}")
-    _print_json({**summary, "png": str(png)}) if as_json else _show(planning.render_table(summary) + f"\nplot: {png}")
+    if as_json:
+        print_json({**summary, "png": str(png)})
+    else:
+        print_result(planning.render_table(summary) + f"\nplot: {png}")
 
 
 @queue_app.command("run")
@@ -113,11 +126,11 @@ def run(
     at once. Safe to stop and run again: nothing starts twice, nothing is lost."""
     from ..queue.local import run_queue
 
-    config = _load(params)
+    config = load_params_or_exit(params)
     every, grid = _seconds(replan_interval, "--replan-interval"), _seconds(step, "--step")
-    queue = _handled(lambda: run_queue(config, workers, _say, every, grid))
+    queue = run_or_exit(lambda: run_queue(config, workers, print_progress, every, grid))
     done, failed = queue.in_state("done"), queue.in_state("failed")
-    _say(f"queue: {len(done)} done, {len(failed)} failed" + "".join(f"; {e.name}: {e.note}" for e in failed))
+    print_progress(f"queue: {len(done)} done, {len(failed)} failed" + "".join(f"; {e.name}: {e.note}" for e in failed))
     if failed:
         raise typer.Exit(1)
 
@@ -134,9 +147,10 @@ def submit(
     from ..queue import slurm as cluster
 
     if not slurm:
-        _fail(UsageError("queue submit: only --slurm is supported (queue run runs the queue here)"))
-    config = _load(params)
-    _handled(lambda: cluster.submit(config, workers, Path.cwd(), _say, time.time(), _seconds(step, "--step")))
+        exit_with(UsageError("queue submit: only --slurm is supported (queue run runs the queue here)"))
+    config = load_params_or_exit(params)
+    step_seconds = _seconds(step, "--step")
+    run_or_exit(lambda: cluster.submit(config, workers, Path.cwd(), print_progress, time.time(), step_seconds))
 
 
 @queue_app.command("status")
@@ -144,8 +158,8 @@ def status(as_json: bool = JsonOption) -> None:
     """Every entry: its state, planned slot, real start (SLURM's, for submitted jobs) and outcome."""
     from ..queue import slurm as cluster
 
-    records = _handled(lambda: cluster.status_records(time.time()))
-    _print_json(records) if as_json else _show(cluster.render_status(records))
+    records = run_or_exit(lambda: cluster.status_records(time.time()))
+    print_json(records) if as_json else print_result(cluster.render_status(records))
 
 
 @queue_app.command("cancel")
@@ -153,5 +167,5 @@ def cancel(names: list[str] = typer.Argument(..., help="Entries to cancel (queue
     """Cancel entries not started yet (a SLURM job still pending is scancel'ed); a finished one stays recorded."""
     from ..queue.slurm import cancel_entries
 
-    for entry in _handled(lambda: cancel_entries(names)):
-        _say(f"queue: cancelled {entry.name}")
+    for entry in run_or_exit(lambda: cancel_entries(names)):
+        print_progress(f"queue: cancelled {entry.name}")

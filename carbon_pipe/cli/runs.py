@@ -12,7 +12,7 @@ from typer.core import TyperCommand
 
 from ..errors import UsageError
 from ..layout import COMPARISON_JSON, SCHEDULE_METRICS, SUMMARY_METRICS
-from .common import LookParamsOption, _fail, _handled, _load_with, _say, app
+from .common import LookParamsOption, app, exit_with, load_params_with_overrides, print_progress, run_or_exit
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # it names a folder and a metrics file
 MAX_RUN_NAME = 100  # stages/train-<name> and metrics/<name>.json, within the 255 bytes a file name may have
@@ -73,27 +73,29 @@ def run(
     resume from its own checkpoint. Ctrl-C and SIGTERM are passed on to it; a second one kills it. A failing command
     fails the stage with its exit code, its energy so far reported.
     """
-    config = _load_with(params)
+    config = load_params_with_overrides(params)
     problem = run_name_problem(run_name)
     if problem is not None:
-        _fail(UsageError(f"--run: {problem}"))
+        exit_with(UsageError(f"--run: {problem}"))
     if unplanned not in ("now", "plan"):
-        _fail(UsageError(f"--unplanned: expected now or plan, got {unplanned!r}"))
+        exit_with(UsageError(f"--unplanned: expected now or plan, got {unplanned!r}"))
     from ..layout import HORIZON_JSON
     from ..pipeline import run_command, wait_for_window
 
     planned_here = not HORIZON_JSON.is_file() and not Path("dvc.yaml").is_file()
     if planned_here:
-        _say(
+        print_progress(
             f"run: no plan here ({HORIZON_JSON} is missing and there is no dvc.yaml): "
             + ("planning the low-carbon window now" if unplanned == "plan" else "starting now (--unplanned plan waits "
                "for the low-carbon window)")
         )
-        _handled(lambda: wait_for_window.run_stage(run_command.planning_params(config, unplanned), _say))
-    summary = _handled(lambda: run_command.run_stage(config, run_name, command, _say, planned_here=planned_here))
+        run_or_exit(lambda: wait_for_window.run_stage(run_command.planning_params(config, unplanned), print_progress))
+    summary = run_or_exit(
+        lambda: run_command.run_stage(config, run_name, command, print_progress, planned_here=planned_here)
+    )
     training, carbon = summary.training_metrics, summary.carbon_metrics
     accuracy, emissions = training.final_accuracy, carbon.total_emissions_kg
-    _say(
+    print_progress(
         f"run {run_name}: "
         + ("accuracy not reported" if accuracy is None else f"accuracy {accuracy:.2f} %")
         + f", {training.total_time_seconds:.1f} s, "

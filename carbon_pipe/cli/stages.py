@@ -12,15 +12,15 @@ from .common import (
     JsonOption,
     LookParamsOption,
     ParamsOption,
-    _fail,
-    _handled,
-    _load,
-    _load_with,
-    _needs_torch,
-    _print_json,
-    _say,
-    _show,
     app,
+    exit_with,
+    load_params_or_exit,
+    load_params_with_overrides,
+    print_json,
+    print_progress,
+    print_result,
+    require_torch,
+    run_or_exit,
 )
 
 
@@ -28,12 +28,12 @@ from .common import (
 def fetch_data(params: Path = ParamsOption) -> None:
     """Read data.dataset as uint8 tensors: mnist, fashion-mnist or cifar10 (offline: from the folder
     $CARBON_PIPE_DATA_MIRROR names), an image folder (data.path) or a function's datasets (data.class)."""
-    _needs_torch("fetch-data")
+    require_torch("fetch-data")
     from ..pipeline import fetch_data as stage
 
-    config = _load(params)
-    manifest = _handled(lambda: stage.run_stage(config.data))
-    _say(
+    config = load_params_or_exit(params)
+    manifest = run_or_exit(lambda: stage.run_stage(config.data))
+    print_progress(
         f"fetch-data: {manifest.train_samples} train / {manifest.test_samples} test images ({manifest.origin})"
     )
 
@@ -65,9 +65,9 @@ def _replayed(config, reach: float):
     from ..scheduling import outlook
     from ..scheduling.clock import make_clock
 
-    moved, note = _handled(lambda: outlook.replayed(config, make_clock(config).now(), reach))
+    moved, note = run_or_exit(lambda: outlook.replayed(config, make_clock(config).now(), reach))
     if note is not None:
-        _say(f"carbon-pipe: note: {note}")
+        print_progress(f"carbon-pipe: note: {note}")
     return moved, make_clock(moved).now()
 
 
@@ -85,10 +85,12 @@ def intensity(
     """Show the carbon intensity now and the forecast from the configured sources (with fallback)."""
     from ..scheduling import outlook
 
-    config = _load_with(params, sources=source, region=region, base_url=base_url, clock=clock, now=now, trace=trace)
+    config = load_params_with_overrides(
+        params, sources=source, region=region, base_url=base_url, clock=clock, now=now, trace=trace
+    )
     config, moment = _replayed(config, config.carbon.horizon)
-    summary = _handled(lambda: outlook.intensity_summary(config, moment))
-    _print_json(summary) if as_json else _show(outlook.render_intensity(summary))
+    summary = run_or_exit(lambda: outlook.intensity_summary(config, moment))
+    print_json(summary) if as_json else print_result(outlook.render_intensity(summary))
 
 
 @app.command("plan")
@@ -114,7 +116,7 @@ def plan(
     from ..scheduling.duration import DurationEstimate
     from ..training.duration import expected_duration
 
-    config = _load_with(
+    config = load_params_with_overrides(
         params, sources=source, region=region, base_url=base_url, duration=duration, slack=max_wait, clock=clock,
         now=now, trace=trace,
     )
@@ -127,8 +129,8 @@ def plan(
         ahead = outlook.look_ahead(config, moment, moment, estimate.seconds)
         return outlook.plan_summary(ahead, estimate.source, estimate.basis, config.scheduler.clock, moment)
 
-    summary = _handled(make_plan)
-    _print_json(summary) if as_json else _show(outlook.render_plan(summary))
+    summary = run_or_exit(make_plan)
+    print_json(summary) if as_json else print_result(outlook.render_plan(summary))
 
 
 @app.command("wait-for-window")
@@ -136,8 +138,8 @@ def wait_for_window(params: Path = ParamsOption) -> None:
     """Plan the low-carbon window; wait for it on the real clock (re-planning), record it on the simulated one."""
     from ..pipeline import wait_for_window as stage
 
-    config = _load(params)
-    _say(_handled(lambda: stage.run_stage(config, _say)).line())
+    config = load_params_or_exit(params)
+    print_progress(run_or_exit(lambda: stage.run_stage(config, print_progress)).line())
 
 
 @app.command("train")
@@ -153,24 +155,24 @@ def train(
     stages/train-<run>/resume/. SIGTERM or SIGINT checkpoint and stop it. Runs under `torchrun` as DDP.
     With an interruptible plan the optimized run trains in its chunks and pauses between them.
     """
-    _needs_torch("train")
-    config = _load(params)
+    require_torch("train")
+    config = load_params_or_exit(params)
     run_name = run or "optimized"
     if run_name not in ("baseline", "optimized"):
-        _fail(UsageError(f"--run: expected baseline or optimized, got {run_name!r}"))
+        exit_with(UsageError(f"--run: expected baseline or optimized, got {run_name!r}"))
     if run_name == "baseline":
         from ..pipeline import train_baseline
 
-        summary = _handled(lambda: train_baseline.run_stage(config))
+        summary = run_or_exit(lambda: train_baseline.run_stage(config))
     else:
         from ..pipeline import train_optimized
 
-        summary = _handled(lambda: train_optimized.run_stage(config, _say))
+        summary = run_or_exit(lambda: train_optimized.run_stage(config, print_progress))
     if summary is None:  # a torchrun rank other than 0: rank 0 reports
         return
     kg, training = summary.carbon_metrics.total_emissions_kg, summary.training_metrics
     emissions = "unknown" if kg is None else f"{kg * 1000:.3f} g CO2"
-    _say(
+    print_progress(
         f"train {run_name}: accuracy {training.final_accuracy:.2f} %, {training.total_time_seconds:.1f} s, "
         f"{emissions}, precision {summary.precision}"
     )
@@ -179,21 +181,21 @@ def train(
 @app.command("compare")
 def compare(params: Path = ParamsOption) -> None:
     """Write metrics/comparison.json, metrics/summary.json and stages/compare/ (report.md, charts, plot data)."""
-    _load(params)  # validated for consistency with the other stages; compare needs only artifacts
+    load_params_or_exit(params)  # validated for consistency with the other stages; compare needs only artifacts
     from ..pipeline import compare as stage
 
-    result = _handled(stage.run_stage)
+    result = run_or_exit(stage.run_stage)
     if result.comparable:
         savings, split = result.carbon_savings, result.decomposition
         paired = split.configuration_effect_kg
-        _say(
+        print_progress(
             f"compare: {savings.reduction_percentage:.1f} % less CO2; schedule effect "
             f"{split.schedule_effect_kg * 1000:.4g} g, configuration effect "
             + ("not profiled" if paired is None else f"{paired * 1000:.4g} g (paired)")
             + f", naive two-run {split.configuration_effect_naive_kg * 1000:.4g} g; {split.verdict_text}"
         )
     else:
-        _say(f"compare: not comparable: {result.not_comparable_reason}")
+        print_progress(f"compare: not comparable: {result.not_comparable_reason}")
 
 
 @app.command("diff")
@@ -207,8 +209,8 @@ def diff(
     within noise, not change."""
     from ..report import diff as compare_runs
 
-    result = _handled(lambda: compare_runs.diff(a, b))
-    _print_json(result) if as_json else _show(compare_runs.render(result))
+    result = run_or_exit(lambda: compare_runs.diff(a, b))
+    print_json(result) if as_json else print_result(compare_runs.render(result))
 
 
 CheckOption = typer.Option(
@@ -228,15 +230,15 @@ def profile(params: Path = ParamsOption, as_json: bool = JsonOption, check: Opti
     stages/fetch-data/dataset.pt, with the most direct energy counter there is (NVML, RAPL, else the process tree's
     model estimate). Progress goes to stderr.
     """
-    _needs_torch("profile")
+    require_torch("profile")
     from ..profiling import checks, render
 
-    config = _load(params)
+    config = load_params_or_exit(params)
     if check not in (None, *checks.CHECKS):
-        _fail(UsageError(f"--check: {check!r} is not one of {', '.join(checks.CHECKS)}"))
-    result = _handled(lambda: checks.run(config, check))
+        exit_with(UsageError(f"--check: {check!r} is not one of {', '.join(checks.CHECKS)}"))
+    result = run_or_exit(lambda: checks.run(config, check))
     compared = checks.compared(check)
     if as_json:
-        _print_json({**render.flat_summary(result, compared), **checks.expectation(result, check, config)})
+        print_json({**render.flat_summary(result, compared), **checks.expectation(result, check, config)})
     else:
-        _show(render.render_text(result) + checks.expectation_text(result, check, config))
+        print_result(render.render_text(result) + checks.expectation_text(result, check, config))

@@ -104,10 +104,10 @@ def test_a_model_that_exits_or_interrupts_itself_is_one_line(workspace, monkeypa
 def test_an_exit_from_your_code_later_in_a_stage_is_one_line_not_a_success(capsys):
     import typer
 
-    from carbon_pipe.cli.common import _handled
+    from carbon_pipe.cli.common import run_or_exit
 
     with pytest.raises(typer.Exit) as exited:
-        _handled(lambda: sys.exit(0))
+        run_or_exit(lambda: sys.exit(0))
     assert exited.value.exit_code == 1
     assert capsys.readouterr().err.strip() == (
         "carbon-pipe: error: your code called sys.exit(0) inside the stage, which was not completed"
