@@ -220,9 +220,9 @@ class Params(Section):
         """How the run called `run_name` (baseline or optimized) trains (auto: the fields a choice pinned)."""
         return {"baseline": self.baseline, "optimized": self.optimized}[run_name]
 
-    def decides(self, run_name: str) -> dict[str, Any]:
+    def deciding_fields(self, run_name: str) -> dict[str, Any]:
         """What of the run's own section decides its training (for resume fingerprints)."""
-        return self.optimized.decides() if run_name == "optimized" else self.baseline.how()
+        return self.optimized.deciding_fields() if run_name == "optimized" else self.baseline.configuration_fields()
 
 
 def _check_consistency(params: Params, origin: str) -> Params:

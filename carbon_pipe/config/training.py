@@ -50,7 +50,7 @@ class RunParams(Section):
     def effective_batch_size(self) -> int:
         return self.batch_size * self.gradient_accumulation_steps
 
-    def how(self) -> dict[str, Any]:
+    def configuration_fields(self) -> dict[str, Any]:
         """How it trains: the fields a configuration is made of (not how one is chosen)."""
         return self.model_dump(include=set(RunParams.model_fields))
 
@@ -75,10 +75,10 @@ class OptimizedParams(RunParams):
     ] = None
     auto_compile: Literal["gpu", "always", "never"] = "gpu"  # auto: which candidates try torch.compile
 
-    def decides(self) -> dict[str, Any]:
+    def deciding_fields(self) -> dict[str, Any]:
         """What decides how the run trains: the configuration (explicit), or how one is chosen (auto)."""
         if self.choose == "explicit":
-            return self.how()
+            return self.configuration_fields()
         return self.model_dump(include={"choose", "memory_budget_mb", "auto_compile"})
 
 

@@ -54,7 +54,7 @@ def candidate_runs(params: Params, device: torch.device) -> dict[str, RunParams]
                                                                   [False, True], compiles):
         run = RunParams(batch_size=batch, gradient_accumulation_steps=steps, mixed_precision=mixed,
                         channels_last=channels_last, compile=compiled)
-        name = BASELINE if run.how() == params.baseline.how() else candidate_name(run)
+        name = BASELINE if run.configuration_fields() == params.baseline.configuration_fields() else candidate_name(run)
         runs[name] = run
     return runs
 
@@ -133,7 +133,7 @@ def choice_record(
     for name, run in runs.items():
         config = profiled.get(name)
         table.append({
-            "name": name, **run.how(), "precision": config.precision if config else None,
+            "name": name, **run.configuration_fields(), "precision": config.precision if config else None,
             "peak_memory_mb": memory[name], "within_budget": budget is None or memory[name] <= budget,
             "j_per_sample": config.j_per_sample.value if config else None,
             "j_per_sample_ci95": config.j_per_sample.bounds if config else None,
@@ -146,7 +146,7 @@ def choice_record(
         "memory_budget_mb": budget,
         "memory_method": CUDA_METHOD if device.type == "cuda" else CPU_METHOD,
         "chosen": chosen,
-        "configuration": runs[chosen].how(),
+        "configuration": runs[chosen].configuration_fields(),
         "why": (
             f"the lowest energy per sample of the {len(profiled)} candidates within the memory budget"
             + (f" ({over} over it, not profiled)" if over else "")

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Optional
 
 from ..config.params import Params
 from ..errors import FetchCutShort
-from ..intensity.sources import Until, on_source_failure
+from ..intensity.sources import FetchDeadline, on_source_failure
 from ..timeutil import format_duration, iso
 from .clock import Clock, RealClock
 from .outlook import Outlook, latest_start, look_ahead
@@ -142,7 +142,7 @@ def wait_for_window(
                 sleep_for(step, outlook, now + step)
                 now = clock.now()
                 # The whole re-fetch (fallback chain, alternatives) gets only the time left to the latest start.
-                until = Until.after(start_by - now, f"the time left to the latest start {iso(start_by)}")
+                until = FetchDeadline.after(start_by - now, f"the time left to the latest start {iso(start_by)}")
                 fetch = partial(look_ahead, params, submitted, now, duration, deadline, until=until, **source_options)
                 if (fresh := replanned(params, fetch, kept_the_last_plan)) is not None:
                     on_plan(fresh, now)

@@ -185,7 +185,8 @@ def resume_folder(params: Params, run_name: str, placement: Placed, world_size: 
                 "seed": params.seed,
                 "model": params.model.model_dump(by_alias=True),
                 "train": params.train.model_dump(exclude={"checkpoint_every"}),
-                "run": params.decides(run_name),  # auto: how the choice is made; the choice is kept in the folder
+                # auto: how the choice is made; the choice is kept in the folder
+                "run": params.deciding_fields(run_name),
             },
             dataset_md5=md5sum(DATASET_FILE),
             world_size=world_size,

@@ -311,7 +311,7 @@ def test_auto_picks_the_cheapest_candidate_within_the_memory_budget(workspace, m
     table = {row["name"]: row for row in choice["candidates"]}
     assert table[chosen]["chosen"] and table[chosen]["within_budget"] and choice["memory_budget_mb"] == budget
     assert table[named[cheapest]]["j_per_sample"] is None and not table[named[cheapest]]["within_budget"]
-    assert choice["configuration"] == runs[chosen].how()
+    assert choice["configuration"] == runs[chosen].configuration_fields()
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@
 from . import csv_trace, electricitymaps, mock, uk, watttime  # noqa: F401
 from .base import IntensitySource, get_source
 from .fallback import Fetched, SourceFailure, fetch_from, fetch_series, on_source_failure
-from .http import Until
+from .http import FetchDeadline
 
 __all__ = [
     "IntensitySource",
@@ -14,5 +14,5 @@ __all__ = [
     "fetch_from",
     "fetch_series",
     "on_source_failure",
-    "Until",
+    "FetchDeadline",
 ]

@@ -12,7 +12,7 @@ from ...config.carbon import CarbonParams, HttpSourceParams, configured_region
 from ...errors import SourceError
 from ...secrets import from_environment, redact
 from ..series import IntensitySeries
-from .http import JsonClient, Until
+from .http import FetchDeadline, JsonClient
 
 
 class IntensitySource(ABC):
@@ -48,7 +48,7 @@ class HttpSource(IntensitySource):
         self,
         params: CarbonParams,
         sleep: Callable[[float], None] = time.sleep,
-        until: Optional[Until] = None,
+        until: Optional[FetchDeadline] = None,
         **options: Any,
     ) -> None:
         super().__init__(params)
@@ -106,6 +106,6 @@ def register(name: str) -> Callable[[SourceClass], SourceClass]:
 
 def get_source(params: CarbonParams, name: Optional[str] = None, **options: Any) -> IntensitySource:
     """The source called `name` (default: the first of `carbon.sources`). HTTP sources take `sleep` (how a retry
-    waits: tests record the waits instead of spending them) and `until` (an Until: a re-plan's cap); local sources
-    ignore them."""
+    waits: tests record the waits instead of spending them) and `until` (a FetchDeadline: a re-plan's cap); local
+    sources ignore them."""
     return _REGISTRY[name or params.sources[0]](params, **options)

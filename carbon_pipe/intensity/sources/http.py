@@ -74,7 +74,7 @@ def _api_message(content: bytes) -> str:
 
 
 @dataclass(frozen=True)
-class Until:
+class FetchDeadline:
     """A moment (time.monotonic()) every request of a fetch must end by, whatever source_timeout leaves, and what it
     is, for the messages: a re-plan's fetch may not run past the job's latest start."""
 
@@ -82,7 +82,7 @@ class Until:
     what: str
 
     @classmethod
-    def after(cls, seconds: float, what: str) -> "Until":
+    def after(cls, seconds: float, what: str) -> "FetchDeadline":
         return cls(time.monotonic() + seconds, what)
 
 
@@ -158,7 +158,7 @@ class JsonClient:
         settings: HttpSourceParams,
         headers: Optional[dict[str, str]] = None,
         sleep: Callable[[float], None] = time.sleep,
-        until: Optional[Until] = None,
+        until: Optional[FetchDeadline] = None,
     ) -> None:
         self.source = source
         self.settings = settings

@@ -140,16 +140,17 @@ def test_a_source_gets_no_more_than_the_time_until_it_is_given(fake_api):
     """A re-plan's `until`: it cuts a source before its source_timeout, and a source whose time is
     already spent is not tried; local sources take the option and ignore it."""
     from carbon_pipe.errors import FetchCutShort
-    from carbon_pipe.intensity.sources import Until
+    from carbon_pipe.intensity.sources import FetchDeadline
 
     fake_api.on("/intensity/", trickle(every=0.2, for_seconds=15))
     section = {"base_url": fake_api.url, "timeout": "10s", "source_timeout": "10s", "retries": 0}
     carbon = CarbonParams.model_validate({"sources": ["uk", "mock"], "uk": section})
     started = time.monotonic()
     with pytest.raises(FetchCutShort, match=r"no complete answer within the time left to X \(1 attempt\)$"):
-        get_source(carbon, "uk", until=Until.after(1.0, "the time left to X")).series(START, END)
+        get_source(carbon, "uk", until=FetchDeadline.after(1.0, "the time left to X")).series(START, END)
     assert time.monotonic() - started < 1 + MARGIN
     with pytest.raises(FetchCutShort, match=r"uk: GET \S+: not tried, the time left to X spent"):
-        get_source(carbon, "uk", until=Until.after(-1.0, "the time left to X")).series(START, END)
+        get_source(carbon, "uk", until=FetchDeadline.after(-1.0, "the time left to X")).series(START, END)
     assert len(fake_api.requests) == 1
-    assert get_source(carbon, "mock", until=Until.after(-1.0, "the time left to X")).series(START, END).end >= END
+    passed = FetchDeadline.after(-1.0, "the time left to X")
+    assert get_source(carbon, "mock", until=passed).series(START, END).end >= END
