@@ -94,6 +94,8 @@ def experiments(
     shown = run_or_exit(lambda: view.exp_show(["-A"] if all_commits else []))
     rows = view.experiments(shown)
     if as_json:
-        print_json([{"name": row.name, "params": row.params, "summary": row.summary} for row in rows])
+        print_json([
+            {"name": row.name, "params": row.params, "summary": row.summary and row.summary.to_json()} for row in rows
+        ])
         return
     print_result(view.render(*view.table(rows), markdown=markdown))

@@ -10,8 +10,12 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from pydantic import ValidationError
+
+from ..artifacts import FROM_FILE, problem
 from ..errors import ArtifactError, UsageError
 from ..layout import SUMMARY_METRICS
+from ..report.summaries import KeyMetrics
 
 
 @dataclass(frozen=True)
@@ -20,7 +24,8 @@ class Experiment:
 
     name: str
     params: dict[str, Any]  # flattened: "scheduler.max_wait" (prefixed "file:" for a params file other than the first)
-    summary: dict[str, Any]  # metrics/summary.json's keys
+    summary: Optional[KeyMetrics]  # None: no metrics/summary.json there, or not one compare wrote
+    no_summary: str = "no metrics"  # what the row shows without one
 
 
 def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -38,8 +43,13 @@ def _experiment(name: str, data: Optional[dict]) -> Experiment:
     for index, (file, content) in enumerate((data.get("params") or {}).items()):
         for key, value in _flat((content or {}).get("data") or {}).items():
             params[key if index == 0 else f"{file}:{key}"] = value
-    summary = ((data.get("metrics") or {}).get(str(SUMMARY_METRICS)) or {}).get("data") or {}
-    return Experiment(name, params, summary)
+    summary = ((data.get("metrics") or {}).get(str(SUMMARY_METRICS)) or {}).get("data")
+    if not summary:
+        return Experiment(name, params, None)
+    try:
+        return Experiment(name, params, KeyMetrics.model_validate(summary, context=FROM_FILE))
+    except ValidationError as exc:
+        return Experiment(name, params, None, f"unreadable metrics ({problem(exc)})")
 
 
 def _name(entry: dict) -> str:
@@ -68,8 +78,8 @@ def _num(value: Any, spec: str) -> str:
     return "-" if value is None else f"{value:{spec}}"
 
 
-def _with_interval(summary: dict, key: str, missing: str) -> str:
-    value, low, high = summary.get(key), summary.get(f"{key}_low"), summary.get(f"{key}_high")
+def _with_interval(summary: KeyMetrics, key: str, missing: str) -> str:
+    value, low, high = (getattr(summary, name) for name in (key, f"{key}_low", f"{key}_high"))
     if value is None:
         return missing
     if low is None and high is None:
@@ -77,18 +87,17 @@ def _with_interval(summary: dict, key: str, missing: str) -> str:
     return f"{value:.4g} [{_num(low, '.4g')}, {_num(high, '.4g')}]"
 
 
-COLUMNS: tuple[tuple[str, Callable[[dict], str]], ...] = (
-    ("CO2 g (optimized)", lambda s: _num(s.get("optimized_co2_g"), ".4g")),
-    ("CO2 g (baseline)", lambda s: _num(s.get("baseline_co2_g"), ".4g")),
-    ("reduction %", lambda s: _num(s.get("co2_reduction_pct"), ".1f")),
+COLUMNS: tuple[tuple[str, Callable[[KeyMetrics], str]], ...] = (
+    ("CO2 g (optimized)", lambda s: _num(s.optimized_co2_g, ".4g")),
+    ("CO2 g (baseline)", lambda s: _num(s.baseline_co2_g, ".4g")),
+    ("reduction %", lambda s: _num(s.co2_reduction_pct, ".1f")),
     ("schedule effect g [95 %]", lambda s: _with_interval(s, "schedule_effect_g", "-")),
     ("configuration effect g [95 %]", lambda s: _with_interval(s, "configuration_effect_g", "not profiled")),
-    ("accuracy % (opt / base)", lambda s: f"{_num(s.get('optimized_accuracy_pct'), '.2f')} / "
-                                          f"{_num(s.get('baseline_accuracy_pct'), '.2f')}"),
-    ("time s (opt / base)", lambda s: f"{_num(s.get('optimized_time_s'), '.1f')} / "
-                                      f"{_num(s.get('baseline_time_s'), '.1f')}"),
-    ("waited h", lambda s: _num(s.get("optimized_wait_h"), ".2f")),
-    ("energy Wh (optimized)", lambda s: _num(s.get("optimized_energy_wh"), ".4g")),
+    ("accuracy % (opt / base)", lambda s: f"{_num(s.optimized_accuracy_pct, '.2f')} / "
+                                          f"{_num(s.baseline_accuracy_pct, '.2f')}"),
+    ("time s (opt / base)", lambda s: f"{_num(s.optimized_time_s, '.1f')} / {_num(s.baseline_time_s, '.1f')}"),
+    ("waited h", lambda s: _num(s.optimized_wait_h, ".2f")),
+    ("energy Wh (optimized)", lambda s: _num(s.optimized_energy_wh, ".4g")),
 )
 
 
@@ -97,7 +106,7 @@ def table(rows: list[Experiment]) -> tuple[list[str], list[list[str]]]:
     headers = ["experiment", "changed params", *(name for name, _ in COLUMNS)]
     cells = [
         [row.name, ", ".join(f"{key}={row.params.get(key, '(default)')}" for key in changed) or "-"]
-        + [cell(row.summary) if row.summary else "no metrics" for _, cell in COLUMNS]
+        + [cell(row.summary) if row.summary else row.no_summary for _, cell in COLUMNS]
         for row in rows
     ]
     return headers, cells

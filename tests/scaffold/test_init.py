@@ -158,6 +158,13 @@ def test_the_experiments_view_shows_only_the_params_that_differ_and_the_effects_
     assert render(headers, cells, markdown=True).splitlines()[1] == "|" + "---|" * 11
 
 
+def test_an_experiment_whose_summary_compare_did_not_write_says_so_in_its_row():
+    shown = [{"rev": "workspace", "name": None, "data": {"params": {}, "metrics": {"metrics/summary.json": {
+        "data": {"optimized_co2_g": "1.5 g"}}}}}]
+    _, cells = table(experiments(shown))
+    assert cells[0][2] == "unreadable metrics (optimized_co2_g is '1.5 g', not a number)"
+
+
 @pytest.mark.slow
 def test_an_own_command_project_reproduces_and_runs_experiments_without_torch(repository, tmp_path_factory):
     guard = tmp_path_factory.mktemp("no-torch")
