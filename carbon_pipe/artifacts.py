@@ -372,7 +372,7 @@ def problem(exc: ValidationError) -> str:
         return f"{where} is missing"
     if kind == "extra_forbidden":
         return f"{where} is not a key of this file"
-    if kind in ("model_type", "model_attributes_type", "dict_type") and not error["loc"]:
+    if kind in ("model_type", "model_attributes_type", "dict_type", "dataclass_type") and not error["loc"]:
         return f"a JSON {_json_type(given)}, not an object"
     expected = next((text for prefix, text in _EXPECTED.items() if kind.startswith(prefix)), error["msg"])
     if kind == "literal_error":

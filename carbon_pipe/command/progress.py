@@ -7,7 +7,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..artifacts import read_json, write_json
+from pydantic import TypeAdapter, ValidationError
+
+from ..artifacts import problem, read_json, write_json
+from ..errors import ArtifactError
 from ..training.segments import Checkpointed
 
 PROGRESS = "progress.json"  # in the resume folder: what the segments that ended did
@@ -38,8 +41,14 @@ class Progress:
     def read(cls, folder: Path, fingerprint: str) -> Progress:
         """This run's progress; a fresh one if there is none, or only another run's."""
         path = folder / PROGRESS
-        progress = cls(**read_json(path)) if path.is_file() else None
-        return progress if progress is not None and progress.fingerprint == fingerprint else cls(fingerprint)
+        if not path.is_file():
+            return cls(fingerprint)
+        try:
+            progress = TypeAdapter(cls).validate_python(read_json(path))
+        except ValidationError as exc:
+            what = f"not a run's progress carbon-pipe wrote ({problem(exc)})"
+            raise ArtifactError(f"{path}: {what}: delete {folder} to start the run over") from None
+        return progress if progress.fingerprint == fingerprint else cls(fingerprint)
 
     def save(self, folder: Path) -> None:
         write_json(folder / PROGRESS, asdict(self))
