@@ -19,6 +19,7 @@ import torch
 from ..config.params import Params
 from ..config.training import RunParams
 from ..errors import UsageError
+from ..training.run_summary import AutoChoice
 from .measure import run_profile
 from .record import BASELINE
 from .result import EnergyProfile
@@ -104,7 +105,7 @@ def pick(energy: dict[str, float], memory: dict[str, float], budget: float | Non
     return min(fitting, key=lambda name: energy[name])
 
 
-def choose_configuration(params: Params, device: torch.device) -> tuple[str, EnergyProfile, dict]:
+def choose_configuration(params: Params, device: torch.device) -> tuple[str, EnergyProfile, AutoChoice]:
     """(the chosen candidate's name, the paired profile of those within the budget, the choice's record)."""
     runs, budget, split = candidate_runs(params, device), params.optimized.memory_budget_mb, TrainSplit.load(device)
     peak_memory_mb(params, params.baseline, split)  # once unrecorded: one-time allocations (kernel caches) go here
@@ -126,7 +127,7 @@ def choose_configuration(params: Params, device: torch.device) -> tuple[str, Ene
 def choice_record(
     params: Params, runs: dict[str, RunParams], memory: dict[str, float], profile: EnergyProfile, chosen: str,
     device: torch.device,
-) -> dict:
+) -> AutoChoice:
     budget = params.optimized.memory_budget_mb
     profiled = {config.name: config for config in profile.configurations}
     table = []
@@ -142,7 +143,7 @@ def choice_record(
             "chosen": name == chosen,
         })
     over = len(runs) - len(profiled)
-    return {
+    return AutoChoice.model_validate({
         "memory_budget_mb": budget,
         "memory_method": CUDA_METHOD if device.type == "cuda" else CPU_METHOD,
         "chosen": chosen,
@@ -153,4 +154,4 @@ def choice_record(
             + "; measured, so another run may choose otherwise: pin the configuration (choose: explicit) to reproduce"
         ),
         "candidates": table,
-    }
+    })

@@ -24,7 +24,7 @@ from ..training.allocator import steady_allocator
 from ..training.distributed import Job
 from ..training.placement import Metering, Placement, place_segment
 from ..training.resume import ResumeFolder, resume_folder
-from ..training.run_summary import ProfileInterval, ProfileSection, ProfileStopping
+from ..training.run_summary import AutoChoice, ProfileInterval, ProfileSection, ProfileStopping
 from ..training.segments import Segment
 from .candidates import choose_configuration
 from .measure import run_profile
@@ -93,7 +93,7 @@ def measure_segment(
     return record
 
 
-def profile_configurations(params: Params, device: torch.device) -> tuple[str, EnergyProfile, Optional[dict]]:
+def profile_configurations(params: Params, device: torch.device) -> tuple[str, EnergyProfile, Optional[AutoChoice]]:
     """(the configuration the run trains, the paired profile, the auto choice or None)."""
     if params.optimized.choose == "auto":
         return choose_configuration(params, device)
@@ -104,7 +104,7 @@ def pinned(params: Params, record: RunProfile) -> Params:
     """The params the run trains with: auto's choice written into the optimized section."""
     if record.choice is None:
         return params
-    return params.model_copy(update={"optimized": params.optimized.model_copy(update=record.choice["configuration"])})
+    return params.model_copy(update={"optimized": params.optimized.model_copy(update=record.choice.configuration)})
 
 
 def profile_section(profiled: Profiled, by_phase: dict[str, dict[str, float]]) -> ProfileSection:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from pydantic import Field
 
 from ..artifacts import ArtifactModel, Count, Flag, Instant, Number, read_model, reason, write_model
 from ..errors import ArtifactError
+from ..training.run_summary import AutoChoice
 from . import statistics
 from .result import Burst, EnergyProfile, Interval, Stopping, describe, summarize
 
@@ -108,7 +109,7 @@ class RunProfileRecord(ArtifactModel):
     ratio_ci95: list[Optional[Number]] = Field(description="its 95 % interval [low, high]; null: unbounded")
     verdict: str = Field(description="less, more, or no measurable difference")
     verdict_text: str = Field(description="the verdict in words, with its interval and how it was measured")
-    choice: Optional[dict[str, Any]] = Field(description="optimized.choose auto: the candidates and why")
+    choice: Optional[AutoChoice] = Field(description="optimized.choose auto: the candidates and why")
     discarded_stale_checkpoint: Flag = Field(description="claiming the resume folder threw stale state away")
     profile: ProfileRecord
 
@@ -126,7 +127,7 @@ class RunProfile:
     clock_end: float
     trained: str  # the profiled configuration the run trains: optimized, or (auto) the chosen candidate
     profile: EnergyProfile
-    choice: Optional[dict] = None  # auto: the budget, the candidates' table and why (profiling/candidates.py)
+    choice: Optional[AutoChoice] = None  # auto: the budget, the candidates' table and why (profiling/candidates.py)
     discarded_stale_checkpoint: bool = False  # claiming the resume folder for the profile threw stale state away
 
     @property

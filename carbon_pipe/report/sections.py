@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from ..profiling.statistics import NO_DIFFERENCE
+from ..training.run_summary import AutoChoice
 from .effects import METHOD
 from .summaries import Comparison, SciPair
 
@@ -119,41 +121,37 @@ def sci_section(sci: SciPair) -> list[str]:
     ]
 
 
-def choice_section(choice: Optional[dict]) -> list[str]:
+def choice_section(choice: Optional[AutoChoice]) -> list[str]:
     """auto's candidates, what each measured, and which it trained."""
     if not choice:
         return []
-    budget = choice["memory_budget_mb"]
+    budget = choice.memory_budget_mb
     lines = [
         "",
         "## optimized: auto, the candidates",
         "",
-        f"Memory budget: {'none' if budget is None else f'{budget:g} MB'}. Chosen: **{choice['chosen']}**, "
-        f"{choice['why']}. Peak memory: {choice['memory_method']}.",
+        f"Memory budget: {'none' if budget is None else f'{budget:g} MB'}. Chosen: **{choice.chosen}**, "
+        f"{choice.why}. Peak memory: {choice.memory_method}.",
         "",
         "| candidate | precision | peak memory (MB) | within budget | mJ/sample [95 %] | ratio to baseline [95 %] |",
         "|---|---|---|---|---|---|",
     ]
-    for row in choice["candidates"]:
-        energy = (
-            "not profiled"
-            if row["j_per_sample"] is None
-            else (
-                f"{row['j_per_sample'] * 1e3:.4f} [{row['j_per_sample_ci95'][0] * 1e3:.4f}, "
-                f"{row['j_per_sample_ci95'][1] * 1e3:.4f}]"
-            )
-        )
-        ratio = (
-            "n/a"
-            if row["ratio"] is None
-            else (
-                f"{row['ratio']:.3f}"
-                + (f" [{row['ratio_ci95'][0]:.3f}, {row['ratio_ci95'][1]:.3f}]" if row["ratio_ci95"] else "")
-            )
-        )
-        name = f"**{row['name']}**" if row["chosen"] else row["name"]
+    for row in choice.candidates:
+        energy = "not profiled"
+        if row.j_per_sample is not None:  # in mJ
+            energy = _with_bounds(row.j_per_sample, row.j_per_sample_ci95, scale=1e3, places=4)
+        ratio = "n/a" if row.ratio is None else _with_bounds(row.ratio, row.ratio_ci95, scale=1.0, places=3)
+        name = f"**{row.name}**" if row.chosen else row.name
         lines.append(
-            f"| {name} | {row['precision'] or 'n/a'} | {row['peak_memory_mb']:.1f} | "
-            f"{'yes' if row['within_budget'] else 'no'} | {energy} | {ratio} |"
+            f"| {name} | {row.precision or 'n/a'} | {row.peak_memory_mb:.1f} | "
+            f"{'yes' if row.within_budget else 'no'} | {energy} | {ratio} |"
         )
     return lines
+
+
+def _with_bounds(value: float, bounds: Optional[list[Optional[float]]], scale: float, places: int) -> str:
+    """`value` [low, high], scaled; an unbounded end is inf."""
+    if not bounds:
+        return f"{value * scale:.{places}f}"
+    low, high = (-math.inf if bounds[0] is None else bounds[0]), (math.inf if bounds[1] is None else bounds[1])
+    return f"{value * scale:.{places}f} [{low * scale:.{places}f}, {high * scale:.{places}f}]"

@@ -12,7 +12,7 @@ from typing import Any, Literal, Optional
 from pydantic import Field
 
 from ..artifacts import Flag, Number
-from ..training.run_summary import SciMetrics, Section
+from ..training.run_summary import AutoChoice, SciMetrics, Section
 
 Bounds = Optional[list[Optional[float]]]  # a 95 % interval [low, high]; a null bound is unbounded
 
@@ -147,7 +147,7 @@ class Comparison(Section):
     time: TimeSideBySide
     labels: Labels
     sci: SciPair
-    optimized_choice: Optional[dict[str, Any]] = Field(description="optimized.choose auto: the candidates and why")
+    optimized_choice: Optional[AutoChoice] = Field(description="optimized.choose auto: the candidates and why")
 
 
 def _key(description: str) -> Any:

@@ -7,7 +7,7 @@ Every method field is a short identifier; docs/reference/artifacts.md and docs/a
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import ConfigDict, Field
 
@@ -137,6 +137,36 @@ class CommandMetrics(Section):
     extra: Optional[dict[str, Any]] = Field(description="what the command reported beyond the contract")
 
 
+class Candidate(Section):
+    """One configuration auto considered: its fields, what it measured, and whether it was chosen."""
+
+    name: str = Field(description="the candidate's name (batch x accumulation-precision-memory format)")
+    batch_size: Count = Field(description="samples per micro-step")
+    gradient_accumulation_steps: Count = Field(description="micro-steps per optimizer step")
+    mixed_precision: Union[Flag, str] = Field(description="as optimized.mixed_precision takes it")
+    compile: Flag = Field(description="torch.compile")
+    channels_last: Flag = Field(description="channels-last memory format")
+    precision: Optional[str] = Field(description="the precision it trained in; null: not profiled")
+    peak_memory_mb: Number = Field(description="its peak memory in a few steps (MB)")
+    within_budget: Flag = Field(description="within optimized.memory_budget_mb")
+    j_per_sample: Optional[Number] = Field(description="energy per sample (J); null: not profiled")
+    j_per_sample_ci95: Optional[list[Optional[Number]]] = Field(description="its 95 % interval")
+    ratio: Optional[Number] = Field(description="energy per sample over the baseline's")
+    ratio_ci95: Optional[list[Optional[Number]]] = Field(description="its 95 % interval")
+    chosen: Flag = Field(description="the one the run trains")
+
+
+class AutoChoice(Section):
+    """optimized.choose auto: the candidates, what each measured, the one chosen and why."""
+
+    memory_budget_mb: Optional[Number] = Field(description="optimized.memory_budget_mb; null: none")
+    memory_method: str = Field(description="how peak memory was measured")
+    chosen: str = Field(description="the chosen candidate's name")
+    configuration: dict[str, Any] = Field(description="its fields, as the optimized section takes them")
+    why: str = Field(description="why it was chosen")
+    candidates: list[Candidate]
+
+
 class ProfileInterval(Section):
     value: Number = Field(description="the point estimate")
     ci95: list[Optional[Number]] = Field(description="its 95 % interval [low, high]; null: unbounded")
@@ -155,7 +185,7 @@ class ProfileSection(Section):
     the only key). The bursts are in the file named by `file`."""
 
     skipped: Optional[str] = Field(None, description="why the run was not profiled (then the only key)")
-    choice: Optional[dict[str, Any]] = Field(None, description="optimized.choose auto: the candidates and why")
+    choice: Optional[AutoChoice] = Field(None, description="optimized.choose auto: the candidates and why")
     discarded_stale_checkpoint: Flag = Field(False, description="claiming the resume folder threw stale state away")
     segment: Optional[Count] = Field(None, description="the run's segment that measured it")
     clock_start: Optional[Instant] = Field(None, description="when it started on the pipeline clock (UTC)")
