@@ -37,6 +37,18 @@ class PlannedChunk(ArtifactModel):
         return Chunk(self.start, self.end, self.mean_intensity)
 
 
+class Location(ArtifactModel):
+    """One place carbon.alternatives made the wait consider, and its best start there."""
+
+    source: str = Field(description="the intensity source")
+    region: str = Field(description="its region or zone")
+    start: Instant = Field(description="the best start there (UTC)")
+    expected_mean_intensity: Number = Field(alias=PER_KWH, description="mean intensity expected from its start (g/kWh)")
+    now_mean_intensity: Number = Field(alias="now_mean_intensity_g_per_kwh",
+                                       description="mean intensity starting at submission there (g/kWh)")
+    chosen: Flag = Field(description="the place the run goes to")
+
+
 class Decision(ArtifactModel):
     """decision.json: when (and where) the job runs, how that was planned, and how the wait went."""
 
@@ -73,7 +85,7 @@ class Decision(ArtifactModel):
     )
     reason: str = Field(description="why this start, in words")
     fallback: Flag = Field(description="carbon.fallback: whether a failed source fell back to the next")
-    locations: list[dict[str, Any]] = Field(description="every place considered, the chosen one marked `chosen`")
+    locations: list[Location] = Field(description="every place considered, the chosen one marked `chosen`")
     replans: Count = Field(description="how often the wait re-planned (real clock)")
     replan_failures: list[str] = Field(description="re-plans that failed, and why")
     signal: Optional[str] = Field(None, description="the signal that stopped the wait (null: not stopped)")
@@ -132,7 +144,7 @@ class Decision(ArtifactModel):
     @property
     def chosen_place(self) -> int:
         """Which place was chosen: 0 the configured sources, k the k-th of carbon.alternatives."""
-        return next((index for index, place in enumerate(self.locations) if place["chosen"]), 0)
+        return next((index for index, place in enumerate(self.locations) if place.chosen), 0)
 
     def line(self) -> str:
         """The decision in one line, for stderr."""

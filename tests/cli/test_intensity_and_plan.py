@@ -190,6 +190,8 @@ def test_bad_overrides_are_one_line(workspace, options, message):
 
 
 def test_spatial_choice_picks_the_cleaner_place_and_records_all(workspace, httpserver, monkeypatch):
+    from carbon_pipe.scheduling.decision import read_decision
+
     monkeypatch.setenv("ELECTRICITYMAPS_API_TOKEN", "t")
     forecast = {
         "zone": "FR",
@@ -213,3 +215,9 @@ def test_spatial_choice_picks_the_cleaner_place_and_records_all(workspace, https
         ("electricitymaps", "FR", True),
     ]
     assert planned["source_failures"][0]["source"] == "uk" and planned["source_failures"][0]["region"] == "13"
+    assert invoke("wait-for-window").exit_code == 0
+    decision = read_decision()
+    assert [(place.source, place.region, place.chosen) for place in decision.locations] == [
+        ("mock", "GB", False), ("electricitymaps", "FR", True)
+    ]
+    assert decision.chosen_place == 1 and decision.locations[1].start == decision.start
