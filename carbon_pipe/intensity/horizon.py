@@ -17,6 +17,14 @@ from .series import IntensitySeries
 AGAIN = "run wait-for-window again"
 
 
+class FailedSource(ArtifactModel):
+    """A source that failed before one served (carbon.fallback), and why."""
+
+    source: str = Field(description="the source")
+    region: str = Field(description="the region (zone) asked for")
+    error: str = Field(description="what went wrong, in one line")
+
+
 class Horizon(ArtifactModel):
     """horizon.json: the intensities a run is charged with (their series is intensity.csv beside it), and the
     submission time the baseline starts at. Inside a decision a wait stopped in its first fetch has no source yet."""
@@ -27,9 +35,7 @@ class Horizon(ArtifactModel):
     submitted: Instant = Field(alias="now", description="when the job was submitted (UTC)")
     series_notes: list[str] = Field(description="what the source said of its series (gaps filled, forecast ends)")
     source_chain: list[str] = Field(description="the sources tried, in order (carbon.source, then the fallbacks)")
-    source_failures: list[dict[str, str]] = Field(
-        description="each source that failed before one served: its source, region and error"
-    )
+    source_failures: list[FailedSource] = Field(description="each source that failed before one served")
     _series: Optional[IntensitySeries] = PrivateAttr(None)
 
     @classmethod
@@ -39,7 +45,7 @@ class Horizon(ArtifactModel):
         clock: str,
         series: IntensitySeries,
         chain: tuple[str, ...],
-        failures: tuple[dict[str, str], ...],
+        failures: tuple[FailedSource, ...],
     ) -> Horizon:
         horizon = cls(
             source=series.source,

@@ -279,7 +279,7 @@ def _runs_table(result: Comparison, baseline: RunSummary, optimized: RunSummary)
         "",
         f"- Clock: **{labels.clock}**" + (" (the wait was computed, not slept)" if labels.simulated_clock else ""),
         f"- Grid intensity source: **{labels.intensity_source}**"
-        + "".join(f" (after {f['source']} failed: {f['error']})" for f in labels.intensity_source_failures),
+        + "".join(f" (after {f.source} failed: {f.error})" for f in labels.intensity_source_failures),
         f"- Energy measured by: {describe_energy(labels.energy_method)}",
         "- Emissions = sum over measurement intervals of energy x grid intensity at that interval's time "
         "(see `stages/train-*/energy_intervals.csv`).",

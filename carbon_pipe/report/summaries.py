@@ -12,6 +12,7 @@ from typing import Any, Literal, Optional
 from pydantic import Field
 
 from ..artifacts import Flag, Number
+from ..intensity.horizon import FailedSource
 from ..training.run_summary import AutoChoice, SciMetrics, Section
 
 Bounds = Optional[list[Optional[float]]]  # a 95 % interval [low, high]; a null bound is unbounded
@@ -120,7 +121,7 @@ class Labels(Section):
     clock: Literal["simulated", "real"] = Field(description="the pipeline clock")
     simulated_clock: Flag = Field(description="waits computed, not slept")
     intensity_source: str = Field(description="the source of the horizon's intensities")
-    intensity_source_failures: list[dict[str, str]] = Field(description="sources that failed before it served")
+    intensity_source_failures: list[FailedSource] = Field(description="sources that failed before it served")
     energy_method: str = Field(description="the optimized run's carbon_metrics.energy_method")
     baseline_precision: Optional[str] = Field(description="the precision the baseline trained in")
     optimized_precision: Optional[str] = Field(description="the precision the optimized run trained in")

@@ -13,7 +13,7 @@ from pydantic import Field, computed_field
 from ..artifacts import ArtifactModel, Count, Flag, Instant, Number, read_model, write_model
 from ..config.params import Params
 from ..errors import ArtifactError
-from ..intensity.horizon import Horizon
+from ..intensity.horizon import FailedSource, Horizon
 from ..layout import DECISION_JSON, SCHEDULE_METRICS
 from ..timeutil import iso
 from .planner import Chunk
@@ -129,7 +129,7 @@ class Decision(ArtifactModel):
         return self.horizon.region
 
     @property
-    def source_failures(self) -> list[dict[str, str]]:
+    def source_failures(self) -> list[FailedSource]:
         return self.horizon.source_failures
 
     @property
@@ -148,7 +148,7 @@ class Decision(ArtifactModel):
 
     def line(self) -> str:
         """The decision in one line, for stderr."""
-        fell_back = "".join(f"; fell back: {failure['error']}" for failure in self.source_failures)
+        fell_back = "".join(f"; fell back: {failure.error}" for failure in self.source_failures)
         return (
             f"wait-for-window: {self.source} {self.region}, {self.mode} {self.rule}, {self.clock} clock: "
             f"start {iso(self.start)} after {self.wait_seconds / 3600:.2f} h in {len(self.planned)} chunk(s) "
@@ -183,10 +183,8 @@ def decided(params: Params, waited: Waited, estimate: DurationEstimate) -> Decis
     outlook, started, submitted = waited.outlook, waited.started, waited.submitted
     plan, series = outlook.plan, outlook.series
     now_mean = series.mean(submitted, submitted + plan.duration)
-    where = outlook.record()
-    horizon = Horizon.of(
-        submitted, params.scheduler.clock, series, tuple(where["source_chain"]), tuple(where["source_failures"])
-    )
+    failures = tuple(FailedSource(**failure.to_dict()) for failure in outlook.failures)
+    horizon = Horizon.of(submitted, params.scheduler.clock, series, outlook.fetched.chain, failures)
     return Decision(
         **_held_to(params, estimate, plan.rule, plan.mode),
         horizon=horizon,

@@ -12,6 +12,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import ConfigDict, Field
 
 from ..artifacts import ArtifactModel, Count, Flag, Instant, Number, read_model, write_model
+from ..intensity.horizon import FailedSource
 from ..layout import run_metrics
 
 
@@ -50,7 +51,7 @@ class CarbonMetrics(Section):
     avg_power_watts: Optional[Number] = Field(description="mean power over the measured time (W)")
     mean_intensity_g_per_kwh: Optional[Number] = Field(description="emissions / energy (g/kWh)")
     intensity_source: str = Field(description="the intensity source that served the horizon")
-    intensity_source_failures: list[dict[str, str]] = Field(description="sources that failed before it served")
+    intensity_source_failures: list[FailedSource] = Field(description="sources that failed before it served")
     measured_seconds: Optional[Number] = Field(description="time the meter covered, all phases (s)")
     by_phase: dict[str, dict[str, float]] = Field(
         description="energy_kwh, emissions_kg and seconds of each phase: training, profile, idle"
