@@ -210,7 +210,7 @@ def diff(
     from ..report import diff as compare_runs
 
     result = run_or_exit(lambda: compare_runs.diff(a, b))
-    print_json(result) if as_json else print_result(compare_runs.render(result))
+    print_json(result.to_json()) if as_json else print_result(compare_runs.render(result))
 
 
 CheckOption = typer.Option(

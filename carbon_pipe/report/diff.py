@@ -106,28 +106,43 @@ def classify(a: KeyMetrics, b: KeyMetrics, same_inputs: bool) -> list[Row]:
     return rows
 
 
-def diff(a: str, b: str) -> dict:
-    """The two revisions' metrics compared, and whether their inputs were the same."""
+@dataclass(frozen=True)
+class Difference:
+    """Two revisions' key metrics compared, and whether their inputs were the same."""
+
+    a: str
+    b: str
+    same_params: bool
+    same_code: bool
+    noise_band_pct: dict[str, list[Optional[float]]]  # each band key: [A's, B's]
+    rows: list[Row]
+
+    def to_json(self) -> dict:
+        return {
+            "a": self.a, "b": self.b, "same_params": self.same_params, "same_code": self.same_code,
+            "noise_band_pct": self.noise_band_pct,
+            "metrics": [{"metric": r.metric, "a": r.a, "b": r.b, "delta": r.delta, "note": r.note} for r in self.rows],
+        }
+
+
+def diff(a: str, b: str) -> Difference:
     metrics = [key_metrics_at(revision) for revision in (a, b)]
     params_same = yaml.safe_load(read_at(a, PARAMS)) == yaml.safe_load(read_at(b, PARAMS))
     code_same = same_code(a, b)
     rows = classify(*metrics, same_inputs=params_same and code_same)
-    return {
-        "a": a, "b": b, "same_params": params_same, "same_code": code_same,
-        "noise_band_pct": {band: [getattr(run, band) for run in metrics] for band in NOISE_KEYS},
-        "metrics": [{"metric": r.metric, "a": r.a, "b": r.b, "delta": r.delta, "note": r.note} for r in rows],
-    }
+    bands = {band: [getattr(run, band) for run in metrics] for band in NOISE_KEYS}
+    return Difference(a, b, params_same, code_same, bands, rows)
 
 
-def render(result: dict) -> str:
-    same = result["same_params"] and result["same_code"]
+def render(result: Difference) -> str:
+    same = result.same_params and result.same_code
     lines = [
-        f"{result['a']} -> {result['b']}: params {'same' if result['same_params'] else 'differ'}, code "
-        f"{'same' if result['same_code'] else 'differs'}"
+        f"{result.a} -> {result.b}: params {'same' if result.same_params else 'differ'}, code "
+        f"{'same' if result.same_code else 'differs'}"
         + (": every difference below is run-to-run noise" if same else ""),
         f"{'metric':<36}{'A':>14}{'B':>14}{'B - A':>14}  note",
     ]
-    for row in result["metrics"]:
-        values = [f"{v:>14.4g}" if v is not None else f"{'-':>14}" for v in (row["a"], row["b"], row["delta"])]
-        lines.append(f"{row['metric']:<36}{''.join(values)}  {row['note']}")
+    for row in result.rows:
+        values = [f"{v:>14.4g}" if v is not None else f"{'-':>14}" for v in (row.a, row.b, row.delta)]
+        lines.append(f"{row.metric:<36}{''.join(values)}  {row.note}")
     return "\n".join(lines)
