@@ -270,8 +270,7 @@ class EnergyJournal:
         complete = text[: text.rfind("\n") + 1]
         reader = csv.DictReader(io.StringIO(complete))
         try:
-            # older journals: before CodeCarbon's own figure was kept beside ours, and before phases (training only)
-            if tuple(reader.fieldnames or ()) not in (JOURNAL_COLUMNS, JOURNAL_COLUMNS[:-1], JOURNAL_COLUMNS[:-2]):
+            if tuple(reader.fieldnames or ()) != JOURNAL_COLUMNS:
                 raise ValueError(f"its header is {reader.fieldnames}, not {','.join(JOURNAL_COLUMNS)}")
             return [_journal_row(row) for row in reader]
         except (TypeError, ValueError) as exc:
@@ -281,13 +280,10 @@ class EnergyJournal:
 
 
 def _journal_row(row: dict) -> dict:
-    values = {key: _journal_value(key, row.get(key)) for key in JOURNAL_COLUMNS if key != "codecarbon_energy_kwh"}
-    reference = row.get("codecarbon_energy_kwh")  # a journal from before it was kept: CodeCarbon's was the figure
-    values["codecarbon_energy_kwh"] = values["energy_kwh"] if reference is None else float(reference)
-    return values
+    return {key: _journal_value(key, row[key]) for key in JOURNAL_COLUMNS}
 
 
-def _journal_value(key: str, value: str | None) -> int | float | str:
+def _journal_value(key: str, value: str) -> int | float | str:
     if key == "phase":
-        return value or TRAINING  # a journal from before phases were recorded held training only
+        return value
     return int(value) if key in ("segment", "node") else float(value)

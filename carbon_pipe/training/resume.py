@@ -109,10 +109,10 @@ class ResumeFolder:
         return Checkpointed(saved["step"], saved["seconds"], chunk)
 
 
-# What resuming reads of a checkpoint (RunState.resumed, Trainer.load_state_dict); `segment_log` came later.
+# What resuming reads of a checkpoint (RunState.resumed, Trainer.load_state_dict).
 CHECKPOINT_KEYS = (
     "fingerprint", "step", "epochs", "seconds", "epoch_seconds", "epoch_start", "clock", "epoch_loss",
-    "data_order_rng", "rng", "model", "optimizer", "scaler", "lr_schedule",
+    "data_order_rng", "rng", "model", "optimizer", "scaler", "lr_schedule", "segment_log",
 )
 
 
@@ -230,7 +230,7 @@ class RunState:
             saved["epoch_start"],
             saved["clock"],
         )
-        state.segment_log = saved.get("segment_log", [])  # a checkpoint from before segment logs has none
+        state.segment_log = saved["segment_log"]
         state.epoch_loss += saved["epoch_loss"] if job.is_main else 0.0  # saved as the sum over ranks
         return state
 
