@@ -192,9 +192,11 @@ def read_run_profile(path: Path) -> RunProfile:
     make no profile) is one line naming the file."""
     what, again = "a run's profile train wrote", "remove it and run train --run optimized again"
     record = read_model(path, RunProfileRecord, what, again)
+    measured = {config.name for config in record.profile.configurations}
+    if not {record.trained, record.profile.baseline} <= measured:
+        problem = f"trained {record.trained!r} or baseline {record.profile.baseline!r} is not one it measured"
+        raise ArtifactError(f"{path}: not {what} ({problem}): {again}")
     try:
-        profile = RunProfile.of(record)
-        profile.profile.configuration(profile.trained)
-    except (KeyError, ValueError, StopIteration) as exc:
+        return RunProfile.of(record)
+    except (KeyError, ValueError) as exc:  # a configuration without measured bursts
         raise ArtifactError(f"{path}: not {what} (its bursts make no profile: {reason(exc)}): {again}") from None
-    return profile

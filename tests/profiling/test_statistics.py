@@ -153,7 +153,8 @@ def test_an_unbounded_ratio_is_written_as_null_and_read_back(tmp_path):
 
 @pytest.mark.parametrize("change, says", [
     (lambda record: record["profile"]["bursts"][0].update(samples="many"), "bursts.0.samples is 'many', not a whole"),
-    (lambda record: record.update(trained="fastest"), "its bursts make no profile"),
+    (lambda record: record.update(trained="fastest"), "trained 'fastest' or baseline 'baseline' is not one it"),
+    (lambda record: record["profile"].update(bursts=[]), "its bursts make no profile"),
     (lambda record: record.update(clock_start=0), "clock_start is 0, not a time"),
 ])
 def test_a_damaged_profile_record_is_one_line_naming_it(tmp_path, change, says):
