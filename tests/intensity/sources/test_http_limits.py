@@ -27,8 +27,10 @@ MARGIN = 0.75  # seconds past a limit that a test tolerates: a thread to wake, a
 CLI_START_MARGIN = 10.0  # a fresh process imports pandas, numpy, pydantic first
 
 
+REQUEST_TIMEOUT = 0.4  # seconds: long enough for every read of a trickle (one byte each 0.1 s) to be in time
+
 def uk_source(url: str, **settings):
-    section = {"base_url": url, "timeout": "1s", "retries": 0, "backoff": "0.01s", **settings}
+    section = {"base_url": url, "timeout": f"{REQUEST_TIMEOUT}s", "retries": 0, "backoff": "0.01s", **settings}
     return get_source(CarbonParams.model_validate({"sources": ["uk"], "uk": section}))
 
 
@@ -41,19 +43,19 @@ def failure_and_seconds(source) -> tuple[str, float]:
 
 @pytest.mark.parametrize("headers_too", [False, True], ids=["body", "status-line"])
 def test_a_trickling_answer_ends_at_the_request_timeout(fake_api, headers_too):
-    fake_api.on("/intensity/", trickle(every=0.2, for_seconds=15, headers_too=headers_too))
+    fake_api.on("/intensity/", trickle(every=0.1, for_seconds=15, headers_too=headers_too))
     error, seconds = failure_and_seconds(uk_source(fake_api.url))
-    assert seconds < 1 + MARGIN
+    assert seconds < REQUEST_TIMEOUT + MARGIN
     assert re.fullmatch(
-        r"uk: GET http://127\.0\.0\.1:\d+/intensity/\S+: no complete answer within 1 s \(1 attempt\)", error
+        r"uk: GET http://127\.0\.0\.1:\d+/intensity/\S+: no complete answer within 0\.4 s \(1 attempt\)", error
     ), error
 
 
 def test_the_retries_of_one_source_share_its_source_timeout(fake_api):
-    fake_api.on("/intensity/", trickle(every=0.2, for_seconds=15))
-    error, seconds = failure_and_seconds(uk_source(fake_api.url, retries=5, source_timeout="2.5s"))
-    assert seconds < 2.5 + MARGIN  # not 6 attempts x 1 s
-    assert "no complete answer within source_timeout 2.5 s" in error and 2 <= len(fake_api.requests) <= 3
+    fake_api.on("/intensity/", trickle(every=0.1, for_seconds=15))
+    error, seconds = failure_and_seconds(uk_source(fake_api.url, retries=5, source_timeout="1s"))
+    assert seconds < 1 + MARGIN  # not 6 attempts x 0.4 s
+    assert "no complete answer within source_timeout 1 s" in error and 2 <= len(fake_api.requests) <= 3
 
 
 def test_a_retry_wait_past_the_source_timeout_is_not_waited(httpserver):
@@ -142,13 +144,13 @@ def test_a_source_gets_no_more_than_the_time_until_it_is_given(fake_api):
     from carbon_pipe.errors import FetchCutShort
     from carbon_pipe.intensity.sources import FetchDeadline
 
-    fake_api.on("/intensity/", trickle(every=0.2, for_seconds=15))
+    fake_api.on("/intensity/", trickle(every=0.1, for_seconds=15))
     section = {"base_url": fake_api.url, "timeout": "10s", "source_timeout": "10s", "retries": 0}
     carbon = CarbonParams.model_validate({"sources": ["uk", "mock"], "uk": section})
     started = time.monotonic()
     with pytest.raises(FetchCutShort, match=r"no complete answer within the time left to X \(1 attempt\)$"):
-        get_source(carbon, "uk", until=FetchDeadline.after(1.0, "the time left to X")).series(START, END)
-    assert time.monotonic() - started < 1 + MARGIN
+        get_source(carbon, "uk", until=FetchDeadline.after(0.4, "the time left to X")).series(START, END)
+    assert time.monotonic() - started < 0.4 + MARGIN
     with pytest.raises(FetchCutShort, match=r"uk: GET \S+: not tried, the time left to X spent"):
         get_source(carbon, "uk", until=FetchDeadline.after(-1.0, "the time left to X")).series(START, END)
     assert len(fake_api.requests) == 1
