@@ -155,11 +155,11 @@ def train(
     stages/train-<run>/resume/. SIGTERM or SIGINT checkpoint and stop it. Runs under `torchrun` as DDP.
     With an interruptible plan the optimized run trains in its chunks and pauses between them.
     """
+    run_name = run or "optimized"
+    if run_name not in ("baseline", "optimized"):  # before torch loads: a typo is answered at once
+        exit_with(UsageError(f"--run: expected baseline or optimized, got {run_name!r}"))
     require_torch("train")
     config = load_params_or_exit(params)
-    run_name = run or "optimized"
-    if run_name not in ("baseline", "optimized"):
-        exit_with(UsageError(f"--run: expected baseline or optimized, got {run_name!r}"))
     if run_name == "baseline":
         from ..pipeline import train_baseline
 
