@@ -100,7 +100,7 @@ CASES = [
      INTERVALS, "invalid time"),
     ("profile-cut-short", cut_short(PROFILE), COMPARE, PROFILE, "is not valid JSON"),
     ("profile-burst-joules-text", edit_json(PROFILE, lambda p: p["profile"]["bursts"][0].update(joules="1 J") or p),
-     COMPARE, PROFILE, "profile.bursts.0.joules is '1 J', not a number: remove it and run train --run optimized"),
+     COMPARE, PROFILE, "profile.bursts.0.joules is '1 J', not a number): remove it and run train --run optimized"),
     ("epochs-garbled", write(train_dir("baseline") / "epochs.csv", b"\xff\xfe\x00"), COMPARE,
      train_dir("baseline") / "epochs.csv", "epochs.csv"),
 ]
