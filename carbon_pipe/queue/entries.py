@@ -125,11 +125,13 @@ def power_of(requested: Optional[float], measured_run: Path, entry: str) -> Esti
         if not requested > 0:
             raise FieldError(f"entry {entry}", f"--power: must be positive kW, got {requested}")
         return Estimate(requested, "--power")
+    if not measured_run.exists():
+        return Estimate(DEFAULT_POWER_KW, f"the default {DEFAULT_POWER_KW} kW (no measured run in {measured_run})")
     try:
-        watts = read_model(measured_run, RunSummary, "a run summary", "").carbon_metrics.avg_power_watts
+        summary = read_model(measured_run, RunSummary, "a run summary", "run train again, or give --power")
     except ArtifactError as exc:
-        why = "no measured run" if not measured_run.exists() else reason(exc)
-        return Estimate(DEFAULT_POWER_KW, f"the default {DEFAULT_POWER_KW} kW ({why} in {measured_run})")
+        return Estimate(DEFAULT_POWER_KW, f"the default {DEFAULT_POWER_KW} kW ({reason(exc)})")
+    watts = summary.carbon_metrics.avg_power_watts
     if watts is None or watts <= 0:
         return Estimate(DEFAULT_POWER_KW, f"the default {DEFAULT_POWER_KW} kW ({measured_run} measured no power)")
     return Estimate(watts / 1000, f"the mean power of the last run in {measured_run}")

@@ -34,7 +34,7 @@ def whole_training_split(params: Params, manifest: Path) -> tuple[int | None, st
     try:
         recorded = read_data_manifest(manifest)
     except ArtifactError as exc:
-        return None, f"{manifest} is unusable ({reason(exc)})"
+        return None, reason(exc)
     if recorded.source != source_of(data):
         return None, f"{manifest} was written for other data (fetch-data has not read the configured data yet)"
     if recorded.train_samples_available is None:

@@ -22,7 +22,7 @@ def test_power_is_the_last_optimized_runs_mean_power(workspace):
 
 @pytest.mark.parametrize("content, why", [
     (None, "no measured run"),
-    ('{"carbon_metrics": {"avg_power_watts": 80}}', "not a run summary (run is missing)"),
+    ('{"carbon_metrics": {"avg_power_watts": 80}}', "not a run summary (run is missing): run train again"),
     ("{", "is not valid JSON"),
 ])
 def test_without_a_readable_run_summary_power_is_the_default_and_says_why(workspace, content, why):

@@ -82,7 +82,7 @@ def test_auto_sizes_a_data_class_dataset_from_the_last_fetch_data(workspace, mon
 
 
 @pytest.mark.parametrize("available, says", [
-    ("fifty", "is unusable (stages/fetch-data/manifest.json: not a manifest fetch-data wrote (train_samples_available"),
+    ("fifty", "stages/fetch-data/manifest.json: not a manifest fetch-data wrote (train_samples_available is 'fifty'"),
     (None, "records no train_samples_available"),
 ])
 def test_auto_falls_back_on_a_manifest_without_a_usable_split_size(workspace, available, says):
