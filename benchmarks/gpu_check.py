@@ -15,17 +15,19 @@ checkout; without one it needs internet access. A few minutes on one GPU.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pandas as pd  # noqa: E402
 from common import REPO, mnist_mirror, project_params, scratch_project  # noqa: E402
+
+from carbon_pipe.training.run_summary import RunSummary, read_run_summary  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -76,7 +78,17 @@ class NvmlEnergy:
             return None
 
 
-def train(run: str, nvml: NvmlEnergy) -> dict:
+@dataclass(frozen=True)
+class Measured:
+    """One run's summary (its model) and what this script measured around it."""
+
+    summary: RunSummary
+    nvml_command_wh: float | None  # the NVML counter over the whole command
+    command_seconds: float
+    codecarbon_gpu_wh: float | None  # CodeCarbon's NVML figure over the run's intervals
+
+
+def train(run: str, nvml: NvmlEnergy) -> Measured:
     """One `carbon-pipe train` in its own process, with the NVML counter read around it."""
     before = nvml.read_wh()
     started = time.perf_counter()
@@ -88,12 +100,13 @@ def train(run: str, nvml: NvmlEnergy) -> dict:
     after = nvml.read_wh()
     if result.returncode != 0:
         sys.exit(f"gpu_check: train --run {run} failed:\n{result.stderr[-4000:]}")
-    summary = json.loads(Path(f"metrics/{run}.json").read_text())
-    summary["nvml_command_wh"] = after - before if before is not None and after is not None else None
-    summary["command_seconds"] = wall
     intervals = pd.read_csv(f"stages/train-{run}/energy_intervals.csv")
-    summary["codecarbon_gpu_wh"] = float(intervals["gpu_energy_kwh"].sum()) * 1000 if len(intervals) else None
-    return summary
+    return Measured(
+        read_run_summary(run),
+        after - before if before is not None and after is not None else None,
+        wall,
+        float(intervals["gpu_energy_kwh"].sum()) * 1000 if len(intervals) else None,
+    )
 
 
 def fmt(value, spec: str) -> str:
@@ -108,33 +121,35 @@ def change(base, new, relative: bool = True) -> str:
     return f"{new - base:+.2f}"
 
 
-def table(device: str, args, base: dict, opt: dict, nvml: NvmlEnergy) -> str:
+def table(device: str, args, base: Measured, opt: Measured, nvml: NvmlEnergy) -> str:
     def row(label, key, spec=".1f", relative=True):
         b, o = key(base), key(opt)
         return f"{label:<40}{fmt(b, spec):>26}{fmt(o, spec):>26}  {change(b, o, relative)}"
 
-    memory = lambda s, k: s["memory_metrics"].get(k)  # noqa: E731
+    def energy_wh(run: Measured) -> float | None:
+        kwh = run.summary.carbon_metrics.energy_consumed_kwh
+        return None if kwh is None else 1000 * kwh
+
+    b, o = base.summary, opt.summary
     lines = [
-        f"GPU check on {device}: MNIST {base['training_metrics'].get('epochs')} epochs, "
+        f"GPU check on {device}: MNIST {b.training_metrics.epochs} epochs, "
         f"{args.train_samples or 'all'} training samples",
         f"{'':<40}{'baseline':>26}{'optimized':>26}  change",
-        f"{'precision':<40}{base['precision']:>26}{opt['precision']:>26}",
-        f"{'batch x accumulation':<40}{str(base['batch_size']) + ' x ' + str(base['gradient_accumulation_steps']):>26}"
-        f"{str(opt['batch_size']) + ' x ' + str(opt['gradient_accumulation_steps']):>26}",
-        f"{'compile / channels-last':<40}{str(base['compile']) + ' / ' + str(base['channels_last']):>26}"
-        f"{str(opt['compile']) + ' / ' + str(opt['channels_last']):>26}",
-        row("peak memory (MB, see method below)", lambda s: memory(s, "peak_memory_mb")),
-        row("peak memory reserved (MB, CUDA only)", lambda s: memory(s, "peak_reserved_mb")),
-        row("samples/s (mean over epochs)", lambda s: s["training_metrics"]["samples_per_second"], ".0f"),
-        row("test accuracy (%)", lambda s: s["training_metrics"]["final_accuracy"], ".2f", relative=False),
-        row("training time (s)", lambda s: s["training_metrics"]["total_time_seconds"]),
-        row("GPU energy, NVML counter, command (Wh)", lambda s: s["nvml_command_wh"], ".3f"),
-        row("GPU energy, CodeCarbon NVML, train (Wh)", lambda s: s["codecarbon_gpu_wh"], ".3f"),
-        row("energy, all components, CodeCarbon (Wh)",
-            lambda s: None if s["carbon_metrics"]["energy_consumed_kwh"] is None
-            else 1000 * s["carbon_metrics"]["energy_consumed_kwh"], ".3f"),
-        f"memory: {base['memory_metrics']['method']}",
-        f"energy method (CodeCarbon): {opt['carbon_metrics']['energy_method']}",
+        f"{'precision':<40}{b.precision:>26}{o.precision:>26}",
+        f"{'batch x accumulation':<40}{f'{b.batch_size} x {b.gradient_accumulation_steps}':>26}"
+        f"{f'{o.batch_size} x {o.gradient_accumulation_steps}':>26}",
+        f"{'compile / channels-last':<40}{f'{b.compile} / {b.channels_last}':>26}"
+        f"{f'{o.compile} / {o.channels_last}':>26}",
+        row("peak memory (MB, see method below)", lambda run: run.summary.memory_metrics.peak_memory_mb),
+        row("peak memory reserved (MB, CUDA only)", lambda run: run.summary.memory_metrics.peak_reserved_mb),
+        row("samples/s (mean over epochs)", lambda run: run.summary.training_metrics.samples_per_second, ".0f"),
+        row("test accuracy (%)", lambda run: run.summary.training_metrics.final_accuracy, ".2f", relative=False),
+        row("training time (s)", lambda run: run.summary.training_metrics.total_time_seconds),
+        row("GPU energy, NVML counter, command (Wh)", lambda run: run.nvml_command_wh, ".3f"),
+        row("GPU energy, CodeCarbon NVML, train (Wh)", lambda run: run.codecarbon_gpu_wh, ".3f"),
+        row("energy, all components, CodeCarbon (Wh)", energy_wh, ".3f"),
+        f"memory: {b.memory_metrics.method}",
+        f"energy method (CodeCarbon): {o.carbon_metrics.energy_method}",
     ]
     if nvml.error:
         lines.append(f"NVML counter unavailable: {nvml.error}")

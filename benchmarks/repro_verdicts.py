@@ -14,7 +14,6 @@ $CARBON_PIPE_DATA_MIRROR, else ../shared's copy. OMP_NUM_THREADS=1 unless set. A
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -58,7 +57,17 @@ def repro(folder: Path) -> dict:
                             text=True, env=env)
     if result.returncode != 0:
         sys.exit(f"repro_verdicts: dvc repro failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
-    return {name: json.loads((folder / f"metrics/{name}.json").read_text()) for name in ("summary", "comparison")}
+    return read_run(folder)
+
+
+def read_run(folder: Path) -> dict:
+    """The run's key metrics and comparison, through their models (one line if compare did not write them)."""
+    from carbon_pipe.artifacts import read_model
+    from carbon_pipe.report.summaries import Comparison, KeyMetrics
+
+    again = "run dvc repro again"
+    return {"summary": read_model(folder / "metrics/summary.json", KeyMetrics, "compare's key metrics", again),
+            "comparison": read_model(folder / "metrics/comparison.json", Comparison, "compare's comparison", again)}
 
 
 def grams(value: float | None, low: float | None = None, high: float | None = None) -> str:
@@ -68,15 +77,15 @@ def grams(value: float | None, low: float | None = None, high: float | None = No
 
 
 def print_run(index: int, run: dict) -> None:
-    metrics, split = run["summary"], run["comparison"]["decomposition"]
-    ratio, (low, high) = split["configuration_ratio"], split["configuration_ratio_ci95"]
-    print(f"{index:>3}  {split['verdict']:<25}{ratio:>6.3f} [{low:.3f}, {high:.3f}]"
-          f"  {grams(split['configuration_effect_kg'], *split['configuration_effect_kg_ci95']):<28}"
-          f"{grams(split['configuration_effect_naive_kg']):>10}"
-          f"  {grams(split['schedule_effect_kg'], *split['schedule_effect_kg_ci95']):<28}"
-          f"{grams(split['remainder_kg']):>10}{grams(split['profiling_overhead_kg']):>10}"
-          f"{metrics['profiling_energy_pct_of_baseline']:>8.1f}"
-          f"{metrics['baseline_sci_g_per_1000_samples']:>10.4f}{metrics['optimized_sci_g_per_1000_samples']:>10.4f}",
+    metrics, split = run["summary"], run["comparison"].decomposition
+    ratio, (low, high) = split.configuration_ratio, split.configuration_ratio_ci95
+    print(f"{index:>3}  {split.verdict:<25}{ratio:>6.3f} [{low:.3f}, {high:.3f}]"
+          f"  {grams(split.configuration_effect_kg, *split.configuration_effect_kg_ci95):<28}"
+          f"{grams(split.configuration_effect_naive_kg):>10}"
+          f"  {grams(split.schedule_effect_kg, *split.schedule_effect_kg_ci95):<28}"
+          f"{grams(split.remainder_kg):>10}{grams(split.profiling_overhead_kg):>10}"
+          f"{metrics.profiling_energy_pct_of_baseline:>8.1f}"
+          f"{metrics.baseline_sci_g_per_1000_samples:>10.4f}{metrics.optimized_sci_g_per_1000_samples:>10.4f}",
           flush=True)
 
 
@@ -108,12 +117,12 @@ def main() -> None:
             neighbour.terminate()
             neighbour.wait()
         shutil.rmtree(folder, ignore_errors=True)
-    splits = [run["comparison"]["decomposition"] for run in runs]
-    verdicts = {split["verdict"] for split in splits}
-    naive_signs = {split["configuration_effect_naive_kg"] > 0 for split in splits}
+    splits = [run["comparison"].decomposition for run in runs]
+    verdicts = {split.verdict for split in splits}
+    naive_signs = {split.configuration_effect_naive_kg > 0 for split in splits}
     print(f"paired verdicts agree: {'yes' if len(verdicts) == 1 else 'NO'} ({', '.join(sorted(verdicts))}); "
           f"naive two-run difference changed sign: {'yes' if len(naive_signs) > 1 else 'no'}")
-    shares = [run["summary"]["profiling_energy_pct_of_baseline"] for run in runs]
+    shares = [run["summary"].profiling_energy_pct_of_baseline for run in runs]
     print(f"profiling energy / baseline run's: {min(shares):.1f}-{max(shares):.1f} % (budget 10 %: "
           f"{'met' if max(shares) <= 10 else 'NOT met'})")
 

@@ -288,11 +288,13 @@ def profile_sections(args: argparse.Namespace, spent: list[dict]) -> None:
 # --- attribution ----------------------------------------------------------------------------------------------------
 
 def baseline_run() -> dict:
-    _, wall = command("train", "--run", "baseline")
-    summary = json.loads(Path("metrics/baseline.json").read_text())
-    carbon = summary["carbon_metrics"]
-    return {"energy_wh": 1e3 * carbon["energy_consumed_kwh"], "codecarbon_wh": 1e3 * carbon["codecarbon_energy_kwh"],
-            "seconds": summary["training_metrics"]["total_time_seconds"], "method": carbon["energy_method"]}
+    from carbon_pipe.training.run_summary import read_run_summary
+
+    command("train", "--run", "baseline")
+    summary = read_run_summary("baseline")
+    carbon = summary.carbon_metrics
+    return {"energy_wh": 1e3 * carbon.energy_consumed_kwh, "codecarbon_wh": 1e3 * carbon.codecarbon_energy_kwh,
+            "seconds": summary.training_metrics.total_time_seconds, "method": carbon.energy_method}
 
 
 def attribution(args: argparse.Namespace) -> list[dict]:
