@@ -308,10 +308,10 @@ def test_auto_picks_the_cheapest_candidate_within_the_memory_budget(workspace, m
     params = params.model_copy(update={"optimized": params.optimized.model_copy(update={"memory_budget_mb": budget})})
     chosen, profile, choice = candidates.choose_configuration(params, cpu)
     assert ("8x1-fp32-contiguous" if chosen == "baseline" else chosen) == expected
-    table = {row["name"]: row for row in choice["candidates"]}
-    assert table[chosen]["chosen"] and table[chosen]["within_budget"] and choice["memory_budget_mb"] == budget
-    assert table[named[cheapest]]["j_per_sample"] is None and not table[named[cheapest]]["within_budget"]
-    assert choice["configuration"] == runs[chosen].configuration_fields()
+    table = {row.name: row for row in choice.candidates}
+    assert table[chosen].chosen and table[chosen].within_budget and choice.memory_budget_mb == budget
+    assert table[named[cheapest]].j_per_sample is None and not table[named[cheapest]].within_budget
+    assert choice.configuration == runs[chosen].configuration_fields()
 
 
 @pytest.mark.slow
