@@ -4,6 +4,7 @@ own time, `wait_for_window` blocks until the planned start and `plan` returns it
 from __future__ import annotations
 
 import csv
+import math
 import subprocess
 import sys
 import time
@@ -34,10 +35,11 @@ def test_importing_the_api_imports_neither_torch_nor_the_heavy_libraries():
 def test_a_tracked_block_is_charged_at_each_intervals_own_intensity(tmp_path):
     meter = carbon_pipe.track("busy", trace=tmp_path / "grid.csv", measure_power_secs=0.5, log=tmp_path / "log.csv")
     with meter as tracked:
-        # The trace is read when the block ends: written here, its step falls 1.5 s into the block.
-        step = int(tracked.started) + 2
+        # The trace is read when the block ends: written here, its step at the first whole second an interval
+        # (0.5 s) or more into the block.
+        step = math.ceil(tracked.started + 0.5)
         step_trace(tmp_path / "grid.csv", step - 60, 240, step, before=100.0, after=700.0)
-        while time.time() < step + 1.5:  # busy across the step
+        while time.time() < step + 1.2:  # busy across the step, more than two intervals after it
             sum(range(10_000))
     assert meter.runs == [tracked] and tracked.error is None and tracked.source == "csv"
     intervals = tracked.intervals

@@ -3,6 +3,9 @@ re-derivation, the sequential stop's corrected coverage, and the stage-wise inte
 
 import json
 import re
+import runpy
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +15,8 @@ from carbon_pipe.profiling.record import ProfileRecord, RunProfile, read_run_pro
 from carbon_pipe.profiling.result import Burst, EnergyProfile, Stopping, describe, look_intervals, summarize
 from carbon_pipe.profiling.worker import burst_order
 from carbon_pipe.report.sections import grams_interval
+
+from ..conftest import REPO
 
 
 def synthetic_rounds(ratio: float, rounds: int, seeds: int, noise: float = 0.05, drift: float = 0.3, seed: int = 0):
@@ -312,12 +317,22 @@ def test_re_analysing_a_written_profile_gives_the_same_interval(tmp_path):
     assert written["profile"]["interval_method"] == statistics.SEQUENTIAL_METHOD
 
 
-def test_the_verdict_checks_re_analyse_saved_profiles_from_their_bursts(tmp_path):
+def run_script_here(script: Path, *args: str, monkeypatch, capsys) -> str:
+    """A benchmark script run in this process (its own imports are already loaded here); what it prints."""
+    monkeypatch.setattr(sys, "argv", [str(script), *args])
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts its folder first: undone after the test
+    monkeypatch.delitem(sys.modules, "common", raising=False)
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.modules.pop("common", None)  # benchmarks/common.py, not a module the tests know
+    return capsys.readouterr().out
+
+
+def test_the_verdict_checks_re_analyse_saved_profiles_from_their_bursts(tmp_path, monkeypatch, capsys):
     """--from-saved recomputes each saved profile's ratio, interval and verdict from its bursts with this code (a
     verdict saved by other code is not trusted) and prints the A/A and budget lines, profiling nothing."""
     from carbon_pipe.profiling.render import flat_summary
-
-    from ..test_benchmarks import bench
 
     stopping = Stopping(6, 0.05, statistics.BUDGET, budget_joules=100.0, spent_joules=4.0)
     same = [5e-3 * factor for factor in (1.0, 1.1, 0.95, 1.05)]
@@ -327,7 +342,8 @@ def test_the_verdict_checks_re_analyse_saved_profiles_from_their_bursts(tmp_path
     run = {**flat_summary(profile, "baseline-again"), "command_seconds": 12.0, "section": "aa", "where": "quiet"}
     saved = tmp_path / "profiles.jsonl"
     saved.write_text(json.dumps({**run, "verdict": "more", "ratio_ci95": [1.5, 2.0]}) + "\n")
-    output = bench("verdict_checks.py", "--from-saved", f"aa={saved}", "--aa-where", "quiet")
+    output = run_script_here(REPO / "benchmarks" / "verdict_checks.py", "--from-saved", f"aa={saved}",
+                             "--aa-where", "quiet", monkeypatch=monkeypatch, capsys=capsys)
     low, high = profile.configuration("baseline-again").ratio.bounds
     assert f"   1: ratio {run['ratio']:.3f} [{low}, {high}] no measurable difference; 4 processes, stopped: budget " \
            "spent; 12 s" in output
