@@ -11,8 +11,10 @@ Pure: the grid, the jobs and the forecasts in, scores out. Every job draws 1 kW,
 - joint-hedged: the joint policy, each whole job held towards its first-come start (known when it arrives: fcfs
   serves in arrival order). Any other start costs, besides its expected grams, HEDGE_WEIGHT x what it would emit
   with every point raised by the forecast's own error band (`ErrorBand`) beyond what the first-come start would
-  with every point lowered by it: a job moves only for a saving the forecast's error cannot undo, unless capacity
-  leaves it no better choice. It trades saving for fewer days dirtier than fcfs.
+  with every point lowered by it. The jobs that arrived on one day are held together: their excesses add up (a sure
+  saving counts negative, and so does what the day's started jobs surely saved), so the day moves its jobs only for
+  a saving the forecast's error cannot undo, unless capacity leaves it no better choice, and one job's sure saving
+  may pay for another's forced move. It trades saving for fewer days dirtier than fcfs.
 - oracle-capacity: the joint policy knowing the actual intensities (its forecast is the trace itself): what the
   joint plan would save with a perfect forecast. Like every policy it learns of a job when the job arrives.
 """
@@ -169,7 +171,8 @@ def joint(
         if not any(j not in pinned for j, _ in pending):
             continue
         series = expect.series(int(row))
-        plan = _hedged_plan(pending, pinned, series, capacity, now, step, hedge, int(row))
+        hedged = hedge.hedges(jobs, planned, pending, pinned, series, now, int(row)) if hedge is not None else {}
+        plan = _hedged_plan(pending, series, capacity, now, step, hedged)
         if plan is None:  # the arrivals do not fit beside what runs: plan them late rather than not at all
             relaxed += 1
             loose = [job if j in pinned else _until(job, series.end) for j, job in pending]
@@ -182,10 +185,9 @@ def joint(
     return planned, len(rows), largest_gap, relaxed
 
 
-def _hedged_plan(pending, pinned, series, capacity, now, step, hedge: "HedgeToFirstCome | None", row: int):
+def _hedged_plan(pending, series, capacity, now, step, hedged: dict):
     """The plan of the pending jobs, hedged if asked; None when it cannot meet every deadline."""
     queued = [job for _, job in pending]
-    hedged = hedge.hedges(pending, pinned, series, now, row) if hedge is not None else {}
     try:
         return plan_jobs(queued, series, capacity, now, step=step, **hedged)
     except FieldError:
@@ -248,27 +250,49 @@ class ErrorBand:
 class HedgeToFirstCome:
     """What joint-hedged needs at a re-plan: each whole job's first-come start and its ceiling, what it would emit
     there at best (the actuals for what has passed, the expected series lowered by the error band for the rest),
-    and the expected series raised by the band: a move is sure when its worst case beats the first-come best case."""
+    and the expected series raised by the band: a move is sure when its worst case beats the first-come best case.
+
+    The jobs that arrived on one day (UTC) are held together, as the days are counted: one job's sure saving may
+    pay for another's excess (a job whose first-come start a worker no longer has, say), and what the day's jobs
+    that have started already saved or lost (their actual and worst-case grams against their ceilings) counts."""
 
     def __init__(self, grid: Grid, first_come: Runs, band: ErrorBand) -> None:
         self.actual, self.first_come, self.error = actual_series(grid), first_come, band
 
-    def hedges(self, pending, pinned: set[int], series: IntensitySeries, now: float, row: int) -> dict:
+    def hedges(self, jobs, planned: Runs, pending, pinned: set[int], series: IntensitySeries, now: float,
+               row: int) -> dict:  # fmt: skip
         """plan_jobs' keyword arguments for the pending jobs."""
         band = self.error.at(row, len(series.values))
         best = np.maximum(series.values - band, 0.0)
         # Where no error is known yet, a point counts twice the highest expected: no move there is sure.
         worst = np.where(np.isfinite(band), series.values + band, 2 * series.values.max())
         best = IntensitySeries(series.boundaries, best, series.is_forecast, series.source, "optimistic")
-        hedges = [None if j in pinned else self._hedge(j, job, best, now) for j, job in pending]
         pessimistic = IntensitySeries(series.boundaries, worst, series.is_forecast, series.source, "pessimistic")
-        return {"hedges": hedges, "pessimistic": pessimistic}
+        hedges = [None if j in pinned else self._hedge(j, job, best, now) for j, job in pending]
+        free = {j for j, _ in pending if j not in pinned}
+        days = {hedge.group for hedge in hedges if hedge is not None}
+        committed: dict[str, float] = {}
+        for j, job in enumerate(jobs):
+            day = _day(job)
+            if day not in days or j in free or job.interruptible or job.arrival > now + 1e-6 or not planned[j]:
+                continue
+            start, end = planned[j][0]
+            ran = self._grams(job.power_kw, start, end, pessimistic, now)
+            committed[day] = committed.get(day, 0.0) + ran - self._hedge(j, job, best, now).ceiling_g
+        return {"hedges": hedges, "pessimistic": pessimistic, "committed": committed}
 
     def _hedge(self, j: int, job: QueuedJob, best: IntensitySeries, now: float) -> Hedge | None:
         if job.interruptible:
             return None
         start = self.first_come[j][0][0]
-        end = start + job.duration
+        return Hedge(start, self._grams(job.power_kw, start, start + job.duration, best, now), HEDGE_WEIGHT, _day(job))
+
+    def _grams(self, power_kw: float, start: float, end: float, ahead: IntensitySeries, now: float) -> float:
+        """What a run emits: the actuals for what has passed, `ahead` for the rest."""
         past = self.actual.integral(start, min(now, end))[0] if start < now else 0.0
-        ahead = best.integral(max(start, now), end)[0] if end > now else 0.0
-        return Hedge(start, job.power_kw * (past + ahead) / 3600.0, HEDGE_WEIGHT)
+        later = ahead.integral(max(start, now), end)[0] if end > now else 0.0
+        return power_kw * (past + later) / 3600.0
+
+
+def _day(job: QueuedJob) -> str:
+    return f"day {int(job.arrival // 86400)}"
