@@ -83,6 +83,12 @@ def test_jobs_pend_until_their_slots_then_run_in_slot_order_and_their_experiment
     assert squeue(jobs["urgent"])[:2] == ("PENDING", "BeginTime")
     assert squeue(sweep)[:2] == ("PENDING", "Dependency")
     assert f"afterany:{jobs['urgent']}" in job_field(sweep, "%E")
+    # A submit killed while it held the pending jobs leaves them held: the next one releases them.
+    subprocess.run(["scontrol", "hold", str(sweep)], check=True, capture_output=True)
+    assert squeue(sweep)[1].startswith("JobHeld")
+    released = subprocess.run(submit, cwd=project, env=env, capture_output=True, text=True)
+    assert released.returncode == 0, released.stderr
+    assert squeue(sweep)[:2] == ("PENDING", "Dependency") and squeue(jobs["urgent"])[:2] == ("PENDING", "BeginTime")
 
     # While the first runs, status reads its real start back from squeue.
     wait_until(lambda: squeue(jobs["urgent"])[0] == "RUNNING", 200, "the urgent job to run")
