@@ -153,15 +153,25 @@ def _holding_pending() -> Iterator[tuple[list[Entry], list[Entry]]]:
     for _ in range(HOLD_TRIES):
         pending = [entry for entry in read_queue().in_state("queued", "started") if _pending(entry)]
         jobs = [entry.slurm_job for entry in pending if entry.slurm_job is not None]
-        if jobs:
-            _slurm("scontrol", "hold", ",".join(str(job) for job in jobs))
         try:
-            if all(_pending(entry) for entry in pending):
+            if _hold(jobs):
                 yield pending, [entry for entry in read_queue().in_state("started") if not _pending(entry)]
                 return
         finally:
             _release(jobs)
     raise CarbonPipeError(f"SLURM kept starting jobs while they were re-planned ({HOLD_TRIES} tries): submit again")
+
+
+def _hold(jobs: list[int]) -> bool:
+    """Hold each job (one held already stays so); False when one is no longer pending: SLURM started it meanwhile."""
+    for job in jobs:
+        held = subprocess.run(["scontrol", "hold", str(job)], capture_output=True, text=True)
+        seen = job_state(job) or {}
+        if seen.get("state") != "PENDING":
+            return False
+        if held.returncode != 0 and not seen.get("reason", "").startswith("JobHeld"):
+            raise CarbonPipeError(f"scontrol hold {job}: {(held.stderr or held.stdout).strip()}")
+    return True
 
 
 def _release(jobs: list[int]) -> None:
