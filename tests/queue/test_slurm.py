@@ -36,6 +36,11 @@ def job_field(job: int, fields: str) -> str:
     return subprocess.run(["squeue", "-h", "-j", str(job), "-o", fields], capture_output=True, text=True).stdout.strip()
 
 
+def pends(job: int, reason: str) -> None:
+    """Wait for the scheduler's next pass to give a pending job its reason (a released job shows None until then)."""
+    wait_until(lambda: squeue(job)[:2] == ("PENDING", reason), 15, f"job {job} to pend with reason {reason}")
+
+
 def left_slurm(job: int) -> Optional[float]:
     """When SLURM saw the job end (it keeps ended jobs for MinJobAge, 600 s in .ci/start_slurm.sh)."""
     shown = subprocess.run(["squeue", "-h", "-t", "all", "-j", str(job), "-o", "%e"], capture_output=True, text=True)
@@ -58,7 +63,7 @@ def test_jobs_pend_until_their_slots_then_run_in_slot_order_and_their_experiment
     first = subprocess.run(submit, cwd=project, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     sweep = queue_state(project)["sweep"]["slurm_job"]
-    assert squeue(sweep)[:2] == ("PENDING", "BeginTime")
+    pends(sweep, "BeginTime")
 
     # A fresh forecast puts the trough 30 s later, and an urgent entry arrives that must run first in the trough:
     # submitting again re-plans. The earlier-submitted job moves behind the new one in the one worker's lane.
@@ -80,15 +85,16 @@ def test_jobs_pend_until_their_slots_then_run_in_slot_order_and_their_experiment
             "start"] == entry["slot"]["start"]
     # One lane: the same job name; the urgent job waits for its slot, the other for it (released, not held).
     assert job_field(jobs["urgent"], "%j") == job_field(sweep, "%j")
-    assert squeue(jobs["urgent"])[:2] == ("PENDING", "BeginTime")
-    assert squeue(sweep)[:2] == ("PENDING", "Dependency")
+    pends(jobs["urgent"], "BeginTime")
+    pends(sweep, "Dependency")
     assert f"afterany:{jobs['urgent']}" in job_field(sweep, "%E")
     # A submit killed while it held the pending jobs leaves them held: the next one releases them.
     subprocess.run(["scontrol", "hold", str(sweep)], check=True, capture_output=True)
     assert squeue(sweep)[1].startswith("JobHeld")
     released = subprocess.run(submit, cwd=project, env=env, capture_output=True, text=True)
     assert released.returncode == 0, released.stderr
-    assert squeue(sweep)[:2] == ("PENDING", "Dependency") and squeue(jobs["urgent"])[:2] == ("PENDING", "BeginTime")
+    pends(sweep, "Dependency")
+    pends(jobs["urgent"], "BeginTime")
 
     # While the first runs, status reads its real start back from squeue.
     wait_until(lambda: squeue(jobs["urgent"])[0] == "RUNNING", 200, "the urgent job to run")
