@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -47,7 +47,6 @@ class Hedge:
     reference: float
     ceiling_g: float
     weight: float = 1.0  # penalty grams per gram of that excess: large, a move must clear the band; 1, half of it
-    group: str | None = None  # jobs of one group pay only for their excesses' sum: one's sure saving pays another's
 
 
 @dataclass(frozen=True)
@@ -85,13 +84,11 @@ class JointPlan:
 def plan_jobs(
     jobs: Sequence[QueuedJob], series: IntensitySeries, workers: int, now: float, *, step: float | None = None,
     hedges: Sequence[Hedge | None] | None = None, pessimistic: IntensitySeries | None = None,
-    committed: Mapping[str, float] | None = None,
 ) -> JointPlan:
     """The plan that emits least in expectation with at most `workers` jobs running at once (see joint_model).
 
     `hedges` (per job, None for none; interruptible jobs ignore theirs) weigh what a move risks, judged on
-    `pessimistic`, a series at least as long as `series` from `now`; `committed`, per hedge group, the excess its
-    jobs outside this plan already hold (negative: their sure saving). The plan's totals and bound stay the expected
+    `pessimistic`, a series at least as long as `series` from `now`. The plan's totals and bound stay the expected
     grams; with hedges the plan is the best of the penalised programme, and `gap` is its distance from that one.
     """
     from .joint_model import solve
@@ -102,7 +99,7 @@ def plan_jobs(
         raise FieldError("step", f"must be positive, not {step:g}")
     if hedges is not None and (len(hedges) != len(jobs) or pessimistic is None):
         raise ValueError("hedges need one entry per job and a pessimistic series")
-    solution = solve(jobs, series, workers, now, step, hedges, pessimistic, committed)
+    solution = solve(jobs, series, workers, now, step, hedges, pessimistic)
     slots = tuple(slot(job, series, spans) for job, spans in zip(jobs, solution.spans))
     total = sum(slot.expected_g for slot in slots)
     bound = solution.bound_g if hedges is None else total - (solution.objective_g - solution.bound_g)

@@ -12,17 +12,14 @@ heuristic (see `_rounded`) labelled as such, with the bound it is measured again
 
 A hedged job (joint.Hedge) pays, at every start but its reference, its weight x what its cost on the pessimistic
 series exceeds its ceiling by, on top of its expected cost: it moves only where the saving outweighs what the
-forecast's error could cost, or where capacity leaves no better choice. Hedged jobs of one group share their
-excess instead: per group, one continuous variable holds what the group's excesses add up to (a start surely below
-its ceiling counts negative; `committed` grams of the group's jobs outside the plan are added), beyond zero, and
-pays the group's weight per gram. The programme's objective and bound then include those penalties;
-joint.plan_jobs reports the expected grams.
+forecast's error could cost, or where capacity leaves no better choice. The programme's objective and bound then
+include those penalties; joint.plan_jobs reports the expected grams.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -52,7 +49,7 @@ class Solution:
 
 @dataclass(frozen=True)
 class Model:
-    cost: np.ndarray  # grams per variable (with an ungrouped hedge's penalty)
+    cost: np.ndarray  # grams per variable
     job: np.ndarray  # job index per variable
     start: np.ndarray  # when the variable's run (or cell) starts
     end: np.ndarray
@@ -60,18 +57,13 @@ class Model:
     edges: np.ndarray
     need: np.ndarray  # per job: 1 (one start) or the seconds to run (interruptible)
     interruptible: np.ndarray
-    group: np.ndarray  # per variable: its job's hedge group, -1 for none
-    excess: np.ndarray  # per variable of a grouped job: grams above its ceiling on the pessimistic series
-    group_weight: np.ndarray  # per group: penalty grams per gram of the group's excess beyond zero
-    group_floor: np.ndarray  # per group: the committed grams, excess of its jobs outside the plan
 
 
 def solve(
     jobs: Sequence["QueuedJob"], series: IntensitySeries, workers: int, now: float, step: float,
     hedges: Sequence["Hedge | None"] | None = None, pessimistic: IntensitySeries | None = None,
-    committed: Mapping[str, float] | None = None,
 ) -> Solution:  # fmt: skip
-    model = build(jobs, series, now, step, hedges, pessimistic, committed)
+    model = build(jobs, series, now, step, hedges, pessimistic)
     capacity = np.full(len(model.edges) - 1, workers)
     exact, chosen, bound = len(model.cost) <= MAX_EXACT_VARIABLES, None, np.nan
     if exact:
@@ -81,7 +73,7 @@ def solve(
         exact = status == 0
     if not exact:  # too large, or out of time: the heuristic, or HiGHS's best plan so far if that is better
         rounded, lp_bound = _rounded(jobs, model, capacity)
-        if chosen is None or objective(model, rounded) < objective(model, chosen):
+        if chosen is None or model.cost[rounded].sum() < model.cost[chosen].sum():
             chosen = rounded
         bound = lp_bound if not np.isfinite(bound) else max(bound, lp_bound)
     spans: list[list[tuple[float, float]]] = [[] for _ in jobs]
@@ -90,14 +82,7 @@ def solve(
     for j, job in enumerate(jobs):
         if job.interruptible:
             spans[j] = _trim(sorted(spans[j]), job.duration)
-    return Solution(spans, exact, bound, objective(model, chosen))
-
-
-def objective(model: Model, chosen: np.ndarray) -> float:
-    """The programme's total for the chosen variables: their cost and each group's penalty."""
-    grouped = chosen & (model.group >= 0)
-    over = np.bincount(model.group[grouped], model.excess[grouped], len(model.group_weight)) + model.group_floor
-    return float(model.cost[chosen].sum() + (model.group_weight * np.maximum(over, 0.0)).sum())
+    return Solution(spans, exact, bound, float(model.cost[chosen].sum()))
 
 
 def _rounded(jobs: Sequence["QueuedJob"], model: Model, capacity: np.ndarray) -> tuple[np.ndarray, float]:
@@ -156,7 +141,6 @@ def grid_edges(series: IntensitySeries, now: float, end: float, step: float) -> 
 def build(
     jobs: Sequence["QueuedJob"], series: IntensitySeries, now: float, step: float,
     hedges: Sequence["Hedge | None"] | None = None, pessimistic: IntensitySeries | None = None,
-    committed: Mapping[str, float] | None = None,
 ) -> Model:  # fmt: skip
     horizon = min(max(job.deadline for job in jobs), series.end)
     edges = grid_edges(series, now, horizon, step)
@@ -170,7 +154,8 @@ def build(
     job = np.concatenate([np.full(len(p[0]), j) for j, p in enumerate(parts)])
     power = np.array([j.power_kw for j in jobs])[job]
     cost = power * series.integral(starts, ends) / 3600.0
-    hedging = _hedging(jobs, parts, hedges, pessimistic, committed or {})
+    if pessimistic is not None:
+        cost = cost + np.concatenate([_penalty(jobs[j], *p, hedges[j], pessimistic) for j, p in enumerate(parts)])
     first = np.searchsorted(edges, starts + EPS, side="right") - 1
     last = np.searchsorted(edges, ends - EPS, side="left") - 1
     counts = last - first + 1
@@ -178,7 +163,7 @@ def build(
     cells = np.stack([np.repeat(np.arange(len(starts)), counts), np.repeat(first, counts) + offsets], axis=1)
     interruptible = np.array([j.interruptible for j in jobs])
     need = np.where(interruptible, [j.duration for j in jobs], 1.0)
-    return Model(cost + hedging[0], job, starts, ends, cells, edges, need, interruptible, *hedging[1:])
+    return Model(cost, job, starts, ends, cells, edges, need, interruptible)
 
 
 def _whole(
@@ -193,35 +178,16 @@ def _whole(
     return starts, starts + job.duration
 
 
-def _hedging(
-    jobs: Sequence["QueuedJob"], parts: list, hedges: Sequence["Hedge | None"], pessimistic: IntensitySeries | None,
-    committed: Mapping[str, float],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """(each variable's penalty grams, group and excess; each group's weight and committed grams)."""
-    names = sorted({hedge.group for hedge in hedges if hedge is not None and hedge.group is not None})
-    sizes = [len(part[0]) for part in parts]
-    penalty, excess = np.zeros(sum(sizes)), np.zeros(sum(sizes))
-    group, weight = np.full(sum(sizes), -1), np.zeros(len(names))
-    for j, (first, hedge) in enumerate(zip(np.cumsum([0, *sizes[:-1]]), hedges)):
-        if hedge is None or jobs[j].interruptible or pessimistic is None:
-            continue
-        mine = slice(first, first + sizes[j])
-        above = _excess(jobs[j], *parts[j], hedge, pessimistic)
-        if hedge.group is None:
-            penalty[mine] = hedge.weight * np.maximum(above, 0.0)
-        else:
-            k = names.index(hedge.group)
-            excess[mine], group[mine], weight[k] = above, k, max(weight[k], hedge.weight)
-    return penalty, group, excess, weight, np.array([committed.get(name, 0.0) for name in names])
-
-
-def _excess(
-    job: "QueuedJob", starts: np.ndarray, ends: np.ndarray, hedge: "Hedge", pessimistic: IntensitySeries
+def _penalty(
+    job: "QueuedJob", starts: np.ndarray, ends: np.ndarray, hedge: "Hedge | None", pessimistic: IntensitySeries
 ) -> np.ndarray:
-    """Grams by which each start of a hedged whole job may emit more than its ceiling on the pessimistic series
-    (negative where it surely emits less); 0 at the reference, which emits what the reference does."""
+    """Grams added to each start of a hedged whole job: its weight x by how much it may emit more than its ceiling,
+    on the pessimistic series (0 at the reference, and where it is surely no dirtier)."""
+    if hedge is None or job.interruptible:
+        return np.zeros(len(starts))
     grams = job.power_kw * pessimistic.integral(starts, ends) / 3600.0
-    return np.where(np.abs(starts - hedge.reference) < EPS, 0.0, grams - hedge.ceiling_g)
+    excess = hedge.weight * np.maximum(grams - hedge.ceiling_g, 0.0)
+    return np.where(np.abs(starts - hedge.reference) < EPS, 0.0, excess)
 
 
 def _cells(job: "QueuedJob", now: float, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -236,16 +202,14 @@ def _cells(job: "QueuedJob", now: float, edges: np.ndarray) -> tuple[np.ndarray,
 
 @dataclass(frozen=True)
 class Problem:
-    """The programme for some of the jobs: one column per variable in `variables`, then one per hedge group (its
-    excess beyond zero, continuous); rows lower <= A x <= upper."""
+    """The programme for some of the jobs: one column per variable in `variables`, rows lower <= A x <= upper."""
 
     variables: np.ndarray  # indices into the model's variables
     cost: np.ndarray
-    matrix: object  # scipy.sparse CSR: each job's assignment row, the crowded cells' capacity rows, the groups' rows
+    matrix: object  # scipy.sparse CSR: each job's assignment row, then the crowded cells' capacity rows
     lower: np.ndarray
     upper: np.ndarray
     size: int  # variables in the whole model
-    ceiling: np.ndarray  # per column: 1 for a start or a cell, unbounded for a group's excess
 
 
 def _problem(model: Model, capacity: np.ndarray, keep: np.ndarray, allowed: np.ndarray | None = None) -> Problem:
@@ -257,12 +221,10 @@ def _problem(model: Model, capacity: np.ndarray, keep: np.ndarray, allowed: np.n
     variables = np.flatnonzero(used)
     index = np.full(len(model.cost), -1)
     index[variables] = np.arange(len(variables))
-    groups = np.unique(model.group[variables][model.group[variables] >= 0])
-    columns = len(variables) + len(groups)
     rows = np.searchsorted(keep, model.job[variables])
     stretch = model.interruptible[model.job[variables]]
     width = np.where(stretch, model.end[variables] - model.start[variables], 1.0)
-    assign = coo_matrix((width, (rows, np.arange(len(variables)))), shape=(len(keep), columns))
+    assign = coo_matrix((width, (rows, np.arange(len(variables)))), shape=(len(keep), len(variables)))
     lower = model.need[keep] - EPS * model.interruptible[keep]
     upper = np.where(model.interruptible[keep], np.inf, 1.0)
     pairs = model.cells[used[model.cells[:, 0]]]
@@ -272,26 +234,10 @@ def _problem(model: Model, capacity: np.ndarray, keep: np.ndarray, allowed: np.n
     crowded = cells[crowd > capacity[cells]]
     pairs = pairs[np.isin(pairs[:, 1], crowded)]
     rows = np.searchsorted(crowded, pairs[:, 1])
-    limits = coo_matrix((np.ones(len(pairs)), (rows, index[pairs[:, 0]])), shape=(len(crowded), columns))
-    matrix = vstack([assign, limits, _group_rows(model, variables, groups)]).tocsr()
-    lower = np.concatenate([lower, np.full(len(crowded) + len(groups), -np.inf)])
-    upper = np.concatenate([upper, capacity[crowded], -model.group_floor[groups]])
-    cost = np.concatenate([model.cost[variables], model.group_weight[groups]])
-    ceiling = np.concatenate([np.ones(len(variables)), np.full(len(groups), np.inf)])
-    return Problem(variables, cost, matrix, lower, upper, len(model.cost), ceiling)
-
-
-def _group_rows(model: Model, variables: np.ndarray, groups: np.ndarray):
-    """Per group: its jobs' excess minus the group's own column (after the variables') stays below minus what is
-    committed. (In a heuristic's partial programme the fixed jobs' share of a group is left out.)"""
-    from scipy.sparse import coo_matrix
-
-    mine = np.flatnonzero(model.group[variables] >= 0)
-    row = np.searchsorted(groups, model.group[variables[mine]])
-    own = np.arange(len(groups))
-    values = np.concatenate([model.excess[variables[mine]], -np.ones(len(groups))])
-    return coo_matrix((values, (np.concatenate([row, own]), np.concatenate([mine, len(variables) + own]))),
-                      shape=(len(groups), len(variables) + len(groups)))  # fmt: skip
+    limits = coo_matrix((np.ones(len(pairs)), (rows, index[pairs[:, 0]])), shape=(len(crowded), len(variables)))
+    matrix = vstack([assign, limits]).tocsr()
+    lower, upper = np.concatenate([lower, np.full(len(crowded), -np.inf)]), np.concatenate([upper, capacity[crowded]])
+    return Problem(variables, model.cost[variables], matrix, lower, upper, len(model.cost))
 
 
 def _integer(problem: Problem, exact: bool, feasibility: bool = False) -> tuple[np.ndarray | None, float, int]:
@@ -303,13 +249,11 @@ def _integer(problem: Problem, exact: bool, feasibility: bool = False) -> tuple[
         "mip_rel_gap": HEURISTIC_GAP, "time_limit": HEURISTIC_SECONDS
     }
     constraint = LinearConstraint(problem.matrix, problem.lower, problem.upper)
-    integrality = np.isfinite(problem.ceiling).astype(int)
-    result = milp(cost, integrality=integrality, bounds=Bounds(0, problem.ceiling), constraints=constraint,
-                  options=options)  # fmt: skip
+    result = milp(cost, integrality=np.ones(len(cost)), bounds=Bounds(0, 1), constraints=constraint, options=options)
     if result.x is None:
         return None, np.nan, result.status
     chosen = np.zeros(problem.size, dtype=bool)
-    chosen[problem.variables] = result.x[: len(problem.variables)] > 0.5
+    chosen[problem.variables] = result.x > 0.5
     bound = getattr(result, "mip_dual_bound", None)
     return chosen, float(result.fun if bound is None or not np.isfinite(bound) else bound), result.status
 
@@ -326,13 +270,13 @@ def _relaxation(problem: Problem, feasibility: bool = False) -> tuple[np.ndarray
     b_ub = np.concatenate([problem.upper[below], -problem.lower[above]])
     cost = np.zeros(len(problem.cost)) if feasibility else problem.cost
     result = linprog(
-        cost, A_ub=a_ub, b_ub=b_ub, A_eq=problem.matrix[equal], b_eq=problem.lower[equal],
-        bounds=np.stack([np.zeros(len(cost)), problem.ceiling], axis=1), method="highs-ipm",
+        cost, A_ub=a_ub, b_ub=b_ub, A_eq=problem.matrix[equal], b_eq=problem.lower[equal], bounds=(0, 1),
+        method="highs-ipm",
     )  # fmt: skip
     if result.x is None:
         return None, float("nan")
     x = np.zeros(problem.size)
-    x[problem.variables] = result.x[: len(problem.variables)]
+    x[problem.variables] = result.x
     return x, float(result.fun)
 
 

@@ -215,28 +215,3 @@ def test_a_hedge_never_costs_a_deadline_or_a_worker():
     plan = plan_jobs(jobs, series, 2, T0, step=STEP, hedges=hedges, pessimistic=pessimistic)
     assert_valid(plan, jobs, series, 2, T0)
     assert sum(slot.start == T0 for slot in plan.slots) == 2
-
-
-def test_a_hedge_group_lets_one_jobs_sure_saving_pay_for_anothers_excess():
-    """Two jobs of one hour, one worker, a band of 10 g: the 2 kW job moving from 200 to the 100 g/kWh hour is a
-    sure saving of 160 g; the 1 kW job it displaces to the 130 hour may emit 50 g more than at its reference. Each
-    hedged alone, the big job takes the 130 hour instead; hedged as one group, the saving pays for the excess."""
-    values = np.array([200.0, 100.0, 130.0, 300.0])
-    series = IntensitySeries(T0 + 3600.0 * np.arange(5), values, np.zeros(4, dtype=bool), "test", "XX")
-    pessimistic = IntensitySeries(series.boundaries, values + 10, series.is_forecast, "test", "XX")
-    jobs = [QueuedJob("big", T0, T0 + 4 * 3600.0, 3600.0, 2.0), QueuedJob("small", T0, T0 + 4 * 3600.0, 3600.0, 1.0)]
-    for group, big_at, small_at in ((None, 2, 1), ("day", 1, 2)):
-        hedges = [Hedge(T0, 2.0 * 190.0, 1000.0, group), Hedge(T0 + 3600.0, 90.0, 1000.0, group)]
-        plan = plan_jobs(jobs, series, 1, T0, step=3600.0, hedges=hedges, pessimistic=pessimistic)
-        assert [slot.start for slot in plan.slots] == [T0 + big_at * 3600.0, T0 + small_at * 3600.0], group
-        assert plan.method == "milp" and plan.gap == pytest.approx(0.0, abs=1e-9)
-    # What the group's jobs outside the plan hold counts: a sure saving of 20 g already banked lets a job move for
-    # an expected saving of 10 g that its band (+10 g on the pessimistic series) would otherwise forbid.
-    values = np.array([150.0, 140.0, 300.0])
-    series = IntensitySeries(T0 + 3600.0 * np.arange(4), values, np.zeros(3, dtype=bool), "test", "XX")
-    pessimistic = IntensitySeries(series.boundaries, values + 10, series.is_forecast, "test", "XX")
-    job = QueuedJob("late", T0, T0 + 3 * 3600.0, 3600.0, 1.0)
-    for banked, start in ((0.0, T0), (-20.0, T0 + 3600.0)):
-        plan = plan_jobs([job], series, 1, T0, step=3600.0, hedges=[Hedge(T0, 140.0, 1000.0, "day")],
-                         pessimistic=pessimistic, committed={"day": banked})
-        assert plan.slots[0].start == start, banked
