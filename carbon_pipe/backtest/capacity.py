@@ -12,7 +12,10 @@ Pure: the grid, the jobs and the forecasts in, scores out. Every job draws 1 kW,
   serves in arrival order). Any other start costs, besides its expected grams, HEDGE_WEIGHT x what it would emit
   with every point raised by the forecast's own error band (`ErrorBand`) beyond what the first-come start would
   with every point lowered by it: a job moves only for a saving the forecast's error cannot undo, unless capacity
-  leaves it no better choice. It trades saving for fewer days dirtier than fcfs.
+  leaves it no better choice. Beside the jobs that have arrived it plans the ones it expects, each job of the last
+  day again a day later, held to their own first-come starts in the same way (a capacity reserve: a job deferred
+  by a day does not take the worker that the next day's first-come start needs). It trades saving for fewer days
+  dirtier than fcfs.
 - oracle-capacity: the joint policy knowing the actual intensities (its forecast is the trace itself): what the
   joint plan would save with a perfect forecast. Like every policy it learns of a job when the job arrives.
 """
@@ -35,6 +38,7 @@ from .policies import Knowledge
 CAPACITY_POLICIES = ("fcfs", "greedy", "joint", "joint-hedged", "oracle-capacity")
 DEFAULT_CAPACITY_POLICIES = ("fcfs", "greedy", "joint", "oracle-capacity")  # joint-hedged on request: it re-plans again
 HEDGE_WEIGHT = 1000.0  # a move must clear the band: risk weighs 1000 g a gram; finite, so there is always a plan
+RECUR = 86400.0  # joint-hedged expects the jobs of the last day to arrive again a day later
 MIN_ERROR_PAIRS = 12  # per lead, before a forecast's past errors count as its error band there
 Runs = list[list[tuple[float, float]]]  # per job, the [start, end) seconds it ran
 
@@ -169,7 +173,9 @@ def joint(
         if not any(j not in pinned for j, _ in pending):
             continue
         series = expect.series(int(row))
-        plan = _hedged_plan(pending, pinned, series, capacity, now, step, hedge, int(row))
+        expected = hedge.recurring(jobs, pending, now, series.end) if hedge is not None else []
+        hedged = hedge.hedges(pending, pinned, series, now, int(row), expected) if hedge is not None else {}
+        plan = _hedged_plan(pending, expected, series, capacity, now, step, hedged)
         if plan is None:  # the arrivals do not fit beside what runs: plan them late rather than not at all
             relaxed += 1
             loose = [job if j in pinned else _until(job, series.end) for j, job in pending]
@@ -182,14 +188,17 @@ def joint(
     return planned, len(rows), largest_gap, relaxed
 
 
-def _hedged_plan(pending, pinned, series, capacity, now, step, hedge: "HedgeToFirstCome | None", row: int):
-    """The plan of the pending jobs, hedged if asked; None when it cannot meet every deadline."""
+def _hedged_plan(pending, expected: list, series, capacity, now, step, hedged: dict):
+    """The plan of the pending jobs (beside the jobs `expected` to arrive, if they fit), hedged if asked; None when
+    it cannot meet every deadline."""
     queued = [job for _, job in pending]
-    hedged = hedge.hedges(pending, pinned, series, now, row) if hedge is not None else {}
-    try:
-        return plan_jobs(queued, series, capacity, now, step=step, **hedged)
-    except FieldError:
-        return None
+    for reserve in ([job for job, _ in expected], []) if expected else ([],):
+        kept = {**hedged, "hedges": hedged["hedges"][: len(queued) + len(reserve)]} if hedged else {}
+        try:
+            return plan_jobs(queued + reserve, series, capacity, now, step=step, **kept)
+        except FieldError:
+            continue
+    return None
 
 
 def _pending(jobs: list[QueuedJob], planned: Runs, now: float) -> tuple[list[tuple[int, QueuedJob]], set[int]]:
@@ -248,26 +257,43 @@ class ErrorBand:
 class HedgeToFirstCome:
     """What joint-hedged needs at a re-plan: each whole job's first-come start and its ceiling, what it would emit
     there at best (the actuals for what has passed, the expected series lowered by the error band for the rest),
-    and the expected series raised by the band: a move is sure when its worst case beats the first-come best case."""
+    and the expected series raised by the band: a move is sure when its worst case beats the first-come best case.
 
-    def __init__(self, grid: Grid, first_come: Runs, band: ErrorBand) -> None:
-        self.actual, self.first_come, self.error = actual_series(grid), first_come, band
+    Beside the jobs that have arrived it plans those it expects (`recurring`), each held to its own first-come
+    start: a capacity reserve, so that a job deferred by a day does not take the worker the next day's first-come
+    start needs (which would make that day dirtier than fcfs). Only the arrived jobs' slots are kept."""
 
-    def hedges(self, pending, pinned: set[int], series: IntensitySeries, now: float, row: int) -> dict:
-        """plan_jobs' keyword arguments for the pending jobs."""
+    def __init__(self, grid: Grid, first_come: Runs, band: ErrorBand, capacity: int) -> None:
+        self.actual, self.first_come, self.error, self.capacity = actual_series(grid), first_come, band, capacity
+
+    def recurring(self, jobs: list[QueuedJob], pending, now: float, until: float) -> list[tuple[QueuedJob, float]]:
+        """The jobs expected to arrive while the pending ones may still run, each with its first-come start: every
+        job that arrived in the last RECUR seconds, again RECUR later (a daily sweep), whole, served first-come."""
+        horizon = min(until, max(job.deadline for _, job in pending))
+        copies = [
+            QueuedJob(f"expected {job.name}", job.arrival + RECUR, min(job.deadline + RECUR, until), job.duration,
+                      job.power_kw)
+            for job in jobs
+            if now - RECUR < job.arrival <= now + 1e-6 and job.arrival + RECUR < horizon
+        ]  # fmt: skip
+        starts = serve(sorted((copy.arrival, k, copy.duration) for k, copy in enumerate(copies)), self.capacity)
+        return [(copy, starts[k][0][0]) for k, copy in enumerate(copies) if starts[k][0][1] <= copy.deadline]
+
+    def hedges(self, pending, pinned: set[int], series: IntensitySeries, now: float, row: int,
+               expected: list[tuple[QueuedJob, float]]) -> dict:  # fmt: skip
+        """plan_jobs' keyword arguments for the pending jobs, then the expected ones."""
         band = self.error.at(row, len(series.values))
         best = np.maximum(series.values - band, 0.0)
         # Where no error is known yet, a point counts twice the highest expected: no move there is sure.
         worst = np.where(np.isfinite(band), series.values + band, 2 * series.values.max())
         best = IntensitySeries(series.boundaries, best, series.is_forecast, series.source, "optimistic")
-        hedges = [None if j in pinned else self._hedge(j, job, best, now) for j, job in pending]
+        hedges = [None if j in pinned or job.interruptible else self._hedge(self.first_come[j][0][0], job, best, now)
+                  for j, job in pending]  # fmt: skip
+        hedges += [self._hedge(start, job, best, now) for job, start in expected]
         pessimistic = IntensitySeries(series.boundaries, worst, series.is_forecast, series.source, "pessimistic")
         return {"hedges": hedges, "pessimistic": pessimistic}
 
-    def _hedge(self, j: int, job: QueuedJob, best: IntensitySeries, now: float) -> Hedge | None:
-        if job.interruptible:
-            return None
-        start = self.first_come[j][0][0]
+    def _hedge(self, start: float, job: QueuedJob, best: IntensitySeries, now: float) -> Hedge:
         end = start + job.duration
         past = self.actual.integral(start, min(now, end))[0] if start < now else 0.0
         ahead = best.integral(max(start, now), end)[0] if end > now else 0.0

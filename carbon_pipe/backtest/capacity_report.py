@@ -71,7 +71,8 @@ def run_capacity(
             elif policy in ("joint", "joint-hedged"):
                 hedge = None
                 if policy == "joint-hedged":
-                    hedge = cap.HedgeToFirstCome(grid, base_runs, cap.ErrorBand(grid, forecasts, rows, horizon))
+                    band = cap.ErrorBand(grid, forecasts, rows, horizon)
+                    hedge = cap.HedgeToFirstCome(grid, base_runs, band, capacity)
                 found, replans, gap, relaxed = cap.joint(grid, jobs, capacity, expect, rows, step, hedge)
                 if relaxed:
                     notes.append(

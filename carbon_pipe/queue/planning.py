@@ -66,29 +66,22 @@ def plan_queue(
     return plan_jobs(jobs, series, workers, now, step=step)
 
 
-def lanes(
-    plan: JointPlan, workers: Optional[int] = None, fixed: Optional[dict[str, int]] = None,
-    rank: Optional[dict[str, float]] = None,
-) -> dict[str, int]:  # fmt: skip
+def lanes(plan: JointPlan, workers: Optional[int] = None, fixed: Optional[dict[str, int]] = None) -> dict[str, int]:
     """Each entry's worker: its `fixed` one (a running job keeps its lane), else the first lane free at its start
-    (entries in start order) whose entries so far rank below it (`rank`: SLURM serves a lane in submission order),
-    else the first free one. With `workers`, never more lanes than that: should none be free (a running job kept a
+    (entries in start order). With `workers`, never more lanes than that: should none be free (a running job kept a
     lane the plan did not expect), the one that frees first."""
-    fixed, rank = fixed or {}, rank or {}
+    fixed = fixed or {}
     free_at: list[float] = [] if workers is None else [float("-inf")] * workers
-    last: list[float] = [float("-inf")] * len(free_at)
     lane_of = {}
     for slot in sorted(plan.slots, key=lambda slot: (slot.name not in fixed, slot.start, slot.name)):
-        mine = rank.get(slot.name, 0.0)
         free = [index for index, end in enumerate(free_at) if end <= slot.start + 1e-6]
-        lane = fixed.get(slot.name, next((i for i in free if last[i] <= mine), free[0] if free else len(free_at)))
+        lane = fixed.get(slot.name, free[0] if free else len(free_at))
         if lane >= len(free_at):
             if workers is None:
                 free_at += [float("-inf")] * (lane + 1 - len(free_at))
-                last += [float("-inf")] * (lane + 1 - len(last))
             else:
                 lane = min(range(workers), key=lambda index: free_at[index])
-        free_at[lane], last[lane] = max(free_at[lane], slot.end), max(last[lane], mine)
+        free_at[lane] = max(free_at[lane], slot.end)
         lane_of[slot.name] = lane
     return lane_of
 

@@ -5,13 +5,17 @@ SLURM drops a start time in the past, so one is clamped to now, and said. Submit
 pending move to their new slot (`scontrol update JobId=N StartTime=`), entries not yet submitted are submitted.
 Times go to SLURM relative to now (`now+N`), so the controller's time zone cannot shift them.
 
-SLURM is told the K workers too: each job is named after its worker's lane in the plan (`cq-<project>-w<k>`) and
-submitted with `--dependency=singleton`, which SLURM reads as "not while a job of this name and user runs". So
-however late a job runs or early SLURM would start one, never more than K of the project's jobs run at once.
+SLURM is told the K workers too: the plan's K lanes are chains of jobs. Each job waits for the one before it in its
+lane (`--dependency=afterany:<job>`, the lane's running jobs for the first) and is named after its lane
+(`cq-<project>-w<k>`). So however late a job runs or early SLURM would start one, never more than K of the
+project's jobs run at once, and a lane runs in the order of its slots. (`--dependency=singleton` would serve a lane
+in submission order instead: a re-plan that gave a later-submitted entry the earlier slot would leave it waiting
+for the earlier-submitted one to run and leave.) A re-plan rewrites every pending job's slot, lane and dependency
+with the pending jobs held (`scontrol hold`), so none starts from a half-rewritten plan, then releases them.
 """
-
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import shlex
@@ -19,11 +23,12 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from ..artifacts import write_text
 from ..config.params import Params
 from ..errors import CarbonPipeError, UsageError
+from ..scheduling.joint import JointPlan
 from ..scheduling.queued import SLOT_VARIABLE
 from ..timeutil import iso
 from .local import WRAPPER, slot_of
@@ -32,6 +37,7 @@ from .store import Entry, Slot, changing, read_queue, update
 
 Say = Callable[[str], None]
 TIME_MARGIN = 1.5  # --time: the expected duration with this margin (SLURM ends a job at its time limit)
+HOLD_TRIES = 3
 
 
 def _slurm(*command: str) -> str:
@@ -91,44 +97,90 @@ def _begin(entry: Entry, now: float, say: Say) -> float:
 def submit(
     params: Params, workers: int, project: Path, say: Say, now: float, step: Optional[float] = None
 ) -> list[Entry]:
-    """Plan the entries not started, submit those not submitted, move those pending to their new slot."""
+    """Plan the entries not started, submit those not submitted, move those pending to their new slot and lane."""
     check_workers(workers)
     refresh(now)  # what ended since, and the real starts of what runs
-    queue = read_queue()
-    pending = [entry for entry in queue.in_state("queued", "started") if _pending(entry)]
-    running = [entry for entry in queue.in_state("started") if not _pending(entry)]
-    plan = plan_queue(pending, running, forecast(params, pending + running, now), workers, now, step)
-    with changing() as fresh:
-        for slot in plan.slots:
-            if any(slot.name == entry.name for entry in pending):
-                fresh.named(slot.name).slot = Slot(start=slot.start, end=slot.end, expected_g=slot.expected_g,
-                                                   planned_at=now, method=plan.method)
-    start = {slot.name: slot.start for slot in plan.slots}
-    # SLURM serves a lane in submission order: jobs submitted rank by job id, new ones after them by start.
-    rank = {entry.name: float(entry.slurm_job) if entry.slurm_job is not None else math.inf for entry in pending}
-    order = sorted(read_queue().entries, key=lambda entry: (rank.get(entry.name, 0.0), start.get(entry.name, 0.0)))
-    new_from = max([int(entry.slurm_job) for entry in pending if entry.slurm_job is not None], default=0) + 1
-    rank.update({entry.name: new_from + k for k, entry in enumerate(e for e in order if rank.get(e.name) == math.inf)})
-    lane_of = lanes(plan, workers, _running_lanes(running, project), rank)
-    for entry in order:
-        if entry.name not in {each.name for each in pending}:
-            continue
-        begin = _begin(entry, now, say)
-        write_slot(entry, workers)
-        name = lane_name(project, lane_of[entry.name])
-        if entry.slurm_job is not None:
-            _slurm("scontrol", "update", f"JobId={entry.slurm_job}",
-                   f"StartTime=now+{max(0, round(begin - time.time()))}", f"JobName={name}")
-            say(f"queue: {entry.name}: SLURM job {entry.slurm_job} moved to {iso(begin)}")
-            continue
-        work = clone_for(entry, project)
-        script = entry.folder / "job.sh"
-        write_text(script, batch_script(entry, work))
-        job = int(_slurm("sbatch", "--parsable", f"--job-name={name}", "--dependency=singleton", *_timing(entry, begin),
-                         f"--output={entry.folder.resolve() / 'slurm.out'}", str(script.resolve())).split(";")[0])
-        update(entry.name, state="started", slurm_job=job, note=f"SLURM job {job}, begins {iso(begin)}")
-        say(f"queue: {entry.name}: SLURM job {job} begins {iso(begin)}")
+    with _holding_pending() as (pending, running):
+        plan = plan_queue(pending, running, forecast(params, pending + running, now), workers, now, step)
+        with changing() as fresh:
+            for slot in plan.slots:
+                if any(slot.name == entry.name for entry in pending):
+                    fresh.named(slot.name).slot = Slot(start=slot.start, end=slot.end, expected_g=slot.expected_g,
+                                                       planned_at=now, method=plan.method)
+        lane_of = lanes(plan, workers, _running_lanes(running, project))
+        for lane, names in _chains(plan, lane_of, pending).items():
+            after = [job for entry in running if lane_of[entry.name] == lane and (job := entry.slurm_job) is not None]
+            for name in names:
+                after = [_place(read_queue().named(name), lane_name(project, lane), after, project, workers, now, say)]
     return read_queue().entries
+
+
+def _chains(plan: JointPlan, lane_of: dict[str, int], pending: list[Entry]) -> dict[int, list[str]]:
+    """Each lane's pending entries in the order of their slots."""
+    names = {entry.name for entry in pending}
+    chains: dict[int, list[str]] = {}
+    for slot in sorted(plan.slots, key=lambda slot: (slot.start, slot.name)):
+        if slot.name in names:
+            chains.setdefault(lane_of[slot.name], []).append(slot.name)
+    return chains
+
+
+def _place(entry: Entry, name: str, after: list[int], project: Path, workers: int, now: float, say: Say) -> int:
+    """Submit the entry, or move its pending job, to begin at its slot in the lane `name` after the jobs `after`."""
+    begin = _begin(entry, now, say)
+    write_slot(entry, workers)
+    dependency = "afterany:" + ":".join(str(job) for job in after) if after else ""
+    if entry.slurm_job is not None:
+        _slurm("scontrol", "update", f"JobId={entry.slurm_job}", f"StartTime=now+{max(0, round(begin - time.time()))}",
+               f"JobName={name}", f"Dependency={dependency}")
+        say(f"queue: {entry.name}: SLURM job {entry.slurm_job} moved to {iso(begin)}")
+        return entry.slurm_job
+    work = clone_for(entry, project)
+    script = entry.folder / "job.sh"
+    write_text(script, batch_script(entry, work))
+    chained = [f"--dependency={dependency}"] if dependency else []
+    job = int(_slurm("sbatch", "--parsable", f"--job-name={name}", *chained, *_timing(entry, begin),
+                     f"--output={entry.folder.resolve() / 'slurm.out'}", str(script.resolve())).split(";")[0])
+    update(entry.name, state="started", slurm_job=job, note=f"SLURM job {job}, begins {iso(begin)}")
+    say(f"queue: {entry.name}: SLURM job {job} begins {iso(begin)}")
+    return job
+
+
+@contextlib.contextmanager
+def _holding_pending() -> Iterator[tuple[list[Entry], list[Entry]]]:
+    """(the entries not started, those running), the pending SLURM jobs among the first held until the block ends.
+    A job that SLURM started before it was held is running: look again."""
+    for _ in range(HOLD_TRIES):
+        pending = [entry for entry in read_queue().in_state("queued", "started") if _pending(entry)]
+        jobs = [entry.slurm_job for entry in pending if entry.slurm_job is not None]
+        try:
+            if _hold(jobs):
+                yield pending, [entry for entry in read_queue().in_state("started") if not _pending(entry)]
+                return
+        finally:
+            _release(jobs)
+    raise CarbonPipeError(f"SLURM kept starting jobs while they were re-planned ({HOLD_TRIES} tries): submit again")
+
+
+def _hold(jobs: list[int]) -> bool:
+    """Hold each job (one held already stays so); False when one is no longer pending: SLURM started it meanwhile."""
+    for job in jobs:
+        held = subprocess.run(["scontrol", "hold", str(job)], capture_output=True, text=True)
+        seen = job_state(job) or {}
+        if seen.get("state") != "PENDING":
+            return False
+        if held.returncode != 0 and not seen.get("reason", "").startswith("JobHeld"):
+            raise CarbonPipeError(f"scontrol hold {job}: {(held.stderr or held.stdout).strip()}")
+    return True
+
+
+def _release(jobs: list[int]) -> None:
+    """Release the held jobs; one that began meanwhile (held as it started) has nothing to release."""
+    if jobs and subprocess.run(["scontrol", "release", ",".join(str(job) for job in jobs)],
+                               capture_output=True).returncode != 0:
+        for job in jobs:
+            if (job_state(job) or {}).get("state") == "PENDING":
+                _slurm("scontrol", "release", str(job))
 
 
 def lane_name(project: Path, lane: int) -> str:

@@ -161,3 +161,26 @@ def test_a_hedged_joint_plan_keeps_every_job_at_its_first_come_start_when_no_sav
     fcfs, hedged = exact.scores[0], exact.scores[1]
     assert hedged.saving_vs_fcfs_pct > 0 and hedged.deadline_misses == 0 and hedged.days_not_worse == hedged.days
     assert max_running(exact.runs[("joint-hedged", 0)]) <= 2 and fcfs.total_kg > hedged.total_kg
+
+
+def test_joint_hedged_expects_the_last_days_jobs_again_a_day_later_at_their_first_come_starts():
+    """The capacity reserve: the jobs that arrived in the last day, again a day later (within the pending jobs'
+    reach and the forecast), each with the start one worker would give it first-come; older jobs are not expected,
+    nor one whose first-come run would not end inside the forecast."""
+    from carbon_pipe.backtest.forecasts import SyntheticForecasts
+    from carbon_pipe.scheduling.joint import QueuedJob
+
+    now = START + 17 * 3600.0
+    jobs = [QueuedJob("a", now, now + 2 * DAY, 2 * 3600.0, 1.0), QueuedJob("b", now, now + 2 * DAY, 3 * 3600.0, 1.0),
+            QueuedJob("old", now - 2 * DAY, now, 3600.0, 1.0)]  # fmt: skip
+    grid = to_grid(daily_series())
+    band = cap.ErrorBand(grid, SyntheticForecasts(grid, 0.0, 0), np.array([17]), 6)
+    hedge = cap.HedgeToFirstCome(grid, cap.fcfs(grid, jobs, 1), band, 1)
+    pending = [(0, jobs[0]), (1, jobs[1])]
+    expected = hedge.recurring(jobs, pending, now, now + 43 * 3600.0)
+    assert [(job.name, job.arrival, job.deadline, start) for job, start in expected] == [
+        ("expected a", now + DAY, now + 43 * 3600.0, now + DAY),
+        ("expected b", now + DAY, now + 43 * 3600.0, now + DAY + 2 * 3600.0),
+    ]
+    shorter = hedge.recurring(jobs, pending, now, now + DAY + 4 * 3600.0)
+    assert [(job.name, start) for job, start in shorter] == [("expected a", now + DAY)]
