@@ -73,8 +73,8 @@ def wait_passively() -> None:
     """OpenMP threads (torch's, a user's command's) sleep rather than spin while they wait, unless the user chose.
 
     Spinning beside a busy neighbour is CPU time the job is charged for and does no work with: with it, the energy
-    charged to the default baseline followed its wall time by half; without, by a tenth, and no slower. It must be
-    in the environment before torch loads OpenMP, hence here, before any command runs.
+    charged to the default baseline followed its wall time by half; without, not at all, and it trained no slower
+    (docs/measurement.md). It must be in the environment before torch loads OpenMP, hence here, before any command runs.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
