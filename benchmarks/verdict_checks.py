@@ -208,15 +208,16 @@ def profiles(count: int, section: str, where: str, save: Path | None, *args: str
 
 def reanalysed(run: dict) -> dict:
     """A saved profile's figures recomputed from its bursts by this checkout's code (its other keys kept)."""
-    from carbon_pipe.profiling.record import BurstRecord, StoppingRecord
+    from carbon_pipe.profiling.record import BurstRecord
     from carbon_pipe.profiling.render import flat_summary
     from carbon_pipe.profiling.result import Stopping, summarize
+    from carbon_pipe.training.run_summary import ProfileStopping
 
     names = [key.removesuffix("_precision") for key in run if key.endswith("_precision")]
     profile = summarize(
         [BurstRecord.model_validate(burst).burst() for burst in run["bursts"]], baseline=names[0],
         precisions={name: run[f"{name}_precision"] for name in names}, energy_method=run["energy_method"],
-        stopping=Stopping(**StoppingRecord.model_validate(run["stopping"]).model_dump()),
+        stopping=Stopping(**ProfileStopping.model_validate(run["stopping"]).model_dump()),
     )
     return {**run, **flat_summary(profile, names[1])}
 

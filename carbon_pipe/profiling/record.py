@@ -16,7 +16,7 @@ from pydantic import Field
 
 from ..artifacts import ArtifactModel, Count, Flag, Instant, Number, read_model, reason, write_model
 from ..errors import ArtifactError
-from ..training.run_summary import AutoChoice
+from ..training.run_summary import AutoChoice, ProfileStopping
 from . import statistics
 from .result import Burst, EnergyProfile, Interval, Stopping, describe, summarize
 
@@ -58,16 +58,6 @@ class ConfigurationRecord(ArtifactModel):
     verdict: Optional[str] = Field(description="less, more, or no measurable difference; null: the baseline")
 
 
-class StoppingRecord(ArtifactModel):
-    """Why the profile stopped, and what it was allowed."""
-
-    planned_processes: Count = Field(description="the most processes it would run (the looks it is corrected for)")
-    settle_within: Number = Field(description="no difference is settled inside 1 +- this fraction")
-    reason: str = Field(description="settled, budget spent, or every planned process run")
-    budget_joules: Optional[Number] = Field(None, description="profile.budget_pct of the baseline's energy (J)")
-    spent_joules: Optional[Number] = Field(None, description="what the whole profile spent, start-up included (J)")
-
-
 class ProfileRecord(ArtifactModel):
     """The paired energy profile: its burst table and the figures made from it."""
 
@@ -77,7 +67,7 @@ class ProfileRecord(ArtifactModel):
     processes: Count = Field(description="fresh worker processes measured")
     rounds: Count = Field(description="measured rounds in each process")
     warmup_rounds: Count = Field(description="warm-up rounds in each process")
-    stopping: StoppingRecord
+    stopping: ProfileStopping = Field(description="why the profile stopped, and what it was allowed")
     profiling_energy_kwh: Number = Field(description="the bursts' energy, warm-up included (kWh)")
     profiling_seconds: Number = Field(description="the bursts' time (s)")
     configurations: list[ConfigurationRecord]
