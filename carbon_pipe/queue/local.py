@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Callable, Optional
+from typing import Optional
 
 from ..artifacts import holding
 from ..config.params import Params
 from ..errors import CarbonPipeError, Interrupted
 from ..scheduling.clock import Clock, RealClock
 from ..scheduling.queued import QueueSlot
+from ..scheduling.wait_loop import ProgressLine
 from ..signals import stop_requests, stopped_by
 from ..timeutil import iso
 from .planning import check_workers, forecast, plan_queue, worth_moving
 from .store import QUEUE_DIR, Entry, Queue, Slot, changing, pid_alive, read_queue, update
 
-Say = Callable[[str], None]
 # Runs the experiment once: the `began` marker is taken exclusively first (a second launch of the entry exits 75
 # without running anything), the exit status lands atomically in `exit`.
 WRAPPER = (
@@ -79,7 +79,7 @@ def local_running(queue: Queue) -> list[Entry]:
 
 class Runner:
     def __init__(
-        self, params: Params, workers: int, say: Say, clock: Clock, replan_every: float, step: Optional[float]
+        self, params: Params, workers: int, say: ProgressLine, clock: Clock, replan_every: float, step: Optional[float]
     ) -> None:
         self.params, self.workers, self.say, self.clock = params, check_workers(workers), say, clock
         self.grid = step  # the planning grid (None: the joint planner's default)
@@ -156,7 +156,7 @@ class Runner:
 
 
 def run_queue(
-    params: Params, workers: int, say: Say, replan_every: Optional[float] = None, step: Optional[float] = None,
+    params: Params, workers: int, say: ProgressLine, replan_every: Optional[float] = None, step: Optional[float] = None,
     tick: float = 1.0, clock: Optional[Clock] = None,
 ) -> Queue:
     """Run the queue until every entry is done, failed or cancelled. SIGTERM or Ctrl-C stop following it (the

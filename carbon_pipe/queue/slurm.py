@@ -23,19 +23,19 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 from ..artifacts import write_text
 from ..config.params import Params
 from ..errors import CarbonPipeError, UsageError
 from ..scheduling.joint import JointPlan
 from ..scheduling.queued import SLOT_VARIABLE
+from ..scheduling.wait_loop import ProgressLine
 from ..timeutil import iso
 from .local import WRAPPER, slot_of
 from .planning import check_workers, forecast, lanes, plan_queue
 from .store import Entry, Slot, changing, read_queue, update
 
-Say = Callable[[str], None]
 TIME_MARGIN = 1.5  # --time: the expected duration with this margin (SLURM ends a job at its time limit)
 HOLD_TRIES = 3
 
@@ -86,7 +86,7 @@ def _timing(entry: Entry, begin: float) -> list[str]:
     return [f"--begin=now+{max(0, round(begin - now))}", f"--deadline=now+{round(deadline - now)}", f"--time={limit}"]
 
 
-def _begin(entry: Entry, now: float, say: Say) -> float:
+def _begin(entry: Entry, now: float, say: ProgressLine) -> float:
     assert entry.slot is not None
     if entry.slot.start < now:
         say(f"queue: {entry.name}: its slot {iso(entry.slot.start)} is past (SLURM drops past start times): begins now")
@@ -95,7 +95,7 @@ def _begin(entry: Entry, now: float, say: Say) -> float:
 
 
 def submit(
-    params: Params, workers: int, project: Path, say: Say, now: float, step: Optional[float] = None
+    params: Params, workers: int, project: Path, say: ProgressLine, now: float, step: Optional[float] = None
 ) -> list[Entry]:
     """Plan the entries not started, submit those not submitted, move those pending to their new slot and lane."""
     check_workers(workers)
@@ -125,7 +125,9 @@ def _chains(plan: JointPlan, lane_of: dict[str, int], pending: list[Entry]) -> d
     return chains
 
 
-def _place(entry: Entry, name: str, after: list[int], project: Path, workers: int, now: float, say: Say) -> int:
+def _place(
+    entry: Entry, name: str, after: list[int], project: Path, workers: int, now: float, say: ProgressLine
+) -> int:
     """Submit the entry, or move its pending job, to begin at its slot in the lane `name` after the jobs `after`."""
     begin = _begin(entry, now, say)
     write_slot(entry, workers)
