@@ -10,9 +10,40 @@ from ..config.params import Params
 from ..errors import FieldError, UsageError
 from ..intensity.series import IntensitySeries
 from ..intensity.sources import fetch_series
+from ..scheduling.hedged import hedged_to_first_come
 from ..scheduling.joint import JointPlan, QueuedJob, first_come_plan, own_best_window_plan, plan_jobs
 from ..timeutil import iso
 from .store import Entry
+
+QUEUE_POLICIES = ("joint", "joint-hedged")
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """How the queue plans: `joint` (least expected grams), or `joint-hedged` (each entry held at its first-come
+    start unless a move saves more than the forecast could be wrong by: `forecast_error_pct` of each point)."""
+
+    name: str = "joint"
+    forecast_error_pct: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.name not in QUEUE_POLICIES:
+            raise UsageError(f"--policy: {self.name!r} is not a queue policy (known: {', '.join(QUEUE_POLICIES)})")
+        if not 0 <= self.forecast_error_pct < 1000:
+            raise UsageError(f"--forecast-error: must be a percentage from 0 to below 1000, not "
+                             f"{self.forecast_error_pct:g}")
+
+    def method(self, plan: JointPlan) -> str:
+        """How a plan was made, as the entries' slots record it: the solver's method, and the policy if hedged."""
+        return plan.method if self.name == "joint" else f"{self.name} {plan.method}"
+
+    def plan(self, jobs: Sequence[QueuedJob], held: Sequence[bool], series: IntensitySeries, workers: int,
+             now: float, step: Optional[float]) -> JointPlan:
+        """The plan of `jobs`; under joint-hedged those `held` are hedged towards their first-come starts."""
+        if self.name == "joint":
+            return plan_jobs(jobs, series, workers, now, step=step)
+        band = self.forecast_error_pct / 100 * series.values
+        return hedged_to_first_come(jobs, series, band, workers, now, held, step)
 
 
 def check_workers(workers: int) -> int:
@@ -58,12 +89,12 @@ def check_entries(entries: Sequence[Entry], now: float) -> None:
 
 def plan_queue(
     pending: Sequence[Entry], running: Sequence[Entry], series: IntensitySeries, workers: int, now: float,
-    step: Optional[float] = None,
+    step: Optional[float] = None, policy: QueuePolicy = QueuePolicy(),
 ) -> JointPlan:
     """The joint plan of the entries not started yet, around those running (which keep their workers)."""
     check_entries(pending, now)
     jobs = [running_job(entry, now) for entry in running] + [job_of(entry) for entry in pending]
-    return plan_jobs(jobs, series, workers, now, step=step)
+    return policy.plan(jobs, [False] * len(running) + [True] * len(pending), series, workers, now, step)
 
 
 def lanes(plan: JointPlan, workers: Optional[int] = None, fixed: Optional[dict[str, int]] = None) -> dict[str, int]:
@@ -98,7 +129,8 @@ class Comparison:
 
 
 def compare_plans(
-    entries: Sequence[Entry], series: IntensitySeries, workers: int, now: float, step: Optional[float] = None
+    entries: Sequence[Entry], series: IntensitySeries, workers: int, now: float, step: Optional[float] = None,
+    policy: QueuePolicy = QueuePolicy(),
 ) -> Comparison:
     check_entries(entries, now)
     jobs = [job_of(entry) for entry in entries]
@@ -107,7 +139,7 @@ def compare_plans(
         begin = max(now, job.arrival)
         now_g[job.name] = job.power_kw * series.mean(begin, begin + job.duration) * job.duration / 3600
     return Comparison(
-        plan_jobs(jobs, series, workers, now, step=step),
+        policy.plan(jobs, [True] * len(jobs), series, workers, now, step),
         first_come_plan(jobs, series, workers, now),
         own_best_window_plan(jobs, series, workers, now),
         own_best_window_plan(jobs, series, len(jobs), now),
@@ -132,10 +164,11 @@ def plan_rows(comparison: Comparison) -> list[dict[str, Any]]:
     return rows
 
 
-def plan_summary(comparison: Comparison, workers: int, source: str) -> dict[str, Any]:
+def plan_summary(comparison: Comparison, workers: int, source: str, policy: QueuePolicy = QueuePolicy()
+                 ) -> dict[str, Any]:  # fmt: skip
     joint, first = comparison.joint, comparison.first_come
     return {
-        "workers": workers, "method": joint.method, "source": source,
+        "workers": workers, "policy": policy.name, "method": policy.method(joint), "source": source,
         "total_g": joint.total_g, "lower_bound_g": joint.lower_bound_g, "gap": joint.gap,
         "first_come_total_g": first.total_g, "saving_vs_first_come_pct": _pct(joint.total_g, first.total_g),
         "own_best_window_total_g": comparison.stampede.total_g,

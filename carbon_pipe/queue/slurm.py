@@ -33,7 +33,7 @@ from ..scheduling.queued import SLOT_VARIABLE
 from ..scheduling.wait_loop import ProgressLine
 from ..timeutil import iso
 from .local import WRAPPER, slot_of
-from .planning import check_workers, forecast, lanes, plan_queue
+from .planning import QueuePolicy, check_workers, forecast, lanes, plan_queue
 from .store import Entry, Slot, changing, read_queue, update
 
 TIME_MARGIN = 1.5  # --time: the expected duration with this margin (SLURM ends a job at its time limit)
@@ -95,18 +95,20 @@ def _begin(entry: Entry, now: float, say: ProgressLine) -> float:
 
 
 def submit(
-    params: Params, workers: int, project: Path, say: ProgressLine, now: float, step: Optional[float] = None
+    params: Params, workers: int, project: Path, say: ProgressLine, now: float, step: Optional[float] = None,
+    policy: QueuePolicy = QueuePolicy(),
 ) -> list[Entry]:
     """Plan the entries not started, submit those not submitted, move those pending to their new slot and lane."""
     check_workers(workers)
     refresh(now)  # what ended since, and the real starts of what runs
     with _holding_pending() as (pending, running):
-        plan = plan_queue(pending, running, forecast(params, pending + running, now), workers, now, step)
+        series = forecast(params, pending + running, now)
+        plan = plan_queue(pending, running, series, workers, now, step, policy)
         with changing() as fresh:
             for slot in plan.slots:
                 if any(slot.name == entry.name for entry in pending):
                     fresh.named(slot.name).slot = Slot(start=slot.start, end=slot.end, expected_g=slot.expected_g,
-                                                       planned_at=now, method=plan.method)
+                                                       planned_at=now, method=policy.method(plan))
         lane_of = lanes(plan, workers, _running_lanes(running, project))
         for lane, names in _chains(plan, lane_of, pending).items():
             after = [job for entry in running if lane_of[entry.name] == lane and (job := entry.slurm_job) is not None]
