@@ -35,6 +35,7 @@ class QueuedJob:
     duration: float  # seconds of running
     power_kw: float  # expected mean power while running
     interruptible: bool = False
+    min_chunk: float = 0.0  # an interruptible job's shortest chunk, seconds (the last may be cut to the duration)
 
 
 @dataclass(frozen=True)
