@@ -71,6 +71,8 @@ def add(
                                         "scheduler.max_wait + the duration."),
     arrival: Optional[str] = typer.Option(None, "--arrival", help="When the entry counts as queued (default: now); "
                                           "for planning against a past trace."),
+    interruptible: bool = typer.Option(False, "--interruptible", help="Plan it in chunks (none shorter than "
+                                       "scheduler.min_chunk), for `queue plan`: queue run and SLURM refuse it."),
     params: Path = ParamsOption,
 ) -> None:
     """Queue one DVC experiment per combination of the -S values. Every entry is checked before any is added."""
@@ -79,11 +81,13 @@ def add(
     load_params_or_exit(params)
     moment = _instant(arrival, "--arrival") or time.time()
     added = run_or_exit(lambda: add_entries(
-        params, overrides, name, duration, power, _instant(deadline, "--deadline"), _seconds(slack, "--slack"), moment
+        params, overrides, name, duration, power, _instant(deadline, "--deadline"), _seconds(slack, "--slack"), moment,
+        interruptible,
     ))
     for entry in added:
         print_progress(f"queued {entry.name}: {entry.duration:.0f} s ({entry.duration_basis}), {entry.power_kw:g} kW, "
-             f"deadline in {(entry.deadline - entry.arrival) / 3600:.2f} h")
+             f"deadline in {(entry.deadline - entry.arrival) / 3600:.2f} h"
+             + ("" if entry.chunk_floor is None else f", interruptible (chunks of at least {entry.chunk_floor:.0f} s)"))
 
 
 @queue_app.command("plan")

@@ -22,7 +22,7 @@ from ..scheduling.queued import QueueSlot
 from ..scheduling.wait_loop import ProgressLine
 from ..signals import stop_requests, stopped_by
 from ..timeutil import iso
-from .planning import QueuePolicy, check_workers, forecast, plan_queue, worth_moving
+from .planning import QueuePolicy, check_workers, forecast, plan_queue, refuse_chunked, worth_moving
 from .store import QUEUE_DIR, Entry, Queue, Slot, changing, pid_alive, read_queue, update
 
 # Runs the experiment once: the `began` marker is taken exclusively first (a second launch of the entry exits 75
@@ -162,6 +162,7 @@ def run_queue(
 ) -> Queue:
     """Run the queue until every entry is done, failed or cancelled. SIGTERM or Ctrl-C stop following it (the
     experiments running go on; run again to follow them)."""
+    refuse_chunked(read_queue().in_state("queued"))
     every = replan_every or params.scheduler.replan_interval
     runner = Runner(params, workers, say, clock or RealClock(), every, step, policy)
     with holding(QUEUE_DIR / "run", "queue run"), stop_requests(interrupt=True) as received:

@@ -64,7 +64,20 @@ def forecast(params: Params, entries: Sequence[Entry], now: float) -> IntensityS
 
 
 def job_of(entry: Entry) -> QueuedJob:
-    return QueuedJob(entry.name, entry.arrival, entry.deadline, entry.duration, entry.power_kw)
+    """An interruptible entry (one with a chunk floor) is planned in chunks, each at least that long."""
+    chunked = entry.chunk_floor is not None
+    return QueuedJob(entry.name, entry.arrival, entry.deadline, entry.duration, entry.power_kw, chunked,
+                     entry.chunk_floor or 0.0)  # fmt: skip
+
+
+def refuse_chunked(entries: Sequence[Entry]) -> None:
+    """Interruptible entries are planned (`queue plan`), not yet run: an experiment cannot yet be told to pause and
+    resume through the queue's chunks, and run whole it would break the plan's worker count. One line naming the
+    first, before anything starts."""
+    for entry in entries:
+        if entry.chunk_floor is not None:
+            raise FieldError(f"entry {entry.name}", "interruptible entries are planned only (queue plan); neither "
+                             "queue run nor SLURM follows their chunks yet: cancel it, add it without --interruptible")
 
 
 def running_job(entry: Entry, now: float) -> QueuedJob:
@@ -160,6 +173,7 @@ def plan_rows(comparison: Comparison) -> list[dict[str, Any]]:
             "entry": slot.name, "start": iso(slot.start), "end": iso(slot.end), "expected_g": slot.expected_g,
             "now_g": now_g, "saving_vs_now_pct": _pct(slot.expected_g, now_g),
             "own_best_g": own_g, "vs_own_best_pct": _pct(slot.expected_g, own_g),
+            "chunks": [[iso(chunk.start), iso(chunk.end)] for chunk in slot.chunks],
         })
     return rows
 
@@ -179,11 +193,13 @@ def plan_summary(comparison: Comparison, workers: int, source: str, policy: Queu
 
 
 def render_table(summary: dict[str, Any]) -> str:
-    header = f"{'entry':<14} {'start (UTC)':<19} {'end':<19} {'expected g':>10} {'vs now':>8} {'vs own best':>11}"
+    header = (f"{'entry':<14} {'start (UTC)':<19} {'end':<19} {'chunks':>6} {'expected g':>10} {'vs now':>8} "
+              f"{'vs own best':>11}")
     lines = [header, "-" * len(header)]
     for row in summary["entries"]:
         lines.append(
-            f"{row['entry']:<14} {row['start'][:19]:<19} {row['end'][:19]:<19} {row['expected_g']:>10.3f} "
+            f"{row['entry']:<14} {row['start'][:19]:<19} {row['end'][:19]:<19} {len(row['chunks']):>6} "
+            f"{row['expected_g']:>10.3f} "
             f"{-row['saving_vs_now_pct']:>+7.1f}% {-row['vs_own_best_pct']:>+10.1f}%"
         )
     lines.append(

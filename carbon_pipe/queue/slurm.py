@@ -33,7 +33,7 @@ from ..scheduling.queued import SLOT_VARIABLE
 from ..scheduling.wait_loop import ProgressLine
 from ..timeutil import iso
 from .local import WRAPPER, slot_of
-from .planning import QueuePolicy, check_workers, forecast, lanes, plan_queue
+from .planning import QueuePolicy, check_workers, forecast, lanes, plan_queue, refuse_chunked
 from .store import Entry, Slot, changing, read_queue, update
 
 TIME_MARGIN = 1.5  # --time: the expected duration with this margin (SLURM ends a job at its time limit)
@@ -100,6 +100,7 @@ def submit(
 ) -> list[Entry]:
     """Plan the entries not started, submit those not submitted, move those pending to their new slot and lane."""
     check_workers(workers)
+    refuse_chunked(read_queue().in_state("queued"))
     refresh(now)  # what ended since, and the real starts of what runs
     with _holding_pending() as (pending, running):
         series = forecast(params, pending + running, now)
