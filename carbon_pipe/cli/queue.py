@@ -168,8 +168,9 @@ def submit(
 
     if not slurm:
         exit_with(UsageError("queue submit: only --slurm is supported (queue run runs the queue here)"))
+    how = run_or_exit(lambda: QueuePolicy(policy, forecast_error))
     config = load_params_or_exit(params)
-    step_seconds, how = _seconds(step, "--step"), run_or_exit(lambda: QueuePolicy(policy, forecast_error))
+    step_seconds = _seconds(step, "--step")
     run_or_exit(lambda: cluster.submit(config, workers, Path.cwd(), print_progress, time.time(), step_seconds, how))
 
 
