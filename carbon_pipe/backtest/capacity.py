@@ -9,13 +9,13 @@ Pure: the grid, the jobs and the forecasts in, scores out. Every job draws 1 kW,
   What is expected is the nowcast the single-job rolling policy uses: the forecast known then, corrected by the
   errors seen so far and relaxed to the daily profile beyond its horizon.
 - joint-hedged: the joint policy, each whole job held towards its first-come start (known when it arrives: fcfs
-  serves in arrival order). Any other start costs, besides its expected grams, HEDGE_WEIGHT x what it would emit
-  with every point raised by the forecast's own error band (`ErrorBand`) beyond what the first-come start would
-  with every point lowered by it: a job moves only for a saving the forecast's error cannot undo, unless capacity
-  leaves it no better choice. Beside the jobs that have arrived it plans the ones it expects, each job of the last
-  day again a day later, held to their own first-come starts in the same way (a capacity reserve: a job deferred
-  by a day does not take the worker that the next day's first-come start needs). It trades saving for fewer days
-  dirtier than fcfs.
+  serves in arrival order) by scheduling/hedged.py, which the queue's `--policy joint-hedged` shares. Any other
+  start costs, besides its expected grams, HEDGE_WEIGHT x what it would emit with every point raised by the
+  forecast's own error band (`ErrorBand`) beyond what the first-come start would with every point lowered by it: a
+  job moves only for a saving the forecast's error cannot undo, unless capacity leaves it no better choice. Beside
+  the jobs that have arrived it plans the ones it expects, each job of the last day again a day later, held to
+  their own first-come starts in the same way (a capacity reserve: a job deferred by a day does not take the worker
+  that the next day's first-come start needs). It trades saving for fewer days dirtier than fcfs.
 - oracle-capacity: the joint policy knowing the actual intensities (its forecast is the trace itself): what the
   joint plan would save with a perfect forecast. Like every policy it learns of a job when the job arrives.
 """
@@ -29,7 +29,8 @@ import numpy as np
 
 from ..errors import FieldError
 from ..intensity.series import IntensitySeries
-from ..scheduling.joint import Hedge, QueuedJob, own_best, plan_jobs, serve
+from ..scheduling.hedged import banded, hedge_to
+from ..scheduling.joint import QueuedJob, own_best, plan_jobs, serve
 from .forecasts import Forecasts, IssuedForecasts
 from .grid import Grid
 from .jobs import Jobs
@@ -37,7 +38,6 @@ from .policies import Knowledge
 
 CAPACITY_POLICIES = ("fcfs", "greedy", "joint", "joint-hedged", "oracle-capacity")
 DEFAULT_CAPACITY_POLICIES = ("fcfs", "greedy", "joint", "oracle-capacity")  # joint-hedged on request: it re-plans again
-HEDGE_WEIGHT = 1000.0  # a move must clear the band: risk weighs 1000 g a gram; finite, so there is always a plan
 RECUR = 86400.0  # joint-hedged expects the jobs of the last day to arrive again a day later
 MIN_ERROR_PAIRS = 12  # per lead, before a forecast's past errors count as its error band there
 Runs = list[list[tuple[float, float]]]  # per job, the [start, end) seconds it ran
@@ -282,19 +282,9 @@ class HedgeToFirstCome:
     def hedges(self, pending, pinned: set[int], series: IntensitySeries, now: float, row: int,
                expected: list[tuple[QueuedJob, float]]) -> dict:  # fmt: skip
         """plan_jobs' keyword arguments for the pending jobs, then the expected ones."""
-        band = self.error.at(row, len(series.values))
-        best = np.maximum(series.values - band, 0.0)
-        # Where no error is known yet, a point counts twice the highest expected: no move there is sure.
-        worst = np.where(np.isfinite(band), series.values + band, 2 * series.values.max())
-        best = IntensitySeries(series.boundaries, best, series.is_forecast, series.source, "optimistic")
-        hedges = [None if j in pinned or job.interruptible else self._hedge(self.first_come[j][0][0], job, best, now)
+        best, pessimistic = banded(series, self.error.at(row, len(series.values)))
+        hedges = [None if j in pinned or job.interruptible
+                  else hedge_to(self.first_come[j][0][0], job, best, now, self.actual)
                   for j, job in pending]  # fmt: skip
-        hedges += [self._hedge(start, job, best, now) for job, start in expected]
-        pessimistic = IntensitySeries(series.boundaries, worst, series.is_forecast, series.source, "pessimistic")
+        hedges += [hedge_to(start, job, best, now, self.actual) for job, start in expected]
         return {"hedges": hedges, "pessimistic": pessimistic}
-
-    def _hedge(self, start: float, job: QueuedJob, best: IntensitySeries, now: float) -> Hedge:
-        end = start + job.duration
-        past = self.actual.integral(start, min(now, end))[0] if start < now else 0.0
-        ahead = best.integral(max(start, now), end)[0] if end > now else 0.0
-        return Hedge(start, job.power_kw * (past + ahead) / 3600.0, HEDGE_WEIGHT)

@@ -26,6 +26,10 @@ queue_app = typer.Typer(help="Queue DVC experiments, plan them together into low
 app.add_typer(queue_app, name="queue")
 
 WorkersOption = typer.Option(1, "--workers", "-K", help="At most this many experiments run at once.")
+PolicyOption = typer.Option("joint", "--policy", help="joint: least expected emissions; joint-hedged: each entry "
+                            "stays at its first-come start unless a move saves more than --forecast-error could undo.")
+ForecastErrorOption = typer.Option(10.0, "--forecast-error", help="joint-hedged: how far the forecast may be off, "
+                                   "in % of each point.")
 StepOption = typer.Option(None, "--step", help="The planning grid (e.g. 15min); default: the forecast's own step, "
                           "at least 15 min.")
 
@@ -67,6 +71,8 @@ def add(
                                         "scheduler.max_wait + the duration."),
     arrival: Optional[str] = typer.Option(None, "--arrival", help="When the entry counts as queued (default: now); "
                                           "for planning against a past trace."),
+    interruptible: bool = typer.Option(False, "--interruptible", help="Plan it in chunks (none shorter than "
+                                       "scheduler.min_chunk), for `queue plan`: queue run and SLURM refuse it."),
     params: Path = ParamsOption,
 ) -> None:
     """Queue one DVC experiment per combination of the -S values. Every entry is checked before any is added."""
@@ -75,11 +81,13 @@ def add(
     load_params_or_exit(params)
     moment = _instant(arrival, "--arrival") or time.time()
     added = run_or_exit(lambda: add_entries(
-        params, overrides, name, duration, power, _instant(deadline, "--deadline"), _seconds(slack, "--slack"), moment
+        params, overrides, name, duration, power, _instant(deadline, "--deadline"), _seconds(slack, "--slack"), moment,
+        interruptible,
     ))
     for entry in added:
         print_progress(f"queued {entry.name}: {entry.duration:.0f} s ({entry.duration_basis}), {entry.power_kw:g} kW, "
-             f"deadline in {(entry.deadline - entry.arrival) / 3600:.2f} h")
+             f"deadline in {(entry.deadline - entry.arrival) / 3600:.2f} h"
+             + ("" if entry.chunk_floor is None else f", interruptible (chunks of at least {entry.chunk_floor:.0f} s)"))
 
 
 @queue_app.command("plan")
@@ -89,6 +97,8 @@ def plan(
                              "(a Gantt over the forecast, beside first-come)."),
     now: Optional[str] = typer.Option(None, "--now", help="Plan as if now were this time (default: the clock)."),
     step: Optional[str] = StepOption,
+    policy: str = PolicyOption,
+    forecast_error: float = ForecastErrorOption,
     as_json: bool = JsonOption,
     params: Path = ParamsOption,
 ) -> None:
@@ -98,6 +108,7 @@ def plan(
     from ..queue.gantt import write_gantt
     from ..queue.store import read_queue
 
+    how = run_or_exit(lambda: planning.QueuePolicy(policy, forecast_error))
     config = load_params_or_exit(params)
     run_or_exit(lambda: planning.check_workers(workers))
     moment = _instant(now, "--now") or time.time()
@@ -105,9 +116,11 @@ def plan(
     if not entries:
         exit_with(UsageError("queue plan: no queued entries (carbon-pipe queue add -S key=value first)"))
     series = run_or_exit(lambda: planning.forecast(config, entries, moment))
-    comparison = run_or_exit(lambda: planning.compare_plans(entries, series, workers, moment, _seconds(step, "--step")))
+    comparison = run_or_exit(lambda: planning.compare_plans(
+        entries, series, workers, moment, _seconds(step, "--step"), how
+    ))
     write_gantt(png, series, comparison.joint, comparison.first_come, workers)
-    summary = planning.plan_summary(comparison, workers, f"{series.source} {series.region}")
+    summary = planning.plan_summary(comparison, workers, f"{series.source} {series.region}", how)
     if as_json:
         print_json({**summary, "png": str(png)})
     else:
@@ -120,15 +133,19 @@ def run(
     replan_interval: Optional[str] = typer.Option(None, "--replan-interval", help="Re-fetch and re-plan the entries "
                                                   "not started this often (default: scheduler.replan_interval)."),
     step: Optional[str] = StepOption,
+    policy: str = PolicyOption,
+    forecast_error: float = ForecastErrorOption,
     params: Path = ParamsOption,
 ) -> None:
     """Follow the plan on the real clock: each entry starts in its slot as `dvc exp run --temp`, never more than K
     at once. Safe to stop and run again: nothing starts twice, nothing is lost."""
     from ..queue.local import run_queue
+    from ..queue.planning import QueuePolicy
 
+    how = run_or_exit(lambda: QueuePolicy(policy, forecast_error))
     config = load_params_or_exit(params)
     every, grid = _seconds(replan_interval, "--replan-interval"), _seconds(step, "--step")
-    queue = run_or_exit(lambda: run_queue(config, workers, print_progress, every, grid))
+    queue = run_or_exit(lambda: run_queue(config, workers, print_progress, every, grid, policy=how))
     done, failed = queue.in_state("done"), queue.in_state("failed")
     print_progress(f"queue: {len(done)} done, {len(failed)} failed" + "".join(f"; {e.name}: {e.note}" for e in failed))
     if failed:
@@ -140,17 +157,21 @@ def submit(
     slurm: bool = typer.Option(False, "--slurm", help="Hand each entry to SLURM (sbatch --begin at its slot)."),
     workers: int = WorkersOption,
     step: Optional[str] = StepOption,
+    policy: str = PolicyOption,
+    forecast_error: float = ForecastErrorOption,
     params: Path = ParamsOption,
 ) -> None:
     """Plan the entries not started and submit each to SLURM at its slot, in its own clone of the committed project;
     again later, it re-plans and moves the jobs still pending. Results come back as DVC experiments."""
     from ..queue import slurm as cluster
+    from ..queue.planning import QueuePolicy
 
     if not slurm:
         exit_with(UsageError("queue submit: only --slurm is supported (queue run runs the queue here)"))
+    how = run_or_exit(lambda: QueuePolicy(policy, forecast_error))
     config = load_params_or_exit(params)
     step_seconds = _seconds(step, "--step")
-    run_or_exit(lambda: cluster.submit(config, workers, Path.cwd(), print_progress, time.time(), step_seconds))
+    run_or_exit(lambda: cluster.submit(config, workers, Path.cwd(), print_progress, time.time(), step_seconds, how))
 
 
 @queue_app.command("status")

@@ -146,8 +146,10 @@ def add_entries(
     deadline: Optional[float],
     slack: Optional[float],
     arrival: float,
+    interruptible: bool = False,
 ) -> list[Any]:
-    """Check every entry of the grid first, then add them all in one write: a bad one adds none."""
+    """Check every entry of the grid first, then add them all in one write: a bad one adds none. An interruptible
+    entry may run in chunks, none shorter than its configuration's scheduler.min_chunk."""
     from ..layout import run_metrics
     from .store import Entry, changing
 
@@ -169,6 +171,7 @@ def add_entries(
             added.append(Entry(
                 name=entry_name, overrides=chosen, arrival=arrival, deadline=due, duration=length.value,
                 duration_basis=length.basis, power_kw=watts.value, power_basis=watts.basis,
+                chunk_floor=params.scheduler.min_chunk if interruptible else None,
             ))
         queue.entries.extend(added)
     return added

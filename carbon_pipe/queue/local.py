@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Callable, Optional
+from typing import Optional
 
 from ..artifacts import holding
 from ..config.params import Params
 from ..errors import CarbonPipeError, Interrupted
 from ..scheduling.clock import Clock, RealClock
 from ..scheduling.queued import QueueSlot
+from ..scheduling.wait_loop import ProgressLine
 from ..signals import stop_requests, stopped_by
 from ..timeutil import iso
-from .planning import check_workers, forecast, plan_queue, worth_moving
+from .planning import QueuePolicy, check_workers, forecast, plan_queue, refuse_chunked, worth_moving
 from .store import QUEUE_DIR, Entry, Queue, Slot, changing, pid_alive, read_queue, update
 
-Say = Callable[[str], None]
 # Runs the experiment once: the `began` marker is taken exclusively first (a second launch of the entry exits 75
 # without running anything), the exit status lands atomically in `exit`.
 WRAPPER = (
@@ -79,10 +79,11 @@ def local_running(queue: Queue) -> list[Entry]:
 
 class Runner:
     def __init__(
-        self, params: Params, workers: int, say: Say, clock: Clock, replan_every: float, step: Optional[float]
+        self, params: Params, workers: int, say: ProgressLine, clock: Clock, replan_every: float, step: Optional[float],
+        policy: QueuePolicy = QueuePolicy(),
     ) -> None:
         self.params, self.workers, self.say, self.clock = params, check_workers(workers), say, clock
-        self.grid = step  # the planning grid (None: the joint planner's default)
+        self.grid, self.policy = step, policy  # the planning grid (None: the joint planner's default)
         self.replan_every, self.planned_at = replan_every, float("-inf")
         self.children: dict[str, subprocess.Popen] = {}
 
@@ -92,7 +93,7 @@ class Runner:
         pending, running = queue.in_state("queued"), local_running(queue)
         try:
             series = forecast(self.params, pending + running, now)
-            plan = plan_queue(pending, running, series, self.workers, now, self.grid)
+            plan = plan_queue(pending, running, series, self.workers, now, self.grid, self.policy)
         except CarbonPipeError as exc:
             if first or any(entry.slot is None for entry in pending):
                 raise
@@ -108,9 +109,9 @@ class Runner:
                 if entry.name in slots:
                     slot = slots[entry.name]
                     entry.slot = Slot(start=slot.start, end=slot.end, expected_g=slot.expected_g, planned_at=now,
-                                      method=plan.method)
+                                      method=self.policy.method(plan))
         self.say(f"queue: planned {len(pending)} entr{'y' if len(pending) == 1 else 'ies'} at {iso(now)} "
-                 f"({plan.method}, {plan.total_g:.3f} g expected with those running)")
+                 f"({self.policy.method(plan)}, {plan.total_g:.3f} g expected with those running)")
 
     def launch(self, entry: Entry, now: float) -> None:
         entry = update(entry.name, state="started", started_at=now, note=None)
@@ -156,13 +157,14 @@ class Runner:
 
 
 def run_queue(
-    params: Params, workers: int, say: Say, replan_every: Optional[float] = None, step: Optional[float] = None,
-    tick: float = 1.0, clock: Optional[Clock] = None,
+    params: Params, workers: int, say: ProgressLine, replan_every: Optional[float] = None, step: Optional[float] = None,
+    tick: float = 1.0, clock: Optional[Clock] = None, policy: QueuePolicy = QueuePolicy(),
 ) -> Queue:
     """Run the queue until every entry is done, failed or cancelled. SIGTERM or Ctrl-C stop following it (the
     experiments running go on; run again to follow them)."""
+    refuse_chunked(read_queue().in_state("queued"))
     every = replan_every or params.scheduler.replan_interval
-    runner = Runner(params, workers, say, clock or RealClock(), every, step)
+    runner = Runner(params, workers, say, clock or RealClock(), every, step, policy)
     with holding(QUEUE_DIR / "run", "queue run"), stop_requests(interrupt=True) as received:
         try:
             first = True

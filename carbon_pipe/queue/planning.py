@@ -10,9 +10,40 @@ from ..config.params import Params
 from ..errors import FieldError, UsageError
 from ..intensity.series import IntensitySeries
 from ..intensity.sources import fetch_series
+from ..scheduling.hedged import hedged_to_first_come
 from ..scheduling.joint import JointPlan, QueuedJob, first_come_plan, own_best_window_plan, plan_jobs
 from ..timeutil import iso
 from .store import Entry
+
+QUEUE_POLICIES = ("joint", "joint-hedged")
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """How the queue plans: `joint` (least expected grams), or `joint-hedged` (each entry held at its first-come
+    start unless a move saves more than the forecast could be wrong by: `forecast_error_pct` of each point)."""
+
+    name: str = "joint"
+    forecast_error_pct: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.name not in QUEUE_POLICIES:
+            raise UsageError(f"--policy: {self.name!r} is not a queue policy (known: {', '.join(QUEUE_POLICIES)})")
+        if not 0 <= self.forecast_error_pct < 1000:
+            raise UsageError(f"--forecast-error: must be a percentage from 0 to below 1000, not "
+                             f"{self.forecast_error_pct:g}")
+
+    def method(self, plan: JointPlan) -> str:
+        """How a plan was made, as the entries' slots record it: the solver's method, and the policy if hedged."""
+        return plan.method if self.name == "joint" else f"{self.name} {plan.method}"
+
+    def plan(self, jobs: Sequence[QueuedJob], held: Sequence[bool], series: IntensitySeries, workers: int,
+             now: float, step: Optional[float]) -> JointPlan:
+        """The plan of `jobs`; under joint-hedged those `held` are hedged towards their first-come starts."""
+        if self.name == "joint":
+            return plan_jobs(jobs, series, workers, now, step=step)
+        band = self.forecast_error_pct / 100 * series.values
+        return hedged_to_first_come(jobs, series, band, workers, now, held, step)
 
 
 def check_workers(workers: int) -> int:
@@ -33,7 +64,20 @@ def forecast(params: Params, entries: Sequence[Entry], now: float) -> IntensityS
 
 
 def job_of(entry: Entry) -> QueuedJob:
-    return QueuedJob(entry.name, entry.arrival, entry.deadline, entry.duration, entry.power_kw)
+    """An interruptible entry (one with a chunk floor) is planned in chunks, each at least that long."""
+    chunked = entry.chunk_floor is not None
+    return QueuedJob(entry.name, entry.arrival, entry.deadline, entry.duration, entry.power_kw, chunked,
+                     entry.chunk_floor or 0.0)  # fmt: skip
+
+
+def refuse_chunked(entries: Sequence[Entry]) -> None:
+    """Interruptible entries are planned (`queue plan`), not yet run: an experiment cannot yet be told to pause and
+    resume through the queue's chunks, and run whole it would break the plan's worker count. One line naming the
+    first, before anything starts."""
+    for entry in entries:
+        if entry.chunk_floor is not None:
+            raise FieldError(f"entry {entry.name}", "interruptible entries are planned only (queue plan); neither "
+                             "queue run nor SLURM follows their chunks yet: cancel it, add it without --interruptible")
 
 
 def running_job(entry: Entry, now: float) -> QueuedJob:
@@ -58,12 +102,12 @@ def check_entries(entries: Sequence[Entry], now: float) -> None:
 
 def plan_queue(
     pending: Sequence[Entry], running: Sequence[Entry], series: IntensitySeries, workers: int, now: float,
-    step: Optional[float] = None,
+    step: Optional[float] = None, policy: QueuePolicy = QueuePolicy(),
 ) -> JointPlan:
     """The joint plan of the entries not started yet, around those running (which keep their workers)."""
     check_entries(pending, now)
     jobs = [running_job(entry, now) for entry in running] + [job_of(entry) for entry in pending]
-    return plan_jobs(jobs, series, workers, now, step=step)
+    return policy.plan(jobs, [False] * len(running) + [True] * len(pending), series, workers, now, step)
 
 
 def lanes(plan: JointPlan, workers: Optional[int] = None, fixed: Optional[dict[str, int]] = None) -> dict[str, int]:
@@ -98,7 +142,8 @@ class Comparison:
 
 
 def compare_plans(
-    entries: Sequence[Entry], series: IntensitySeries, workers: int, now: float, step: Optional[float] = None
+    entries: Sequence[Entry], series: IntensitySeries, workers: int, now: float, step: Optional[float] = None,
+    policy: QueuePolicy = QueuePolicy(),
 ) -> Comparison:
     check_entries(entries, now)
     jobs = [job_of(entry) for entry in entries]
@@ -107,7 +152,7 @@ def compare_plans(
         begin = max(now, job.arrival)
         now_g[job.name] = job.power_kw * series.mean(begin, begin + job.duration) * job.duration / 3600
     return Comparison(
-        plan_jobs(jobs, series, workers, now, step=step),
+        policy.plan(jobs, [True] * len(jobs), series, workers, now, step),
         first_come_plan(jobs, series, workers, now),
         own_best_window_plan(jobs, series, workers, now),
         own_best_window_plan(jobs, series, len(jobs), now),
@@ -128,14 +173,16 @@ def plan_rows(comparison: Comparison) -> list[dict[str, Any]]:
             "entry": slot.name, "start": iso(slot.start), "end": iso(slot.end), "expected_g": slot.expected_g,
             "now_g": now_g, "saving_vs_now_pct": _pct(slot.expected_g, now_g),
             "own_best_g": own_g, "vs_own_best_pct": _pct(slot.expected_g, own_g),
+            "chunks": [[iso(chunk.start), iso(chunk.end)] for chunk in slot.chunks],
         })
     return rows
 
 
-def plan_summary(comparison: Comparison, workers: int, source: str) -> dict[str, Any]:
+def plan_summary(comparison: Comparison, workers: int, source: str, policy: QueuePolicy = QueuePolicy()
+                 ) -> dict[str, Any]:  # fmt: skip
     joint, first = comparison.joint, comparison.first_come
     return {
-        "workers": workers, "method": joint.method, "source": source,
+        "workers": workers, "policy": policy.name, "method": policy.method(joint), "source": source,
         "total_g": joint.total_g, "lower_bound_g": joint.lower_bound_g, "gap": joint.gap,
         "first_come_total_g": first.total_g, "saving_vs_first_come_pct": _pct(joint.total_g, first.total_g),
         "own_best_window_total_g": comparison.stampede.total_g,
@@ -146,11 +193,13 @@ def plan_summary(comparison: Comparison, workers: int, source: str) -> dict[str,
 
 
 def render_table(summary: dict[str, Any]) -> str:
-    header = f"{'entry':<14} {'start (UTC)':<19} {'end':<19} {'expected g':>10} {'vs now':>8} {'vs own best':>11}"
+    header = (f"{'entry':<14} {'start (UTC)':<19} {'end':<19} {'chunks':>6} {'expected g':>10} {'vs now':>8} "
+              f"{'vs own best':>11}")
     lines = [header, "-" * len(header)]
     for row in summary["entries"]:
         lines.append(
-            f"{row['entry']:<14} {row['start'][:19]:<19} {row['end'][:19]:<19} {row['expected_g']:>10.3f} "
+            f"{row['entry']:<14} {row['start'][:19]:<19} {row['end'][:19]:<19} {len(row['chunks']):>6} "
+            f"{row['expected_g']:>10.3f} "
             f"{-row['saving_vs_now_pct']:>+7.1f}% {-row['vs_own_best_pct']:>+10.1f}%"
         )
     lines.append(

@@ -23,19 +23,19 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 from ..artifacts import write_text
 from ..config.params import Params
 from ..errors import CarbonPipeError, UsageError
 from ..scheduling.joint import JointPlan
 from ..scheduling.queued import SLOT_VARIABLE
+from ..scheduling.wait_loop import ProgressLine
 from ..timeutil import iso
 from .local import WRAPPER, slot_of
-from .planning import check_workers, forecast, lanes, plan_queue
+from .planning import QueuePolicy, check_workers, forecast, lanes, plan_queue, refuse_chunked
 from .store import Entry, Slot, changing, read_queue, update
 
-Say = Callable[[str], None]
 TIME_MARGIN = 1.5  # --time: the expected duration with this margin (SLURM ends a job at its time limit)
 HOLD_TRIES = 3
 
@@ -86,7 +86,7 @@ def _timing(entry: Entry, begin: float) -> list[str]:
     return [f"--begin=now+{max(0, round(begin - now))}", f"--deadline=now+{round(deadline - now)}", f"--time={limit}"]
 
 
-def _begin(entry: Entry, now: float, say: Say) -> float:
+def _begin(entry: Entry, now: float, say: ProgressLine) -> float:
     assert entry.slot is not None
     if entry.slot.start < now:
         say(f"queue: {entry.name}: its slot {iso(entry.slot.start)} is past (SLURM drops past start times): begins now")
@@ -95,18 +95,21 @@ def _begin(entry: Entry, now: float, say: Say) -> float:
 
 
 def submit(
-    params: Params, workers: int, project: Path, say: Say, now: float, step: Optional[float] = None
+    params: Params, workers: int, project: Path, say: ProgressLine, now: float, step: Optional[float] = None,
+    policy: QueuePolicy = QueuePolicy(),
 ) -> list[Entry]:
     """Plan the entries not started, submit those not submitted, move those pending to their new slot and lane."""
     check_workers(workers)
+    refuse_chunked(read_queue().in_state("queued"))
     refresh(now)  # what ended since, and the real starts of what runs
     with _holding_pending() as (pending, running):
-        plan = plan_queue(pending, running, forecast(params, pending + running, now), workers, now, step)
+        series = forecast(params, pending + running, now)
+        plan = plan_queue(pending, running, series, workers, now, step, policy)
         with changing() as fresh:
             for slot in plan.slots:
                 if any(slot.name == entry.name for entry in pending):
                     fresh.named(slot.name).slot = Slot(start=slot.start, end=slot.end, expected_g=slot.expected_g,
-                                                       planned_at=now, method=plan.method)
+                                                       planned_at=now, method=policy.method(plan))
         lane_of = lanes(plan, workers, _running_lanes(running, project))
         for lane, names in _chains(plan, lane_of, pending).items():
             after = [job for entry in running if lane_of[entry.name] == lane and (job := entry.slurm_job) is not None]
@@ -125,7 +128,9 @@ def _chains(plan: JointPlan, lane_of: dict[str, int], pending: list[Entry]) -> d
     return chains
 
 
-def _place(entry: Entry, name: str, after: list[int], project: Path, workers: int, now: float, say: Say) -> int:
+def _place(
+    entry: Entry, name: str, after: list[int], project: Path, workers: int, now: float, say: ProgressLine
+) -> int:
     """Submit the entry, or move its pending job, to begin at its slot in the lane `name` after the jobs `after`."""
     begin = _begin(entry, now, say)
     write_slot(entry, workers)

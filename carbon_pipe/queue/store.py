@@ -47,6 +47,7 @@ class Entry(Record):
     duration_basis: str
     power_kw: float = Field(gt=0)
     power_basis: str
+    chunk_floor: Optional[float] = Field(None, ge=0)  # interruptible: its shortest chunk in seconds; None: runs whole
     state: State = "queued"
     slot: Optional[Slot] = None
     started_at: Optional[float] = None

@@ -35,6 +35,7 @@ class QueuedJob:
     duration: float  # seconds of running
     power_kw: float  # expected mean power while running
     interruptible: bool = False
+    min_chunk: float = 0.0  # an interruptible job's shortest chunk, seconds (the last may be cut to the duration)
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ def own_best(job: QueuedJob, series: IntensitySeries, now: float):
     """The job's single-job plan from `now`: its best window, or its cheapest chunks if it is interruptible."""
     earliest, latest_end = _earliest(job, now), min(job.deadline, series.end)
     if job.interruptible:
-        return interruptible_plan(series, earliest, latest_end, job.duration)
+        return interruptible_plan(series, earliest, latest_end, job.duration, job.min_chunk)
     return lowest_mean_start(series, earliest, latest_end - job.duration, job.duration)
 
 

@@ -4,7 +4,9 @@ Time from `now` to the last deadline (or the series' end) is cut into cells on a
 A job that runs whole has one binary per allowed start: the grid's edges in its window, its earliest and latest
 start and the edges minus its duration (so a run may end on an edge); choosing one costs power x the integral of
 intensity over the run, exactly. An interruptible job has one binary per cell of its window and runs whole cells
-adding up to at least its duration. Per cell, the jobs holding it (a run holds every cell it touches) number at
+adding up to at least its duration; with a chunk floor (`min_chunk`), a chunk that begins in a cell holds the cells
+that follow until it is at least that long (the chunks are then cut to the duration from the last, none below the
+floor unless every chunk is at it). Per cell, the jobs holding it (a run holds every cell it touches) number at
 most the workers. Minimising the sum is exact on the grid.
 
 Beyond MAX_EXACT_VARIABLES binaries, or when HiGHS cannot prove the optimum within EXACT_SECONDS, the plan is a
@@ -57,6 +59,7 @@ class Model:
     edges: np.ndarray
     need: np.ndarray  # per job: 1 (one start) or the seconds to run (interruptible)
     interruptible: np.ndarray
+    floors: np.ndarray  # rows (begins, before or -1, held): a chunk begun in `begins` holds `held` too
 
 
 def solve(
@@ -81,7 +84,7 @@ def solve(
         spans[model.job[v]].append((float(model.start[v]), float(model.end[v])))
     for j, job in enumerate(jobs):
         if job.interruptible:
-            spans[j] = _trim(sorted(spans[j]), job.duration)
+            spans[j] = _trim(sorted(spans[j]), job.duration, min(job.min_chunk, job.duration))
     return Solution(spans, exact, bound, float(model.cost[chosen].sum()))
 
 
@@ -116,6 +119,8 @@ def _place_in_turn(model: Model, x: np.ndarray, order: Sequence[int], left: np.n
     chosen = np.zeros(len(model.cost), dtype=bool)
     job_from = np.searchsorted(model.job, np.arange(len(model.need) + 1))  # variables are built job by job
     cell_from = np.searchsorted(model.cells[:, 0], np.arange(len(model.cost) + 1))
+    if np.isin(order, model.job[model.floors[:, 0]]).any():
+        return None  # one by one would ignore a chunk floor: HiGHS places the rest, floors kept
     for j in order:
         variables = np.arange(job_from[j], job_from[j + 1])
         wanted = model.need[j]
@@ -163,7 +168,28 @@ def build(
     cells = np.stack([np.repeat(np.arange(len(starts)), counts), np.repeat(first, counts) + offsets], axis=1)
     interruptible = np.array([j.interruptible for j in jobs])
     need = np.where(interruptible, [j.duration for j in jobs], 1.0)
-    return Model(cost, job, starts, ends, cells, edges, need, interruptible)
+    offset = np.cumsum([0] + [len(p[0]) for p in parts])
+    floors = [_floor(jobs[j], *p, offset[j]) for j, p in enumerate(parts) if jobs[j].interruptible]
+    floors = np.concatenate(floors) if floors else np.empty((0, 3), dtype=np.int64)
+    return Model(cost, job, starts, ends, cells, edges, need, interruptible, floors)
+
+
+def _floor(job: "QueuedJob", starts: np.ndarray, ends: np.ndarray, offset: int) -> np.ndarray:
+    """The chunk floor's rows for an interruptible job's cells (variables from `offset`): a chunk begun in a cell
+    (the cell before it not run, or not adjacent) holds every later cell until the floor is reached; one that cannot
+    reach it before the window ends cannot begin there."""
+    rows = []
+    floor = min(job.min_chunk, job.duration)
+    for i in range(len(starts) if floor > EPS else 0):
+        before = offset + i - 1 if i and abs(ends[i - 1] - starts[i]) < EPS else -1
+        k = i
+        while ends[k] - starts[i] < floor - EPS:  # the chunk through cell k is short of the floor: k + 1 too
+            k += 1
+            if k == len(starts) or abs(ends[k - 1] - starts[k]) > EPS:
+                rows.append((offset + i, before, -1))
+                break
+            rows.append((offset + i, before, offset + k))
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
 def _whole(
@@ -235,9 +261,24 @@ def _problem(model: Model, capacity: np.ndarray, keep: np.ndarray, allowed: np.n
     pairs = pairs[np.isin(pairs[:, 1], crowded)]
     rows = np.searchsorted(crowded, pairs[:, 1])
     limits = coo_matrix((np.ones(len(pairs)), (rows, index[pairs[:, 0]])), shape=(len(crowded), len(variables)))
-    matrix = vstack([assign, limits]).tocsr()
-    lower, upper = np.concatenate([lower, np.full(len(crowded), -np.inf)]), np.concatenate([upper, capacity[crowded]])
+    floors = _floor_rows(model, index, used)
+    matrix = vstack([assign, limits, floors]).tocsr()
+    lower = np.concatenate([lower, np.full(len(crowded) + floors.shape[0], -np.inf)])
+    upper = np.concatenate([upper, capacity[crowded], np.zeros(floors.shape[0])])
     return Problem(variables, model.cost[variables], matrix, lower, upper, len(model.cost))
+
+
+def _floor_rows(model: Model, index: np.ndarray, used: np.ndarray):
+    """x[begins] - x[before] - x[held] <= 0 per floor row of the variables used (a missing one counts 0)."""
+    from scipy.sparse import coo_matrix
+
+    rows = model.floors[used[model.floors[:, 0]]]
+    data, row_of, column = [], [], []
+    for r, (begins, before, held) in enumerate(rows):
+        for variable, sign in ((begins, 1.0), (before, -1.0), (held, -1.0)):
+            if variable >= 0 and used[variable]:
+                data.append(sign), row_of.append(r), column.append(index[variable])
+    return coo_matrix((data, (row_of, column)), shape=(len(rows), int(used.sum())))
 
 
 def _integer(problem: Problem, exact: bool, feasibility: bool = False) -> tuple[np.ndarray | None, float, int]:
@@ -280,16 +321,22 @@ def _relaxation(problem: Problem, feasibility: bool = False) -> tuple[np.ndarray
     return x, float(result.fun)
 
 
-def _trim(spans: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
-    """Whole cells may add up to more than the duration: the last one is cut short so the job runs its duration."""
-    excess = sum(end - start for start, end in spans) - duration
-    while excess > EPS:
-        start, end = spans.pop()
-        cut = min(excess, end - start)
-        if end - cut > start + EPS:
-            spans.append((start, end - cut))
-        excess -= cut
-    return spans
+def _trim(spans: list[tuple[float, float]], duration: float, floor: float = 0.0) -> list[tuple[float, float]]:
+    """Whole cells may add up to more than the duration: the chunks are cut short from the last, none below the
+    chunk floor where that is enough, so the job runs its duration."""
+    merged: list[list[float]] = []
+    for start, end in spans:
+        if merged and abs(merged[-1][1] - start) < EPS:
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    excess = sum(end - start for start, end in merged) - duration
+    for least in (floor, 0.0):  # where every chunk is at the floor, the last ends short: the work is done
+        for chunk in reversed(merged):
+            cut = min(excess, max(chunk[1] - chunk[0] - least, 0.0)) if chunk[1] - chunk[0] > excess + EPS else excess
+            chunk[1] -= cut
+            excess -= cut
+    return [(start, end) for start, end in merged if end > start + EPS]
 
 
 def _raise_culprit(jobs: Sequence["QueuedJob"], model: Model, workers: int, status: int, relaxed: bool) -> None:

@@ -215,3 +215,57 @@ def test_a_hedge_never_costs_a_deadline_or_a_worker():
     plan = plan_jobs(jobs, series, 2, T0, step=STEP, hedges=hedges, pessimistic=pessimistic)
     assert_valid(plan, jobs, series, 2, T0)
     assert sum(slot.start == T0 for slot in plan.slots) == 2
+
+
+def chunks_of(cells) -> list[tuple[float, float]]:
+    """Adjacent cells merged into chunks."""
+    merged: list[list[float]] = []
+    for start, end in sorted(cells):
+        if merged and merged[-1][1] == start:
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_with_a_chunk_floor_the_joint_total_equals_a_brute_force_over_every_split(seed):
+    """Two whole jobs and an interruptible one whose every chunk is at least `floor` steps, on one or two workers."""
+    rng = np.random.default_rng(300 + seed)
+    series = series_of(rng, 12)
+    floor, workers = int(rng.integers(2, 4)), int(rng.integers(1, 3))
+    split = QueuedJob("split", T0, T0 + 12 * STEP, 5 * STEP, 1.0, True, floor * STEP)
+    jobs = [QueuedJob("a", T0, T0 + 8 * STEP, 2 * STEP, 1.5),
+            QueuedJob("b", T0 + 2 * STEP, T0 + 12 * STEP, 3 * STEP, 0.7), split]  # fmt: skip
+    options = [choices(job, T0) for job in jobs[:2]]
+    options.append([way for way in choices(split, T0) if min(e - s for s, e in chunks_of(way)) >= floor * STEP])
+    best = np.inf
+    for pick in itertools.product(*options):
+        if max_running(pick) <= workers:
+            best = min(best, sum(job.power_kw * sum(brute_cost(series, *span) for span in way) / 3600
+                                 for job, way in zip(jobs, pick)))  # fmt: skip
+    plan = plan_jobs(jobs, series, workers, T0, step=STEP)
+    assert plan.method == "milp" and plan.total_g == pytest.approx(best, rel=1e-7)
+    assert_valid(plan, jobs, series, workers, T0)
+    assert min(chunk.duration for chunk in plan.slots[2].chunks) >= floor * STEP - 1e-6
+    assert sum(chunk.duration for chunk in plan.slots[2].chunks) == pytest.approx(5 * STEP)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_with_a_worker_each_a_floored_interruptible_job_gets_its_single_job_chunks(seed):
+    rng = np.random.default_rng(400 + seed)
+    series = series_of(rng, 48)
+    jobs = [QueuedJob(f"e{k}", T0 + STEP * k, T0 + STEP * (30 + k), STEP * (4 + k), 1.0, True, STEP * (1 + k))
+            for k in range(3)]  # fmt: skip
+    plan = plan_jobs(jobs, series, len(jobs), T0, step=STEP)
+    for job, slot in zip(jobs, plan.slots):
+        alone = planner.interruptible_plan(series, job.arrival, job.deadline, job.duration, job.min_chunk)
+        assert slot.expected_g == pytest.approx(alone.expected_mean_intensity * job.duration / 3600, rel=1e-7)
+        assert min(chunk.duration for chunk in slot.chunks) >= job.min_chunk - 1e-6
+
+
+def test_chunks_cut_to_the_duration_keep_the_floor_unless_every_chunk_is_at_it():
+    """Whole cells overshoot the duration: cuts come off the last chunks down to the floor; where every chunk is at
+    the floor, the last one ends short."""
+    assert joint_model._trim([(0.0, 1.0), (3.0, 4.0), (5.0, 6.0)], 2.5, 1.0) == [(0.0, 1.0), (3.0, 4.0), (5.0, 5.5)]
+    assert joint_model._trim([(0.0, 2.0), (5.0, 6.0)], 2.5, 1.0) == [(0.0, 1.5), (5.0, 6.0)]
