@@ -90,6 +90,25 @@ GUARD = SlowWorkGuard()
 
 def pytest_configure(config) -> None:
     GUARD.install()
+    build_each_cli_once()
+
+
+def build_each_cli_once() -> None:
+    """typer's CliRunner builds the app's click command afresh at every invoke: each subcommand's signature read and
+    its type hints evaluated, about 50 ms for carbon-pipe's, and the fast suite invokes it hundreds of times. The app
+    does not change while the tests run, so each app's command is built once (as `carbon-pipe` builds it once per
+    process)."""
+    import typer.testing
+
+    build = typer.testing._get_command
+    built: dict[int, tuple] = {}
+
+    def command_of(app):
+        if id(app) not in built:
+            built[id(app)] = (app, build(app))  # the app is held, so its id is never reused for another
+        return built[id(app)][1]
+
+    typer.testing._get_command = command_of
 
 
 @pytest.hookimpl(tryfirst=True)
