@@ -140,9 +140,9 @@ class Launch(Section):
     cpu_seconds: Number = Field(description="the CPU time of its process tree, as the kernel counted it (s)")
     exit_code: Optional[Count] = Field(description="its exit status (null: ended by a signal)")
     signal: Optional[str] = Field(description="the signal that ended it, if one did")
-    stopped_for_pause: Flag = Field(description="asked to stop because its segment's budget was spent")
-    killed_after_grace: Flag = Field(description="killed after the grace period, not asked by a signal of yours")
-    passed_on: Optional[str] = Field(description="your SIGINT or SIGTERM, passed on to it")
+    stopped_for_pause: Flag = Field(description="sent SIGTERM because its segment's time budget was spent")
+    killed_after_grace: Flag = Field(description="SIGKILLed after outliving command.grace_period after that SIGTERM")
+    passed_on: Optional[str] = Field(description="the SIGINT or SIGTERM carbon-pipe received and passed on to it")
     escaped_ended: list[EscapedProcess] = Field(description="processes it left outside its group, ended after it")
 
 
