@@ -32,6 +32,7 @@ class SlowWorkGuard(importlib.abc.MetaPathFinder):
 
     def __init__(self) -> None:
         self.watching = False
+        self.commands_refused = False  # the test's training commands are refused before they train (its marker)
         self.seen: list[str] = []
 
     def install(self) -> None:
@@ -67,11 +68,11 @@ class SlowWorkGuard(importlib.abc.MetaPathFinder):
             words = command_words(args[1])
             if starts_dvc(words):
                 self.seen.append("started dvc")
-            elif starts_training(words):
+            elif starts_training(words) and not self.commands_refused:
                 self.seen.append(f"started a process that trains ({' '.join(words[:6])})")
 
-    def watch(self, fast: bool) -> None:
-        self.watching, self.seen = fast, []
+    def watch(self, fast: bool, commands_refused: bool = False) -> None:
+        self.watching, self.commands_refused, self.seen = fast, commands_refused, []
 
     def stop(self) -> list[str]:
         self.watching = False
@@ -142,7 +143,10 @@ def build_each_cli_once() -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item) -> None:
-    GUARD.watch(fast=item.get_closest_marker("slow") is None)  # from before the first fixture, module-scoped too
+    GUARD.watch(  # from before the first fixture, module-scoped too
+        fast=item.get_closest_marker("slow") is None,
+        commands_refused=item.get_closest_marker("refused_before_training") is not None,
+    )
 
 
 @pytest.hookimpl(wrapper=True)
