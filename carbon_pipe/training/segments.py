@@ -54,8 +54,8 @@ class PauseInterruption(ArtifactModel):
     """A signal that stopped a pause between chunks: the resume folder's INTERRUPTIONS file holds a list of them
     until the run resumes, then the next chunk's entry in scheduler_metrics.chunks does."""
 
-    replans: Count = 0  # re-plans made during the pause before the signal came
-    replan_failures: list[str] = []
+    replans: Count  # re-plans made during the pause before the signal came
+    replan_failures: list[str]
     at: TimeText  # when the signal stopped the pause
     paused_since: TimeText
     signal: str  # its name: SIGINT, SIGTERM
