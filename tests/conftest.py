@@ -26,11 +26,13 @@ VENV_BIN = str(Path(sys.executable).parent)
 class SlowWorkGuard(importlib.abc.MetaPathFinder):
     """The fast suite (`-m "not slow"`) trains nothing and starts no dvc: a test that does must be marked slow. Seen
     from this process: an optimizer step (torch's global step hook, registered as torch.optim.optimizer loads) and
-    dvc started as a process (the interpreter's subprocess.Popen audit event). What a child process does itself
-    (a `carbon-pipe train` started by a test) is not seen here; `--durations` finds those."""
+    dvc or a training command started as a process (the interpreter's subprocess.Popen audit event, by its command
+    line: `carbon-pipe train|profile|run`, torchrun). Training inside some other child (a script the test wrote) is
+    not seen here; `--durations` finds those."""
 
     def __init__(self) -> None:
         self.watching = False
+        self.commands_refused = False  # the test's training commands are refused before they train (its marker)
         self.seen: list[str] = []
 
     def install(self) -> None:
@@ -62,18 +64,23 @@ class SlowWorkGuard(importlib.abc.MetaPathFinder):
             self.seen.append("trained a model")
 
     def audit(self, event: str, args: tuple) -> None:
-        if self.watching and event == "subprocess.Popen" and starts_dvc(args[1]):
-            self.seen.append("started dvc")
+        if self.watching and event == "subprocess.Popen":
+            words = command_words(args[1])
+            if starts_dvc(words):
+                self.seen.append("started dvc")
+            elif starts_training(words) and not self.commands_refused:
+                self.seen.append(f"started a process that trains ({' '.join(words[:6])})")
 
-    def watch(self, fast: bool) -> None:
-        self.watching, self.seen = fast, []
+    def watch(self, fast: bool, commands_refused: bool = False) -> None:
+        self.watching, self.commands_refused, self.seen = fast, commands_refused, []
 
     def stop(self) -> list[str]:
         self.watching = False
         return self.seen
 
 
-def starts_dvc(argv) -> bool:
+def command_words(argv) -> list[str]:
+    """A new process's command line as words (a shell's `-c` line split too); [] if shlex cannot split it."""
     words = [os.fsdecode(word) for word in ([argv] if isinstance(argv, (str, bytes)) else argv)]
     try:
         if len(words) == 3 and Path(words[0]).name in ("sh", "bash") and words[1] == "-c":  # shell=True
@@ -81,8 +88,31 @@ def starts_dvc(argv) -> bool:
         elif len(words) == 1:
             words = shlex.split(words[0])
     except ValueError:  # not a command line shlex can split: not a plain `dvc ...` either
-        return False
+        return []
+    return words
+
+
+def starts_dvc(words: list[str]) -> bool:
     return bool(words) and (Path(words[0]).name == "dvc" or words[1:3] == ["-m", "dvc"])
+
+
+TRAINING_COMMANDS = ("train", "profile", "run")  # carbon-pipe's subcommands that train (`run`: your script)
+
+
+def starts_training(words: list[str]) -> bool:
+    """`carbon-pipe train|profile|run ...` (or `python -m carbon_pipe.cli ...`) or torchrun: a child that trains,
+    which the optimizer-step hook in this process cannot see."""
+    program = Path(words[0]).name if words else ""
+    if program == "torchrun":
+        return True
+    if program == "carbon-pipe":
+        arguments = words[1:]
+    elif words[1:3] == ["-m", "carbon_pipe.cli"] or (words[1:2] == ["-c"] and "carbon_pipe.cli" in "".join(words[2:3])):
+        arguments = words[3:]
+    else:
+        return False
+    subcommand = next((word for word in arguments if not word.startswith("-")), None)
+    return subcommand in TRAINING_COMMANDS
 
 
 GUARD = SlowWorkGuard()
@@ -90,11 +120,33 @@ GUARD = SlowWorkGuard()
 
 def pytest_configure(config) -> None:
     GUARD.install()
+    build_each_cli_once()
+
+
+def build_each_cli_once() -> None:
+    """typer's CliRunner builds the app's click command afresh at every invoke: each subcommand's signature read and
+    its type hints evaluated, about 50 ms for carbon-pipe's, and the fast suite invokes it hundreds of times. The app
+    does not change while the tests run, so each app's command is built once (as `carbon-pipe` builds it once per
+    process)."""
+    import typer.testing
+
+    build = typer.testing._get_command
+    built: dict[int, tuple] = {}
+
+    def command_of(app):
+        if id(app) not in built:
+            built[id(app)] = (app, build(app))  # the app is held, so its id is never reused for another
+        return built[id(app)][1]
+
+    typer.testing._get_command = command_of
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item) -> None:
-    GUARD.watch(fast=item.get_closest_marker("slow") is None)  # from before the first fixture, module-scoped too
+    GUARD.watch(  # from before the first fixture, module-scoped too
+        fast=item.get_closest_marker("slow") is None,
+        commands_refused=item.get_closest_marker("refused_before_training") is not None,
+    )
 
 
 @pytest.hookimpl(wrapper=True)

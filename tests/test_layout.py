@@ -5,6 +5,7 @@ pyproject.toml (import-linter) hold, rooms say their concern, and functions and 
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 import shutil
@@ -54,7 +55,8 @@ def type_checking_only(node: ast.AST) -> bool:
     return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
 
 
-def imports(path: Path) -> set[Path]:
+@functools.cache  # the stages' closures share most modules: each is parsed once per session
+def imports(path: Path) -> frozenset[Path]:
     """The carbon_pipe modules `path` imports: at the top, inside functions, anywhere but `if TYPE_CHECKING:`."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     skipped = {id(inner) for node in ast.walk(tree) if type_checking_only(node) for inner in ast.walk(node)}
@@ -76,7 +78,7 @@ def imports(path: Path) -> set[Path]:
         else:
             continue
         found |= {file for file in map(module_file, names) if file is not None}
-    return found
+    return frozenset(found)
 
 
 def with_parents(path: Path) -> set[Path]:

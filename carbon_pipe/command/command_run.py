@@ -29,7 +29,7 @@ from ..timeutil import format_duration, iso
 from ..training import distributed
 from ..training.placement import Metering, Placement, SegmentClock, place_segment
 from ..training.resume import ResumeFolder, fingerprint
-from ..training.run_summary import RunSummary, write_run_summary
+from ..training.run_summary import Launch, RunSummary, write_run_summary
 from ..training.segments import Checkpointed, Segment
 from .outputs import account
 from .process import Command, Ending, passed_on
@@ -130,10 +130,12 @@ class CommandRun:
             }
         )
         progress.endings.append(
-            {
-                "segment": clock.index, "seconds": seconds, "cpu_seconds": command.cpu_seconds, **ending.record(),
-                "escaped_ended": command.escaped,
-            }
+            Launch.model_validate(
+                {
+                    "segment": clock.index, "seconds": seconds, "cpu_seconds": command.cpu_seconds,
+                    **ending.record(), "escaped_ended": command.escaped,
+                }
+            )
         )
         sampled = [mb for mb in (progress.peak_rss_mb, command.peak_rss_mb) if mb is not None]
         progress.peak_rss_mb = max(sampled, default=None)  # None: every launch ended before its first sample

@@ -73,7 +73,7 @@ def account(
             status="finished" if ending.status == 0 else "failed",
             exit_code=ending.status,
             launches=progress.endings,
-            escaped_ended=[found for launch in progress.endings for found in launch.get("escaped_ended", [])],
+            escaped_ended=[found for launch in progress.endings for found in launch.escaped_ended],
             metrics_file_written=found,
             metrics_file_error=problem,
             not_reported=reported.not_reported(),  # null in this summary: not written to $CARBON_PIPE_METRICS

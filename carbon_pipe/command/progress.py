@@ -3,14 +3,15 @@ segment sat on the clock, how each launch ended and the largest memory sampled."
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from pydantic import TypeAdapter, ValidationError
 
-from ..artifacts import problem, read_json, write_json
+from ..artifacts import FROM_FILE, problem, read_json, write_json
 from ..errors import ArtifactError
+from ..training.run_summary import Launch
 from ..training.segments import Checkpointed
 
 PROGRESS = "progress.json"  # in the resume folder: what the segments that ended did
@@ -24,7 +25,7 @@ class Progress:
     seconds: float = 0.0  # the command's run time over those segments
     clock: Optional[float] = None  # where the last one ended on the pipeline clock
     segment_log: list[dict] = field(default_factory=list)  # where each sat, which "steps" (whole seconds) it ran
-    endings: list[dict] = field(default_factory=list)  # how each launch ended
+    endings: list[Launch] = field(default_factory=list)  # how each launch ended
     peak_rss_mb: Optional[float] = None  # the largest resident memory of the command's process tree, summed
 
     @property
@@ -44,11 +45,11 @@ class Progress:
         if not path.is_file():
             return cls(fingerprint)
         try:
-            progress = TypeAdapter(cls).validate_python(read_json(path))
+            progress = TypeAdapter(cls).validate_python(read_json(path), context=FROM_FILE)
         except ValidationError as exc:
             what = f"not a run's progress carbon-pipe wrote ({problem(exc)})"
             raise ArtifactError(f"{path}: {what}: delete {folder} to start the run over") from None
         return progress if progress.fingerprint == fingerprint else cls(fingerprint)
 
     def save(self, folder: Path) -> None:
-        write_json(folder / PROGRESS, asdict(self))
+        write_json(folder / PROGRESS, TypeAdapter(Progress).dump_python(self, mode="json", by_alias=True))

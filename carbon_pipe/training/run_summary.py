@@ -124,14 +124,36 @@ class MemoryMetrics(Section):
     )
 
 
+class EscapedProcess(Section):
+    """A process the command left running outside its process group, measured while it ran, then ended."""
+
+    pid: Count = Field(description="its process id")
+    name: str = Field(description="its name (? if it could not be read)")
+
+
+class Launch(Section):
+    """How one launch of the command (one segment) ended; kept in the resume folder's progress.json until the run
+    finishes, then in its summary."""
+
+    segment: Count = Field(description="the segment it ran")
+    seconds: Number = Field(description="its run time, to its exit (s)")
+    cpu_seconds: Number = Field(description="the CPU time of its process tree, as the kernel counted it (s)")
+    exit_code: Optional[Count] = Field(description="its exit status (null: ended by a signal)")
+    signal: Optional[str] = Field(description="the signal that ended it, if one did")
+    stopped_for_pause: Flag = Field(description="sent SIGTERM because its segment's time budget was spent")
+    killed_after_grace: Flag = Field(description="SIGKILLed after outliving command.grace_period after that SIGTERM")
+    passed_on: Optional[str] = Field(description="the SIGINT or SIGTERM carbon-pipe received and passed on to it")
+    escaped_ended: list[EscapedProcess] = Field(description="processes it left outside its group, ended after it")
+
+
 class CommandMetrics(Section):
     """`carbon-pipe run`: the command, how each launch ended, and what it reported."""
 
     argv: list[str] = Field(description="the command run (credentials withheld)")
     status: Literal["finished", "failed"] = Field(description="how the command ended")
     exit_code: int = Field(description="the command's exit status")
-    launches: list[dict[str, Any]] = Field(description="how each launch (segment) ended")
-    escaped_ended: list[Any] = Field(description="processes that left the tree, ended when the command ended")
+    launches: list[Launch] = Field(description="how each launch (segment) ended")
+    escaped_ended: list[EscapedProcess] = Field(description="processes that left the tree, ended with the command")
     metrics_file_written: Flag = Field(description="the command wrote $CARBON_PIPE_METRICS")
     metrics_file_error: Optional[str] = Field(description="what was wrong with it (a failed command)")
     not_reported: list[str] = Field(description="the contract's keys the command left out (null in this summary)")

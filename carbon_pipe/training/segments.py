@@ -21,10 +21,12 @@ import signal
 from dataclasses import dataclass, field
 from itertools import accumulate, pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Annotated, Callable, Optional, Protocol, Sequence
 
-from ..artifacts import read_json, write_json
-from ..errors import TrainingStopped
+from pydantic import AfterValidator, TypeAdapter, ValidationError
+
+from ..artifacts import FROM_FILE, ArtifactModel, Count, problem, read_json, write_json
+from ..errors import ArtifactError, TrainingStopped
 from ..timeutil import iso, parse_instant
 
 if TYPE_CHECKING:
@@ -38,6 +40,45 @@ SEGMENT_KEYS = ("segment", "clock_start", "clock_end", "first_step", "last_step"
 # measurements from its planned start, pauses recorded, not slept; time-budgets: a chunk trains until its planned
 # end, then the run sleeps, re-planning the work left by the first deadline.
 TRAIN_MAPPING = {"simulated": "step-shares", "real": "time-budgets"}
+
+
+def _time_text(text: str) -> str:
+    parse_instant(text)  # a ValueError if it is not one
+    return text
+
+
+TimeText = Annotated[str, AfterValidator(_time_text)]  # an ISO-8601 time, kept as written (to the microsecond)
+
+
+class PauseInterruption(ArtifactModel):
+    """A signal that stopped a pause between chunks: the resume folder's INTERRUPTIONS file holds a list of them
+    until the run resumes, then the next chunk's entry in scheduler_metrics.chunks does."""
+
+    replans: Count  # re-plans made during the pause before the signal came
+    replan_failures: list[str]
+    at: TimeText  # when the signal stopped the pause
+    paused_since: TimeText
+    signal: str  # its name: SIGINT, SIGTERM
+    planned_start: Optional[TimeText]  # of the plan being waited for, if there was one
+    after_step: Count  # the optimizer steps done before the pause
+
+
+PAUSE_INTERRUPTIONS = TypeAdapter(list[PauseInterruption])
+
+
+def read_interruptions(path: Path) -> list[PauseInterruption]:
+    """The pause interruptions recorded in the resume folder; a damaged file is one line naming it."""
+    try:
+        return PAUSE_INTERRUPTIONS.validate_python(read_json(path), context=FROM_FILE)
+    except ValidationError as exc:
+        raise ArtifactError(
+            f"{path}: not the pause interruptions carbon-pipe wrote ({problem(exc)}): delete it and run the same "
+            "command to resume (the record of those interruptions goes with it)"
+        ) from None
+
+
+def write_interruptions(path: Path, interruptions: list[PauseInterruption]) -> None:
+    write_json(path, [interruption.to_json() for interruption in interruptions])
 
 
 @dataclass(frozen=True)
@@ -150,27 +191,29 @@ def follow_live_plan(
     the folder `resume`. A fresh run starts in the first chunk; a resumed one (or one outside that chunk) re-plans."""
     interruptions_file = resume / INTERRUPTIONS
     done = progress()
-    interruptions = read_json(interruptions_file) if done and interruptions_file.is_file() else []
+    interruptions = read_interruptions(interruptions_file) if done and interruptions_file.is_file() else []
     index, chunks, waited = done.chunk if done else 0, [] if done else list(chunks), {}
     while True:
         step = done.step if done else 0
         if not chunks or not chunks[0].start <= now() < chunks[0].end:
             chunks, waited = replan(step, done.seconds if done else 0.0, chunks)
             if not chunks:  # a signal stopped the pause: record it beside the checkpoint, then stop
+                interruption = PauseInterruption.model_validate({**waited, "after_step": step})
                 where = "nothing trained yet"
                 if done:
-                    write_json(interruptions_file, interruptions + [{**waited, "after_step": step}])
+                    write_interruptions(interruptions_file, [*interruptions, interruption])
                     where = f"checkpoint in {resume}/"
                 raise TrainingStopped(
-                    f"{name}: stopped by {waited['signal']} while paused after step {step} of {total_steps}; "
+                    f"{name}: stopped by {interruption.signal} while paused after step {step} of {total_steps}; "
                     f"{where}, run the same command to resume",
                     step,
-                    signal.Signals[waited["signal"]].value,
+                    signal.Signals[interruption.signal].value,
                 )
         current, later = chunks[0], chunks[1:]
         index += 1
         budget = float(current.end - now()) if later else None  # a plain float: checkpoints hold no numpy
-        note = _note(index, current, max_seconds=budget, **waited, interruptions=interruptions)
+        recorded = [interruption.to_json() for interruption in interruptions]
+        note = _note(index, current, max_seconds=budget, **waited, interruptions=recorded)
         try:
             return run_segment(Segment(clock_start=now(), max_seconds=budget, note=note))
         except TrainingStopped as stopped:

@@ -9,8 +9,13 @@ import pytest
 
 from carbon_pipe.command.progress import PROGRESS, Progress
 from carbon_pipe.errors import ArtifactError
+from carbon_pipe.training.run_summary import EscapedProcess, Launch
 
-SAVED = Progress("abc", 3.5, 10.0, [{"segment": 0, "chunk": 1}], [{"status": 0}], 12.0)
+LAUNCH = Launch(
+    segment=0, seconds=2.5, cpu_seconds=1.25, exit_code=143, signal=None, stopped_for_pause=True,
+    killed_after_grace=False, passed_on=None, escaped_ended=[EscapedProcess(pid=4242, name="daemon")],
+)
+SAVED = Progress("abc", 3.5, 10.0, [{"segment": 0, "chunk": 1}], [LAUNCH], 12.0)
 
 
 def test_progress_is_read_back_as_saved_and_another_runs_is_a_fresh_start(tmp_path):
@@ -18,11 +23,17 @@ def test_progress_is_read_back_as_saved_and_another_runs_is_a_fresh_start(tmp_pa
     assert Progress.read(tmp_path, "abc") == SAVED
     assert Progress.read(tmp_path, "other") == Progress("other")
     assert Progress.read(tmp_path / "none", "abc") == Progress("abc")
+    (launch,) = json.loads((tmp_path / PROGRESS).read_text())["endings"]
+    assert launch == LAUNCH.to_json() and list(launch) == list(Launch.model_fields)  # the summary's keys, in order
 
 
 @pytest.mark.parametrize("content, says", [
     ({"fingerprint": "abc", "seconds": "lots"}, "seconds is 'lots', not a number"),
     ([1], "a JSON list, not an object"),
+    ({"fingerprint": "abc", "endings": [{**LAUNCH.to_json(), "exit_code": "143"}]},
+     "endings.0.exit_code is '143', not a whole number"),
+    ({"fingerprint": "abc", "endings": [{**LAUNCH.to_json(), "escaped_ended": [{"pid": 1}]}]},
+     "endings.0.escaped_ended.0.name is missing"),
 ])
 def test_damaged_progress_is_one_line_naming_the_file(tmp_path, content, says):
     (tmp_path / PROGRESS).write_text(json.dumps(content))

@@ -219,6 +219,7 @@ def test_a_run_name_no_file_can_carry_or_another_stages_is_refused(workspace, na
     assert sorted(path.name for path in workspace.iterdir()) == ["params.yaml"]
 
 
+@pytest.mark.refused_before_training
 def test_torch_that_cannot_load_for_lack_of_memory_is_one_line(workspace):
     import resource
 

@@ -20,6 +20,7 @@ def carbon_pipe(folder, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "carbon_pipe.cli", *args], cwd=folder, capture_output=True, text=True)
 
 
+@pytest.mark.refused_before_training
 def test_a_commands_option_before_the_dashes_gets_a_hint(tmp_path):
     result = carbon_pipe(tmp_path, "run", "--run", "mine", "python", "train.py", "--seconds", "3")
     assert result.returncode == 2

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -28,14 +29,18 @@ TRACE = "timestamp,carbon_intensity\n" + "".join(
 )
 
 
-@pytest.fixture
-def project(workspace):
+def project_in(workspace: Path) -> Path:
     (workspace / "trace.csv").write_text(TRACE)
     raw = default_params()
     raw["carbon"]["sources"] = ["csv"]
     raw["carbon"]["csv"]["path"] = str(workspace / "trace.csv")
     (workspace / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return workspace
+
+
+@pytest.fixture
+def project(workspace):
+    return project_in(workspace)
 
 
 def cli(*args: str):
@@ -106,11 +111,10 @@ def test_zero_workers_is_refused_before_anything_runs(project):
         (lambda raw: raw.update(entries="all of them"), "the file: entries"),
     ],
 )
-def test_a_queue_file_edited_into_nonsense_is_one_line_and_runs_nothing(project, edit, expected):
-    add("--name", "a", "--duration", "1h")
-    add("--name", "b", "--duration", "1h")
-    raw = json.loads(QUEUE_FILE.read_text())
+def test_a_queue_file_edited_into_nonsense_is_one_line_and_runs_nothing(project, two_entries, edit, expected):
+    raw = json.loads(two_entries)
     edit(raw)
+    QUEUE_FILE.parent.mkdir(parents=True)
     QUEUE_FILE.write_text(json.dumps(raw))
     edited = QUEUE_FILE.read_bytes()
     for command in (["run", "--workers", "1"], ["plan", "--now", ARRIVAL], ["status"]):
@@ -118,6 +122,22 @@ def test_a_queue_file_edited_into_nonsense_is_one_line_and_runs_nothing(project,
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2 and len(lines) == 1 and expected in lines[0], result.output
     assert QUEUE_FILE.read_bytes() == edited and not (QUEUE_FILE.parent / "entries").exists()
+
+
+@pytest.fixture(scope="module")
+def two_entries(tmp_path_factory) -> str:
+    """The queue file as `queue add` wrote it for two entries, a and b (made once: each test edits its own copy)."""
+    folder = tmp_path_factory.mktemp("two-entries")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        project_in(folder)
+        add("--name", "a", "--duration", "1h")
+        add("--name", "b", "--duration", "1h")
+        return QUEUE_FILE.read_text()
+
+
+def test_a_queue_file_that_is_not_json_or_not_a_file_is_one_line(project):
+    QUEUE_FILE.parent.mkdir(parents=True)
     QUEUE_FILE.write_text("{not json")
     result = cli("queue", "run")
     assert result.exit_code == 2 and "queue.json is not valid JSON" in result.output

@@ -8,9 +8,11 @@ headers, URLs are shown without user info or query, and what a server says back 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import socket
+import ssl
 import threading
 import time
 import zlib
@@ -149,6 +151,14 @@ def _inflated(response: httpx.Response) -> Iterator[bytes]:
     yield inflater.flush()
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The certificate authorities httpx trusts (its CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR), loaded once per
+    process: httpx loads them again for every client, tens of milliseconds each, and a fetch makes one client per
+    source. One context is safe to share between clients."""
+    return httpx.create_ssl_context()
+
+
 class JsonClient:
     """GET JSON from one source's base URL, as hard as its params allow and no harder."""
 
@@ -172,6 +182,7 @@ class JsonClient:
             follow_redirects=False,
             # A fresh connection per request, so each request's deadline sees its socket (a handful per fetch).
             limits=httpx.Limits(max_keepalive_connections=0),
+            verify=tls_context(),
         )
 
     def endpoint(self, path: str) -> str:
