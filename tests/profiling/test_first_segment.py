@@ -72,10 +72,10 @@ def test_the_profile_is_the_optimized_runs_first_segment_charged_and_counted(pip
     assert carbon["by_phase"]["profile"]["emissions_kg"] == pytest.approx(profile_kg, rel=1e-12)
     assert optimized["profile"]["energy_kwh"] == pytest.approx(profile_kwh, rel=1e-12)
     shown = describe(Interval(optimized["profile"]["ratio"], *optimized["profile"]["ratio_ci95"]))
-    assert f"energy per sample: {shown} (95 % sequential interval over 4 fresh processes x 2 rounds; stopped: " in (
+    assert f"energy per sample: {shown} (95 % sequential interval over 3 fresh processes x 2 rounds; stopped: " in (
         optimized["profile"]["verdict_text"]
     )
-    assert optimized["profile"]["processes"] == 4 and optimized["profile"]["stopping"]["spent_joules"] > 0
+    assert optimized["profile"]["processes"] == 3 and optimized["profile"]["stopping"]["spent_joules"] > 0
     # Shown separately: the overhead row of the report, and the flat metrics.
     baseline_kwh = sum(row["energy_kwh"] for row in rows_of(piped / "stages/train-baseline/energy_intervals.csv"))
     metrics = read(piped, "metrics/summary.json")

@@ -89,18 +89,18 @@ def test_profile_json_is_consistent_with_its_bursts(workspace):
     low, high = report["ratio_ci95"]
     assert low <= report["ratio"] <= high
     assert report["verdict"] == ("less" if high < 1 else "more" if low > 1 else "no measurable difference")
-    assert report["processes"] == 4 and report["rounds"] == 2  # the tiny job's budget: the first look's four
-    assert {b["process"] for b in report["bursts"]} == {0, 1, 2, 3}
+    assert report["processes"] == 3 and report["rounds"] == 2  # the tiny job's budget: the first look's three
+    assert {b["process"] for b in report["bursts"]} == {0, 1, 2}
     for process in range(3):  # every other process in reverse order (and each at its own memory layout)
         measured = [b["configuration"] for b in report["bursts"] if b["process"] == process and not b["warmup"]]
         first, second = ("baseline", "optimized") if process % 2 == 0 else ("optimized", "baseline")
         assert measured == [first, second, second, first]
     stopping = report["stopping"]
-    assert stopping["planned_processes"] == 4 and stopping["reason"] in ("settled", "every planned process run")
+    assert stopping["planned_processes"] == 3 and stopping["reason"] in ("settled", "every planned process run")
     assert stopping["spent_joules"] > report["profiling_energy_kwh"] * 3.6e6 > 0  # start-up costs on top of bursts
     assert "process-tree" in report["energy_method"] or "measured" in report["energy_method"]
     assert report["baseline_precision"] == "fp32"
-    assert re.search(r"^profile: process 4 of at most 4: 4 bursts, 2 rounds$", result.stderr, re.M)  # progress
+    assert re.search(r"^profile: process 3 of at most 3: 4 bursts, 2 rounds$", result.stderr, re.M)  # progress
 
 
 @pytest.mark.slow
@@ -125,7 +125,7 @@ def test_profile_text_checks_and_bad_inputs(workspace):
     )
     synthetic_dataset()
     text = profile_command("--check", "sensitivity").stdout
-    assert "4 fresh worker process(es) x 2 rounds of alternating bursts (ABBA order)" in text
+    assert "3 fresh worker process(es) x 2 rounds of alternating bursts (ABBA order)" in text
     assert "twin / baseline, energy per sample: " in text
     assert re.search(r"^check sensitivity: expected more \(work ratio 1\.250\), got ", text, re.M)
     assert re.search(r"^stopped: .* after 4 of at most 4 processes", text, re.M)
