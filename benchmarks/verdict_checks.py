@@ -141,7 +141,7 @@ def sequential_coverage(ratio: float, planned: int, budget_processes: int, seeds
 
 COVERAGE_SCENARIOS = (  # true ratio, between-process variation, planned processes, processes the budget allows
     (1.0, 0.05, 6, 6), (1.0, 0.15, 6, 4), (0.9, 0.05, 6, 6), (1.25, 0.10, 8, 8), (0.97, 0.03, 12, 12),
-    (1.10, 0.05, 6, 6), (0.80, 0.10, 6, 6), (0.90, 0.05, 4, 4), (1.0, 0.05, 12, 12), (1.25, 0.10, 8, 4),
+    (1.10, 0.05, 6, 6), (0.80, 0.10, 6, 6), (0.90, 0.05, 3, 3), (1.0, 0.05, 12, 12), (1.25, 0.10, 8, 4),
 )
 
 

@@ -199,7 +199,7 @@ def tiny_params(**sections) -> dict:
     params["data"].update(train_limit=512, test_limit=256)
     params["train"].update(epochs=1, device="cpu")
     params["energy"].update(measure_power_secs=1)
-    params["profile"].update(processes=4, rounds=2, warmup_rounds=1, burst_seconds=0.05)  # train-optimized profiles
+    params["profile"].update(processes=3, rounds=2, warmup_rounds=1, burst_seconds=0.05)  # train-optimized profiles
     for name, values in sections.items():
         params[name].update(values)
     return params

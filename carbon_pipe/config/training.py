@@ -92,7 +92,7 @@ class ProfileParams(Section):
     """The paired energy profile (profiling/measure.py). Bounded so that no value runs for hours: at most 12
     processes x (10 warm-up + 40 measured rounds) x the configurations x 5 s bursts, and the budget stops it sooner."""
 
-    processes: Annotated[int, Field(ge=4, le=12)] = 6  # the most fresh worker processes (it looks from the fourth)
+    processes: Annotated[int, Field(ge=3, le=12)] = 6  # the most fresh worker processes (it looks from the third)
     rounds: Annotated[Count, Field(le=40), AfterValidator(_even)] = 2  # measured rounds in each process
     warmup_rounds: Annotated[Count, Field(le=10)] = 1
     burst_seconds: Annotated[float, Field(gt=0, le=5)] = 0.15

@@ -3,9 +3,9 @@
 Each worker process (worker.py) runs warm-up rounds, then `profile.rounds` rounds of one burst of every
 configuration, the order mirrored from round to round (ABBA), with the energy counter read in between. The process
 is the unit of variance: each one's mean energy per sample is one pair, and the ratio's interval is built across
-processes. After each process, from the fourth on, the profile looks: it stops when the verdict is settled (the
+processes. After each process, from the third on, the profile looks: it stops when the verdict is settled (the
 interval clear of 1, or inside 1 +- settle_within_pct), when the next process would overrun the energy budget
-(budget_pct of the baseline's expected training energy), or after the planned processes. The first four always
+(budget_pct of the baseline's expected training energy), or after the planned processes. The first three always
 run (with fewer there is no interval): on a job too small for them the profile says it spent more than its budget.
 Each look's interval is corrected for all the planned looks (statistics.sequential_level), so a verdict at any look
 is one at 5 %; where it stopped, the interval reported is the stage-wise one (statistics.interval_at_stop).

@@ -125,7 +125,7 @@ def test_the_effects_and_their_intervals_re_derived_by_hand(piped):
     """From profile.json's bursts, the runs' energy_intervals.csv and intensity.csv, with plain loops."""
     bursts = read(piped, "stages/train-optimized/profile.json")["profile"]["bursts"]
     baseline_jps, optimized_jps = per_process(bursts, "baseline"), per_process(bursts, "optimized")
-    t = T975[len(baseline_jps) - 1]  # one planned look (four processes): no sequential correction
+    t = T975[len(baseline_jps) - 1]  # one planned look (three processes): no sequential correction
     ratio, low, high = fieller(optimized_jps, baseline_jps, t)
     baseline_kg = sum(row["emissions_kg"] for row in rows_of(piped / "stages/train-baseline/energy_intervals.csv"))
     split = read(piped, "metrics/comparison.json")["decomposition"]

@@ -14,7 +14,7 @@ from carbon_pipe.profiling import counters
 
 from ..conftest import synthetic_dataset, tiny_params, write_params
 
-QUICK_PROFILE = {"processes": 4, "rounds": 2, "warmup_rounds": 1, "burst_seconds": 0.05}
+QUICK_PROFILE = {"processes": 3, "rounds": 2, "warmup_rounds": 1, "burst_seconds": 0.05}
 COEFFICIENTS = Coefficients(4.0, 0.375, "test")
 
 
@@ -128,7 +128,7 @@ def test_profile_text_checks_and_bad_inputs(workspace):
     assert "3 fresh worker process(es) x 2 rounds of alternating bursts (ABBA order)" in text
     assert "twin / baseline, energy per sample: " in text
     assert re.search(r"^check sensitivity: expected more \(work ratio 1\.250\), got ", text, re.M)
-    assert re.search(r"^stopped: .* after 4 of at most 4 processes", text, re.M)
+    assert re.search(r"^stopped: .* after 3 of at most 3 processes", text, re.M)
 
 
 @pytest.mark.slow
