@@ -29,7 +29,7 @@ from ..timeutil import format_duration, iso
 from ..training import distributed
 from ..training.placement import Metering, Placement, SegmentClock, place_segment
 from ..training.resume import ResumeFolder, fingerprint
-from ..training.run_summary import Launch, RunSummary, write_run_summary
+from ..training.run_summary import Launch, RunSummary, SegmentEntry, write_run_summary
 from ..training.segments import Checkpointed, Segment
 from .outputs import account
 from .process import Command, Ending, passed_on
@@ -124,10 +124,9 @@ class CommandRun:
         progress.seconds += seconds
         progress.clock = clock.now(exited)
         progress.segment_log.append(
-            {
-                "segment": clock.index, **segment.note, "clock_start": iso(clock.start), "first_step": first_step,
-                "clock_end": iso(progress.clock), "last_step": progress.step,
-            }
+            SegmentEntry.of(
+                clock.index, segment.note, iso(clock.start), first_step, iso(progress.clock), progress.step
+            )
         )
         progress.endings.append(
             Launch.model_validate(

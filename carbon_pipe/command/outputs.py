@@ -52,7 +52,7 @@ def account(
     horizon = run.placement.horizon
     intervals = energy_intervals([] if errors else rows, horizon.series)  # may refuse a run past the horizon
     carbon = carbon_metrics(intervals, errors, reading, horizon)
-    starts = [row["clock_start"] for row in rows] + [parse_instant(e["clock_start"]) for e in progress.segment_log]
+    starts = [row["clock_start"] for row in rows] + [parse_instant(e.clock_start) for e in progress.segment_log]
     start = run.placement.start if run.placement.start is not None else min(starts, default=run_start)
     summary = RunSummary(
         run=run.name,
@@ -104,7 +104,7 @@ def _figures(path: Path, strict: bool) -> tuple[Reported, bool, Optional[str]]:
 
 def _training(reported: Reported, progress: Progress, rows: list[dict], discarded: bool) -> TrainingMetrics:
     """`train`'s training_metrics: the command's figures, and the run time and segments carbon-pipe saw."""
-    segments = [row["segment"] for row in rows] + [entry["segment"] for entry in progress.segment_log]
+    segments = [row["segment"] for row in rows] + [entry.segment for entry in progress.segment_log]
     return TrainingMetrics(
         final_accuracy=reported.final_accuracy,
         final_loss=reported.final_loss,
@@ -115,7 +115,7 @@ def _training(reported: Reported, progress: Progress, rows: list[dict], discarde
         train_samples=reported.train_samples,
         segments=max(segments, default=-1) + 1,
         segment_log=measured_segment_log(progress.segment_log, rows),
-        resumed_at_step=progress.segment_log[-1]["first_step"] if len(progress.segment_log) > 1 else None,
+        resumed_at_step=progress.segment_log[-1].first_step if len(progress.segment_log) > 1 else None,
         discarded_stale_checkpoint=discarded,
     )
 

@@ -11,7 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..artifacts import FROM_FILE, problem, read_json, write_json
 from ..errors import ArtifactError
-from ..training.run_summary import Launch
+from ..training.run_summary import Launch, SegmentEntry
 from ..training.segments import Checkpointed
 
 PROGRESS = "progress.json"  # in the resume folder: what the segments that ended did
@@ -24,7 +24,7 @@ class Progress:
     fingerprint: str = ""  # the run it belongs to (the resume folder's)
     seconds: float = 0.0  # the command's run time over those segments
     clock: Optional[float] = None  # where the last one ended on the pipeline clock
-    segment_log: list[dict] = field(default_factory=list)  # where each sat, which "steps" (whole seconds) it ran
+    segment_log: list[SegmentEntry] = field(default_factory=list)  # where each sat, which "steps" (seconds) it ran
     endings: list[Launch] = field(default_factory=list)  # how each launch ended
     peak_rss_mb: Optional[float] = None  # the largest resident memory of the command's process tree, summed
 
@@ -36,7 +36,7 @@ class Progress:
         """What the chunk follower counts: whole seconds of run time, and the last planned chunk run."""
         if not self.segment_log:
             return None
-        return Checkpointed(self.step, self.seconds, max(entry.get("chunk", 0) for entry in self.segment_log))
+        return Checkpointed(self.step, self.seconds, max(entry.chunk or 0 for entry in self.segment_log))
 
     @classmethod
     def read(cls, folder: Path, fingerprint: str) -> Progress:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
-from pydantic import Field, computed_field
+from pydantic import ConfigDict, Field, computed_field
 
 from ..artifacts import ArtifactModel, Count, Flag, Instant, Number, read_model, write_model
 from ..config.params import Params
@@ -47,6 +47,30 @@ class Location(ArtifactModel):
     now_mean_intensity: Number = Field(alias="now_mean_intensity_g_per_kwh",
                                        description="mean intensity starting at submission there (g/kWh)")
     chosen: Flag = Field(description="the place the run goes to")
+
+
+class WaitAttempt(ArtifactModel):
+    """One attempt at waiting for the job: when it started, its last plan, and what stopped it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    started: Instant = Field(description="when it started (UTC)")
+    planned_start: Optional[Instant] = Field(None, description="the start its last plan chose (UTC)")
+    last_plan: Optional[Instant] = Field(None, description="when it made that plan (UTC)")
+    stopped_by: Optional[str] = Field(None, description="the signal that stopped it")
+    stopped_at: Optional[Instant] = Field(None, description="when that signal came (UTC)")
+
+
+class ResumedWait(ArtifactModel):
+    """A wait done in several attempts (a stop or a kill, then a rerun): when the job was first submitted, and the
+    attempts before the last (scheduling/wait_resume.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_submitted: Instant = Field(description="when the first attempt submitted the job (UTC)")
+    attempts: Count = Field(description="attempts, the last one included")
+    earlier_attempts: list[WaitAttempt] = Field(description="the attempts before the last")
+    state_file: str = Field(description="the file that kept the wait's state between attempts")
 
 
 class Decision(ArtifactModel):
@@ -89,7 +113,7 @@ class Decision(ArtifactModel):
     replans: Count = Field(description="how often the wait re-planned (real clock)")
     replan_failures: list[str] = Field(description="re-plans that failed, and why")
     signal: Optional[str] = Field(None, description="the signal that stopped the wait (null: not stopped)")
-    resumed_wait: Optional[dict[str, Any]] = Field(None, description="the earlier attempts of a resumed wait")
+    resumed_wait: Optional[ResumedWait] = Field(None, description="the earlier attempts of a resumed wait")
 
     @computed_field(description="seconds from submission to the start (s)")  # type: ignore[prop-decorator]
     @property

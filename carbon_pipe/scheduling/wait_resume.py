@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from ..artifacts import FROM_FILE, ArtifactModel, Instant, problem, read_json, write_model
 from ..config.params import Params
 from ..errors import ArtifactError
 from ..layout import WAIT_STATE
 from ..timeutil import format_duration, iso
+from .decision import ResumedWait, WaitAttempt
 from .outlook import latest_start
 
 if TYPE_CHECKING:
@@ -69,18 +70,6 @@ def wait_fingerprint(params: Params) -> str:
     return digest.hexdigest()
 
 
-class WaitAttempt(ArtifactModel):
-    """One attempt at waiting for the job: when it started, its last plan, and what stopped it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    started: Instant
-    planned_start: Optional[Instant] = None
-    last_plan: Optional[Instant] = None
-    stopped_by: Optional[str] = Field(None, description="the signal that stopped it")
-    stopped_at: Optional[Instant] = None
-
-
 class WaitRecord(ArtifactModel):
     """layout.WAIT_STATE: the job's fingerprint, its submission, and every attempt, the last one the latest."""
 
@@ -116,16 +105,16 @@ class WaitState:
         with contextlib.suppress(OSError):  # no empty folder left behind; one holding a set-aside state stays
             WAIT_STATE.parent.rmdir()
 
-    def record(self) -> Optional[dict[str, Any]]:
+    def record(self) -> Optional[ResumedWait]:
         """decision.json's `resumed_wait`: None for a wait done in one attempt."""
         if len(self.attempts) < 2:
             return None
-        return {
-            "first_submitted": iso(self.submitted),
-            "attempts": len(self.attempts),
-            "earlier_attempts": [attempt.to_json() for attempt in self.attempts[:-1]],
-            "state_file": str(WAIT_STATE),
-        }
+        return ResumedWait(
+            first_submitted=self.submitted,
+            attempts=len(self.attempts),
+            earlier_attempts=self.attempts[:-1],
+            state_file=str(WAIT_STATE),
+        )
 
 
 def begin_wait(params: Params, now: float, say: Callable[[str], None]) -> WaitState:

@@ -38,8 +38,8 @@ from .outputs import (
 )
 from .placement import Metering, Placement, SegmentClock, place_segment
 from .progress import ProgressBar
-from .resume import ResumeFolder, RunState, resume_folder
-from .run_summary import RunSummary, write_run_summary
+from .resume import ResumeFolder, RunState, logged_segments, resume_folder
+from .run_summary import RunSummary, SegmentEntry, write_run_summary
 from .segments import Segment, stop_reason
 from .trainer import Splits, Trainer, build_trainer, evaluate, read_dataset, seed_everything, steps_per_epoch
 
@@ -133,13 +133,6 @@ class Training:
 
     def __post_init__(self) -> None:
         self.resumed_at_step = self.state.step
-        # Where each segment sat on the clock and which steps it trained (a SIGKILLed one: up to its last checkpoint).
-        self.entry = {
-            "segment": self.clock.index,
-            **self.segment.note,
-            "clock_start": iso(self.clock.start),
-            "first_step": self.state.step,
-        }
         # The first step whose loss was NaN or infinite (0: none yet), kept on the device: no sync per step.
         self.first_non_finite = torch.zeros((), dtype=torch.int64, device=self.job.device)
 
@@ -221,11 +214,13 @@ class Training:
         )
 
     def checkpoint(self) -> None:
-        """Every rank takes part (the state is gathered); rank 0 writes it."""
-        clock = self.clock
-        self.saved = self.state.snapshot(
-            self.resume.fingerprint, self.trainer, self.job, clock.now(), clock.wall_origin, self.entry
+        """Every rank takes part (the state is gathered); rank 0 writes it. The segment log says where this segment
+        sat on the clock and which steps it trained (a SIGKILLed one: up to its last checkpoint)."""
+        clock, now = self.clock, self.clock.now()
+        entry = SegmentEntry.of(
+            clock.index, self.segment.note, iso(clock.start), self.resumed_at_step, iso(now), self.state.step
         )
+        self.saved = self.state.snapshot(self.resume.fingerprint, self.trainer, self.job, now, clock.wall_origin, entry)
         if self.job.is_main:
             self.resume.save(self.saved)
 
@@ -259,7 +254,7 @@ def account(
         training.saved["seconds"],
         train_samples=len(training.data.train),  # lets wait-for-window scale the next run's duration
         segments=training.clock.index + 1,  # that recorded energy: one killed before its first measurement leaves none
-        segment_log=measured_segment_log(training.saved["segment_log"], rows),
+        segment_log=measured_segment_log(logged_segments(training.saved), rows),
         resumed_at_step=training.resumed_at_step if training.clock.index else None,
         discarded_stale_checkpoint=training.discarded,
     )

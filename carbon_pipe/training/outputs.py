@@ -29,7 +29,7 @@ from ..intensity.series import IntensitySeries
 from ..layout import train_dir
 from ..timeutil import iso, parse_instant
 from .resume import ResumeFolder
-from .run_summary import CarbonMetrics, MemoryMetrics, SchedulerMetrics, SciMetrics, TrainingMetrics
+from .run_summary import CarbonMetrics, MemoryMetrics, SchedulerMetrics, SciMetrics, SegmentEntry, TrainingMetrics
 
 if TYPE_CHECKING:
     import torch
@@ -129,13 +129,13 @@ def energy_intervals(rows: list[dict], series: IntensitySeries) -> pd.DataFrame:
     )
 
 
-def measured_segment_log(segment_log: list[dict], rows: list[dict]) -> list[dict]:
+def measured_segment_log(segment_log: list[SegmentEntry], rows: list[dict]) -> list[SegmentEntry]:
     """Each segment ends at its last measurement: CodeCarbon's final one comes after the segment's last checkpoint."""
     ends: dict[int, float] = {}
     for row in rows:
         ends[row["segment"]] = max(ends.get(row["segment"], row["clock_end"]), row["clock_end"])
     return [
-        {**entry, "clock_end": iso(max(parse_instant(entry["clock_end"]), ends.get(entry["segment"], -np.inf)))}
+        entry.ending(iso(max(parse_instant(entry.clock_end), ends.get(entry.segment, -np.inf))))
         for entry in segment_log
     ]
 

@@ -19,16 +19,17 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
 
 import numpy as np
+from pydantic import TypeAdapter, ValidationError
 
-from ..artifacts import md5sum, save_torch, write_bytes
+from ..artifacts import md5sum, problem, save_torch, write_bytes
 from ..config.params import Params
 from ..errors import notice
 from ..layout import DATASET_FILE, resume_dir
-from ..timeutil import iso
 from . import distributed
+from .run_summary import SegmentEntry
 from .segments import Checkpointed
 
 if TYPE_CHECKING:
@@ -105,8 +106,16 @@ class ResumeFolder:
         saved = self.load()
         if saved is None:
             return None
-        chunk = max((entry.get("chunk", 0) for entry in saved["segment_log"]), default=0)
+        chunk = max((entry.chunk or 0 for entry in logged_segments(saved)), default=0)
         return Checkpointed(saved["step"], saved["seconds"], chunk)
+
+
+SEGMENT_LOG = TypeAdapter(list[SegmentEntry])
+
+
+def logged_segments(saved: dict) -> list[SegmentEntry]:
+    """The segment log of a checkpoint (which holds it as plain dicts, for torch.load(weights_only=True))."""
+    return SEGMENT_LOG.validate_python(saved["segment_log"])
 
 
 # What resuming reads of a checkpoint (RunState.resumed, Trainer.load_state_dict).
@@ -127,7 +136,13 @@ def _read(path: Path) -> tuple[Optional[dict], Optional[str]]:
     except Exception as exc:  # a truncated zip, pickled garbage, an I/O error: torch raises many kinds
         return None, f"{exc.__class__.__name__}: {(str(exc).splitlines() or [''])[0].split('. ')[0][:200]}"
     missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
-    return (None, f"no {', '.join(missing)} in it") if missing else (state, None)
+    if missing:
+        return None, f"no {', '.join(missing)} in it"
+    try:
+        logged_segments(state)
+    except ValidationError as exc:
+        return None, f"segment_log.{problem(exc)}"
+    return state, None
 
 
 def fingerprint(**parts) -> str:
@@ -207,7 +222,7 @@ class RunState:
     epoch_start: Optional[str] = None  # on the pipeline clock
     seconds_before: float = 0.0  # training time of the earlier segments
     clock: Optional[float] = None  # where the last checkpoint sat on the pipeline clock
-    segment_log: list[dict] = field(default_factory=list)  # the earlier segments: where they sat, which steps
+    segment_log: list[SegmentEntry] = field(default_factory=list)  # the earlier segments: where they sat, which steps
     order_state: Optional[torch.Tensor] = None  # the data order's generator before this epoch's permutation
 
     @classmethod
@@ -230,17 +245,17 @@ class RunState:
             saved["epoch_start"],
             saved["clock"],
         )
-        state.segment_log = saved["segment_log"]
+        state.segment_log = logged_segments(saved)
         state.epoch_loss += saved["epoch_loss"] if job.is_main else 0.0  # saved as the sum over ranks
         return state
 
     def snapshot(
         self, fingerprint: str, trainer: Trainer, job: distributed.Job, now: float, wall_origin: float,
-        entry: dict[str, Any],
+        entry: SegmentEntry,
     ) -> dict:
         """The full training state; every rank calls it (it gathers), rank 0 saves it. `now` is where the segment
         is on the pipeline clock, `wall_origin` when it began on the wall clock, and `entry` its line of the segment
-        log."""
+        log, ending now. Plain dicts throughout, for torch.load(weights_only=True)."""
         return {
             "fingerprint": fingerprint,
             "step": self.step,
@@ -254,5 +269,5 @@ class RunState:
             "rng": job.gather(capture_rng()),
             "seconds": self.seconds_before + (time.time() - wall_origin),
             "clock": now,
-            "segment_log": self.segment_log + [{**entry, "clock_end": iso(now), "last_step": self.step}],
+            "segment_log": [logged.to_json() for logged in [*self.segment_log, entry]],
         }

@@ -7,13 +7,22 @@ Every method field is a short identifier; docs/reference/artifacts.md and docs/a
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from ..artifacts import ArtifactModel, Count, Flag, Instant, Number, read_model, write_model
 from ..intensity.horizon import FailedSource
 from ..layout import run_metrics
+from ..timeutil import parse_instant
+
+
+def _time_text(text: str) -> str:
+    parse_instant(text)  # a ValueError if it is not one
+    return text
+
+
+TimeText = Annotated[str, AfterValidator(_time_text)]  # an ISO-8601 time, kept as written (to the microsecond)
 
 
 class Section(ArtifactModel):
@@ -27,6 +36,108 @@ class Section(ArtifactModel):
         return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
+class PauseInterruption(ArtifactModel):
+    """A signal that stopped a pause between chunks: the resume folder's pause-interruptions.json holds a list of
+    them until the run resumes, then the next chunk's segment does."""
+
+    replans: Count = Field(description="re-plans made during the pause before the signal came")
+    replan_failures: list[str] = Field(description="re-plans that failed, and why")
+    at: TimeText = Field(description="when the signal stopped the pause (UTC)")
+    paused_since: TimeText = Field(description="when the pause began (UTC)")
+    signal: str = Field(description="its name: SIGINT, SIGTERM")
+    planned_start: Optional[TimeText] = Field(description="the start of the plan being waited for, if there was one")
+    after_step: Count = Field(description="the steps done before the pause")
+
+
+class ChunkNote(Section):
+    """Which planned chunk a segment ran and how the pause before it went: a plan followed in chunks only. Only
+    the keys it was given are written (a segment of no chunk has none)."""
+
+    LEADING: ClassVar[tuple[str, ...]] = ()  # keys the file holds before the chunk's
+
+    chunk: Optional[Count] = Field(None, description="the planned chunk (1: the first)")
+    planned_start: Optional[TimeText] = Field(None, description="its planned start (UTC)")
+    planned_end: Optional[TimeText] = Field(None, description="its planned end (UTC)")
+    until_step: Optional[Count] = Field(None, description="simulated clock: it ran to this step (null: to the end)")
+    max_seconds: Optional[Number] = Field(None, description="real clock: its time budget (s; null: to the end)")
+    past_deadline: Optional[Flag] = Field(None, description="real clock: no time left to pause, the rest ran at once")
+    replans: Optional[Count] = Field(None, description="real clock: re-plans in the pause before it")
+    replan_failures: Optional[list[str]] = Field(None, description="re-plans in that pause that failed, and why")
+    interruptions: Optional[list[PauseInterruption]] = Field(None, description="signals that stopped that pause")
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        given = [key for key in data if key in self.model_fields_set]
+        leading = [key for key in self.LEADING if key in given]
+        return {key: data[key] for key in [*leading, *(key for key in given if key not in leading)]}
+
+    def note(self) -> dict[str, Any]:
+        """The chunk's keys it was given, as fields."""
+        return {name: getattr(self, name) for name in ChunkNote.model_fields if name in self.model_fields_set}
+
+
+class SegmentEntry(ChunkNote):
+    """One segment of a run (training/segments.py): where it sat on the pipeline clock and which steps it ran (a
+    command's steps: whole seconds of its run time), after its number and the chunk it ran."""
+
+    LEADING: ClassVar[tuple[str, ...]] = ("segment",)
+
+    segment: Count = Field(description="the segment's number in the run (0: the first)")
+    clock_start: TimeText = Field(description="where it started on the pipeline clock (UTC)")
+    first_step: Count = Field(description="the steps done before it")
+    clock_end: TimeText = Field(description="where it ended (UTC): its last measurement or checkpoint")
+    last_step: Count = Field(description="the steps done when it ended")
+
+    @classmethod
+    def of(
+        cls, segment: int, note: ChunkNote, clock_start: str, first_step: int, clock_end: str, last_step: int
+    ) -> SegmentEntry:
+        return cls.model_validate(
+            {
+                "segment": segment, **note.note(), "clock_start": clock_start, "first_step": first_step,
+                "clock_end": clock_end, "last_step": last_step,
+            }
+        )
+
+    def ending(self, clock_end: str) -> SegmentEntry:
+        """The entry ending at `clock_end` instead."""
+        return type(self).model_validate({**self.model_dump(), "clock_end": clock_end})
+
+
+class ChunkRun(ChunkNote):
+    """A planned chunk as it ran: its plan (as its first segment noted it), its span on the clock and its steps (a
+    chunk stopped and resumed spans several segments)."""
+
+    start: TimeText = Field(description="where its first segment started (UTC)")
+    first_step: Count = Field(description="the steps done before it")
+    segments: Count = Field(description="the segments it ran in")
+    end: TimeText = Field(description="where its last segment ended (UTC)")
+    last_step: Count = Field(description="the steps done when it ended")
+    steps: Count = Field(description="the steps it ran")
+
+    @classmethod
+    def spanning(cls, entries: list[SegmentEntry]) -> ChunkRun:
+        first, last = entries[0], entries[-1]
+        return cls.model_validate(
+            {
+                **first.note(), "start": first.clock_start, "first_step": first.first_step,
+                "segments": len(entries), "end": last.clock_end, "last_step": last.last_step,
+                "steps": last.last_step - first.first_step,
+            }
+        )
+
+
+class ChunkPause(Section):
+    """A pause between two chunks as it happened."""
+
+    after_chunk: Count = Field(description="the chunk before it")
+    start: TimeText = Field(description="where that chunk ended (UTC)")
+    end: TimeText = Field(description="where the next one started (UTC)")
+    seconds: Number = Field(description="its length (s)")
+    slept: Flag = Field(description="real clock: slept (the hardware held); simulated: recorded, not slept")
+
+
 class TrainingMetrics(Section):
     """How training went: the last epoch's figures, throughput, and the segments it ran in."""
 
@@ -38,7 +149,7 @@ class TrainingMetrics(Section):
     samples_per_second: Optional[Number] = Field(description="training throughput, mean over epochs (samples/s)")
     train_samples: Optional[Count] = Field(description="training samples in one epoch")
     segments: Count = Field(description="segments that recorded energy (a resumed or chunked run has several)")
-    segment_log: list[dict[str, Any]] = Field(description="each segment: its clock span and steps")
+    segment_log: list[SegmentEntry] = Field(description="each segment: its clock span and steps")
     resumed_at_step: Optional[Count] = Field(description="the step a resumed run went on from (null: not resumed)")
     discarded_stale_checkpoint: Flag = Field(description="a checkpoint of other params or code was thrown away")
 
@@ -79,8 +190,8 @@ class SchedulerMetrics(Section):
     initial_intensity_g_per_kwh: Number = Field(description="grid intensity at the start (g/kWh)")
     training_intensity_g_per_kwh: Optional[Number] = Field(description="emissions / energy over the run (g/kWh)")
     planned_chunks: Optional[Count] = Field(None, description="chunks planned (a plan followed in chunks)")
-    chunks: Optional[list[dict[str, Any]]] = Field(None, description="the chunks as they ran")
-    pauses: Optional[list[dict[str, Any]]] = Field(None, description="the pauses between chunks")
+    chunks: Optional[list[ChunkRun]] = Field(None, description="the chunks as they ran")
+    pauses: Optional[list[ChunkPause]] = Field(None, description="the pauses between chunks")
     paused_seconds: Optional[Number] = Field(None, description="time paused between chunks (s)")
     chunk_mapping: Optional[str] = Field(
         None,

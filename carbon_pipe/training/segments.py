@@ -18,49 +18,25 @@ summary once the run finished, or raises TrainingStopped when the segment's budg
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import accumulate, pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Callable, Optional, Protocol, Sequence
+from typing import Any, Callable, Optional, Protocol, Sequence
 
-from pydantic import AfterValidator, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from ..artifacts import FROM_FILE, ArtifactModel, Count, problem, read_json, write_json
+from ..artifacts import FROM_FILE, problem, read_json, write_json
 from ..errors import ArtifactError, TrainingStopped
 from ..timeutil import iso, parse_instant
-
-if TYPE_CHECKING:
-    from .run_summary import RunSummary
+from .run_summary import ChunkNote, ChunkPause, ChunkRun, PauseInterruption, RunSummary, SegmentEntry
 
 INTERRUPTIONS = "pause-interruptions.json"  # in the resume folder: signals that stopped the pause in progress
-SEGMENT_KEYS = ("segment", "clock_start", "clock_end", "first_step", "last_step")
 
 # How a plan's chunks map onto a `train` run's work (scheduler_metrics.chunk_mapping; docs/scheduling.md):
 # step-shares: chunk k trains until round(total steps x the planned time of chunks 1..k / the planned total), its
 # measurements from its planned start, pauses recorded, not slept; time-budgets: a chunk trains until its planned
 # end, then the run sleeps, re-planning the work left by the first deadline.
 TRAIN_MAPPING = {"simulated": "step-shares", "real": "time-budgets"}
-
-
-def _time_text(text: str) -> str:
-    parse_instant(text)  # a ValueError if it is not one
-    return text
-
-
-TimeText = Annotated[str, AfterValidator(_time_text)]  # an ISO-8601 time, kept as written (to the microsecond)
-
-
-class PauseInterruption(ArtifactModel):
-    """A signal that stopped a pause between chunks: the resume folder's INTERRUPTIONS file holds a list of them
-    until the run resumes, then the next chunk's entry in scheduler_metrics.chunks does."""
-
-    replans: Count  # re-plans made during the pause before the signal came
-    replan_failures: list[str]
-    at: TimeText  # when the signal stopped the pause
-    paused_since: TimeText
-    signal: str  # its name: SIGINT, SIGTERM
-    planned_start: Optional[TimeText]  # of the plan being waited for, if there was one
-    after_step: Count  # the optimizer steps done before the pause
 
 
 PAUSE_INTERRUPTIONS = TypeAdapter(list[PauseInterruption])
@@ -87,14 +63,14 @@ class Segment:
 
     The default trains to the end. A caller that pauses the run passes a budget: the run checkpoints and raises
     TrainingStopped when it is spent (at once if it already is), and the next call resumes it, at the next
-    `clock_start` it is given. `note` is kept with the segment in the run's segment log (e.g. which planned chunk
-    it trains).
+    `clock_start` it is given. `note` is kept with the segment in the run's segment log (which planned chunk it
+    trains).
     """
 
     clock_start: float | None = None  # the earliest start; None: where the previous segment ended (real clock: now)
     until_step: int | None = None  # stop once the run has made this many optimizer steps
     max_seconds: float | None = None  # stop after this much wall time in this segment
-    note: dict = field(default_factory=dict)
+    note: ChunkNote = ChunkNote()  # frozen: one default shared is safe
 
 
 def stop_reason(signals: list[int], segment: Segment, step: int, segment_seconds: float, last: bool) -> str | None:
@@ -143,8 +119,8 @@ def step_targets(durations: Sequence[float], steps: int) -> list[int]:
     return [round(steps * done / elapsed[-1]) for done in elapsed[:-1]]
 
 
-def _note(index: int, chunk: Span, **extra) -> dict:
-    return {"chunk": index, "planned_start": iso(chunk.start), "planned_end": iso(chunk.end), **extra}
+def _note(index: int, chunk: Span, **extra: Any) -> ChunkNote:
+    return ChunkNote(chunk=index, planned_start=iso(chunk.start), planned_end=iso(chunk.end), **extra)
 
 
 def follow_recorded_plan(
@@ -212,8 +188,7 @@ def follow_live_plan(
         current, later = chunks[0], chunks[1:]
         index += 1
         budget = float(current.end - now()) if later else None  # a plain float: checkpoints hold no numpy
-        recorded = [interruption.to_json() for interruption in interruptions]
-        note = _note(index, current, max_seconds=budget, **waited, interruptions=recorded)
+        note = _note(index, current, max_seconds=budget, **waited, interruptions=interruptions)
         try:
             return run_segment(Segment(clock_start=now(), max_seconds=budget, note=note))
         except TrainingStopped as stopped:
@@ -226,40 +201,36 @@ def follow_live_plan(
         say(f"{name}: chunk {index} done at step {done.step} of {total_steps}; pausing")
 
 
-def chunk_metrics(segment_log: list[dict], planned_chunks: int, clock: str, mapping: dict[str, str]) -> dict:
+def chunk_metrics(
+    segment_log: list[SegmentEntry], planned_chunks: int, clock: str, mapping: dict[str, str]
+) -> dict[str, Any]:
     """For the run's scheduler_metrics: the chunks as they ran, the pauses between them, and how chunks mapped."""
     chunks, pauses = chunks_as_run(segment_log, slept=clock == "real")
-    return {
-        "planned_chunks": planned_chunks,
-        "chunks": chunks,
-        "pauses": pauses,
-        "paused_seconds": sum(gap["seconds"] for gap in pauses),
-        "chunk_mapping": mapping[clock],
-    }
+    return dict(
+        planned_chunks=planned_chunks,
+        chunks=chunks,
+        pauses=pauses,
+        paused_seconds=sum(gap.seconds for gap in pauses),
+        chunk_mapping=mapping[clock],
+    )
 
 
-def chunks_as_run(segment_log: list[dict], slept: bool) -> tuple[list[dict], list[dict]]:
+def chunks_as_run(segment_log: list[SegmentEntry], slept: bool) -> tuple[list[ChunkRun], list[ChunkPause]]:
     """The chunks as they ran (planned and actual clock spans, steps) and the pauses between them, from the
     run's segment log (a chunk stopped and resumed spans several segments)."""
-    chunks: dict[int, dict] = {}
+    spans: dict[int, list[SegmentEntry]] = {}
     for entry in segment_log:
-        if "chunk" not in entry:
-            continue
-        chunk = chunks.get(entry["chunk"])
-        if chunk is None:
-            chunk = chunks[entry["chunk"]] = {key: value for key, value in entry.items() if key not in SEGMENT_KEYS}
-            chunk.update(start=entry["clock_start"], first_step=entry["first_step"], segments=0)
-        chunk.update(end=entry["clock_end"], last_step=entry["last_step"], segments=chunk["segments"] + 1)
-        chunk["steps"] = chunk["last_step"] - chunk["first_step"]
-    ordered = [chunks[index] for index in sorted(chunks)]
+        if entry.chunk is not None:
+            spans.setdefault(entry.chunk, []).append(entry)
+    ordered = [ChunkRun.spanning(spans[index]) for index in sorted(spans)]
     pauses = [
-        {
-            "after_chunk": before["chunk"],
-            "start": before["end"],
-            "end": after["start"],
-            "seconds": parse_instant(after["start"]) - parse_instant(before["end"]),
-            "slept": slept,
-        }
+        ChunkPause(
+            after_chunk=before.chunk,
+            start=before.end,
+            end=after.start,
+            seconds=parse_instant(after.start) - parse_instant(before.end),
+            slept=slept,
+        )
         for before, after in pairwise(ordered)
     ]
     return ordered, pauses

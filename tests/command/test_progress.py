@@ -9,13 +9,17 @@ import pytest
 
 from carbon_pipe.command.progress import PROGRESS, Progress
 from carbon_pipe.errors import ArtifactError
-from carbon_pipe.training.run_summary import EscapedProcess, Launch
+from carbon_pipe.training.run_summary import ChunkNote, EscapedProcess, Launch, SegmentEntry
 
 LAUNCH = Launch(
     segment=0, seconds=2.5, cpu_seconds=1.25, exit_code=143, signal=None, stopped_for_pause=True,
     killed_after_grace=False, passed_on=None, escaped_ended=[EscapedProcess(pid=4242, name="daemon")],
 )
-SAVED = Progress("abc", 3.5, 10.0, [{"segment": 0, "chunk": 1}], [LAUNCH], 12.0)
+NOTE = ChunkNote(
+    chunk=1, planned_start="2025-01-15T18:00:00.000000Z", planned_end="2025-01-15T18:00:04.000000Z", until_step=2
+)
+ENTRY = SegmentEntry.of(0, NOTE, "2025-01-15T18:00:00.000000Z", 0, "2025-01-15T18:00:03.500000Z", 3)
+SAVED = Progress("abc", 3.5, 10.0, [ENTRY], [LAUNCH], 12.0)
 
 
 def test_progress_is_read_back_as_saved_and_another_runs_is_a_fresh_start(tmp_path):
@@ -25,6 +29,11 @@ def test_progress_is_read_back_as_saved_and_another_runs_is_a_fresh_start(tmp_pa
     assert Progress.read(tmp_path / "none", "abc") == Progress("abc")
     (launch,) = json.loads((tmp_path / PROGRESS).read_text())["endings"]
     assert launch == LAUNCH.to_json() and list(launch) == list(Launch.model_fields)  # the summary's keys, in order
+    (entry,) = json.loads((tmp_path / PROGRESS).read_text())["segment_log"]
+    assert list(entry) == [
+        "segment", "chunk", "planned_start", "planned_end", "until_step", "clock_start", "first_step", "clock_end",
+        "last_step",
+    ]  # as the summary's segment log holds it
 
 
 @pytest.mark.parametrize("content, says", [

@@ -27,6 +27,7 @@ from carbon_pipe.errors import Interrupted, TrainingStopped
 from carbon_pipe.pipeline import compare, train_optimized, wait_for_window
 from carbon_pipe.timeutil import iso, parse_instant
 from carbon_pipe.training import segments
+from carbon_pipe.training.run_summary import ChunkNote
 from carbon_pipe.training.segments import Segment
 
 from ..conftest import run_training, synthetic_dataset, tiny_params, write_params
@@ -165,7 +166,7 @@ def test_a_chunk_stopped_midway_resumes_after_where_it_stopped(trace_project):
     params = parse_params(raw)
     wait_for_window.run_stage(params, say=lambda line: None)
     with pytest.raises(TrainingStopped):  # as a SIGTERM in the first chunk would: checkpoint at step 5, stop
-        run_training(params, "optimized", Segment(until_step=5, note={"chunk": 1}))
+        run_training(params, "optimized", Segment(until_step=5, note=ChunkNote(chunk=1)))
     with pytest.raises(TrainingStopped) as spent:  # a budget already spent trains and measures nothing
         run_training(params, "optimized", Segment(until_step=5))
     assert spent.value.step == 5 and spent.value.planned

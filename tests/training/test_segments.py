@@ -1,5 +1,6 @@
-"""Following a live plan's pauses: a signal during a pause is recorded beside the checkpoint as a typed record,
-read back on resume, and a damaged record is one line naming the file."""
+"""Segments and chunks: the chunks as they ran and the pauses between them, from the segment log; and a live plan's
+pauses: a signal during a pause is recorded beside the checkpoint as a typed record, read back on resume, and a
+damaged record is one line naming the file."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from carbon_pipe.errors import ArtifactError, TrainingStopped
-from carbon_pipe.training.segments import INTERRUPTIONS, Checkpointed, PauseInterruption, follow_live_plan
+from carbon_pipe.training.run_summary import ChunkNote, PauseInterruption, SegmentEntry
+from carbon_pipe.training.segments import INTERRUPTIONS, TRAIN_MAPPING, Checkpointed, chunk_metrics, follow_live_plan
 
 WAITED = {  # what the re-planner reports when SIGTERM stopped its pause
     "replans": 2,
@@ -48,6 +50,35 @@ def test_a_signal_during_a_pause_is_recorded_beside_the_checkpoint_after_those_b
     recorded = json.loads((tmp_path / INTERRUPTIONS).read_text())
     assert recorded == [earlier.to_json(), {**WAITED, "after_step": 4}]  # the keys as they were, in their order
     assert list(recorded[1]) == [*WAITED, "after_step"]
+
+
+def test_chunks_as_run_span_their_segments_and_the_pauses_lie_between_them():
+    def entry(segment, chunk, start, first, end, last):
+        note = ChunkNote(chunk=chunk, planned_start=f"2025-01-15T{chunk + 17}:00:00.000000Z",
+                         planned_end=f"2025-01-15T{chunk + 17}:30:00.000000Z", until_step=None)
+        return SegmentEntry.of(segment, note, f"2025-01-15T{start}Z", first, f"2025-01-15T{end}Z", last)
+
+    log = [  # chunk 2 stopped by a signal and resumed: two segments
+        SegmentEntry.of(0, ChunkNote(), "2025-01-15T17:50:00.000000Z", 0, "2025-01-15T17:59:00.000000Z", 0),
+        entry(1, 1, "18:00:00.000000", 0, "18:20:00.000000", 5),
+        entry(2, 2, "19:00:00.000000", 5, "19:05:00.000000", 7),
+        entry(3, 2, "19:06:00.000000", 7, "19:10:00.500000", 10),
+    ]
+    metrics = chunk_metrics(log, 2, "simulated", TRAIN_MAPPING)
+    first, second = metrics["chunks"]
+    assert (second.segments, second.start, second.end, second.first_step, second.steps) == (
+        2, "2025-01-15T19:00:00.000000Z", "2025-01-15T19:10:00.500000Z", 5, 5
+    )
+    assert list(first.to_json()) == [
+        "chunk", "planned_start", "planned_end", "until_step", "start", "first_step", "segments", "end", "last_step",
+        "steps",
+    ]
+    (pause,) = metrics["pauses"]
+    assert pause.to_json() == {
+        "after_chunk": 1, "start": "2025-01-15T18:20:00.000000Z", "end": "2025-01-15T19:00:00.000000Z",
+        "seconds": 2400.0, "slept": False,
+    }
+    assert metrics["paused_seconds"] == 2400.0 and metrics["chunk_mapping"] == "step-shares"
 
 
 @pytest.mark.parametrize(
