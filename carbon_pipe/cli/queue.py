@@ -45,6 +45,14 @@ def _seconds(value: Optional[str], option: str) -> Optional[float]:
         exit_with(UsageError(f"{option}: {exc}"))
 
 
+def load_queue_params(params: Path):
+    """params.yaml, read while no experiment the queue launched is rewriting it (queue/store.py)."""
+    from ..queue.store import dvc_workspace_settled
+
+    with dvc_workspace_settled():
+        return load_params_or_exit(params)
+
+
 def _instant(value: Optional[str], option: str) -> Optional[float]:
     from ..timeutil import parse_instant
 
@@ -77,13 +85,15 @@ def add(
 ) -> None:
     """Queue one DVC experiment per combination of the -S values. Every entry is checked before any is added."""
     from ..queue.entries import add_entries
+    from ..queue.store import dvc_workspace_settled
 
-    load_params_or_exit(params)
     moment = _instant(arrival, "--arrival") or time.time()
-    added = run_or_exit(lambda: add_entries(
-        params, overrides, name, duration, power, _instant(deadline, "--deadline"), _seconds(slack, "--slack"), moment,
-        interruptible,
-    ))
+    with dvc_workspace_settled():
+        load_params_or_exit(params)
+        added = run_or_exit(lambda: add_entries(
+            params, overrides, name, duration, power, _instant(deadline, "--deadline"), _seconds(slack, "--slack"),
+            moment, interruptible,
+        ))
     for entry in added:
         print_progress(f"queued {entry.name}: {entry.duration:.0f} s ({entry.duration_basis}), {entry.power_kw:g} kW, "
              f"deadline in {(entry.deadline - entry.arrival) / 3600:.2f} h"
@@ -109,7 +119,7 @@ def plan(
     from ..queue.store import read_queue
 
     how = run_or_exit(lambda: planning.QueuePolicy(policy, forecast_error))
-    config = load_params_or_exit(params)
+    config = load_queue_params(params)
     run_or_exit(lambda: planning.check_workers(workers))
     moment = _instant(now, "--now") or time.time()
     entries = run_or_exit(read_queue).in_state("queued")
@@ -143,7 +153,7 @@ def run(
     from ..queue.planning import QueuePolicy
 
     how = run_or_exit(lambda: QueuePolicy(policy, forecast_error))
-    config = load_params_or_exit(params)
+    config = load_queue_params(params)
     every, grid = _seconds(replan_interval, "--replan-interval"), _seconds(step, "--step")
     queue = run_or_exit(lambda: run_queue(config, workers, print_progress, every, grid, policy=how))
     done, failed = queue.in_state("done"), queue.in_state("failed")
@@ -169,7 +179,7 @@ def submit(
     if not slurm:
         exit_with(UsageError("queue submit: only --slurm is supported (queue run runs the queue here)"))
     how = run_or_exit(lambda: QueuePolicy(policy, forecast_error))
-    config = load_params_or_exit(params)
+    config = load_queue_params(params)
     step_seconds = _seconds(step, "--step")
     run_or_exit(lambda: cluster.submit(config, workers, Path.cwd(), print_progress, time.time(), step_seconds, how))
 

@@ -21,6 +21,24 @@ from ..errors import ArtifactError, UsageError
 
 QUEUE_DIR = Path(".dvc/tmp/carbon-pipe-queue")
 QUEUE_FILE = QUEUE_DIR / "queue.json"
+DVC_REPO_LOCK = Path(".dvc/tmp/lock")
+
+
+@contextlib.contextmanager
+def dvc_workspace_settled() -> Iterator[None]:
+    """Hold DVC's repository lock shared while params.yaml is read: `dvc exp run --temp -S` rewrites params.yaml in
+    the workspace (applies the overrides, stashes them, restores it) under that lock, so an experiment the queue
+    just launched could otherwise be read half-written. DVC takes it with a non-blocking flock and retries for
+    seconds; this holds it for a read."""
+    if not DVC_REPO_LOCK.parent.is_dir():
+        yield
+        return
+    with open(DVC_REPO_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 State = Literal["queued", "started", "done", "failed", "cancelled"]
 
 
