@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import sys
@@ -121,14 +122,16 @@ TRAIN_EXTRA = (
 
 def require_torch(command: str) -> None:
     """The built-in trainer's commands need the `train` extra; without it, one line saying what to install. A torch
-    that is installed but cannot load for lack of memory is not a missing extra: that error goes on to its own line."""
+    that is installed but cannot load for lack of memory is not a missing extra: that error goes on to its own line.
+    torchvision is looked up, not imported: its models take seconds of CPU to import and only fetch-data uses it."""
     try:
         import torch  # noqa: F401
-        import torchvision  # noqa: F401
     except ImportError as exc:
         if _out_of_memory(exc) is not None:
             raise
         exit_with(UsageError(f"{command} is the built-in trainer's and needs {exc.name or 'torch'}: {TRAIN_EXTRA}"))
+    if importlib.util.find_spec("torchvision") is None:
+        exit_with(UsageError(f"{command} is the built-in trainer's and needs torchvision: {TRAIN_EXTRA}"))
 
 
 def print_progress(line: str) -> None:
