@@ -3,9 +3,10 @@
 Each worker process (worker.py) runs warm-up rounds, then `profile.rounds` rounds of one burst of every
 configuration, the order mirrored from round to round (ABBA), with the energy counter read in between. The process
 is the unit of variance: each one's mean energy per sample is one pair, and the ratio's interval is built across
-processes. After each process, from the third on, the profile looks: it stops when the verdict is settled (the
-interval clear of 1, or inside 1 +- settle_within_pct), when the next process would overrun the energy budget
-(budget_pct of the baseline's expected training energy), or after the planned processes. The first three always
+processes. The first process's cost sets how many the budget (budget_pct of the baseline's expected training
+energy) pays for, at most `profile.processes`: those are the planned ones. After each process, from the third on,
+the profile looks: it stops when the verdict is settled (the interval clear of 1, or inside 1 +- settle_within_pct),
+when the next process would overrun the budget after all, or after the planned processes. The first three always
 run (with fewer there is no interval): on a job too small for them the profile says it spent more than its budget.
 Each look's interval is corrected for all the planned looks (statistics.sequential_level), so a verdict at any look
 is one at 5 %; where it stopped, the interval reported is the stage-wise one (statistics.interval_at_stop).
@@ -54,49 +55,40 @@ def run_profile(
     counter = open_counter(device.type, device.index or 0, coefficients)  # the whole profile's: workers' included
     request = Request(0, params, runs, profile, coefficients, twin)
     bursts: list[Burst] = []
-    parent, server = start_server()
     try:
-        stopping, finished = sequential(parent, request, bursts, counter, progress)
+        stopping, finished = sequential(request, bursts, counter, progress)
     finally:
-        try:
-            parent.send(None)
-        except OSError:  # it is gone already
-            pass
-        parent.close()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
         counter.close()
     return summarize(bursts, next(iter(finished.precisions)), finished.precisions, finished.energy_method, stopping)
 
 
-def start_server() -> tuple[Connection, subprocess.Popen]:
-    """The worker server (worker.py), a fresh interpreter started as `python -m`, with this process's sys.path and
-    working folder (never re-running the caller's own script, as multiprocessing's spawn would), and a connection to
-    it. Only the server holds the other end, so its exit is an end of file here, never a wait for ever."""
+def start_worker() -> tuple[Connection, subprocess.Popen]:
+    """A worker (worker.py), a fresh interpreter started as `python -m`, with this process's sys.path and working
+    folder (never re-running the caller's own script, as multiprocessing's spawn would), and a connection to it.
+    Only the worker holds the other end, so its exit is an end of file here, never a wait for ever."""
     ours, theirs = socket.socketpair()
     path = os.pathsep.join(entry for entry in sys.path if entry)
     with theirs:
-        server = subprocess.Popen(
+        worker = subprocess.Popen(
             [sys.executable, "-m", "carbon_pipe.profiling.worker", str(theirs.fileno())], pass_fds=[theirs.fileno()],
             env={**os.environ, "PYTHONPATH": path},
         )
-    return Connection(ours.detach()), server
+    return Connection(ours.detach()), worker
 
 
-def sequential(parent, request: Request, bursts: list[Burst], counter, progress) -> tuple[Stopping, Finished]:
+def sequential(request: Request, bursts: list[Burst], counter, progress) -> tuple[Stopping, Finished]:
     """Worker after worker until the verdict is settled, the budget would be overrun, or every planned one ran."""
     profile, epochs = request.profile, request.params.train.epochs
     planned, within = profile.processes, profile.settle_within_pct / 100
     names = list(request.runs)
     process = 0
     while True:  # stop_reason ends it by the last planned process
-        finished = one_process(parent, replace(request, process=process), bursts, planned, progress)
+        finished = one_process(replace(request, process=process), bursts, planned, progress)
         spent = counter.joules()
         baseline = per_process(bursts, names[0], "joules").mean()
         budget = profile.budget_pct / 100 * baseline * finished.train_samples * epochs
+        if process == 0:  # before any look: the looks the intervals are corrected for are those the budget pays for
+            planned = statistics.affordable_processes(profile.processes, spent, budget)
         stopping = Stopping(planned, within, statistics.PLANNED, budget, spent)
         ratios = look_intervals(bursts, names, planned)
         progress(look_line(process + 1, planned, ratios, spent, budget))
@@ -106,32 +98,33 @@ def sequential(parent, request: Request, bursts: list[Burst], counter, progress)
         process += 1
 
 
-def one_process(parent, request: Request, bursts: list[Burst], planned: int, progress) -> Finished:
+def one_process(request: Request, bursts: list[Burst], planned: int, progress) -> Finished:
     """Run one fresh worker; its bursts join `bursts`. A worker's error is raised here, as it was raised there."""
-    parent.send(request)
+    connection, worker = start_worker()
     finished: Optional[Finished] = None
     error: Optional[BaseException] = None
     measured = 0
-    while True:
-        try:
-            kind, payload = parent.recv()
-        except (EOFError, OSError):
-            raise MeasurementError(
-                f"profile worker process {request.process + 1}: the process that forks the workers exited"
-            ) from None
-        if kind == "burst":
-            bursts.append(payload)
-            measured += not payload.warmup
-        elif kind == "done":
-            finished = payload
-        elif kind == "error":
-            error = payload
-        elif kind == "exited":
-            break
+    try:
+        connection.send(request)
+        while True:
+            try:
+                kind, payload = connection.recv()
+            except (EOFError, OSError):  # it exited
+                break
+            if kind == "burst":
+                bursts.append(payload)
+                measured += not payload.warmup
+            elif kind == "done":
+                finished = payload
+            elif kind == "error":
+                error = payload
+    finally:
+        connection.close()
+        code = worker.wait()  # its CPU time joins the process tree's, where the counter reads it
     if isinstance(error, CarbonPipeError):
         raise error
     if error is not None or finished is None:
-        cause = f"{error.__class__.__name__}: {error}" if error is not None else f"exit code {payload}"
+        cause = f"{error.__class__.__name__}: {error}" if error is not None else f"exit code {code}"
         raise MeasurementError(f"profile worker process {request.process + 1} failed ({cause})")
     progress(f"process {request.process + 1} of at most {planned}: {measured} bursts, {request.profile.rounds} rounds")
     return finished

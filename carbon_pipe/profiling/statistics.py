@@ -140,6 +140,15 @@ def settled(low: float, high: float, within: float) -> bool:
 SETTLED, BUDGET, PLANNED = "settled", "budget spent", "every planned process run"
 
 
+def affordable_processes(most: int, first_cost: float, budget: float) -> int:
+    """The processes to plan for, fixed after the first one, before any look: as many as the budget pays for at the
+    first one's cost, at most `most` and at least the first look's. Looks the budget could never reach would only
+    widen every interval (each look's level is corrected for all the planned ones)."""
+    if first_cost <= 0:
+        return most
+    return max(FIRST_LOOK, min(most, int(budget // first_cost)))
+
+
 def stop_reason(
     processes: int, planned: int, intervals: list[tuple[float, float]], within: float, spent: float, budget: float
 ) -> str | None:

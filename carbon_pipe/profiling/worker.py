@@ -1,19 +1,18 @@
-"""The profile's fresh worker processes: one server that imports torch once, then forks a fresh worker per request.
+"""The profile's fresh worker processes: each a new interpreter that runs one worker and exits.
 
-`python -m carbon_pipe.profiling.worker FD` is the server; measure.py starts it and talks to it over FD.
+`python -m carbon_pipe.profiling.worker FD` is one worker; measure.py starts it and talks to it over FD.
 
-Spawning a fresh interpreter per worker would import torch each time (seconds of CPU, more than the profile's whole
-budget on a small job); forking the current process could inherit its threads (the energy meter's, torch's pool).
-So the server is spawned once, single-threaded, with torch imported and no torch op run, and each worker is forked
-from it: a new process with its own thread pool, allocations, scheduling and neighbours, that builds every
-configuration afresh, warms up, runs its rounds of bursts and exits. It shares the server's address layout, one of
-the things pyperf's spawned workers vary; the A/A check (`carbon-pipe profile --check aa`) shows what is left.
+Each worker is spawned (a fresh exec), never forked from a process that imported torch once: the address layout the
+kernel randomises at exec (where torch's libraries, their code and data, land) is inherited by forked workers, and
+it moved the default pair's ratio from one forked family to the next 2.7 times as much as the family's own workers
+varied (docs/measurement.md, "Spawned, not forked"). Workers sharing one layout are one sample of it; an interval
+built across workers holds the layout's share of the variance only when each has its own. The price is torch's
+import in every worker (about 3 s of CPU here), counted in the profile's spend like the rest.
 """
 
 from __future__ import annotations
 
 import mmap
-import os
 import secrets
 import signal
 import sys
@@ -85,36 +84,27 @@ def burst_order(names: list[str], round_index: int) -> list[str]:
     return list(names) if round_index % 2 == 0 else list(reversed(names))
 
 
-def serve(connection: Connection) -> None:
-    """The server's loop: fork a worker per request, wait for it, say how it exited; None ends the server."""
+def serve(connection: Connection) -> int:
+    """Run the one request the connection brings, send what it measures, and return the exit code."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what a Ctrl-C stops
-    while (request := connection.recv()) is not None:
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                work(request, connection.send)
-            except BaseException as exc:  # every failure goes to the parent, as it is
-                connection.send(("error", exc))
-                code = 1
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        connection.send(("exited", os.waitstatus_to_exitcode(status)))
+    try:
+        work(connection.recv(), connection.send)
+    except BaseException as exc:  # every failure goes to the parent, as it is
+        connection.send(("error", exc))
+        return 1
+    return 0
 
 
 def work(request: Request, send: Callable[[tuple], None]) -> None:
     """One worker process: every configuration built afresh, warm-up rounds, then the measured rounds of bursts.
 
-    Workers forked from one server would each start with the same memory layout, so whatever that layout favours
-    (one configuration's tensors landing where the caches alias) would repeat in every one of them and never show
-    as variation between processes. So each worker shifts its heap and its mappings by a random amount, and every
-    other worker builds and runs the configurations in reverse order: such effects vary from process to process,
-    and the interval, built across processes, takes them in.
+    Every other worker builds and runs the configurations in reverse order, and each builds them on physical pages
+    its predecessor did not use (fresh_pages), so what a placement favours varies from process to process and the
+    interval, built across processes, takes it in.
     """
+    held = fresh_pages()  # released before the measured rounds
     params, profile = request.params, request.profile
     steady_allocator(params.train.steady_allocator)  # as the train stages run
-    mapping, _heap_block = shifted_layout()  # held until the worker exits
     device = pick_device(params.train.device)
     split = TrainSplit.load(device)
     names = list(request.runs) if request.process % 2 == 0 else list(reversed(request.runs))
@@ -126,6 +116,7 @@ def work(request: Request, send: Callable[[tuple], None]) -> None:
         steps = warm_up(request.process, configs, counter, profile, send)
         if request.twin is not None:  # both bursts as long (a burst's fixed costs alike), the twin's extra on top
             steps[request.twin.of] = steps[request.twin.name] = request.twin.counted_steps(steps[request.twin.of])
+        held.close()
         for round_index in range(profile.rounds):
             for position, name in enumerate(burst_order(names, round_index)):
                 samples, seconds, joules = metered(counter, lambda: configs[name].take(steps[name]))
@@ -133,18 +124,22 @@ def work(request: Request, send: Callable[[tuple], None]) -> None:
                                      request.process)))
     finally:
         counter.close()
-        mapping.close()
+        held.close()
     precisions = {name: configs[name].precision for name in request.runs}
     send(("done", Finished(counter.method, precisions, len(split.data))))
 
 
-def shifted_layout() -> tuple[mmap.mmap, bytearray]:
-    """A random number of pages mapped and touched, and a random-sized block of heap, to hold before anything is
-    built: this worker's later allocations land at addresses its siblings' do not."""
-    pages = 1 + secrets.randbelow(4096)  # up to 16 MB: past the caches' aliasing periods
-    mapping = mmap.mmap(-1, pages * mmap.PAGESIZE)
-    mapping.write(b"\1" * len(mapping))
-    return mapping, bytearray(1 + secrets.randbelow(1 << 16))
+def fresh_pages() -> mmap.mmap:
+    """A random number of pages, up to 256 MB, taken and touched before anything is built.
+
+    A worker that starts as the last one exits gets the physical pages it freed, largely in the same order, so the
+    data and the models' tensors would land on the same physical memory (the same cache sets) in every worker of a
+    profile: its workers agreed with each other more than with the next profile's. Taken first, these pages move
+    everything built after them onto other ones. Held through the warm-up only, so the resident memory the bursts
+    are charged for (the RAM model's) is the configurations' own."""
+    pages = mmap.mmap(-1, (1 + secrets.randbelow(1 << 16)) * mmap.PAGESIZE)
+    pages.write(b"\1" * len(pages))
+    return pages
 
 
 def with_extra_work(config: ConfigurationSteps, twin: Twin) -> ConfigurationSteps:
@@ -195,7 +190,7 @@ def metered(counter: EnergyCounter, work: Callable[[], Result]) -> tuple[Result,
     return result, seconds, counter.joules() - before
 
 
-if __name__ == "__main__":  # started by measure.start_server, with its end of the connection's file descriptor
+if __name__ == "__main__":  # started by measure.start_worker, with its end of the connection's file descriptor
     from carbon_pipe.profiling import worker  # this module by its name, so what it sends unpickles as the parent's
 
-    worker.serve(Connection(int(sys.argv[1])))
+    sys.exit(worker.serve(Connection(int(sys.argv[1]))))

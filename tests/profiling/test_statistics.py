@@ -228,6 +228,14 @@ def test_the_stop_reasons():
     assert statistics.stop_reason(6, 6, wide, 0.05, 1.0, 100.0) == statistics.PLANNED
 
 
+def test_the_planned_processes_are_those_the_budget_pays_for_at_the_first_ones_cost():
+    assert statistics.affordable_processes(6, 32.0, 110.0) == 3  # three and a bit: looks at four would never come
+    assert statistics.affordable_processes(6, 20.0, 110.0) == 5
+    assert statistics.affordable_processes(6, 5.0, 110.0) == 6  # never more than the params allow
+    assert statistics.affordable_processes(6, 60.0, 110.0) == statistics.FIRST_LOOK  # the first look's run anyway
+    assert statistics.affordable_processes(6, 0.0, 110.0) == 6  # nothing measured to go by
+
+
 def test_what_a_verdict_says_in_words():
     """No measurable difference is said as the interval in %, with no signed point effect; a verdict with its
     ratio and interval."""
