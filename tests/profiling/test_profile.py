@@ -139,7 +139,7 @@ def test_the_verdict_checks_benchmark_prints_coverage_aa_and_budget(mnist_mirror
     saved = tmp_path / "profiles.jsonl"
     output = bench("verdict_checks.py", "--only", "coverage,aa,budget", "--runs", "1", "--seeds", "40",
                    "--train-samples", "1024", "--epochs", "1", "--save", str(saved))
-    assert re.search(r"^ratio 1.0, variation 5%, 6 planned, budget 6: stage-wise \(reported\) \d+ of 40 \(", output,
+    assert re.search(r"^ratio 1.0, variation 5%, at most 6, budget 6: stage-wise \(reported\) \d+ of 40 \(", output,
                      re.M)
     assert re.search(r"^as the machine is: \d of 1 .* say no measurable difference", output, re.M)
     assert re.search(r"^beside a busy core: \d of 1 ", output, re.M)
