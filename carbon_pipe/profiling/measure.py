@@ -65,13 +65,16 @@ def run_profile(
 def start_worker() -> tuple[Connection, subprocess.Popen]:
     """A worker (worker.py), a fresh interpreter started as `python -m`, with this process's sys.path and working
     folder (never re-running the caller's own script, as multiprocessing's spawn would), and a connection to it.
-    Only the worker holds the other end, so its exit is an end of file here, never a wait for ever."""
+    Only the worker holds the other end, so its exit is an end of file here, never a wait for ever. The worker has a
+    session of its own: this process decides what a signal stops (one_process ends the worker on Ctrl-C; a stage's
+    SIGTERM waits until the profile is recorded)."""
     ours, theirs = socket.socketpair()
     path = os.pathsep.join(entry for entry in sys.path if entry)
     with theirs:
         worker = subprocess.Popen(
             [sys.executable, "-m", "carbon_pipe.profiling.worker", str(theirs.fileno())], pass_fds=[theirs.fileno()],
             env={**os.environ, "PYTHONPATH": path},
+            start_new_session=True,  # a terminal's Ctrl-C or a signal to the stage's group reaches this process only
         )
     return Connection(ours.detach()), worker
 
@@ -118,6 +121,9 @@ def one_process(request: Request, bursts: list[Burst], planned: int, progress) -
                 finished = payload
             elif kind == "error":
                 error = payload
+    except BaseException:  # Ctrl-C here: the worker, in a session of its own, would go on with its bursts unread
+        worker.kill()
+        raise
     finally:
         connection.close()
         code = worker.wait()  # its CPU time joins the process tree's, where the counter reads it

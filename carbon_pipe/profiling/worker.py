@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import mmap
 import secrets
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -86,11 +85,13 @@ def burst_order(names: list[str], round_index: int) -> list[str]:
 
 def serve(connection: Connection) -> int:
     """Run the one request the connection brings, send what it measures, and return the exit code."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what a Ctrl-C stops
     try:
         work(connection.recv(), connection.send)
     except BaseException as exc:  # every failure goes to the parent, as it is
-        connection.send(("error", exc))
+        try:
+            connection.send(("error", exc))
+        except OSError:  # the parent is gone: nobody to tell
+            pass
         return 1
     return 0
 

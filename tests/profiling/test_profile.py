@@ -3,6 +3,7 @@ fresh worker processes, checks and budget."""
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -173,3 +174,29 @@ def test_a_killed_worker_process_fails_the_profile_in_one_line(workspace):
     stdout, stderr = command.communicate(timeout=120)
     assert killed and command.returncode == 1 and stdout == ""
     assert stderr.strip().splitlines()[-1] == "carbon-pipe: error: profile worker process 1 failed (exit code -9)"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_worker_ends_the_profile_and_its_worker_at_once(workspace):
+    """A worker runs in a session of its own (the parent decides what a signal stops); on Ctrl-C the parent ends
+    it, leaves nothing running, and says it was interrupted."""
+    import psutil
+
+    synthetic_dataset()
+    write_params(workspace, tiny_params(profile={**QUICK_PROFILE, "burst_seconds": 2}))
+    command = subprocess.Popen([sys.executable, "-m", "carbon_pipe.cli", "profile"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    workers = []
+    while not workers and time.monotonic() < deadline and command.poll() is None:
+        workers = [child for child in psutil.Process(command.pid).children()
+                   if "carbon_pipe.profiling.worker" in child.cmdline()]
+        time.sleep(0.05)
+    assert workers, "no worker process started"
+    command.send_signal(signal.SIGINT)
+    interrupted = time.monotonic()
+    stdout, stderr = command.communicate(timeout=60)
+    assert time.monotonic() - interrupted < 10  # not the rest of the worker's 2-second bursts, one after another
+    assert command.returncode == 128 + signal.SIGINT and stdout == ""
+    assert stderr.strip().splitlines()[-1] == "carbon-pipe: interrupted"
+    assert not psutil.pid_exists(workers[0].pid) or workers[0].status() == psutil.STATUS_ZOMBIE
