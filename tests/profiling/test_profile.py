@@ -184,8 +184,10 @@ def test_ctrl_c_during_a_worker_ends_the_profile_and_its_worker_at_once(workspac
 
     synthetic_dataset()
     write_params(workspace, tiny_params(profile={**QUICK_PROFILE, "burst_seconds": 2}))
+    # SIGINT as a terminal's command has it: a shell's background job (a CI run started with &) inherits it ignored
     command = subprocess.Popen([sys.executable, "-m", "carbon_pipe.cli", "profile"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     workers = []
     while not workers and time.monotonic() < deadline and command.poll() is None:
