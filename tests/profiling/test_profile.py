@@ -154,10 +154,23 @@ def test_the_verdict_checks_benchmark_prints_coverage_aa_and_budget(mnist_mirror
     assert a_a_and_budget(again) == a_a_and_budget(output)
 
 
+def profile_workers(pid: int) -> list:
+    """The profile's worker processes among a process's children (one that just ended, not yet reaped, is none)."""
+    import psutil
+
+    workers = []
+    for child in psutil.Process(pid).children():
+        try:
+            if "carbon_pipe.profiling.worker" in child.cmdline():
+                workers.append(child)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            pass
+    return workers
+
+
 @pytest.mark.slow
 def test_a_killed_worker_process_fails_the_profile_in_one_line(workspace):
     """A worker killed from outside (out of memory, an operator): one line naming it, exit 1, nothing printed."""
-    import psutil
 
     synthetic_dataset()
     write_params(workspace, tiny_params(profile={**QUICK_PROFILE, "burst_seconds": 0.5}))
@@ -166,10 +179,9 @@ def test_a_killed_worker_process_fails_the_profile_in_one_line(workspace):
     deadline = time.monotonic() + 240
     killed = False
     while not killed and time.monotonic() < deadline and command.poll() is None:
-        for worker in psutil.Process(command.pid).children():
-            if "carbon_pipe.profiling.worker" in worker.cmdline():
-                worker.kill()
-                killed = True
+        for worker in profile_workers(command.pid):
+            worker.kill()
+            killed = True
         time.sleep(0.05)
     stdout, stderr = command.communicate(timeout=120)
     assert killed and command.returncode == 1 and stdout == ""
@@ -191,8 +203,7 @@ def test_ctrl_c_during_a_worker_ends_the_profile_and_its_worker_at_once(workspac
     deadline = time.monotonic() + 240
     workers = []
     while not workers and time.monotonic() < deadline and command.poll() is None:
-        workers = [child for child in psutil.Process(command.pid).children()
-                   if "carbon_pipe.profiling.worker" in child.cmdline()]
+        workers = profile_workers(command.pid)
         time.sleep(0.05)
     assert workers, "no worker process started"
     command.send_signal(signal.SIGINT)
