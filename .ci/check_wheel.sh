@@ -17,9 +17,14 @@ mkdir -p "$work"
 fail() { echo "FAILED: $*"; exit 1; }
 
 echo "## The wheel outside the repository"
+# Built from a copy of the files git sees (tracked, and untracked but not ignored): .ci/run starts this beside the
+# editable install, whose build writes its egg-info into the checkout.
+mkdir -p "$work/src"
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf -) \
+    | tar -xf - -C "$work/src"
 python3 -m venv "$work/build-venv"
 "$work/build-venv/bin/pip" install -q build
-"$work/build-venv/bin/python" -m build --outdir "$work/dist" "$repo" > "$work/build.log" 2>&1 \
+"$work/build-venv/bin/python" -m build --outdir "$work/dist" "$work/src" > "$work/build.log" 2>&1 \
     || { cat "$work/build.log"; fail "python -m build"; }
 ls "$work"/dist/carbon_pipe-*.tar.gz "$work"/dist/carbon_pipe-*.whl > /dev/null || fail "no sdist or wheel built"
 echo "- built $(cd "$work/dist" && ls | tr '\n' ' ')"
