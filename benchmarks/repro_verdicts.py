@@ -7,7 +7,8 @@ touched), on the default params (or a subset: --train-samples, --epochs): `dvc r
 each run it prints the paired configuration verdict and ratio with its interval, the configuration effect (paired
 estimate, its interval) beside the naive two-run difference, the schedule effect with its interval, the remainder
 (run-to-run noise), the profiling overhead and its energy against the baseline run's (the budget: 10 %), and both
-runs' SCI. Then whether the verdicts agree and whether the naive difference changed sign. MNIST from
+runs' SCI. Then whether the verdicts agree, how many intervals hold the runs' median ratio (a rerun's verdict and
+interval should), and whether the naive difference changed sign. MNIST from
 $CARBON_PIPE_DATA_MIRROR, else ../shared's copy. OMP_NUM_THREADS=1 unless set. About 4 minutes a run on full MNIST.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,6 +124,12 @@ def main() -> None:
     naive_signs = {split.configuration_effect_naive_kg > 0 for split in splits}
     print(f"paired verdicts agree: {'yes' if len(verdicts) == 1 else 'NO'} ({', '.join(sorted(verdicts))}); "
           f"naive two-run difference changed sign: {'yes' if len(naive_signs) > 1 else 'no'}")
+    median = statistics.median(split.configuration_ratio for split in splits)
+    held = sum(low <= median <= high for low, high in (split.configuration_ratio_ci95 for split in splits))
+    ratios = [split.configuration_ratio for split in splits]
+    spread = f", sd {statistics.stdev(ratios):.3f}" if len(ratios) > 1 else ""
+    print(f"intervals holding the runs' median ratio {median:.4f}: {held} of {len(splits)} "
+          f"(ratios {min(ratios):.3f}-{max(ratios):.3f}{spread})")
     shares = [run["summary"].profiling_energy_pct_of_baseline for run in runs]
     print(f"profiling energy / baseline run's: {min(shares):.1f}-{max(shares):.1f} % (budget 10 %: "
           f"{'met' if max(shares) <= 10 else 'NOT met'})")

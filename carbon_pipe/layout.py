@@ -42,7 +42,7 @@ def resume_dir(run_name: str) -> Path:
 
 
 def run_profile_file(run_name: str) -> Path:
-    """The energy profile a run measured before training (train-optimized's first segment)."""
+    """The energy profile a run measured (train-optimized: its profile segments, before and between training)."""
     return train_dir(run_name) / "profile.json"
 
 

@@ -100,6 +100,7 @@ class ProfileParams(Section):
     settle_within_pct: Annotated[float, Field(gt=0, le=50)] = 5.0  # no difference is settled inside 1 +- this %
     twin_extra_work_pct: Annotated[float, Field(gt=0, le=300)] = 25.0  # the sensitivity twin's extra work per sample
     before_training: bool = True  # train-optimized profiles first, as the run's first measured segment
+    spread: bool = True  # train-optimized runs the later processes between equal shares of its steps
 
 
 class CommandParams(Section):

@@ -6,7 +6,8 @@ re-plans between chunks on the real clock (scheduling/replanning.py). On the rea
 as one chunk: DVC trains the baseline between wait-for-window and this stage, so the planned window may have
 passed; then the run re-plans and waits again, the meter running through the pause (the hardware is held). Before
 training, the run profiles the energy per sample of its configuration against the baseline's, as its first measured
-segment (profiling/first_segment.py). The summary, with the chunks as they ran and the profile, is written once.
+segment; a run in one flexible segment on the simulated clock spreads the profile's later processes between shares
+of its steps (profiling/first_segment.py). The summary, with the chunks as they ran and the profile, is written once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from ..config.params import Params
 from ..errors import UsageError
 from ..intensity.horizon import read_horizon
 from ..layout import train_dir
-from ..profiling.first_segment import profile_first, profile_section, write_record
+from ..profiling.first_segment import (
+    profile_first,
+    profile_section,
+    spreads_over,
+    train_between_processes,
+    write_record,
+)
 from ..scheduling.clock import Clock, RealClock
 from ..scheduling.decision import Decision, read_decision
 from ..scheduling.replanning import Replanner
@@ -39,14 +46,20 @@ def run_stage(
     params: Params, say: ProgressLine = quiet, clock: Optional[Clock] = None, pause: Optional[Sleeper] = None
 ) -> RunSummary | None:
     """The run's summary on rank 0 (None on the other ranks of a torchrun job). The energy profile comes first, as
-    the run's first measured segment (profiling/first_segment.py); auto makes its choice there."""
+    the run's first measured segment, its later processes spread over the training where the run trains in one go
+    (profiling/first_segment.py); auto makes its choice there."""
     decision, horizon, clock = read_decision(), read_horizon(), clock or RealClock()
     placed = Placement.scheduled(decision, horizon)
     with distributed.running(params.train.device, train_dir(RUN), NAME) as job:  # one group: profile and chunks
-        profiled = profile_first(params, placed, job, clock.now)
+        one_flexible_segment = decision.mode != "interruptible" and decision.clock == "simulated"
+        spread = spreads_over(params, one_flexible_segment and not job.distributed)
+        profiled = profile_first(params, placed, job, clock.now, spread)
         if profiled.record is not None and placed.follows_wall_clock:  # the run began with its profile
             placed = dataclasses.replace(placed, began=profiled.record.clock_start)
-        summary = follow(profiled.params, decision, placed, job, clock, say, pause)
+        if spread:
+            summary, profiled = train_between_processes(profiled.params, placed, job, profiled, clock.now)
+        else:
+            summary = follow(profiled.params, decision, placed, job, clock, say, pause)
         if summary is not None:
             summary = summary.completed(profile=profile_section(profiled, summary.carbon_metrics.by_phase))
             write_record(profiled)

@@ -10,6 +10,8 @@ when the next process would overrun the budget after all, or after the planned p
 run (with fewer there is no interval): on a job too small for them the profile says it spent more than its budget.
 Each look's interval is corrected for all the planned looks (statistics.sequential_level), so a verdict at any look
 is one at 5 %; where it stopped, the interval reported is the stage-wise one (statistics.interval_at_stop).
+`Sequential` is the profile under way, one process at a time: train-optimized trains between its processes
+(first_segment.py), `run_profile` runs them back to back.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 import socket
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from typing import Callable, Mapping, Optional
 
@@ -48,18 +50,83 @@ def run_profile(
     The first configuration is the baseline, and every other one's ratio is to it. `profile` replaces the params'
     section (auto shares a round's time among its candidates); `twin` adds a costlier copy of one configuration.
     """
-    runs = dict(runs or {name: params.configuration(name) for name in RUNS})
-    profile = profile or params.profile
-    device = pick_device(params.train.device)
-    coefficients = codecarbon_coefficients()
-    counter = open_counter(device.type, device.index or 0, coefficients)  # the whole profile's: workers' included
-    request = Request(0, params, runs, profile, coefficients, twin)
-    bursts: list[Burst] = []
-    try:
-        stopping, finished = sequential(request, bursts, counter, progress)
-    finally:
-        counter.close()
-    return summarize(bursts, next(iter(finished.precisions)), finished.precisions, finished.energy_method, stopping)
+    profiling = Sequential.start(params, runs, profile, twin)
+    while profiling.reason is None:
+        profiling.next_process(progress)
+    return profiling.profile()
+
+
+@dataclass
+class Sequential:
+    """A sequential profile under way: worker after worker until the verdict is settled, the budget would be
+    overrun, or every planned one ran. Between two processes its caller may do other work (train-optimized trains
+    a share of its steps there, so the processes sample the run's minutes, not only its first): each process is
+    metered on its own counter, opened as the worker starts and read once it is reaped."""
+
+    request: Request
+    bursts: list[Burst]
+    planned: int  # the processes the looks are corrected for: profile.processes until the first one's cost is known
+    spent: float = 0.0  # joules, every process's counter, worker start-up included
+    budget: float = 0.0
+    reason: Optional[str] = None  # why it stopped; None: under way
+    precisions: dict[str, str] = field(default_factory=dict)
+    energy_method: str = ""
+
+    @classmethod
+    def start(
+        cls, params: Params, runs: Mapping[str, RunParams] | None = None, profile: ProfileParams | None = None,
+        twin: Twin | None = None,
+    ) -> Sequential:
+        runs = dict(runs or {name: params.configuration(name) for name in RUNS})
+        profile = profile or params.profile
+        request = Request(0, params, runs, profile, codecarbon_coefficients(), twin)
+        return cls(request, [], profile.processes)
+
+    @classmethod
+    def resumed(cls, params: Params, profile: EnergyProfile) -> Sequential:
+        """The profile a stopped run left under way, to go on with its next process."""
+        stopping = profile.stopping
+        request = Request(profile.processes, params, {name: params.configuration(name) for name in RUNS},
+                          params.profile, codecarbon_coefficients())
+        precisions = {config.name: config.precision for config in profile.configurations}
+        return cls(request, list(profile.bursts), stopping.planned_processes, stopping.spent_joules or 0.0,
+                   stopping.budget_joules or 0.0, None, precisions, profile.energy_method)
+
+    @property
+    def processes(self) -> int:
+        return self.request.process
+
+    def next_process(self, progress: Callable[[str], None] = say) -> None:
+        """Run the next worker process, then look: sets `reason` where the profile stops."""
+        request, profile = self.request, self.request.profile
+        device = pick_device(request.params.train.device)
+        counter = open_counter(device.type, device.index or 0, request.coefficients)  # the worker's tree included
+        try:
+            finished = one_process(request, self.bursts, self.planned, progress)
+            self.spent += counter.joules()
+        finally:
+            counter.close()
+        self.precisions, self.energy_method = finished.precisions, finished.energy_method
+        names = list(request.runs)
+        baseline = per_process(self.bursts, names[0], "joules").mean()
+        self.budget = profile.budget_pct / 100 * baseline * finished.train_samples * request.params.train.epochs
+        if request.process == 0:  # before any look: the looks the intervals are corrected for are those it pays for
+            self.planned = statistics.affordable_processes(profile.processes, self.spent, self.budget)
+        self.request = replace(request, process=request.process + 1)
+        ratios = look_intervals(self.bursts, names, self.planned)
+        progress(look_line(self.processes, self.planned, ratios, self.spent, self.budget))
+        self.reason = statistics.stop_reason(
+            self.processes, self.planned, [(r.low, r.high) for r in ratios], profile.settle_within_pct / 100,
+            self.spent, self.budget,
+        )
+
+    def profile(self) -> EnergyProfile:
+        """Every figure from the bursts so far; a profile under way says so in its stopping reason."""
+        stopping = Stopping(
+            self.planned, self.request.profile.settle_within_pct / 100, self.reason or statistics.UNDER_WAY,
+            self.budget, self.spent,
+        )
+        return summarize(self.bursts, next(iter(self.precisions)), self.precisions, self.energy_method, stopping)
 
 
 def start_worker() -> tuple[Connection, subprocess.Popen]:
@@ -77,28 +144,6 @@ def start_worker() -> tuple[Connection, subprocess.Popen]:
             start_new_session=True,  # a terminal's Ctrl-C or a signal to the stage's group reaches this process only
         )
     return Connection(ours.detach()), worker
-
-
-def sequential(request: Request, bursts: list[Burst], counter, progress) -> tuple[Stopping, Finished]:
-    """Worker after worker until the verdict is settled, the budget would be overrun, or every planned one ran."""
-    profile, epochs = request.profile, request.params.train.epochs
-    planned, within = profile.processes, profile.settle_within_pct / 100
-    names = list(request.runs)
-    process = 0
-    while True:  # stop_reason ends it by the last planned process
-        finished = one_process(replace(request, process=process), bursts, planned, progress)
-        spent = counter.joules()
-        baseline = per_process(bursts, names[0], "joules").mean()
-        budget = profile.budget_pct / 100 * baseline * finished.train_samples * epochs
-        if process == 0:  # before any look: the looks the intervals are corrected for are those the budget pays for
-            planned = statistics.affordable_processes(profile.processes, spent, budget)
-        stopping = Stopping(planned, within, statistics.PLANNED, budget, spent)
-        ratios = look_intervals(bursts, names, planned)
-        progress(look_line(process + 1, planned, ratios, spent, budget))
-        reason = statistics.stop_reason(process + 1, planned, [(r.low, r.high) for r in ratios], within, spent, budget)
-        if reason is not None:
-            return replace(stopping, reason=reason), finished
-        process += 1
 
 
 def one_process(request: Request, bursts: list[Burst], planned: int, progress) -> Finished:

@@ -91,9 +91,12 @@ class ProfileRecord(ArtifactModel):
 class RunProfileRecord(ArtifactModel):
     """stages/train-optimized/profile.json: the run's profile, where it sat on the run's clock, and its verdict."""
 
-    segment: Count = Field(description="the run's segment that measured it (phase profile in energy_intervals.csv)")
-    clock_start: Instant = Field(description="when it started on the pipeline clock (UTC)")
-    clock_end: Instant = Field(description="when it ended (UTC)")
+    segments: list[Count] = Field(
+        description="the run's segments that measured it, one per process when spread (phase profile in "
+        "energy_intervals.csv)"
+    )
+    clock_start: Instant = Field(description="when its first process started on the pipeline clock (UTC)")
+    clock_end: Instant = Field(description="when its last process ended (UTC)")
     trained: str = Field(description="the configuration the run trains: optimized, or auto's chosen candidate")
     ratio: Number = Field(description="the trained configuration's energy per sample over the baseline's")
     ratio_ci95: list[Optional[Number]] = Field(description="its 95 % interval [low, high]; null: unbounded")
@@ -112,9 +115,9 @@ class NotProfiled(ArtifactModel):
 
 @dataclass(frozen=True)
 class RunProfile:
-    segment: int  # the run's segment that measured it (its energy is that segment's, phase `profile`)
-    clock_start: float
-    clock_end: float
+    segments: tuple[int, ...]  # the run's segments that measured it (their energy is theirs, phase `profile`)
+    clock_start: float  # its first process's start
+    clock_end: float  # its last one's end
     trained: str  # the profiled configuration the run trains: optimized, or (auto) the chosen candidate
     profile: EnergyProfile
     choice: Optional[AutoChoice] = None  # auto: the budget, the candidates' table and why (profiling/candidates.py)
@@ -129,6 +132,11 @@ class RunProfile:
     @property
     def verdict(self) -> str:
         return statistics.verdict(self.ratio.low, self.ratio.high)
+
+    @property
+    def under_way(self) -> bool:
+        """A spread profile with processes still to run (only ever in the run's resume folder)."""
+        return self.profile.stopping.reason == statistics.UNDER_WAY
 
     def verdict_text(self) -> str:
         """The verdict in words with its interval and how it was measured, e.g. 'the optimized configuration against
@@ -146,7 +154,7 @@ class RunProfile:
 
     def record(self) -> RunProfileRecord:
         return RunProfileRecord(
-            segment=self.segment,
+            segments=list(self.segments),
             clock_start=self.clock_start,
             clock_end=self.clock_end,
             trained=self.trained,
@@ -163,7 +171,7 @@ class RunProfile:
     def of(cls, record: RunProfileRecord) -> RunProfile:
         """The profile a record holds, its figures rebuilt from its bursts."""
         return cls(
-            segment=record.segment,
+            segments=tuple(record.segments),
             clock_start=record.clock_start,
             clock_end=record.clock_end,
             trained=record.trained,

@@ -138,6 +138,7 @@ def settled(low: float, high: float, within: float) -> bool:
 
 
 SETTLED, BUDGET, PLANNED = "settled", "budget spent", "every planned process run"
+UNDER_WAY = "under way"  # a spread profile between two of its processes (train-optimized's resume folder only)
 
 
 def affordable_processes(most: int, first_cost: float, budget: float) -> int:

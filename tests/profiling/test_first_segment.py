@@ -1,6 +1,7 @@
-"""The profile inside the pipeline: charged to the optimized run, the effects with their intervals and SCI re-derived
-by hand from the artifacts (plain loops, no carbon_pipe code), the model bytes untouched, a resumed run not
-profiling again, and optimized: auto choosing the cheapest candidate within its memory budget."""
+"""The profile inside the pipeline: its processes spread over the optimized run's training and charged to it, the
+effects with their intervals and SCI re-derived by hand from the artifacts (plain loops, no carbon_pipe code), the
+model bytes untouched, a resumed run going on with its profile where it stopped, and optimized: auto choosing the
+cheapest candidate within its memory budget."""
 
 from __future__ import annotations
 
@@ -55,18 +56,26 @@ def read(folder: Path, path: str):
 
 
 @pytest.mark.slow
-def test_the_profile_is_the_optimized_runs_first_segment_charged_and_counted(piped):
+def test_the_profiles_processes_are_spread_over_the_training_at_equal_shares_charged_and_counted(piped):
     rows = rows_of(piped / RUN / "energy_intervals.csv")
     profiled = [row for row in rows if row["phase"] == "profile"]
     trained = [row for row in rows if row["phase"] == "training"]
-    assert profiled and {row["segment"] for row in profiled} == {0} and {row["segment"] for row in trained} == {1}
+    assert {row["segment"] for row in profiled} == {0, 2, 4} and {row["segment"] for row in trained} == {1, 3, 5}
     decision = read(piped, "stages/wait-for-window/decision.json")
     assert min(parse_instant(row["start"]) for row in profiled) == parse_instant(decision["start"])
-    assert max(parse_instant(row["end"]) for row in profiled) <= min(parse_instant(row["start"]) for row in trained)
+    for earlier, later in zip(range(5), range(1, 6)):  # back to back on the clock, never overlapping
+        ends = [parse_instant(row["end"]) for row in rows if row["segment"] == earlier]
+        assert max(ends) <= min(parse_instant(row["start"]) for row in rows if row["segment"] == later)
+    optimized = read(piped, "metrics/optimized.json")
+    log = optimized["training_metrics"]["segment_log"]
+    steps = log[-1]["last_step"]
+    assert [(entry["segment"], entry["first_step"]) for entry in log] == [
+        (1, 0), (3, round(steps / 3)), (5, round(2 * steps / 3))
+    ]
+    assert optimized["profile"]["segments"] == [0, 2, 4]
     for row in profiled:  # charged the intensity of when it ran
         assert row["emissions_kg"] == pytest.approx(row["energy_kwh"] * row["intensity_g_per_kwh"] / 1000, rel=1e-12)
     profile_kwh, profile_kg = sum(r["energy_kwh"] for r in profiled), sum(r["emissions_kg"] for r in profiled)
-    optimized = read(piped, "metrics/optimized.json")
     carbon = optimized["carbon_metrics"]
     assert profile_kg > 0 and carbon["total_emissions_kg"] == pytest.approx(sum(r["emissions_kg"] for r in rows))
     assert carbon["by_phase"]["profile"]["emissions_kg"] == pytest.approx(profile_kg, rel=1e-12)
@@ -198,8 +207,8 @@ def planned(workspace):
 
 @pytest.mark.slow
 def test_profiling_leaves_the_model_bytes_as_they_are(planned):
-    summary = train_optimized.run_stage(planned).to_json()  # profiles, then trains in the same process
-    assert summary["profile"]["segment"] == 0 and summary["profile"]["energy_kwh"] > 0
+    summary = train_optimized.run_stage(planned).to_json()  # profiles between shares of its training
+    assert summary["profile"]["segments"] == [0, 2, 4] and summary["profile"]["energy_kwh"] > 0
     profiled = (RUN / "model.pt").read_bytes()
     run_training(planned, "optimized")  # the same run, not profiled
     assert (RUN / "model.pt").read_bytes() == profiled
@@ -216,7 +225,21 @@ def test_a_resumed_optimized_run_does_not_profile_again(planned):
     rows = pd.read_csv(RUN / "energy_intervals.csv")
     assert rows.groupby("segment")["phase"].first().tolist() == ["profile", "training", "training"]
     assert json.loads((RUN / "profile.json").read_text())["profile"]["bursts"] == kept["profile"]["bursts"]
-    assert summary["profile"]["segment"] == 0 and summary["training_metrics"]["resumed_at_step"] == 2
+    assert summary["profile"]["segments"] == [0] and summary["training_metrics"]["resumed_at_step"] == 2
+
+
+@pytest.mark.slow
+def test_a_resumed_run_goes_on_with_its_spread_profile_from_the_process_it_stopped_after(planned):
+    placed = Placement.scheduled(read_decision(), read_horizon())
+    job = distributed.one_process(torch.device("cpu"))
+    first_segment.profile_first(planned, placed, job, time.time, spread=True)  # as a SIGTERM after it would leave
+    kept = json.loads((RUN / "resume" / "profile.json").read_text())
+    assert kept["profile"]["stopping"]["reason"] == "under way" and kept["profile"]["processes"] == 1
+    summary = train_optimized.run_stage(planned).to_json()
+    bursts = json.loads((RUN / "profile.json").read_text())["profile"]["bursts"]
+    assert bursts[: len(kept["profile"]["bursts"])] == kept["profile"]["bursts"]  # process 1 kept, not measured again
+    assert {burst["process"] for burst in bursts} == {0, 1, 2} and summary["profile"]["segments"] == [0, 2, 4]
+    assert summary["profile"]["stopping"]["spent_joules"] > kept["profile"]["stopping"]["spent_joules"]
 
 
 def test_pick_takes_the_cheapest_within_the_budget():
@@ -353,7 +376,7 @@ def test_a_memory_budget_no_candidate_fits_is_one_line_and_leaves_nothing_to_res
 
 
 @pytest.mark.slow
-def test_sigterm_during_the_profile_stops_once_it_is_recorded_and_the_rerun_trains_without_profiling(workspace):
+def test_sigterm_during_the_profile_stops_once_its_process_is_recorded_and_the_rerun_goes_on_with_the_rest(workspace):
     import os
     import signal
     import subprocess
@@ -375,12 +398,13 @@ def test_sigterm_during_the_profile_stops_once_it_is_recorded_and_the_rerun_trai
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, stderr
-    assert "stopped by SIGTERM after its energy profile, before training" in stderr.strip().splitlines()[-1]
+    assert "stopped by SIGTERM once its energy profile's process 1 was recorded" in stderr.strip().splitlines()[-1]
     kept = json.loads((RUN / "resume" / "profile.json").read_text())
     assert not (RUN / "resume" / "checkpoint.pt").exists()
 
     summary = train_optimized.run_stage(parse_params(raw)).to_json()
     rows = pd.read_csv(RUN / "energy_intervals.csv")
-    assert rows.groupby("segment")["phase"].first().tolist() == ["profile", "training"]
-    assert json.loads((RUN / "profile.json").read_text())["profile"]["bursts"] == kept["profile"]["bursts"]
+    assert rows.groupby("segment")["phase"].first().tolist() == ["profile", "training"] * 3
+    bursts = json.loads((RUN / "profile.json").read_text())["profile"]["bursts"]
+    assert bursts[: len(kept["profile"]["bursts"])] == kept["profile"]["bursts"]
     assert summary["profile"]["energy_kwh"] == pytest.approx(rows.loc[rows["phase"] == "profile", "energy_kwh"].sum())

@@ -149,7 +149,7 @@ def test_an_unbounded_ratio_is_written_as_null_and_read_back(tmp_path):
     profile = summarized({"baseline": baseline, "optimized": optimized})
     ratio = profile.configuration("optimized").ratio
     assert ratio.low == -np.inf and ratio.high == np.inf and ratio.bounds == [None, None]
-    write_run_profile(tmp_path / "profile.json", RunProfile(0, 0.0, 1.0, "optimized", profile))
+    write_run_profile(tmp_path / "profile.json", RunProfile((0,), 0.0, 1.0, "optimized", profile))
     assert json.loads((tmp_path / "profile.json").read_text())["ratio_ci95"] == [None, None]
     back = read_run_profile(tmp_path / "profile.json")
     assert back.verdict == statistics.NO_DIFFERENCE and back.ratio.bounds == [None, None]
@@ -166,7 +166,7 @@ def test_a_damaged_profile_record_is_one_line_naming_it(tmp_path, change, says):
     from carbon_pipe.errors import ArtifactError
 
     path = tmp_path / "profile.json"
-    write_run_profile(path, RunProfile(0, 0.0, 1.0, "optimized", summarized({"baseline": [1.0] * 4,
+    write_run_profile(path, RunProfile((0,), 0.0, 1.0, "optimized", summarized({"baseline": [1.0] * 4,
                                                                              "optimized": [0.9] * 4})))
     record = json.loads(path.read_text())
     change(record)
@@ -317,7 +317,7 @@ def test_re_analysing_a_written_profile_gives_the_same_interval(tmp_path):
     candidate, baseline, _ = stopped_profile(1.1, planned=6, seed=2, between=0.05)
     assert len(candidate) > statistics.FIRST_LOOK
     profile = summarized({"baseline": list(baseline), "optimized": list(candidate)})
-    write_run_profile(tmp_path / "profile.json", RunProfile(0, 0.0, 1.0, "optimized", profile))
+    write_run_profile(tmp_path / "profile.json", RunProfile((0,), 0.0, 1.0, "optimized", profile))
     written = json.loads((tmp_path / "profile.json").read_text())
     back = read_run_profile(tmp_path / "profile.json")
     assert back.profile == profile
