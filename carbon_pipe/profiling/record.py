@@ -141,15 +141,19 @@ class RunProfile:
     def verdict_text(self) -> str:
         """The verdict in words with its interval and how it was measured, e.g. 'the optimized configuration against
         the baseline, energy per sample: no measurable difference: within -4.1 % / +6.3 % (95 % sequential interval
-        over 4 fresh processes x 2 rounds; stopped: budget spent)'. No signed point effect where nothing is known."""
+        over 4 fresh processes x 2 rounds; stopped: budget spent; spent 38 J of its 40 J budget)'. No signed point
+        effect where nothing is known."""
         if self.trained == BASELINE:
             return "auto chose the baseline's own configuration: no configuration effect (ratio 1 by construction)"
         which = "the optimized configuration" + (f" ({self.trained}, chosen by auto)" if self.choice else "")
-        profile = self.profile
+        profile, stop = self.profile, self.profile.stopping
         how = (
             f"95 % sequential interval over {profile.processes} fresh processes x {profile.rounds} rounds; "
-            f"stopped: {profile.stopping.reason}"
+            f"stopped: {stop.reason}"
         )
+        if stop.spent_joules is not None and stop.budget_joules:  # the budget kept or, said as plainly, overrun
+            against = ", over" if stop.spent_joules > stop.budget_joules else " of"
+            how += f"; spent {stop.spent_joules:.0f} J{against} its {stop.budget_joules:.0f} J budget"
         return f"{which} against the baseline, energy per sample: {describe(self.ratio)} ({how})"
 
     def record(self) -> RunProfileRecord:
@@ -195,6 +199,11 @@ def read_run_profile(path: Path) -> RunProfile:
         problem = f"trained {record.trained!r} or baseline {record.profile.baseline!r} is not one it measured"
         raise ArtifactError(f"{path}: not {what} ({problem}): {again}")
     try:
-        return RunProfile.of(record)
+        profile = RunProfile.of(record)
     except (KeyError, ValueError) as exc:  # a configuration without measured bursts
         raise ArtifactError(f"{path}: not {what} (its bursts make no profile: {reason(exc)}): {again}") from None
+    planned = profile.profile.stopping.planned_processes
+    if profile.under_way and profile.profile.processes >= planned:  # a run would finish with it still under way
+        problem = f"under way with {profile.profile.processes} of its {planned} planned processes run"
+        raise ArtifactError(f"{path}: not {what} ({problem}): {again}")
+    return profile

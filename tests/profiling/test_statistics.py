@@ -156,11 +156,24 @@ def test_an_unbounded_ratio_is_written_as_null_and_read_back(tmp_path):
     assert grams_interval(1e-3, [None, None]) == "1 [-inf, +inf]"
 
 
+@pytest.mark.parametrize("spent, says", [(30.2, "spent 30 J of its 36 J budget)"),
+                                          (54.2, "spent 54 J, over its 36 J budget)")])
+def test_the_verdict_says_what_the_profile_spent_against_its_budget(spent, says):
+    """An overrun (the first look's three processes run whatever they cost) is said as plainly as a budget kept."""
+    stopping = Stopping(planned_processes=3, settle_within=0.05, reason="settled", budget_joules=35.9,
+                        spent_joules=spent)
+    profile = summarized({"baseline": [1.0, 1.01, 0.99], "optimized": [1.3, 1.32, 1.29]}, stopping)
+    text = RunProfile((0,), 0.0, 1.0, "optimized", profile).verdict_text()
+    assert text.endswith(f"over 3 fresh processes x 2 rounds; stopped: settled; {says}")
+
+
 @pytest.mark.parametrize("change, says", [
     (lambda record: record["profile"]["bursts"][0].update(samples="many"), "bursts.0.samples is 'many', not a whole"),
     (lambda record: record.update(trained="fastest"), "trained 'fastest' or baseline 'baseline' is not one it"),
     (lambda record: record["profile"].update(bursts=[]), "its bursts make no profile"),
     (lambda record: record.update(clock_start=0), "clock_start is 0, not a time"),
+    (lambda record: record["profile"]["stopping"].update(reason="under way", planned_processes=4),
+     "under way with 4 of its 4 planned processes run"),
 ])
 def test_a_damaged_profile_record_is_one_line_naming_it(tmp_path, change, says):
     from carbon_pipe.errors import ArtifactError
