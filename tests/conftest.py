@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.abc
+import json
 import os
 import shlex
 import socket
@@ -121,6 +122,8 @@ GUARD = SlowWorkGuard()
 def pytest_configure(config) -> None:
     GUARD.install()
     build_each_cli_once()
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist's: it would put files with many tests first
+        config.option.loadscopereorder = False  # pytest_collection_modifyitems orders them, longest first
 
 
 def build_each_cli_once() -> None:
@@ -139,6 +142,27 @@ def build_each_cli_once() -> None:
         return built[id(app)][1]
 
     typer.testing._get_command = command_of
+
+
+FILE_SECONDS = Path(__file__).with_name("file_seconds.json")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The longest test files first, each file's tests in their own order. pytest-xdist's `--dist loadfile` hands
+    whole files to its workers in collection order (its own reordering, by test count, is off: pytest_configure), so
+    the long files start at once instead of ending the run alone on one worker. The seconds are each file's total on
+    the CI machine (.ci/file_seconds.py writes them from a junit report); a file not in the table goes first, as if
+    longest: a guess cannot do worse than a new slow file run last."""
+    seconds = json.loads(FILE_SECONDS.read_text())
+    first_seen: dict[str, int] = {}
+    for item in items:
+        first_seen.setdefault(item.nodeid.split("::")[0], len(first_seen))
+
+    def longest_first(item) -> tuple[float, int]:
+        file = item.nodeid.split("::")[0]
+        return -seconds.get(file, float("inf")), first_seen[file]
+
+    items.sort(key=longest_first)  # stable: within a file, the tests keep their order
 
 
 @pytest.hookimpl(tryfirst=True)
