@@ -1,11 +1,14 @@
 """The layout stays true: each stage's dvc.yaml deps cover every carbon_pipe module its pipeline module imports
 (so they are exact by construction), train-baseline imports nothing of the scheduler's, the layering rules of
-pyproject.toml (import-linter) hold, rooms say their concern, and functions and modules stay short."""
+pyproject.toml (import-linter) hold, rooms say their concern, functions and modules stay short, and the suite's
+longest-first table (tests/file_seconds.json, written by .ci/file_seconds.py) names real files."""
 
 from __future__ import annotations
 
 import ast
 import functools
+import importlib.util
+import json
 import os
 import re
 import shutil
@@ -225,3 +228,30 @@ def test_the_layering_rules_catch_a_broken_rule(tmp_path, module, line, contract
     assert result.returncode != 0
     broken = [text for text in result.stdout.splitlines() if re.search(r" BROKEN( \(.*\))?$", text)]
     assert len(broken) == 1 and broken[0].startswith(contract), result.stdout
+
+
+def file_seconds_script():
+    spec = importlib.util.spec_from_file_location("file_seconds", REPO / ".ci" / "file_seconds.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_file_in_the_seconds_table_exists():
+    """A renamed or removed file would leave its seconds behind, and its new name would be ordered as unknown."""
+    table = json.loads((REPO / "tests" / "file_seconds.json").read_text())
+    assert table and [file for file in table if not (REPO / file).is_file()] == []
+
+
+def test_a_junit_report_becomes_each_files_total_seconds_longest_first(tmp_path):
+    report = tmp_path / "junit.xml"
+    report.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.test_layout" name="a" time="1.25"/>'
+        '<testcase classname="tests.queue.test_slurm" name="b" time="30.0"/>'
+        '<testcase classname="tests.test_layout.SomeClass" name="c" time="0.5"/>'
+        "</testsuite></testsuites>"
+    )
+    assert file_seconds_script().file_seconds(report) == {"tests/queue/test_slurm.py": 30.0,
+                                                          "tests/test_layout.py": 1.8}
+    assert list(file_seconds_script().file_seconds(report)) == ["tests/queue/test_slurm.py", "tests/test_layout.py"]
