@@ -13,15 +13,16 @@ import xml.etree.ElementTree as ElementTree
 from collections import defaultdict
 from pathlib import Path
 
-TABLE = Path(__file__).resolve().parents[1] / "tests" / "file_seconds.json"
+REPO = Path(__file__).resolve().parents[1]
+TABLE = REPO / "tests" / "file_seconds.json"
 
 
-def test_file(classname: str) -> str:
+def file_of(classname: str) -> str:
     """tests.queue.test_slurm (or tests.queue.test_slurm.TestClass) -> tests/queue/test_slurm.py."""
     parts = classname.split(".")
     for end in range(len(parts), 0, -1):
         path = "/".join(parts[:end]) + ".py"
-        if (TABLE.parents[1] / path).is_file():
+        if (REPO / path).is_file():
             return path
     raise SystemExit(f"{classname}: no test file of that name")
 
@@ -29,7 +30,7 @@ def test_file(classname: str) -> str:
 def file_seconds(report: Path) -> dict[str, float]:
     totals: dict[str, float] = defaultdict(float)
     for case in ElementTree.parse(report).iter("testcase"):
-        totals[test_file(case.get("classname", ""))] += float(case.get("time", 0))
+        totals[file_of(case.get("classname", ""))] += float(case.get("time", 0))
     return {file: round(seconds, 1) for file, seconds in sorted(totals.items(), key=lambda item: -item[1])}
 
 
