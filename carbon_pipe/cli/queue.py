@@ -80,7 +80,8 @@ def add(
     arrival: Optional[str] = typer.Option(None, "--arrival", help="When the entry counts as queued (default: now); "
                                           "for planning against a past trace."),
     interruptible: bool = typer.Option(False, "--interruptible", help="Plan it in chunks (none shorter than "
-                                       "scheduler.min_chunk), for `queue plan`: queue run and SLURM refuse it."),
+                                       "scheduler.min_chunk): queue run pauses it between them and gives the pauses "
+                                       "to other entries; SLURM refuses it."),
     params: Path = ParamsOption,
 ) -> None:
     """Queue one DVC experiment per combination of the -S values. Every entry is checked before any is added."""

@@ -31,7 +31,8 @@ SCHEDULED = "optimized"  # the run wait-for-window schedules
 # How a plan's chunks map onto a command (scheduler_metrics.chunk_mapping; docs/scheduling.md): a step is one second
 # of its run time. run-time-shares: chunk k runs it until its run time reaches the planned time of chunks 1..k, then
 # SIGTERM and command.grace_period to exit, pauses recorded, not slept; time-budgets: a chunk runs it until its
-# planned end, then the run sleeps, re-planning the work left by the first deadline. The last chunk runs to the end.
+# planned end, then the run sleeps, re-planning the work left by the first deadline (or, started by the queue, to
+# the queue's next chunk). The last chunk runs to the end.
 COMMAND_MAPPING = {"simulated": "run-time-shares", "real": "time-budgets"}
 
 

@@ -45,13 +45,19 @@ def run_stage(
 
 def _queued(params: Params, slot: QueueSlot, **source_options: Any) -> Decision:
     """Started by the queue in its slot: the intensities from the entry's arrival (its saving is against starting
-    then), the slot as the plan, no wait. Recorded, not slept, at the moment it really started: the train stages
-    charge the run there and do not wait again."""
+    then), the slot as the plan, no wait. A whole entry is recorded, not slept, at the moment it really started: the
+    train stages charge the run there and do not wait again. An interruptible one is on the real clock: its run
+    pauses between the queue's chunks (and only there), each charged when it really runs."""
     started = time.time()
-    scheduler = params.scheduler.model_copy(update={"clock": "simulated", "now": started})
+    duration = slot.duration
+    if slot.chunks:
+        scheduler = params.scheduler.model_copy(update={"clock": "real", "mode": "interruptible"})
+        until: Optional[float] = max(slot.end, started + duration)
+    else:
+        scheduler = params.scheduler.model_copy(update={"clock": "simulated", "now": started})
+        until = None
     params = params.model_copy(update={"scheduler": scheduler})
-    duration = slot.end - slot.start
-    outlook = look_ahead(params, slot.arrival, started, duration, **source_options)
+    outlook = look_ahead(params, slot.arrival, started, duration, until, **source_options)
     outlook = dataclasses.replace(outlook, plan=slot.plan(outlook.series, started))
     estimate = DurationEstimate(duration, "queue", f"the queue's expected duration for entry {slot.entry}")
     decision = decided(params, Waited(outlook, started, slot.arrival, 0, []), estimate)

@@ -22,7 +22,7 @@ from ..scheduling.queued import QueueSlot
 from ..scheduling.wait_loop import ProgressLine
 from ..signals import stop_requests, stopped_by
 from ..timeutil import iso
-from .planning import QueuePolicy, check_workers, forecast, plan_queue, refuse_chunked, worth_moving
+from .planning import SLOT_TOLERANCE, QueuePolicy, check_workers, forecast, holds_worker, plan_queue, worth_moving
 from .store import QUEUE_DIR, Entry, Queue, Slot, changing, pid_alive, read_queue, update
 
 # Runs the experiment once: the `began` marker is taken exclusively first (a second launch of the entry exits 75
@@ -31,7 +31,6 @@ WRAPPER = (
     'folder=$1; shift; set -C; { echo $$ > "$folder/began"; } 2>/dev/null || exit 75; set +C; '
     '"$@" > "$folder/log" 2>&1; echo $? > "$folder/exit.tmp" && mv -f "$folder/exit.tmp" "$folder/exit"'
 )
-SLOT_TOLERANCE = 1e-3  # the planner rounds its starts to microseconds
 LAUNCH_GRACE = 30.0  # seconds a launched wrapper has to take its marker before the entry counts as not begun
 
 
@@ -45,7 +44,7 @@ def slot_of(entry: Entry, workers: int) -> QueueSlot:
     assert entry.slot is not None
     slot = entry.slot
     return QueueSlot(entry.name, entry.arrival, slot.start, slot.end, slot.expected_g, workers, slot.method,
-                     slot.planned_at)
+                     slot.planned_at, tuple(slot.chunks))
 
 
 def settle(entry: Entry, now: float, launched: set[str]) -> Optional[dict]:
@@ -108,8 +107,10 @@ class Runner:
             for entry in fresh.in_state("queued"):
                 if entry.name in slots:
                     slot = slots[entry.name]
+                    chunked = entry.chunk_floor is not None
+                    chunks = [(chunk.start, chunk.end) for chunk in slot.chunks] if chunked else []
                     entry.slot = Slot(start=slot.start, end=slot.end, expected_g=slot.expected_g, planned_at=now,
-                                      method=self.policy.method(plan))
+                                      method=self.policy.method(plan), chunks=chunks)
         self.say(f"queue: planned {len(pending)} entr{'y' if len(pending) == 1 else 'ies'} at {iso(now)} "
                  f"({self.policy.method(plan)}, {plan.total_g:.3f} g expected with those running)")
 
@@ -151,7 +152,8 @@ class Runner:
             pending = read_queue().in_state("queued")
         due = sorted((e for e in pending if e.slot and e.slot.start <= now + SLOT_TOLERANCE),
                      key=lambda e: e.slot.start)
-        for entry in due[: max(0, self.workers - len(running))]:
+        busy = sum(holds_worker(entry, now) for entry in running)  # an interruptible one pausing holds none
+        for entry in due[: max(0, self.workers - busy)]:
             self.launch(entry, now)
         return True
 
@@ -162,7 +164,6 @@ def run_queue(
 ) -> Queue:
     """Run the queue until every entry is done, failed or cancelled. SIGTERM or Ctrl-C stop following it (the
     experiments running go on; run again to follow them)."""
-    refuse_chunked(read_queue().in_state("queued"))
     every = replan_every or params.scheduler.replan_interval
     runner = Runner(params, workers, say, clock or RealClock(), every, step, policy)
     with holding(QUEUE_DIR / "run", "queue run"), stop_requests(interrupt=True) as received:

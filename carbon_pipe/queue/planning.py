@@ -16,6 +16,7 @@ from ..timeutil import iso
 from .store import Entry
 
 QUEUE_POLICIES = ("joint", "joint-hedged")
+SLOT_TOLERANCE = 1e-3  # the planner rounds its starts to microseconds
 
 
 @dataclass(frozen=True)
@@ -71,20 +72,35 @@ def job_of(entry: Entry) -> QueuedJob:
 
 
 def refuse_chunked(entries: Sequence[Entry]) -> None:
-    """Interruptible entries are planned (`queue plan`), not yet run: an experiment cannot yet be told to pause and
-    resume through the queue's chunks, and run whole it would break the plan's worker count. One line naming the
-    first, before anything starts."""
+    """SLURM does not run interruptible entries: a job sleeping between chunks would keep its allocation, and the
+    worker the plan gave another entry in that pause. One line naming the first, before anything is submitted."""
     for entry in entries:
         if entry.chunk_floor is not None:
-            raise FieldError(f"entry {entry.name}", "interruptible entries are planned only (queue plan); neither "
-                             "queue run nor SLURM follows their chunks yet: cancel it, add it without --interruptible")
+            raise FieldError(f"entry {entry.name}", "interruptible entries run here (queue run), not on SLURM: a job "
+                             "would keep its allocation between chunks; cancel it, or add it without --interruptible")
 
 
-def running_job(entry: Entry, now: float) -> QueuedJob:
-    """A started entry holds a worker until its expected end (at least until now): fixed, not planned."""
-    started = now if entry.started_at is None else entry.started_at  # a SLURM job whose start is not known yet
-    left = max(started + entry.duration - now, 1.0)
-    return QueuedJob(entry.name, now, now + left, left, entry.power_kw)
+def holds_worker(entry: Entry, now: float) -> bool:
+    """Whether a started entry takes one of the K workers now: a whole one until it ends; an interruptible one in
+    its chunks, not in the pauses between them, and from its last chunk's start until it ends (it may overrun)."""
+    chunks = entry.slot.chunks if entry.slot is not None else []
+    if not chunks:
+        return True
+    return now >= chunks[-1][0] - SLOT_TOLERANCE or any(start - SLOT_TOLERANCE <= now < end for start, end in chunks)
+
+
+def running_jobs(entry: Entry, now: float) -> list[QueuedJob]:
+    """What a started entry keeps of the workers, fixed for the plan of the others: a whole one until its expected
+    end (at least until now); an interruptible one its chunks still ahead, as planned, each a job of its own."""
+    chunks = entry.slot.chunks if entry.slot is not None else []
+    ahead = [(max(start, now), end) for start, end in chunks if end > now]
+    if not chunks or now >= chunks[-1][0]:
+        started = now if entry.started_at is None else entry.started_at  # a SLURM job whose start is not known yet
+        end = chunks[-1][1] if chunks else started + entry.duration
+        left = max(end - now, 1.0)
+        return [QueuedJob(entry.name, now, now + left, left, entry.power_kw)]
+    return [QueuedJob(f"{entry.name}#{index}", start, end, end - start, entry.power_kw)
+            for index, (start, end) in enumerate(ahead, start=1)]
 
 
 def check_entries(entries: Sequence[Entry], now: float) -> None:
@@ -106,8 +122,9 @@ def plan_queue(
 ) -> JointPlan:
     """The joint plan of the entries not started yet, around those running (which keep their workers)."""
     check_entries(pending, now)
-    jobs = [running_job(entry, now) for entry in running] + [job_of(entry) for entry in pending]
-    return policy.plan(jobs, [False] * len(running) + [True] * len(pending), series, workers, now, step)
+    kept = [job for entry in running for job in running_jobs(entry, now)]
+    jobs = kept + [job_of(entry) for entry in pending]
+    return policy.plan(jobs, [False] * len(kept) + [True] * len(pending), series, workers, now, step)
 
 
 def lanes(plan: JointPlan, workers: Optional[int] = None, fixed: Optional[dict[str, int]] = None) -> dict[str, int]:

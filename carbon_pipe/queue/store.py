@@ -54,6 +54,7 @@ class Slot(Record):
     expected_g: float
     planned_at: float
     method: str
+    chunks: list[tuple[float, float]] = []  # an interruptible entry's: [start, end) of each; empty: it runs whole
 
 
 class Entry(Record):

@@ -37,23 +37,37 @@ class QueueSlot:
     workers: int
     method: str  # how the plan was made (the joint planner's method)
     planned_at: float  # when that plan was made
+    chunks: tuple[tuple[float, float], ...] = ()  # an interruptible entry's [start, end) pieces; empty: runs whole
 
     def environment(self) -> dict[str, str]:
         return {SLOT_VARIABLE: json.dumps(asdict(self), sort_keys=True)}
 
+    @property
+    def duration(self) -> float:
+        """The run time the queue planned: its slot, or the sum of its chunks."""
+        return sum(end - start for start, end in self.chunks) if self.chunks else self.end - self.start
+
     def plan(self, series: IntensitySeries, started: float) -> Plan:
-        """What wait-for-window records: one chunk from when the experiment really started, for the planned length."""
+        """What wait-for-window records, from when the experiment really started: a whole entry's slot for the
+        planned length; an interruptible entry's chunks as the queue placed them (the first from that start), since
+        the pauses between them are other entries' workers. Only what lies ahead is kept: with none, the planned
+        length from that start."""
         from .planner import Chunk
 
-        duration = self.end - self.start
-        mean = series.mean(started, started + duration)
-        chunk = Chunk(started, started + duration, mean)
+        duration = self.duration
+        spans = [(max(start, started), end) for start, end in self.chunks if end > started]
+        spans = spans or [(started, started + duration)]
+        chunks = tuple(Chunk(start, end, series.mean(start, end)) for start, end in spans)
+        mean = sum(chunk.mean_intensity * chunk.duration for chunk in chunks) / sum(chunk.duration for chunk in chunks)
+        pieces = f" in {len(self.chunks)} chunks" if self.chunks else ""
         why = (
-            f"started by the carbon-pipe queue in its slot {iso(self.start)} to {iso(self.end)} (entry {self.entry}, "
-            f"{self.method} plan for {self.workers} worker(s) made at {iso(self.planned_at)}, "
+            f"started by the carbon-pipe queue in its slot {iso(self.start)} to {iso(self.end)}{pieces} (entry "
+            f"{self.entry}, {self.method} plan for {self.workers} worker(s) made at {iso(self.planned_at)}, "
             f"{self.expected_g:.3g} g expected); no wait of its own"
+            + ("; it pauses between its chunks as planned, without re-planning" if self.chunks else "")
         )
-        return Plan("queue", (chunk,), mean, series.mean(self.arrival, self.arrival + duration), why)
+        mode = "interruptible" if self.chunks else "flexible"
+        return Plan("queue", chunks, mean, series.mean(self.arrival, self.arrival + duration), why, mode)
 
 
 def queue_slot(environ: Optional[dict[str, str]] = None) -> Optional[QueueSlot]:
@@ -71,4 +85,8 @@ def queue_slot(environ: Optional[dict[str, str]] = None) -> Optional[QueueSlot]:
         raise UsageError(f"${SLOT_VARIABLE}: not a slot the queue wrote ({problem(exc)})") from None
     if not slot.arrival <= slot.start < slot.end:
         raise UsageError(f"${SLOT_VARIABLE}: entry {slot.entry}: its slot must start after arrival and end after start")
+    bounds = [time for chunk in slot.chunks for time in chunk]
+    if slot.chunks and not (bounds == sorted(bounds) and bounds[0] == slot.start and bounds[-1] == slot.end
+                            and all(start < end for start, end in slot.chunks)):
+        raise UsageError(f"${SLOT_VARIABLE}: entry {slot.entry}: its chunks must be in order, apart, and span its slot")
     return slot

@@ -2,8 +2,10 @@
 
 The work left is the time per step measured so far x the steps left; it is planned at the place wait-for-window
 chose, to be done by the first deadline, and waited for with wait-for-window's own loop (re-fetching and
-re-planning every replan_interval, the countdown on a real clock). pipeline/train_optimized.py hands a Replanner
-to the chunk follower (training/segments.py); nothing here imports torch.
+re-planning every replan_interval, the countdown on a real clock). A run the queue started in chunks is not
+re-planned: it sleeps to the queue's next chunk, as the queue gave its pauses to other entries. pipeline/
+train_optimized.py and pipeline/run_command.py hand a Replanner to the chunk follower (training/segments.py); nothing
+here imports torch.
 """
 
 from __future__ import annotations
@@ -60,14 +62,15 @@ class Replanner:
         now = self.clock.now()
         if left <= 0:  # only the final evaluation is left
             return [Chunk(now, now, 0.0)], {}
-        if now + left >= self.decision.deadline:  # no time to pause any more: the rest runs now, in one go
+        queued = self.decision.rule == "queue"
+        if not queued and now + left >= self.decision.deadline:  # no time to pause any more: the rest runs now
             return [Chunk(now, now + left, 0.0)], {"past_deadline": True}
         outcome: dict = {"replans": 0, "replan_failures": []}
         plan, self.planned_start = None, None
         with stop_requests(interrupt=True) as received:  # SIGTERM as well as SIGINT ends the pause
             try:
                 if not received:  # one that came since the chunk ended stops the pause before it begins
-                    plan = self.wait(left, previous, outcome)
+                    plan = self.queued(left) if queued else self.wait(left, previous, outcome)
             except KeyboardInterrupt:  # in the first look ahead, or in the kept plan's sleep
                 pass
         if plan is None:
@@ -83,6 +86,20 @@ class Replanner:
             f"resuming after a {format_duration(self.clock.now() - now)} pause"
         )
         return plan, outcome
+
+    def queued(self, left: float) -> list[Chunk]:
+        """The queue's chunks still ahead, slept to, never re-planned: the queue gave the pauses between them to
+        other entries' workers. A restart in a pause goes on with them too. With none left (the run took longer than
+        the queue expected), the rest runs now."""
+        now = self.clock.now()
+        rest = [Chunk(max(chunk.start, now), chunk.end, chunk.mean_intensity)
+                for chunk in self.decision.chunks if chunk.end > now]
+        if not rest:
+            self.say(f"{self.name}: the queue's chunks are over with work left; the rest runs now")
+            rest = [Chunk(now, now + left, 0.0)]
+        self.planned_start = rest[0].start
+        self.clock.sleep(max(0.0, rest[0].start - now))
+        return rest
 
     def wait(self, left: float, previous: list[Chunk], outcome: dict) -> Optional[list[Chunk]]:
         """wait-for-window's loop for the work left: its chunks, or None if a stop came first.

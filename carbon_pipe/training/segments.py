@@ -35,7 +35,8 @@ INTERRUPTIONS = "pause-interruptions.json"  # in the resume folder: signals that
 # How a plan's chunks map onto a `train` run's work (scheduler_metrics.chunk_mapping; docs/scheduling.md):
 # step-shares: chunk k trains until round(total steps x the planned time of chunks 1..k / the planned total), its
 # measurements from its planned start, pauses recorded, not slept; time-budgets: a chunk trains until its planned
-# end, then the run sleeps, re-planning the work left by the first deadline.
+# end, then the run sleeps, re-planning the work left by the first deadline (or, started by the queue, to the
+# queue's next chunk).
 TRAIN_MAPPING = {"simulated": "step-shares", "real": "time-budgets"}
 
 

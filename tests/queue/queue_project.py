@@ -50,17 +50,55 @@ def trace(now: float, step: float, values: list[float]) -> str:
     )
 
 
-def make_project(folder: Path, trace_text: str) -> Path:
-    """A git repository with DVC initialised, the params on the trace, and everything committed."""
+# The work stage as `carbon-pipe run` of a command that pauses and resumes: train.epochs seconds of work in
+# quarter-second ticks (sleeps, not CPU), its count kept in $CARBON_PIPE_CHECKPOINT_DIR; SIGTERM ends a launch. Each
+# launch is logged, as work.py's run is.
+PAUSING = '''import json, os, pathlib, signal, sys, time
+import yaml
+stops = []
+signal.signal(signal.SIGTERM, lambda signum, frame: stops.append(signum))
+seconds = float(yaml.safe_load(open("params.yaml"))["train"]["epochs"])
+saved = pathlib.Path(os.environ["CARBON_PIPE_CHECKPOINT_DIR"]) / "done"
+done = float(saved.read_text()) if saved.exists() else 0.0
+began = time.time()
+while done < seconds and not stops:
+    time.sleep(0.25)
+    done += 0.25
+    saved.write_text(str(done))
+entry = json.loads(os.environ["CARBON_PIPE_QUEUE_SLOT"])["entry"]
+with open(os.environ["QUEUE_TEST_LOG"], "a") as log:
+    log.write(json.dumps({"entry": entry, "began": began, "ended": time.time(), "done": done}) + "\\n")
+if stops:
+    sys.exit(143)
+json.dump({"extra": {"done": done}}, open(os.environ["CARBON_PIPE_METRICS"], "w"))
+'''
+PAUSING_DVC_YAML = {
+    "stages": {
+        "wait-for-window": DVC_YAML["stages"]["wait-for-window"],
+        "work": {
+            "cmd": "carbon-pipe run --run optimized -- python pausing.py",
+            "deps": ["pausing.py", "stages/wait-for-window/decision.json"],
+            "params": ["train.epochs", "energy", "command"],
+            "metrics": [{"metrics/optimized.json": {"cache": False}}],
+        },
+    }
+}
+
+
+def make_project(folder: Path, trace_text: str, pausing: bool = False) -> Path:
+    """A git repository with DVC initialised, the params on the trace, and everything committed; `pausing`: its
+    work stage is PAUSING under `carbon-pipe run`, else work.py."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "trace.csv").write_text(trace_text)
     raw = default_params()
     raw["carbon"]["sources"] = ["csv"]
     raw["carbon"]["csv"]["path"] = str(folder / "trace.csv")
     raw["scheduler"].update(expected_duration="30s", max_wait="10min")
+    raw["command"]["grace_period"] = "2s"
     (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    (folder / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML, sort_keys=False))
+    (folder / "dvc.yaml").write_text(yaml.safe_dump(PAUSING_DVC_YAML if pausing else DVC_YAML, sort_keys=False))
     (folder / "work.py").write_text(WORK)
+    (folder / "pausing.py").write_text(PAUSING)
     for command in (["git", "init", "-q"], [str(Path(VENV_BIN) / "dvc"), "init", "-q"], ["git", "add", "-A"],
                     ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny project"]):
         subprocess.run(command, cwd=folder, check=True, capture_output=True)

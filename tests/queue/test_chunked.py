@@ -1,14 +1,20 @@
 """Interruptible queue entries: planned by the joint plan in chunks (none shorter than the entry's
-scheduler.min_chunk, never more than K running), shown in the plan's table; `queue run` and SLURM refuse them in one
-line naming the entry, before anything starts."""
+scheduler.min_chunk, never more than K running), shown in the plan's table; once started, one holds a worker in its
+chunks only, the pauses between them are planned for others, and its experiment follows those chunks without
+re-planning; SLURM refuses them in one line naming the entry, before anything is submitted."""
 
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from carbon_pipe.queue.store import read_queue
+from carbon_pipe.intensity.series import IntensitySeries
+from carbon_pipe.queue.planning import holds_worker, plan_queue
+from carbon_pipe.queue.store import Entry, Slot, read_queue
 from carbon_pipe.timeutil import parse_instant
 
 from .test_queue import ARRIVAL, add, cli, project  # noqa: F401  (project: the fixture)
@@ -50,14 +56,91 @@ def test_an_interruptible_entry_is_planned_in_chunks_at_least_its_floor_beside_w
 
 
 @pytest.mark.usefixtures("project")
-@pytest.mark.parametrize("command", [["run"], ["submit", "--slurm"]])
-def test_queue_run_and_slurm_refuse_an_interruptible_entry_naming_it_and_start_nothing(command):
+def test_slurm_refuses_an_interruptible_entry_naming_it_and_submits_nothing():
     add("--name", "whole", "--duration", "1h", "--slack", "20h")
     add("--name", "split", "--duration", "3h", "--slack", "20h", "--interruptible")
-    result = cli("queue", *command, "--workers", "1")
+    result = cli("queue", "submit", "--slurm", "--workers", "1")
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
-        "carbon-pipe: error: entry split: interruptible entries are planned only (queue plan); neither queue run nor "
-        "SLURM follows their chunks yet: cancel it, add it without --interruptible"
+        "carbon-pipe: error: entry split: interruptible entries run here (queue run), not on SLURM: a job would keep "
+        "its allocation between chunks; cancel it, or add it without --interruptible"
     ]
     assert [entry.state for entry in read_queue().entries] == ["queued", "queued"]
+
+
+T0 = 1_736_900_000.0  # a whole hour (2025-01-15 00:13:20 is not: the series below starts on its own grid)
+
+
+def entry(name: str, duration: float, chunks=(), started_at=None, floor=None) -> Entry:
+    slot = None
+    if chunks:
+        slot = Slot(start=chunks[0][0], end=chunks[-1][1], expected_g=1.0, planned_at=T0, method="milp",
+                    chunks=list(chunks) if floor is not None else [])
+    return Entry(name=name, overrides={}, arrival=T0, deadline=T0 + 20 * HOUR, duration=duration,
+                 duration_basis="given", power_kw=0.1, power_basis="given", chunk_floor=floor,
+                 state="started" if started_at else "queued", slot=slot, started_at=started_at)
+
+
+SPLIT = entry("split", 2 * HOUR, [(T0, T0 + HOUR), (T0 + 3 * HOUR, T0 + 4 * HOUR)], started_at=T0, floor=HOUR)
+
+
+def test_a_started_interruptible_entry_holds_a_worker_in_its_chunks_and_from_its_last_chunk_on():
+    assert holds_worker(SPLIT, T0 + 0.5 * HOUR) and not holds_worker(SPLIT, T0 + 2 * HOUR)
+    assert holds_worker(SPLIT, T0 + 3.5 * HOUR) and holds_worker(SPLIT, T0 + 5 * HOUR)  # overrunning: until it ends
+    whole = entry("whole", HOUR, [(T0, T0 + HOUR)], started_at=T0)
+    assert holds_worker(whole, T0 + 2 * HOUR)  # a whole one holds its worker until it ends, however late
+
+
+def test_the_others_are_planned_into_a_running_entrys_pauses_and_never_over_its_chunks_ahead():
+    """One worker; the hour between the running entry's chunks is the cleanest of the day. A pending entry takes
+    that pause, and a second one cannot take the running entry's next chunk, cheap as it is."""
+    values = np.array([300, 100, 50, 120, 400, 400, 400, 400, 400, 400], dtype=float)
+    series = IntensitySeries(T0 + HOUR * np.arange(11), values, np.zeros(10, dtype=bool), "test", "XX")
+    pending = [entry("one", HOUR), entry("two", HOUR)]
+    now = T0 + HOUR
+    plan = plan_queue(pending, [SPLIT], series, 1, now, HOUR)
+    slots = {slot.name: (slot.start, slot.end) for slot in plan.slots}
+    assert slots["one"] == (T0 + HOUR, T0 + 2 * HOUR) or slots["two"] == (T0 + HOUR, T0 + 2 * HOUR)
+    taken = [(T0 + 3 * HOUR, T0 + 4 * HOUR)] + [slots["one"], slots["two"]]
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(sorted(taken), sorted(taken)[1:])), taken
+    # Were it a whole entry running to its expected end, the pause would not be free: both wait for it.
+    held = entry("split", 2 * HOUR, [(T0, T0 + 2 * HOUR)], started_at=T0)
+    plan = plan_queue(pending, [held], series, 1, now, HOUR)
+    assert min(slot.start for slot in plan.slots if slot.name in ("one", "two")) >= T0 + 2 * HOUR
+
+
+@pytest.mark.usefixtures("project")
+def test_an_experiment_started_in_an_interruptible_slot_follows_the_queues_chunks_without_re_planning(monkeypatch):
+    """wait-for-window records the queue's chunks on the real clock (the first from the real start); between
+    chunks the run sleeps to the next one as the queue placed it, fetching nothing, and past them runs the rest."""
+    from carbon_pipe.config.params import load_params
+    from carbon_pipe.pipeline import wait_for_window
+    from carbon_pipe.scheduling.clock import SimulatedClock
+    from carbon_pipe.scheduling.queued import QueueSlot
+    from carbon_pipe.scheduling.replanning import Replanner
+
+    from .queue_project import trace
+
+    now = time.time()
+    Path("trace.csv").write_text(trace(now, 600, [300 - 5 * k for k in range(40)]))
+    chunks = ((now - 5, now + 600), (now + 1800, now + 2400))
+    slot = QueueSlot("split", now - 50, chunks[0][0], chunks[-1][1], 1.0, 1, "milp", now - 60, chunks)
+    for key, value in slot.environment().items():
+        monkeypatch.setenv(key, value)
+    params = load_params("params.yaml")
+    decision = wait_for_window.run_stage(params)
+    assert (decision.rule, decision.mode, decision.clock) == ("queue", "interruptible", "real")
+    assert decision.chunks[0].start == pytest.approx(time.time(), abs=5) and decision.chunks[0].end == chunks[0][1]
+    assert (decision.chunks[1].start, decision.chunks[1].end) == chunks[1]
+    assert decision.expected_duration == pytest.approx(1200, abs=5) and "in 2 chunks" in decision.reason
+
+    Path("trace.csv").unlink()  # a re-plan would have to fetch it
+    clock, said = SimulatedClock(now + 700), []
+    replanner = Replanner(params, decision, 100, clock, said.append, None, "run")
+    rest, outcome = replanner(50, 700.0, [])
+    assert [(chunk.start, chunk.end) for chunk in rest] == [chunks[1]] and clock.now() == chunks[1][0]
+    assert outcome["replan_failures"] == [] and outcome["replans"] == 0
+    clock.current = chunks[1][1] + 10  # the queue's chunks are over, with work left
+    rest, _ = replanner(90, 1400.0, [])
+    assert [(chunk.start, chunk.end) for chunk in rest] == [(clock.now(), pytest.approx(clock.now() + 1400 / 9))]
+    assert any("the queue's chunks are over" in line for line in said)

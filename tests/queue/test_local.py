@@ -34,6 +34,17 @@ def wait_until(condition, timeout: float, what: str) -> None:
         time.sleep(0.5)
 
 
+def experiment_metrics(project, env: dict, metrics_file: str) -> dict:
+    """Each experiment's metrics file as `dvc exp show` reads it, by experiment name."""
+    shown = subprocess.run(["dvc", "exp", "show", "--json"], cwd=project, env=env, capture_output=True, text=True)
+    return {
+        rev["name"]: rev["data"]["metrics"][metrics_file]["data"]
+        for commit in json.loads(shown.stdout)
+        for experiment in commit.get("experiments") or []
+        for rev in experiment["revs"]
+    }
+
+
 def test_entries_run_in_their_slots_one_at_a_time_and_exactly_once_across_a_kill(tmp_path):
     now = time.time()
     # 10-second points: dirty for the first two minutes of the trace (one of them already past), a two-minute
@@ -67,13 +78,7 @@ def test_entries_run_in_their_slots_one_at_a_time_and_exactly_once_across_a_kill
     first_start = min(start for start, _ in spans)
     assert trough[0] - 0.01 <= first_start < trough[1], (first_start - trough[0])
 
-    shown = subprocess.run(["dvc", "exp", "show", "--json"], cwd=project, env=env, capture_output=True, text=True)
-    experiments = {
-        rev["name"]: rev["data"]["metrics"]["metrics/work.json"]["data"]
-        for commit in json.loads(shown.stdout)
-        for experiment in commit.get("experiments") or []
-        for rev in experiment["revs"]
-    }
+    experiments = experiment_metrics(project, env, "metrics/work.json")
     assert sorted(experiments) == ["e-1", "e-2", "e-3"]
     for name, metrics in experiments.items():
         # Started by the queue: wait-for-window recorded the queue's slot, counted from the arrival, no new wait.

@@ -1,0 +1,66 @@
+"""An interruptible entry under `queue run` on the real clock: one worker, a trace with three short troughs. The
+interruptible entry runs in the first and the last, pausing between them; the whole entry, cleaner per gram, takes
+the middle one, in that pause. Never two running at once, and each experiment's metrics tell what ran when."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ..conftest import VENV_BIN
+from .queue_project import make_project, trace
+from .test_local import experiment_metrics, queue_state
+
+pytestmark = pytest.mark.slow
+
+
+def test_an_interruptible_entry_pauses_between_its_chunks_and_another_runs_in_the_pause(tmp_path):
+    now = time.time()
+    # 10-second points from a minute ago: dirty until now + 30 s, then troughs at +30 (A), +90 (B, the cleanest)
+    # and +150 s (C), 30 s each, dirty between and after. Each launch takes a few seconds to start its command
+    # (dvc exp run, wait-for-window, carbon-pipe run), so the interruptible entry's 40 s of work cannot fit in A.
+    values = [400] * 9 + [100] * 3 + [400] * 3 + [50] * 3 + [400] * 3 + [100] * 3 + [400] * 60
+    project = make_project(tmp_path / "project", trace(now, 10, values), pausing=True)
+    origin = int(now) - 60  # the trace's first point, on a whole second
+    trough = {name: (origin + offset, origin + offset + 30) for name, offset in (("A", 90), ("B", 150), ("C", 210))}
+    env = {**os.environ, "PATH": VENV_BIN + os.pathsep + os.environ["PATH"], "QUEUE_TEST_LOG": str(tmp_path / "log")}
+    cli = [sys.executable, "-m", "carbon_pipe.cli"]
+    for entry in (
+        ["-S", "train.epochs=40", "-S", "scheduler.min_chunk=30s", "-n", "split", "--duration", "60s", "--power",
+         "0.2", "--interruptible"],
+        ["-S", "train.epochs=3", "-n", "whole", "--duration", "30s", "--power", "0.4"],
+    ):
+        subprocess.run([*cli, "queue", "add", *entry, "--slack", "5min"], cwd=project, env=env, check=True)
+    # One plan, made at the start: a re-plan in the tick after a slot began would move that start to the tick.
+    run = [*cli, "queue", "run", "--workers", "1", "--step", "10s", "--replan-interval", "10min"]
+    finished = subprocess.run(run, cwd=project, env=env, capture_output=True, text=True, timeout=400)
+    assert finished.returncode == 0, finished.stderr
+
+    entries = queue_state(project)
+    assert {name: entry["state"] for name, entry in entries.items()} == {"split": "done", "whole": "done"}
+    chunks = [tuple(chunk) for chunk in entries["split"]["slot"]["chunks"]]
+    assert chunks == [pytest.approx(trough["A"], abs=0.01), pytest.approx(trough["C"], abs=0.01)]
+    assert entries["whole"]["slot"]["start"] == pytest.approx(trough["B"][0], abs=0.01)
+
+    launches = [json.loads(line) for line in (tmp_path / "log").read_text().splitlines()]
+    assert [launch["entry"] for launch in launches] == ["split", "whole", "split"]
+    spans = [(launch["began"], launch["ended"]) for launch in launches]
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:])), spans  # never two at once
+    first, middle, last = spans
+    assert trough["A"][0] <= first[0] and first[1] <= trough["A"][1] + 2.5  # SIGTERM at the chunk's end, 2 s grace
+    assert trough["B"][0] <= middle[0]
+    assert trough["C"][0] - 0.5 <= last[0] < trough["C"][1]  # slept to the queue's next chunk, not re-planned
+    assert launches[-1]["done"] == 40
+
+    metrics = experiment_metrics(project, env, "metrics/optimized.json")
+    scheduled = metrics["split"]["scheduler_metrics"]  # (`dvc exp show` leaves out the lists: chunks, pauses)
+    assert scheduled["clock"] == "real" and scheduled["planned_chunks"] == 2
+    assert scheduled["chunk_mapping"] == "time-budgets"
+    assert scheduled["paused_seconds"] == pytest.approx(trough["C"][0] - trough["A"][1], abs=4)
+    whole = metrics["whole"]["scheduler_metrics"]
+    assert whole["clock"] == "simulated" and "planned_chunks" not in whole  # run whole, recorded in its slot
