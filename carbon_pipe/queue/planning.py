@@ -89,6 +89,17 @@ def holds_worker(entry: Entry, now: float) -> bool:
     return now >= chunks[-1][0] - SLOT_TOLERANCE or any(start - SLOT_TOLERANCE <= now < end for start, end in chunks)
 
 
+def chunk_phase(entry: Entry, now: float) -> Optional[str]:
+    """Where a started interruptible entry is in its chunks, for `queue status`; None for any other entry."""
+    chunks = entry.slot.chunks if entry.slot is not None and entry.state == "started" else []
+    for index, (start, end) in enumerate(chunks, start=1):
+        if now < start - SLOT_TOLERANCE:
+            return f"paused until {iso(start)} (chunk {index} of {len(chunks)})"
+        if now < end:
+            return f"in chunk {index} of {len(chunks)}, planned to end {iso(end)}"
+    return f"past its last chunk's planned end {iso(chunks[-1][1])}" if chunks else None
+
+
 def running_jobs(entry: Entry, now: float) -> list[QueuedJob]:
     """What a started entry keeps of the workers, fixed for the plan of the others: a whole one until its expected
     end (at least until now); an interruptible one its chunks still ahead, as planned, each a job of its own."""

@@ -33,7 +33,7 @@ from ..scheduling.queued import SLOT_VARIABLE
 from ..scheduling.wait_loop import ProgressLine
 from ..timeutil import iso
 from .local import WRAPPER, slot_of
-from .planning import QueuePolicy, check_workers, forecast, lanes, plan_queue, refuse_chunked
+from .planning import QueuePolicy, check_workers, chunk_phase, forecast, lanes, plan_queue, refuse_chunked
 from .store import Entry, Slot, changing, read_queue, update
 
 TIME_MARGIN = 1.5  # --time: the expected duration with this margin (SLURM ends a job at its time limit)
@@ -291,6 +291,8 @@ def status_records(now: float) -> list[dict]:
             "slot_start": None if entry.slot is None else iso(entry.slot.start),
             "started": moment(entry.started_at), "finished": moment(entry.finished_at), "exit_code": entry.exit_code,
             "slurm_job": entry.slurm_job, "slurm": seen, "note": entry.note,
+            "chunks": [[iso(start), iso(end)] for start, end in entry.slot.chunks] if entry.slot else [],
+            "phase": chunk_phase(entry, now),
         }
         for entry, seen in refresh(now)
     ]
@@ -304,6 +306,7 @@ def render_status(records: list[dict]) -> str:
             f"start {seen['start']})"
         lines.append(
             f"{row['entry']:<14} {row['state']:<9} slot {str(row['slot_start'])[:19]:<19} "
-            f"started {str(row['started'])[:19]:<19}{slurm}" + (f"  {row['note']}" if row["note"] else "")
+            f"started {str(row['started'])[:19]:<19}{slurm}" + (f"  {row['phase']}" if row["phase"] else "")
+            + (f"  {row['note']}" if row["note"] else "")
         )
     return "\n".join(lines) or "the queue is empty"

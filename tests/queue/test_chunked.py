@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from carbon_pipe.intensity.series import IntensitySeries
-from carbon_pipe.queue.planning import holds_worker, plan_queue
+from carbon_pipe.queue.planning import chunk_phase, holds_worker, plan_queue
 from carbon_pipe.queue.store import Entry, Slot, read_queue
 from carbon_pipe.timeutil import parse_instant
 
@@ -68,7 +68,7 @@ def test_slurm_refuses_an_interruptible_entry_naming_it_and_submits_nothing():
     assert [entry.state for entry in read_queue().entries] == ["queued", "queued"]
 
 
-T0 = 1_736_900_000.0  # a whole hour (2025-01-15 00:13:20 is not: the series below starts on its own grid)
+T0 = 1_736_900_000.0  # 2025-01-15T00:13:20Z: the series below starts there, on its own hourly grid
 
 
 def entry(name: str, duration: float, chunks=(), started_at=None, floor=None) -> Entry:
@@ -89,6 +89,13 @@ def test_a_started_interruptible_entry_holds_a_worker_in_its_chunks_and_from_its
     assert holds_worker(SPLIT, T0 + 3.5 * HOUR) and holds_worker(SPLIT, T0 + 5 * HOUR)  # overrunning: until it ends
     whole = entry("whole", HOUR, [(T0, T0 + HOUR)], started_at=T0)
     assert holds_worker(whole, T0 + 2 * HOUR)  # a whole one holds its worker until it ends, however late
+
+
+def test_queue_status_tells_where_a_started_interruptible_entry_is_in_its_chunks():
+    assert chunk_phase(SPLIT, T0 + 60).startswith("in chunk 1 of 2, planned to end ")
+    assert chunk_phase(SPLIT, T0 + 2 * HOUR) == "paused until 2025-01-15T03:13:20.000000Z (chunk 2 of 2)"
+    assert chunk_phase(SPLIT, T0 + 5 * HOUR).startswith("past its last chunk's planned end ")
+    assert chunk_phase(entry("whole", HOUR, [(T0, T0 + HOUR)], started_at=T0), T0 + 60) is None
 
 
 def test_the_others_are_planned_into_a_running_entrys_pauses_and_never_over_its_chunks_ahead():
