@@ -18,11 +18,11 @@ from ..artifacts import holding
 from ..config.params import Params
 from ..errors import CarbonPipeError, Interrupted
 from ..scheduling.clock import Clock, RealClock
-from ..scheduling.queued import QueueSlot
+from ..scheduling.queued import PauseMarker, QueueSlot
 from ..scheduling.wait_loop import ProgressLine
 from ..signals import stop_requests, stopped_by
 from ..timeutil import iso
-from .planning import SLOT_TOLERANCE, QueuePolicy, check_workers, forecast, holds_worker, plan_queue, worth_moving
+from .planning import SLOT_TOLERANCE, QueuePolicy, check_workers, forecast, plan_queue, worth_moving
 from .store import QUEUE_DIR, Entry, Queue, Slot, changing, pid_alive, read_queue, update
 
 # Runs the experiment once: the `began` marker is taken exclusively first (a second launch of the entry exits 75
@@ -32,6 +32,9 @@ WRAPPER = (
     '"$@" > "$folder/log" 2>&1; echo $? > "$folder/exit.tmp" && mv -f "$folder/exit.tmp" "$folder/exit"'
 )
 LAUNCH_GRACE = 30.0  # seconds a launched wrapper has to take its marker before the entry counts as not begun
+# A paused entry due to resume within this many seconds takes its worker back now, or is held (its resumption
+# moved on by twice this) while all are taken; `run` ticks every second, the paused run reads its marker as often.
+RESUME_LEAD = 2.0
 
 
 def experiment_command(entry: Entry) -> list[str]:
@@ -44,7 +47,7 @@ def slot_of(entry: Entry, workers: int) -> QueueSlot:
     assert entry.slot is not None
     slot = entry.slot
     return QueueSlot(entry.name, entry.arrival, slot.start, slot.end, slot.expected_g, workers, slot.method,
-                     slot.planned_at, tuple(slot.chunks))
+                     slot.planned_at, tuple(slot.chunks), str(entry.pause_file) if slot.chunks else None)
 
 
 def settle(entry: Entry, now: float, launched: set[str]) -> Optional[dict]:
@@ -85,6 +88,7 @@ class Runner:
         self.grid, self.policy = step, policy  # the planning grid (None: the joint planner's default)
         self.replan_every, self.planned_at = replan_every, float("-inf")
         self.children: dict[str, subprocess.Popen] = {}
+        self.held: set[str] = set()  # paused entries whose resumption waits for a worker (said once each)
 
     def replan(self, queue: Queue, now: float, first: bool) -> None:
         """The entries not started yet, planned again around the running ones; a failed re-plan keeps the last
@@ -150,12 +154,32 @@ class Runner:
         if pending and (first or now >= self.planned_at + self.replan_every or any(e.slot is None for e in pending)):
             self.replan(queue, now, first)
             pending = read_queue().in_state("queued")
+        for entry in pending:
+            if entry.slot and entry.slot.chunks and now >= entry.slot.chunks[0][1]:  # its first chunk is gone
+                update(entry.name, slot=None)  # planned again next tick, never started in what was its pause
+        pending = read_queue().in_state("queued")
         due = sorted((e for e in pending if e.slot and e.slot.start <= now + SLOT_TOLERANCE),
                      key=lambda e: e.slot.start)
-        busy = sum(holds_worker(entry, now) for entry in running)  # an interruptible one pausing holds none
-        for entry in due[: max(0, self.workers - busy)]:
+        for entry in due[: max(0, self.workers - self.workers_taken(running, now))]:
             self.launch(entry, now)
         return True
+
+    def workers_taken(self, running: list[Entry], now: float) -> int:
+        """The workers the started entries hold: each one, but an interruptible one pausing between its chunks.
+        One about to resume takes its worker back first, before anything new starts; with none free it is held,
+        its resumption moved on, so that never more than K run."""
+        pausing = {entry.name: at for entry in running if (at := entry.paused_until()) is not None}
+        taken = len(running) - len(pausing)
+        for entry in sorted((e for e in running if e.name in pausing), key=lambda e: pausing[e.name]):
+            if pausing[entry.name] > now + RESUME_LEAD:
+                continue
+            if taken < self.workers:
+                taken += 1
+                self.held.discard(entry.name)
+            elif PauseMarker(entry.pause_file).postpone(now + 2 * RESUME_LEAD) and entry.name not in self.held:
+                self.held.add(entry.name)
+                self.say(f"queue: {entry.name} waits for a worker to resume its chunks ({self.workers} taken)")
+        return taken
 
 
 def run_queue(

@@ -80,36 +80,30 @@ def refuse_chunked(entries: Sequence[Entry]) -> None:
                              "would keep its allocation between chunks; cancel it, or add it without --interruptible")
 
 
-def holds_worker(entry: Entry, now: float) -> bool:
-    """Whether a started entry takes one of the K workers now: a whole one until it ends; an interruptible one in
-    its chunks, not in the pauses between them, and from its last chunk's start until it ends (it may overrun)."""
-    chunks = entry.slot.chunks if entry.slot is not None else []
-    if not chunks:
-        return True
-    return now >= chunks[-1][0] - SLOT_TOLERANCE or any(start - SLOT_TOLERANCE <= now < end for start, end in chunks)
-
-
-def chunk_phase(entry: Entry, now: float) -> Optional[str]:
-    """Where a started interruptible entry is in its chunks, for `queue status`; None for any other entry."""
+def chunk_phase(entry: Entry, now: float, resume_at: Optional[float]) -> Optional[str]:
+    """Where a started interruptible entry is in its chunks, for `queue status` (`resume_at`: when its run, pausing,
+    resumes; None while it runs); None for any other entry."""
     chunks = entry.slot.chunks if entry.slot is not None and entry.state == "started" else []
-    for index, (start, end) in enumerate(chunks, start=1):
-        if now < start - SLOT_TOLERANCE:
-            return f"paused until {iso(start)} (chunk {index} of {len(chunks)})"
+    if not chunks:
+        return None
+    if resume_at is not None:
+        return f"paused until {iso(resume_at)}"
+    for index, (_, end) in enumerate(chunks, start=1):
         if now < end:
-            return f"in chunk {index} of {len(chunks)}, planned to end {iso(end)}"
-    return f"past its last chunk's planned end {iso(chunks[-1][1])}" if chunks else None
+            return f"running: chunk {index} of {len(chunks)} planned to end {iso(end)}"
+    return f"running past its last chunk's planned end {iso(chunks[-1][1])}"
 
 
 def running_jobs(entry: Entry, now: float) -> list[QueuedJob]:
     """What a started entry keeps of the workers, fixed for the plan of the others: a whole one until its expected
     end (at least until now); an interruptible one its chunks still ahead, as planned, each a job of its own."""
     chunks = entry.slot.chunks if entry.slot is not None else []
-    ahead = [(max(start, now), end) for start, end in chunks if end > now]
-    if not chunks or now >= chunks[-1][0]:
+    if not chunks or now >= chunks[-1][0] - SLOT_TOLERANCE:
         started = now if entry.started_at is None else entry.started_at  # a SLURM job whose start is not known yet
         end = chunks[-1][1] if chunks else started + entry.duration
         left = max(end - now, 1.0)
         return [QueuedJob(entry.name, now, now + left, left, entry.power_kw)]
+    ahead = [(max(start, now), end) for start, end in chunks if end > now]
     return [QueuedJob(f"{entry.name}#{index}", start, end, end - start, entry.power_kw)
             for index, (start, end) in enumerate(ahead, start=1)]
 
@@ -251,8 +245,9 @@ def worth_moving(pending: Sequence[Entry], fresh: JointPlan, series: IntensitySe
     names = {entry.name for entry in pending}
     fresh_g = sum(slot.expected_g for slot in fresh.slots if slot.name in names)
     kept_g = sum(
-        entry.power_kw * series.mean(entry.slot.start, entry.slot.end) * (entry.slot.end - entry.slot.start) / 3600
+        entry.power_kw * series.mean(start, end) * (end - start) / 3600
         for entry in pending
         if entry.slot is not None
+        for start, end in entry.slot.chunks or [(entry.slot.start, entry.slot.end)]  # the pauses cost nothing
     )
     return fresh_g < kept_g * (1 - min_saving_pct / 100)

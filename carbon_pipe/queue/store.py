@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..artifacts import read_json, write_json
 from ..errors import ArtifactError, UsageError
+from ..scheduling.queued import PauseMarker
 
 QUEUE_DIR = Path(".dvc/tmp/carbon-pipe-queue")
 QUEUE_FILE = QUEUE_DIR / "queue.json"
@@ -79,6 +80,18 @@ class Entry(Record):
     def folder(self) -> Path:
         """Its launch markers and log (local runs), or its clone and batch script (SLURM)."""
         return QUEUE_DIR / "entries" / self.name
+
+    @property
+    def pause_file(self) -> Path:
+        """Where an interruptible entry's run marks its pauses (scheduling/queued.py's PauseMarker)."""
+        return (self.folder / "paused").resolve()
+
+    def paused_until(self) -> Optional[float]:
+        """When a started interruptible entry's run, pausing between its chunks, resumes; None while it runs, and for
+        any other entry."""
+        if self.state != "started" or self.slot is None or not self.slot.chunks:
+            return None
+        return PauseMarker(self.pause_file).resume_at()
 
 
 class Queue(Record):

@@ -1,18 +1,24 @@
 """A slot the experiment queue planned: handed to wait-for-window in $CARBON_PIPE_QUEUE_SLOT, so an experiment the
 queue started at its slot does not wait again and its decision records the queue's plan.
 
-One writer (`QueueSlot.environment`, used by carbon_pipe/queue) and one reader (`queue_slot`, wait-for-window), which
-validates the JSON against the dataclass itself.
+One writer (`QueueSlot.environment`, used by carbon_pipe/queue) and one reader (`queue_slot`, wait-for-window and the
+re-planner between chunks), which validates the JSON against the dataclass itself.
 An environment variable, not a params key: the slot is when this one run was started, not a setting of the project,
 and DVC would otherwise record it as a parameter every experiment differs in.
+
+An interruptible entry's run tells the queue when it pauses through its `PauseMarker`, so that the queue counts its
+worker free only while it really pauses (not while earlier stages or a chunk's grace period run on).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 from dataclasses import asdict, dataclass
-from typing import Optional
+from pathlib import Path
+from typing import Iterator, Optional
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -38,6 +44,7 @@ class QueueSlot:
     method: str  # how the plan was made (the joint planner's method)
     planned_at: float  # when that plan was made
     chunks: tuple[tuple[float, float], ...] = ()  # an interruptible entry's [start, end) pieces; empty: runs whole
+    pause_file: Optional[str] = None  # an interruptible entry's PauseMarker, an absolute path
 
     def environment(self) -> dict[str, str]:
         return {SLOT_VARIABLE: json.dumps(asdict(self), sort_keys=True)}
@@ -88,5 +95,69 @@ def queue_slot(environ: Optional[dict[str, str]] = None) -> Optional[QueueSlot]:
     bounds = [time for chunk in slot.chunks for time in chunk]
     if slot.chunks and not (bounds == sorted(bounds) and bounds[0] == slot.start and bounds[-1] == slot.end
                             and all(start < end for start, end in slot.chunks)):
-        raise UsageError(f"${SLOT_VARIABLE}: entry {slot.entry}: its chunks must be in order, apart, and span its slot")
+        raise UsageError(
+            f"${SLOT_VARIABLE}: entry {slot.entry}: its chunks must be in order, not overlapping, and span its slot"
+        )
     return slot
+
+
+@dataclass(frozen=True)
+class PauseMarker:
+    """The file an interruptible entry's run holds while it pauses between the queue's chunks, saying when it resumes.
+
+    `queue run` counts the entry's worker free only while the file is there, and may move the resumption later
+    (never earlier) while all its workers are taken; the run resumes at the time the file says, removing it as it
+    does. With no `queue run` to move it, the run resumes as planned. Both sides hold a lock beside the file, so a
+    postponement cannot land after the run has decided to resume."""
+
+    path: Path
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def _read(self) -> Optional[float]:
+        try:
+            return float(json.loads(self.path.read_text())["resume_at"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):  # gone, or cut short: not paused
+            return None
+
+    def resume_at(self) -> Optional[float]:
+        """When the run resumes, or None while it runs (or has ended, or never began)."""
+        if not self.path.parent.is_dir():
+            return None
+        with self._locked():
+            return self._read()
+
+    def pause(self, resume_at: float) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            self.path.write_text(json.dumps({"resume_at": resume_at}))
+
+    def postpone(self, until: float) -> bool:
+        """Move a pending resumption to `until`, if the run is still paused: whether it was."""
+        if not self.path.parent.is_dir():
+            return False
+        with self._locked():
+            planned = self._read()
+            if planned is None:
+                return False
+            self.path.write_text(json.dumps({"resume_at": max(planned, until)}))
+            return True
+
+    def wait(self, now, sleep) -> None:
+        """Sleep (`sleep`, at most a second at a time: the time may move) until the resumption, then remove the
+        file. Removed too when the sleep is stopped (a signal): a stopped run no longer pauses."""
+        try:
+            while True:
+                with self._locked():
+                    resume_at = self._read()
+                    if resume_at is None or now() >= resume_at:
+                        self.path.unlink(missing_ok=True)
+                        return
+                sleep(max(0.0, min(resume_at - now(), 1.0)))
+        finally:
+            with self._locked():
+                self.path.unlink(missing_ok=True)

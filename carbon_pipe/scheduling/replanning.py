@@ -10,6 +10,7 @@ here imports torch.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 from ..config.carbon import carbon_for
@@ -20,6 +21,7 @@ from ..timeutil import format_duration, iso
 from .clock import Clock
 from .decision import Decision
 from .planner import Chunk
+from .queued import PauseMarker, queue_slot
 from .wait_loop import ProgressLine, Sleeper, wait_for_window
 
 
@@ -89,17 +91,29 @@ class Replanner:
 
     def queued(self, left: float) -> list[Chunk]:
         """The queue's chunks still ahead, slept to, never re-planned: the queue gave the pauses between them to
-        other entries' workers. A restart in a pause goes on with them too. With none left (the run took longer than
-        the queue expected), the rest runs now."""
+        other entries' workers. The pause is marked for `queue run` (PauseMarker), which counts the worker free
+        meanwhile and may hold the resumption while its workers are taken. A restart in a pause goes on with the
+        chunks too. With none left (the run took longer than the queue expected), the rest runs now."""
         now = self.clock.now()
         rest = [Chunk(max(chunk.start, now), chunk.end, chunk.mean_intensity)
                 for chunk in self.decision.chunks if chunk.end > now]
         if not rest:
             self.say(f"{self.name}: the queue's chunks are over with work left; the rest runs now")
-            rest = [Chunk(now, now + left, 0.0)]
+            return [Chunk(now, now + left, 0.0)]
         self.planned_start = rest[0].start
-        self.clock.sleep(max(0.0, rest[0].start - now))
-        return rest
+        if rest[0].start <= now:  # in a chunk already (a restart): no pause
+            return rest
+        self.say(f"{self.name}: pausing until {iso(rest[0].start)}, the queue's next chunk")
+        slot = queue_slot()
+        if slot is None or slot.pause_file is None:  # the decision outlived the queue's environment (run by hand)
+            self.clock.sleep(max(0.0, rest[0].start - now))
+            return rest
+        marker = PauseMarker(Path(slot.pause_file))
+        marker.pause(rest[0].start)
+        marker.wait(self.clock.now, self.clock.sleep)  # the queue may hold it longer, while its workers are taken
+        resumed = self.clock.now()
+        return [Chunk(max(chunk.start, resumed), chunk.end, chunk.mean_intensity) for chunk in rest
+                if chunk.end > resumed] or [Chunk(resumed, resumed + left, 0.0)]
 
     def wait(self, left: float, previous: list[Chunk], outcome: dict) -> Optional[list[Chunk]]:
         """wait-for-window's loop for the work left: its chunks, or None if a stop came first.

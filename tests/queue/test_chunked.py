@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from carbon_pipe.intensity.series import IntensitySeries
-from carbon_pipe.queue.planning import chunk_phase, holds_worker, plan_queue
+from carbon_pipe.queue.planning import chunk_phase, plan_queue, worth_moving
 from carbon_pipe.queue.store import Entry, Slot, read_queue
 from carbon_pipe.timeutil import parse_instant
 
@@ -84,54 +84,95 @@ def entry(name: str, duration: float, chunks=(), started_at=None, floor=None) ->
 SPLIT = entry("split", 2 * HOUR, [(T0, T0 + HOUR), (T0 + 3 * HOUR, T0 + 4 * HOUR)], started_at=T0, floor=HOUR)
 
 
-def test_a_started_interruptible_entry_holds_a_worker_in_its_chunks_and_from_its_last_chunk_on():
-    assert holds_worker(SPLIT, T0 + 0.5 * HOUR) and not holds_worker(SPLIT, T0 + 2 * HOUR)
-    assert holds_worker(SPLIT, T0 + 3.5 * HOUR) and holds_worker(SPLIT, T0 + 5 * HOUR)  # overrunning: until it ends
-    whole = entry("whole", HOUR, [(T0, T0 + HOUR)], started_at=T0)
-    assert holds_worker(whole, T0 + 2 * HOUR)  # a whole one holds its worker until it ends, however late
+@pytest.mark.usefixtures("project")
+def test_a_pausing_entry_frees_its_worker_and_takes_it_back_before_anything_new_or_waits_for_one():
+    """The runner counts a started entry's worker free only while its run's pause marker is there; one due to
+    resume takes its worker back first, and with none free its resumption is held (moved on), never run over K."""
+    from carbon_pipe.config.params import load_params
+    from carbon_pipe.queue.local import RESUME_LEAD, Runner
+    from carbon_pipe.scheduling.clock import SimulatedClock
+    from carbon_pipe.scheduling.queued import PauseMarker
+
+    now = T0 + 2 * HOUR  # in SPLIT's pause
+    whole = entry("whole", HOUR, [(now - 60, now + HOUR)], started_at=now - 60)
+    said = []
+
+    def taken(workers: int) -> int:
+        runner = Runner(load_params("params.yaml"), workers, said.append, SimulatedClock(now), 60.0, None)
+        return runner.workers_taken([SPLIT, whole], now)
+
+    marker = PauseMarker(SPLIT.pause_file)
+    assert taken(1) == 2  # no marker: still running (earlier stages, or a chunk's grace period), whatever the plan
+    marker.pause(now + HOUR)
+    assert taken(1) == 1 and marker.resume_at() == now + HOUR
+    marker.pause(now + 1)  # due to resume within the lead
+    assert taken(2) == 2 and marker.resume_at() == now + 1  # a worker free: it takes it back, on time
+    assert taken(1) == 1 and marker.resume_at() == now + 2 * RESUME_LEAD  # none free: held
+    assert said == ["queue: split waits for a worker to resume its chunks (1 taken)"]
+    assert whole.paused_until() is None  # a whole entry never pauses
 
 
 def test_queue_status_tells_where_a_started_interruptible_entry_is_in_its_chunks():
-    assert chunk_phase(SPLIT, T0 + 60).startswith("in chunk 1 of 2, planned to end ")
-    assert chunk_phase(SPLIT, T0 + 2 * HOUR) == "paused until 2025-01-15T03:13:20.000000Z (chunk 2 of 2)"
-    assert chunk_phase(SPLIT, T0 + 5 * HOUR).startswith("past its last chunk's planned end ")
-    assert chunk_phase(entry("whole", HOUR, [(T0, T0 + HOUR)], started_at=T0), T0 + 60) is None
+    assert chunk_phase(SPLIT, T0 + 60, None) == "running: chunk 1 of 2 planned to end 2025-01-15T01:13:20.000000Z"
+    assert chunk_phase(SPLIT, T0 + 2 * HOUR, T0 + 3 * HOUR) == "paused until 2025-01-15T03:13:20.000000Z"
+    assert chunk_phase(SPLIT, T0 + 5 * HOUR, None).startswith("running past its last chunk's planned end ")
+    assert chunk_phase(entry("whole", HOUR, [(T0, T0 + HOUR)], started_at=T0), T0 + 60, None) is None
 
 
-def test_the_others_are_planned_into_a_running_entrys_pauses_and_never_over_its_chunks_ahead():
-    """One worker; the hour between the running entry's chunks is the cleanest of the day. A pending entry takes
-    that pause, and a second one cannot take the running entry's next chunk, cheap as it is."""
-    values = np.array([300, 100, 50, 120, 400, 400, 400, 400, 400, 400], dtype=float)
+def test_the_others_are_planned_into_a_running_entrys_pause_and_never_over_its_chunk_ahead():
+    """One worker; the running entry's chunk ahead is the cleanest hour of the day and stays its own: the two
+    pending entries take the two hours of its pause."""
+    values = np.array([300, 100, 50, 10, 400, 400, 400, 400, 400, 400], dtype=float)
     series = IntensitySeries(T0 + HOUR * np.arange(11), values, np.zeros(10, dtype=bool), "test", "XX")
     pending = [entry("one", HOUR), entry("two", HOUR)]
     now = T0 + HOUR
     plan = plan_queue(pending, [SPLIT], series, 1, now, HOUR)
-    slots = {slot.name: (slot.start, slot.end) for slot in plan.slots}
-    assert slots["one"] == (T0 + HOUR, T0 + 2 * HOUR) or slots["two"] == (T0 + HOUR, T0 + 2 * HOUR)
-    taken = [(T0 + 3 * HOUR, T0 + 4 * HOUR)] + [slots["one"], slots["two"]]
-    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(sorted(taken), sorted(taken)[1:])), taken
-    # Were it a whole entry running to its expected end, the pause would not be free: both wait for it.
+    starts = sorted(slot.start for slot in plan.slots if slot.name in ("one", "two"))
+    assert starts == [T0 + HOUR, T0 + 2 * HOUR]
+    # Were it a whole entry running to its expected end, the first hour of the pause would not be free.
     held = entry("split", 2 * HOUR, [(T0, T0 + 2 * HOUR)], started_at=T0)
     plan = plan_queue(pending, [held], series, 1, now, HOUR)
     assert min(slot.start for slot in plan.slots if slot.name in ("one", "two")) >= T0 + 2 * HOUR
 
 
+def test_a_re_plan_keeps_an_interruptible_entrys_chunks_when_it_saves_nothing():
+    """Its kept slot is costed over its chunks, not over the pauses between them."""
+    values = np.array([300, 100, 400, 50, 400, 400, 400, 400, 400, 400], dtype=float)
+    series = IntensitySeries(T0 + HOUR * np.arange(11), values, np.zeros(10, dtype=bool), "test", "XX")
+    pending = entry("split", 2 * HOUR, floor=HOUR)
+    plan = plan_queue([pending], [], series, 1, T0, HOUR)
+    chunks = [(chunk.start, chunk.end) for chunk in plan.slots[0].chunks]
+    assert chunks == [(T0 + HOUR, T0 + 2 * HOUR), (T0 + 3 * HOUR, T0 + 4 * HOUR)]
+    kept = entry("split", 2 * HOUR, chunks, floor=HOUR)
+    assert not worth_moving([kept], plan, series, T0, 0.1)
+
+
 @pytest.mark.usefixtures("project")
 def test_an_experiment_started_in_an_interruptible_slot_follows_the_queues_chunks_without_re_planning(monkeypatch):
     """wait-for-window records the queue's chunks on the real clock (the first from the real start); between
-    chunks the run sleeps to the next one as the queue placed it, fetching nothing, and past them runs the rest."""
+    chunks the run sleeps to the next one as the queue placed it, fetching nothing, its pause marked for the queue
+    meanwhile; past them it runs the rest."""
     from carbon_pipe.config.params import load_params
     from carbon_pipe.pipeline import wait_for_window
     from carbon_pipe.scheduling.clock import SimulatedClock
-    from carbon_pipe.scheduling.queued import QueueSlot
+    from carbon_pipe.scheduling.queued import PauseMarker, QueueSlot
     from carbon_pipe.scheduling.replanning import Replanner
+
+    class WatchedClock(SimulatedClock):
+        """Notes what the pause marker says at every sleep."""
+
+        def sleep(self, seconds: float) -> None:
+            seen.append(marker.resume_at())
+            super().sleep(seconds)
 
     from .queue_project import trace
 
     now = time.time()
     Path("trace.csv").write_text(trace(now, 600, [300 - 5 * k for k in range(40)]))
     chunks = ((now - 5, now + 600), (now + 1800, now + 2400))
-    slot = QueueSlot("split", now - 50, chunks[0][0], chunks[-1][1], 1.0, 1, "milp", now - 60, chunks)
+    marker, seen = PauseMarker(Path("paused").resolve()), []
+    slot = QueueSlot("split", now - 50, chunks[0][0], chunks[-1][1], 1.0, 1, "milp", now - 60, chunks,
+                     str(marker.path))
     for key, value in slot.environment().items():
         monkeypatch.setenv(key, value)
     params = load_params("params.yaml")
@@ -142,11 +183,12 @@ def test_an_experiment_started_in_an_interruptible_slot_follows_the_queues_chunk
     assert decision.expected_duration == pytest.approx(1200, abs=5) and "in 2 chunks" in decision.reason
 
     Path("trace.csv").unlink()  # a re-plan would have to fetch it
-    clock, said = SimulatedClock(now + 700), []
+    clock, said = WatchedClock(now + 700), []
     replanner = Replanner(params, decision, 100, clock, said.append, None, "run")
     rest, outcome = replanner(50, 700.0, [])
     assert [(chunk.start, chunk.end) for chunk in rest] == [chunks[1]] and clock.now() == chunks[1][0]
     assert outcome["replan_failures"] == [] and outcome["replans"] == 0
+    assert seen and set(seen) == {chunks[1][0]} and marker.resume_at() is None  # marked while paused, then removed
     clock.current = chunks[1][1] + 10  # the queue's chunks are over, with work left
     rest, _ = replanner(90, 1400.0, [])
     assert [(chunk.start, chunk.end) for chunk in rest] == [(clock.now(), pytest.approx(clock.now() + 1400 / 9))]

@@ -21,13 +21,14 @@ pytestmark = pytest.mark.slow
 
 def test_an_interruptible_entry_pauses_between_its_chunks_and_another_runs_in_the_pause(tmp_path):
     now = time.time()
-    # 10-second points from a minute ago: dirty until now + 30 s, then troughs at +30 (A), +90 (B, the cleanest)
-    # and +150 s (C), 30 s each, dirty between and after. Each launch takes a few seconds to start its command
-    # (dvc exp run, wait-for-window, carbon-pipe run), so the interruptible entry's 40 s of work cannot fit in A.
-    values = [400] * 9 + [100] * 3 + [400] * 3 + [50] * 3 + [400] * 3 + [100] * 3 + [400] * 60
+    # 10-second points from a minute ago: dirty until now + 50 s (the queue is added and planned by then), then
+    # troughs at +50 (A), +110 (B, the cleanest) and +170 s (C), 30 s each, dirty between and after. Each launch
+    # takes a few seconds to start its command (dvc exp run, wait-for-window, carbon-pipe run), so the interruptible
+    # entry's 40 s of work cannot fit in A.
+    values = [400] * 11 + [100] * 3 + [400] * 3 + [50] * 3 + [400] * 3 + [100] * 3 + [400] * 60
     project = make_project(tmp_path / "project", trace(now, 10, values), pausing=True)
     origin = int(now) - 60  # the trace's first point, on a whole second
-    trough = {name: (origin + offset, origin + offset + 30) for name, offset in (("A", 90), ("B", 150), ("C", 210))}
+    trough = {name: (origin + offset, origin + offset + 30) for name, offset in (("A", 110), ("B", 170), ("C", 230))}
     env = {**os.environ, "PATH": VENV_BIN + os.pathsep + os.environ["PATH"], "QUEUE_TEST_LOG": str(tmp_path / "log")}
     cli = [sys.executable, "-m", "carbon_pipe.cli"]
     for entry in (
