@@ -1,6 +1,7 @@
-"""An interruptible entry under `queue run` on the real clock: one worker, a trace with three short troughs. The
+"""Interruptible entries on the real clock. Under `queue run`, one worker, a trace with three short troughs: the
 interruptible entry runs in the first and the last, pausing between them; the whole entry, cleaner per gram, takes
-the middle one, in that pause. Never two running at once, and each experiment's metrics tell what ran when."""
+the middle one, in that pause. Never two running at once, and each experiment's metrics tell what ran when. And the
+torch pipeline under such a slot: train-optimized follows the queue's chunks."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import sys
 import time
 
 import pytest
+
+from carbon_pipe.timeutil import parse_instant
 
 from ..conftest import VENV_BIN
 from .queue_project import make_project, trace
@@ -65,3 +68,33 @@ def test_an_interruptible_entry_pauses_between_its_chunks_and_another_runs_in_th
     assert scheduled["paused_seconds"] == pytest.approx(trough["C"][0] - trough["A"][1], abs=4)
     whole = metrics["whole"]["scheduler_metrics"]
     assert whole["clock"] == "simulated" and "planned_chunks" not in whole  # run whole, recorded in its slot
+
+
+def test_a_pipeline_started_in_chunks_trains_in_the_next_chunk_when_its_earlier_stages_outlast_the_first(
+    workspace, monkeypatch
+):
+    """The stages under an interruptible slot whose first chunk ends before train-optimized starts (the baseline and
+    the profile take longer): the optimized run waits for the queue's second chunk, and trains there."""
+    from carbon_pipe.config.params import parse_params
+    from carbon_pipe.pipeline import train_baseline, train_optimized, wait_for_window
+    from carbon_pipe.scheduling.queued import QueueSlot
+
+    from ..conftest import synthetic_dataset, tiny_params
+
+    params = parse_params(tiny_params(train={"epochs": 2}))
+    synthetic_dataset(train=256, test=64)
+    now = time.time()
+    chunks = ((now - 1, now + 3), (now + 40, now + 100))
+    marker = workspace / "paused"
+    slot = QueueSlot("split", now - 60, chunks[0][0], chunks[-1][1], 0.5, 1, "milp", now - 30, chunks, str(marker))
+    for key, value in slot.environment().items():
+        monkeypatch.setenv(key, value)
+    decision = wait_for_window.run_stage(params, say=lambda line: None)
+    assert len(decision.chunks) == 2 and decision.chunks[1].start == chunks[1][0]
+    train_baseline.run_stage(params)
+    scheduled = train_optimized.run_stage(params).to_json()["scheduler_metrics"]
+    assert scheduled["clock"] == "real" and scheduled["planned_chunks"] == 2
+    [ran] = scheduled["chunks"]  # nothing was left of the first chunk when it got there
+    assert parse_instant(ran["planned_end"]) == pytest.approx(chunks[1][1], abs=0.01)
+    assert chunks[1][0] - 0.01 <= parse_instant(ran["start"]) < chunks[1][1] and ran["steps"] > 0
+    assert not marker.exists()  # removed as it resumed
