@@ -16,7 +16,6 @@ import json
 import math
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterable, Iterator, Optional, TypeVar
 
@@ -42,9 +41,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a writer that was killed
             with contextlib.suppress(OSError):  # not ours to remove: harmless, it is never read
                 stale.unlink(missing_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
+        # Named before it is made: a signal landing just after it exists still finds it to remove.
+        tmp = target.with_name(f".{target.name}.{os.urandom(8).hex()}.tmp")
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
