@@ -32,9 +32,11 @@ WRAPPER = (
     '"$@" > "$folder/log" 2>&1; echo $? > "$folder/exit.tmp" && mv -f "$folder/exit.tmp" "$folder/exit"'
 )
 LAUNCH_GRACE = 30.0  # seconds a launched wrapper has to take its marker before the entry counts as not begun
-# A paused entry due to resume within this many seconds takes its worker back now, or is held (its resumption
-# moved on by twice this) while all are taken; `run` ticks every second, the paused run reads its marker as often.
+# A paused entry due to resume within RESUME_LEAD seconds takes its worker back now. With all K taken, one due within
+# HOLD_AHEAD is held, by a lease that long renewed every tick: longer than a re-plan (fetch and solve) takes, so the
+# run cannot resume unseen meanwhile, and a `queue run` that stopped holds nothing for long.
 RESUME_LEAD = 2.0
+HOLD_AHEAD = 60.0
 
 
 def experiment_command(entry: Entry) -> list[str]:
@@ -88,7 +90,6 @@ class Runner:
         self.grid, self.policy = step, policy  # the planning grid (None: the joint planner's default)
         self.replan_every, self.planned_at = replan_every, float("-inf")
         self.children: dict[str, subprocess.Popen] = {}
-        self.held: set[str] = set()  # paused entries whose resumption waits for a worker (said once each)
 
     def replan(self, queue: Queue, now: float, first: bool) -> None:
         """The entries not started yet, planned again around the running ones; a failed re-plan keeps the last
@@ -151,34 +152,39 @@ class Runner:
         pending, running = queue.in_state("queued"), local_running(queue)
         if not pending and not running:
             return False
+        self.workers_taken(running)  # holds renewed before a re-plan, which may take a while
         if pending and (first or now >= self.planned_at + self.replan_every or any(e.slot is None for e in pending)):
             self.replan(queue, now, first)
             pending = read_queue().in_state("queued")
-        for entry in pending:
-            if entry.slot and entry.slot.chunks and now >= entry.slot.chunks[0][1]:  # its first chunk is gone
-                update(entry.name, slot=None)  # planned again next tick, never started in what was its pause
-        pending = read_queue().in_state("queued")
-        due = sorted((e for e in pending if e.slot and e.slot.start <= now + SLOT_TOLERANCE),
-                     key=lambda e: e.slot.start)
-        for entry in due[: max(0, self.workers - self.workers_taken(running, now))]:
+        now = self.clock.now()
+        missed_first = {e.name for e in pending if e.slot and e.slot.chunks and now >= e.slot.chunks[0][1]}
+        if missed_first:  # never started in what was its pause: planned again next tick
+            self.planned_at = float("-inf")
+        due = sorted((e for e in pending if e.slot and e.slot.start <= now + SLOT_TOLERANCE and e.name not in
+                      missed_first), key=lambda e: e.slot.start)
+        for entry in due[: max(0, self.workers - self.workers_taken(running))]:
             self.launch(entry, now)
         return True
 
-    def workers_taken(self, running: list[Entry], now: float) -> int:
+    def workers_taken(self, running: list[Entry]) -> int:
         """The workers the started entries hold: each one, but an interruptible one pausing between its chunks.
-        One about to resume takes its worker back first, before anything new starts; with none free it is held,
-        its resumption moved on, so that never more than K run."""
-        pausing = {entry.name: at for entry in running if (at := entry.paused_until()) is not None}
-        taken = len(running) - len(pausing)
-        for entry in sorted((e for e in running if e.name in pausing), key=lambda e: pausing[e.name]):
-            if pausing[entry.name] > now + RESUME_LEAD:
-                continue
+        One about to resume takes its worker back before anything new starts; with none free it is held (and let go
+        when one frees), so that never more than K run."""
+        now = self.clock.now()
+        pauses = {entry.name: pause for entry in running if (pause := entry.pause()) is not None}
+        taken = len(running) - len(pauses)
+        for entry in sorted((e for e in running if e.name in pauses), key=lambda e: pauses[e.name].resume_at):
+            pause, marker = pauses[entry.name], PauseMarker(entry.pause_file)
+            if pause.resume_at > now + HOLD_AHEAD:
+                continue  # its worker is free a while yet
             if taken < self.workers:
-                taken += 1
-                self.held.discard(entry.name)
-            elif PauseMarker(entry.pause_file).postpone(now + 2 * RESUME_LEAD) and entry.name not in self.held:
-                self.held.add(entry.name)
-                self.say(f"queue: {entry.name} waits for a worker to resume its chunks ({self.workers} taken)")
+                if pause.held_until is not None:
+                    marker.release()
+                    self.say(f"queue: {entry.name} let go: a worker is free for its next chunk")
+                if pause.held_until is not None or pause.resume_at <= now + RESUME_LEAD:
+                    taken += 1  # its worker is back
+            elif marker.hold(now + HOLD_AHEAD) and pause.held_until is None:
+                self.say(f"queue: {entry.name} held: its next chunk waits for a worker ({self.workers} taken)")
         return taken
 
 

@@ -12,11 +12,13 @@ from ..intensity.series import IntensitySeries
 from ..intensity.sources import fetch_series
 from ..scheduling.hedged import hedged_to_first_come
 from ..scheduling.joint import JointPlan, QueuedJob, first_come_plan, own_best_window_plan, plan_jobs
+from ..scheduling.queued import Pause
 from ..timeutil import iso
 from .store import Entry
 
 QUEUE_POLICIES = ("joint", "joint-hedged")
 SLOT_TOLERANCE = 1e-3  # the planner rounds its starts to microseconds
+HOLD_GRACE = 5.0  # seconds past its time a pause may still be marked (the run polls its marker every second)
 
 
 @dataclass(frozen=True)
@@ -80,18 +82,21 @@ def refuse_chunked(entries: Sequence[Entry]) -> None:
                              "would keep its allocation between chunks; cancel it, or add it without --interruptible")
 
 
-def chunk_phase(entry: Entry, now: float, resume_at: Optional[float]) -> Optional[str]:
-    """Where a started interruptible entry is in its chunks, for `queue status` (`resume_at`: when its run, pausing,
-    resumes; None while it runs); None for any other entry."""
+def chunk_phase(entry: Entry, now: float, pause: Optional[Pause]) -> Optional[str]:
+    """Where a started interruptible entry is in its chunks, for `queue status` (`pause`: as its run marks it, None
+    while it runs); None for any other entry."""
     chunks = entry.slot.chunks if entry.slot is not None and entry.state == "started" else []
     if not chunks:
         return None
-    if resume_at is not None:
-        return f"paused until {iso(resume_at)}"
-    for index, (_, end) in enumerate(chunks, start=1):
-        if now < end:
+    if pause is not None:
+        held = "" if pause.held_until is None else ", held by queue run for a worker"
+        overdue = " (overdue: is its run still there?)" if now > pause.until + HOLD_GRACE else ""
+        return f"paused until {iso(pause.until)}{held}{overdue}"
+    for index, (start, end) in enumerate(chunks, start=1):
+        if start - SLOT_TOLERANCE <= now < end:
             return f"running: chunk {index} of {len(chunks)} planned to end {iso(end)}"
-    return f"running past its last chunk's planned end {iso(chunks[-1][1])}"
+    ended = [index for index, (_, end) in enumerate(chunks, start=1) if end <= now]
+    return f"running past chunk {ended[-1] if ended else 1}'s planned end"
 
 
 def running_jobs(entry: Entry, now: float) -> list[QueuedJob]:

@@ -292,7 +292,7 @@ def status_records(now: float) -> list[dict]:
             "started": moment(entry.started_at), "finished": moment(entry.finished_at), "exit_code": entry.exit_code,
             "slurm_job": entry.slurm_job, "slurm": seen, "note": entry.note,
             "chunks": [[iso(start), iso(end)] for start, end in entry.slot.chunks] if entry.slot else [],
-            "phase": chunk_phase(entry, now, entry.paused_until()),
+            "phase": chunk_phase(entry, now, entry.pause()),
         }
         for entry, seen in refresh(now)
     ]

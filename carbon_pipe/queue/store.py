@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..artifacts import read_json, write_json
 from ..errors import ArtifactError, UsageError
-from ..scheduling.queued import PauseMarker
+from ..scheduling.queued import Pause, PauseMarker
 
 QUEUE_DIR = Path(".dvc/tmp/carbon-pipe-queue")
 QUEUE_FILE = QUEUE_DIR / "queue.json"
@@ -86,12 +86,12 @@ class Entry(Record):
         """Where an interruptible entry's run marks its pauses (scheduling/queued.py's PauseMarker)."""
         return (self.folder / "paused").resolve()
 
-    def paused_until(self) -> Optional[float]:
-        """When a started interruptible entry's run, pausing between its chunks, resumes; None while it runs, and for
+    def pause(self) -> Optional[Pause]:
+        """A started interruptible entry's pause between its chunks, as its run marks it; None while it runs, and for
         any other entry."""
         if self.state != "started" or self.slot is None or not self.slot.chunks:
             return None
-        return PauseMarker(self.pause_file).resume_at()
+        return PauseMarker(self.pause_file).read()
 
 
 class Queue(Record):

@@ -15,10 +15,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -102,13 +103,27 @@ def queue_slot(environ: Optional[dict[str, str]] = None) -> Optional[QueueSlot]:
 
 
 @dataclass(frozen=True)
-class PauseMarker:
-    """The file an interruptible entry's run holds while it pauses between the queue's chunks, saying when it resumes.
+class Pause:
+    """What a pause marker says: when the run resumes as planned, and until when `queue run` holds it (None: not)."""
 
-    `queue run` counts the entry's worker free only while the file is there, and may move the resumption later
-    (never earlier) while all its workers are taken; the run resumes at the time the file says, removing it as it
-    does. With no `queue run` to move it, the run resumes as planned. Both sides hold a lock beside the file, so a
-    postponement cannot land after the run has decided to resume."""
+    resume_at: float
+    held_until: Optional[float] = None
+
+    @property
+    def until(self) -> float:
+        """When the run resumes: as planned, or later while held."""
+        return max(self.resume_at, self.held_until or self.resume_at)
+
+
+@dataclass(frozen=True)
+class PauseMarker:
+    """The file an interruptible entry's run holds while it pauses between the queue's chunks.
+
+    `queue run` counts the entry's worker free only while the file is there. While all its workers are taken it holds
+    the run (`hold`: a lease it renews every tick, so a `queue run` that stopped holds nothing for long) and lets it go
+    (`release`) when one frees; the run resumes at the later of its planned time and the hold, removing the file as it
+    does. Both sides take a lock beside the file, so a hold cannot land after the run has decided to resume. A marker
+    that cannot be read counts as no pause: the entry's worker stays taken, the safe side."""
 
     path: Path
 
@@ -118,46 +133,59 @@ class PauseMarker:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
-    def _read(self) -> Optional[float]:
+    def _read(self) -> Optional[Pause]:
         try:
-            return float(json.loads(self.path.read_text())["resume_at"])
-        except (FileNotFoundError, ValueError, KeyError, TypeError):  # gone, or cut short: not paused
+            raw = json.loads(self.path.read_text())
+            pause = Pause(float(raw["resume_at"]), None if raw.get("held_until") is None else float(raw["held_until"]))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # gone, cut short, not a file: no pause
             return None
+        return pause if math.isfinite(pause.until) else None
 
-    def resume_at(self) -> Optional[float]:
-        """When the run resumes, or None while it runs (or has ended, or never began)."""
-        if not self.path.parent.is_dir():
+    def _write(self, pause: Pause) -> None:
+        self.path.write_text(json.dumps(asdict(pause)))
+
+    def read(self) -> Optional[Pause]:
+        """The pause, or None while the run runs (or has ended, or never began)."""
+        try:
+            with self._locked():
+                return self._read()
+        except OSError:  # no folder, no lock to take
             return None
-        with self._locked():
-            return self._read()
 
     def pause(self, resume_at: float) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked():
-            self.path.write_text(json.dumps({"resume_at": resume_at}))
+            self._write(Pause(resume_at))
 
-    def postpone(self, until: float) -> bool:
-        """Move a pending resumption to `until`, if the run is still paused: whether it was."""
-        if not self.path.parent.is_dir():
+    def hold(self, until: float) -> bool:
+        """Hold a paused run until at least `until` (a lease, renewed while it is needed): whether it was paused."""
+        return self._change(lambda pause: Pause(pause.resume_at, max(until, pause.held_until or until)))
+
+    def release(self) -> bool:
+        """Let a held run resume at its planned time (now, if that passed): whether it was paused."""
+        return self._change(lambda pause: Pause(pause.resume_at))
+
+    def _change(self, change: Callable[[Pause], Pause]) -> bool:
+        try:
+            with self._locked():
+                pause = self._read()
+                if pause is not None:
+                    self._write(change(pause))
+                return pause is not None
+        except OSError:
             return False
-        with self._locked():
-            planned = self._read()
-            if planned is None:
-                return False
-            self.path.write_text(json.dumps({"resume_at": max(planned, until)}))
-            return True
 
-    def wait(self, now, sleep) -> None:
-        """Sleep (`sleep`, at most a second at a time: the time may move) until the resumption, then remove the
-        file. Removed too when the sleep is stopped (a signal): a stopped run no longer pauses."""
+    def wait(self, now: Callable[[], float], sleep: Callable[[float], None]) -> None:
+        """Sleep (`sleep`, at most a second at a time: a hold may come or go) until the pause's time, then remove
+        the file. Removed too when the sleep is stopped (a signal): a stopped run no longer pauses."""
         try:
             while True:
                 with self._locked():
-                    resume_at = self._read()
-                    if resume_at is None or now() >= resume_at:
+                    pause = self._read()
+                    if pause is None or now() >= pause.until:
                         self.path.unlink(missing_ok=True)
                         return
-                sleep(max(0.0, min(resume_at - now(), 1.0)))
+                sleep(max(0.0, min(pause.until - now(), 1.0)))
         finally:
             with self._locked():
                 self.path.unlink(missing_ok=True)

@@ -85,37 +85,71 @@ SPLIT = entry("split", 2 * HOUR, [(T0, T0 + HOUR), (T0 + 3 * HOUR, T0 + 4 * HOUR
 
 
 @pytest.mark.usefixtures("project")
-def test_a_pausing_entry_frees_its_worker_and_takes_it_back_before_anything_new_or_waits_for_one():
-    """The runner counts a started entry's worker free only while its run's pause marker is there; one due to
-    resume takes its worker back first, and with none free its resumption is held (moved on), never run over K."""
+def test_a_pausing_entry_frees_its_worker_and_takes_it_back_before_anything_new_or_is_held_for_one():
+    """The runner counts a started entry's worker free only while its run's pause marker is there. One due to
+    resume takes its worker back first; with none free it is held (a renewed lease) until one frees, then let go."""
     from carbon_pipe.config.params import load_params
-    from carbon_pipe.queue.local import RESUME_LEAD, Runner
+    from carbon_pipe.queue.local import HOLD_AHEAD, Runner
     from carbon_pipe.scheduling.clock import SimulatedClock
-    from carbon_pipe.scheduling.queued import PauseMarker
+    from carbon_pipe.scheduling.queued import Pause, PauseMarker
 
     now = T0 + 2 * HOUR  # in SPLIT's pause
     whole = entry("whole", HOUR, [(now - 60, now + HOUR)], started_at=now - 60)
-    said = []
+    said, clock = [], SimulatedClock(now)
 
-    def taken(workers: int) -> int:
-        runner = Runner(load_params("params.yaml"), workers, said.append, SimulatedClock(now), 60.0, None)
-        return runner.workers_taken([SPLIT, whole], now)
+    def taken(workers: int, running=(SPLIT, whole)) -> int:
+        runner = Runner(load_params("params.yaml"), workers, said.append, clock, 60.0, None)
+        return runner.workers_taken(list(running))
 
     marker = PauseMarker(SPLIT.pause_file)
     assert taken(1) == 2  # no marker: still running (earlier stages, or a chunk's grace period), whatever the plan
     marker.pause(now + HOUR)
-    assert taken(1) == 1 and marker.resume_at() == now + HOUR
+    assert taken(1) == 1 and marker.read() == Pause(now + HOUR)  # pausing, not due for a long while: no hold
     marker.pause(now + 1)  # due to resume within the lead
-    assert taken(2) == 2 and marker.resume_at() == now + 1  # a worker free: it takes it back, on time
-    assert taken(1) == 1 and marker.resume_at() == now + 2 * RESUME_LEAD  # none free: held
-    assert said == ["queue: split waits for a worker to resume its chunks (1 taken)"]
-    assert whole.paused_until() is None  # a whole entry never pauses
+    assert taken(2) == 2 and marker.read() == Pause(now + 1)  # a worker free: it takes it back, on time
+    assert taken(1) == 1 and marker.read() == Pause(now + 1, now + HOLD_AHEAD)  # none free: held
+    clock.current += 30
+    assert taken(1) == 1 and marker.read().held_until == clock.current + HOLD_AHEAD  # still none: the lease renewed
+    assert said == ["queue: split held: its next chunk waits for a worker (1 taken)"]
+    assert taken(1, running=[SPLIT]) == 1 and marker.read() == Pause(now + 1)  # `whole` ended: let go, counted
+    assert said[-1] == "queue: split let go: a worker is free for its next chunk"
+    assert whole.pause() is None  # a whole entry never pauses
+
+
+@pytest.mark.usefixtures("project")
+def test_an_interruptible_entry_not_started_by_the_end_of_its_first_chunk_is_not_started_in_its_pause():
+    from carbon_pipe.config.params import load_params
+    from carbon_pipe.queue.local import Runner
+    from carbon_pipe.queue.store import changing
+    from carbon_pipe.scheduling.clock import SimulatedClock
+
+    from .queue_project import trace
+
+    now = time.time()
+    Path("trace.csv").write_text(trace(now, 600, [300 - 2 * k for k in range(100)]))
+    late = entry("late", 2 * HOUR, [(now - 50, now - 5), (now + HOUR, now + 2 * HOUR)], floor=HOUR)
+    late = late.model_copy(update={"arrival": now - 55, "deadline": now + 10 * HOUR})
+    with changing() as queue:
+        queue.entries = [late]
+    runner = Runner(load_params("params.yaml"), 1, [].append, SimulatedClock(now), 3600.0, None)
+    runner.planned_at = now  # a plan was made just now: without the missed chunk, no re-plan would be due
+    assert runner.step(first=False)
+    assert read_queue().named("late").state == "queued" and runner.planned_at == float("-inf")  # re-plan next tick
+    assert runner.step(first=False)  # the re-plan: chunks from now on
+    chunks = read_queue().named("late").slot.chunks
+    assert chunks and chunks[0][0] > now + HOUR and read_queue().named("late").state == "queued"  # cleaner later
 
 
 def test_queue_status_tells_where_a_started_interruptible_entry_is_in_its_chunks():
+    from carbon_pipe.scheduling.queued import Pause
+
     assert chunk_phase(SPLIT, T0 + 60, None) == "running: chunk 1 of 2 planned to end 2025-01-15T01:13:20.000000Z"
-    assert chunk_phase(SPLIT, T0 + 2 * HOUR, T0 + 3 * HOUR) == "paused until 2025-01-15T03:13:20.000000Z"
-    assert chunk_phase(SPLIT, T0 + 5 * HOUR, None).startswith("running past its last chunk's planned end ")
+    assert chunk_phase(SPLIT, T0 + 2 * HOUR, None) == "running past chunk 1's planned end"  # no marker yet
+    assert chunk_phase(SPLIT, T0 + 2 * HOUR, Pause(T0 + 3 * HOUR)) == "paused until 2025-01-15T03:13:20.000000Z"
+    held = chunk_phase(SPLIT, T0 + 3 * HOUR, Pause(T0 + 3 * HOUR, T0 + 3 * HOUR + 60))
+    assert held.endswith("held by queue run for a worker")
+    assert chunk_phase(SPLIT, T0 + 4 * HOUR, Pause(T0 + 3 * HOUR)).endswith("(overdue: is its run still there?)")
+    assert chunk_phase(SPLIT, T0 + 5 * HOUR, None) == "running past chunk 2's planned end"
     assert chunk_phase(entry("whole", HOUR, [(T0, T0 + HOUR)], started_at=T0), T0 + 60, None) is None
 
 
@@ -162,7 +196,7 @@ def test_an_experiment_started_in_an_interruptible_slot_follows_the_queues_chunk
         """Notes what the pause marker says at every sleep."""
 
         def sleep(self, seconds: float) -> None:
-            seen.append(marker.resume_at())
+            seen.append(marker.read())
             super().sleep(seconds)
 
     from .queue_project import trace
@@ -188,7 +222,8 @@ def test_an_experiment_started_in_an_interruptible_slot_follows_the_queues_chunk
     rest, outcome = replanner(50, 700.0, [])
     assert [(chunk.start, chunk.end) for chunk in rest] == [chunks[1]] and clock.now() == chunks[1][0]
     assert outcome["replan_failures"] == [] and outcome["replans"] == 0
-    assert seen and set(seen) == {chunks[1][0]} and marker.resume_at() is None  # marked while paused, then removed
+    assert seen and {pause.until for pause in seen} == {chunks[1][0]}  # marked while it paused
+    assert marker.read() is None  # and removed as it resumed
     clock.current = chunks[1][1] + 10  # the queue's chunks are over, with work left
     rest, _ = replanner(90, 1400.0, [])
     assert [(chunk.start, chunk.end) for chunk in rest] == [(clock.now(), pytest.approx(clock.now() + 1400 / 9))]

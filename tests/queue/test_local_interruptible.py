@@ -84,7 +84,7 @@ def test_a_pipeline_started_in_chunks_trains_in_the_next_chunk_when_its_earlier_
     params = parse_params(tiny_params(train={"epochs": 2}))
     synthetic_dataset(train=256, test=64)
     now = time.time()
-    chunks = ((now - 1, now + 3), (now + 40, now + 100))
+    chunks = ((now - 1, now + 2), (now + 40, now + 100))  # the baseline and three profile processes take longer
     marker = workspace / "paused"
     slot = QueueSlot("split", now - 60, chunks[0][0], chunks[-1][1], 0.5, 1, "milp", now - 30, chunks, str(marker))
     for key, value in slot.environment().items():
