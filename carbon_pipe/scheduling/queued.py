@@ -134,10 +134,12 @@ class PauseMarker:
             yield
 
     def _read(self) -> Optional[Pause]:
+        if not self.path.is_file():  # gone, or a folder or FIFO someone put there (reading a FIFO would block)
+            return None
         try:
             raw = json.loads(self.path.read_text())
             pause = Pause(float(raw["resume_at"]), None if raw.get("held_until") is None else float(raw["held_until"]))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # gone, cut short, not a file: no pause
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # cut short, unreadable: no pause
             return None
         return pause if math.isfinite(pause.until) else None
 

@@ -11,7 +11,7 @@ here imports torch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from ..config.carbon import carbon_for
 from ..config.params import Params
@@ -32,6 +32,11 @@ def at_chosen_place(params: Params, decision: Decision) -> Params:
         place = carbon.alternatives[decision.chosen_place - 1]
         carbon = carbon_for(carbon, place.source, place.region).model_copy(update={"sources": [place.source]})
     return params.model_copy(update={"carbon": carbon.model_copy(update={"alternatives": []})})
+
+
+def chunks_from(chunks: Sequence[Chunk], moment: float) -> list[Chunk]:
+    """What is left of `chunks` from `moment` on: those not over, the one under way cut to start there."""
+    return [Chunk(max(chunk.start, moment), chunk.end, chunk.mean_intensity) for chunk in chunks if chunk.end > moment]
 
 
 def work_left(step: int, seconds: float, total_steps: int, planned: float) -> float:
@@ -95,8 +100,7 @@ class Replanner:
         meanwhile and may hold the resumption while its workers are taken. A restart in a pause goes on with the
         chunks too. With none left (the run took longer than the queue expected), the rest runs now."""
         now = self.clock.now()
-        rest = [Chunk(max(chunk.start, now), chunk.end, chunk.mean_intensity)
-                for chunk in self.decision.chunks if chunk.end > now]
+        rest = chunks_from(self.decision.chunks, now)
         if not rest:
             self.say(f"{self.name}: the queue's chunks are over with work left; the rest runs now")
             return [Chunk(now, now + left, 0.0)]
@@ -112,8 +116,7 @@ class Replanner:
         marker.pause(rest[0].start)
         marker.wait(self.clock.now, self.clock.sleep)  # the queue may hold it longer, while its workers are taken
         resumed = self.clock.now()
-        return [Chunk(max(chunk.start, resumed), chunk.end, chunk.mean_intensity) for chunk in rest
-                if chunk.end > resumed] or [Chunk(resumed, resumed + left, 0.0)]
+        return chunks_from(rest, resumed) or [Chunk(resumed, resumed + left, 0.0)]
 
     def wait(self, left: float, previous: list[Chunk], outcome: dict) -> Optional[list[Chunk]]:
         """wait-for-window's loop for the work left: its chunks, or None if a stop came first.
@@ -128,7 +131,7 @@ class Replanner:
             outcome.update(replans=waited.replans, replan_failures=waited.replan_failures)
             self.planned_start = waited.outlook.plan.start
             return list(waited.outlook.plan.chunks) if waited.started is not None else None
-        rest = [Chunk(max(chunk.start, now), chunk.end, chunk.mean_intensity) for chunk in previous if chunk.end > now]
+        rest = chunks_from(previous, now)
         kept = "kept the plan made before" if rest else "no plan left: the rest runs now"
         rest = rest or [Chunk(now, now + left, 0.0)]
         outcome["replan_failures"] = [f"{iso(now)}: {failed[0]}; {kept}"]

@@ -4,6 +4,7 @@ chunks, and `queue run`'s hold on it."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -80,11 +81,13 @@ def test_a_hold_cannot_land_after_the_run_decided_to_resume(tmp_path):
     assert held == [False] and marker.read() is None
 
 
-@pytest.mark.parametrize("content", ["{", '{"resume_at": NaN}', '{"resume_at": "soon"}', None])
+@pytest.mark.parametrize("content", ["{", '{"resume_at": NaN}', '{"resume_at": "soon"}', "folder", "fifo"])
 def test_a_marker_that_cannot_be_read_is_no_pause(tmp_path, content):
     marker = PauseMarker(tmp_path / "paused")
-    if content is None:
-        marker.path.mkdir()  # not a file at all
+    if content == "folder":
+        marker.path.mkdir()
+    elif content == "fifo":
+        os.mkfifo(marker.path)  # read, it would block for ever
     else:
         marker.path.write_text(content)
     assert marker.read() is None and not marker.hold(10.0)
