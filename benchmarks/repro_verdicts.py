@@ -9,7 +9,8 @@ estimate, its interval) beside the naive two-run difference, the schedule effect
 (run-to-run noise), the profiling overhead and its energy against the baseline run's (the budget: 10 %), and both
 runs' SCI. Then whether the verdicts agree, how many intervals hold the runs' median ratio (a rerun's verdict and
 interval should), and whether the naive difference changed sign. MNIST from
-$CARBON_PIPE_DATA_MIRROR, else ../shared's copy. OMP_NUM_THREADS=1 unless set. About 4 minutes a run on full MNIST.
+$CARBON_PIPE_DATA_MIRROR, else ../shared's copy. OMP_NUM_THREADS=1 unless set. About 6.5 minutes a run on full
+MNIST (six epochs) on a 2-CPU machine.
 """
 
 from __future__ import annotations

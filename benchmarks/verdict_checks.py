@@ -125,7 +125,7 @@ def sequential_coverage(ratio: float, planned: int, budget_processes: int, seeds
             for processes in range(stats.FIRST_LOOK, planned + 1):
                 x, y = candidate[index, :processes], baseline[index, :processes]
                 _, low, high = (float(v) for v in stats.ratio_interval(x, y, level))
-                reason = stats.stop_reason(processes, planned, [(low, high)], settle_within, processes,
+                reason = stats.stop_reason(processes, planned, [(low, high)], settle_within, processes, 1.0,
                                            budget_processes + 0.5)
                 if reason is not None:
                     break

@@ -6,8 +6,9 @@ is the unit of variance: each one's mean energy per sample is one pair, and the 
 processes. The first process's cost sets how many the budget (budget_pct of the baseline's expected training
 energy) pays for, at most `profile.processes`: those are the planned ones. After each process, from the third on,
 the profile looks: it stops when the verdict is settled (the interval clear of 1, or inside 1 +- settle_within_pct),
-when the next process would overrun the budget after all, or after the planned processes. The first three always
-run (with fewer there is no interval): on a job too small for them the profile says it spent more than its budget.
+when the next process (priced at the costliest so far) would overrun the budget after all, or after the planned
+processes. The first three always run (with fewer there is no interval): on a job too small for them the profile
+says it spent more than its budget.
 Each look's interval is corrected for all the planned looks (statistics.sequential_level), so a verdict at any look
 is one at 5 %; where it stopped, the interval reported is the stage-wise one (statistics.interval_at_stop).
 `Sequential` is the profile under way, one process at a time: train-optimized trains between its processes
@@ -67,6 +68,7 @@ class Sequential:
     bursts: list[Burst]
     planned: int  # the processes the looks are corrected for: profile.processes until the first one's cost is known
     spent: float = 0.0  # joules, every process's counter, worker start-up included
+    costliest: float = 0.0  # joules, the costliest process this profile ran (not kept across a stop: then the mean)
     budget: float = 0.0
     reason: Optional[str] = None  # why it stopped; None: under way
     precisions: dict[str, str] = field(default_factory=dict)
@@ -89,7 +91,7 @@ class Sequential:
         request = Request(profile.processes, params, {name: params.configuration(name) for name in RUNS},
                           params.profile, codecarbon_coefficients())
         precisions = {config.name: config.precision for config in profile.configurations}
-        return cls(request, list(profile.bursts), stopping.planned_processes, stopping.spent_joules or 0.0,
+        return cls(request, list(profile.bursts), stopping.planned_processes, stopping.spent_joules or 0.0, 0.0,
                    stopping.budget_joules or 0.0, None, precisions, profile.energy_method)
 
     @property
@@ -103,7 +105,9 @@ class Sequential:
         counter = open_counter(device.type, device.index or 0, request.coefficients)  # the worker's tree included
         try:
             finished = one_process(request, self.bursts, self.planned, progress)
-            self.spent += counter.joules()
+            cost = counter.joules()
+            self.spent += cost
+            self.costliest = max(self.costliest, cost)
         finally:
             counter.close()
         self.precisions, self.energy_method = finished.precisions, finished.energy_method
@@ -117,7 +121,7 @@ class Sequential:
         progress(look_line(self.processes, self.planned, ratios, self.spent, self.budget))
         self.reason = statistics.stop_reason(
             self.processes, self.planned, [(r.low, r.high) for r in ratios], profile.settle_within_pct / 100,
-            self.spent, self.budget,
+            self.spent, max(self.costliest, self.spent / self.processes), self.budget,
         )
 
     def profile(self) -> EnergyProfile:

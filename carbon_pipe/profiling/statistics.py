@@ -151,16 +151,19 @@ def affordable_processes(most: int, first_cost: float, budget: float) -> int:
 
 
 def stop_reason(
-    processes: int, planned: int, intervals: list[tuple[float, float]], within: float, spent: float, budget: float
+    processes: int, planned: int, intervals: list[tuple[float, float]], within: float, spent: float,
+    next_cost: float, budget: float,
 ) -> str | None:
     """Whether to stop after `processes` of `planned` worker processes, and why: every ratio's interval settled (from
-    the first look on), the next process expected to overrun the budget (its cost the mean so far; the first looks'
-    processes run whatever they cost, with fewer there is no interval), or the last planned one done. None: go on."""
+    the first look on), the next process expected to overrun the budget (`next_cost`: the profile charges the
+    costliest process so far, since one priced at the mean overruns about half the time it is the last to fit; the
+    first look's processes run whatever they cost, with fewer there is no interval), or the last planned one done.
+    None: go on."""
     if processes >= FIRST_LOOK and all(settled(low, high, within) for low, high in intervals):
         return SETTLED
     if processes >= planned:
         return PLANNED
-    if processes >= FIRST_LOOK and spent * (processes + 1) / processes > budget:
+    if processes >= FIRST_LOOK and spent + next_cost > budget:
         return BUDGET
     return None
 

@@ -215,7 +215,7 @@ def sequential_experiments(ratio: float, planned: int, seeds: int, corrected: bo
     for index in range(seeds):
         for processes in range(statistics.FIRST_LOOK, planned + 1):
             _, low, high = statistics.ratio_interval(candidate[index, :processes], baseline[index, :processes], level)
-            if statistics.stop_reason(processes, planned, [(low, high)], 0.05, 0.0, 1.0):
+            if statistics.stop_reason(processes, planned, [(low, high)], 0.05, 0.0, 0.0, 1.0):
                 break
         covered += low <= ratio <= high
     return covered / seeds
@@ -233,12 +233,14 @@ def test_the_sequential_stop_keeps_its_coverage_where_naive_peeking_loses_it():
 
 def test_the_stop_reasons():
     settled, wide = [(0.8, 0.9)], [(0.7, 1.3)]
-    assert statistics.stop_reason(2, 6, settled, 0.05, 1.0, 100.0) is None  # before the first look
-    assert statistics.stop_reason(3, 6, settled, 0.05, 1.0, 100.0) == statistics.SETTLED
-    assert statistics.stop_reason(3, 6, wide, 0.05, 30.0, 100.0) is None  # a fourth at 10 J fits in 100 J
-    assert statistics.stop_reason(3, 6, wide, 0.05, 90.0, 100.0) == statistics.BUDGET  # a fourth would overrun
-    assert statistics.stop_reason(2, 6, wide, 0.05, 90.0, 100.0) is None  # the first look's processes always run
-    assert statistics.stop_reason(6, 6, wide, 0.05, 1.0, 100.0) == statistics.PLANNED
+    assert statistics.stop_reason(2, 6, settled, 0.05, 1.0, 1.0, 100.0) is None  # before the first look
+    assert statistics.stop_reason(3, 6, settled, 0.05, 1.0, 1.0, 100.0) == statistics.SETTLED
+    assert statistics.stop_reason(3, 6, wide, 0.05, 30.0, 10.0, 100.0) is None  # a fourth at 10 J fits in 100 J
+    assert statistics.stop_reason(3, 6, wide, 0.05, 90.0, 30.0, 100.0) == statistics.BUDGET  # a fourth would overrun
+    assert statistics.stop_reason(2, 6, wide, 0.05, 90.0, 30.0, 100.0) is None  # the first look's run anyway
+    assert statistics.stop_reason(6, 6, wide, 0.05, 1.0, 1.0, 100.0) == statistics.PLANNED
+    # 75 J over three processes, the costliest 27 J: a fourth priced at the mean (25 J) would fit, at 27 J it would not
+    assert statistics.stop_reason(3, 6, wide, 0.05, 75.0, 27.0, 101.0) == statistics.BUDGET
 
 
 def test_the_planned_processes_are_those_the_budget_pays_for_at_the_first_ones_cost():
@@ -268,7 +270,7 @@ def stopped_profile(ratio: float, planned: int, seed: int, between: float = 0.1,
     level = statistics.sequential_level(statistics.FIRST_LOOK, planned)
     for processes in range(statistics.FIRST_LOOK, planned + 1):
         _, low, high = statistics.ratio_interval(candidate[:processes], baseline[:processes], level)
-        if statistics.stop_reason(processes, planned, [(low, high)], settle, 0.0, 1.0):
+        if statistics.stop_reason(processes, planned, [(low, high)], settle, 0.0, 0.0, 1.0):
             return candidate[:processes], baseline[:processes], (float(low), float(high))
     raise AssertionError("the last planned process stops the profile")
 
