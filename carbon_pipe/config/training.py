@@ -11,7 +11,7 @@ from .base import Count, PositiveSeconds, Section
 
 
 class TrainParams(Section):
-    epochs: Count = 3
+    epochs: Count = 6
     learning_rate: Annotated[float, Field(gt=0)] = 3e-3
     lr_schedule: Literal["onecycle", "constant"] = "onecycle"
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -14,7 +14,7 @@ def test_committed_params_are_valid(tmp_path):
     params = load_params(tmp_path / "params.yaml")
     assert params.baseline.effective_batch_size == params.optimized.effective_batch_size == 64
     assert params.optimized.gradient_accumulation_steps == 4 and params.optimized.mixed_precision
-    assert params.scheduler.clock == "simulated" and params.train.epochs == 3
+    assert params.scheduler.clock == "simulated" and params.train.epochs == 6
 
 
 @pytest.mark.parametrize(
