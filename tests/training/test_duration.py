@@ -101,6 +101,7 @@ def test_auto_for_own_data_imports_neither_torch_nor_pillow(workspace):
     raw = default_params()
     raw["scheduler"].update(expected_duration="auto")
     raw["data"].update(dataset="folder", path="images")
+    raw["train"].update(epochs=3)
     (workspace / "params.yaml").write_text(json.dumps(raw))
     script = (
         "import sys\nfrom carbon_pipe.config.params import load_params\n"
