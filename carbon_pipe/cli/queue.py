@@ -81,7 +81,7 @@ def add(
                                           "for planning against a past trace."),
     interruptible: bool = typer.Option(False, "--interruptible", help="Plan it in chunks (none shorter than "
                                        "scheduler.min_chunk): queue run pauses it between them and gives the pauses "
-                                       "to other entries; SLURM refuses it."),
+                                       "to other entries; on SLURM each chunk is a job of its own."),
     params: Path = ParamsOption,
 ) -> None:
     """Queue one DVC experiment per combination of the -S values. Every entry is checked before any is added."""
@@ -165,7 +165,8 @@ def run(
 
 @queue_app.command("submit")
 def submit(
-    slurm: bool = typer.Option(False, "--slurm", help="Hand each entry to SLURM (sbatch --begin at its slot)."),
+    slurm: bool = typer.Option(False, "--slurm", help="Hand each entry to SLURM (sbatch --begin at its slot; an "
+                               "interruptible entry's chunks each at theirs)."),
     workers: int = WorkersOption,
     step: Optional[str] = StepOption,
     policy: str = PolicyOption,

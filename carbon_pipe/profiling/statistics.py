@@ -156,8 +156,9 @@ def stop_reason(
 ) -> str | None:
     """Whether to stop after `processes` of `planned` worker processes, and why: every ratio's interval settled (from
     the first look on), the next process expected to overrun the budget (`next_cost`: the profile charges the
-    costliest process so far, since one priced at the mean overruns about half the time it is the last to fit; the
-    first look's processes run whatever they cost, with fewer there is no interval), or the last planned one done.
+    costliest process so far, since one priced at the mean overruns the budget whenever it costs more than the mean
+    and is the last to fit; the first look's processes run whatever they cost, with fewer there is no interval), or
+    the last planned one done.
     None: go on."""
     if processes >= FIRST_LOOK and all(settled(low, high, within) for low, high in intervals):
         return SETTLED

@@ -45,11 +45,12 @@ def experiment_command(entry: Entry) -> list[str]:
     return ["dvc", "exp", "run", "--temp", "-n", entry.name, *overrides]
 
 
-def slot_of(entry: Entry, workers: int) -> QueueSlot:
+def slot_of(entry: Entry, workers: int, hands_back: bool = False) -> QueueSlot:
     assert entry.slot is not None
     slot = entry.slot
     return QueueSlot(entry.name, entry.arrival, slot.start, slot.end, slot.expected_g, workers, slot.method,
-                     slot.planned_at, tuple(slot.chunks), str(entry.pause_file) if slot.chunks else None)
+                     slot.planned_at, tuple(slot.chunks), str(entry.pause_file) if slot.chunks else None,
+                     hands_back and bool(slot.chunks))
 
 
 def settle(entry: Entry, now: float, launched: set[str]) -> Optional[dict]:
@@ -78,7 +79,7 @@ def settle(entry: Entry, now: float, launched: set[str]) -> Optional[dict]:
 
 def local_running(queue: Queue) -> list[Entry]:
     """The entries started here (those handed to SLURM are SLURM's to run and `queue status`'s to follow)."""
-    return [entry for entry in queue.in_state("started") if entry.slurm_job is None]
+    return [entry for entry in queue.in_state("started") if not entry.slurm_jobs]
 
 
 class Runner:

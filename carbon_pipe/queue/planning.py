@@ -73,15 +73,6 @@ def job_of(entry: Entry) -> QueuedJob:
                      entry.chunk_floor or 0.0)  # fmt: skip
 
 
-def refuse_chunked(entries: Sequence[Entry]) -> None:
-    """SLURM does not run interruptible entries: a job sleeping between chunks would keep its allocation, and the
-    worker the plan gave another entry in that pause. One line naming the first, before anything is submitted."""
-    for entry in entries:
-        if entry.chunk_floor is not None:
-            raise FieldError(f"entry {entry.name}", "interruptible entries run here (queue run), not on SLURM: a job "
-                             "would keep its allocation between chunks; cancel it, or add it without --interruptible")
-
-
 def chunk_phase(entry: Entry, now: float, pause: Optional[Pause]) -> Optional[str]:
     """Where a started interruptible entry is in its chunks, for `queue status` (`pause`: as its run marks it, None
     while it runs); None for any other entry."""
@@ -90,7 +81,9 @@ def chunk_phase(entry: Entry, now: float, pause: Optional[Pause]) -> Optional[st
         return None
     if pause is not None:
         held = "" if pause.held_until is None else ", held by queue run for a worker"
-        overdue = " (overdue: is its run still there?)" if now > pause.until + HOLD_GRACE else ""
+        late = " (its next chunk's SLURM job has not begun yet)" if entry.slurm_jobs else \
+            " (overdue: is its run still there?)"
+        overdue = late if now > pause.until + HOLD_GRACE else ""
         return f"paused until {iso(pause.until)}{held}{overdue}"
     for index, (start, end) in enumerate(chunks, start=1):
         if start - SLOT_TOLERANCE <= now < end:
@@ -138,22 +131,30 @@ def plan_queue(
 
 
 def lanes(plan: JointPlan, workers: Optional[int] = None, fixed: Optional[dict[str, int]] = None) -> dict[str, int]:
-    """Each entry's worker: its `fixed` one (a running job keeps its lane), else the first lane free at its start
-    (entries in start order). With `workers`, never more lanes than that: should none be free (a running job kept a
-    lane the plan did not expect), the one that frees first."""
+    """Each entry's worker over its whole slot (see piece_lanes)."""
+    return piece_lanes([(slot.name, slot.start, slot.end) for slot in plan.slots], workers, fixed)
+
+
+def piece_lanes(
+    pieces: Sequence[tuple[str, float, float]], workers: Optional[int] = None, fixed: Optional[dict[str, int]] = None
+) -> dict[str, int]:
+    """Each piece's worker (a piece: (name, start, end), an entry or one chunk of one): its `fixed` one (a running
+    job keeps its lane), else the first lane free at its start (pieces in start order). With `workers`, never more
+    lanes than that: should none be free (a running job kept a lane the plan did not expect), the one that frees
+    first."""
     fixed = fixed or {}
     free_at: list[float] = [] if workers is None else [float("-inf")] * workers
     lane_of = {}
-    for slot in sorted(plan.slots, key=lambda slot: (slot.name not in fixed, slot.start, slot.name)):
-        free = [index for index, end in enumerate(free_at) if end <= slot.start + 1e-6]
-        lane = fixed.get(slot.name, free[0] if free else len(free_at))
+    for name, start, end in sorted(pieces, key=lambda piece: (piece[0] not in fixed, piece[1], piece[0])):
+        free = [index for index, free_from in enumerate(free_at) if free_from <= start + 1e-6]
+        lane = fixed.get(name, free[0] if free else len(free_at))
         if lane >= len(free_at):
             if workers is None:
                 free_at += [float("-inf")] * (lane + 1 - len(free_at))
             else:
                 lane = min(range(workers), key=lambda index: free_at[index])
-        free_at[lane] = max(free_at[lane], slot.end)
-        lane_of[slot.name] = lane
+        free_at[lane] = max(free_at[lane], end)
+        lane_of[name] = lane
     return lane_of
 
 

@@ -74,7 +74,7 @@ class Entry(Record):
     finished_at: Optional[float] = None
     exit_code: Optional[int] = None
     note: Optional[str] = None  # why it failed, or how SLURM moved it
-    slurm_job: Optional[int] = None
+    slurm_jobs: list[int] = []  # its SLURM jobs: one, or an interruptible entry's one per chunk, in chunk order
 
     @property
     def folder(self) -> Path:

@@ -7,7 +7,9 @@ An environment variable, not a params key: the slot is when this one run was sta
 and DVC would otherwise record it as a parameter every experiment differs in.
 
 An interruptible entry's run tells the queue when it pauses through its `PauseMarker`, so that the queue counts its
-worker free only while it really pauses (not while earlier stages or a chunk's grace period run on).
+worker free only while it really pauses (not while earlier stages or a chunk's grace period run on). Under SLURM the
+run hands its worker back instead (`hands_back`): it marks the pause, checkpoints and exits, and the job SLURM begins
+at its next chunk resumes it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class QueueSlot:
     planned_at: float  # when that plan was made
     chunks: tuple[tuple[float, float], ...] = ()  # an interruptible entry's [start, end) pieces; empty: runs whole
     pause_file: Optional[str] = None  # an interruptible entry's PauseMarker, an absolute path
+    # Between chunks the run checkpoints and exits, for the job of its next chunk to resume (SLURM: a job sleeping
+    # through the pause would keep its allocation); False: it sleeps through the pause (`queue run`).
+    hands_back: bool = False
 
     def environment(self) -> dict[str, str]:
         return {SLOT_VARIABLE: json.dumps(asdict(self), sort_keys=True)}

@@ -3,7 +3,8 @@
 The work left is the time per step measured so far x the steps left; it is planned at the place wait-for-window
 chose, to be done by the first deadline, and waited for with wait-for-window's own loop (re-fetching and
 re-planning every replan_interval, the countdown on a real clock). A run the queue started in chunks is not
-re-planned: it sleeps to the queue's next chunk, as the queue gave its pauses to other entries. pipeline/
+re-planned: it sleeps to the queue's next chunk (under SLURM it exits, and that chunk's job resumes it), as the
+queue gave its pauses to other entries. pipeline/
 train_optimized.py and pipeline/run_command.py hand a Replanner to the chunk follower (training/segments.py); nothing
 here imports torch.
 """
@@ -15,6 +16,7 @@ from typing import Optional, Sequence
 
 from ..config.carbon import carbon_for
 from ..config.params import Params
+from ..errors import TrainingStopped
 from ..intensity.sources import on_source_failure
 from ..signals import stop_requests, stopped_by
 from ..timeutil import format_duration, iso
@@ -44,6 +46,11 @@ def work_left(step: int, seconds: float, total_steps: int, planned: float) -> fl
     if not step:
         return planned
     return seconds / step * (total_steps - step)
+
+
+# A pause under SLURM shorter than this is slept, not handed back: a job SLURM began a moment before its chunk (it
+# keeps whole seconds) sleeps that moment out rather than hand back a chunk that no later job would run.
+HAND_BACK_AFTER = 30.0
 
 
 class Replanner:
@@ -77,7 +84,7 @@ class Replanner:
         with stop_requests(interrupt=True) as received:  # SIGTERM as well as SIGINT ends the pause
             try:
                 if not received:  # one that came since the chunk ended stops the pause before it begins
-                    plan = self.queued(left) if queued else self.wait(left, previous, outcome)
+                    plan = self.queued(left, step) if queued else self.wait(left, previous, outcome)
             except KeyboardInterrupt:  # in the first look ahead, or in the kept plan's sleep
                 pass
         if plan is None:
@@ -94,25 +101,34 @@ class Replanner:
         )
         return plan, outcome
 
-    def queued(self, left: float) -> list[Chunk]:
+    def queued(self, left: float, step: int) -> list[Chunk]:
         """The queue's chunks still ahead, slept to, never re-planned: the queue gave the pauses between them to
         other entries' workers. The pause is marked for `queue run` (PauseMarker), which counts the worker free
         meanwhile and may hold the resumption while its workers are taken. A restart in a pause goes on with the
-        chunks too. With none left (the run took longer than the queue expected), the rest runs now."""
+        chunks too. With none left (the run took longer than the queue expected), the rest runs now. Under SLURM
+        (the slot `hands_back`) a pause longer than HAND_BACK_AFTER is not slept: the run stops, checkpointed, and
+        the job of its next chunk resumes it."""
         now = self.clock.now()
         rest = chunks_from(self.decision.chunks, now)
         if not rest:
             self.say(f"{self.name}: the queue's chunks are over with work left; the rest runs now")
             return [Chunk(now, now + left, 0.0)]
         self.planned_start = rest[0].start
-        if rest[0].start <= now:  # in a chunk already (a restart): no pause
+        if rest[0].start <= now:  # in a chunk already (a restart, or the job of this chunk): no pause
             return rest
-        self.say(f"{self.name}: pausing until {iso(rest[0].start)}, the queue's next chunk")
         slot = queue_slot()
-        if slot is None or slot.pause_file is None:  # the decision outlived the queue's environment (run by hand)
+        marker = None if slot is None or slot.pause_file is None else PauseMarker(Path(slot.pause_file))
+        if slot is not None and slot.hands_back and rest[0].start - now > HAND_BACK_AFTER:
+            if marker is not None:
+                marker.pause(rest[0].start)
+            raise TrainingStopped(
+                f"{self.name}: paused after step {step} until {iso(rest[0].start)}, the queue's next chunk; its "
+                "worker is handed back, and the job of that chunk resumes the run from its checkpoint", step
+            )
+        self.say(f"{self.name}: pausing until {iso(rest[0].start)}, the queue's next chunk")
+        if marker is None:  # the decision outlived the queue's environment (run by hand)
             self.clock.sleep(max(0.0, rest[0].start - now))
             return rest
-        marker = PauseMarker(Path(slot.pause_file))
         marker.pause(rest[0].start)
         marker.wait(self.clock.now, self.clock.sleep)  # the queue may hold it longer, while its workers are taken
         resumed = self.clock.now()

@@ -1,7 +1,7 @@
 """Interruptible queue entries: planned by the joint plan in chunks (none shorter than the entry's
 scheduler.min_chunk, never more than K running), shown in the plan's table; once started, one holds a worker in its
 chunks only, the pauses between them are planned for others, and its experiment follows those chunks without
-re-planning; SLURM refuses them in one line naming the entry, before anything is submitted."""
+re-planning; under SLURM its run hands the worker back at a chunk's end instead, for the next chunk's job to resume."""
 
 from __future__ import annotations
 
@@ -53,19 +53,6 @@ def test_an_interruptible_entry_is_planned_in_chunks_at_least_its_floor_beside_w
     # With a worker each nothing competes: every entry, chunked or whole, gets its own best plan.
     alone = json.loads(cli("queue", "plan", "--workers", "3", "--now", ARRIVAL, "--json").output)
     assert all(abs(row["vs_own_best_pct"]) < 1e-9 for row in alone["entries"])
-
-
-@pytest.mark.usefixtures("project")
-def test_slurm_refuses_an_interruptible_entry_naming_it_and_submits_nothing():
-    add("--name", "whole", "--duration", "1h", "--slack", "20h")
-    add("--name", "split", "--duration", "3h", "--slack", "20h", "--interruptible")
-    result = cli("queue", "submit", "--slurm", "--workers", "1")
-    assert result.exit_code == 2
-    assert result.stderr.strip().splitlines() == [
-        "carbon-pipe: error: entry split: interruptible entries run here (queue run), not on SLURM: a job would keep "
-        "its allocation between chunks; cancel it, or add it without --interruptible"
-    ]
-    assert [entry.state for entry in read_queue().entries] == ["queued", "queued"]
 
 
 T0 = 1_736_900_000.0  # 2025-01-15T00:13:20Z: the series below starts there, on its own hourly grid
@@ -149,6 +136,8 @@ def test_queue_status_tells_where_a_started_interruptible_entry_is_in_its_chunks
     held = chunk_phase(SPLIT, T0 + 3 * HOUR, Pause(T0 + 3 * HOUR, T0 + 3 * HOUR + 60))
     assert held.endswith("held by queue run for a worker")
     assert chunk_phase(SPLIT, T0 + 4 * HOUR, Pause(T0 + 3 * HOUR)).endswith("(overdue: is its run still there?)")
+    on_slurm = SPLIT.model_copy(update={"slurm_jobs": [7, 8]})  # the next chunk's job waits behind its lane
+    assert chunk_phase(on_slurm, T0 + 4 * HOUR, Pause(T0 + 3 * HOUR)).endswith("SLURM job has not begun yet)")
     assert chunk_phase(SPLIT, T0 + 5 * HOUR, None) == "running past chunk 2's planned end"
     assert chunk_phase(entry("whole", HOUR, [(T0, T0 + HOUR)], started_at=T0), T0 + 60, None) is None
 
@@ -228,3 +217,49 @@ def test_an_experiment_started_in_an_interruptible_slot_follows_the_queues_chunk
     rest, _ = replanner(90, 1400.0, [])
     assert [(chunk.start, chunk.end) for chunk in rest] == [(clock.now(), pytest.approx(clock.now() + 1400 / 9))]
     assert any("the queue's chunks are over" in line for line in said)
+
+
+@pytest.mark.usefixtures("project")
+def test_under_slurm_a_run_hands_its_worker_back_at_a_chunks_end_and_the_next_chunks_job_resumes_it(monkeypatch):
+    """With the slot handing back (SLURM), a pause is not slept: the run marks it and stops, checkpointed, as a
+    planned stop (exit 75); the job begun at the next chunk resumes in it without a pause. A pause shorter than
+    HAND_BACK_AFTER (a job begun a moment early) is slept."""
+    from carbon_pipe.config.params import load_params
+    from carbon_pipe.errors import TrainingStopped
+    from carbon_pipe.pipeline import wait_for_window
+    from carbon_pipe.scheduling.clock import SimulatedClock
+    from carbon_pipe.scheduling.queued import PauseMarker, QueueSlot
+    from carbon_pipe.scheduling.replanning import HAND_BACK_AFTER, Replanner
+
+    from .queue_project import trace
+
+    now = time.time()
+    Path("trace.csv").write_text(trace(now, 600, [300 - 5 * k for k in range(40)]))
+    chunks = ((now - 5, now + 600), (now + 1800, now + 2400))
+    marker = PauseMarker(Path("paused").resolve())
+    slot = QueueSlot("split", now - 50, chunks[0][0], chunks[-1][1], 1.0, 1, "milp", now - 60, chunks,
+                     str(marker.path), hands_back=True)
+    for key, value in slot.environment().items():
+        monkeypatch.setenv(key, value)
+    params = load_params("params.yaml")
+    decision = wait_for_window.run_stage(params)
+    Path("trace.csv").unlink()  # nothing between chunks fetches
+
+    clock = SimulatedClock(now + 700)
+    with pytest.raises(TrainingStopped) as stopped:
+        Replanner(params, decision, 100, clock, lambda line: None, None, "run")(50, 700.0, [])
+    assert stopped.value.planned and stopped.value.exit_code == 75 and stopped.value.step == 50
+    assert "until" in str(stopped.value) and "resumes the run" in str(stopped.value)
+    assert clock.now() == now + 700  # not slept
+    assert marker.read() is not None and marker.read().resume_at == chunks[1][0]
+
+    marker.path.unlink()  # the next chunk's job ends the pause as it begins
+    clock = SimulatedClock(chunks[1][0] + 8)  # that job, begun a scheduler's tick late
+    rest, _ = Replanner(params, decision, 100, clock, lambda line: None, None, "run")(50, 700.0, [])
+    assert [(chunk.start, chunk.end) for chunk in rest] == [(chunks[1][0] + 8, chunks[1][1])]
+    assert clock.now() == chunks[1][0] + 8
+
+    clock = SimulatedClock(chunks[1][0] - HAND_BACK_AFTER / 2)  # begun a moment before its chunk: sleeps it out
+    rest, _ = Replanner(params, decision, 100, clock, lambda line: None, None, "run")(50, 700.0, [])
+    assert clock.now() == chunks[1][0] and [(chunk.start, chunk.end) for chunk in rest] == [chunks[1]]
+    assert marker.read() is None

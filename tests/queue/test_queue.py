@@ -260,8 +260,9 @@ def test_a_slot_already_past_is_clamped_to_now_and_said(project):
     said = []
     entry = Entry(name="late", overrides={}, arrival=0, deadline=9000, duration=60, duration_basis="", power_kw=0.1,
                   power_basis="", slot=Slot(start=1000, end=1060, expected_g=1, planned_at=900, method="milp"))
-    assert _begin(entry, 1005.0, said.append) == 1005.0 and "late: its slot" in said[0] and "begins now" in said[0]
-    assert _begin(entry, 990.0, said.append) == 1000.0 and len(said) == 1
+    assert _begin(entry, 1000.0, 1005.0, said.append) == 1005.0 and "late: its slot" in said[0]
+    assert "begins now" in said[0]
+    assert _begin(entry, 1000.0, 990.0, said.append) == 1000.0 and len(said) == 1
 
 
 def test_sigterm_stops_following_the_queue_in_one_line_and_loses_nothing(project):

@@ -62,7 +62,7 @@ def test_jobs_pend_until_their_slots_then_run_in_slot_order_and_their_experiment
                    cwd=project, env=env, check=True)
     first = subprocess.run(submit, cwd=project, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
-    sweep = queue_state(project)["sweep"]["slurm_job"]
+    sweep = queue_state(project)["sweep"]["slurm_jobs"][0]
     pends(sweep, "BeginTime")
 
     # A fresh forecast puts the trough 30 s later, and an urgent entry arrives that must run first in the trough:
@@ -74,7 +74,7 @@ def test_jobs_pend_until_their_slots_then_run_in_slot_order_and_their_experiment
     again = subprocess.run(submit, cwd=project, env=env, capture_output=True, text=True)
     assert again.returncode == 0 and again.stderr.count("moved to") == 1, again.stderr
     entries = queue_state(project)
-    jobs = {name: entry["slurm_job"] for name, entry in entries.items()}
+    jobs = {name: entry["slurm_jobs"][0] for name, entry in entries.items()}
     assert jobs["sweep"] == sweep and jobs["urgent"] > sweep
     assert entries["urgent"]["slot"]["end"] <= entries["sweep"]["slot"]["start"] + 1e-6, entries
     for name, entry in entries.items():
@@ -124,3 +124,107 @@ def test_jobs_pend_until_their_slots_then_run_in_slot_order_and_their_experiment
                                       text=True).stdout)
     names = {exp["name"] for commit in shown for exp in commit.get("experiments") or [] if exp.get("name")}
     assert names == {"sweep", "urgent"}
+
+
+def test_an_interruptible_entry_runs_as_one_job_per_chunk_and_another_entry_takes_its_worker_in_the_pause(tmp_path):
+    """One worker, three short troughs: the interruptible entry's two chunks are two SLURM jobs in the first and
+    the last, the second waiting for the first to have ended well; its run hands the worker back at the first
+    chunk's end (the job ends), the whole entry's job runs in the middle trough, and the second chunk's job resumes
+    the run from its checkpoint. Never two at once; one experiment each comes back, the resumed one with all its
+    work and its pause on record."""
+    if subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0:
+        pytest.fail("sbatch is installed but no controller answers: run .ci/start_slurm.sh first")
+    from .test_local import experiment_metrics
+
+    now = time.time()
+    # As the local interruptible test: troughs at +50 (A), +110 (B, the cleanest) and +170 s (C) from now.
+    values = [400] * 11 + [100] * 3 + [400] * 3 + [50] * 3 + [400] * 3 + [100] * 3 + [400] * 60
+    project = make_project(tmp_path / "project", trace(now, 10, values), pausing=True)
+    origin = int(now) - 60
+    trough = {name: (origin + offset, origin + offset + 30) for name, offset in (("A", 110), ("B", 170), ("C", 230))}
+    env = {**os.environ, "PATH": VENV_BIN + os.pathsep + os.environ["PATH"], "QUEUE_TEST_LOG": str(tmp_path / "log")}
+    cli = [sys.executable, "-m", "carbon_pipe.cli", "queue"]
+    for entry in (
+        ["-S", "train.epochs=40", "-S", "scheduler.min_chunk=30s", "-n", "split", "--duration", "60s", "--power",
+         "0.2", "--interruptible"],
+        ["-S", "train.epochs=3", "-n", "whole", "--duration", "30s", "--power", "0.4"],
+    ):
+        subprocess.run([*cli, "add", *entry, "--slack", "5min"], cwd=project, env=env, check=True)
+    submitted = subprocess.run([*cli, "submit", "--slurm", "--workers", "1", "--step", "10s"], cwd=project, env=env,
+                               capture_output=True, text=True)
+    assert submitted.returncode == 0, submitted.stderr
+    entries = queue_state(project)
+    chunks = [tuple(chunk) for chunk in entries["split"]["slot"]["chunks"]]
+    assert chunks == [pytest.approx(trough["A"], abs=0.01), pytest.approx(trough["C"], abs=0.01)]
+    first, second = entries["split"]["slurm_jobs"]
+    [whole] = entries["whole"]["slurm_jobs"]
+    pends(first, "BeginTime")
+    assert f"afterok:{first}" in job_field(second, "%E") and f"afterany:{whole}" in job_field(second, "%E")
+    assert f"afterany:{first}" in job_field(whole, "%E")  # the one worker's lane: first, whole, second
+    assert len({job_field(job, "%j") for job in (first, second, whole)}) == 1
+
+    # Once the first chunk handed its worker back, a re-plan keeps the paused entry's next chunk where it was, and
+    # it still waits for the whole entry's job planned before it in the lane.
+    paused = project / ".dvc/tmp/carbon-pipe-queue/entries/split/paused"
+    wait_until(lambda: paused.exists() and squeue(first)[0] not in ("RUNNING", "PENDING"), 200, "the hand-back")
+    again = subprocess.run([*cli, "submit", "--slurm", "--workers", "1", "--step", "10s"], cwd=project, env=env,
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    replanned = queue_state(project)
+    assert replanned["split"]["slurm_jobs"] == [first, second] and replanned["whole"]["slurm_jobs"] == [whole]
+    assert [tuple(chunk) for chunk in replanned["split"]["slot"]["chunks"]] == chunks
+    assert f"afterany:{whole}" in job_field(second, "%E")
+    status = subprocess.run([*cli, "status"], cwd=project, env=env, capture_output=True, text=True)
+    assert f"SLURM {second} PENDING" in status.stdout and "paused until" in status.stdout, status.stdout
+
+    wait_until(lambda: all(squeue(job)[0] == "GONE" for job in (first, second, whole)), 400, "the three jobs to end")
+    status = subprocess.run([*cli, "status", "--json"], cwd=project, env=env, capture_output=True, text=True)
+    assert status.returncode == 0, status.stderr
+    entries = queue_state(project)
+    assert {name: entry["state"] for name, entry in entries.items()} == {"split": "done", "whole": "done"}, entries
+
+    launches = [json.loads(line) for line in (tmp_path / "log").read_text().splitlines()]
+    assert [launch["entry"] for launch in launches] == ["split", "whole", "split"]
+    spans = [(launch["began"], launch["ended"]) for launch in launches]
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:])), spans  # never two at once
+    assert trough["A"][0] <= spans[0][0] and spans[0][1] <= trough["A"][1] + 2.5  # SIGTERM at the chunk's end
+    assert trough["B"][0] <= spans[1][0] <= trough["B"][0] + TICK + 10  # its job, then dvc exp run's start-up
+    assert trough["C"][0] <= spans[2][0] <= trough["C"][0] + TICK + 10
+    assert 0 < launches[0]["done"] < 40 and launches[-1]["done"] == 40  # resumed, not started again
+    assert not (project / ".dvc/tmp/carbon-pipe-queue/entries/split/paused").exists()
+
+    metrics = experiment_metrics(project, env, "metrics/optimized.json")
+    scheduled = metrics["split"]["scheduler_metrics"]
+    assert scheduled["clock"] == "real" and scheduled["planned_chunks"] == 2
+    assert scheduled["paused_seconds"] == pytest.approx(trough["C"][0] - trough["A"][1], abs=TICK + 10)
+
+
+def test_a_pending_interruptible_entry_is_submitted_again_when_a_re_plan_changes_its_chunks(tmp_path):
+    """Its chunks may be more or fewer after a re-plan: its pending jobs are cancelled and its new chunks
+    submitted, each after the one before it."""
+    if subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0:
+        pytest.fail("sbatch is installed but no controller answers: run .ci/start_slurm.sh first")
+    now = time.time()
+    split = [400] * 20 + [100] * 6 + [400] * 6 + [100] * 6 + [400] * 60  # two troughs, an hour-ish away in 10 s
+    project = make_project(tmp_path / "project", trace(now, 10, split))
+    env = {**os.environ, "PATH": VENV_BIN + os.pathsep + os.environ["PATH"], "QUEUE_TEST_LOG": str(tmp_path / "log")}
+    cli = [sys.executable, "-m", "carbon_pipe.cli", "queue"]
+    submit = [*cli, "submit", "--slurm", "--workers", "1", "--step", "10s"]
+    subprocess.run([*cli, "add", "-S", "scheduler.min_chunk=30s", "-n", "split", "--duration", "120s",
+                    "--interruptible", "--slack", "10min"], cwd=project, env=env, check=True)
+    try:
+        assert subprocess.run(submit, cwd=project, env=env, capture_output=True, text=True).returncode == 0
+        before = queue_state(project)["split"]["slurm_jobs"]
+        assert len(before) == 2 and all(squeue(job)[0] == "PENDING" for job in before)
+        assert f"afterok:{before[0]}" in job_field(before[1], "%E")
+
+        (project / "trace.csv").write_text(trace(now, 10, [400] * 20 + [100] * 12 + [400] * 66))  # one trough
+        again = subprocess.run(submit, cwd=project, env=env, capture_output=True, text=True)
+        assert again.returncode == 0, again.stderr
+        entry = queue_state(project)["split"]
+        [after] = entry["slurm_jobs"]
+        assert entry["state"] == "started" and after not in before and len(entry["slot"]["chunks"]) == 1
+        assert all(squeue(job)[0] in ("CANCELLED", "GONE") for job in before)
+        pends(after, "BeginTime")
+    finally:
+        subprocess.run(["scancel", *map(str, queue_state(project)["split"]["slurm_jobs"])], capture_output=True)
