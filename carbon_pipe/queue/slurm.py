@@ -12,13 +12,15 @@ pending move to their new slot (`scontrol update JobId=N StartTime=`; a pending 
 now be more or fewer, is cancelled and submitted again), entries not yet submitted are submitted. Times go to SLURM
 relative to now (`now+N`), so the controller's time zone cannot shift them.
 
-SLURM is told the K workers too: the plan's K lanes are chains of jobs. Each job (each chunk's job) waits for the one
-before it in its lane (`--dependency=afterany:<job>`) and is named after its lane (`cq-<project>-w<k>`). So however
-late a job runs or early SLURM would start one, never more than K of the project's jobs run at once, and a lane runs
-in the order of its slots. (`--dependency=singleton` would serve a lane in submission order instead: a re-plan that
-gave a later-submitted entry the earlier slot would leave it waiting for the earlier-submitted one to run and
-leave.) A re-plan rewrites every pending job's slot, lane and dependency with the pending jobs held (`scontrol
-hold`), so none starts from a half-rewritten plan, then releases them.
+SLURM is told the K workers too: the plan's K lanes are chains of jobs. Each job (each chunk's job) waits for every job
+before it in its lane (`--dependency=afterany:<job>,afterany:<job>...`: SLURM counts a cancelled job as done, so waiting
+for the last alone would let a job start beside one still running ahead of a cancelled one) and is named after its lane
+(`cq-<project>-w<k>`). So however late a job runs or early SLURM would start one, never more than K of the project's
+jobs run at once, and a lane runs in the order of its slots. (`--dependency=singleton` would serve a lane in submission
+order instead: a re-plan that gave a later-submitted entry the earlier slot would leave it waiting for the
+earlier-submitted one to run and leave.) A re-plan rewrites every pending job's slot, lane and dependency with the
+pending jobs held (`scontrol hold`), so none starts from a half-rewritten plan, then releases them. Each job is in the
+queue file as soon as SLURM has taken it, so a submit cut short leaves no job the next one does not know.
 """
 from __future__ import annotations
 
@@ -163,8 +165,7 @@ def submit(
                                       method=policy.method(plan), chunks=chunks)
         for entry in pending:
             if entry.chunk_floor is not None and entry.slurm_jobs:  # its chunks may have changed: submitted afresh
-                for job in entry.slurm_jobs:
-                    subprocess.run(["scancel", str(job)], capture_output=True)
+                _slurm("scancel", *map(str, entry.slurm_jobs))
                 update(entry.name, state="queued", slurm_jobs=[], note=None)
         fixed = [piece for entry in running for piece in _running_pieces(entry, now)]
         planned = [piece for entry in pending for piece in _pieces(read_queue().named(entry.name))]
@@ -185,15 +186,19 @@ def _pieces(entry: Entry) -> list[Piece]:
 
 def _running_pieces(entry: Entry, now: float) -> list[Piece]:
     """The jobs of a started entry SLURM has yet to finish, where the plan put them (a running one from its start
-    until its planned end, at least until now): they keep their lanes, and those pending their slots."""
+    until its planned end, at least until now): they keep their lanes, and those pending their slots. A chunk left
+    without a job (a submit cut short) comes too, to be submitted."""
     planned = _pieces(entry) if entry.slot is not None else []
     pieces = []
-    for index, job in enumerate(entry.slurm_jobs):
-        state = _state(job)
-        if state is None or state in ENDED or index >= len(planned):
+    for index, piece in enumerate(planned):
+        piece.fixed = True
+        if index >= len(entry.slurm_jobs):  # a submit cut short before this chunk's job: submitted now
+            pieces.append(piece)
             continue
-        piece = planned[index]
-        piece.job, piece.pending, piece.fixed = job, state == "PENDING", True
+        state = _state(entry.slurm_jobs[index])
+        if state is None or state in ENDED:
+            continue
+        piece.job, piece.pending = entry.slurm_jobs[index], state == "PENDING"
         if not piece.pending:
             piece.start, piece.end = min(piece.start, now), max(piece.end, now)
         pieces.append(piece)
@@ -202,29 +207,24 @@ def _running_pieces(entry: Entry, now: float) -> list[Piece]:
 
 def _chain(pieces: list[Piece], lane_of: dict[str, int], project: Path, workers: int, now: float,
            say: ProgressLine) -> None:
-    """Every piece in start order: after the piece before it in its lane (afterany), a chunk after its entry's
+    """Every piece in start order: after every piece before it in its lane (afterany), a chunk after its entry's
     chunk before it (afterok). Running jobs stay as they are, pending ones are moved, new ones submitted."""
-    last_in_lane: dict[int, int] = {}
+    in_lane: dict[int, list[int]] = {}
     jobs_of: dict[str, list[int]] = {}
     for piece in sorted(pieces, key=lambda piece: (piece.pending, piece.start, piece.entry, piece.chunk)):
         lane = lane_of[piece.key]
         own = jobs_of.get(piece.entry, [])[-1:]
-        after = [f"afterok:{job}" for job in own if _alive(job)]
-        after += [f"afterany:{job}" for job in (last_in_lane.get(lane),) if job is not None and _alive(job)]
-        dependency = ",".join(after)
+        after = [f"afterok:{job}" for job in own]
+        # every job still there before it in its lane, not only the last: SLURM counts a cancelled job (by
+        # --kill-on-invalid-dep after a failed chunk, or `queue cancel`) as done, which would let the next one start
+        # beside a job still running ahead of the cancelled one
+        after += [f"afterany:{job}" for job in in_lane.get(lane, [])]
         if piece.pending:
-            _place(read_queue().named(piece.entry), piece, lane_name(project, lane), dependency, project, workers,
-                   now, say)
+            _place(read_queue().named(piece.entry), piece, lane_name(project, lane), ",".join(after), project,
+                   workers, now, say)
         assert piece.job is not None
-        last_in_lane[lane] = piece.job
+        in_lane.setdefault(lane, []).append(piece.job)
         jobs_of.setdefault(piece.entry, []).append(piece.job)
-    for name in {piece.entry for piece in pieces if not piece.fixed}:
-        entry, jobs = read_queue().named(name), jobs_of[name]
-        if entry.state == "queued" or entry.slurm_jobs != jobs:
-            assert entry.slot is not None
-            update(name, state="started", slurm_jobs=jobs,
-                   note=f"SLURM job{'s' * (len(jobs) > 1)} {', '.join(map(str, jobs))}, begins "
-                        f"{iso(max(now, entry.slot.start))}")
 
 
 def _place(entry: Entry, piece: Piece, name: str, dependency: str, project: Path, workers: int, now: float,
@@ -249,17 +249,15 @@ def _place(entry: Entry, piece: Piece, name: str, dependency: str, project: Path
     output = entry.folder.resolve() / (f"slurm-{piece.chunk}.out" if piece.chunk else "slurm.out")
     piece.job = int(_slurm("sbatch", "--parsable", f"--job-name={name}", *chained, *_timing(entry, begin),
                            f"--output={output}", str(script.resolve())).split(";")[0])
+    jobs = [*read_queue().named(entry.name).slurm_jobs, piece.job]  # recorded at once: a submit cut short loses none
+    first = max(now, entry.slot.start) if entry.slot is not None else now
+    update(entry.name, state="started", slurm_jobs=jobs,
+           note=f"SLURM job{'s' * (len(jobs) > 1)} {', '.join(map(str, jobs))}, begins {iso(first)}")
     say(f"queue: {what}: SLURM job {piece.job} begins {iso(begin)}")
 
 
 def _state(job: int) -> Optional[str]:
     return (job_state(job) or {}).get("state")
-
-
-def _alive(job: int) -> bool:
-    """SLURM still knows the job and it has not ended: something can wait for it."""
-    state = _state(job)
-    return state is not None and state not in ENDED
 
 
 @contextlib.contextmanager
@@ -325,9 +323,12 @@ def _pending(entry: Entry) -> bool:
 
 
 def job_state(job: int) -> Optional[dict[str, str]]:
-    """squeue's view of a job (state, reason, start time, name), else sacct's; None once SLURM has forgotten it."""
+    """squeue's view of a job (state, reason, start time, name), else sacct's; None once SLURM has forgotten it. A
+    controller that does not answer is an error: taken for a forgotten job, it would mark a running entry failed."""
     if shutil.which("squeue") is not None:
         found = subprocess.run(["squeue", "-h", "-j", str(job), "-o", "%T|%r|%S|%j"], capture_output=True, text=True)
+        if found.returncode != 0 and "Invalid job id" not in found.stderr:  # not "forgotten": SLURM did not answer
+            raise CarbonPipeError(f"squeue -j {job}: {found.stderr.strip() or found.returncode}; nothing was recorded")
         if found.returncode == 0 and found.stdout.strip():
             state, reason, start, name = found.stdout.strip().split("|", 3)
             return {"job": str(job), "state": state, "reason": reason, "start": start, "name": name}
@@ -360,7 +361,9 @@ def refresh(now: float) -> list[tuple[Entry, Optional[dict[str, str]]]]:
                 fields.update(state="done" if code == 0 else "failed", exit_code=code,
                               finished_at=ended.stat().st_mtime,
                               note=None if code == 0 else f"exit {code}; see {entry.folder / 'log'}")
-            elif all(seen is None or seen["state"] in ENDED for seen in seen_all):
+            elif len(entry.slurm_jobs) >= _job_count(entry) and all(
+                seen is None or seen["state"] in ENDED for seen in seen_all
+            ):  # (an entry short of a chunk's job, a submit cut short, waits for the next submit to add it)
                 jobs = ", ".join(map(str, entry.slurm_jobs))
                 fields.update(state="failed", finished_at=now, note=f"SLURM job(s) {jobs} ended without an exit "
                               f"status (cancelled or over the time limit); see {entry.folder}/slurm*.out")
@@ -368,6 +371,10 @@ def refresh(now: float) -> list[tuple[Entry, Optional[dict[str, str]]]]:
                 entry = update(entry.name, **fields)
         rows.append((entry, seen))
     return rows
+
+
+def _job_count(entry: Entry) -> int:
+    return len(entry.slot.chunks) if entry.slot is not None and entry.slot.chunks else 1
 
 
 def _started(seen: Optional[dict[str, str]], began: Path) -> Optional[float]:

@@ -95,7 +95,7 @@ class Entry(Record):
 
 
 class Queue(Record):
-    version: Literal[1] = 1
+    version: Literal[2] = 2  # 2: an entry's SLURM jobs are a list (slurm_jobs), one per chunk
     entries: list[Entry] = []
 
     def named(self, name: str) -> Entry:
@@ -110,6 +110,9 @@ class Queue(Record):
 
 def _checked(raw: object) -> Queue:
     """The file as the queue wrote it, or one line naming the first entry (and field) that is not."""
+    if isinstance(raw, dict) and raw.get("version") == 1:
+        raise UsageError(f"{QUEUE_FILE}: written by an earlier carbon-pipe (queue file version 1, this one reads 2): "
+                         "let that version finish or cancel its entries, then remove the file; nothing was run")
     try:
         return Queue.model_validate(raw)
     except ValidationError as exc:

@@ -109,6 +109,9 @@ def test_zero_workers_is_refused_before_anything_runs(project):
         (lambda raw: raw["entries"][1].update(duration=-5), "entry 2 (b): duration"),
         (lambda raw: raw["entries"][1].update(name="a"), "entry a: named twice"),
         (lambda raw: raw.update(entries="all of them"), "the file: entries"),
+        (lambda raw: raw.update(version=1, entries=[{**{k: v for k, v in entry.items() if k != "slurm_jobs"},
+                                                     "slurm_job": None} for entry in raw["entries"]]),
+         "written by an earlier carbon-pipe (queue file version 1"),
     ],
 )
 def test_a_queue_file_edited_into_nonsense_is_one_line_and_runs_nothing(project, two_entries, edit, expected):
