@@ -40,6 +40,7 @@ from ..config.params import Params
 from ..errors import CarbonPipeError, UsageError
 from ..scheduling.queued import SLOT_VARIABLE
 from ..scheduling.wait_loop import ProgressLine
+from ..signals import stop_requests
 from ..timeutil import iso
 from .local import WRAPPER, slot_of
 from .planning import QueuePolicy, check_workers, chunk_phase, forecast, piece_lanes, plan_queue
@@ -154,6 +155,12 @@ def submit(
     with _holding_pending() as (pending, running):
         series = forecast(params, pending + running, now)
         plan = plan_queue(pending, running, series, workers, now, step, policy)
+        for entry in pending:
+            if entry.chunk_floor is not None and entry.slurm_jobs:  # its chunks may have changed: submitted afresh,
+                # cancelled before its new slot is written, so the queue never pairs the new slot with old jobs
+                with _together():
+                    _cancel(entry.slurm_jobs)
+                    update(entry.name, state="queued", slurm_jobs=[], note=None)
         names = {entry.name for entry in pending}
         with changing() as fresh:
             for slot in plan.slots:
@@ -163,10 +170,6 @@ def submit(
                     chunks = [(chunk.start, chunk.end) for chunk in slot.chunks] if chunked else []
                     entry.slot = Slot(start=slot.start, end=slot.end, expected_g=slot.expected_g, planned_at=now,
                                       method=policy.method(plan), chunks=chunks)
-        for entry in pending:
-            if entry.chunk_floor is not None and entry.slurm_jobs:  # its chunks may have changed: submitted afresh
-                _slurm("scancel", *map(str, entry.slurm_jobs))
-                update(entry.name, state="queued", slurm_jobs=[], note=None)
         fixed = [piece for entry in running for piece in _running_pieces(entry, now)]
         planned = [piece for entry in pending for piece in _pieces(read_queue().named(entry.name))]
         kept = {piece.key: lane for piece in fixed if (lane := _job_lane(piece.job, project)) is not None}
@@ -187,13 +190,16 @@ def _pieces(entry: Entry) -> list[Piece]:
 def _running_pieces(entry: Entry, now: float) -> list[Piece]:
     """The jobs of a started entry SLURM has yet to finish, where the plan put them (a running one from its start
     until its planned end, at least until now): they keep their lanes, and those pending their slots. A chunk left
-    without a job (a submit cut short) comes too, to be submitted."""
+    without a job (a submit cut short) comes too, to be submitted, if the run can still be resumed."""
+    if not entry.slurm_jobs:  # started by `queue run` here: it keeps its worker in the plan, SLURM has no job of it
+        return []
     planned = _pieces(entry) if entry.slot is not None else []
     pieces = []
     for index, piece in enumerate(planned):
         piece.fixed = True
         if index >= len(entry.slurm_jobs):  # a submit cut short before this chunk's job: submitted now
-            pieces.append(piece)
+            if _resumable(entry):
+                pieces.append(piece)
             continue
         state = _state(entry.slurm_jobs[index])
         if state is None or state in ENDED:
@@ -247,13 +253,31 @@ def _place(entry: Entry, piece: Piece, name: str, dependency: str, project: Path
     write_text(script, batch_script(entry, work, piece.chunk, piece.chunks))
     chained = [f"--dependency={dependency}", "--kill-on-invalid-dep=yes"] if dependency else []
     output = entry.folder.resolve() / (f"slurm-{piece.chunk}.out" if piece.chunk else "slurm.out")
-    piece.job = int(_slurm("sbatch", "--parsable", f"--job-name={name}", *chained, *_timing(entry, begin),
-                           f"--output={output}", str(script.resolve())).split(";")[0])
-    jobs = [*read_queue().named(entry.name).slurm_jobs, piece.job]  # recorded at once: a submit cut short loses none
-    first = max(now, entry.slot.start) if entry.slot is not None else now
-    update(entry.name, state="started", slurm_jobs=jobs,
-           note=f"SLURM job{'s' * (len(jobs) > 1)} {', '.join(map(str, jobs))}, begins {iso(first)}")
+    with _together():  # recorded at once: a submit cut short leaves no job unknown
+        piece.job = int(_slurm("sbatch", "--parsable", f"--job-name={name}", *chained, *_timing(entry, begin),
+                               f"--output={output}", str(script.resolve())).split(";")[0])
+        jobs = [*read_queue().named(entry.name).slurm_jobs, piece.job]
+        first = max(now, entry.slot.start) if entry.slot is not None else now
+        update(entry.name, state="started", slurm_jobs=jobs,
+               note=f"SLURM job{'s' * (len(jobs) > 1)} {', '.join(map(str, jobs))}, begins {iso(first)}")
     say(f"queue: {what}: SLURM job {piece.job} begins {iso(begin)}")
+
+
+@contextlib.contextmanager
+def _together() -> Iterator[None]:
+    """A change to SLURM and its record in the queue file, which Ctrl-C or SIGTERM does not split: a signal waits
+    for both (a second one stops at once)."""
+    with stop_requests() as received:
+        yield
+    if received:
+        raise KeyboardInterrupt
+
+
+def _cancel(jobs: list[int]) -> None:
+    """scancel the jobs SLURM has not ended (one it has purged would fail the whole call)."""
+    live = [str(job) for job in jobs if _state(job) not in (None, *ENDED)]
+    if live:
+        _slurm("scancel", *live)
 
 
 def _state(job: int) -> Optional[str]:
@@ -323,15 +347,19 @@ def _pending(entry: Entry) -> bool:
 
 
 def job_state(job: int) -> Optional[dict[str, str]]:
-    """squeue's view of a job (state, reason, start time, name), else sacct's; None once SLURM has forgotten it. A
-    controller that does not answer is an error: taken for a forgotten job, it would mark a running entry failed."""
-    if shutil.which("squeue") is not None:
-        found = subprocess.run(["squeue", "-h", "-j", str(job), "-o", "%T|%r|%S|%j"], capture_output=True, text=True)
-        if found.returncode != 0 and "Invalid job id" not in found.stderr:  # not "forgotten": SLURM did not answer
-            raise CarbonPipeError(f"squeue -j {job}: {found.stderr.strip() or found.returncode}; nothing was recorded")
-        if found.returncode == 0 and found.stdout.strip():
-            state, reason, start, name = found.stdout.strip().split("|", 3)
-            return {"job": str(job), "state": state, "reason": reason, "start": start, "name": name}
+    """squeue's view of a job (state, reason, start time, name), else sacct's; None once SLURM has forgotten it. No
+    squeue, or a controller that does not answer, is an error: taken for a forgotten job, it would mark a running
+    entry failed."""
+    if shutil.which("squeue") is None:
+        raise UsageError(f"squeue: not found; the queue has SLURM jobs (job {job}), and only SLURM can say what "
+                         "became of them: run this where SLURM's commands are")
+    found = subprocess.run(["squeue", "-h", "-j", str(job), "-o", "%T|%r|%S|%j"], capture_output=True, text=True)
+    if found.returncode != 0 and "Invalid job id" not in found.stderr:
+        raise CarbonPipeError(f"squeue -j {job}: {found.stderr.strip() or found.returncode}: SLURM did not answer; "
+                              "try again")
+    if found.returncode == 0 and found.stdout.strip():
+        state, reason, start, name = found.stdout.strip().split("|", 3)
+        return {"job": str(job), "state": state, "reason": reason, "start": start, "name": name}
     if shutil.which("sacct") is not None:
         found = subprocess.run(["sacct", "-n", "-P", "-X", "-j", str(job), "-o", "State,Reason,Start,JobName"],
                                capture_output=True, text=True)
@@ -361,9 +389,9 @@ def refresh(now: float) -> list[tuple[Entry, Optional[dict[str, str]]]]:
                 fields.update(state="done" if code == 0 else "failed", exit_code=code,
                               finished_at=ended.stat().st_mtime,
                               note=None if code == 0 else f"exit {code}; see {entry.folder / 'log'}")
-            elif len(entry.slurm_jobs) >= _job_count(entry) and all(
-                seen is None or seen["state"] in ENDED for seen in seen_all
-            ):  # (an entry short of a chunk's job, a submit cut short, waits for the next submit to add it)
+            elif all(seen is None or seen["state"] in ENDED for seen in seen_all) and (
+                len(entry.slurm_jobs) >= _job_count(entry) or not entry.pause_file.exists()
+            ):  # (one short of a chunk's job, a submit cut short after a hand-back, waits for the next submit)
                 jobs = ", ".join(map(str, entry.slurm_jobs))
                 fields.update(state="failed", finished_at=now, note=f"SLURM job(s) {jobs} ended without an exit "
                               f"status (cancelled or over the time limit); see {entry.folder}/slurm*.out")
@@ -375,6 +403,12 @@ def refresh(now: float) -> list[tuple[Entry, Optional[dict[str, str]]]]:
 
 def _job_count(entry: Entry) -> int:
     return len(entry.slot.chunks) if entry.slot is not None and entry.slot.chunks else 1
+
+
+def _resumable(entry: Entry) -> bool:
+    """Whether an entry short of a chunk's job can still go on: its last job lives, or ended handing its worker back
+    (its pause is marked); not when that job was killed, cancelled or failed."""
+    return _state(entry.slurm_jobs[-1]) not in (None, *ENDED) or entry.pause_file.exists()
 
 
 def _started(seen: Optional[dict[str, str]], began: Path) -> Optional[float]:
@@ -398,9 +432,9 @@ def cancel_entries(names: list[str]) -> list[Entry]:
         if not _pending(entry):
             raise UsageError(f"entry {entry.name}: {entry.state}, not waiting to start: nothing to cancel")
     for entry in entries:
-        if entry.slurm_jobs:
-            _slurm("scancel", *map(str, entry.slurm_jobs))
-        update(entry.name, state="cancelled")
+        with _together():
+            _cancel(entry.slurm_jobs)
+            update(entry.name, state="cancelled")
     return entries
 
 

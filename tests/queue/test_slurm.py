@@ -295,9 +295,10 @@ def test_a_lane_waits_for_every_job_before_it_and_a_submit_cut_short_leaves_no_j
 
 
 def test_a_running_interruptible_entry_short_of_a_later_chunks_job_gets_it_at_the_next_submit(tmp_path):
-    """A submit cut short after an interruptible entry's first chunk was submitted, that chunk since begun: the
-    entry is neither failed nor forgotten while its first job runs or after it ends; the next submit adds the
-    missing chunk's job, after the first (afterok) and at its slot."""
+    """A submit cut short after two interruptible entries' first chunks were submitted, both since begun. The one
+    whose job handed its worker back (its pause marked) is neither failed nor forgotten, and the next submit adds its
+    missing chunk's job at its slot; the one whose job ended without handing back (killed, cancelled) is failed, and
+    gets none."""
     if subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0:
         pytest.fail("sbatch is installed but no controller answers: run .ci/start_slurm.sh first")
     from carbon_pipe.queue.slurm import lane_name
@@ -306,33 +307,43 @@ def test_a_running_interruptible_entry_short_of_a_later_chunks_job_gets_it_at_th
     project = make_project(tmp_path / "project", trace(now, 10, [100] * 90))
     env = {**os.environ, "PATH": VENV_BIN + os.pathsep + os.environ["PATH"], "QUEUE_TEST_LOG": str(tmp_path / "log")}
     cli = [sys.executable, "-m", "carbon_pipe.cli", "queue"]
-    subprocess.run([*cli, "add", "-n", "split", "--duration", "60s", "--interruptible", "--slack", "10min"],
-                   cwd=project, env=env, check=True)
-    running = int(subprocess.run(["sbatch", "--parsable", f"--job-name={lane_name(project, 0)}", "--time=2",
-                                  "--output=/dev/null", "--wrap", "sleep 8"], capture_output=True, text=True,
-                                 check=True).stdout.split(";")[0])
+    entries = project / ".dvc/tmp/carbon-pipe-queue/entries"
+    jobs = {}
+    for lane, (name, hands_back) in enumerate((("split", True), ("dead", False))):
+        subprocess.run([*cli, "add", "-n", name, "--duration", "60s", "--interruptible", "--slack", "10min"],
+                       cwd=project, env=env, check=True)
+        (entries / name).mkdir(parents=True)
+        marker = f"; echo '{{\"resume_at\": {now + 300}}}' > {entries / name / 'paused'}" if hands_back else ""
+        jobs[name] = int(subprocess.run(
+            ["sbatch", "--parsable", f"--job-name={lane_name(project, lane)}", "--time=2", "--output=/dev/null",
+             "--wrap", f"sleep 8{marker}"], capture_output=True, text=True, check=True).stdout.split(";")[0])
     queue_file = project / ".dvc/tmp/carbon-pipe-queue/queue.json"
     raw = json.loads(queue_file.read_text())
     chunks = [[now - 5, now + 25], [now + 300, now + 330]]
-    raw["entries"][0].update(state="started", started_at=now - 5, slurm_jobs=[running], slot={
-        "start": now - 5, "end": now + 330, "expected_g": 1.0, "planned_at": now - 10, "method": "milp",
-        "chunks": chunks})
+    for entry in raw["entries"]:
+        entry.update(state="started", started_at=now - 5, slurm_jobs=[jobs[entry["name"]]], slot={
+            "start": now - 5, "end": now + 330, "expected_g": 1.0, "planned_at": now - 10, "method": "milp",
+            "chunks": chunks})
     queue_file.write_text(json.dumps(raw))
     try:
-        wait_until(lambda: squeue(running)[0] == "RUNNING", 30, "the first chunk's job to run")
+        wait_until(lambda: all(squeue(job)[0] == "RUNNING" for job in jobs.values()), 30, "the first chunks to run")
         status = subprocess.run([*cli, "status", "--json"], cwd=project, env=env, capture_output=True, text=True)
-        assert status.returncode == 0 and json.loads(status.stdout)[0]["state"] == "started", status.stdout
-        wait_until(lambda: squeue(running)[0] != "RUNNING", 30, "the first chunk's job to end")
+        assert status.returncode == 0, status.stderr
+        assert {row["entry"]: row["state"] for row in json.loads(status.stdout)} == {"split": "started",
+                                                                                  "dead": "started"}
+        wait_until(lambda: all(squeue(job)[0] != "RUNNING" for job in jobs.values()), 30, "the first chunks to end")
         status = subprocess.run([*cli, "status", "--json"], cwd=project, env=env, capture_output=True, text=True)
-        assert json.loads(status.stdout)[0]["state"] == "started", status.stdout  # short of a job: not failed
+        assert {row["entry"]: row["state"] for row in json.loads(status.stdout)} == {"split": "started",
+                                                                                  "dead": "failed"}, status.stdout
 
-        added = subprocess.run([*cli, "submit", "--slurm", "--workers", "1", "--step", "10s"], cwd=project, env=env,
+        added = subprocess.run([*cli, "submit", "--slurm", "--workers", "2", "--step", "10s"], cwd=project, env=env,
                                capture_output=True, text=True)
         assert added.returncode == 0, added.stderr
-        entry = queue_state(project)["split"]
-        assert entry["slot"]["chunks"] == chunks and entry["slurm_jobs"][0] == running
-        [later] = entry["slurm_jobs"][1:]
-        assert "chunk 2 of 2" in added.stderr
+        state = queue_state(project)
+        assert state["dead"]["slurm_jobs"] == [jobs["dead"]]
+        assert state["split"]["slot"]["chunks"] == chunks and state["split"]["slurm_jobs"][0] == jobs["split"]
+        [later] = state["split"]["slurm_jobs"][1:]
+        assert "split chunk 2 of 2" in added.stderr
         pends(later, "BeginTime")  # (its start time shows once the scheduler has passed over it)
         start = datetime.strptime(squeue(later)[2], "%Y-%m-%dT%H:%M:%S").timestamp()
         assert abs(start - chunks[1][0]) <= 2.0  # SLURM keeps whole seconds, and takes the begin relative to now
